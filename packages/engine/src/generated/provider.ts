@@ -1,0 +1,280 @@
+/* Generated from schemas/*.schema.json by packages/engine/scripts/gen-types.ts. Do not edit: run `pnpm gen:types`. */
+
+/**
+ * Kebab-case id; must equal the file name without .yaml. Connections name a provider by this id.
+ */
+export type ProviderId = string
+export type DisplayName = string
+export type ProviderDocumentationURL = string
+/**
+ * One paragraph: the provider's quirks and the choices this manifest makes where its documents are silent.
+ */
+export type Notes = string
+export type InputRule = ({
+/**
+ * Exactly one of these groups must be complete (every input in it set); inputs of other groups must be unset.
+ * 
+ * @minItems 2
+ */
+one_of: [[string, ...(string)[]], [string, ...(string)[]], ...([string, ...(string)[]])[]]
+message?: string
+} | {
+/**
+ * `{ input: value }`: the rule applies when that input has that value.
+ */
+when: {
+[k: string]: string | undefined
+}
+/**
+ * @minItems 1
+ */
+require: [string, ...(string)[]]
+message?: string
+})
+/**
+ * Constraints a single input cannot express: one group of inputs out of several, or inputs required when another has a value.
+ */
+export type RulesBetweenInputs = InputRule[]
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+export type Template = string
+/**
+ * A template string, a literal number or boolean, or (JSON encoding only) a nested object. A field whose placeholders name unset optional inputs is left out; an object left empty is left out too.
+ */
+export type BodyValue = (Template | number | boolean | {
+[k: string]: BodyValue | undefined
+})
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+export type Path = string
+export type ExpirySource = ({
+/**
+ * Relative lifetime from `fields.expires_in`; a number or a digits-only string.
+ */
+source: "expires_in"
+unit?: ("s" | "ms")
+} | {
+/**
+ * Absolute time from `fields.expires_at`: unix seconds (number or digits) or an ISO-8601 date.
+ */
+source: "expires_at"
+} | {
+/**
+ * The `exp` claim of the access token when it is a JWT; a number or a numeric string. The signature is not verified: the value only schedules renewal.
+ */
+source: "jwt_exp"
+} | {
+source: "ttl"
+/**
+ * Fixed lifetime: a positive integer or a template over an integer input.
+ */
+seconds: (number | Template)
+})
+
+/**
+ * How tessera gets, keeps and applies API credentials for one provider. One file per provider: providers/<id>.yaml. Templates are `{{ inputs.name }}` (connection inputs) and `{{ token.field }}` (the current token); nothing is evaluated as code.
+ */
+export interface ManifestDocument {
+/**
+ * Editor hint; ignored by tessera.
+ */
+$schema?: string
+id: ProviderId
+name: DisplayName
+docs?: ProviderDocumentationURL
+note?: Notes
+inputs: ConnectionInputs
+input_rules?: RulesBetweenInputs
+flows: TokenFlows
+response?: TokenResponse
+refresh?: WhenToRenew
+apply?: HowAPICallsCarryTheToken
+api?: ProviderAPI
+errors?: ErrorClassification
+}
+/**
+ * Every value a connection supplies. Keys are snake_case; templates may only reference inputs declared here.
+ */
+export interface ConnectionInputs {
+[k: string]: Input | undefined
+}
+export interface Input {
+title?: string
+description?: string
+/**
+ * `url` must be an absolute http(s) URL; `integer` digits only.
+ */
+type?: ("string" | "url" | "integer")
+/**
+ * A required input without a default must be given by every connection.
+ */
+required?: boolean
+/**
+ * Held redacted from the moment it is read; a literal value in a config file draws a warning (use ${env:X} or ${file:X}).
+ */
+secret?: boolean
+/**
+ * Used when the connection gives no value. May reference other inputs: `{{ inputs.base_url }}/token`.
+ */
+default?: string
+/**
+ * @minItems 1
+ */
+enum?: [string, ...(string)[]]
+/**
+ * ECMAScript regular expression the value must match.
+ */
+pattern?: string
+example?: string
+}
+/**
+ * `acquire` gets a new token from the inputs alone. `refresh` (optional) redeems the current refresh token; when it fails with a re-authenticate error tessera falls back to `acquire`.
+ */
+export interface TokenFlows {
+acquire: Flow
+refresh?: Flow
+}
+export interface Flow {
+/**
+ * Token endpoint. Make it an input with a default so every connection can override it (sandboxes, regional hosts).
+ */
+url: string
+method?: ("POST" | "GET")
+/**
+ * Sent as the `grant_type` body field, except `none` (custom endpoints that take no grant type). `refresh_token` also sends the current refresh token. May be a template over an input with an enum.
+ */
+grant_type: string
+/**
+ * `form` = application/x-www-form-urlencoded (RFC 6749 §4.4.2); `json` = application/json.
+ */
+encoding?: ("form" | "json")
+client_auth?: ClientAuth
+headers?: {
+[k: string]: Template | undefined
+}
+body?: {
+[k: string]: BodyValue | undefined
+}
+}
+/**
+ * How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+ */
+export interface ClientAuth {
+/**
+ * `client_secret_basic` (HTTP Basic), `client_secret_post` (in the body) or `none`. May be a template over an input whose enum lists only these.
+ */
+method: string
+/**
+ * Client id / Basic user name. Default `{{ inputs.client_id }}`.
+ */
+id?: string
+/**
+ * Client secret / Basic password; may be empty (""). Default `{{ inputs.client_secret }}`.
+ */
+secret?: string
+}
+/**
+ * Where the token is in the response, how success is told, and where expiry comes from.
+ */
+export interface TokenResponse {
+/**
+ * Path to the object holding the token fields (`body` for brandbox, `data` for CRM.COM). Omit when the fields are at the top level.
+ */
+envelope?: string
+/**
+ * A predicate on the whole response body; an HTTP 2xx that fails it is an upstream rejection. Give `equals` or `in`.
+ */
+success?: {
+path: Path
+equals?: (string | number | boolean)
+/**
+ * @minItems 1
+ */
+in?: [(string | number | boolean), ...((string | number | boolean))[]]
+}
+/**
+ * Where the provider puts its error code and message. Default: OAuth `error` / `error_description` (RFC 6749 §5.2).
+ */
+error?: {
+code?: Path
+message?: Path
+}
+/**
+ * Field names inside the envelope.
+ */
+fields?: {
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+access_token?: string
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+refresh_token?: string
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+token_type?: string
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+expires_in?: string
+/**
+ * Dot path into a JSON object (`data.token`). Explicit: no key search.
+ */
+expires_at?: string
+}
+/**
+ * Expiry sources in priority order; the first that yields a value wins. Default: `[{source: expires_in}, {source: jwt_exp}]`. With none usable the token is treated as expiring after `refresh.default_ttl_seconds`.
+ * 
+ * @minItems 1
+ */
+expiry?: [ExpirySource, ...(ExpirySource)[]]
+}
+export interface WhenToRenew {
+/**
+ * Renew this long before expiry at most...
+ */
+margin_seconds?: number
+/**
+ * ...and at most this fraction of the token's lifetime: margin = min(margin_seconds, fraction x lifetime), so short-lived tokens stay usable.
+ */
+margin_fraction?: number
+/**
+ * Lifetime assumed when no expiry source yields a value.
+ */
+default_ttl_seconds?: number
+}
+export interface HowAPICallsCarryTheToken {
+header?: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+value?: string
+}
+/**
+ * Where authenticated API calls go (`tessera request`, the proxy, `fetch` with a relative path).
+ */
+export interface ProviderAPI {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+base_url: string
+}
+/**
+ * Which failures mean the credentials are bad (re-authenticate; never retried), which are transient (retried with backoff) and which are rate limits (retried after Retry-After).
+ */
+export interface ErrorClassification {
+reauthenticate?: ErrorMatch
+transient?: ErrorMatch
+rate_limit?: ErrorMatch
+}
+export interface ErrorMatch {
+status?: number[]
+/**
+ * Values of the response's error code (see response.error.code).
+ */
+codes?: (string | number)[]
+}
