@@ -1,0 +1,102 @@
+/** Validates a parsed YAML document against one of tessera's JSON Schemas (draft 2020-12) and turns Ajv's errors
+ *  into located problems: one per real mistake, with a hint, instead of Ajv's raw branch-by-branch noise.
+ *  @internal */
+import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js"
+import providerSchema from "../../../../schemas/provider.schema.json" with { type: "json" }
+import configSchema from "../../../../schemas/config.schema.json" with { type: "json" }
+import type { Problem } from "../problem.ts"
+import { problemAt, type YamlSource } from "./yaml-source.ts"
+import { closest } from "./did-you-mean.ts"
+
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true, validateFormats: true })
+ajv.addFormat("uri", { type: "string", validate: (s: string) => URL.canParse(s) })
+ajv.addFormat("regex", { type: "string", validate: (s: string) => { try { new RegExp(s, "u"); return true } catch { return false } } })
+
+let compiled: { provider: ValidateFunction; config: ValidateFunction } | undefined
+const validators = () => compiled ??= { provider: ajv.compile(providerSchema), config: ajv.compile(configSchema) }
+
+const pointerToPath = (pointer: string): Array<string | number> =>
+  pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~")).map((s) => /^\d+$/.test(s) ? Number(s) : s)
+
+const typeName = (v: unknown): string => v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a mapping" : `${typeof v} ${JSON.stringify(v)}`
+
+const valueAt = (root: unknown, path: ReadonlyArray<string | number>): unknown =>
+  path.reduce<unknown>((v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined), root)
+
+/** Ajv reports every branch of a failed oneOf/anyOf. Keep the branch that came closest (fewest errors) so the
+ *  user reads about the shape they were most likely writing. */
+const pruneBranches = (errors: ReadonlyArray<ErrorObject>): ReadonlyArray<ErrorObject> => {
+  let result = [...errors]
+  const unions = result.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")
+  for (const u of unions) {
+    const prefix = `${u.schemaPath}/`
+    const branchErrors = result.filter((e) => e.schemaPath.startsWith(prefix) && e.instancePath.startsWith(u.instancePath))
+    if (branchErrors.length === 0) continue
+    const byBranch = new Map<string, ErrorObject[]>()
+    for (const e of branchErrors) {
+      const branch = e.schemaPath.slice(prefix.length).split("/")[0] ?? ""
+      byBranch.set(branch, [...(byBranch.get(branch) ?? []), e])
+    }
+    const allTypeErrorsHere = branchErrors.every((e) => e.keyword === "type" && e.instancePath === u.instancePath)
+    if (allTypeErrorsHere) {
+      const expected = [...new Set(branchErrors.map((e) => String(e.params["type"])))].join(" or ")
+      result = result.filter((e) => !branchErrors.includes(e) && e !== u)
+      result.push({ ...u, keyword: "type", params: { type: expected }, message: `must be ${expected}` })
+      continue
+    }
+    // A branch whose discriminator (a const or enum) failed is a worse guess than one that only misses a key.
+    const score = (es: ReadonlyArray<ErrorObject>) => es.length + 10 * es.filter((e) => e.keyword === "const").length
+    const best = [...byBranch.values()].sort((a, b) => score(a) - score(b))[0] ?? []
+    result = result.filter((e) => e !== u && (!branchErrors.includes(e) || best.includes(e)))
+  }
+  return result
+}
+
+const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
+  const path = pointerToPath(e.instancePath)
+  const value = valueAt(src.value, path)
+  switch (e.keyword) {
+    case "additionalProperties": {
+      const key = String(e.params["additionalProperty"])
+      const allowed = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {})
+      const guess = closest(key, allowed)
+      return problemAt(src, [...path, key], `unknown key "${key}"`, {
+        key: true,
+        hint: guess ? `did you mean "${guess}"?` : allowed.length ? `allowed keys: ${allowed.join(", ")}` : "remove it"
+      })
+    }
+    case "required":
+      return problemAt(src, path, `missing required key "${String(e.params["missingProperty"])}"`, { hint: `add "${String(e.params["missingProperty"])}:" here` })
+    case "enum": {
+      const allowed = (e.params["allowedValues"] as ReadonlyArray<unknown>).map((v) => JSON.stringify(v))
+      return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use one of: ${allowed.join(", ")}` })
+    }
+    case "const":
+      return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use ${JSON.stringify(e.params["allowedValue"])}` })
+    case "type":
+      return problemAt(src, path, `expected ${String(e.params["type"])}, found ${typeName(value)}`)
+    case "pattern":
+      return problemAt(src, path, `${typeName(value)} does not match ${String(e.params["pattern"])}`, {
+        hint: String(e.params["pattern"]).includes("a-z0-9]+(-") ? "use lower-case kebab-case, e.g. my-provider" : undefined
+      })
+    case "propertyNames":
+      return problemAt(src, [...path, String(e.params["propertyName"])], `invalid key "${String(e.params["propertyName"])}"`, { key: true, hint: "keys are snake_case: lower-case letters, digits and _" })
+    case "format":
+      return problemAt(src, path, `${typeName(value)} is not a valid ${String(e.params["format"])}`)
+    default:
+      return problemAt(src, path, e.message ?? `fails ${e.keyword}`)
+  }
+}
+
+export const check = (kind: "provider" | "config", src: YamlSource): ReadonlyArray<Problem> => {
+  const validate = validators()[kind]
+  if (validate(src.value)) return []
+  const errors = pruneBranches(validate.errors ?? [])
+  // A propertyNames failure also yields a "pattern" error for the name itself; report the name once.
+  const filtered = errors.filter((e) => !(e.keyword === "pattern" && e.propertyName !== undefined))
+  const seen = new Set<string>()
+  return filtered.map((e) => toProblem(src, e)).filter((p) => {
+    const k = `${p.line}:${p.col}:${p.message}`
+    return seen.has(k) ? false : (seen.add(k), true)
+  })
+}
