@@ -1,0 +1,37 @@
+/** Lifecycle events of credentials, for subscribers (metrics, audit logs, tests). Never carries a secret. */
+
+export type EventType =
+  | "acquired" | "reused" | "refreshed" | "rotated" | "failed" | "recovered" | "served_stale" | "invalidated" | "refresh_rejected"
+
+export interface TokenEvent {
+  readonly type: EventType
+  readonly connection: string
+  readonly provider: string
+  /** Epoch ms. */
+  readonly at: number
+  /** Upstream round trip, for acquired/refreshed/failed. */
+  readonly durationMs?: number | undefined
+  /** Why this happened, in words. */
+  readonly reason: string
+  /** The error's stable code (`_tag`) for failures. */
+  readonly error?: string | undefined
+}
+
+export type Listener = (event: TokenEvent) => void
+
+export interface Emitter {
+  readonly emit: (event: TokenEvent) => void
+  readonly subscribe: (listener: Listener) => () => void
+}
+
+export const makeEmitter = (): Emitter => {
+  const listeners = new Set<Listener>()
+  return {
+    emit: (event) => {
+      for (const l of listeners) {
+        try { l(event) } catch { /* a subscriber's bug must not break token delivery */ }
+      }
+    },
+    subscribe: (listener) => { listeners.add(listener); return () => { listeners.delete(listener) } }
+  }
+}

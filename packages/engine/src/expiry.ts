@@ -1,0 +1,113 @@
+/** Decides when a token expires on this machine's clock, from the manifest's expiry sources in priority order,
+ *  and when it should be renewed (the early-refresh margin). Server-clock values (absolute timestamps, a JWT's
+ *  exp) are corrected by the skew measured from the response's Date header. */
+import type { Manifest } from "./manifest.ts"
+import * as JsonPath from "./json-path.ts"
+import * as Template from "./template.ts"
+import type { ExpirySource } from "./token.ts"
+
+export interface ExpiryInput {
+  readonly envelope: unknown
+  readonly accessToken: string
+  /** Local epoch ms when the request was sent: relative lifetimes count from here, to err on the early side. */
+  readonly sentAt: number
+  /** Server clock minus local clock, in ms (0 when unknown). */
+  readonly skewMs: number
+  readonly inputs: (name: string) => Template.Value | undefined
+}
+
+export type ExpiryResult =
+  | { readonly _tag: "Expiry"; readonly expiresAt: number; readonly source: ExpirySource }
+  | { readonly _tag: "Invalid"; readonly field: string; readonly problem: string }
+
+/** A number, or a string of digits (CRM.COM sends JWT exp as "1518104864"); anything else is not a number. */
+const numeric = (v: unknown): number | undefined => {
+  if (typeof v === "number" && Number.isFinite(v)) return v
+  if (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v.trim())
+  return undefined
+}
+
+/** The payload of a JWS compact serialization, unverified: only used to schedule renewal. */
+export const jwtPayload = (token: string): Record<string, unknown> | undefined => {
+  const parts = token.split(".")
+  if (parts.length !== 3 || !parts[1]) return undefined
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"))
+    return payload !== null && typeof payload === "object" && !Array.isArray(payload) ? payload as Record<string, unknown> : undefined
+  } catch { return undefined }
+}
+
+export const jwtHeader = (token: string): Record<string, unknown> | undefined => {
+  const first = token.split(".")[0]
+  if (!first || token.split(".").length !== 3) return undefined
+  try {
+    const h: unknown = JSON.parse(Buffer.from(first, "base64url").toString("utf8"))
+    return h !== null && typeof h === "object" && !Array.isArray(h) ? h as Record<string, unknown> : undefined
+  } catch { return undefined }
+}
+
+/** Seconds since the epoch, or milliseconds when the number is too large to be seconds. */
+const epochMs = (n: number) => n > 1e11 ? n : n * 1000
+
+export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
+  const f = manifest.response.fields
+  for (const spec of manifest.response.expiry) {
+    switch (spec.source) {
+      case "expires_in": {
+        const raw = JsonPath.get(input.envelope, f.expires_in)
+        if (raw === undefined || raw === null) continue
+        const n = numeric(raw)
+        if (n === undefined) return { _tag: "Invalid", field: f.expires_in, problem: `expected a number of ${spec.unit === "ms" ? "milliseconds" : "seconds"}, found ${JSON.stringify(raw)}` }
+        if (n <= 0) return { _tag: "Invalid", field: f.expires_in, problem: `${n}: the token is already expired` }
+        return { _tag: "Expiry", expiresAt: input.sentAt + (spec.unit === "ms" ? n : n * 1000), source: "expires_in" }
+      }
+      case "expires_at": {
+        const raw = JsonPath.get(input.envelope, f.expires_at)
+        if (raw === undefined || raw === null) continue
+        const n = numeric(raw)
+        const at = n !== undefined ? epochMs(n) : typeof raw === "string" ? Date.parse(raw) : Number.NaN
+        if (!Number.isFinite(at)) return { _tag: "Invalid", field: f.expires_at, problem: `expected unix seconds or an ISO-8601 date, found ${JSON.stringify(raw)}` }
+        return { _tag: "Expiry", expiresAt: at - input.skewMs, source: "expires_at" }
+      }
+      case "jwt_exp": {
+        const payload = jwtPayload(input.accessToken)
+        if (!payload || payload["exp"] === undefined) continue
+        const n = numeric(payload["exp"])
+        if (n === undefined) return { _tag: "Invalid", field: "access_token (JWT exp)", problem: `exp claim is not numeric: ${JSON.stringify(payload["exp"])}` }
+        return { _tag: "Expiry", expiresAt: epochMs(n) - input.skewMs, source: "jwt_exp" }
+      }
+      case "ttl": {
+        let seconds: number | undefined
+        if (typeof spec.seconds === "number") seconds = spec.seconds
+        else {
+          const r = Template.render(spec.seconds, { inputs: input.inputs })
+          if (r._tag === "Missing") continue
+          seconds = numeric(Template.reveal(r.value))
+        }
+        if (seconds === undefined || seconds <= 0) return { _tag: "Invalid", field: "ttl", problem: "the fixed TTL is not a positive number" }
+        return { _tag: "Expiry", expiresAt: input.sentAt + seconds * 1000, source: "ttl" }
+      }
+    }
+  }
+  return { _tag: "Expiry", expiresAt: input.sentAt + manifest.refresh.defaultTtlSeconds * 1000, source: "default" }
+}
+
+/** The early-refresh margin: min(margin_seconds, margin_fraction x lifetime), so a 60 s token is not renewed at once. */
+export const marginMs = (manifest: Manifest, lifetimeMs: number): number =>
+  Math.max(0, Math.min(manifest.refresh.marginSeconds * 1000, manifest.refresh.marginFraction * lifetimeMs))
+
+/** Skew from the Date header: server clock minus local clock. Below 2 s it is Date's own rounding, so 0. */
+export const skewFromDate = (dateHeader: string | undefined, receivedAt: number): number => {
+  if (!dateHeader) return 0
+  const server = Date.parse(dateHeader)
+  if (!Number.isFinite(server)) return 0
+  const skew = server - receivedAt
+  return Math.abs(skew) < 2000 ? 0 : skew
+}
+
+export type Freshness = "fresh" | "expiring" | "expired"
+
+export const freshness = (manifest: Manifest, t: { readonly expiresAt: number; readonly obtainedAt: number }, now: number): Freshness => {
+  if (now >= t.expiresAt) return "expired"
+  return now >= t.expiresAt - marginMs(manifest, t.expiresAt - t.obtainedAt) ? "expiring" : "fresh"
+}

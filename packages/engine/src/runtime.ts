@@ -1,0 +1,22 @@
+/** Builds a ready Engine layer from a loaded config: the store it names (memory by default for libraries, the
+ *  encrypted file store for the CLI), over the engine. Shared by the Promise API, the CLI and the server. */
+import { Layer } from "effect"
+import type { Config } from "./config.ts"
+import * as Engine from "./engine.ts"
+import * as FileStore from "./file-store.ts"
+import type { StoreError } from "./token-error.ts"
+import { TokenStore, layerMemory, type TokenStoreShape } from "./token-store.ts"
+
+export type StoreChoice = "memory" | "file" | TokenStoreShape
+
+export const storeLayer = (config: Config, fallback: "memory" | "file" = "memory"): Layer.Layer<TokenStore, StoreError> => {
+  const type = config.store?.type ?? fallback
+  switch (type) {
+    case "memory": return layerMemory
+    case "file": return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
+    case "redis": throw new TypeError("store type redis is not available in this build yet; use memory or file")
+  }
+}
+
+export const layer = (config: Config, store: StoreChoice = "memory"): Layer.Layer<Engine.Engine, StoreError> =>
+  Engine.layer(config).pipe(Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store)))

@@ -1,0 +1,42 @@
+/** Where tokens are kept between calls and shared between processes. The engine keeps its own in-process copy in
+ *  front of the store, so a store is read on a miss and written on every new token. `withLock` gives
+ *  cross-process single-flight where the store supports it (file: a lock file; Redis: SET NX PX); the memory store
+ *  needs none beyond the engine's own single-flight. */
+import { Context, Effect, Layer } from "effect"
+import type { Stored } from "./token.ts"
+import type { StoreError } from "./token-error.ts"
+
+export interface Entry {
+  readonly connection: string
+  readonly provider: string
+  readonly token: Stored
+}
+
+export interface TokenStoreShape {
+  readonly name: string
+  readonly get: (key: string) => Effect.Effect<Entry | undefined, StoreError>
+  readonly set: (key: string, entry: Entry) => Effect.Effect<void, StoreError>
+  readonly delete: (key: string) => Effect.Effect<void, StoreError>
+  readonly list: () => Effect.Effect<ReadonlyArray<readonly [string, Entry]>, StoreError>
+  readonly clear: () => Effect.Effect<number, StoreError>
+  /** Runs `effect` while holding the store-wide lock for `key` (a lease, so a dead holder frees it). */
+  readonly withLock: <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StoreError, R>
+}
+
+export class TokenStore extends Context.Service<TokenStore, TokenStoreShape>()("tessera/TokenStore") {}
+
+/** This process only. */
+export const makeMemory = (): TokenStoreShape => {
+  const entries = new Map<string, Entry>()
+  return {
+    name: "memory",
+    get: (key) => Effect.sync(() => entries.get(key)),
+    set: (key, entry) => Effect.sync(() => { entries.set(key, entry) }),
+    delete: (key) => Effect.sync(() => { entries.delete(key) }),
+    list: () => Effect.sync(() => [...entries]),
+    clear: () => Effect.sync(() => { const n = entries.size; entries.clear(); return n }),
+    withLock: (_key, effect) => effect
+  }
+}
+
+export const layerMemory: Layer.Layer<TokenStore> = Layer.sync(TokenStore, makeMemory)
