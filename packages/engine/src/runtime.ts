@@ -1,6 +1,7 @@
 /** Builds a ready Engine layer from a loaded config: the store it names (memory by default for libraries, the
  *  encrypted file store for the CLI), over the engine. Shared by the Promise API, the CLI and the server. */
-import { Layer } from "effect"
+import { Layer, References } from "effect"
+import type { LogLevel } from "effect/LogLevel"
 import type { Config } from "./config.ts"
 import * as Engine from "./engine.ts"
 import * as FileStore from "./file-store.ts"
@@ -18,5 +19,14 @@ export const storeLayer = (config: Config, fallback: "memory" | "file" = "memory
   }
 }
 
+const levels: ReadonlyArray<LogLevel> = ["All", "Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
+
+/** $TESSERA_LOG_LEVEL (any case), else Warn: a library should not chatter on its host's console. */
+export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel =>
+  levels.find((l) => l.toLowerCase() === (env["TESSERA_LOG_LEVEL"] ?? "").toLowerCase()) ?? "Warn"
+
 export const layer = (config: Config, store: StoreChoice = "memory"): Layer.Layer<Engine.Engine, StoreError> =>
-  Engine.layer(config).pipe(Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store)))
+  Layer.merge(
+    Engine.layer(config).pipe(Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))),
+    Layer.succeed(References.MinimumLogLevel, logLevel())
+  ) as Layer.Layer<Engine.Engine, StoreError>
