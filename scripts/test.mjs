@@ -1,7 +1,7 @@
 // Runs the whole test suite: type checks every package (turbo), then vitest across all packages with a JSON
 // report, and ends with the plain line "N passed, M failed" that CI reads. Exit code 1 on any failure.
 import { spawnSync } from "node:child_process"
-import { mkdirSync, readFileSync, existsSync } from "node:fs"
+import { mkdirSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs"
 
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: "inherit", shell: false })
 let failedSteps = 0
@@ -9,15 +9,19 @@ const tc = run("turbo", ["run", "typecheck", "--output-logs=errors-only"])
 if (tc.status !== 0) { console.error("typecheck failed"); failedSteps++ }
 mkdirSync("test-results", { recursive: true })
 const report = "test-results/vitest.json"
+rmSync(report, { force: true })
 const vt = run("vitest", ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)])
 let passed = 0, failed = 0
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, "utf8"))
   passed = r.numPassedTests ?? 0
-  failed = (r.numFailedTests ?? 0) + (r.numFailedTestSuites ?? 0 ? 0 : 0)
+  failed = r.numFailedTests ?? 0
+  // A test file that fails to load has no failed tests of its own: count the file.
   if ((r.numFailedTestSuites ?? 0) > 0 && failed === 0) failed = r.numFailedTestSuites
 }
 if (vt.status !== 0 && failed === 0) failed = 1
 failed += failedSteps
-console.log(`${passed} passed, ${failed} failed`)
+const summary = `${passed} passed, ${failed} failed`
+writeFileSync("test-results/summary.txt", `${summary}\n`)
+console.log(summary)
 process.exit(failed > 0 || vt.status !== 0 ? 1 : 0)
