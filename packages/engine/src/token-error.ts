@@ -38,9 +38,10 @@ export class UpstreamRejected extends Schema.TaggedError<UpstreamRejected>()("Up
   kind: Schema.Literals(["reauthenticate", "transient", "rate_limit", "other"]), attempts: Schema.Number
 }) {
   override get message() {
-    const detail = [this.code, this.providerMessage].filter(Boolean).join(": ")
+    // brandbox repeats the status as its code ("401"): say it once.
+    const detail = [this.code === String(this.status) ? undefined : this.code, this.providerMessage].filter(Boolean).join(": ")
     const advice = this.kind === "reauthenticate" ? " (credentials rejected: check the connection's inputs)" : ""
-    return `${this.connection} (${this.provider}): provider answered HTTP ${this.status}${detail ? ` ${detail}` : ""}${advice}${this.attempts > 1 ? ` (after ${this.attempts} attempts)` : ""}`
+    return `${this.connection} (${this.provider}): provider answered HTTP ${this.status}${detail ? `: ${detail}` : ""}${advice}${this.attempts > 1 ? ` (after ${this.attempts} attempts)` : ""}`
   }
 }
 
