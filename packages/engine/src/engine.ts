@@ -19,7 +19,7 @@ import * as Template from "./template.ts"
 import { fromStored, toStored, type Token } from "./token.ts"
 import { InputInvalid, UnknownConnection, type StoreError, type TokenError, type UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
-import { TokenStore, type TokenStoreShape } from "./token-store.ts"
+import { TokenStore, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
 import * as Upstream from "./upstream.ts"
 
 export type Action = "reused" | "acquired" | "refreshed" | "served_stale"
@@ -71,6 +71,7 @@ export interface EngineShape {
   readonly connection: (name: string) => Effect.Effect<Connection, TokenError>
   readonly connections: () => ReadonlyArray<Connection>
   readonly subscribe: (listener: Events.Listener) => () => void
+  readonly storeHealth: () => Effect.Effect<StoreHealth>
   readonly config: Config
 }
 
@@ -253,7 +254,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
 
   return {
     getToken, invalidate, authorization, describeRequest, cacheState, connection,
-    connections: () => [...config.connections.values()], subscribe: emitter.subscribe, config
+    connections: () => [...config.connections.values()], subscribe: emitter.subscribe, storeHealth: store.health, config
   }
 }
 

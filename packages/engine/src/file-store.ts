@@ -140,7 +140,8 @@ export const makeFile = (opts: FileStoreOptions = {}): Effect.Effect<TokenStoreS
       Effect.tryPromise({ try: () => acquireLock(k), catch: fail("lock") }),
       () => effect,
       (path) => Effect.promise(() => unlink(path).catch(() => undefined))
-    )
+    ),
+    health: () => Effect.promise(() => stat(dir).then(() => ({ status: "ok" as const, detail: `file ${dir}` }), (e: NodeJS.ErrnoException) => ({ status: "down" as const, detail: `file ${dir}: ${e.code ?? "unreadable"}` })))
   }
   return store
 })

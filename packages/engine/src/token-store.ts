@@ -21,7 +21,11 @@ export interface TokenStoreShape {
   readonly clear: () => Effect.Effect<number, StoreError>
   /** Runs `effect` while holding the store-wide lock for `key` (a lease, so a dead holder frees it). */
   readonly withLock: <A, E, R>(key: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StoreError, R>
+  /** Whether the store is reachable; `degraded` means it works on a local fallback (readyz reports it). */
+  readonly health: () => Effect.Effect<StoreHealth>
 }
+
+export interface StoreHealth { readonly status: "ok" | "degraded" | "down"; readonly detail: string }
 
 export class TokenStore extends Context.Service<TokenStore, TokenStoreShape>()("tessera/TokenStore") {}
 
@@ -35,7 +39,8 @@ export const makeMemory = (): TokenStoreShape => {
     delete: (key) => Effect.sync(() => { entries.delete(key) }),
     list: () => Effect.sync(() => [...entries]),
     clear: () => Effect.sync(() => { const n = entries.size; entries.clear(); return n }),
-    withLock: (_key, effect) => effect
+    withLock: (_key, effect) => effect,
+    health: () => Effect.succeed({ status: "ok", detail: "memory" })
   }
 }
 
