@@ -60,6 +60,8 @@ export interface CacheState {
 }
 
 export interface EngineShape {
+  /** The cached token if it is fresh, synchronously; undefined means "call getToken". The hot path of hot paths. */
+  readonly peek: (connection: string) => TokenResult | undefined
   readonly getToken: (connection: string, options?: GetOptions) => Effect.Effect<TokenResult, TokenError>
   /** Forgets the access token (after a 401 from the API); a refresh token is kept for the next renewal. */
   readonly invalidate: (connection: string) => Effect.Effect<void, TokenError>
@@ -175,6 +177,18 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
     )
   })
 
+  const peek = (name: string): TokenResult | undefined => {
+    const c = config.connections.get(name)
+    if (!c) return undefined
+    const key = keyOf(c)
+    const t = local.get(key)
+    const now = Date.now()
+    if (!t || Expiry.freshness(c.manifest, t, now) !== "fresh") return undefined
+    const reason = `cached token valid for ${secondsLeft(t, now)} s more`
+    emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason })
+    return result(c, t, "reused", reason)
+  }
+
   const failing = new Set<string>()
   const getToken = (name: string, options: GetOptions = {}): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
     const c = yield* connection(name)
@@ -253,7 +267,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
   })
 
   return {
-    getToken, invalidate, authorization, describeRequest, cacheState, connection,
+    peek, getToken, invalidate, authorization, describeRequest, cacheState, connection,
     connections: () => [...config.connections.values()], subscribe: emitter.subscribe, storeHealth: store.health, config
   }
 }

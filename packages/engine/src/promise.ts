@@ -73,7 +73,10 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
     return call(false)
   }
   return {
-    getToken: async (name, opts) => Redacted.value((await run(engine.getToken(name, opts))).accessToken),
+    getToken: async (name, opts) => {
+      const hit = opts?.force || opts?.noCache ? undefined : engine.peek(name)
+      return Redacted.value((hit ?? await run(engine.getToken(name, opts))).accessToken)
+    },
     getTokenResult: (name, opts) => run(engine.getToken(name, opts)),
     fetch: authorizedFetch,
     invalidate: (name) => run(engine.invalidate(name)),

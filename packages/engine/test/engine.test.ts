@@ -46,6 +46,18 @@ describe("expiry and the early-refresh margin", () => {
     expect(h.sb.tokenRequests("dvinci")).toHaveLength(2)
   })
 
+  it("peek answers synchronously: nothing when cold, the token when fresh, nothing inside the margin", async () => {
+    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 2 } } })
+    expect(h.engine.peek("dvinci")).toBeUndefined()
+    expect(h.engine.peek("no-such-connection")).toBeUndefined()
+    const r = await h.run(h.engine.getToken("dvinci"))
+    const hit = h.engine.peek("dvinci")
+    expect(hit?.decision.action).toBe("reused")
+    expect(Redacted.value(hit!.accessToken)).toBe(Redacted.value(r.accessToken))
+    await new Promise((res) => setTimeout(res, 1850)) // margin: 10 % of 2 s
+    expect(h.engine.peek("dvinci")).toBeUndefined()
+  })
+
   it("force renews a fresh token", async () => {
     h = await makeHarness()
     await h.run(h.engine.getToken("usage-engine"))
