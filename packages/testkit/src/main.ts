@@ -19,7 +19,7 @@ function options(): { port: number; host?: string } {
   return values.host === undefined ? { port } : { port, host: values.host };
 }
 
-const sandbox = await startSandbox(options());
+const sandbox = await startSandbox(options()).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
 const providers = Object.fromEntries(
   PROVIDER_IDS.map((id) => [id, { base: sandbox.base(id), token_url: sandbox.tokenUrl(id), inputs: sandbox.credentials[id] }]),
 );

@@ -8,7 +8,7 @@ export class Sleeper {
       const timer = setTimeout(() => {
         this.#pending.delete(timer);
         resolve();
-      }, Math.max(0, ms));
+      }, Math.min(Math.max(0, ms), 2_147_483_647));
       this.#pending.set(timer, resolve);
     });
   }

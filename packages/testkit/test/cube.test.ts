@@ -46,7 +46,7 @@ describe("cube token endpoint", () => {
 
   const rejections: Array<[string, () => Promise<Response>, number, string]> = [
     ["wrong secret", () => postForm(sb.tokenUrl("cube"), { ...valid(), client_secret: "nope" }), 400, "invalid_client"],
-    ["missing acr_values", () => postForm(sb.tokenUrl("cube"), { ...valid(), acr_values: "" }), 400, "invalid_request"],
+    ["empty acr_values", () => postForm(sb.tokenUrl("cube"), { ...valid(), acr_values: "" }), 400, "invalid_request"],
     ["acr_values with a space", () => postForm(sb.tokenUrl("cube"), { ...valid(), acr_values: "tenant: acme" }), 400, "invalid_request"],
     ["unknown tenant", () => postForm(sb.tokenUrl("cube"), { ...valid(), acr_values: "tenant:other" }), 400, "invalid_grant"],
     ["other scope", () => postForm(sb.tokenUrl("cube"), { ...valid(), scope: "openid" }), 400, "invalid_scope"],

@@ -1,8 +1,4 @@
-/**
- * brandbox: password grant at /rest/v4/accessToken (tenant id as client_id, "-" as client_secret) and rotating
- * refresh tokens on the same URL. Every answer, errors included, is wrapped as {code, message, body}; only code 0
- * is success.
- */
+/** brandbox's wrapped password/refresh-token endpoint at /rest/v4/accessToken and its /rest/v4 API. */
 import { DEMO_VALUES } from "../demo.ts";
 import { checkForm, grantType } from "../form.ts";
 import { randomHex } from "../jwt.ts";
@@ -34,6 +30,10 @@ function issue(ctx: ProviderContext, clientId: string, username: string): Reply 
   return jsonReply(200, { code: 0, message: "Success", body });
 }
 
+/**
+ * Password grant (tenant id as client_id, "-" as client_secret) and rotating refresh tokens on the same URL. Every
+ * answer, errors included, is wrapped as {code, message, body}; only code 0 is success.
+ */
 export const brandbox: ProviderSpec = {
   id: "brandbox",
   tokenPath: TOKEN_PATH,

@@ -1,8 +1,4 @@
-/**
- * CRM.COM: consumer application key as the HTTP Basic user name with an empty password, and a JSON body naming the
- * access token. Success and credential failures are both HTTP 200, told apart by status.code ("OK" or not); the
- * token is an HS256 JWT whose exp and iat are numeric strings.
- */
+/** CRM.COM's consumer-application-key token endpoint (Basic key + JSON body, status.code envelope) and its API. */
 import { DEMO_VALUES } from "../demo.ts";
 import { basicCredentials } from "../http-util.ts";
 import { randomHex } from "../jwt.ts";
@@ -92,6 +88,11 @@ function expClaim(iat: number, exp: number, override: ExpiresInOverride | undefi
   return override.value;
 }
 
+/**
+ * The key is the HTTP Basic user name with an empty password; the JSON body names the access token. Success and
+ * credential failures are both HTTP 200, told apart by status.code; the token is an HS256 JWT whose exp and iat are
+ * numeric strings.
+ */
 export const crmCom: ProviderSpec = {
   id: "crm-com",
   tokenPath: TOKEN_PATH,

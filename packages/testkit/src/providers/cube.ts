@@ -1,7 +1,4 @@
-/**
- * CUBE: IdentityServer-style client credentials at /connect/token with scope=profile, resource=connectapi and
- * acr_values=tenant:<tenant>. Like IdentityServer, every rejection (invalid_client included) is HTTP 400.
- */
+/** CUBE's IdentityServer-style token endpoint (client credentials + scope, resource, acr_values tenant) and API. */
 import { DEMO_VALUES } from "../demo.ts";
 import { checkForm, grantType } from "../form.ts";
 import { randomHex } from "../jwt.ts";
@@ -12,6 +9,10 @@ import { applyExpiresIn, type ProviderSpec } from "./provider.ts";
 const DEMO = DEMO_VALUES.cube;
 const TOKEN_PATH = "/cube/connect/token";
 
+/**
+ * Client credentials at /connect/token with scope=profile, resource=connectapi and acr_values=tenant:<tenant>.
+ * Like IdentityServer, every rejection (invalid_client included) is HTTP 400.
+ */
 export const cube: ProviderSpec = {
   id: "cube",
   tokenPath: TOKEN_PATH,

@@ -1,7 +1,4 @@
-/**
- * d.vinci: client credentials on the customer's host at /plt/oauth2/token with exactly grant_type, client_id (API
- * user name) and client_secret (API token) in the form body; API calls under /restApi need the Bearer token.
- */
+/** d.vinci's client-credentials token endpoint on the customer host and its /restApi. */
 import { DEMO_VALUES } from "../demo.ts";
 import { checkForm, grantType } from "../form.ts";
 import { randomHex } from "../jwt.ts";
@@ -11,6 +8,10 @@ import { applyExpiresIn, type ProviderSpec } from "./provider.ts";
 
 const DEMO = DEMO_VALUES.dvinci;
 
+/**
+ * Exactly grant_type, client_id (API user name) and client_secret (API token) in the form body at
+ * /plt/oauth2/token; API calls under /restApi need the Bearer token.
+ */
 export const dvinci: ProviderSpec = {
   id: "dvinci",
   tokenPath: "/dvinci/plt/oauth2/token",

@@ -1,8 +1,4 @@
-/**
- * Generic RFC 6749 token endpoint: client_credentials, password and refresh_token grants; client authentication by
- * HTTP Basic (§2.3.1, form-urlencoded id and secret) or in the body, never both; rotating refresh tokens. Stricter
- * than the RFC on purpose: unknown, repeated or empty parameters are invalid_request.
- */
+/** A generic RFC 6749 token endpoint (client_credentials, password, refresh_token) and its /oauth2/api. */
 import { DEMO_VALUES } from "../demo.ts";
 import { checkForm, type FormSpec } from "../form.ts";
 import { basicCredentials, formDecode } from "../http-util.ts";
@@ -55,6 +51,10 @@ function issue(ctx: ProviderContext, grant: RefreshGrant, withRefresh: boolean, 
   return jsonReply(200, applyExpiresIn(body, ctx.expiresIn), NO_STORE);
 }
 
+/**
+ * Client authentication by HTTP Basic (§2.3.1, form-urlencoded id and secret) or in the body, never both; rotating
+ * refresh tokens. Stricter than the RFC on purpose: unknown, repeated or empty parameters are invalid_request.
+ */
 export const oauth2: ProviderSpec = {
   id: "oauth2",
   tokenPath: TOKEN_PATH,

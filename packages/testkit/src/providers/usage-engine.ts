@@ -1,7 +1,4 @@
-/**
- * Usage Engine: client credentials at its IdP (Auth0-style) with an `audience` naming the API; the credentials go
- * in the form body. Bad client credentials are 401 access_denied and an unknown audience is 403, as Auth0 answers.
- */
+/** Usage Engine's IdP token endpoint (client credentials + audience) and the API at the audience address. */
 import { DEMO_VALUES } from "../demo.ts";
 import { checkForm, grantType } from "../form.ts";
 import { randomHex } from "../jwt.ts";
@@ -15,6 +12,10 @@ const API_PATH = "/usage-engine/api";
 /** Scope granted when the request names none. */
 export const USAGE_ENGINE_DEFAULT_SCOPE = "read:usage write:usage";
 
+/**
+ * Auth0-style: credentials in the form body; bad client credentials are 401 access_denied and an unknown audience
+ * is 403 access_denied, as Auth0 answers.
+ */
 export const usageEngine: ProviderSpec = {
   id: "usage-engine",
   tokenPath: TOKEN_PATH,
