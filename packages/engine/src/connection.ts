@@ -81,14 +81,23 @@ export const resolveInputs = (
     inputs.set(name, value)
     return value
   }
+  // A default built from a bad value fails for the same reason (token_url from an http:// base_url): report the
+  // value the connection gave, once, not again at every default derived from it.
+  const check = (spec: InputSpec): InputIssue | undefined => {
+    const v = lookup(spec.name)
+    return v === undefined ? undefined : checkValue(spec, Template.reveal(v), allowInsecureHttp)
+  }
+  const failing = new Set([...manifest.inputs.values()].filter((spec) => check(spec) !== undefined).map((spec) => spec.name))
+  const derivedFromFailing = (name: string): boolean => !given.has(name) &&
+    Template.refs(manifest.inputs.get(name)?.default ?? Template.literal(""), "inputs").some((r) => failing.has(r.name) || derivedFromFailing(r.name))
   for (const spec of manifest.inputs.values()) {
     const v = lookup(spec.name)
     if (v === undefined) {
       if (spec.required) issues.push({ input: spec.name, severity: "error", message: `missing required input "${spec.name}"${spec.title ? ` (${spec.title})` : ""}`, hint: spec.description ?? (spec.example ? `e.g. ${spec.name}: ${spec.example}` : undefined) })
       continue
     }
-    const bad = checkValue(spec, Template.reveal(v), allowInsecureHttp)
-    if (bad) issues.push(bad)
+    const bad = check(spec)
+    if (bad && !derivedFromFailing(spec.name)) issues.push(given.has(spec.name) ? bad : { ...bad, message: `default of "${spec.name}": ${bad.message}` })
   }
   const isSet = (n: string) => inputs.has(n) && Template.reveal(inputs.get(n)!) !== ""
   for (const rule of manifest.inputRules) {

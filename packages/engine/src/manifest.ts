@@ -96,7 +96,7 @@ const defaultErrors = {
 const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest; problems: Problem[] } => {
   const problems: Problem[] = []
   const warnings: Problem[] = []
-  const at = (path: ReadonlyArray<string | number>, message: string, hint?: string, opts: { key?: boolean } = {}) =>
+  const at = (path: ReadonlyArray<string | number>, message: string, hint?: string, opts: { key?: boolean; index?: number | undefined } = {}) =>
     problems.push(problemAt(src, path, message, { hint, ...opts }))
   const warn = (path: ReadonlyArray<string | number>, message: string, hint?: string) =>
     warnings.push(problemAt(src, path, message, { hint, severity: "warning" }))
@@ -108,14 +108,17 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
   const parseT = (path: ReadonlyArray<string | number>, source: string, allowToken: boolean): Template.Template => {
     try {
       const t = Template.parse(source)
-      for (const r of Template.refs(t)) {
-        if (r.scope === "inputs" && !declared.has(r.name)) at(path, `template uses undeclared input "${r.name}"`, `declare it under inputs: (declared: ${[...declared].join(", ")})`)
-        if (r.scope === "token" && !allowToken) at(path, `"{{ token.${r.name} }}" is not available here`, "token.* is only available in the refresh flow and in apply.value")
-        if (r.scope === "token" && !(tokenFields as ReadonlyArray<string>).includes(r.name)) at(path, `unknown token field "${r.name}"`, `use one of: ${tokenFields.join(", ")}`)
+      // Point at the placeholder itself: the k-th "{{" in the source opens the k-th ref.
+      const opens = [...source.matchAll(/\{\{/g)].map((m) => m.index)
+      for (const [k, r] of Template.refs(t).entries()) {
+        const index = opens[k]
+        if (r.scope === "inputs" && !declared.has(r.name)) at(path, `template uses undeclared input "${r.name}"`, `declare it under inputs: (declared: ${[...declared].join(", ")})`, { index })
+        if (r.scope === "token" && !allowToken) at(path, `"{{ token.${r.name} }}" is not available here`, "token.* is only available in the refresh flow and in apply.value", { index })
+        if (r.scope === "token" && !(tokenFields as ReadonlyArray<string>).includes(r.name)) at(path, `unknown token field "${r.name}"`, `use one of: ${tokenFields.join(", ")}`, { index })
       }
       return t
     } catch (e) {
-      at(path, e instanceof Error ? e.message : String(e), "templates look like {{ inputs.name }}")
+      at(path, e instanceof Error ? e.message : String(e), "templates look like {{ inputs.name }}", { index: e instanceof Template.TemplateSyntaxError ? e.column : undefined })
       return Template.literal(source)
     }
   }

@@ -73,14 +73,20 @@ const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
     }
     case "const":
       return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use ${JSON.stringify(e.params["allowedValue"])}` })
-    case "type":
-      return problemAt(src, path, `expected ${String(e.params["type"])}, found ${typeName(value)}`)
+    case "type": {
+      const expected = e.params["type"] as string | ReadonlyArray<string>
+      return problemAt(src, path, `expected ${typeof expected === "string" ? expected : expected.join(" or ")}, found ${typeName(value)}`)
+    }
     case "pattern":
       return problemAt(src, path, `${typeName(value)} does not match ${String(e.params["pattern"])}`, {
         hint: String(e.params["pattern"]).includes("a-z0-9]+(-") ? "use lower-case kebab-case, e.g. my-provider" : undefined
       })
-    case "propertyNames":
-      return problemAt(src, [...path, String(e.params["propertyName"])], `invalid key "${String(e.params["propertyName"])}"`, { key: true, hint: "keys are snake_case: lower-case letters, digits and _" })
+    case "propertyNames": {
+      // Input names are snake_case; connection names are freer. Say what this mapping's names must look like.
+      const pattern = (e.schema as { pattern?: string } | undefined)?.pattern
+      const hint = pattern === undefined || pattern === "^[a-z][a-z0-9_]*$" ? "keys are snake_case: lower-case letters, digits and _" : `keys here must match ${pattern}`
+      return problemAt(src, [...path, String(e.params["propertyName"])], `invalid key "${String(e.params["propertyName"])}"`, { key: true, hint })
+    }
     case "format":
       return problemAt(src, path, `${typeName(value)} is not a valid ${String(e.params["format"])}`)
     default:

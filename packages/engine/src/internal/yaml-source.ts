@@ -1,11 +1,12 @@
 /** Parses YAML while keeping source positions, so every later problem can point at file:line:col.
  *  @internal */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml"
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node } from "yaml"
 import type { Problem, Severity } from "../problem.ts"
 import { joinPath } from "../problem.ts"
 
 export interface YamlSource {
   readonly file: string
+  readonly text: string
   readonly value: unknown
   readonly doc: Document.Parsed
   readonly lines: LineCounter
@@ -20,18 +21,37 @@ export const parse = (file: string, text: string): Parsed => {
     return {
       ok: false,
       problems: doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? { line: 1, col: 1 }
+        // With prettyErrors: false the parser leaves linePos unset, so place the error from its offset.
+        const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0])
         const message = e.code === "DUPLICATE_KEY" ? "duplicate key: a key may appear only once in a mapping" : e.message.split("\n")[0] ?? e.message
         return { severity: "error", file, line: pos.line, col: pos.col, path: "", message, hint: e.code === "DUPLICATE_KEY" ? "remove or rename one of the two keys" : "fix the YAML syntax at this position" }
       })
     }
   }
-  // maxAliasCount bounds "billion laughs" alias expansion.
-  return { ok: true, source: { file, doc, lines, value: doc.toJS({ maxAliasCount: 100 }) } }
+  // maxAliasCount bounds "billion laughs" alias expansion. toJS throws on that and on an alias with no anchor,
+  // which must be a located problem, not a crash.
+  try {
+    return { ok: true, source: { file, text, doc, lines, value: doc.toJS({ maxAliasCount: 100 }) } }
+  } catch (e) {
+    let first: Alias | undefined
+    let dangling: Alias | undefined
+    visit(doc, { Alias: (_, node) => {
+      first ??= node
+      if (node.resolve(doc) !== undefined) return undefined
+      dangling = node
+      return visit.BREAK
+    } })
+    const pos = lines.linePos((dangling ?? first)?.range?.[0] ?? 0)
+    const message = e instanceof Error ? e.message : String(e)
+    const hint = dangling ? "define the anchor (&name) before its alias (*name)" : "aliases expanding to this many copies are refused; write the values out"
+    return { ok: false, problems: [{ severity: "error", file, line: pos.line, col: pos.col, path: "", message, hint }] }
+  }
 }
 
-/** Position of the node at `path`. With `key: true`, the position of the mapping key holding it (for unknown keys). */
-export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>, opts: { key?: boolean } = {}): { line: number; col: number } => {
+/** Position of the node at `path`. With `key: true`, the position of the mapping key holding it (for unknown keys).
+ *  With `index`, the position of that character of a string value, when the value is written on one line as is
+ *  (plain, or quoted without escapes); otherwise the value's own position. */
+export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>, opts: { key?: boolean; index?: number | undefined } = {}): { line: number; col: number } => {
   let node: unknown = src.doc.contents
   let offset = (node as Node | null)?.range?.[0] ?? 0
   for (let i = 0; i < path.length; i++) {
@@ -49,13 +69,18 @@ export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>
       offset = (node as Node | null)?.range?.[0] ?? offset
     } else break
   }
+  if (opts.index !== undefined && isScalar(node) && typeof node.value === "string" && node.range) {
+    const raw = src.text.slice(node.range[0], node.range[1])
+    if (raw === node.value) offset = node.range[0] + opts.index
+    else if (raw.length === node.value.length + 2 && raw.slice(1, -1) === node.value) offset = node.range[0] + 1 + opts.index
+  }
   return src.lines.linePos(offset)
 }
 
 export const problemAt = (
   src: YamlSource, path: ReadonlyArray<string | number>, message: string,
-  opts: { hint?: string | undefined; severity?: Severity; key?: boolean } = {}
+  opts: { hint?: string | undefined; severity?: Severity; key?: boolean; index?: number | undefined } = {}
 ): Problem => {
-  const pos = positionOf(src, path, { key: opts.key ?? false })
+  const pos = positionOf(src, path, { key: opts.key ?? false, index: opts.index })
   return { severity: opts.severity ?? "error", file: src.file, line: pos.line, col: pos.col, path: joinPath(path), message, hint: opts.hint }
 }

@@ -1,0 +1,276 @@
+/** Replays recorded token exchanges offline: rebuilds a fixture's request with the engine's request builder and
+ *  compares it with the recorded one, then feeds the recorded response to the response decoder and compares
+ *  the outcome with the fixture's expectation. No network: `tessera validate --fixtures` proves that a manifest
+ *  still sends what its provider accepted and still reads what its provider answered.
+ *
+ *  Holds the fixture format (`Fixture`), `replay` (one file), `replayAll` (a directory of `<id>/<case>.json`)
+ *  and `format`. A fixture is one JSON file, `providers/fixtures/<provider id>/<case>.json`:
+ *
+ *  ```jsonc
+ *  {
+ *    "format": "tessera-fixture/1",
+ *    "description": "what this exchange shows",
+ *    "provider": "cube",                     // a manifest id; must equal the directory name
+ *    "flow": "acquire",                      // or "refresh"
+ *    "recorded": { "with": "@tessera/testkit sandbox", "at": "2026-01-01T00:00:00Z" },   // optional provenance
+ *    "inputs": { "client_id": "...", "token_url": "https://sandbox.invalid/cube/connect/token" },
+ *    "token": { "refresh_token": "..." },    // refresh flow only: the token being refreshed
+ *    "request": {                            // what the provider received
+ *      "method": "POST",
+ *      "url": "https://sandbox.invalid/cube/connect/token",
+ *      "headers": { "content-type": "application/x-www-form-urlencoded", "authorization": null },
+ *      "form": { "grant_type": "client_credentials", ... }          // or "json": { ... }
+ *    },
+ *    "response": {                           // what the provider answered
+ *      "status": 200,
+ *      "headers": { "content-type": "application/json", "date": "Mon, 23 Nov 2026 11:19:40 GMT" },
+ *      "body": { "access_token": "...", "expires_in": 86400 }       // or "text": "raw body"
+ *    },
+ *    "expect": { "access_token": "...", "token_type": "Bearer", "refresh_token": null,
+ *                "expiry_source": "expires_in", "lifetime_seconds": 86400 }
+ *    // or, for a failure: { "error": "UpstreamRejected", "kind": "reauthenticate", "status": 401, "code": "invalid_client" }
+ *  }
+ *  ```
+ *
+ *  Comparison rules. `request.method` and `request.url` must be equal. Only the headers listed are compared
+ *  (names case-insensitively); `null` means the header must not be sent. `form` is compared field by field in
+ *  both directions (a missing or an extra field is a mismatch); `json` is compared deeply. In `expect`, only the
+ *  keys given are compared, and `"refresh_token": null` means no refresh token. The replay clock (when the
+ *  request is sent and the response received) is the response's Date header, so expiries read from a JWT `exp`
+ *  or an absolute `expires_at` give the same `lifetime_seconds` on every run; without a Date header it is
+ *  `recorded.at`, or the epoch. Inputs count as given through `${env:…}`, so a secret in a fixture draws no
+ *  "written literally" warning: fixtures hold sandbox credentials only. */
+import { Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { readdir, readFile } from "node:fs/promises"
+import { basename, dirname, join } from "node:path"
+import type { Catalog } from "./catalog.ts"
+import * as Connection from "./connection.ts"
+import type { FlowName } from "./manifest.ts"
+import type { Token } from "./token.ts"
+import * as TokenRequest from "./token-request.ts"
+import * as TokenResponse from "./token-response.ts"
+import { secretsOf } from "./upstream.ts"
+
+export const formatVersion = "tessera-fixture/1"
+
+const TokenExpectation = Schema.Struct({
+  access_token: Schema.optionalKey(Schema.String),
+  token_type: Schema.optionalKey(Schema.String),
+  refresh_token: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  scope: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  expiry_source: Schema.optionalKey(Schema.Literals(["expires_in", "expires_at", "jwt_exp", "ttl", "default"])),
+  lifetime_seconds: Schema.optionalKey(Schema.Number)
+})
+
+const ErrorExpectation = Schema.Struct({
+  error: Schema.Literals(["UpstreamRejected", "ResponseInvalid"]),
+  status: Schema.optionalKey(Schema.Number),
+  kind: Schema.optionalKey(Schema.Literals(["reauthenticate", "transient", "rate_limit", "other"])),
+  code: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  field: Schema.optionalKey(Schema.String)
+})
+
+export const Fixture = Schema.Struct({
+  format: Schema.Literal(formatVersion),
+  description: Schema.String,
+  provider: Schema.String,
+  flow: Schema.Literals(["acquire", "refresh"]),
+  recorded: Schema.optionalKey(Schema.Struct({ with: Schema.optionalKey(Schema.String), at: Schema.optionalKey(Schema.String) })),
+  inputs: Schema.Record(Schema.String, Schema.String),
+  token: Schema.optionalKey(Schema.Struct({
+    access_token: Schema.optionalKey(Schema.String), refresh_token: Schema.optionalKey(Schema.String), token_type: Schema.optionalKey(Schema.String)
+  })),
+  request: Schema.Struct({
+    method: Schema.Literals(["POST", "GET"]),
+    url: Schema.String,
+    headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.NullOr(Schema.String))),
+    form: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+    json: Schema.optionalKey(Schema.Json)
+  }),
+  response: Schema.Struct({
+    status: Schema.Int,
+    headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+    body: Schema.optionalKey(Schema.Json),
+    text: Schema.optionalKey(Schema.String)
+  }),
+  expect: Schema.Union([ErrorExpectation, TokenExpectation])
+})
+export type Fixture = typeof Fixture.Type
+
+/** A fixture file that cannot be replayed at all: unreadable, not JSON, not the fixture shape, or naming a
+ *  provider or flow that does not exist. */
+export class FixtureInvalid extends Schema.TaggedError<FixtureInvalid>()("FixtureInvalid", {
+  file: Schema.String, problems: Schema.Array(Schema.String)
+}) {
+  override get message() { return `${this.file}: not a replayable fixture:\n  ${this.problems.join("\n  ")}` }
+}
+
+/** One difference between the recording and the replay. `field` is a dot path: `request.form.scope`,
+ *  `request.headers.authorization`, `expect.lifetime_seconds`. `actual` is undefined when the value is absent. */
+export interface Mismatch {
+  readonly field: string
+  readonly expected: unknown
+  readonly actual: unknown
+}
+
+export interface Replay {
+  readonly file: string
+  readonly provider: string
+  /** The file name without `.json`. */
+  readonly name: string
+  readonly description: string
+  readonly flow: FlowName
+  readonly mismatches: ReadonlyArray<Mismatch>
+}
+
+export const isClean = (r: Replay): boolean => r.mismatches.length === 0
+
+const show = (v: unknown): string => v === undefined ? "(absent)" : JSON.stringify(v)
+
+export const formatMismatch = (m: Mismatch): string => `${m.field}: expected ${show(m.expected)}, got ${show(m.actual)}`
+
+/** `ok provider/case` or the case followed by one line per mismatch. */
+export const format = (r: Replay): string =>
+  isClean(r) ? `ok ${r.provider}/${r.name}` : [`FAIL ${r.provider}/${r.name}: ${r.description}`, ...r.mismatches.map((m) => `  ${formatMismatch(m)}`)].join("\n")
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v)
+
+/** Deep comparison listing every differing leaf, so a changed nested JSON field is named exactly. */
+const diffJson = (path: string, expected: unknown, actual: unknown, out: Mismatch[]): void => {
+  if (isRecord(expected) && isRecord(actual)) {
+    for (const k of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
+      diffJson(`${path}.${k}`, Object.hasOwn(expected, k) ? expected[k] : undefined, Object.hasOwn(actual, k) ? actual[k] : undefined, out)
+    }
+    return
+  }
+  if (JSON.stringify(expected) !== JSON.stringify(actual)) out.push({ field: path, expected, actual })
+}
+
+/** The replay clock: the response's Date header, else when the fixture was recorded, else the epoch. */
+const clockOf = (f: Fixture): number => {
+  const date = Object.entries(f.response.headers ?? {}).find(([k]) => k.toLowerCase() === "date")?.[1]
+  const at = [date, f.recorded?.at].map((s) => (s === undefined ? Number.NaN : Date.parse(s))).find(Number.isFinite)
+  return at ?? 0
+}
+
+const compareRequest = (built: TokenRequest.BuildResult, f: Fixture, out: Mismatch[]): void => {
+  if (built._tag === "Invalid") { out.push({ field: "request", expected: "a request", actual: built.details.join("; ") }); return }
+  const wire = TokenRequest.encode(built.request)
+  if (built.request.method !== f.request.method) out.push({ field: "request.method", expected: f.request.method, actual: built.request.method })
+  if (wire.url !== f.request.url) out.push({ field: "request.url", expected: f.request.url, actual: wire.url })
+  const sent = new Map(Object.entries(wire.headers).map(([k, v]) => [k.toLowerCase(), v] as const))
+  for (const [name, expected] of Object.entries(f.request.headers ?? {})) {
+    const actual = sent.get(name.toLowerCase())
+    if ((expected ?? undefined) !== actual) out.push({ field: `request.headers.${name.toLowerCase()}`, expected, actual })
+  }
+  if (f.request.form !== undefined) {
+    if (built.request.encoding !== "form") { out.push({ field: "request.encoding", expected: "form", actual: built.request.encoding }); return }
+    const fields = [...new URLSearchParams(wire.body ?? new URL(wire.url).search)]
+    const actual = new Map<string, string>()
+    for (const [k, v] of fields) {
+      if (actual.has(k)) out.push({ field: `request.form.${k}`, expected: "sent once", actual: "sent more than once" })
+      actual.set(k, v)
+    }
+    for (const k of new Set([...Object.keys(f.request.form), ...actual.keys()])) {
+      const expected = Object.hasOwn(f.request.form, k) ? f.request.form[k] : undefined
+      if (expected !== actual.get(k)) out.push({ field: `request.form.${k}`, expected, actual: actual.get(k) })
+    }
+  }
+  if (f.request.json !== undefined) {
+    if (built.request.encoding !== "json") { out.push({ field: "request.encoding", expected: "json", actual: built.request.encoding }); return }
+    let actual: unknown
+    try { actual = JSON.parse(wire.body ?? "") } catch { actual = wire.body }
+    diffJson("request.json", f.request.json, actual, out)
+  }
+}
+
+const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: number, out: Mismatch[]): void => {
+  const e = f.expect
+  const check = (key: string, expected: unknown, actual: unknown) => { if (expected !== actual) out.push({ field: `expect.${key}`, expected, actual }) }
+  if ("error" in e) {
+    if (decoded._tag === "Token") { out.push({ field: "expect.error", expected: e.error, actual: "a token" }); return }
+    const err = decoded.error
+    check("error", e.error, err._tag)
+    if (e.status !== undefined) check("status", e.status, err.status)
+    if (e.kind !== undefined) check("kind", e.kind, err._tag === "UpstreamRejected" ? err.kind : undefined)
+    if (e.code !== undefined) check("code", e.code ?? undefined, err._tag === "UpstreamRejected" ? err.code : undefined)
+    if (e.field !== undefined) check("field", e.field, err._tag === "ResponseInvalid" ? err.field : undefined)
+    return
+  }
+  if (decoded._tag !== "Token") { out.push({ field: "expect.error", expected: undefined, actual: `${decoded.error._tag}: ${decoded.error.message}` }); return }
+  const t = decoded.token
+  if (e.access_token !== undefined) check("access_token", e.access_token, Redacted.value(t.accessToken))
+  if (e.token_type !== undefined) check("token_type", e.token_type, t.tokenType)
+  if (e.refresh_token !== undefined) check("refresh_token", e.refresh_token ?? undefined, t.refreshToken ? Redacted.value(t.refreshToken) : undefined)
+  if (e.scope !== undefined) check("scope", e.scope ?? undefined, t.scope)
+  if (e.expiry_source !== undefined) check("expiry_source", e.expiry_source, t.expirySource)
+  if (e.lifetime_seconds !== undefined) check("lifetime_seconds", e.lifetime_seconds, (t.expiresAt - sentAt) / 1000)
+}
+
+const decodeFixture = Schema.decodeUnknownEffect(Fixture)
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Replays one fixture file against the catalog's manifest for its provider. */
+export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, FixtureInvalid> =>
+  Effect.gen(function*() {
+    const invalid = (...problems: string[]) => new FixtureInvalid({ file, problems })
+    const text = yield* Effect.tryPromise({ try: () => readFile(file, "utf8"), catch: (e) => invalid(`cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) })
+    const json = yield* Effect.try({ try: (): unknown => JSON.parse(text), catch: (e) => invalid(`not JSON: ${e instanceof Error ? e.message : String(e)}`) })
+    const f = yield* decodeFixture(json, { errors: "all", onExcessProperty: "error" }).pipe(
+      Effect.mapError((e) => invalid(...formatIssues(e.issue).issues.map((i) => `${i.path?.map(String).join(".") || "(root)"}: ${i.message}`))))
+    const manifest = catalog.manifests.get(f.provider)
+    if (!manifest) return yield* invalid(`unknown provider "${f.provider}" (known: ${[...catalog.manifests.keys()].join(", ")})`)
+    const dir = basename(dirname(file))
+    if (dir !== f.provider) return yield* invalid(`provider "${f.provider}" does not match its directory "${dir}"`)
+    if ((f.request.form === undefined) === (f.request.json === undefined)) return yield* invalid("request: give exactly one of form or json")
+    if ((f.response.body === undefined) === (f.response.text === undefined)) return yield* invalid("response: give exactly one of body or text")
+    const flow = manifest.flows[f.flow]
+    if (!flow) return yield* invalid(`${f.provider} has no ${f.flow} flow`)
+
+    const mismatches: Mismatch[] = []
+    const given = new Map(Object.entries(f.inputs).map(([k, value]) => [k, { value, literal: false }] as const))
+    const { inputs, issues } = Connection.resolveInputs(manifest, given)
+    for (const i of issues) if (i.severity === "error") mismatches.push({ field: i.input ? `inputs.${i.input}` : "inputs", expected: "valid", actual: i.message })
+    const name = basename(file).replace(/\.json$/, "")
+    const connection: Connection.Connection = { name: `fixture ${f.provider}/${name}`, manifest, inputs, allowInsecureHttp: false }
+    const clock = clockOf(f)
+    const token: Token | undefined = f.token === undefined ? undefined : {
+      accessToken: Redacted.make(f.token.access_token ?? "", { label: "access_token" }),
+      refreshToken: f.token.refresh_token === undefined ? undefined : Redacted.make(f.token.refresh_token, { label: "refresh_token" }),
+      tokenType: f.token.token_type ?? "Bearer", expiresAt: clock, obtainedAt: clock, expirySource: "default"
+    }
+    compareRequest(TokenRequest.build(connection, flow, token), f, mismatches)
+
+    const body = f.response.text ?? JSON.stringify(f.response.body)
+    const decoded = TokenResponse.decode(
+      { status: f.response.status, headers: f.response.headers ?? {}, body: new TextEncoder().encode(body), receivedAt: clock },
+      { connection, sentAt: clock, attempts: 1, secrets: secretsOf(connection, token) })
+    compareOutcome(decoded, f, clock, mismatches)
+    return { file, provider: f.provider, name, description: f.description, flow: f.flow, mismatches } satisfies Replay
+  })
+
+export interface ReplayAll {
+  readonly replays: ReadonlyArray<Replay>
+  /** Fixtures that could not be replayed; the others are replayed regardless, so one run lists everything. */
+  readonly invalid: ReadonlyArray<FixtureInvalid>
+}
+
+/** Replays every `<dir>/<provider id>/<case>.json`, in name order. Fails only when `dir` cannot be read. */
+export const replayAll = (dir: string, catalog: Catalog): Effect.Effect<ReplayAll, FixtureInvalid> =>
+  Effect.gen(function*() {
+    const entries = yield* Effect.tryPromise({
+      try: () => readdir(dir, { withFileTypes: true }),
+      catch: (e) => new FixtureInvalid({ file: dir, problems: [`cannot read fixture directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}`] })
+    })
+    const files: string[] = []
+    for (const d of entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
+      const names = yield* Effect.tryPromise({ try: () => readdir(join(dir, d)), catch: () => new FixtureInvalid({ file: join(dir, d), problems: ["cannot read directory"] }) })
+      files.push(...names.filter((n) => n.endsWith(".json")).sort().map((n) => join(dir, d, n)))
+    }
+    const results = yield* Effect.forEach(files, (file) => Effect.result(replay(file, catalog)))
+    return {
+      replays: results.flatMap((r) => (r._tag === "Success" ? [r.success] : [])),
+      invalid: results.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
+    }
+  })
+
