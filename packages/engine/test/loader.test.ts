@@ -164,7 +164,7 @@ describe("Manifest.parse: schema", () => {
   it.effect("success predicate with neither equals nor in", () => Effect.gen(function*() {
     const text = demo({ rest: "response:\n  success: { path: code }\n" })
     const p = yield* error(text)
-    assertProblem(p, { ...locate(text, "{ path: code }"), path: "response.success", message: "fewer than 2 properties" })
+    assertProblem(p, { ...locate(text, "{ path: code }"), path: "response.success", message: "needs at least 2 keys", hint: "Give `equals` or `in`" })
   }))
 
   it.effect("malformed response path", () => Effect.gen(function*() {

@@ -87,6 +87,10 @@ const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
       const hint = pattern === undefined || pattern === "^[a-z][a-z0-9_]*$" ? "keys are snake_case: lower-case letters, digits and _" : `keys here must match ${pattern}`
       return problemAt(src, [...path, String(e.params["propertyName"])], `invalid key "${String(e.params["propertyName"])}"`, { key: true, hint })
     }
+    case "minProperties": {
+      const description = (e.parentSchema as { description?: string } | undefined)?.description
+      return problemAt(src, path, `needs at least ${String(e.params["limit"])} keys`, { hint: description })
+    }
     case "format":
       return problemAt(src, path, `${typeName(value)} is not a valid ${String(e.params["format"])}`)
     default:
