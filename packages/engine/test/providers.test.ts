@@ -2,6 +2,7 @@
  *  authentication, body fields) and the token that comes back. */
 import { Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { DEMO_VALUES } from "@tessera/testkit"
 import { makeHarness, type Harness } from "./services/harness.ts"
 
 let h: Harness
@@ -99,6 +100,30 @@ describe("crm-com credential variants", () => {
       expect(v.sb.tokenRequests("crm-com").at(-1)!.json).toEqual({ access_token_identifier: { identifier: "crm-ident", pass_code: "crm-pass" }, unit: "1" })
       await v.run(v.engine.getToken("crm-jwt"))
       expect(v.sb.tokenRequests("crm-com").at(-1)!.json).toEqual({ jwt: "crm-idm-jwt", organisation: "ps_dev" })
+    } finally { await v.close() }
+  })
+})
+
+describe("client authentication encoding (RFC 6749 §2.3.1)", () => {
+  it("form-encodes the client id and secret before Basic, and the server decodes them back", async () => {
+    const special = DEMO_VALUES["oauth2-special"]
+    const v = await makeHarness({
+      extra: (sb) => ({
+        basic: { provider: "oauth2", inputs: { token_url: sb.tokenUrl("oauth2"), client_id: special.client_id, client_secret: special.client_secret } },
+        post: { provider: "oauth2", inputs: { token_url: sb.tokenUrl("oauth2"), client_id: special.client_id, client_secret: special.client_secret, client_auth: "client_secret_post" } }
+      })
+    })
+    try {
+      await v.run(v.engine.getToken("basic"))
+      const basic = v.sb.tokenRequests("oauth2").at(-1)!
+      expect(basic.status).toBe(200)
+      const decoded = Buffer.from(basic.headers["authorization"]!.replace(/^Basic /, ""), "base64").toString("utf8")
+      expect(decoded).toBe("app%3A42+%C3%BC:s3%3Acr%2Bt+%252B+%C3%BC")
+      await v.run(v.engine.getToken("post"))
+      const post = v.sb.tokenRequests("oauth2").at(-1)!
+      expect(post.status).toBe(200)
+      expect(post.form).toMatchObject({ client_id: special.client_id, client_secret: special.client_secret })
+      expect(post.headers["authorization"]).toBeUndefined()
     } finally { await v.close() }
   })
 })

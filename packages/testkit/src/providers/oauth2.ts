@@ -87,7 +87,9 @@ export const oauth2: ProviderSpec = {
 
     const clientId = basic === undefined ? f["client_id"] : formDecode(basic.user);
     const clientSecret = basic === undefined ? f["client_secret"] : formDecode(basic.password);
-    if (clientId !== DEMO.client_id || clientSecret !== DEMO.client_secret) return invalidClient("Client authentication failed.");
+    const special = DEMO_VALUES["oauth2-special"]
+    const known = (clientId === DEMO.client_id && clientSecret === DEMO.client_secret) || (clientId === special.client_id && clientSecret === special.client_secret)
+    if (!known) return invalidClient("Client authentication failed.");
 
     const scope = f["scope"];
     if (scope !== undefined && !SCOPE.test(scope)) return oauthError(400, "invalid_scope", "The scope is malformed.");
