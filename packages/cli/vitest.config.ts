@@ -1,3 +1,4 @@
 import { defineProject } from "vitest/config"
 
-export default defineProject({ test: { name: "cli", include: ["test/**/*.test.ts"], testTimeout: 20_000, hookTimeout: 20_000 } })
+// Each CLI test starts real `tessera` processes (about a second of CPU each), so allow for a busy machine.
+export default defineProject({ test: { name: "cli", include: ["test/**/*.test.ts"], testTimeout: 60_000, hookTimeout: 30_000 } })

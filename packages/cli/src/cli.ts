@@ -1,0 +1,65 @@
+/** The `tessera` command tree and `run`, which parses an argv, runs the command and turns every outcome into an
+ *  exit code (see exit-code.ts). Nothing here writes to the terminal directly: commands use Console, so `run` can
+ *  be driven in-process as well as by bin/tessera.mjs. */
+import { Runtime } from "@tessera/engine"
+import { Cause, Console, Effect, Logger, References } from "effect"
+import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
+import { readFileSync } from "node:fs"
+import * as Providers from "./commands/providers.ts"
+import * as Token from "./commands/token.ts"
+import * as Validate from "./commands/validate.ts"
+import * as ExitCode from "./exit-code.ts"
+import * as Report from "./report.ts"
+
+export const version: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version
+
+export const command = Command.make("tessera").pipe(
+  Command.withDescription("Gets and keeps API credentials for SaaS providers, as declared in provider manifests and a config file " +
+    "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure, 2 usage or config error."),
+  Command.withExamples([
+    { command: "tessera validate", description: "Check the config and every manifest it loads" },
+    { command: "tessera providers", description: "List the providers and the inputs they need" },
+    { command: "TOKEN=$(tessera token crm)", description: "Get the access token of connection crm" }
+  ]),
+  Command.withSubcommands([Validate.command, Providers.command, Token.command])
+)
+
+// --wizard prompts interactively, which a credentials tool run from scripts should never do.
+const builtIns = [GlobalFlag.Help, GlobalFlag.Version, GlobalFlag.Completions, GlobalFlag.LogLevel] as const
+
+/** Command-line mistakes: the error alone on stderr (not the whole help on stdout, which `$(...)` would capture). */
+const presenter = (json: boolean): CliOutput.Presenter => ({
+  present: (event) => {
+    if (event._tag !== "InvalidInvocation") return CliOutput.defaultPresenter.present(event)
+    const message = event.errors.map((e) => e.message).join("; ")
+    const code = event.errors[0]?._tag ?? "UsageError"
+    return json
+      ? Console.error(JSON.stringify({ error: { code, message } }))
+      : Console.error(`tessera: ${message}\nRun "${event.commandPath.join(" ")} --help" for usage.`)
+  }
+})
+
+/** Runs `tessera` with `argv` (without "node" and the script) and returns the exit code; never fails. */
+export const run = (argv: ReadonlyArray<string>): Effect.Effect<ExitCode.ExitCode, never, Command.Environment> => {
+  const json = argv.includes("--json")
+  return Command.runWith(command, { version })(argv).pipe(
+    Effect.as(ExitCode.success),
+    Effect.catch((e): Effect.Effect<ExitCode.ExitCode> => {
+      if (e._tag === "Reported") return Effect.succeed(e.code)
+      // Bare `tessera` shows the help and is not an error; a parse error was already presented.
+      if (e._tag === "ShowHelp") return Effect.succeed(e.errors.length === 0 ? ExitCode.success : ExitCode.usage)
+      return Effect.as(Console.error(Report.errorText(e, { json })), ExitCode.of(e))
+    }),
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt // Ctrl-C: runMain exits with 130
+      const defect = Cause.squash(cause)
+      const message = defect instanceof Error ? defect.message : String(defect)
+      return Effect.as(Console.error(Report.errorText({ _tag: "InternalError", message: `internal error: ${message}` }, { json })), ExitCode.failure)
+    }),
+    Effect.provideService(CliOutput.Presenter, presenter(json)),
+    Effect.provideService(CliConfig.CliConfig, CliConfig.make({ builtIns })),
+    // Logs go to stderr, so stdout carries only the command's output. --log-level (handled by runWith) wins over this.
+    Effect.provideService(Logger.LogToStderr, true),
+    Effect.provideService(References.MinimumLogLevel, Runtime.logLevel())
+  )
+}

@@ -1,0 +1,92 @@
+/** `tessera token <connection>`: prints a connection's access token (alone, so `$(tessera token x)` works), or
+ *  with --dry-run / --curl the request that would get one. Tokens live in the encrypted file store, so later
+ *  invocations reuse them until the manifest's early-refresh margin. */
+import { Config, Engine, Runtime, TokenRequest, type TokenError } from "@tessera/engine"
+import { Console, Effect, Option, Redacted, References } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Report from "../report.ts"
+
+const flags = {
+  connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
+  config: ConfigDiscovery.flag,
+  json: Flag.Boolean("json").pipe(Flag.withDefault(false),
+    Flag.withDescription("print one JSON object {connection, provider, access_token, token_type, expires_at}; failures as {error: {code, message}} on stderr")),
+  noCache: Flag.Boolean("no-cache").pipe(Flag.withDefault(false), Flag.withDescription("neither read nor write the token cache: always ask the provider")),
+  force: Flag.Boolean("force").pipe(Flag.withDefault(false), Flag.withDescription("renew even if the cached token is still fresh (uses the refresh token when there is one)")),
+  dryRun: Flag.Boolean("dry-run").pipe(Flag.withDefault(false), Flag.withDescription("print the request that would be sent, secrets masked as ***, and send nothing")),
+  curl: Flag.Boolean("curl").pipe(Flag.withDefault(false), Flag.withDescription("print the request as a curl command, secrets masked, and send nothing")),
+  showSecrets: Flag.Boolean("show-secrets").pipe(Flag.withDefault(false), Flag.withDescription("with --dry-run or --curl: print secrets instead of ***"))
+}
+
+export interface Options {
+  readonly connection: string
+  readonly config: Option.Option<string>
+  readonly json: boolean
+  readonly noCache: boolean
+  readonly force: boolean
+  readonly dryRun: boolean
+  readonly curl: boolean
+  readonly showSecrets: boolean
+}
+
+/** Every secret value the config holds, so that no failure message can echo one (a provider may quote it back). */
+const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
+  const out: string[] = []
+  for (const c of config.connections.values()) for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
+  for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
+  for (const r of [config.store?.encryptionKey, config.store?.url]) if (r) out.push(Redacted.value(r))
+  return out
+}
+
+/** The flow the engine would run next: refresh when a refresh token is cached and the manifest has that flow. */
+const nextFlow = (engine: Engine.EngineShape, o: Options): Effect.Effect<"acquire" | "refresh", TokenError.TokenError> =>
+  Effect.gen(function*() {
+    if (o.noCache) return "acquire"
+    const c = yield* engine.connection(o.connection)
+    if (!c.manifest.flows.refresh) return "acquire"
+    const state = yield* engine.cacheState(o.connection)
+    return state.cached && state.hasRefreshToken ? "refresh" : "acquire"
+  })
+
+/** The request as an HTTP message: request line, headers, blank line, body. */
+const httpText = (method: string, e: ReturnType<typeof TokenRequest.encode>): string =>
+  [`${method} ${e.url}`, ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`), ...(e.body === undefined ? [] : ["", e.body])].join("\n")
+
+const describe = (engine: Engine.EngineShape, o: Options) => Effect.gen(function*() {
+  const req = yield* engine.describeRequest(o.connection, yield* nextFlow(engine, o))
+  if (o.curl) return yield* Console.log(TokenRequest.toCurl(req, { showSecrets: o.showSecrets }))
+  const e = TokenRequest.encode(req, { mask: !o.showSecrets })
+  if (o.json) return yield* Report.json({ flow: req.flow, method: req.method, url: e.url, headers: e.headers, body: e.body ?? null })
+  yield* Console.log(httpText(req.method, e))
+})
+
+export const handler = (o: Options) => Effect.gen(function*() {
+  const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
+  // Runtime.layer sets its own log level from $TESSERA_LOG_LEVEL; keep the one the CLI chose (--log-level wins).
+  const level = yield* References.MinimumLogLevel
+  const program = Effect.gen(function*() {
+    const engine = yield* Engine.Engine
+    if (o.dryRun || o.curl) return yield* describe(engine, o)
+    const result = yield* engine.getToken(o.connection, { force: o.force, noCache: o.noCache })
+    yield* Effect.logInfo(`${result.decision.action}: ${result.decision.reason}`).pipe(
+      Effect.annotateLogs({ connection: result.connection, provider: result.provider }))
+    yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
+  })
+  yield* program.pipe(
+    Effect.provideService(References.MinimumLogLevel, level),
+    Effect.provide(Runtime.layer(config, "file")),
+    Effect.catch(Report.failWith({ json: o.json, secrets: secretsOf(config) }))
+  )
+}).pipe(Effect.withSpan("tessera.cli.token"))
+
+export const command = Command.make("token", flags, handler).pipe(
+  Command.withDescription("Print a connection's access token on stdout, from the cache while it is fresh, renewed otherwise. " +
+    "Exit 0 on success, 1 when the provider, the network or the cache fails, 2 when the config or the command line is wrong."),
+  Command.withShortDescription("Print a connection's access token"),
+  Command.withExamples([
+    { command: `curl -H "Authorization: Bearer $(tessera token crm)" https://api.example.com/v1/me`, description: "Use the token of connection crm in a script" },
+    { command: "tessera token crm --json --config ./tessera.yaml", description: "Token, type and expiry as JSON" },
+    { command: "tessera token crm --curl", description: "Show the token request as a curl command (secrets masked), send nothing" }
+  ])
+)
