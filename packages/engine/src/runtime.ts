@@ -5,6 +5,7 @@ import type { LogLevel } from "effect/LogLevel"
 import type { Config } from "./config.ts"
 import * as Engine from "./engine.ts"
 import * as FileStore from "./file-store.ts"
+import * as RedisStore from "./redis-store.ts"
 import type { StoreError } from "./token-error.ts"
 import { TokenStore, layerMemory, type TokenStoreShape } from "./token-store.ts"
 
@@ -15,7 +16,7 @@ export const storeLayer = (config: Config, fallback: "memory" | "file" = "memory
   switch (type) {
     case "memory": return layerMemory
     case "file": return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
-    case "redis": throw new TypeError("store type redis is not available in this build yet; use memory or file")
+    case "redis": return RedisStore.layer({ url: config.store?.url, keyPrefix: config.store?.keyPrefix, encryptionKey: config.store?.encryptionKey })
   }
 }
 
