@@ -333,3 +333,16 @@ describe("Config.parse: connection mistakes break only their connection", () => 
     assert.deepStrictEqual([...c.connections.keys()], ["shop"])
   }))
 })
+
+describe("store section", () => {
+  it("a redis store without url and encryption_key is reported at the store, naming each missing key", async () => {
+    const text = "store:\n  type: redis\n"
+    const r = await Effect.runPromise(Effect.result(Config.parse("/x/tessera.yaml", text, {})))
+    assert.strictEqual(r._tag, "Failure")
+    if (r._tag !== "Failure") return
+    assert.strictEqual(r.failure._tag, "ConfigInvalid")
+    assert.deepStrictEqual(r.failure.problems.map((p) => `${p.line}:${p.col} ${p.path} ${p.message}`), [
+      '2:3 store missing required key "url"', '2:3 store missing required key "encryption_key"'
+    ])
+  })
+})

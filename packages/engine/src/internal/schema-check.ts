@@ -103,7 +103,8 @@ export const check = (kind: "provider" | "config", src: YamlSource): ReadonlyArr
   if (validate(src.value)) return []
   const errors = pruneBranches(validate.errors ?? [])
   // A propertyNames failure also yields a "pattern" error for the name itself; report the name once.
-  const filtered = errors.filter((e) => !(e.keyword === "pattern" && e.propertyName !== undefined))
+  // An if/then failure also yields an "if" error saying only "must match then schema": the then error says what.
+  const filtered = errors.filter((e) => !(e.keyword === "pattern" && e.propertyName !== undefined) && e.keyword !== "if")
   const seen = new Set<string>()
   return filtered.map((e) => toProblem(src, e)).filter((p) => {
     const k = `${p.line}:${p.col}:${p.message}`
