@@ -127,7 +127,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
       cached = entry ? fromStored(entry.token) : undefined
       if (cached && !options.force && Expiry.freshness(c.manifest, cached, now) === "fresh") {
         local.set(key, cached)
-        const r = result(c, cached, "reused", `another caller renewed it; valid for ${secondsLeft(cached, now)} s more`)
+        const r = result(c, cached, "reused", `found in the ${store.name} store (from an earlier run or another caller); valid for ${secondsLeft(cached, now)} s more`)
         yield* emit(c, "reused", r.decision.reason)
         return r
       }

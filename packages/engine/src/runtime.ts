@@ -1,11 +1,10 @@
 /** Builds a ready Engine layer from a loaded config: the store it names (memory by default for libraries, the
  *  encrypted file store for the CLI), over the engine. Shared by the Promise API, the CLI and the server. */
-import { Layer, References } from "effect"
+import { Effect, Layer, References } from "effect"
 import type { LogLevel } from "effect/LogLevel"
 import type { Config } from "./config.ts"
 import * as Engine from "./engine.ts"
 import * as FileStore from "./file-store.ts"
-import * as RedisStore from "./redis-store.ts"
 import type { StoreError } from "./token-error.ts"
 import { TokenStore, layerMemory, type TokenStoreShape } from "./token-store.ts"
 
@@ -16,7 +15,9 @@ export const storeLayer = (config: Config, fallback: "memory" | "file" = "memory
   switch (type) {
     case "memory": return layerMemory
     case "file": return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
-    case "redis": return RedisStore.layer({ url: config.store?.url, keyPrefix: config.store?.keyPrefix, encryptionKey: config.store?.encryptionKey })
+    // Loaded on demand: most processes (the CLI above all) never need the Redis client, and it costs start-up time.
+    case "redis": return Layer.unwrap(Effect.promise(() => import("./redis-store.ts")).pipe(
+      Effect.map((RedisStore) => RedisStore.layer({ url: config.store?.url, keyPrefix: config.store?.keyPrefix, encryptionKey: config.store?.encryptionKey }))))
   }
 }
 
@@ -26,8 +27,10 @@ const levels: ReadonlyArray<LogLevel> = ["All", "Fatal", "Error", "Warn", "Info"
 export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel =>
   levels.find((l) => l.toLowerCase() === (env["TESSERA_LOG_LEVEL"] ?? "").toLowerCase()) ?? "Warn"
 
-export const layer = (config: Config, store: StoreChoice = "memory"): Layer.Layer<Engine.Engine, StoreError> =>
+/** The engine over the chosen store. `logLevel` defaults to `logLevel()` ($TESSERA_LOG_LEVEL, else Warn); the CLI
+ *  passes the level its --log-level flag chose. */
+export const layer = (config: Config, store: StoreChoice = "memory", opts: { readonly logLevel?: LogLevel } = {}): Layer.Layer<Engine.Engine, StoreError> =>
   Layer.merge(
     Engine.layer(config).pipe(Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))),
-    Layer.succeed(References.MinimumLogLevel, logLevel())
+    Layer.succeed(References.MinimumLogLevel, opts.logLevel ?? logLevel())
   ) as Layer.Layer<Engine.Engine, StoreError>

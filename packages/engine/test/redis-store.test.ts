@@ -49,9 +49,16 @@ const bareStore = async (opts: RedisStore.RedisStoreOptions): Promise<RedisStore
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-it("type: redis without encryption_key fails with a clear config error before connecting", async () => {
-  const config = await Effect.runPromise(Config.fromObject({ store: { type: "redis", url: "${env:REDIS_URL_FOR_TEST}" } }, { REDIS_URL_FOR_TEST: "redis://127.0.0.1:1" }))
-  const rt = ManagedRuntime.make(Runtime.storeLayer(config))
+it("type: redis without encryption_key is a config error at load, with its position", async () => {
+  const r = await Effect.runPromise(Effect.result(Config.fromObject({ store: { type: "redis", url: "${env:REDIS_URL_FOR_TEST}" } }, { REDIS_URL_FOR_TEST: "redis://127.0.0.1:1" })))
+  expect(r._tag).toBe("Failure")
+  if (r._tag !== "Failure") return
+  expect(r.failure._tag).toBe("ConfigInvalid")
+  expect(r.failure.message).toMatch(/:\d+:\d+: error: store: missing required key "encryption_key"/)
+})
+
+it("the store itself also refuses to start without an encryption key, before connecting (programmatic use)", async () => {
+  const rt = ManagedRuntime.make(RedisStore.layer({ url: Redacted.make("redis://127.0.0.1:1"), keyPrefix: "t:" }))
   const error = await rt.runPromise(Effect.void).then(() => undefined, (e: StoreError) => e)
   await rt.dispose()
   expect(error?._tag).toBe("StoreError")

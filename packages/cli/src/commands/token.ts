@@ -63,7 +63,7 @@ const describe = (engine: Engine.EngineShape, o: Options) => Effect.gen(function
 
 export const handler = (o: Options) => Effect.gen(function*() {
   const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
-  // Runtime.layer sets its own log level from $TESSERA_LOG_LEVEL; keep the one the CLI chose (--log-level wins).
+  // The level the CLI chose (--log-level, else $TESSERA_LOG_LEVEL) also governs the engine's logs.
   const level = yield* References.MinimumLogLevel
   const program = Effect.gen(function*() {
     const engine = yield* Engine.Engine
@@ -74,8 +74,7 @@ export const handler = (o: Options) => Effect.gen(function*() {
     yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
   })
   yield* program.pipe(
-    Effect.provideService(References.MinimumLogLevel, level),
-    Effect.provide(Runtime.layer(config, "file")),
+    Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
     Effect.catch(Report.failWith({ json: o.json, secrets: secretsOf(config) }))
   )
 }).pipe(Effect.withSpan("tessera.cli.token"))
