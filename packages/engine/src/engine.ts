@@ -208,17 +208,21 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
     if (existing) return yield* Deferred.await(existing)
     const d = Deferred.makeUnsafe<TokenResult, TokenError>()
     inflight.set(flightKey, d)
-    const exit = yield* Effect.exit(store.withLock(key, renew(c, key, options)).pipe(
-      Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } })
+    // The renewal runs detached from the caller that started it: if that caller is interrupted (say, an HTTP client
+    // hung up), the others waiting on the same credential still get the result instead of waiting forever.
+    yield* Effect.forkDetach(store.withLock(key, renew(c, key, options)).pipe(
+      Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } }),
+      Effect.onExit((exit) => Effect.gen(function*() {
+        inflight.delete(flightKey)
+        if (Exit.isSuccess(exit)) {
+          const r = exit.value
+          if (failing.has(key) && r.decision.action !== "served_stale") { failing.delete(key); yield* emit(c, "recovered", "the provider answers again") }
+          if (r.decision.action === "served_stale") failing.add(key)
+        } else failing.add(key)
+        yield* Deferred.done(d, exit)
+      }))
     ))
-    inflight.delete(flightKey)
-    yield* Deferred.done(d, exit)
-    if (Exit.isSuccess(exit)) {
-      const r = exit.value
-      if (failing.has(key) && r.decision.action !== "served_stale") { failing.delete(key); yield* emit(c, "recovered", "the provider answers again") }
-      if (r.decision.action === "served_stale") failing.add(key)
-    } else failing.add(key)
-    return yield* exit
+    return yield* Deferred.await(d)
   })
 
   const invalidate = (name: string): Effect.Effect<void, TokenError> => Effect.gen(function*() {

@@ -24,6 +24,18 @@ describe("single-flight", () => {
     expect(h.sb.tokenRequests("dvinci")).toHaveLength(1)
   })
 
+  it("interrupting the caller that started a renewal does not wedge the others (a client hanging up)", async () => {
+    h = await makeHarness()
+    h.sb.inject("cube", { type: "delay", ms: 300 })
+    const leader = await h.run(Effect.timeoutOption(h.engine.getToken("cube"), "50 millis"))
+    expect(leader._tag).toBe("None") // interrupted mid-renewal
+    const follower = await h.run(Effect.timeout(h.engine.getToken("cube"), "3 seconds"))
+    expect(follower.decision.action).toMatch(/acquired|reused/)
+    expect(h.sb.tokenRequests("cube")).toHaveLength(1)
+    const later = await h.run(Effect.timeout(h.engine.getToken("cube"), "3 seconds"))
+    expect(later.decision.action).toBe("reused")
+  })
+
   it("connections with different inputs do not share a token", async () => {
     h = await makeHarness({ extra: (sb) => ({ cube2: { provider: "cube", inputs: { ...sb.credentials.cube } } }) })
     const [a, b] = await h.run(Effect.all([h.engine.getToken("cube"), h.engine.getToken("cube2")], { concurrency: 2 }))
