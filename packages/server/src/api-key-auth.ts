@@ -1,0 +1,59 @@
+/** API-key authentication: the keys of `server.api_keys`, each with an allowlist of connections (`*` = all).
+ *
+ *  Only SHA-256 digests of the keys are kept. A presented key is hashed and compared with EVERY digest using
+ *  `timingSafeEqual` (no early exit), so neither the keys nor how much of one matched leak through memory or
+ *  timing. Comparing digests also makes the comparison length-independent. The factory checks its keys at
+ *  construction (empty key, duplicate key, empty allowlist) so a bad config fails at boot, not per request. */
+import { Redacted } from "effect"
+import { createHash, timingSafeEqual } from "node:crypto"
+import type { Config } from "@tessera/engine"
+
+/** An authenticated caller: the key's name (safe to log) and what it may use. */
+export interface Principal {
+  readonly name: string
+  readonly allows: (connection: string) => boolean
+}
+
+export interface ApiKeyAuth {
+  /** False when no keys are configured: every caller is then `anonymous` (the server binds loopback only). */
+  readonly enabled: boolean
+  /** The principal whose key is `presented`, or undefined for a missing or wrong key. */
+  readonly verify: (presented: string | undefined) => Principal | undefined
+}
+
+/** The caller when no keys are configured. */
+export const anonymous: Principal = { name: "anonymous", allows: () => true }
+
+const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest()
+
+export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
+  const entries: Array<{ readonly hash: Buffer; readonly principal: Principal }> = []
+  for (const k of keys) {
+    const value = Redacted.value(k.key)
+    if (value.trim() === "") throw new TypeError(`api key "${k.name}" is empty`)
+    const hash = digest(value)
+    const twin = entries.find((e) => timingSafeEqual(e.hash, hash))
+    if (twin) throw new TypeError(`api keys "${twin.principal.name}" and "${k.name}" have the same value; give each caller its own key`)
+    if (k.connections.length === 0) throw new TypeError(`api key "${k.name}" allows no connection; list connection names, or "*" for all`)
+    const all = k.connections.includes("*")
+    const allowed = new Set(k.connections)
+    entries.push({ hash, principal: { name: k.name, allows: (c) => all || allowed.has(c) } })
+  }
+  if (entries.length === 0) return { enabled: false, verify: () => anonymous }
+  return {
+    enabled: true,
+    verify: (presented) => {
+      if (presented === undefined || presented === "") return undefined
+      const h = digest(presented)
+      let found: Principal | undefined
+      for (const e of entries) if (timingSafeEqual(e.hash, h) && found === undefined) found = e.principal
+      return found
+    }
+  }
+}
+
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1). */
+export const bearer = (authorization: string | undefined): string | undefined => {
+  const m = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization ?? "")
+  return m?.[1]
+}

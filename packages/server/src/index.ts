@@ -1,0 +1,15 @@
+/** @tessera/server: the tessera HTTP server. `startServer(config)` runs it for a loaded config and `serve({ config:
+ *  path })` runs it from a file with signal handling (for `tessera serve`); Effect programs use `Server.layer`. */
+export { startServer, isLoopback, type RunningServer, type ServerOptions } from "./server.ts"
+export { serve, type ServeOptions, type Serving } from "./serve.ts"
+export * as AccessLog from "./access-log.ts"
+export * as ApiKeyAuth from "./api-key-auth.ts"
+export * as App from "./app.ts"
+export * as Generations from "./generations.ts"
+export * as Metrics from "./metrics.ts"
+export * as OpenApi from "./openapi.ts"
+export * as Problem from "./problem.ts"
+export * as Proxy from "./proxy.ts"
+export * as RequestContext from "./request-context.ts"
+export * as Routes from "./routes.ts"
+export * as Server from "./server.ts"

@@ -1,0 +1,38 @@
+/** What the server knows about one request while handling it: its id, the engine generation it leased, and what
+ *  the access log and metrics report about it (route template, connection, key name).
+ *
+ *  The Node request listener creates it before the Effect app runs (so the lease and the log line cover the whole
+ *  exchange, body streaming included) and attaches it to the Node request; the app's outermost middleware
+ *  provides it as the `RequestContext` service. */
+import { Context } from "effect"
+import { randomUUID } from "node:crypto"
+import type { IncomingMessage } from "node:http"
+import type { Principal } from "./api-key-auth.ts"
+import type { Generation } from "./generations.ts"
+
+export interface RequestMeta {
+  readonly id: string
+  readonly generation: Generation
+  /** The matched route template, e.g. `/v1/connections/:name/token`. */
+  route?: string | undefined
+  connection?: string | undefined
+  /** Who the API key says the caller is (its name is logged). */
+  principal?: Principal | undefined
+}
+
+export class RequestContext extends Context.Service<RequestContext, RequestMeta>()("tessera/server/RequestContext") {}
+
+const sane = /^[A-Za-z0-9._-]{1,128}$/
+
+/** The caller's `X-Request-Id` when it is sane (1-128 of [A-Za-z0-9._-], so it is safe in logs and headers), else
+ *  a new UUID. */
+export const requestId = (incoming: string | ReadonlyArray<string> | undefined): string =>
+  typeof incoming === "string" && sane.test(incoming) ? incoming : randomUUID()
+
+const attached = new WeakMap<IncomingMessage, RequestMeta>()
+
+/** @internal */
+export const attach = (req: IncomingMessage, meta: RequestMeta): void => { attached.set(req, meta) }
+
+/** @internal */
+export const of = (req: IncomingMessage): RequestMeta | undefined => attached.get(req)

@@ -1,0 +1,209 @@
+/** The server's route table, as data: method, path, who may call it, what it answers, and its handler. The
+ *  router (app.ts) and the OpenAPI generator (openapi.ts) both read this one table, so the document cannot drift
+ *  from what is served.
+ *
+ *  Handlers find the request's engine generation in `RequestContext` and fail with engine errors or `Refusal`s;
+ *  app.ts turns those into problem+json. Authentication happens before a handler runs (see `Access`). */
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Effect } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type * as Http from "node:http"
+import { Engine, Template, type Connection } from "@tessera/engine"
+import * as Metrics from "./metrics.ts"
+import type { Failure } from "./problem.ts"
+import * as Proxy from "./proxy.ts"
+import { RequestContext } from "./request-context.ts"
+
+/** Who may call a route:
+ *  - `public`: anyone (probes, metrics, the OpenAPI document);
+ *  - `key`: an API key as `Authorization: Bearer <key>` or `X-Tessera-Key: <key>`;
+ *  - `proxyKey`: an API key as `X-Tessera-Key` only, because Authorization belongs to the proxied call.
+ *  A route with a `:name` parameter also needs the key to allow that connection. Without configured keys every
+ *  route is open (the server then binds loopback only). */
+export type Access = "public" | "key" | "proxyKey"
+
+export type Method = "GET" | "POST" | "DELETE" | "*"
+
+export interface ResponseDoc {
+  readonly description: string
+  /** A component schema name (openapi.ts) or an inline media type with no schema. */
+  readonly schema?: string | undefined
+  readonly mediaType?: string | undefined
+}
+
+export interface Deps extends Proxy.Deps {
+  /** The OpenAPI document (built once from this table). */
+  readonly openapi: () => unknown
+}
+
+export type Handler = (deps: Deps) => Effect.Effect<
+  HttpServerResponse.HttpServerResponse, Failure, RequestContext | HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext
+>
+
+export interface RouteSpec {
+  readonly method: Method
+  /** Router syntax: `:param`, and a trailing `/*` for the rest of the path. */
+  readonly path: `/${string}`
+  readonly operationId: string
+  readonly summary: string
+  readonly description?: string | undefined
+  readonly tag: "tokens" | "catalog" | "proxy" | "operations"
+  readonly access: Access
+  readonly responses: Readonly<Record<number, ResponseDoc>>
+  readonly handler: Handler
+}
+
+const noStore = { "cache-control": "no-store" }
+
+const param = (name: string): Effect.Effect<string, never, HttpRouter.RouteContext> =>
+  Effect.map(HttpRouter.params, (p) => p[name] ?? "")
+
+const problem = (description: string): ResponseDoc => ({ description, schema: "Problem", mediaType: "application/problem+json" })
+
+/** Failures every connection route can answer with. */
+const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
+  401: problem("No API key, or a wrong one (code Unauthorized)."),
+  403: problem("The key does not allow this connection (code Forbidden)."),
+  404: problem("Unknown connection (code UnknownConnection)."),
+  500: problem("The connection is misconfigured on the server (code InputInvalid)."),
+  502: problem("The provider failed or refused (codes TransportError, UpstreamRejected, ResponseInvalid)."),
+  503: problem("The token store is unavailable (code StoreError)."),
+  504: problem("The provider did not answer in time (code UpstreamTimeout).")
+}
+
+/** Runs an engine call to its end even if the caller hangs up meanwhile. Workaround: the engine's single-flight
+ *  leader (Engine.getToken) does not complete its shared Deferred when its fiber is interrupted, so a client that
+ *  disconnects during a renewal would leave every later request for that connection waiting forever. The call is
+ *  bounded by the engine's own HTTP time limits, and its token is cached for the next caller. */
+export const shielded = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.uninterruptible(call)
+
+const token = (force: boolean): Handler => () => Effect.gen(function*() {
+  const ctx = yield* RequestContext
+  const name = yield* param("name")
+  const result = yield* shielded(ctx.generation.engine.getToken(name, force ? { force: true } : undefined))
+  return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
+})
+
+/** The API base URL to show for a connection; null when the provider has none or it is built from a secret. */
+const shownBaseUrl = (c: Connection.Connection): string | null => {
+  if (!c.manifest.api) return null
+  const r = Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
+  return r._tag === "Value" && !Template.isSecret(r.value) ? r.value : null
+}
+
+export const routes: ReadonlyArray<RouteSpec> = [
+  {
+    method: "GET", path: "/v1/connections/:name/token", operationId: "getToken", tag: "tokens", access: "key",
+    summary: "Get a connection's access token",
+    description: "Answers from the cache while the token is fresh, else renews it (refresh flow when possible).",
+    responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures },
+    handler: token(false)
+  },
+  {
+    method: "POST", path: "/v1/connections/:name/refresh", operationId: "refreshToken", tag: "tokens", access: "key",
+    summary: "Renew a connection's token now",
+    description: "Forces a renewal even if the cached token is fresh, and answers with the new token.",
+    responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures },
+    handler: token(true)
+  },
+  {
+    method: "DELETE", path: "/v1/connections/:name/token", operationId: "invalidateToken", tag: "tokens", access: "key",
+    summary: "Forget a connection's access token",
+    description: "The next request gets a new one. A refresh token, if any, is kept for that renewal.",
+    responses: { 204: { description: "Invalidated." }, ...connectionFailures },
+    handler: () => Effect.gen(function*() {
+      const ctx = yield* RequestContext
+      yield* shielded(ctx.generation.engine.invalidate(yield* param("name")))
+      return HttpServerResponse.empty({ status: 204 })
+    })
+  },
+  {
+    method: "GET", path: "/v1/connections", operationId: "listConnections", tag: "catalog", access: "key",
+    summary: "List the connections this key may use",
+    description: "Names, providers, API base URLs and the NAMES of their inputs; never input values.",
+    responses: { 200: { description: "The connections.", schema: "ConnectionList" }, 401: problem("No API key, or a wrong one.") },
+    handler: () => Effect.gen(function*() {
+      const ctx = yield* RequestContext
+      const allowed = (name: string) => ctx.principal?.allows(name) ?? true
+      const config = ctx.generation.config
+      const ok = [...config.connections.values()].filter((c) => allowed(c.name)).map((c) => ({
+        name: c.name, provider: c.manifest.id, status: "ok", api_base_url: shownBaseUrl(c), inputs: [...c.inputs.keys()].sort()
+      }))
+      const broken = [...config.broken].filter(([name]) => allowed(name)).map(([name, b]) => ({
+        name, provider: b.provider, status: "misconfigured", api_base_url: null, inputs: []
+      }))
+      return HttpServerResponse.jsonUnsafe({ connections: [...ok, ...broken].sort((a, b) => a.name.localeCompare(b.name)) }, { headers: noStore })
+    })
+  },
+  {
+    method: "GET", path: "/v1/providers", operationId: "listProviders", tag: "catalog", access: "key",
+    summary: "List the provider manifests the server knows",
+    description: "Each provider's id, name, docs link and inputs with their required/secret flags; no values.",
+    responses: { 200: { description: "The providers.", schema: "ProviderList" }, 401: problem("No API key, or a wrong one.") },
+    handler: () => Effect.gen(function*() {
+      const ctx = yield* RequestContext
+      const providers = [...ctx.generation.config.catalog.manifests.values()].sort((a, b) => a.id.localeCompare(b.id)).map((m) => ({
+        id: m.id, name: m.name, docs: m.docs ?? null, proxy: m.api !== undefined,
+        inputs: [...m.inputs.values()].map((i) => ({
+          name: i.name, type: i.type, required: i.required, secret: i.secret,
+          ...(i.title !== undefined ? { title: i.title } : {}), ...(i.description !== undefined ? { description: i.description } : {})
+        }))
+      }))
+      return HttpServerResponse.jsonUnsafe({ providers })
+    })
+  },
+  {
+    method: "*", path: "/v1/proxy/:name/*", operationId: "proxy", tag: "proxy", access: "proxyKey",
+    summary: "Call the connection's API with its token applied",
+    description: "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
+      "Send the tessera key in X-Tessera-Key; the caller's Authorization is not forwarded. An upstream 401 is retried " +
+      "once with a new token when the body was small enough to buffer. A `..` segment is refused.",
+    responses: {
+      200: { description: "Whatever the API answered (any status), streamed through.", mediaType: "*/*" },
+      400: problem("A `..` segment or malformed path (code BadRequest)."),
+      ...connectionFailures,
+      404: problem("Unknown connection, or its provider has no api.base_url (codes UnknownConnection, NoApiBaseUrl)."),
+      413: problem("The request body is larger than the server's limit (code PayloadTooLarge)."),
+      502: problem("The token could not be obtained or the API could not be reached (codes TransportError, UpstreamRejected, ResponseInvalid)."),
+      504: problem("The token endpoint or the API did not answer in time (code UpstreamTimeout).")
+    },
+    handler: (deps) => Effect.gen(function*() {
+      const ctx = yield* RequestContext
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const source = NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage
+      const sink = NodeHttpServerRequest.toServerResponse(request) as Http.ServerResponse
+      const target = yield* Proxy.parseTarget(source.url ?? "")
+      const c = yield* ctx.generation.engine.connection(yield* param("name"))
+      return yield* Proxy.forward(deps, ctx.generation.engine, c, target, source, sink, ctx.id)
+    })
+  },
+  {
+    method: "GET", path: "/openapi.json", operationId: "openapi", tag: "operations", access: "public",
+    summary: "This API's OpenAPI 3.1 document",
+    responses: { 200: { description: "The document.", mediaType: "application/json" } },
+    handler: (deps) => Effect.sync(() => HttpServerResponse.jsonUnsafe(deps.openapi()))
+  },
+  {
+    method: "GET", path: "/healthz", operationId: "health", tag: "operations", access: "public",
+    summary: "Liveness: the process answers",
+    responses: { 200: { description: "Alive.", schema: "Health" } },
+    handler: () => Effect.succeed(HttpServerResponse.jsonUnsafe({ status: "ok" }, { headers: noStore }))
+  },
+  {
+    method: "GET", path: "/readyz", operationId: "ready", tag: "operations", access: "public",
+    summary: "Readiness: the token store answers",
+    description: "200 when the store is ok, 200 with status \"degraded\" when it runs on a local fallback, 503 when it is down.",
+    responses: { 200: { description: "Ready (ok or degraded).", schema: "Ready" }, 503: { description: "The store is down.", schema: "Ready" } },
+    handler: () => Effect.gen(function*() {
+      const ctx = yield* RequestContext
+      const health = yield* ctx.generation.engine.storeHealth()
+      return HttpServerResponse.jsonUnsafe({ status: health.status, store: health }, { status: health.status === "down" ? 503 : 200, headers: noStore })
+    })
+  },
+  {
+    method: "GET", path: "/metrics", operationId: "metrics", tag: "operations", access: "public",
+    summary: "Prometheus metrics",
+    responses: { 200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType } },
+    handler: (deps) => Effect.sync(() => HttpServerResponse.text(deps.metrics.registry.render(), { contentType: Metrics.contentType, headers: noStore }))
+  }
+]

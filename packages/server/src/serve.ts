@@ -1,0 +1,66 @@
+/** Runs the server from a config file the way a process does: load the file, start, reload the same file on
+ *  SIGHUP (a broken file is reported and the running config kept), drain and stop on SIGTERM or SIGINT.
+ *  `tessera serve` and main.ts both call `serve`. */
+import { Effect } from "effect"
+import { Config, ManifestError, Problem } from "@tessera/engine"
+import * as AccessLog from "./access-log.ts"
+import { startServer, type RunningServer, type ServerOptions } from "./server.ts"
+
+export interface ServeOptions extends ServerOptions {
+  /** Path to tessera.yaml. */
+  readonly config: string
+  readonly env?: NodeJS.ProcessEnv | undefined
+  /** Install SIGHUP/SIGTERM/SIGINT handlers (default true). */
+  readonly signals?: boolean | undefined
+}
+
+export interface Serving extends RunningServer {
+  /** Loads the config file again and swaps it in; rejects (keeping the running config) when it is broken. */
+  readonly reloadFromFile: () => Promise<void>
+  /** Settles once the server has closed (after a signal or `close()`). */
+  readonly closed: Promise<void>
+}
+
+const logProblems = (log: AccessLog.LogSink, config: Config.Config) => {
+  for (const [name, b] of config.broken) {
+    AccessLog.error(log, { code: "InputInvalid", message: `connection "${name}" (${b.provider}) is misconfigured and will answer 500:\n${Problem.formatAll(Problem.errors(b.problems))}` })
+  }
+}
+
+/** Loads `options.config` and starts the server. Rejects with the engine's ConfigInvalid when the file is broken. */
+export const serve = async (options: ServeOptions): Promise<Serving> => {
+  const log = options.log === false ? AccessLog.silent : options.log ?? process.stdout
+  const load = () => Effect.runPromise(Config.load(options.config, options.env))
+  const config = await load()
+  logProblems(log, config)
+  const server = await startServer(config, { ...options, log })
+  AccessLog.info(log, "listening", { url: server.url, config: config.file, connections: config.connections.size })
+
+  let reloading: Promise<void> = Promise.resolve()
+  const reloadFromFile = () => (reloading = reloading.then(async () => {
+    const next = await load()
+    logProblems(log, next)
+    await server.reload(next)
+  }))
+
+  let resolveClosed!: () => void
+  const closed = new Promise<void>((resolve) => { resolveClosed = resolve })
+  const close = () => server.close().finally(() => { detach(); resolveClosed() })
+
+  const onHup = () => {
+    reloadFromFile().catch((e: unknown) => {
+      const message = e instanceof ManifestError.ConfigInvalid ? Problem.formatAll(e.problems) : e instanceof Error ? e.message : String(e)
+      AccessLog.error(log, { code: "ReloadFailed", message: `config not reloaded, the running one stays:\n${message}` })
+    })
+  }
+  const onStop = (signal: NodeJS.Signals) => () => {
+    AccessLog.info(log, "stopping: draining requests in flight", { signal })
+    void close()
+  }
+  const onTerm = onStop("SIGTERM")
+  const onInt = onStop("SIGINT")
+  const detach = () => { process.off("SIGHUP", onHup); process.off("SIGTERM", onTerm); process.off("SIGINT", onInt) }
+  if (options.signals ?? true) { process.on("SIGHUP", onHup); process.on("SIGTERM", onTerm); process.on("SIGINT", onInt) }
+
+  return { url: server.url, reload: server.reload, reloadFromFile, close, closed }
+}

@@ -1,0 +1,52 @@
+/** ApiKeyAuth: digests only, constant-time matching against every key, allowlists, and checks at construction. */
+import { Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import { ApiKeyAuth } from "../src/index.ts"
+
+const key = (name: string, value: string, connections: ReadonlyArray<string> = ["*"]) => ({ name, key: Redacted.make(value), connections })
+
+describe("ApiKeyAuth.make", () => {
+  const auth = ApiKeyAuth.make([key("ops", "ops-secret-value"), key("jobs", "jobs-secret-value", ["jobs", "crm"])])
+
+  it("finds the principal of a presented key and applies its allowlist", () => {
+    expect(auth.enabled).toBe(true)
+    const ops = auth.verify("ops-secret-value")
+    expect(ops?.name).toBe("ops")
+    expect(ops?.allows("anything")).toBe(true)
+    const jobs = auth.verify("jobs-secret-value")
+    expect(jobs?.name).toBe("jobs")
+    expect(jobs?.allows("jobs")).toBe(true)
+    expect(jobs?.allows("crm")).toBe(true)
+    expect(jobs?.allows("cube")).toBe(false)
+  })
+
+  it("rejects missing, empty, wrong, prefixed and extended keys", () => {
+    for (const bad of [undefined, "", "ops-secret-valu", "ops-secret-value ", "xops-secret-value", "OPS-SECRET-VALUE"]) expect(auth.verify(bad)).toBeUndefined()
+  })
+
+  it("keeps no key material, only digests", () => {
+    const seen = JSON.stringify(auth) + String(auth.verify) + JSON.stringify(auth.verify("ops-secret-value"))
+    expect(seen).not.toContain("ops-secret-value")
+  })
+
+  it("without keys every caller is anonymous and allowed everything", () => {
+    const open = ApiKeyAuth.make([])
+    expect(open.enabled).toBe(false)
+    expect(open.verify(undefined)).toBe(ApiKeyAuth.anonymous)
+    expect(open.verify(undefined)?.allows("x")).toBe(true)
+  })
+
+  it("fails at construction on an empty key, a repeated key, or an empty allowlist", () => {
+    expect(() => ApiKeyAuth.make([key("a", "  ")])).toThrow(/api key "a" is empty/)
+    expect(() => ApiKeyAuth.make([key("a", "same-value-1"), key("b", "same-value-1")])).toThrow(TypeError)
+    expect(() => ApiKeyAuth.make([key("a", "value-123456", [])])).toThrow(/allows no connection/)
+  })
+
+  it("reads Bearer credentials (RFC 9110 scheme is case-insensitive)", () => {
+    expect(ApiKeyAuth.bearer("Bearer abc")).toBe("abc")
+    expect(ApiKeyAuth.bearer("bEaReR   abc ")).toBe("abc")
+    expect(ApiKeyAuth.bearer("Basic abc")).toBeUndefined()
+    expect(ApiKeyAuth.bearer("Bearer a b")).toBeUndefined()
+    expect(ApiKeyAuth.bearer(undefined)).toBeUndefined()
+  })
+})
