@@ -4,13 +4,22 @@ import { spawnSync } from "node:child_process"
 import { mkdirSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs"
 
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: "inherit", shell: false })
+/** Runs and also keeps the output, for the secret-leak scan. */
+const runTee = (cmd, args) => {
+  const r = spawnSync(cmd, args, { stdio: ["inherit", "pipe", "pipe"], shell: false, maxBuffer: 512 * 1024 * 1024 })
+  process.stdout.write(r.stdout ?? "")
+  process.stderr.write(r.stderr ?? "")
+  return r
+}
 let failedSteps = 0
 const tc = run("turbo", ["run", "typecheck", "--output-logs=errors-only"])
 if (tc.status !== 0) { console.error("typecheck failed"); failedSteps++ }
 mkdirSync("test-results", { recursive: true })
 const report = "test-results/vitest.json"
 rmSync(report, { force: true })
-const vt = run("vitest", ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)])
+rmSync("test-results/secrets", { recursive: true, force: true })
+const vt = runTee("vitest", ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)])
+writeFileSync("test-results/output.log", `${vt.stdout ?? ""}\n${vt.stderr ?? ""}`)
 let passed = 0, failed = 0
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, "utf8"))
@@ -20,6 +29,10 @@ if (existsSync(report)) {
   if ((r.numFailedTestSuites ?? 0) > 0 && failed === 0) failed = r.numFailedTestSuites
 }
 if (vt.status !== 0 && failed === 0) failed = 1
+// The run-wide secret-leak scan counts as one test.
+const scan = run("node", ["scripts/secret-scan.mjs"])
+if (scan.status === 0) passed++
+else failed++
 failed += failedSteps
 const summary = `${passed} passed, ${failed} failed`
 writeFileSync("test-results/summary.txt", `${summary}\n`)
