@@ -249,8 +249,7 @@ export const forward = (
   const method = (source.method ?? "GET").toUpperCase()
 
   const attempt = Effect.gen(function*() {
-    // Uninterruptible for the reason given at routes.ts `shielded` (the engine's single-flight on interruption).
-    const auth = yield* Effect.uninterruptible(engine.authorization(c.name))
+    const auth = yield* engine.authorization(c.name)
     const started = performance.now()
     const res = yield* send({ url, method, headers: { ...headers, [auth.header.toLowerCase()]: Redacted.value(auth.value) }, body, source, connection: c }, deps.limits, deps.agents)
     deps.metrics.proxyUpstreamDuration.observe((performance.now() - started) / 1000, { provider: c.manifest.id })
@@ -261,7 +260,7 @@ export const forward = (
   if (res.statusCode === 401) {
     // The API no longer takes the token (revoked, rotated elsewhere): forget it, and try once more with a new one
     // when the body can be sent again. A streamed body is gone, so that 401 goes back; the next call gets a new token.
-    yield* Effect.uninterruptible(engine.invalidate(c.name))
+    yield* engine.invalidate(c.name)
     if (body.kind !== "stream") {
       res.resume()
       deps.metrics.proxyRetries.inc({ provider: c.manifest.id })

@@ -71,16 +71,11 @@ const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
   504: problem("The provider did not answer in time (code UpstreamTimeout).")
 }
 
-/** Runs an engine call to its end even if the caller hangs up meanwhile. Workaround: the engine's single-flight
- *  leader (Engine.getToken) does not complete its shared Deferred when its fiber is interrupted, so a client that
- *  disconnects during a renewal would leave every later request for that connection waiting forever. The call is
- *  bounded by the engine's own HTTP time limits, and its token is cached for the next caller. */
-export const shielded = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.uninterruptible(call)
 
 const token = (force: boolean): Handler => () => Effect.gen(function*() {
   const ctx = yield* RequestContext
   const name = yield* param("name")
-  const result = yield* shielded(ctx.generation.engine.getToken(name, force ? { force: true } : undefined))
+  const result = yield* ctx.generation.engine.getToken(name, force ? { force: true } : undefined)
   return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
 })
 
@@ -113,7 +108,7 @@ export const routes: ReadonlyArray<RouteSpec> = [
     responses: { 204: { description: "Invalidated." }, ...connectionFailures },
     handler: () => Effect.gen(function*() {
       const ctx = yield* RequestContext
-      yield* shielded(ctx.generation.engine.invalidate(yield* param("name")))
+      yield* ctx.generation.engine.invalidate(yield* param("name"))
       return HttpServerResponse.empty({ status: 204 })
     })
   },
