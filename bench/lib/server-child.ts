@@ -1,0 +1,18 @@
+/** The tessera HTTP server (@tessera/server `startServer`) in its own process, for the config in $BENCH_CONFIG (YAML
+ *  text). Access-log lines go to stdout, which the parent points at /dev/null: the server formats and writes
+ *  every line as in production, and nobody reads them. BENCH_SERVER_LOG=off passes `log: false` instead.
+ *  Ops: `memory` -> process.memoryUsage(); `gc` -> runs a full GC when started with --expose-gc. */
+import { Config } from "@tessera/engine"
+import { startServer } from "@tessera/server"
+import { Effect } from "effect"
+import { serve } from "./child.ts"
+
+const text = process.env["BENCH_CONFIG"]
+if (!text) throw new Error("BENCH_CONFIG is not set")
+const config = await Effect.runPromise(Config.parse("/tmp/tessera-bench/tessera.yaml", text, process.env))
+const server = await startServer(config, { port: 0, host: "127.0.0.1", log: process.env["BENCH_SERVER_LOG"] === "off" ? false : process.stdout })
+
+serve({ url: server.url }, {
+  memory: () => process.memoryUsage(),
+  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return process.memoryUsage() }
+}, () => server.close())
