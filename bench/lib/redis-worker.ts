@@ -5,7 +5,8 @@
  *    prepare { prefix }  -> builds a fresh engine whose Redis keys start with `prefix` (a cold cache), connected
  *    get { n }           -> n concurrent getToken calls; { actions: {acquired: 1, reused: 999}, errors: [...], ms }
  *    health              -> the store's health */
-import { Engine, RedisStore, Config } from "@tessera/engine"
+import { Engine, Config } from "@tessera/engine"
+import { RedisStore } from "@tessera/engine/redis"
 import { Effect, Layer, ManagedRuntime, Redacted, References } from "effect"
 import { serve } from "./child.ts"
 

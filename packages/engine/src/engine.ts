@@ -177,16 +177,31 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
     )
   })
 
+  // One result object per cached token, reused by every hit; its reason is computed only when read.
+  const hits = new WeakMap<Token, TokenResult>()
+  const reused = (c: Connection, t: Token): TokenResult => {
+    let r = hits.get(t)
+    if (!r) {
+      r = {
+        connection: c.name, provider: c.manifest.id, accessToken: t.accessToken, tokenType: t.tokenType,
+        expiresAt: t.expirySource === "default" ? null : new Date(t.expiresAt), hasRefreshToken: t.refreshToken !== undefined,
+        decision: { action: "reused", get reason() { return `cached token valid for ${secondsLeft(t, Date.now())} s more` } }
+      }
+      hits.set(t, r)
+    }
+    return r
+  }
+
   const peek = (name: string): TokenResult | undefined => {
     const c = config.connections.get(name)
     if (!c) return undefined
-    const key = keyOf(c)
-    const t = local.get(key)
+    const t = local.get(keyOf(c))
+    if (!t) return undefined
     const now = Date.now()
-    if (!t || Expiry.freshness(c.manifest, t, now) !== "fresh") return undefined
-    const reason = `cached token valid for ${secondsLeft(t, now)} s more`
-    emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason })
-    return result(c, t, "reused", reason)
+    if (Expiry.freshness(c.manifest, t, now) !== "fresh") return undefined
+    const r = reused(c, t)
+    if (emitter.active()) emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason: r.decision.reason })
+    return r
   }
 
   const failing = new Set<string>()

@@ -20,6 +20,8 @@ export interface TokenEvent {
 export type Listener = (event: TokenEvent) => void
 
 export interface Emitter {
+  /** Whether anyone listens: lets hot paths skip building an event nobody reads. */
+  readonly active: () => boolean
   readonly emit: (event: TokenEvent) => void
   readonly subscribe: (listener: Listener) => () => void
 }
@@ -27,6 +29,7 @@ export interface Emitter {
 export const makeEmitter = (): Emitter => {
   const listeners = new Set<Listener>()
   return {
+    active: () => listeners.size > 0,
     emit: (event) => {
       for (const l of listeners) {
         try { l(event) } catch { /* a subscriber's bug must not break token delivery */ }

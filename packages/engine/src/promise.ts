@@ -73,9 +73,10 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
     return call(false)
   }
   return {
-    getToken: async (name, opts) => {
+    // Not async: a cache hit costs one resolved promise, not an async function's machinery as well.
+    getToken: (name, opts) => {
       const hit = opts?.force || opts?.noCache ? undefined : engine.peek(name)
-      return Redacted.value((hit ?? await run(engine.getToken(name, opts))).accessToken)
+      return hit ? Promise.resolve(Redacted.value(hit.accessToken)) : run(engine.getToken(name, opts)).then((r) => Redacted.value(r.accessToken))
     },
     getTokenResult: (name, opts) => run(engine.getToken(name, opts)),
     fetch: authorizedFetch,

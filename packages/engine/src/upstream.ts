@@ -26,6 +26,8 @@ const displayUrl = (url: string) => { try { const u = new URL(url); return `${u.
 
 export const backoffMs = (attempt: number, random: number): number => Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random)
 
+/** Bounded without an outer timeout (which would fork a fiber per acquisition): each attempt's timeout is cut to the
+ *  time left, and a retry whose delay would pass the deadline is not made. */
 export const exchange = (connection: Connection, flow: FlowSpec, http: HttpSettings, current?: Token): Effect.Effect<Exchange, UpstreamError | InputInvalid> => {
   const where = { connection: connection.name, provider: connection.manifest.id }
   const built = TokenRequest.build(connection, flow, current)
@@ -63,10 +65,5 @@ export const exchange = (connection: Connection, flow: FlowSpec, http: HttpSetti
       yield* Effect.logDebug(`retrying ${flow.name} after ${failure._tag}`).pipe(Effect.annotateLogs({ connection: connection.name, provider: connection.manifest.id, attempt, delayMs: Math.round(delay) }))
       yield* Effect.sleep(delay)
     }
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: http.totalTimeoutMs + 50,
-      orElse: () => Effect.fail(new UpstreamTimeout({ ...where, url, timeoutMs: http.totalTimeoutMs, attempts: 0 }))
-    })
-  )
+  })
 }
