@@ -22,6 +22,7 @@ import * as Metrics from "./metrics.ts"
 import * as OpenApi from "./openapi.ts"
 import * as Proxy from "./proxy.ts"
 import * as RequestCtx from "./request-context.ts"
+import * as TokenFastPath from "./token-fast-path.ts"
 import { routes, type Deps } from "./routes.ts"
 
 export interface ServerOptions {
@@ -123,7 +124,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       })
       if (draining && inFlight === 0) drained?.()
     })
-    handler(req, res)
+    if (!TokenFastPath.tryAnswer(req, res, lease.generation, meta)) handler(req, res)
   })
 
   const address = server.address() as AddressInfo

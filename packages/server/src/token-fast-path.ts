@@ -1,0 +1,37 @@
+/** Answers `GET /v1/connections/:name/token` straight from the node:http listener when the caller's key allows it
+ *  and the engine holds a fresh token (`engine.peek`): the hottest route skips Effect's router, which costs about
+ *  4x the rest of the request (bench/README.md, "server"). Anything else (a miss, a bad or missing key, another
+ *  route) returns false and goes to the router, so refusals and problems keep their one code path. */
+import { Engine } from "@tessera/engine"
+import type * as http from "node:http"
+import * as ApiKeyAuth from "./api-key-auth.ts"
+import type { Generation } from "./generations.ts"
+import type { RequestMeta } from "./request-context.ts"
+
+const tokenPath = /^\/v1\/connections\/([A-Za-z0-9][A-Za-z0-9_.-]*)\/token(?:\?.*)?$/
+export const route = "/v1/connections/:name/token"
+
+const first = (v: string | ReadonlyArray<string> | undefined) => (Array.isArray(v) ? v[0] : v as string | undefined)
+
+export const tryAnswer = (req: http.IncomingMessage, res: http.ServerResponse, generation: Generation, meta: RequestMeta): boolean => {
+  if (req.method !== "GET") return false
+  const m = tokenPath.exec(req.url ?? "")
+  if (!m) return false
+  const name = m[1]!
+  let principal = ApiKeyAuth.anonymous
+  if (generation.auth.enabled) {
+    const presented = first(req.headers["x-tessera-key"]) ?? ApiKeyAuth.bearer(first(req.headers["authorization"]))
+    const p = generation.auth.verify(presented)
+    if (!p || !p.allows(name)) return false
+    principal = p
+  }
+  const hit = generation.engine.peek(name)
+  if (!hit) return false
+  meta.route = route
+  meta.connection = name
+  meta.principal = principal
+  const body = JSON.stringify(Engine.toJson(hit))
+  res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) })
+  res.end(body)
+  return true
+}
