@@ -1,8 +1,10 @@
 /** The one table from a failure's stable code (its `_tag`) to the process exit code of `tessera`.
- *  0: success. 1: the provider, the network or the token store failed; retrying later may help.
+ *  0: success. 1: the provider, the network or the token store failed, or (tessera request) the API answered 400 or
+ *  more; retrying later may help.
  *  2: the invocation or the configuration is wrong; fix it before retrying. */
 import type { ManifestError, TokenError } from "@tessera/engine"
 import { CliError } from "effect/cli"
+import type { CliError as CliFailure } from "./cli-error.ts"
 import type { ConfigNotFound } from "./config-discovery.ts"
 
 export type ExitCode = 0 | 1 | 2
@@ -11,8 +13,8 @@ export const success: ExitCode = 0
 export const failure: ExitCode = 1
 export const usage: ExitCode = 2
 
-/** Every failure a command can end with: the engine's, plus config discovery (a CLI-only step). */
-export type Failure = TokenError.TokenError | ManifestError.LoadError | ConfigNotFound
+/** Every failure a command can end with: the engine's, plus config discovery and the CLI's own (cli-error.ts). */
+export type Failure = TokenError.TokenError | ManifestError.LoadError | ConfigNotFound | CliFailure
 
 // `satisfies` makes the table exhaustive: a new engine `_tag` fails the typecheck until it is mapped here.
 const table = {
@@ -21,11 +23,14 @@ const table = {
   ConfigInvalid: usage,
   ManifestInvalid: usage,
   ConfigNotFound: usage,
+  InvalidArgument: usage,
+  FileExists: usage,
   TransportError: failure,
   UpstreamTimeout: failure,
   UpstreamRejected: failure,
   ResponseInvalid: failure,
-  StoreError: failure
+  StoreError: failure,
+  ApiStatus: failure
 } as const satisfies Record<Failure["_tag"], ExitCode>
 
 /** The exit code for a failure. Parse errors of the command line are usage errors; anything unknown is a failure. */

@@ -1,7 +1,9 @@
 /** Writes what a command produced: data on stdout, failures on stderr, either for people or as JSON.
  *  Holds `Reported` (a failure already written, carrying only its exit code), `failWith` (write a failure and
- *  end with its exit code) and `scrub`, which keeps known secret values out of anything written. */
-import { Console, Data, Effect } from "effect"
+ *  end with its exit code), `scrub` and `secretsOf`, which keep known secret values out of anything written, and
+ *  the small formatters the commands share (`table`, `plural`, `duration`). */
+import type { Config } from "@tessera/engine"
+import { Console, Data, Effect, Redacted } from "effect"
 import * as ExitCode from "./exit-code.ts"
 
 /** A failure that has been written to stderr already; the process ends with `code`. */
@@ -21,6 +23,15 @@ const minSecretLength = 4
 export const scrub = (text: string, secrets: ReadonlyArray<string> = []): string =>
   secrets.filter((s) => s.length >= minSecretLength).sort((a, b) => b.length - a.length)
     .reduce((t, s) => t.split(s).join("***"), text)
+
+/** Every secret value the config holds, so that no message can echo one (a provider may quote it back). */
+export const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
+  const out: string[] = []
+  for (const c of config.connections.values()) for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
+  for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
+  for (const r of [config.store?.encryptionKey, config.store?.url]) if (r) out.push(Redacted.value(r))
+  return out
+}
 
 export const errorText = (error: { readonly _tag: string; readonly message: string }, style: Style): string => {
   const message = scrub(error.message, style.secrets)
@@ -42,3 +53,15 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
 }
 
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** A span of time for people: "42 s", "29 min 48 s", "3 h 5 min", "2 d 4 h". */
+export const duration = (ms: number): string => {
+  const s = Math.round(Math.abs(ms) / 1000)
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`
+  if (s < 86400) return `${Math.floor(s / 3600)} h${Math.floor(s % 3600 / 60) ? ` ${Math.floor(s % 3600 / 60)} min` : ""}`
+  return `${Math.floor(s / 86400)} d${Math.floor(s % 86400 / 3600) ? ` ${Math.floor(s % 86400 / 3600)} h` : ""}`
+}
+
+/** When `at` is relative to `now`: "in 29 min 48 s" or "12 s ago". */
+export const relative = (at: number, now: number): string => at >= now ? `in ${duration(at - now)}` : `${duration(now - at)} ago`

@@ -39,7 +39,10 @@ const inputEntry = (i: Manifest.InputSpec): InputEntry => ({
   ...(i.default !== undefined ? { default: i.default.source } : {})
 })
 
-const isBundled = (file: string) => resolve(file).startsWith(resolve(Catalog.bundledDir) + sep)
+export const isBundled = (file: string): boolean => resolve(file).startsWith(resolve(Catalog.bundledDir) + sep)
+
+/** Where a manifest came from: "bundled", or its path relative to the working directory. */
+export const sourceOf = (file: string): string => isBundled(file) ? "bundled" : relative(process.cwd(), file) || file
 
 export const entries = (catalog: Catalog.Catalog, config?: Config.Config): ReadonlyArray<ProviderEntry> =>
   [...catalog.manifests.values()].sort((a, b) => a.id.localeCompare(b.id)).map((m) => {
@@ -47,7 +50,7 @@ export const entries = (catalog: Catalog.Catalog, config?: Config.Config): Reado
     const connections = config ? [...config.connections.values()].filter((c) => c.manifest.id === m.id).map((c) => c.name)
       .concat([...config.broken].filter(([, b]) => b.provider === m.id).map(([n]) => n)).sort() : []
     return {
-      id: m.id, name: m.name, source: isBundled(m.file) ? "bundled" : relative(process.cwd(), m.file) || m.file, file: m.file,
+      id: m.id, name: m.name, source: sourceOf(m.file), file: m.file,
       ...(m.docs !== undefined ? { docs: m.docs } : {}),
       required: inputs.filter((i) => i.required).map(inputEntry),
       optional: inputs.filter((i) => !i.required).map(inputEntry),

@@ -1,11 +1,12 @@
 /** `tessera token <connection>`: prints a connection's access token (alone, so `$(tessera token x)` works), or
  *  with --dry-run / --curl the request that would get one. Tokens live in the encrypted file store, so later
  *  invocations reuse them until the manifest's early-refresh margin. */
-import { Config, Engine, Runtime, TokenRequest, type TokenError } from "@tessera/engine"
+import { Engine, Runtime, TokenRequest, type TokenError } from "@tessera/engine"
 import { Console, Effect, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Report from "../report.ts"
+import * as Terminal from "../terminal.ts"
 
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
@@ -28,15 +29,6 @@ export interface Options {
   readonly dryRun: boolean
   readonly curl: boolean
   readonly showSecrets: boolean
-}
-
-/** Every secret value the config holds, so that no failure message can echo one (a provider may quote it back). */
-const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
-  const out: string[] = []
-  for (const c of config.connections.values()) for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
-  for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
-  for (const r of [config.store?.encryptionKey, config.store?.url]) if (r) out.push(Redacted.value(r))
-  return out
 }
 
 /** The flow the engine would run next: refresh when a refresh token is cached and the manifest has that flow. */
@@ -68,14 +60,14 @@ export const handler = (o: Options) => Effect.gen(function*() {
   const program = Effect.gen(function*() {
     const engine = yield* Engine.Engine
     if (o.dryRun || o.curl) return yield* describe(engine, o)
-    const result = yield* engine.getToken(o.connection, { force: o.force, noCache: o.noCache })
+    const result = yield* engine.getToken(o.connection, { force: o.force, noCache: o.noCache }).pipe(Terminal.withSpinner(`getting a token for ${o.connection}`))
     yield* Effect.logInfo(`${result.decision.action}: ${result.decision.reason}`).pipe(
       Effect.annotateLogs({ connection: result.connection, provider: result.provider }))
     yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
   })
   yield* program.pipe(
     Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
-    Effect.catch(Report.failWith({ json: o.json, secrets: secretsOf(config) }))
+    Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
   )
 }).pipe(Effect.withSpan("tessera.cli.token"))
 

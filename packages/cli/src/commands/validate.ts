@@ -5,10 +5,12 @@ import { Catalog, Config, Fixture, Manifest, Problem } from "@tessera/engine"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readdirSync, readFileSync, statSync } from "node:fs"
-import { isAbsolute, join, relative, resolve } from "node:path"
+import { dirname, isAbsolute, join, relative, resolve } from "node:path"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as ExitCode from "../exit-code.ts"
 import * as Report from "../report.ts"
+import * as Terminal from "../terminal.ts"
+import { isBundled } from "./providers.ts"
 
 export type Kind = "manifest" | "config" | "fixture"
 
@@ -62,19 +64,30 @@ export const fixturesDir: string = join(Catalog.bundledDir, "fixtures")
 
 const shownValue = (v: unknown): string => v === undefined ? "(absent)" : JSON.stringify(v)
 
-/** Replays the fixtures against `catalog`; every mismatch and every unreplayable fixture is an error at its file. */
+/** The fixtures of the manifests outside the bundled directory, beside each: `<its dir>/fixtures/<id>/<case>.json`. */
+const ownFixtures = (catalog: Catalog.Catalog): ReadonlyArray<string> =>
+  [...catalog.manifests.values()].filter((m) => !isBundled(m.file)).flatMap((m) => {
+    const dir = join(dirname(m.file), "fixtures", m.id)
+    try { return readdirSync(dir).filter((n) => n.endsWith(".json")).sort().map((n) => join(dir, n)) } catch { return [] }
+  })
+
+/** Replays the bundled fixtures and those beside the other manifests against `catalog`; every mismatch and every
+ *  unreplayable fixture is an error at its file. */
 const replayFixtures = (catalog: Catalog.Catalog) => Effect.gen(function*() {
   const r = yield* Effect.result(Fixture.replayAll(fixturesDir, catalog))
   if (r._tag === "Failure") return { files: [], problems: r.failure.problems.map((m) => problem(r.failure.file, m)) }
+  const own = yield* Effect.forEach(ownFixtures(catalog).filter((f) => !r.success.replays.some((x) => x.file === f)), (f) => Effect.result(Fixture.replay(f, catalog)))
+  const replays = [...r.success.replays, ...own.flatMap((x) => x._tag === "Success" ? [x.success] : [])]
+  const invalids = [...r.success.invalid, ...own.flatMap((x) => x._tag === "Failure" ? [x.failure] : [])]
   const problems: Problem.Problem[] = []
-  for (const replay of r.success.replays) {
+  for (const replay of replays) {
     for (const m of replay.mismatches) {
       // A fixture is JSON without positions: the problem points at the file and names the field.
       problems.push({ ...problem(replay.file, `expected ${shownValue(m.expected)}, got ${shownValue(m.actual)}`, `recorded exchange: ${replay.description}`), path: m.field })
     }
   }
-  for (const invalid of r.success.invalid) problems.push(...invalid.problems.map((m) => problem(invalid.file, `not a replayable fixture: ${m}`)))
-  return { files: [...r.success.replays.map((x) => x.file), ...r.success.invalid.map((x) => x.file)], problems }
+  for (const invalid of invalids) problems.push(...invalid.problems.map((m) => problem(invalid.file, `not a replayable fixture: ${m}`)))
+  return { files: [...replays.map((x) => x.file), ...invalids.map((x) => x.file)], problems }
 })
 
 /** Validates the given files (or the discovered config when there are none) and collects every problem. */
@@ -87,6 +100,7 @@ export const check = (paths: ReadonlyArray<string>, opts: { readonly config?: Op
     const problems: Problem.Problem[] = []
     const kinds = new Map<string, Kind>()
     let catalog: Catalog.Catalog | undefined
+    const checked: Manifest.Manifest[] = []
     for (const t of list) {
       if ("problem" in t) { problems.push(t.problem); continue }
       if (kinds.has(t.file)) continue
@@ -94,6 +108,7 @@ export const check = (paths: ReadonlyArray<string>, opts: { readonly config?: Op
       if (t.kind === "manifest") {
         const r = yield* Effect.result(Manifest.load(t.file))
         problems.push(...(r._tag === "Success" ? r.success.warnings : problemsOf(r.failure)))
+        if (r._tag === "Success") checked.push(r.success)
       } else {
         const r = yield* Effect.result(Config.load(t.file))
         if (r._tag === "Failure") { problems.push(...problemsOf(r.failure)); continue }
@@ -108,8 +123,10 @@ export const check = (paths: ReadonlyArray<string>, opts: { readonly config?: Op
       }
     }
     if (opts.fixtures) {
-      // Against the config's catalog when one was checked (its manifests may replace bundled ones), else the bundled.
+      // Against the config's catalog when one was checked (its manifests may replace bundled ones), else the bundled,
+      // either with the manifests checked by path on top: a new manifest's fixtures replay before it is configured.
       const replayed = yield* (catalog ? Effect.succeed(catalog) : Catalog.load()).pipe(
+        Effect.map((base): Catalog.Catalog => ({ manifests: new Map([...base.manifests, ...checked.map((m) => [m.id, m] as const)]), bundled: base.bundled })),
         Effect.flatMap(replayFixtures),
         Effect.catchTag("ManifestInvalid", (e) => Effect.succeed({ files: [], problems: e.problems })))
       for (const f of replayed.files) kinds.set(f, "fixture")
@@ -163,7 +180,9 @@ export const handler = (o: Options) => Effect.gen(function*() {
   if (o.json) yield* Report.json(toJson(outcome), { pretty: true })
   else {
     for (const p of outcome.problems) yield* Console.log(Problem.format({ ...p, file: shown(p.file) }))
-    yield* Console.log(summary(outcome))
+    const p = yield* Terminal.paint("stdout")
+    const line = summary(outcome)
+    yield* Console.log(outcome.ok ? p.green(line) : p.red(line))
   }
   if (!outcome.ok) return yield* new Report.Reported({ code: ExitCode.usage })
 }).pipe(Effect.catchTag("ConfigNotFound", Report.failWith({ json: o.json })), Effect.withSpan("tessera.cli.validate"))
@@ -173,7 +192,7 @@ const flags = {
   config: ConfigDiscovery.flag,
   json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {ok, files, problems} as JSON")),
   fixtures: Flag.Boolean("fixtures").pipe(Flag.withDefault(false),
-    Flag.withDescription(`also replay the recorded provider exchanges (${shown(fixturesDir)}/<id>/<case>.json) offline: does each manifest still send what its provider accepted and read what it answered?`))
+    Flag.withDescription(`also replay the recorded provider exchanges offline (${shown(fixturesDir)}/<id>/<case>.json, and fixtures/<id>/<case>.json beside any other manifest): does each manifest still send what its provider accepted and read what it answered?`))
 }
 
 export const command = Command.make("validate", flags, handler).pipe(

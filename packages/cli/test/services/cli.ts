@@ -1,8 +1,9 @@
 /** Runs the real `tessera` binary as a child process, in a temp directory with its own token cache, and makes
- *  the configs the tests point it at. */
-import { execFile } from "node:child_process"
+ *  the configs the tests point it at. `tesseraTty` runs it on a pseudo-terminal (through util-linux `script`), to
+ *  see what a person at a terminal sees: colors, the spinner, prompts. */
+import { execFile, execFileSync, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { availableParallelism, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -15,6 +16,8 @@ export interface RunOptions {
   readonly cwd: string
   /** Extra environment; TESSERA_* and color settings of the test process are never passed on. */
   readonly env?: Readonly<Record<string, string>>
+  /** Standard input; stdin is closed (empty) without it. */
+  readonly input?: string
 }
 
 const baseEnv = (): Record<string, string> => {
@@ -26,15 +29,59 @@ const baseEnv = (): Record<string, string> => {
   return { ...env, NO_COLOR: "1" }
 }
 
+// Each process needs about a second of CPU. Started all at once on a small machine, they share it so thinly that
+// one may run into its timeout; queued, each finishes quickly and the whole takes as long.
+const slots = { free: Math.max(4, availableParallelism() * 2), waiting: [] as Array<() => void> }
+const limited = <A>(start: () => Promise<A>): Promise<A> => {
+  const run = () => start().finally(() => { const next = slots.waiting.shift(); if (next) next(); else slots.free++ })
+  if (slots.free > 0) { slots.free--; return run() }
+  return new Promise<A>((resolve, reject) => slots.waiting.push(() => { run().then(resolve, reject) }))
+}
+
 /** `node bin/tessera.mjs ...args`; the token cache is `<cwd>/.cache` unless env says otherwise. */
-export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> =>
+export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> => limited(() =>
   new Promise((resolve, reject) => {
     const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), ...opts.env }
-    execFile(process.execPath, [bin, ...args], { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [bin, ...args], { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" }, (error, stdout, stderr) => {
       if (error && typeof error.code !== "number") return reject(new Error(`tessera ${args.join(" ")}: ${error.message}\n${stderr}`))
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
     })
-  })
+    child.stdin?.end(opts.input)
+  }))
+
+/** Whether util-linux `script` is there to give `tesseraTty` a pseudo-terminal. */
+export const hasScript: boolean = (() => {
+  try { return /util-linux/.test(execFileSync("script", ["--version"], { encoding: "utf8" })) } catch { return false }
+})()
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+
+export interface TtyOptions extends RunOptions {
+  /** Keys to type: each is sent once the output (since the previous answer) matches its prompt. */
+  readonly answers?: ReadonlyArray<readonly [prompt: string | RegExp, keys: string]>
+}
+
+/** `tessera ...args` with stdin, stdout and stderr on one pseudo-terminal; `output` is everything it showed. */
+export const tesseraTty = (args: ReadonlyArray<string>, opts: TtyOptions): Promise<{ readonly code: number; readonly output: string }> => limited(() =>
+  new Promise((resolve, reject) => {
+    const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), TERM: "xterm-256color", ...opts.env }
+    const command = [process.execPath, bin, ...args].map(shellQuote).join(" ")
+    const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: opts.cwd, env, stdio: ["pipe", "pipe", "pipe"] })
+    const pending = [...(opts.answers ?? [])]
+    let output = "", since = 0
+    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`tessera ${args.join(" ")} on a tty timed out:\n${output}`)) }, 30_000)
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8")
+      const next = pending[0]
+      if (next && (typeof next[0] === "string" ? output.slice(since).includes(next[0]) : next[0].test(output.slice(since)))) {
+        pending.shift()
+        since = output.length
+        child.stdin.write(next[1])
+      }
+    })
+    child.on("error", reject)
+    child.on("close", (code) => { clearTimeout(timer); resolve({ code: code ?? -1, output }) })
+  }))
 
 /** A fresh temp directory; `cleanup` removes every one made. */
 const made: string[] = []
