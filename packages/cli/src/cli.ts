@@ -5,7 +5,13 @@ import { Runtime } from "@tessera/engine"
 import { Cause, Console, Effect, Logger, References } from "effect"
 import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
+import * as Cache from "./commands/cache.ts"
+import * as Init from "./commands/init.ts"
+import * as Inspect from "./commands/inspect.ts"
+import * as New from "./commands/new.ts"
 import * as Providers from "./commands/providers.ts"
+import * as Request from "./commands/request.ts"
+import * as Serve from "./commands/serve.ts"
 import * as Token from "./commands/token.ts"
 import * as Validate from "./commands/validate.ts"
 import * as ExitCode from "./exit-code.ts"
@@ -15,13 +21,21 @@ export const version: string = (JSON.parse(readFileSync(new URL("../package.json
 
 export const command = Command.make("tessera").pipe(
   Command.withDescription("Gets and keeps API credentials for SaaS providers, as declared in provider manifests and a config file " +
-    "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure, 2 usage or config error."),
+    "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure (for request: " +
+    "also an API answer of 400 or more), 2 usage or config error. Colors only on a terminal and never with NO_COLOR; " +
+    "shell completion: --completions bash|zsh|fish prints a script to source."),
   Command.withExamples([
+    { command: "tessera init", description: "Write a starter ./tessera.yaml (one commented example per provider)" },
     { command: "tessera validate", description: "Check the config and every manifest it loads" },
-    { command: "tessera providers", description: "List the providers and the inputs they need" },
-    { command: "TOKEN=$(tessera token crm)", description: "Get the access token of connection crm" }
+    { command: "TOKEN=$(tessera token crm)", description: "Get the access token of connection crm" },
+    { command: "tessera request crm GET /contacts -i", description: "Call the provider's API with the token applied" },
+    { command: "tessera inspect crm", description: "Provider, inputs (secrets masked), flows, cache state and JWT claims" },
+    { command: "tessera cache list", description: "Cached tokens, their expiry and freshness" },
+    { command: "tessera new provider acme-hr", description: "Scaffold a provider manifest and its fixture" },
+    { command: "tessera serve --port 8787", description: "Run the HTTP token service and auth-injecting proxy" },
+    { command: "source <(tessera --completions bash)", description: "Tab completion in bash (zsh: --completions zsh; fish: tessera --completions fish | source)" }
   ]),
-  Command.withSubcommands([Validate.command, Providers.command, Token.command])
+  Command.withSubcommands([Init.command, Validate.command, Providers.command, Token.command, Request.command, Inspect.command, Cache.command, New.command, Serve.command])
 )
 
 // --wizard prompts interactively, which a credentials tool run from scripts should never do.
