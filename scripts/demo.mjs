@@ -1,7 +1,8 @@
 // The README demo: starts the sandbox providers on loopback, writes a tessera.yaml pointing at them, and gets a
 // token from each of the six bundled providers, first through the library and then through the real CLI.
 // No accounts needed; everything stops by itself.
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -42,14 +43,22 @@ try {
 
   const cli = join(import.meta.dirname, "..", "packages", "cli", "bin", "tessera.mjs")
   const env = { ...process.env, TESSERA_CACHE_DIR: join(dir, "cache") }
+  // Asynchronous on purpose: the sandbox answering the CLI runs in this process's event loop.
+  const cliRun = async (...args) => (await promisify(execFile)(process.execPath, [cli, ...args, "--config", configFile], { env, encoding: "utf8" })).stdout.trim()
   try {
     console.log("\ncli: tessera token <connection> --json (file cache: the second call makes no request)")
     for (const id of ["cube", "crm-com"]) {
-      for (let i = 0; i < 2; i++) console.log(`  $ tessera token ${id} --json\n  ${execFileSync(process.execPath, [cli, "token", id, "--json", "--config", configFile], { env, encoding: "utf8" }).trim()}`)
+      for (let i = 0; i < 2; i++) {
+        const before = sb.tokenRequests(id).length
+        const out = await cliRun("token", id, "--json")
+        console.log(`  $ tessera token ${id} --json   (${sb.tokenRequests(id).length - before} token request)\n  ${out.replace(/"access_token":"(.{16})[^"]*"/, '"access_token":"$1…"')}`)
+      }
     }
-    console.log(`\ncli: tessera token brandbox --dry-run\n${execFileSync(process.execPath, [cli, "token", "brandbox", "--dry-run", "--config", configFile], { env, encoding: "utf8" }).trim().replace(/^/gm, "  ")}`)
+    console.log(`\ncli: tessera token brandbox --dry-run\n${(await cliRun("token", "brandbox", "--dry-run")).replace(/^/gm, "  ")}`)
+    console.log(`\ncli: tessera request dvinci GET /dvinciUsers/ -i\n${(await cliRun("request", "dvinci", "GET", "/dvinciUsers/", "-i")).replace(/^/gm, "  ")}`)
   } catch (e) {
-    console.log(`  (cli not available: ${e.message.split("\n")[0]})`)
+    console.log(`  cli failed: ${e.message.split("\n")[0]}\n${e.stderr ?? ""}`)
+    process.exitCode = 1
   }
   console.log(`\nsandbox saw ${sb.tokenRequests().length} token requests for ${ids.length} providers.`)
 } finally {
