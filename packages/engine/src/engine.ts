@@ -205,18 +205,15 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
   }
 
   const failing = new Set<string>()
-  const getToken = (name: string, options: GetOptions = {}): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
+  // A fresh hit is answered by peek without building a generator; everything else takes the full path.
+  const getToken = (name: string, options: GetOptions = {}): Effect.Effect<TokenResult, TokenError> => Effect.suspend(() => {
+    const hit = options.force || options.noCache ? undefined : peek(name)
+    return hit ? Effect.succeed(hit) : obtain(name, options)
+  })
+
+  const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
     const c = yield* connection(name)
     const key = keyOf(c)
-    if (!options.force && !options.noCache) {
-      const t = local.get(key)
-      const now = yield* Clock.currentTimeMillis
-      if (t && Expiry.freshness(c.manifest, t, now) === "fresh") {
-        const reason = `cached token valid for ${secondsLeft(t, now)} s more`
-        emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason })
-        return result(c, t, "reused", reason)
-      }
-    }
     if (options.noCache) return yield* renew(c, key, options)
     const flightKey = options.force ? `${key}:force` : key
     const existing = inflight.get(flightKey)
