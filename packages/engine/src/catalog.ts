@@ -3,13 +3,13 @@
  *  with one id are an error. */
 import { Effect } from "effect"
 import { readdir } from "node:fs/promises"
-import { fileURLToPath } from "node:url"
+import { providersDir } from "./assets.ts"
 import { join } from "node:path"
 import { ManifestInvalid } from "./manifest-error.ts"
 import * as Manifest from "./manifest.ts"
 import type { Problem } from "./problem.ts"
 
-export const bundledDir: string = process.env["TESSERA_BUNDLED_PROVIDERS"] ?? fileURLToPath(new URL("../../../providers/", import.meta.url))
+export const bundledDir: string = providersDir
 
 export interface Catalog {
   readonly manifests: ReadonlyMap<string, Manifest.Manifest>

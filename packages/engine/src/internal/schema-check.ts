@@ -2,8 +2,9 @@
  *  into located problems: one per real mistake, with a hint, instead of Ajv's raw branch-by-branch noise.
  *  @internal */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js"
-import providerSchema from "../../../../schemas/provider.schema.json" with { type: "json" }
-import configSchema from "../../../../schemas/config.schema.json" with { type: "json" }
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { schemasDir } from "../assets.ts"
 import type { Problem } from "../problem.ts"
 import { problemAt, type YamlSource } from "./yaml-source.ts"
 import { closest } from "./did-you-mean.ts"
@@ -13,7 +14,8 @@ ajv.addFormat("uri", { type: "string", validate: (s: string) => URL.canParse(s) 
 ajv.addFormat("regex", { type: "string", validate: (s: string) => { try { new RegExp(s, "u"); return true } catch { return false } } })
 
 let compiled: { provider: ValidateFunction; config: ValidateFunction } | undefined
-const validators = () => compiled ??= { provider: ajv.compile(providerSchema), config: ajv.compile(configSchema) }
+const schema = (file: string): object => JSON.parse(readFileSync(join(schemasDir, file), "utf8")) as object
+const validators = () => compiled ??= { provider: ajv.compile(schema("provider.schema.json")), config: ajv.compile(schema("config.schema.json")) }
 
 const pointerToPath = (pointer: string): Array<string | number> =>
   pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~")).map((s) => /^\d+$/.test(s) ? Number(s) : s)
