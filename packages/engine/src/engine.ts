@@ -182,11 +182,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
   const reused = (c: Connection, t: Token): TokenResult => {
     let r = hits.get(t)
     if (!r) {
-      r = {
-        connection: c.name, provider: c.manifest.id, accessToken: t.accessToken, tokenType: t.tokenType,
-        expiresAt: t.expirySource === "default" ? null : new Date(t.expiresAt), hasRefreshToken: t.refreshToken !== undefined,
-        decision: { action: "reused", get reason() { return `cached token valid for ${secondsLeft(t, Date.now())} s more` } }
-      }
+      r = { ...result(c, t, "reused", ""), decision: { action: "reused", get reason() { return `cached token valid for ${secondsLeft(t, Date.now())} s more` } } }
       hits.set(t, r)
     }
     return r
