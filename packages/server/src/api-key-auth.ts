@@ -52,6 +52,12 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
   }
 }
 
+/** The key a request presents. Token and listing routes read X-Tessera-Key, else `Authorization: Bearer`; the proxy
+ *  reads only X-Tessera-Key, since its Authorization header belongs to the caller's own API call. The router and the
+ *  token fast path both ask this, so they can never disagree about who is calling. */
+export const presentedKey = (header: (name: string) => string | undefined, access: "key" | "proxyKey"): string | undefined =>
+  access === "proxyKey" ? header("x-tessera-key") : header("x-tessera-key") ?? bearer(header("authorization"))
+
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1). */
 export const bearer = (authorization: string | undefined): string | undefined => {
   const m = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization ?? "")

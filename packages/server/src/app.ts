@@ -30,9 +30,7 @@ const guarded = (spec: RouteSpec, deps: Deps) => Effect.gen(function*() {
     if (!auth.enabled) ctx.principal = ApiKeyAuth.anonymous
     else {
       const req = yield* HttpServerRequest.HttpServerRequest
-      const presented = spec.access === "proxyKey"
-        ? header(req, "x-tessera-key")
-        : header(req, "x-tessera-key") ?? ApiKeyAuth.bearer(header(req, "authorization"))
+      const presented = ApiKeyAuth.presentedKey((name) => header(req, name), spec.access)
       const principal = auth.verify(presented)
       if (!principal) {
         const how = spec.access === "proxyKey" ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)" : "as Authorization: Bearer <key> or in X-Tessera-Key"

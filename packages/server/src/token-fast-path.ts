@@ -11,7 +11,12 @@ import type { RequestMeta } from "./request-context.ts"
 const tokenPath = /^\/v1\/connections\/([A-Za-z0-9][A-Za-z0-9_.-]*)\/token(?:\?.*)?$/
 export const route = "/v1/connections/:name/token"
 
-const first = (v: string | ReadonlyArray<string> | undefined) => (Array.isArray(v) ? v[0] : v as string | undefined)
+/** A header as the router sees it: the first value, and an empty one counts as absent. */
+const header = (req: http.IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name]
+  const first = Array.isArray(v) ? v[0] : v as string | undefined
+  return first === "" ? undefined : first
+}
 
 export const tryAnswer = (req: http.IncomingMessage, res: http.ServerResponse, generation: Generation, meta: RequestMeta): boolean => {
   if (req.method !== "GET") return false
@@ -20,8 +25,7 @@ export const tryAnswer = (req: http.IncomingMessage, res: http.ServerResponse, g
   const name = m[1]!
   let principal = ApiKeyAuth.anonymous
   if (generation.auth.enabled) {
-    const presented = first(req.headers["x-tessera-key"]) ?? ApiKeyAuth.bearer(first(req.headers["authorization"]))
-    const p = generation.auth.verify(presented)
+    const p = generation.auth.verify(ApiKeyAuth.presentedKey((name) => header(req, name), "key"))
     if (!p || !p.allows(name)) return false
     principal = p
   }
