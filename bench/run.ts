@@ -21,15 +21,23 @@ const names = ["server", "proxy", "cold", "cached", "herd", "cli", "memory"]
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const wanted = args.filter((a) => !a.startsWith("--"))
-for (const w of wanted) if (!names.includes(w)) { console.error(`unknown bench "${w}"; known: ${names.join(", ")}`); process.exit(2) }
+for (const w of wanted)
+  if (!names.includes(w)) {
+    console.error(`unknown bench "${w}"; known: ${names.join(", ")}`)
+    process.exit(2)
+  }
 const chosen = wanted.length === 0 ? names : names.filter((n) => wanted.includes(n))
 const s = settings(quick)
 const m = machine()
-console.log(`tessera benches${quick ? " (--quick)" : ""}: ${chosen.join(", ")} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, node ${m.node}`)
+console.log(
+  `tessera benches${quick ? " (--quick)" : ""}: ${chosen.join(", ")} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, node ${m.node}`
+)
 // Other work on the machine skews every figure; ratios to a baseline measured alongside cancel part of it, not all.
 const background = await backgroundLoad(1000)
 if (background !== undefined) {
-  console.log(`background load before the run: ${background} cores busy with other work${background > 0.25 ? " (!) figures will be noisy; the autocannon rounds print \"other\" CPU as they go" : ""}`)
+  console.log(
+    `background load before the run: ${background} cores busy with other work${background > 0.25 ? ' (!) figures will be noisy; the autocannon rounds print "other" CPU as they go' : ""}`
+  )
 }
 
 const results: BenchResult[] = []
@@ -41,14 +49,26 @@ for (const name of chosen) {
   const t0 = performance.now()
   try {
     const out = await bench.run({ settings: s, log: (line) => console.log(`  ${line}`) })
-    const r: BenchResult = { name, title: bench.title, rows: out.rows.map(evaluate), details: out.details ?? {}, notes: out.notes ?? [], elapsedS: (performance.now() - t0) / 1000 }
+    const r: BenchResult = {
+      name,
+      title: bench.title,
+      rows: out.rows.map(evaluate),
+      details: out.details ?? {},
+      notes: out.notes ?? [],
+      elapsedS: (performance.now() - t0) / 1000
+    }
     results.push(r)
-    console.log(table(tableRows([r])).split("\n").map((l) => `  ${l}`).join("\n"))
+    console.log(
+      table(tableRows([r]))
+        .split("\n")
+        .map((l) => `  ${l}`)
+        .join("\n")
+    )
     for (const n of r.notes) console.log(`  note: ${n}`)
     console.log(`  (${r.elapsedS.toFixed(1)} s)`)
   } catch (e) {
     failed++
-    console.error(`  ✗ ${name} could not run: ${e instanceof Error ? e.stack ?? e.message : String(e)}`)
+    console.error(`  ✗ ${name} could not run: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
   } finally {
     await stopAll()
   }
@@ -57,7 +77,9 @@ const totalS = (performance.now() - started) / 1000
 
 console.log(`\n${table(tableRows(results))}`)
 const rows = results.flatMap((r) => r.rows)
-console.log(`\n${rows.filter((r) => r.pass === true).length} PASS, ${rows.filter((r) => r.pass === false).length} MISS${failed ? `, ${failed} bench(es) failed to run` : ""}; total ${totalS.toFixed(1)} s`)
+console.log(
+  `\n${rows.filter((r) => r.pass === true).length} PASS, ${rows.filter((r) => r.pass === false).length} MISS${failed ? `, ${failed} bench(es) failed to run` : ""}; total ${totalS.toFixed(1)} s`
+)
 const file = fileURLToPath(new URL(`./results/${quick ? "quick" : "latest"}.json`, import.meta.url))
 await write(file, { all: wanted.length === 0, quick, totalS, backgroundCores: background }, results)
 console.log(`results: ${file}`)

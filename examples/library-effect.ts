@@ -6,10 +6,17 @@ import { Effect, Redacted } from "effect"
 
 const sandbox = await startSandbox()
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const engine = yield* Engine.Engine
   const token = yield* engine.getToken("brandbox")
-  console.log("brandbox:", token.decision.action, "expires", token.expiresAt?.toISOString(), "refresh token:", token.hasRefreshToken)
+  console.log(
+    "brandbox:",
+    token.decision.action,
+    "expires",
+    token.expiresAt?.toISOString(),
+    "refresh token:",
+    token.hasRefreshToken
+  )
 
   // After the API answered 401: forget the access token; the refresh token is kept, so this refreshes.
   yield* engine.invalidate("brandbox")
@@ -22,16 +29,26 @@ const program = Effect.gen(function*() {
     Effect.catchTag("UpstreamRejected", (e) => Effect.succeed(`${e._tag} (${e.kind}): ${e.message}`))
   )
   console.log(failure)
-  console.log("token value stays redacted when printed:", `${token.accessToken}`, "| revealed length:", Redacted.value(token.accessToken).length)
+  console.log(
+    "token value stays redacted when printed:",
+    `${token.accessToken}`,
+    "| revealed length:",
+    Redacted.value(token.accessToken).length
+  )
 })
 
 try {
-  const config = await Effect.runPromise(Config.fromObject({
-    connections: {
-      brandbox: { provider: "brandbox", inputs: sandbox.credentials.brandbox },
-      "brandbox-wrong": { provider: "brandbox", inputs: { ...sandbox.credentials.brandbox, password: "not-the-password" } }
-    }
-  }))
+  const config = await Effect.runPromise(
+    Config.fromObject({
+      connections: {
+        brandbox: { provider: "brandbox", inputs: sandbox.credentials.brandbox },
+        "brandbox-wrong": {
+          provider: "brandbox",
+          inputs: { ...sandbox.credentials.brandbox, password: "not-the-password" }
+        }
+      }
+    })
+  )
   await Effect.runPromise(program.pipe(Effect.provide(Runtime.layer(config, "memory"))))
 } finally {
   await sandbox.close()

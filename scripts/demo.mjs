@@ -35,7 +35,9 @@ try {
     const r = await tessera.getTokenResult(id)
     const again = await tessera.getTokenResult(id)
     const token = String(await tessera.getToken(id))
-    console.log(`  ${pad(id, 13)} ${pad(r.decision.action, 9)} then ${pad(again.decision.action, 7)} ${pad(r.tokenType, 7)} expires ${r.expiresAt?.toISOString() ?? "unknown"}  ${token.slice(0, 16)}…`)
+    console.log(
+      `  ${pad(id, 13)} ${pad(r.decision.action, 9)} then ${pad(again.decision.action, 7)} ${pad(r.tokenType, 7)} expires ${r.expiresAt?.toISOString() ?? "unknown"}  ${token.slice(0, 16)}…`
+    )
   }
   const res = await tessera.fetch("dvinci", "/dvinciUsers/")
   console.log(`\nlibrary: tessera.fetch("dvinci", "/dvinciUsers/") -> HTTP ${res.status} ${await res.text()}`)
@@ -44,18 +46,27 @@ try {
   const cli = join(import.meta.dirname, "..", "packages", "cli", "bin", "tessera.mjs")
   const env = { ...process.env, TESSERA_CACHE_DIR: join(dir, "cache") }
   // Asynchronous on purpose: the sandbox answering the CLI runs in this process's event loop.
-  const cliRun = async (...args) => (await promisify(execFile)(process.execPath, [cli, ...args, "--config", configFile], { env, encoding: "utf8" })).stdout.trim()
+  const cliRun = async (...args) =>
+    (
+      await promisify(execFile)(process.execPath, [cli, ...args, "--config", configFile], { env, encoding: "utf8" })
+    ).stdout.trim()
   try {
     console.log("\ncli: tessera token <connection> --json (file cache: the second call makes no request)")
     for (const id of ["cube", "crm-com"]) {
       for (let i = 0; i < 2; i++) {
         const before = sb.tokenRequests(id).length
         const out = await cliRun("token", id, "--json")
-        console.log(`  $ tessera token ${id} --json   (${sb.tokenRequests(id).length - before} token request)\n  ${out.replace(/"access_token":"(.{16})[^"]*"/, '"access_token":"$1…"')}`)
+        console.log(
+          `  $ tessera token ${id} --json   (${sb.tokenRequests(id).length - before} token request)\n  ${out.replace(/"access_token":"(.{16})[^"]*"/, '"access_token":"$1…"')}`
+        )
       }
     }
-    console.log(`\ncli: tessera token brandbox --dry-run\n${(await cliRun("token", "brandbox", "--dry-run")).replace(/^/gm, "  ")}`)
-    console.log(`\ncli: tessera request dvinci GET /dvinciUsers/ -i\n${(await cliRun("request", "dvinci", "GET", "/dvinciUsers/", "-i")).replace(/^/gm, "  ")}`)
+    console.log(
+      `\ncli: tessera token brandbox --dry-run\n${(await cliRun("token", "brandbox", "--dry-run")).replace(/^/gm, "  ")}`
+    )
+    console.log(
+      `\ncli: tessera request dvinci GET /dvinciUsers/ -i\n${(await cliRun("request", "dvinci", "GET", "/dvinciUsers/", "-i")).replace(/^/gm, "  ")}`
+    )
   } catch (e) {
     console.log(`  cli failed: ${e.message.split("\n")[0]}\n${e.stderr ?? ""}`)
     process.exitCode = 1

@@ -13,14 +13,36 @@ const runTee = (cmd, args) => {
 }
 let failedSteps = 0
 const tc = run("turbo", ["run", "typecheck", "--output-logs=errors-only"])
-if (tc.status !== 0) { console.error("typecheck failed"); failedSteps++ }
+if (tc.status !== 0) {
+  console.error("typecheck failed")
+  failedSteps++
+}
+// One formatter and one linter over the whole tree; each counts as a failed step when it finds something.
+const steps = [
+  ["format", "prettier", ["--check", "--log-level", "warn", "."], "run `pnpm format` to fix"],
+  ["lint", "oxlint", ["--quiet"], "see the findings above"]
+]
+for (const [label, cmd, args, advice] of steps) {
+  console.log(`> ${label}`)
+  if (run(cmd, args).status !== 0) {
+    console.error(`${label} failed: ${advice}`)
+    failedSteps++
+  }
+}
 mkdirSync("test-results", { recursive: true })
 const report = "test-results/vitest.json"
 rmSync(report, { force: true })
 rmSync("test-results/secrets", { recursive: true, force: true })
-const vt = runTee("vitest", ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)])
+const vt = runTee("vitest", [
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${report}`,
+  ...process.argv.slice(2)
+])
 writeFileSync("test-results/output.log", `${vt.stdout ?? ""}\n${vt.stderr ?? ""}`)
-let passed = 0, failed = 0
+let passed = 0,
+  failed = 0
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, "utf8"))
   passed = r.numPassedTests ?? 0

@@ -36,7 +36,9 @@ export const bench: Bench = {
     try {
       const token = await tessera.getToken(CONNECTION) // the one acquisition
       const engine = await tessera.runtime.runPromise(Engine.Engine)
-      const map = new Map<string, { token: string; expiresAt: number }>([[CONNECTION, { token, expiresAt: Date.now() + 3600_000 }]])
+      const map = new Map<string, { token: string; expiresAt: number }>([
+        [CONNECTION, { token, expiresAt: Date.now() + 3600_000 }]
+      ])
       const marginMs = 30_000
       const mapGet = (name: string): string | undefined => {
         const e = map.get(name)
@@ -53,12 +55,27 @@ export const bench: Bench = {
       const r: Record<string, number> = {}
       // Rounds rotate the order of the cases so no one always runs on a hotter or colder machine.
       const cases: Record<string, (n: number) => void | Promise<void>> = {
-        mapSync: (k) => { for (let i = 0; i < k; i++) sink += mapGet(CONNECTION)!.length },
-        peek: (k) => { for (let i = 0; i < k; i++) sink += engine.peek(CONNECTION)!.connection.length },
-        mapAsync: async (k) => { for (let i = 0; i < k; i++) sink += (await mapGetAsync(CONNECTION)).length },
-        promise: async (k) => { for (let i = 0; i < k; i++) sink += (await tessera.getToken(CONNECTION)).length },
-        effect: (k) => tessera.runtime.runPromise(Effect.gen(function*() { for (let i = 0; i < k; i++) sink += (yield* engine.getToken(CONNECTION)).connection.length })),
-        effectRunPromise: async (k) => { for (let i = 0; i < k; i++) sink += (await tessera.getTokenResult(CONNECTION)).connection.length }
+        mapSync: (k) => {
+          for (let i = 0; i < k; i++) sink += mapGet(CONNECTION)!.length
+        },
+        peek: (k) => {
+          for (let i = 0; i < k; i++) sink += engine.peek(CONNECTION)!.connection.length
+        },
+        mapAsync: async (k) => {
+          for (let i = 0; i < k; i++) sink += (await mapGetAsync(CONNECTION)).length
+        },
+        promise: async (k) => {
+          for (let i = 0; i < k; i++) sink += (await tessera.getToken(CONNECTION)).length
+        },
+        effect: (k) =>
+          tessera.runtime.runPromise(
+            Effect.gen(function* () {
+              for (let i = 0; i < k; i++) sink += (yield* engine.getToken(CONNECTION)).connection.length
+            })
+          ),
+        effectRunPromise: async (k) => {
+          for (let i = 0; i < k; i++) sink += (await tessera.getTokenResult(CONNECTION)).connection.length
+        }
       }
       const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]))
       const rounds = s.quick ? 1 : 3
@@ -70,16 +87,50 @@ export const bench: Bench = {
           samples[name]!.push(await measure(name.startsWith("effect") ? n / 10 : n, batches, cases[name]!))
         }
       }
-      for (const [k, v] of Object.entries(samples)) { r[k] = median(v); log(`${k.padEnd(17)} ${r[k]!.toFixed(1)} ns/call (rounds: ${v.map((x) => x.toFixed(1)).join(", ")})`) }
+      for (const [k, v] of Object.entries(samples)) {
+        r[k] = median(v)
+        log(`${k.padEnd(17)} ${r[k]!.toFixed(1)} ns/call (rounds: ${v.map((x) => x.toFixed(1)).join(", ")})`)
+      }
       const upstream = (await sb.call<number>("tokenCount")) - before
       if (upstream !== 0) throw new Error(`${upstream} token requests during the cache-hit loops: not a cache hit`)
       return {
         rows: [
-          { label: "hit, Promise API getToken", unit: "ns", value: r["promise"]!, baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! }, target: { on: "ratio", op: "<=", limit: 3 }, better: "lower" },
-          { label: "hit, Promise API getToken", unit: "ns", value: r["promise"]!, baseline: { label: "Map.get+expiry, async+await", value: r["mapAsync"]! }, better: "lower" },
-          { label: "hit, engine.peek (sync, no await)", unit: "ns", value: r["peek"]!, baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! }, better: "lower" },
-          { label: "hit, Effect engine.getToken (in fiber)", unit: "ns", value: r["effect"]!, baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! }, better: "lower" },
-          { label: "hit, getTokenResult (runPromise/call)", unit: "ns", value: r["effectRunPromise"]!, baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! }, better: "lower" }
+          {
+            label: "hit, Promise API getToken",
+            unit: "ns",
+            value: r["promise"]!,
+            baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! },
+            target: { on: "ratio", op: "<=", limit: 3 },
+            better: "lower"
+          },
+          {
+            label: "hit, Promise API getToken",
+            unit: "ns",
+            value: r["promise"]!,
+            baseline: { label: "Map.get+expiry, async+await", value: r["mapAsync"]! },
+            better: "lower"
+          },
+          {
+            label: "hit, engine.peek (sync, no await)",
+            unit: "ns",
+            value: r["peek"]!,
+            baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! },
+            better: "lower"
+          },
+          {
+            label: "hit, Effect engine.getToken (in fiber)",
+            unit: "ns",
+            value: r["effect"]!,
+            baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! },
+            better: "lower"
+          },
+          {
+            label: "hit, getTokenResult (runPromise/call)",
+            unit: "ns",
+            value: r["effectRunPromise"]!,
+            baseline: { label: "Map.get+expiry, sync", value: r["mapSync"]! },
+            better: "lower"
+          }
         ],
         details: { callsPerBatch: n, batches, rounds, nsPerCall: r, samples, sink: sink % 7 }
       }

@@ -20,10 +20,19 @@ import { summarize, type Summary } from "../lib/stats.ts"
 
 type Client = { readonly name: string; readonly call: () => Promise<string> }
 
-const redactRequest = (r: { method: string; path: string; headers: Record<string, string>; rawBody: string } | undefined) => r && {
-  method: r.method, path: r.path, body: r.rawBody,
-  headers: Object.fromEntries(Object.entries(r.headers).filter(([k]) => !["host", "connection"].includes(k)).map(([k, v]) => [k, k === "authorization" ? v.replace(/ .+/, " …") : v]))
-}
+const redactRequest = (
+  r: { method: string; path: string; headers: Record<string, string>; rawBody: string } | undefined
+) =>
+  r && {
+    method: r.method,
+    path: r.path,
+    body: r.rawBody,
+    headers: Object.fromEntries(
+      Object.entries(r.headers)
+        .filter(([k]) => !["host", "connection"].includes(k))
+        .map(([k, v]) => [k, k === "authorization" ? v.replace(/ .+/, " …") : v])
+    )
+  }
 
 export const bench: Bench = {
   name: "cold",
@@ -35,18 +44,41 @@ export const bench: Bench = {
     try {
       const { tokenUrl, credentials: c } = sb.info
       const auth = basicAuth(c["client_id"]!, c["client_secret"]!)
-      const oidcConfig = new oidc.Configuration({ issuer: `${sb.info.url}/oauth2`, token_endpoint: tokenUrl }, c["client_id"]!, undefined, oidc.ClientSecretBasic(c["client_secret"]!))
+      const oidcConfig = new oidc.Configuration(
+        { issuer: `${sb.info.url}/oauth2`, token_endpoint: tokenUrl },
+        c["client_id"]!,
+        undefined,
+        oidc.ClientSecretBasic(c["client_secret"]!)
+      )
       oidc.allowInsecureRequests(oidcConfig) // plain http on loopback
       const config = await Effect.runPromise(Config.fromObject(configDoc(sb.info)))
       const conn = config.connections.get(CONNECTION)!
-      const wire = { method: "POST", url: tokenUrl, headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded", accept: "application/json" }, body: "grant_type=client_credentials" }
+      const wire = {
+        method: "POST",
+        url: tokenUrl,
+        headers: {
+          authorization: auth,
+          "content-type": "application/x-www-form-urlencoded",
+          accept: "application/json"
+        },
+        body: "grant_type=client_credentials"
+      }
       const clients: Client[] = [
         { name: "tessera", call: () => tessera.getToken(CONNECTION, { noCache: true }) },
         {
-          name: "got", call: async () => {
+          name: "got",
+          call: async () => {
             const r = await got.post(tokenUrl, {
-              headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-              body: "grant_type=client_credentials", agent: { http: agent }, retry: { limit: 0 }, responseType: "json", throwHttpErrors: false
+              headers: {
+                authorization: auth,
+                "content-type": "application/x-www-form-urlencoded",
+                accept: "application/json"
+              },
+              body: "grant_type=client_credentials",
+              agent: { http: agent },
+              retry: { limit: 0 },
+              responseType: "json",
+              throwHttpErrors: false
             })
             const body = r.body as { access_token?: string }
             if (r.statusCode !== 200 || !body.access_token) throw new Error(`got: HTTP ${r.statusCode}`)
@@ -54,8 +86,22 @@ export const bench: Bench = {
           }
         },
         { name: "openid-client", call: async () => (await oidc.clientCredentialsGrant(oidcConfig)).access_token },
-        { name: "Transport.send", call: async () => { const r = await Effect.runPromise(Transport.send(wire, { timeoutMs: config.http.timeoutMs, maxResponseBytes: config.http.maxResponseBytes })); return (JSON.parse(Buffer.from(r.body).toString("utf8")) as { access_token: string }).access_token } },
-        { name: "Upstream.exchange", call: async () => { const x = await Effect.runPromise(Upstream.exchange(conn, conn.manifest.flows.acquire, config.http)); return x.token.accessToken ? "ok" : "" } }
+        {
+          name: "Transport.send",
+          call: async () => {
+            const r = await Effect.runPromise(
+              Transport.send(wire, { timeoutMs: config.http.timeoutMs, maxResponseBytes: config.http.maxResponseBytes })
+            )
+            return (JSON.parse(Buffer.from(r.body).toString("utf8")) as { access_token: string }).access_token
+          }
+        },
+        {
+          name: "Upstream.exchange",
+          call: async () => {
+            const x = await Effect.runPromise(Upstream.exchange(conn, conn.manifest.flows.acquire, config.http))
+            return x.token.accessToken ? "ok" : ""
+          }
+        }
       ]
       // What each sends (secrets cut), to show the three requests are equivalent.
       const requests: Record<string, unknown> = {}
@@ -78,18 +124,64 @@ export const bench: Bench = {
         }
       }
       const upstream = (await sb.call<number>("tokenCount")) - before
-      if (upstream !== (warmup + s.iterations) * clients.length) throw new Error(`expected ${(warmup + s.iterations) * clients.length} token requests, the sandbox saw ${upstream}`)
+      if (upstream !== (warmup + s.iterations) * clients.length)
+        throw new Error(
+          `expected ${(warmup + s.iterations) * clients.length} token requests, the sandbox saw ${upstream}`
+        )
       const st: Record<string, Summary> = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, summarize(v)]))
-      for (const [k, v] of Object.entries(st)) log(`${k.padEnd(17)} median ${v.median.toFixed(3)} ms, p95 ${v.p95.toFixed(3)} ms, mean ${v.mean.toFixed(3)} ms (n=${v.n})`)
-      const t = st["tessera"]!, g = st["got"]!, o = st["openid-client"]!
+      for (const [k, v] of Object.entries(st))
+        log(
+          `${k.padEnd(17)} median ${v.median.toFixed(3)} ms, p95 ${v.p95.toFixed(3)} ms, mean ${v.mean.toFixed(3)} ms (n=${v.n})`
+        )
+      const t = st["tessera"]!,
+        g = st["got"]!,
+        o = st["openid-client"]!
       return {
         rows: [
-          { label: "acquire, median", unit: "ms", value: t.median, baseline: { label: "raw got", value: g.median }, target: { on: "ratio", op: "<=", limit: 1.2 }, better: "lower" },
-          { label: "acquire, median", unit: "ms", value: t.median, baseline: { label: "openid-client", value: o.median }, target: { on: "ratio", op: "<=", limit: 1.0 }, better: "lower" },
-          { label: "acquire, p95", unit: "ms", value: t.p95, baseline: { label: "raw got", value: g.p95 }, better: "lower" },
-          { label: "acquire, p95", unit: "ms", value: t.p95, baseline: { label: "openid-client", value: o.p95 }, better: "lower" },
-          { label: "split: Transport.send (engine's got call), median", unit: "ms", value: st["Transport.send"]!.median, baseline: { label: "raw got", value: g.median }, better: "lower" },
-          { label: "split: Upstream.exchange (no cache layer), median", unit: "ms", value: st["Upstream.exchange"]!.median, baseline: { label: "raw got", value: g.median }, better: "lower" }
+          {
+            label: "acquire, median",
+            unit: "ms",
+            value: t.median,
+            baseline: { label: "raw got", value: g.median },
+            target: { on: "ratio", op: "<=", limit: 1.2 },
+            better: "lower"
+          },
+          {
+            label: "acquire, median",
+            unit: "ms",
+            value: t.median,
+            baseline: { label: "openid-client", value: o.median },
+            target: { on: "ratio", op: "<=", limit: 1.0 },
+            better: "lower"
+          },
+          {
+            label: "acquire, p95",
+            unit: "ms",
+            value: t.p95,
+            baseline: { label: "raw got", value: g.p95 },
+            better: "lower"
+          },
+          {
+            label: "acquire, p95",
+            unit: "ms",
+            value: t.p95,
+            baseline: { label: "openid-client", value: o.p95 },
+            better: "lower"
+          },
+          {
+            label: "split: Transport.send (engine's got call), median",
+            unit: "ms",
+            value: st["Transport.send"]!.median,
+            baseline: { label: "raw got", value: g.median },
+            better: "lower"
+          },
+          {
+            label: "split: Upstream.exchange (no cache layer), median",
+            unit: "ms",
+            value: st["Upstream.exchange"]!.median,
+            baseline: { label: "raw got", value: g.median },
+            better: "lower"
+          }
         ],
         details: { iterations: s.iterations, warmup, stats: st, requests }
       }

@@ -11,7 +11,13 @@ import { randomBytes } from "node:crypto"
 import { start, type Child } from "../lib/child.ts"
 import { basicAuth, CONNECTION, configDoc, script, startSandbox, type Bench } from "../lib/setup.ts"
 
-interface GetReply { readonly actions: Record<string, number>; readonly errors: string[]; readonly errorCount: number; readonly distinctTokens: number; readonly ms: number }
+interface GetReply {
+  readonly actions: Record<string, number>
+  readonly errors: string[]
+  readonly errorCount: number
+  readonly distinctTokens: number
+  readonly ms: number
+}
 
 const DELAY_MS = 100
 
@@ -32,10 +38,17 @@ export const bench: Bench = {
       const auth = basicAuth(c["client_id"]!, c["client_secret"]!)
       let b0 = await count()
       let t0 = performance.now()
-      await Promise.all(Array.from({ length: n }, () => got.post(tokenUrl, {
-        headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" }, body: "grant_type=client_credentials",
-        agent: { http: agent }, retry: { limit: 0 }, responseType: "json"
-      })))
+      await Promise.all(
+        Array.from({ length: n }, () =>
+          got.post(tokenUrl, {
+            headers: { authorization: auth, "content-type": "application/x-www-form-urlencoded" },
+            body: "grant_type=client_credentials",
+            agent: { http: agent },
+            retry: { limit: 0 },
+            responseType: "json"
+          })
+        )
+      )
       const naiveMs = performance.now() - t0
       const naiveCalls = (await count()) - b0
       log(`naive: ${n} concurrent POSTs -> ${naiveCalls} upstream calls in ${naiveMs.toFixed(0)} ms`)
@@ -52,19 +65,39 @@ export const bench: Bench = {
           const ms = performance.now() - t0
           const calls = (await count()) - b0
           single.push({ calls, ms, distinct: new Set(tokens).size })
-          log(`1 process, round ${r + 1}: ${n} gets -> ${calls} upstream call(s), ${new Set(tokens).size} distinct token(s), ${ms.toFixed(0)} ms`)
-        } finally { await tessera.close() }
+          log(
+            `1 process, round ${r + 1}: ${n} gets -> ${calls} upstream call(s), ${new Set(tokens).size} distinct token(s), ${ms.toFixed(0)} ms`
+          )
+        } finally {
+          await tessera.close()
+        }
       }
 
       // --- three processes on Redis ---
-      const worker = { redisUrl: s.redisUrl, encryptionKey: randomBytes(32).toString("base64"), connections: configDoc(sb.info).connections }
-      for (let i = 0; i < 3; i++) workers.push(await start<{ pid: number }>(script("redis-worker.ts"), { env: { BENCH_WORKER: JSON.stringify(worker) } }))
-      const fleet: Array<{ calls: number; ms: number; distinct: number; actions: Record<string, number>; errors: number }> = []
+      const worker = {
+        redisUrl: s.redisUrl,
+        encryptionKey: randomBytes(32).toString("base64"),
+        connections: configDoc(sb.info).connections
+      }
+      for (let i = 0; i < 3; i++)
+        workers.push(
+          await start<{ pid: number }>(script("redis-worker.ts"), { env: { BENCH_WORKER: JSON.stringify(worker) } })
+        )
+      const fleet: Array<{
+        calls: number
+        ms: number
+        distinct: number
+        actions: Record<string, number>
+        errors: number
+      }> = []
       const shares = [0, 1, 2].map((i) => Math.floor(n / 3) + (i < n % 3 ? 1 : 0))
       for (let r = 0; r < rounds; r++) {
         const prefix = `tessera-bench:${process.pid}:${Date.now()}:${r}:`
-        const health = await Promise.all(workers.map((w) => w.call<{ status: string; detail: string }>("prepare", { prefix })))
-        if (health.some((h) => h.status !== "ok")) throw new Error(`Redis store not ok: ${JSON.stringify(health)} (is Redis at ${s.redisUrl}?)`)
+        const health = await Promise.all(
+          workers.map((w) => w.call<{ status: string; detail: string }>("prepare", { prefix }))
+        )
+        if (health.some((h) => h.status !== "ok"))
+          throw new Error(`Redis store not ok: ${JSON.stringify(health)} (is Redis at ${s.redisUrl}?)`)
         await sb.call("delayNextToken", { ms: DELAY_MS })
         b0 = await count()
         t0 = performance.now()
@@ -74,22 +107,59 @@ export const bench: Bench = {
         const actions: Record<string, number> = {}
         for (const rep of replies) for (const [k, v] of Object.entries(rep.actions)) actions[k] = (actions[k] ?? 0) + v
         const errors = replies.reduce((a, rep) => a + rep.errorCount, 0)
-        if (errors > 0) log(`  errors: ${replies.flatMap((rep) => rep.errors).slice(0, 3).join("; ")}`)
+        if (errors > 0)
+          log(
+            `  errors: ${replies
+              .flatMap((rep) => rep.errors)
+              .slice(0, 3)
+              .join("; ")}`
+          )
         const distinct = Math.max(...replies.map((rep) => rep.distinctTokens))
         fleet.push({ calls, ms, distinct, actions, errors })
-        log(`3 processes + Redis, round ${r + 1}: ${n} gets (${shares.join("+")}) -> ${calls} upstream call(s), ${errors} errors, actions ${JSON.stringify(actions)}, ${ms.toFixed(0)} ms`)
+        log(
+          `3 processes + Redis, round ${r + 1}: ${n} gets (${shares.join("+")}) -> ${calls} upstream call(s), ${errors} errors, actions ${JSON.stringify(actions)}, ${ms.toFixed(0)} ms`
+        )
       }
       const worst = (xs: ReadonlyArray<{ calls: number }>) => Math.max(...xs.map((x) => x.calls))
       const fleetErrors = fleet.reduce((a, f) => a + f.errors, 0)
       return {
         rows: [
-          { label: `upstream calls, ${n} gets, 1 process (worst of ${rounds})`, unit: "calls", value: worst(single), baseline: { label: "naive client", value: naiveCalls }, target: { on: "value", op: "==", limit: 1 }, better: "lower" },
+          {
+            label: `upstream calls, ${n} gets, 1 process (worst of ${rounds})`,
+            unit: "calls",
+            value: worst(single),
+            baseline: { label: "naive client", value: naiveCalls },
+            target: { on: "value", op: "==", limit: 1 },
+            better: "lower"
+          },
           // a failed get would hide a herd: count it as a miss by reporting the errors in the value
-          { label: `upstream calls, ${n} gets, 3 processes + Redis (worst of ${rounds})`, unit: "calls", value: worst(fleet) + fleetErrors, baseline: { label: "naive client", value: naiveCalls }, target: { on: "value", op: "==", limit: 1 }, better: "lower" },
-          { label: `time for ${n} gets, 1 process (median)`, unit: "ms", value: single.map((x) => x.ms).sort((a, b) => a - b)[single.length >> 1]!, baseline: { label: "naive client", value: naiveMs }, better: "lower" }
+          {
+            label: `upstream calls, ${n} gets, 3 processes + Redis (worst of ${rounds})`,
+            unit: "calls",
+            value: worst(fleet) + fleetErrors,
+            baseline: { label: "naive client", value: naiveCalls },
+            target: { on: "value", op: "==", limit: 1 },
+            better: "lower"
+          },
+          {
+            label: `time for ${n} gets, 1 process (median)`,
+            unit: "ms",
+            value: single.map((x) => x.ms).sort((a, b) => a - b)[single.length >> 1]!,
+            baseline: { label: "naive client", value: naiveMs },
+            better: "lower"
+          }
         ],
-        details: { n, rounds, upstreamDelayMs: DELAY_MS, naive: { calls: naiveCalls, ms: naiveMs }, single, fleet, shares },
-        notes: fleetErrors > 0 ? [`${fleetErrors} gets failed in the 3-process runs (counted into the calls figure)`] : []
+        details: {
+          n,
+          rounds,
+          upstreamDelayMs: DELAY_MS,
+          naive: { calls: naiveCalls, ms: naiveMs },
+          single,
+          fleet,
+          shares
+        },
+        notes:
+          fleetErrors > 0 ? [`${fleetErrors} gets failed in the 3-process runs (counted into the calls figure)`] : []
       }
     } finally {
       agent.destroy()

@@ -11,12 +11,15 @@ import { get } from "./server.ts"
 const MB = 1024 * 1024
 
 /** One request on its own connection (agent: false, Connection: close), body drained. */
-const once = (url: string): Promise<number> => new Promise((resolve, reject) => {
-  request(url, { agent: false, headers: { connection: "close" } }, (res) => {
-    res.resume()
-    res.on("end", () => resolve(res.statusCode ?? 0))
-  }).on("error", reject).end()
-})
+const once = (url: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    request(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      res.resume()
+      res.on("end", () => resolve(res.statusCode ?? 0))
+    })
+      .on("error", reject)
+      .end()
+  })
 
 const drive = async (child: Child<{ url: string }>, url: string, n: number) => {
   const samples: Array<{ after: number; rssMB: number; heapUsedMB: number }> = []
@@ -47,16 +50,23 @@ export const bench: Bench = {
   run: async ({ settings: s, log }) => {
     const n = s.memoryConns
     const sb = await startSandbox()
-    const server = await start<{ url: string }>(script("server-child.ts"), { env: { BENCH_CONFIG: configYaml(sb.info), BENCH_SERVER_LOG: s.serverLog }, execArgv: ["--expose-gc"] })
+    const server = await start<{ url: string }>(script("server-child.ts"), {
+      env: { BENCH_CONFIG: configYaml(sb.info), BENCH_SERVER_LOG: s.serverLog },
+      execArgv: ["--expose-gc"]
+    })
     let bare: Child<{ url: string }> | undefined
     try {
       const url = `${server.info.url}/v1/connections/${CONNECTION}/token`
       const first = await get(url)
       if (first.status !== 200) throw new Error(`token route answered ${first.status}`)
-      bare = await start<{ url: string }>(script("bare-child.ts"), { env: { BENCH_BODY: first.body }, execArgv: ["--expose-gc"] })
+      bare = await start<{ url: string }>(script("bare-child.ts"), {
+        env: { BENCH_BODY: first.body },
+        execArgv: ["--expose-gc"]
+      })
       const before = await sb.call<number>("tokenCount")
       const t = await drive(server, url, n)
-      const line = (x: typeof t) => `${x.start.toFixed(1)} MB at start -> ${x.final.toFixed(1)} MB after ${n} connections (${(n / x.seconds).toFixed(0)} conn/s); ` +
+      const line = (x: typeof t) =>
+        `${x.start.toFixed(1)} MB at start -> ${x.final.toFixed(1)} MB after ${n} connections (${(n / x.seconds).toFixed(0)} conn/s); ` +
         `heap used ${x.samples[0]!.heapUsedMB.toFixed(1)} -> ${x.samples.at(-1)!.heapUsedMB.toFixed(1)} MB; after a full GC: RSS ${x.afterGc.rssMB.toFixed(1)} MB, heap used ${x.afterGc.heapUsedMB.toFixed(1)} MB`
       log(`tessera: ${line(t)}`)
       log(`  RSS samples: ${t.samples.map((x) => x.rssMB.toFixed(0)).join(" ")}`)
@@ -66,11 +76,38 @@ export const bench: Bench = {
       const heap = await server.call<NodeJS.MemoryUsage>("memory")
       return {
         rows: [
-          { label: `RSS after ${n} new connections`, unit: "MB", value: t.final, baseline: { label: "bare node:http", value: b.final }, target: { on: "value", op: "<=", limit: 150 }, better: "lower" },
-          { label: "RSS at start (after 1 request)", unit: "MB", value: t.start, baseline: { label: "bare node:http", value: b.start }, better: "lower" },
-          { label: "heap used after the run + full GC", unit: "MB", value: t.afterGc.heapUsedMB, baseline: { label: "same, at start", value: t.samples[0]!.heapUsedMB }, better: "lower" }
+          {
+            label: `RSS after ${n} new connections`,
+            unit: "MB",
+            value: t.final,
+            baseline: { label: "bare node:http", value: b.final },
+            target: { on: "value", op: "<=", limit: 150 },
+            better: "lower"
+          },
+          {
+            label: "RSS at start (after 1 request)",
+            unit: "MB",
+            value: t.start,
+            baseline: { label: "bare node:http", value: b.start },
+            better: "lower"
+          },
+          {
+            label: "heap used after the run + full GC",
+            unit: "MB",
+            value: t.afterGc.heapUsedMB,
+            baseline: { label: "same, at start", value: t.samples[0]!.heapUsedMB },
+            better: "lower"
+          }
         ],
-        details: { connections: n, tessera: t, bare: b, serverMemoryUsageMB: Object.fromEntries(Object.entries(heap).map(([k, v]) => [k, Math.round(v / MB * 10) / 10])), upstreamTokenCalls: upstream }
+        details: {
+          connections: n,
+          tessera: t,
+          bare: b,
+          serverMemoryUsageMB: Object.fromEntries(
+            Object.entries(heap).map(([k, v]) => [k, Math.round((v / MB) * 10) / 10])
+          ),
+          upstreamTokenCalls: upstream
+        }
       }
     } finally {
       await Promise.all([server.stop(), bare?.stop(), sb.stop()])

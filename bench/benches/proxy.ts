@@ -12,7 +12,9 @@ export const bench: Bench = {
   title: "Proxied GET vs direct GET to the sandbox API",
   run: async ({ settings: s, log }) => {
     const sb = await startSandbox()
-    const server = await start<{ url: string }>(script("server-child.ts"), { env: { BENCH_CONFIG: configYaml(sb.info), BENCH_SERVER_LOG: s.serverLog } })
+    const server = await start<{ url: string }>(script("server-child.ts"), {
+      env: { BENCH_CONFIG: configYaml(sb.info), BENCH_SERVER_LOG: s.serverLog }
+    })
     try {
       const path = "/items?page=1"
       const proxied = `${server.info.url}/v1/proxy/${CONNECTION}${path}`
@@ -23,20 +25,62 @@ export const bench: Bench = {
       if (first.status !== 200) throw new Error(`proxy answered ${first.status}: ${first.body}`)
       const tokensBefore = await sb.call<number>("tokenCount")
       const r = await compare(
-        { url: proxied, durationS: s.durationS, connections: s.connections, pids: { server: server.pid, sandbox: sb.pid } },
-        { url: direct, durationS: s.durationS, connections: s.connections, headers, pids: { server: server.pid, sandbox: sb.pid } },
-        s, log
+        {
+          url: proxied,
+          durationS: s.durationS,
+          connections: s.connections,
+          pids: { server: server.pid, sandbox: sb.pid }
+        },
+        {
+          url: direct,
+          durationS: s.durationS,
+          connections: s.connections,
+          headers,
+          pids: { server: server.pid, sandbox: sb.pid }
+        },
+        s,
+        log
       )
       const upstream = (await sb.call<number>("tokenCount")) - tokensBefore
       const base = "direct to sandbox"
       return {
         rows: [
-          { label: "req/s", unit: "req/s", value: median(r.target.map((x) => x.reqPerSec)), baseline: { label: base, value: median(r.baseline.map((x) => x.reqPerSec)) }, target: { on: "ratio", op: ">=", limit: 0.7 }, better: "higher" },
-          { label: "p99 latency", unit: "ms", value: median(r.target.map((x) => x.p99Ms)), baseline: { label: base, value: median(r.baseline.map((x) => x.p99Ms)) }, target: { on: "ratio", op: "<=", limit: 1.5 }, better: "lower" },
-          { label: "p50 latency", unit: "ms", value: median(r.target.map((x) => x.p50Ms)), baseline: { label: base, value: median(r.baseline.map((x) => x.p50Ms)) }, better: "lower" }
+          {
+            label: "req/s",
+            unit: "req/s",
+            value: median(r.target.map((x) => x.reqPerSec)),
+            baseline: { label: base, value: median(r.baseline.map((x) => x.reqPerSec)) },
+            target: { on: "ratio", op: ">=", limit: 0.7 },
+            better: "higher"
+          },
+          {
+            label: "p99 latency",
+            unit: "ms",
+            value: median(r.target.map((x) => x.p99Ms)),
+            baseline: { label: base, value: median(r.baseline.map((x) => x.p99Ms)) },
+            target: { on: "ratio", op: "<=", limit: 1.5 },
+            better: "lower"
+          },
+          {
+            label: "p50 latency",
+            unit: "ms",
+            value: median(r.target.map((x) => x.p50Ms)),
+            baseline: { label: base, value: median(r.baseline.map((x) => x.p50Ms)) },
+            better: "lower"
+          }
         ],
-        details: { path, connections: s.connections, durationS: s.durationS, rounds: s.rounds, accessLog: s.serverLog, upstreamTokenCallsDuringLoad: upstream, target: r.target, baseline: r.baseline },
-        notes: upstream > 0 ? [`${upstream} token requests reached the sandbox during the load: the cache did not hold`] : []
+        details: {
+          path,
+          connections: s.connections,
+          durationS: s.durationS,
+          rounds: s.rounds,
+          accessLog: s.serverLog,
+          upstreamTokenCallsDuringLoad: upstream,
+          target: r.target,
+          baseline: r.baseline
+        },
+        notes:
+          upstream > 0 ? [`${upstream} token requests reached the sandbox during the load: the cache did not hold`] : []
       }
     } finally {
       await Promise.all([server.stop(), sb.stop()])

@@ -15,11 +15,34 @@ const server = createServer(async (req, res) => {
   const id = randomUUID()
   const m = re.exec(req.url ?? "")
   const name = m?.[1] ?? ""
-  const hit = engine.peek(name) ?? await rt.runPromise(engine.getToken(name))
+  const hit = engine.peek(name) ?? (await rt.runPromise(engine.getToken(name)))
   const body = JSON.stringify(Engine.toJson(hit))
-  res.writeHead(200, { "x-request-id": id, "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) })
+  res.writeHead(200, {
+    "x-request-id": id,
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(body)
+  })
   res.end(body)
-  res.once("close", () => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), type: "access", method: req.method, path: req.url, status: 200, duration_ms: Math.round((performance.now() - started) * 10) / 10, request_id: id, route: "/v1/connections/:name/token", connection: name }) + "\n"))
+  res.once("close", () =>
+    process.stdout.write(
+      JSON.stringify({
+        time: new Date().toISOString(),
+        type: "access",
+        method: req.method,
+        path: req.url,
+        status: 200,
+        duration_ms: Math.round((performance.now() - started) * 10) / 10,
+        request_id: id,
+        route: "/v1/connections/:name/token",
+        connection: name
+      }) + "\n"
+    )
+  )
 })
 await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
-serve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, {}, async () => { server.close(); server.closeAllConnections(); await rt.dispose() })
+serve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, {}, async () => {
+  server.close()
+  server.closeAllConnections()
+  await rt.dispose()
+})

@@ -12,16 +12,29 @@ import { median } from "../lib/stats.ts"
 const sb = await startSandbox()
 const env = { BENCH_CONFIG: configYaml(sb.info) }
 const real = await start<{ url: string }>(fileURLToPath(new URL("../lib/server-child.ts", import.meta.url)), { env })
-const fast = await start<{ url: string }>(fileURLToPath(new URL("./server-fastpath-child.ts", import.meta.url)), { env })
+const fast = await start<{ url: string }>(fileURLToPath(new URL("./server-fastpath-child.ts", import.meta.url)), {
+  env
+})
 const path = "/v1/connections/api/token"
 const body = await (await fetch(`${real.info.url}${path}`)).text()
 await fetch(`${fast.info.url}${path}`)
-const bare = await start<{ url: string }>(fileURLToPath(new URL("../lib/bare-child.ts", import.meta.url)), { env: { BENCH_BODY: body } })
+const bare = await start<{ url: string }>(fileURLToPath(new URL("../lib/bare-child.ts", import.meta.url)), {
+  env: { BENCH_BODY: body }
+})
 const s = { rounds: 3, warmupS: 1 }
 const b = { url: bare.info.url, durationS: 3, connections: 10, pids: { bare: bare.pid } }
-for (const [name, child] of [["fast path", fast], ["real server", real]] as const) {
-  const r = await compare({ url: `${child.info.url}${path}`, durationS: 3, connections: 10, pids: { [name]: child.pid } }, b, s, (line) => console.log(line.replace("target", name)))
-  const t = median(r.target.map((x) => x.reqPerSec)), base = median(r.baseline.map((x) => x.reqPerSec))
+for (const [name, child] of [
+  ["fast path", fast],
+  ["real server", real]
+] as const) {
+  const r = await compare(
+    { url: `${child.info.url}${path}`, durationS: 3, connections: 10, pids: { [name]: child.pid } },
+    b,
+    s,
+    (line) => console.log(line.replace("target", name))
+  )
+  const t = median(r.target.map((x) => x.reqPerSec)),
+    base = median(r.baseline.map((x) => x.reqPerSec))
   console.log(`${name}: ${Math.round(t)} req/s vs bare ${Math.round(base)} req/s = ${(t / base).toFixed(2)}x\n`)
 }
 await stopAll()

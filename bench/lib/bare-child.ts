@@ -12,10 +12,18 @@ const server = createServer((_req, res) => {
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
 const { port } = server.address() as AddressInfo
 
-serve({ url: `http://127.0.0.1:${port}` }, {
-  memory: () => process.memoryUsage(),
-  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return process.memoryUsage() }
-}, () => new Promise<void>((resolve) => {
-  server.close(() => resolve())
-  server.closeAllConnections()
-}))
+serve(
+  { url: `http://127.0.0.1:${port}` },
+  {
+    memory: () => process.memoryUsage(),
+    gc: () => {
+      ;(globalThis as { gc?: () => void }).gc?.()
+      return process.memoryUsage()
+    }
+  },
+  () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+)

@@ -32,9 +32,13 @@ const profileArgs = (script: string): string[] => {
 
 const live = new Set<ChildProcess>()
 const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null
-const waitExit = (p: ChildProcess) => exited(p) ? Promise.resolve() : new Promise<void>((r) => p.once("exit", () => r()))
+const waitExit = (p: ChildProcess) =>
+  exited(p) ? Promise.resolve() : new Promise<void>((r) => p.once("exit", () => r()))
 
-export const start = async <Info = Record<string, unknown>>(script: string, opts: StartOptions = {}): Promise<Child<Info>> => {
+export const start = async <Info = Record<string, unknown>>(
+  script: string,
+  opts: StartOptions = {}
+): Promise<Child<Info>> => {
   const proc = fork(script, [], {
     env: { ...process.env, ...opts.env },
     execArgv: ["--disable-warning=ExperimentalWarning", ...profileArgs(script), ...(opts.execArgv ?? [])],
@@ -45,7 +49,8 @@ export const start = async <Info = Record<string, unknown>>(script: string, opts
   proc.once("exit", () => live.delete(proc))
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   proc.once("exit", (code, signal) => {
-    for (const p of pending.values()) p.reject(new Error(`${script} (pid ${proc.pid}) exited (${signal ?? code}) before answering`))
+    for (const p of pending.values())
+      p.reject(new Error(`${script} (pid ${proc.pid}) exited (${signal ?? code}) before answering`))
     pending.clear()
   })
   let onReady: ((info: Info) => void) | undefined
@@ -59,20 +64,30 @@ export const start = async <Info = Record<string, unknown>>(script: string, opts
     }
   })
   const info = await new Promise<Info>((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill("SIGKILL"); reject(new Error(`${script} did not start within ${opts.readyTimeoutMs ?? 30_000} ms`)) }, opts.readyTimeoutMs ?? 30_000)
-    onReady = (i) => { clearTimeout(timer); resolve(i) }
-    proc.once("exit", (code) => { clearTimeout(timer); reject(new Error(`${script} exited with ${code} before it was ready`)) })
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL")
+      reject(new Error(`${script} did not start within ${opts.readyTimeoutMs ?? 30_000} ms`))
+    }, opts.readyTimeoutMs ?? 30_000)
+    onReady = (i) => {
+      clearTimeout(timer)
+      resolve(i)
+    }
+    proc.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${script} exited with ${code} before it was ready`))
+    })
   })
   let next = 0
   return {
     pid: proc.pid!,
     info,
-    call: <A>(op: string, args: Record<string, unknown> = {}) => new Promise<A>((resolve, reject) => {
-      if (exited(proc) || !proc.connected) return reject(new Error(`${script} is gone`))
-      const id = ++next
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      proc.send({ ...args, id, op })
-    }),
+    call: <A>(op: string, args: Record<string, unknown> = {}) =>
+      new Promise<A>((resolve, reject) => {
+        if (exited(proc) || !proc.connected) return reject(new Error(`${script} is gone`))
+        const id = ++next
+        pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+        proc.send({ ...args, id, op })
+      }),
     stop: async () => {
       if (proc.connected) proc.disconnect()
       const t = setTimeout(() => proc.kill("SIGKILL"), 10_000)
@@ -84,10 +99,17 @@ export const start = async <Info = Record<string, unknown>>(script: string, opts
 
 /** Ends every child still running (on failure paths and at exit). */
 export const stopAll = async (): Promise<void> => {
-  await Promise.all([...live].map((p) => { p.kill("SIGKILL"); return waitExit(p) }))
+  await Promise.all(
+    [...live].map((p) => {
+      p.kill("SIGKILL")
+      return waitExit(p)
+    })
+  )
 }
 
-process.once("exit", () => { for (const p of live) p.kill("SIGKILL") })
+process.once("exit", () => {
+  for (const p of live) p.kill("SIGKILL")
+})
 
 // ---- child side ----------------------------------------------------------------------------------------------
 
@@ -95,21 +117,34 @@ export type Handlers = Record<string, (args: Record<string, unknown>) => unknown
 
 /** In a child: announce readiness with `info`, serve `handlers`, and exit when the parent goes away. `cleanup` runs
  *  first (close servers) but the process exits within 5 s regardless. */
-export const serve = (info: Record<string, unknown>, handlers: Handlers, cleanup: () => Promise<void> = async () => {}): void => {
+export const serve = (
+  info: Record<string, unknown>,
+  handlers: Handlers,
+  cleanup: () => Promise<void> = async () => {}
+): void => {
   if (!process.send) throw new Error("this script runs as a bench child process (forked with IPC)")
   let ending = false
   const end = () => {
     if (ending) return
     ending = true
     setTimeout(() => process.exit(0), 5000).unref()
-    cleanup().catch(() => {}).finally(() => process.exit(0))
+    cleanup()
+      .catch(() => {})
+      .finally(() => process.exit(0))
   }
   process.on("disconnect", end)
   process.on("message", (msg: { id: number; op: string } & Record<string, unknown>) => {
     const h = handlers[msg.op]
-    const reply = (m: Record<string, unknown>) => { if (process.connected) process.send!({ id: msg.id, ...m }) }
+    const reply = (m: Record<string, unknown>) => {
+      if (process.connected) process.send!({ id: msg.id, ...m })
+    }
     if (!h) return reply({ ok: false, error: `unknown op ${msg.op}` })
-    Promise.resolve().then(() => h(msg)).then((value) => reply({ ok: true, value }), (e: unknown) => reply({ ok: false, error: String(e instanceof Error ? e.stack ?? e.message : e) }))
+    Promise.resolve()
+      .then(() => h(msg))
+      .then(
+        (value) => reply({ ok: true, value }),
+        (e: unknown) => reply({ ok: false, error: String(e instanceof Error ? (e.stack ?? e.message) : e) })
+      )
   })
   process.send({ ready: true, ...info })
 }
@@ -121,7 +156,9 @@ export const rssOf = async (pid: number): Promise<number | undefined> => {
     const status = await readFile(`/proc/${pid}/status`, "utf8")
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
     return m ? Number(m[1]) * 1024 : undefined
-  } catch { return undefined }
+  } catch {
+    return undefined
+  }
 }
 
 /** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux); undefined elsewhere. */
@@ -131,7 +168,9 @@ export const cpuOf = async (pid: number): Promise<number | undefined> => {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8")
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
-  } catch { return undefined }
+  } catch {
+    return undefined
+  }
 }
 
 /** Busy CPU time of the whole machine so far (all cores, user+nice+system+irq+softirq+steal), in seconds, from
@@ -141,7 +180,9 @@ export const machineBusy = async (): Promise<number | undefined> => {
     const { readFile } = await import("node:fs/promises")
     const f = (await readFile("/proc/stat", "utf8")).split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
     return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100
-  } catch { return undefined }
+  } catch {
+    return undefined
+  }
 }
 
 /** Cores kept busy by work outside this bench, sampled over `ms` while the bench is idle. */
@@ -152,5 +193,5 @@ export const backgroundLoad = async (ms = 1000): Promise<number | undefined> => 
   const b = await machineBusy()
   const self = process.cpuUsage(self0)
   if (a === undefined || b === undefined) return undefined
-  return Math.max(0, Math.round(((b - a) - (self.user + self.system) / 1e6) / (ms / 1000) * 100) / 100)
+  return Math.max(0, Math.round(((b - a - (self.user + self.system) / 1e6) / (ms / 1000)) * 100) / 100)
 }

@@ -31,27 +31,58 @@ export const load = async (o: LoadOptions): Promise<LoadResult> => {
   const self0 = process.cpuUsage()
   const busy0 = await machineBusy()
   const t0 = performance.now()
-  const instance = autocannon({ url: o.url, connections: o.connections, duration: o.durationS, headers: o.headers ?? {}, timeout: 10 })
-  instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => { if (status >= 200 && status < 300) latencies.push(ms) })
+  const instance = autocannon({
+    url: o.url,
+    connections: o.connections,
+    duration: o.durationS,
+    headers: o.headers ?? {},
+    timeout: 10
+  })
+  instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status >= 200 && status < 300) latencies.push(ms)
+  })
   const r = await instance
   const wall = (performance.now() - t0) / 1000
   const cpu1 = await Promise.all(pids.map(([, pid]) => cpuOf(pid)))
   const selfUsed = process.cpuUsage(self0)
   const busy1 = await machineBusy()
-  const cpu: Record<string, number> = { client: Math.round((selfUsed.user + selfUsed.system) / 1e6 / wall * 100) / 100 }
-  pids.forEach(([name], i) => { const a = cpu0[i], b = cpu1[i]; if (a !== undefined && b !== undefined) cpu[name] = Math.round((b - a) / wall * 100) / 100 })
+  const cpu: Record<string, number> = {
+    client: Math.round(((selfUsed.user + selfUsed.system) / 1e6 / wall) * 100) / 100
+  }
+  pids.forEach(([name], i) => {
+    const a = cpu0[i],
+      b = cpu1[i]
+    if (a !== undefined && b !== undefined) cpu[name] = Math.round(((b - a) / wall) * 100) / 100
+  })
   // Everything else the machine did meanwhile: other sessions, CI, the kernel. High values make a round suspect.
-  if (busy0 !== undefined && busy1 !== undefined) cpu["other"] = Math.max(0, Math.round(((busy1 - busy0) / wall - Object.values(cpu).reduce((x, y) => x + y, 0)) * 100) / 100)
+  if (busy0 !== undefined && busy1 !== undefined)
+    cpu["other"] = Math.max(
+      0,
+      Math.round(((busy1 - busy0) / wall - Object.values(cpu).reduce((x, y) => x + y, 0)) * 100) / 100
+    )
   const bad = r.non2xx + r.errors + r.timeouts
-  return { reqPerSec: r["2xx"] / r.duration, ok: r["2xx"], bad, p50Ms: median(latencies), p99Ms: percentile(latencies, 99), durationS: r.duration, cpu }
+  return {
+    reqPerSec: r["2xx"] / r.duration,
+    ok: r["2xx"],
+    bad,
+    p50Ms: median(latencies),
+    p99Ms: percentile(latencies, 99),
+    durationS: r.duration,
+    cpu
+  }
 }
 
-export interface Compared { readonly target: ReadonlyArray<LoadResult>; readonly baseline: ReadonlyArray<LoadResult> }
+export interface Compared {
+  readonly target: ReadonlyArray<LoadResult>
+  readonly baseline: ReadonlyArray<LoadResult>
+}
 
 /** Warms both up, then runs `rounds` rounds of each, alternating which goes first, so drift (thermal, GC, JIT)
  *  falls on both alike. Throws if any round saw a failed request: a fast error is not a result. */
 export const compare = async (
-  target: LoadOptions, baseline: LoadOptions, s: { readonly rounds: number; readonly warmupS: number },
+  target: LoadOptions,
+  baseline: LoadOptions,
+  s: { readonly rounds: number; readonly warmupS: number },
   log: (line: string) => void
 ): Promise<Compared> => {
   await load({ ...target, durationS: s.warmupS })
@@ -60,14 +91,20 @@ export const compare = async (
   const b: LoadResult[] = []
   const check = (name: string, r: LoadResult) => {
     if (r.bad > 0 || r.ok === 0) throw new Error(`${name}: ${r.bad} failed requests of ${r.ok + r.bad} (${target.url})`)
-    log(`${name}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; CPU (cores) ${Object.entries(r.cpu).map(([k, v]) => `${k} ${v}`).join(", ")}`)
+    log(
+      `${name}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; CPU (cores) ${Object.entries(
+        r.cpu
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`
+    )
   }
   for (let i = 0; i < s.rounds; i++) {
-    const order = i % 2 === 0 ? ["target", "baseline"] as const : ["baseline", "target"] as const
+    const order = i % 2 === 0 ? (["target", "baseline"] as const) : (["baseline", "target"] as const)
     for (const which of order) {
       const r = await load(which === "target" ? target : baseline)
-      check(`  round ${i + 1} ${which}`, r);
-      (which === "target" ? t : b).push(r)
+      check(`  round ${i + 1} ${which}`, r)
+      ;(which === "target" ? t : b).push(r)
     }
   }
   return { target: t, baseline: b }

@@ -3,16 +3,31 @@
  *    node bench/lib/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [topN] [inclusive-filter] */
 import { readFileSync } from "node:fs"
 
-interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
-interface Profile { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+interface Node {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+  children?: number[]
+}
+interface Profile {
+  nodes: Node[]
+  samples: number[]
+  timeDeltas: number[]
+  startTime: number
+  endTime: number
+}
 
 const [file, topArg, filter] = process.argv.slice(2)
-if (!file) { console.error("usage: profile-summary.ts FILE [topN] [filter]"); process.exit(2) }
+if (!file) {
+  console.error("usage: profile-summary.ts FILE [topN] [filter]")
+  process.exit(2)
+}
 const top = Number(topArg ?? 30)
 const p = JSON.parse(readFileSync(file, "utf8")) as Profile
 const byId = new Map(p.nodes.map((n) => [n.id, n]))
 const self = new Map<number, number>()
-for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0))
+for (let i = 0; i < p.samples.length; i++)
+  self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0))
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 
 const where = (n: Node) => {
@@ -32,7 +47,7 @@ const pkg = (n: Node) => {
   const w = /\/work\/main\/([^/]+\/[^/]+)\//.exec(u)
   return w ? w[1]! : u
 }
-const pct = (x: number) => `${(100 * x / total).toFixed(1)}%`
+const pct = (x: number) => `${((100 * x) / total).toFixed(1)}%`
 
 const fnSelf = new Map<string, number>()
 const pkgSelf = new Map<string, number>()
@@ -62,7 +77,10 @@ for (const [id, t] of self) {
     incl.set(key, (incl.get(key) ?? 0) + t)
   }
 }
-const matching = [...incl].filter(([k]) => !filter || k.includes(filter)).sort((a, b) => b[1] - a[1]).slice(0, top)
+const matching = [...incl]
+  .filter(([k]) => !filter || k.includes(filter))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top)
 console.log(`\ninclusive time${filter ? ` (matching "${filter}")` : ""} (top ${top}):`)
 for (const [k, t] of matching) console.log(`  ${pct(t).padStart(6)}  ${k}`)
 
@@ -98,7 +116,10 @@ if (treeOf) {
   }
   sum(p.nodes[0]!.id)
   const label = (n: Node) => `${n.callFrame.functionName || "(anonymous)"}  ${where(n)}:${n.callFrame.lineNumber + 1}`
-  interface Agg { t: number; kids: Map<string, Agg> }
+  interface Agg {
+    t: number
+    kids: Map<string, Agg>
+  }
   const root: Agg = { t: 0, kids: new Map() }
   const add = (agg: Agg, id: number, d: number) => {
     for (const c of byId.get(id)!.children ?? []) {
@@ -111,7 +132,11 @@ if (treeOf) {
   }
   const visit = (id: number, inside: boolean) => {
     const n = byId.get(id)!
-    if (!inside && label(n).includes(treeOf)) { root.t += inclNode.get(id) ?? 0; add(root, id, 1); return }
+    if (!inside && label(n).includes(treeOf)) {
+      root.t += inclNode.get(id) ?? 0
+      add(root, id, 1)
+      return
+    }
     for (const c of n.children ?? []) visit(c, inside)
   }
   visit(p.nodes[0]!.id, false)

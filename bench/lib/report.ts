@@ -37,7 +37,8 @@ export interface BenchResult {
   readonly elapsedS: number
 }
 
-const compareOp = (x: number, op: Target["op"], limit: number) => op === ">=" ? x >= limit : op === "<=" ? x <= limit : x === limit
+const compareOp = (x: number, op: Target["op"], limit: number) =>
+  op === ">=" ? x >= limit : op === "<=" ? x <= limit : x === limit
 
 export const evaluate = (r: Row): EvaluatedRow => {
   const ratio = r.baseline && r.baseline.value !== 0 ? r.value / r.baseline.value : undefined
@@ -64,7 +65,9 @@ export const tableRows = (results: ReadonlyArray<BenchResult>): string[][] => {
   for (const r of results) {
     for (const row of r.rows) {
       rows.push([
-        r.name, row.label, fmt(row.value, row.unit),
+        r.name,
+        row.label,
+        fmt(row.value, row.unit),
         row.baseline ? `${fmt(row.baseline.value, row.unit)} (${row.baseline.label})` : "-",
         row.ratio === undefined ? "-" : `${row.ratio >= 100 ? Math.round(row.ratio) : row.ratio.toPrecision(3)}×`,
         targetText(row.target, row.unit),
@@ -77,29 +80,63 @@ export const tableRows = (results: ReadonlyArray<BenchResult>): string[][] => {
 
 export const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...(r[i] ?? "")].length)))
-  const line = (r: ReadonlyArray<string>) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
+  const line = (r: ReadonlyArray<string>) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd()
   return [line(rows[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n")
 }
 
 /** The same table as Markdown (for bench/README.md). */
 export const markdown = (rows: ReadonlyArray<ReadonlyArray<string>>): string =>
-  [rows[0]!, rows[0]!.map(() => "---"), ...rows.slice(1)].map((r) => `| ${r.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`).join("\n")
+  [rows[0]!, rows[0]!.map(() => "---"), ...rows.slice(1)]
+    .map((r) => `| ${r.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`)
+    .join("\n")
 
 export const machine = () => ({
-  cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}`
+  cores: cpus().length,
+  cpu: cpus()[0]?.model ?? "unknown",
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform}-${process.arch}`
 })
 
 /** Writes the run to `file`. A run of some benches only merges them into the file's existing results. */
-export const write = async (file: string, run: { readonly all: boolean; readonly quick: boolean; readonly totalS: number; readonly backgroundCores?: number | undefined }, results: ReadonlyArray<BenchResult>): Promise<void> => {
+export const write = async (
+  file: string,
+  run: {
+    readonly all: boolean
+    readonly quick: boolean
+    readonly totalS: number
+    readonly backgroundCores?: number | undefined
+  },
+  results: ReadonlyArray<BenchResult>
+): Promise<void> => {
   let previous: { benches?: Record<string, unknown> } = {}
-  if (!run.all) { try { previous = JSON.parse(await readFile(file, "utf8")) } catch { /* none yet */ } }
+  if (!run.all) {
+    try {
+      previous = JSON.parse(await readFile(file, "utf8"))
+    } catch {
+      /* none yet */
+    }
+  }
   const at = new Date().toISOString()
-  const benches: Record<string, unknown> = { ...(previous.benches ?? {}) }
+  const benches: Record<string, unknown> = { ...previous.benches }
   for (const r of results) benches[r.name] = { ...r, at }
   const doc = {
-    at, quick: run.quick, totalS: run.all ? run.totalS : undefined, machine: { ...machine(), backgroundCoresAtStart: run.backgroundCores },
-    summary: { pass: Object.values(benches).flatMap((b) => (b as BenchResult).rows).filter((x) => x.pass === true).length,
-      miss: Object.values(benches).flatMap((b) => (b as BenchResult).rows).filter((x) => x.pass === false).length },
+    at,
+    quick: run.quick,
+    totalS: run.all ? run.totalS : undefined,
+    machine: { ...machine(), backgroundCoresAtStart: run.backgroundCores },
+    summary: {
+      pass: Object.values(benches)
+        .flatMap((b) => (b as BenchResult).rows)
+        .filter((x) => x.pass === true).length,
+      miss: Object.values(benches)
+        .flatMap((b) => (b as BenchResult).rows)
+        .filter((x) => x.pass === false).length
+    },
     benches
   }
   await mkdir(dirname(file), { recursive: true })

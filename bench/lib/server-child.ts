@@ -10,9 +10,20 @@ import { serve } from "./child.ts"
 const text = process.env["BENCH_CONFIG"]
 if (!text) throw new Error("BENCH_CONFIG is not set")
 const config = await Effect.runPromise(Config.parse("/tmp/tessera-bench/tessera.yaml", text, process.env))
-const server = await startServer(config, { port: 0, host: "127.0.0.1", log: process.env["BENCH_SERVER_LOG"] === "off" ? false : process.stdout })
+const server = await startServer(config, {
+  port: 0,
+  host: "127.0.0.1",
+  log: process.env["BENCH_SERVER_LOG"] === "off" ? false : process.stdout
+})
 
-serve({ url: server.url }, {
-  memory: () => process.memoryUsage(),
-  gc: () => { (globalThis as { gc?: () => void }).gc?.(); return process.memoryUsage() }
-}, () => server.close())
+serve(
+  { url: server.url },
+  {
+    memory: () => process.memoryUsage(),
+    gc: () => {
+      ;(globalThis as { gc?: () => void }).gc?.()
+      return process.memoryUsage()
+    }
+  },
+  () => server.close()
+)

@@ -29,20 +29,22 @@ export const CONNECTION = "api"
 /** No retries and short time limits: a bench must fail fast, never wait out a backoff. */
 const http = { timeout_ms: 5000, total_timeout_ms: 10_000, retries: 0 }
 
-export const configDoc = (sb: SandboxInfo): ConfigDocument => ({
-  connections: { [CONNECTION]: { provider: "oauth2", inputs: { ...sb.credentials } } },
-  http
-}) as ConfigDocument
+export const configDoc = (sb: SandboxInfo): ConfigDocument =>
+  ({
+    connections: { [CONNECTION]: { provider: "oauth2", inputs: { ...sb.credentials } } },
+    http
+  }) as ConfigDocument
 
-export const configYaml = (sb: SandboxInfo, extra: ReadonlyArray<string> = []): string => [
-  "connections:",
-  `  ${CONNECTION}:`,
-  "    provider: oauth2",
-  "    inputs:",
-  ...Object.entries(sb.credentials).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
-  `http: { timeout_ms: ${http.timeout_ms}, total_timeout_ms: ${http.total_timeout_ms}, retries: ${http.retries} }`,
-  ...extra
-].join("\n") + "\n"
+export const configYaml = (sb: SandboxInfo, extra: ReadonlyArray<string> = []): string =>
+  [
+    "connections:",
+    `  ${CONNECTION}:`,
+    "    provider: oauth2",
+    "    inputs:",
+    ...Object.entries(sb.credentials).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
+    `http: { timeout_ms: ${http.timeout_ms}, total_timeout_ms: ${http.total_timeout_ms}, retries: ${http.retries} }`,
+    ...extra
+  ].join("\n") + "\n"
 
 /** HTTP Basic per RFC 6749 §2.3.1 (form-encoded id and secret), as the engine sends it. */
 export const basicAuth = (id: string, secret: string): string => {

@@ -16,7 +16,8 @@ export const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-export const mean = (xs: ReadonlyArray<number>): number => xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length
+export const mean = (xs: ReadonlyArray<number>): number =>
+  xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length
 
 export const stddev = (xs: ReadonlyArray<number>): number => {
   if (xs.length < 2) return 0
@@ -24,12 +25,28 @@ export const stddev = (xs: ReadonlyArray<number>): number => {
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1))
 }
 
-export interface Summary { readonly n: number; readonly median: number; readonly mean: number; readonly p95: number; readonly p99: number; readonly min: number; readonly max: number; readonly stddev: number }
+export interface Summary {
+  readonly n: number
+  readonly median: number
+  readonly mean: number
+  readonly p95: number
+  readonly p99: number
+  readonly min: number
+  readonly max: number
+  readonly stddev: number
+}
 
 export const summarize = (xs: ReadonlyArray<number>): Summary => ({
-  n: xs.length, median: median(xs), mean: mean(xs), p95: percentile(xs, 95), p99: percentile(xs, 99),
-  min: Math.min(...xs), max: Math.max(...xs), stddev: stddev(xs)
+  n: xs.length,
+  median: median(xs),
+  mean: mean(xs),
+  p95: percentile(xs, 95),
+  p99: percentile(xs, 99),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+  stddev: stddev(xs)
 })
 
 /** Rounds for JSON/display: 3 significant digits below 100, else integers. */
-export const round = (x: number): number => !Number.isFinite(x) ? x : Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))
+export const round = (x: number): number =>
+  !Number.isFinite(x) ? x : Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))

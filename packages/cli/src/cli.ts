@@ -17,25 +17,45 @@ import * as Validate from "./commands/validate.ts"
 import * as ExitCode from "./exit-code.ts"
 import * as Report from "./report.ts"
 
-export const version: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version
+export const version: string = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version
 
 export const command = Command.make("tessera").pipe(
-  Command.withDescription("Gets and keeps API credentials for SaaS providers, as declared in provider manifests and a config file " +
-    "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure (for request: " +
-    "also an API answer of 400 or more), 2 usage or config error. Colors only on a terminal and never with NO_COLOR; " +
-    "shell completion: --completions bash|zsh|fish prints a script to source."),
+  Command.withDescription(
+    "Gets and keeps API credentials for SaaS providers, as declared in provider manifests and a config file " +
+      "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure (for request: " +
+      "also an API answer of 400 or more), 2 usage or config error. Colors only on a terminal and never with NO_COLOR; " +
+      "shell completion: --completions bash|zsh|fish prints a script to source."
+  ),
   Command.withExamples([
     { command: "tessera init", description: "Write a starter ./tessera.yaml (one commented example per provider)" },
     { command: "tessera validate", description: "Check the config and every manifest it loads" },
     { command: "TOKEN=$(tessera token crm)", description: "Get the access token of connection crm" },
     { command: "tessera request crm GET /contacts -i", description: "Call the provider's API with the token applied" },
-    { command: "tessera inspect crm", description: "Provider, inputs (secrets masked), flows, cache state and JWT claims" },
+    {
+      command: "tessera inspect crm",
+      description: "Provider, inputs (secrets masked), flows, cache state and JWT claims"
+    },
     { command: "tessera cache list", description: "Cached tokens, their expiry and freshness" },
     { command: "tessera new provider acme-hr", description: "Scaffold a provider manifest and its fixture" },
     { command: "tessera serve --port 8787", description: "Run the HTTP token service and auth-injecting proxy" },
-    { command: "source <(tessera --completions bash)", description: "Tab completion in bash (zsh: --completions zsh; fish: tessera --completions fish | source)" }
+    {
+      command: "source <(tessera --completions bash)",
+      description: "Tab completion in bash (zsh: --completions zsh; fish: tessera --completions fish | source)"
+    }
   ]),
-  Command.withSubcommands([Init.command, Validate.command, Providers.command, Token.command, Request.command, Inspect.command, Cache.command, New.command, Serve.command])
+  Command.withSubcommands([
+    Init.command,
+    Validate.command,
+    Providers.command,
+    Token.command,
+    Request.command,
+    Inspect.command,
+    Cache.command,
+    New.command,
+    Serve.command
+  ])
 )
 
 // --wizard prompts interactively, which a credentials tool run from scripts should never do.
@@ -68,7 +88,10 @@ export const run = (argv: ReadonlyArray<string>): Effect.Effect<ExitCode.ExitCod
       if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt // Ctrl-C: runMain exits with 130
       const defect = Cause.squash(cause)
       const message = defect instanceof Error ? defect.message : String(defect)
-      return Effect.as(Console.error(Report.errorText({ _tag: "InternalError", message: `internal error: ${message}` }, { json })), ExitCode.failure)
+      return Effect.as(
+        Console.error(Report.errorText({ _tag: "InternalError", message: `internal error: ${message}` }, { json })),
+        ExitCode.failure
+      )
     }),
     Effect.provideService(CliOutput.Presenter, presenter(json)),
     Effect.provideService(CliConfig.CliConfig, CliConfig.make({ builtIns })),

@@ -9,7 +9,10 @@ import { resolve } from "node:path"
 
 export type Source = "--config" | "TESSERA_CONFIG" | "./tessera.yaml"
 
-export interface Found { readonly file: string; readonly source: Source }
+export interface Found {
+  readonly file: string
+  readonly source: Source
+}
 
 export const envVar = "TESSERA_CONFIG"
 export const defaultName = "tessera.yaml"
@@ -22,8 +25,10 @@ export class ConfigNotFound extends Schema.TaggedError<ConfigNotFound>()("Config
 }) {
   override get message() {
     if (this.source === undefined) {
-      return `no config file found: no --config flag, ${envVar} is not set, and there is no ${this.path}` +
+      return (
+        `no config file found: no --config flag, ${envVar} is not set, and there is no ${this.path}` +
         ` (pass --config PATH, set ${envVar}=PATH, or create ./${defaultName})`
+      )
     }
     return `config file ${this.path} (from ${this.source}) does not exist or is not a file`
   }
@@ -37,29 +42,46 @@ export const flag = Flag.String("config").pipe(
 )
 
 const isFile = (path: string): boolean => {
-  try { return statSync(path).isFile() } catch { return false }
+  try {
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
 }
 
 /** The config file to use, or undefined when nothing names one and ./tessera.yaml does not exist. */
 export const discoverOptional = (
-  given: Option.Option<string>, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()
-): Effect.Effect<Found | undefined, ConfigNotFound> => Effect.suspend(() => {
-  const named: Found | undefined = Option.isSome(given) ? { file: resolve(cwd, given.value), source: "--config" }
-    : env[envVar] ? { file: resolve(cwd, env[envVar]), source: "TESSERA_CONFIG" } : undefined
-  if (named) {
-    return isFile(named.file) ? Effect.succeed(named) : Effect.fail(new ConfigNotFound({ source: named.source as "--config" | "TESSERA_CONFIG", path: named.file }))
-  }
-  const local = resolve(cwd, defaultName)
-  return Effect.succeed(isFile(local) ? { file: local, source: "./tessera.yaml" } : undefined)
-})
+  given: Option.Option<string>,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd()
+): Effect.Effect<Found | undefined, ConfigNotFound> =>
+  Effect.suspend(() => {
+    const named: Found | undefined = Option.isSome(given)
+      ? { file: resolve(cwd, given.value), source: "--config" }
+      : env[envVar]
+        ? { file: resolve(cwd, env[envVar]), source: "TESSERA_CONFIG" }
+        : undefined
+    if (named) {
+      return isFile(named.file)
+        ? Effect.succeed(named)
+        : Effect.fail(new ConfigNotFound({ source: named.source as "--config" | "TESSERA_CONFIG", path: named.file }))
+    }
+    const local = resolve(cwd, defaultName)
+    return Effect.succeed(isFile(local) ? { file: local, source: "./tessera.yaml" } : undefined)
+  })
 
 /** The config file to use; fails with ConfigNotFound naming all three places when there is none. */
 export const discover = (
-  given: Option.Option<string>, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()
+  given: Option.Option<string>,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd()
 ): Effect.Effect<Found, ConfigNotFound> =>
   Effect.flatMap(discoverOptional(given, env, cwd), (found) =>
-    found ? Effect.succeed(found) : Effect.fail(new ConfigNotFound({ path: resolve(cwd, defaultName) })))
+    found ? Effect.succeed(found) : Effect.fail(new ConfigNotFound({ path: resolve(cwd, defaultName) }))
+  )
 
 /** Discovers and loads the config. */
-export const load = (given: Option.Option<string>): Effect.Effect<Config.Config, ConfigNotFound | ManifestError.ConfigInvalid> =>
+export const load = (
+  given: Option.Option<string>
+): Effect.Effect<Config.Config, ConfigNotFound | ManifestError.ConfigInvalid> =>
   Effect.flatMap(discover(given), (found) => Config.load(found.file))

@@ -18,6 +18,9 @@ run(process.argv.slice(2)).pipe(
   Effect.provide(NodeServices.layer),
   NodeRuntime.runMain({
     disableErrorReporting: true,
-    teardown: (exit, onExit) => Exit.isSuccess(exit) && typeof exit.value === "number" ? onExit(exit.value) : Runtime.defaultTeardown(exit, onExit)
+    teardown: (exit, onExit) =>
+      Exit.isSuccess(exit) && typeof exit.value === "number"
+        ? onExit(exit.value)
+        : Runtime.defaultTeardown(exit, onExit)
   })
 )

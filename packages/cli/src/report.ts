@@ -21,13 +21,16 @@ const minSecretLength = 4
 
 /** Replaces every occurrence of a known secret value with `***`. */
 export const scrub = (text: string, secrets: ReadonlyArray<string> = []): string =>
-  secrets.filter((s) => s.length >= minSecretLength).sort((a, b) => b.length - a.length)
+  secrets
+    .filter((s) => s.length >= minSecretLength)
+    .sort((a, b) => b.length - a.length)
     .reduce((t, s) => t.split(s).join("***"), text)
 
 /** Every secret value the config holds, so that no message can echo one (a provider may quote it back). */
 export const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
   const out: string[] = []
-  for (const c of config.connections.values()) for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
+  for (const c of config.connections.values())
+    for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
   for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
   for (const r of [config.store?.encryptionKey, config.store?.url]) if (r) out.push(Redacted.value(r))
   return out
@@ -39,8 +42,10 @@ export const errorText = (error: { readonly _tag: string; readonly message: stri
 }
 
 /** Writes the failure and fails with `Reported`, so the process exits with the code `exit-code.ts` gives it. */
-export const failWith = (style: Style) => (error: { readonly _tag: string; readonly message: string }): Effect.Effect<never, Reported> =>
-  Effect.andThen(Console.error(errorText(error, style)), Effect.fail(new Reported({ code: ExitCode.of(error) })))
+export const failWith =
+  (style: Style) =>
+  (error: { readonly _tag: string; readonly message: string }): Effect.Effect<never, Reported> =>
+    Effect.andThen(Console.error(errorText(error, style)), Effect.fail(new Reported({ code: ExitCode.of(error) })))
 
 export const json = (value: unknown, opts: { readonly pretty?: boolean } = {}): Effect.Effect<void> =>
   Console.log(opts.pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value))
@@ -49,7 +54,14 @@ export const json = (value: unknown, opts: { readonly pretty?: boolean } = {}): 
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const all = [header, ...rows]
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)))
-  return all.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n")
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd()
+    )
+    .join("\n")
 }
 
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
@@ -59,9 +71,11 @@ export const duration = (ms: number): string => {
   const s = Math.round(Math.abs(ms) / 1000)
   if (s < 60) return `${s} s`
   if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`
-  if (s < 86400) return `${Math.floor(s / 3600)} h${Math.floor(s % 3600 / 60) ? ` ${Math.floor(s % 3600 / 60)} min` : ""}`
-  return `${Math.floor(s / 86400)} d${Math.floor(s % 86400 / 3600) ? ` ${Math.floor(s % 86400 / 3600)} h` : ""}`
+  if (s < 86400)
+    return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ""}`
+  return `${Math.floor(s / 86400)} d${Math.floor((s % 86400) / 3600) ? ` ${Math.floor((s % 86400) / 3600)} h` : ""}`
 }
 
 /** When `at` is relative to `now`: "in 29 min 48 s" or "12 s ago". */
-export const relative = (at: number, now: number): string => at >= now ? `in ${duration(at - now)}` : `${duration(now - at)} ago`
+export const relative = (at: number, now: number): string =>
+  at >= now ? `in ${duration(at - now)}` : `${duration(now - at)} ago`

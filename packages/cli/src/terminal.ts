@@ -29,21 +29,30 @@ export interface Paint {
 const sgr = (on: number, off: number) => (s: string) => `\x1b[${on}m${s}\x1b[${off}m`
 const identity = (s: string) => s
 
-export const paintWith = (enabled: boolean): Paint => enabled
-  ? { enabled, bold: sgr(1, 22), dim: sgr(2, 22), red: sgr(31, 39), green: sgr(32, 39), yellow: sgr(33, 39), cyan: sgr(36, 39) }
-  : { enabled, bold: identity, dim: identity, red: identity, green: identity, yellow: identity, cyan: identity }
+export const paintWith = (enabled: boolean): Paint =>
+  enabled
+    ? {
+        enabled,
+        bold: sgr(1, 22),
+        dim: sgr(2, 22),
+        red: sgr(31, 39),
+        green: sgr(32, 39),
+        yellow: sgr(33, 39),
+        cyan: sgr(36, 39)
+      }
+    : { enabled, bold: identity, dim: identity, red: identity, green: identity, yellow: identity, cyan: identity }
 
 /** The colors for text written to `stream`: all identity functions when that stream must stay plain. */
 export const paint = (stream: Output): Effect.Effect<Paint, never, Stdio.Stdio> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const stdio = yield* Stdio.Stdio
-    const tty = yield* (stream === "stdout" ? stdio.stdoutIsTerminal : stdio.stderrIsTerminal)
+    const tty = yield* stream === "stdout" ? stdio.stdoutIsTerminal : stdio.stderrIsTerminal
     return paintWith(canColor(tty))
   })
 
 /** Writes text or bytes to the stream as they are: no newline added, nothing decoded. */
 export const write = (stream: Output, data: string | Uint8Array): Effect.Effect<void, never, Stdio.Stdio> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const stdio = yield* Stdio.Stdio
     yield* Stream.run(Stream.succeed(data), stream === "stdout" ? stdio.stdout() : stdio.stderr()).pipe(Effect.orDie)
   })
@@ -55,20 +64,34 @@ const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "
 
 /** Runs `self` with a spinner and `label` on stderr, when stderr is a TTY and `self` takes more than 300 ms. The
  *  line is erased afterwards (with `\r` and spaces, no escape sequences), whatever the outcome. */
-export const withSpinner = (label: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Stdio.Stdio> =>
-  Effect.gen(function*() {
-    const stdio = yield* Stdio.Stdio
-    if (!(yield* stdio.stderrIsTerminal) || process.env["TERM"] === "dumb") return yield* self
-    let drawn = 0
-    const draw = (text: string) => Effect.andThen(write("stderr", `\r${text.padEnd(drawn)}`), Effect.sync(() => { drawn = Math.max(drawn, text.length) }))
-    const spin = Effect.gen(function*() {
-      yield* Effect.sleep(spinnerDelayMs)
-      for (let i = 0; ; i++) {
-        yield* draw(`${frames[i % frames.length]} ${label}`)
-        yield* Effect.sleep(80)
-      }
+export const withSpinner =
+  (label: string) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Stdio.Stdio> =>
+    Effect.gen(function* () {
+      const stdio = yield* Stdio.Stdio
+      if (!(yield* stdio.stderrIsTerminal) || process.env["TERM"] === "dumb") return yield* self
+      let drawn = 0
+      const draw = (text: string) =>
+        Effect.andThen(
+          write("stderr", `\r${text.padEnd(drawn)}`),
+          Effect.sync(() => {
+            drawn = Math.max(drawn, text.length)
+          })
+        )
+      const spin = Effect.gen(function* () {
+        yield* Effect.sleep(spinnerDelayMs)
+        for (let i = 0; ; i++) {
+          yield* draw(`${frames[i % frames.length]} ${label}`)
+          yield* Effect.sleep(80)
+        }
+      })
+      const fiber = yield* Effect.forkChild(spin)
+      return yield* self.pipe(
+        Effect.ensuring(
+          Effect.andThen(
+            Fiber.interrupt(fiber),
+            Effect.suspend(() => (drawn > 0 ? write("stderr", `\r${" ".repeat(drawn)}\r`) : Effect.void))
+          )
+        )
+      )
     })
-    const fiber = yield* Effect.forkChild(spin)
-    return yield* self.pipe(Effect.ensuring(Effect.andThen(Fiber.interrupt(fiber),
-      Effect.suspend(() => drawn > 0 ? write("stderr", `\r${" ".repeat(drawn)}\r`) : Effect.void))))
-  })

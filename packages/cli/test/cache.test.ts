@@ -5,21 +5,42 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, tempDir, tessera, write } from "./services/cli.ts"
 
 let sb: Sandbox
-beforeAll(async () => { sb = await startSandbox() })
-afterAll(async () => { await sb?.close(); cleanup() })
+beforeAll(async () => {
+  sb = await startSandbox()
+})
+afterAll(async () => {
+  await sb?.close()
+  cleanup()
+})
 
-interface Listed { connection: string; provider: string; obtained_at: string; expires_at: string; freshness: string; has_refresh_token: boolean; expiry_source: string; key: string }
+interface Listed {
+  connection: string
+  provider: string
+  obtained_at: string
+  expires_at: string
+  freshness: string
+  has_refresh_token: boolean
+  expiry_source: string
+  key: string
+}
 
 describe("tessera cache", () => {
   it("lists the cached tokens without secrets, clears one connection's, then all", async () => {
     const cwd = tempDir()
-    write(`${cwd}/tessera.yaml`, configText({
-      jobs: { provider: "dvinci", inputs: sb.credentials.dvinci },
-      bb: { provider: "brandbox", inputs: sb.credentials.brandbox }
-    }))
+    write(
+      `${cwd}/tessera.yaml`,
+      configText({
+        jobs: { provider: "dvinci", inputs: sb.credentials.dvinci },
+        bb: { provider: "brandbox", inputs: sb.credentials.brandbox }
+      })
+    )
     const run = (...args: string[]) => tessera(args, { cwd })
     // Without a config, the default file store (here <cwd>/.cache): empty.
-    const [empty, jobs, bb] = await Promise.all([tessera(["cache", "list"], { cwd: tempDir() }), run("token", "jobs"), run("token", "bb")])
+    const [empty, jobs, bb] = await Promise.all([
+      tessera(["cache", "list"], { cwd: tempDir() }),
+      run("token", "jobs"),
+      run("token", "bb")
+    ])
     expect(empty.code, empty.stderr).toBe(0)
     expect(empty.stdout).toBe("No cached tokens.\n")
     const tokens = [jobs.stdout.trim(), bb.stdout.trim()]
@@ -32,12 +53,27 @@ describe("tessera cache", () => {
     expect(lines[2]).toMatch(/^jobs +dvinci +\S+ \(in (30 min|29 min( \d+ s)?)\) +fresh +no$/)
     const listed = (JSON.parse(json.stdout) as { tokens: Listed[] }).tokens
     expect(listed.map((t) => [t.connection, t.provider, t.freshness, t.has_refresh_token, t.expiry_source])).toEqual([
-      ["bb", "brandbox", "fresh", true, "expires_in"], ["jobs", "dvinci", "fresh", false, "expires_in"]
+      ["bb", "brandbox", "fresh", true, "expires_in"],
+      ["jobs", "dvinci", "fresh", false, "expires_in"]
     ])
-    for (const t of listed) expect(Object.keys(t)).toEqual(["connection", "provider", "obtained_at", "expires_at", "freshness", "has_refresh_token", "expiry_source", "key"])
+    for (const t of listed)
+      expect(Object.keys(t)).toEqual([
+        "connection",
+        "provider",
+        "obtained_at",
+        "expires_at",
+        "freshness",
+        "has_refresh_token",
+        "expiry_source",
+        "key"
+      ])
     for (const out of [text.stdout, json.stdout]) {
-      for (const t of tokens) { expect(out).not.toContain(t); expect(out).not.toContain(t.split(".")[2]) }
-      for (const s of [sb.credentials.dvinci["client_secret"]!, sb.credentials.brandbox["password"]!]) expect(out).not.toContain(s)
+      for (const t of tokens) {
+        expect(out).not.toContain(t)
+        expect(out).not.toContain(t.split(".")[2])
+      }
+      for (const s of [sb.credentials.dvinci["client_secret"]!, sb.credentials.brandbox["password"]!])
+        expect(out).not.toContain(s)
     }
 
     const one = await run("cache", "clear", "jobs")
@@ -46,7 +82,9 @@ describe("tessera cache", () => {
     const [left, unknown] = await Promise.all([run("cache", "list", "--json"), run("cache", "clear", "nope", "--json")])
     expect((JSON.parse(left.stdout) as { tokens: Listed[] }).tokens.map((t) => t.connection)).toEqual(["bb"])
     expect(unknown.code).toBe(2)
-    expect(JSON.parse(unknown.stderr)).toEqual({ error: { code: "UnknownConnection", message: 'unknown connection "nope" (configured: bb, jobs)' } })
+    expect(JSON.parse(unknown.stderr)).toEqual({
+      error: { code: "UnknownConnection", message: 'unknown connection "nope" (configured: bb, jobs)' }
+    })
 
     const all = await run("cache", "clear", "--json")
     expect(all.code, all.stderr).toBe(0)

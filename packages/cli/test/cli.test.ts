@@ -6,13 +6,19 @@ import { cleanup, hasScript, tempDir, tessera, tesseraTty, write } from "./servi
 
 afterAll(cleanup)
 
-const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version
+const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
+  .version
 
 describe.concurrent("tessera", () => {
   it("--help on every command shows its description and examples", async () => {
     const cwd = tempDir()
     const help = (...command: string[]) => tessera([...command, "--help"], { cwd })
-    const [root, validate, providers, token] = await Promise.all([help(), help("validate"), help("providers"), help("token")])
+    const [root, validate, providers, token] = await Promise.all([
+      help(),
+      help("validate"),
+      help("providers"),
+      help("token")
+    ])
     for (const r of [root, validate, providers, token]) {
       expect(r.code).toBe(0)
       expect(r.stdout).toContain("DESCRIPTION")
@@ -24,7 +30,7 @@ describe.concurrent("tessera", () => {
     expect(providers.stdout).toContain("tessera providers --json")
     expect(token.stdout).toContain("--dry-run")
     expect(token.stdout).toContain("--show-secrets")
-    expect(token.stdout).toContain('$(tessera token crm)')
+    expect(token.stdout).toContain("$(tessera token crm)")
     expect(token.stdout).not.toContain("--wizard")
     expect(root.stdout).toContain("--completions bash|zsh|fish")
     expect(root.stdout).toContain("source <(tessera --completions bash)")
@@ -34,7 +40,11 @@ describe.concurrent("tessera", () => {
     const cwd = tempDir()
     const help = (...command: string[]) => tessera([...command, "--help"], { cwd })
     const [request, inspect, cache, init, provider] = await Promise.all([
-      help("request"), help("inspect"), help("cache"), help("init"), help("new", "provider")
+      help("request"),
+      help("inspect"),
+      help("cache"),
+      help("init"),
+      help("new", "provider")
     ])
     for (const r of [request, inspect, cache, init, provider]) {
       expect(r.code).toBe(0)
@@ -42,7 +52,9 @@ describe.concurrent("tessera", () => {
       expect(r.stdout).toContain("EXAMPLES")
     }
     expect(request.stdout).toContain("tessera request [flags] <connection> <method> <path-or-url>")
-    expect(request.stdout).toContain("Exit 0 for a 2xx or 3xx answer (redirects are not followed), 1 for an answer of 400 or more")
+    expect(request.stdout).toContain(
+      "Exit 0 for a 2xx or 3xx answer (redirects are not followed), 1 for an answer of 400 or more"
+    )
     expect(request.stdout).toMatch(/--header, -H 'Name: value' +an extra request header; repeat for more/)
     expect(request.stdout).toContain("the Authorization value is never printed")
     expect(inspect.stdout).toContain("decoded, NOT verified")
@@ -55,7 +67,9 @@ describe.concurrent("tessera", () => {
 
   it("--completions prints a completion script for bash, zsh and fish", async () => {
     const cwd = tempDir()
-    const [bash, zsh, fish] = await Promise.all(["bash", "zsh", "fish"].map((shell) => tessera(["--completions", shell], { cwd })))
+    const [bash, zsh, fish] = await Promise.all(
+      ["bash", "zsh", "fish"].map((shell) => tessera(["--completions", shell], { cwd }))
+    )
     for (const r of [bash!, zsh!, fish!]) {
       expect(r.code, r.stderr).toBe(0)
       expect(r.stdout.split("\n").length).toBeGreaterThan(20)
@@ -74,12 +88,19 @@ describe.concurrent("tessera", () => {
 
   it("a command-line mistake exits 2 with the error alone on stderr", async () => {
     const cwd = tempDir()
-    const [unknown, json] = await Promise.all([tessera(["validate", "--frobnicate"], { cwd }), tessera(["token", "--json"], { cwd })])
+    const [unknown, json] = await Promise.all([
+      tessera(["validate", "--frobnicate"], { cwd }),
+      tessera(["token", "--json"], { cwd })
+    ])
     expect(unknown.code).toBe(2)
     expect(unknown.stdout).toBe("")
-    expect(unknown.stderr).toBe('tessera: Unrecognized flag: --frobnicate in command tessera validate\nRun "tessera validate --help" for usage.\n')
+    expect(unknown.stderr).toBe(
+      'tessera: Unrecognized flag: --frobnicate in command tessera validate\nRun "tessera validate --help" for usage.\n'
+    )
     expect(json.code).toBe(2)
-    expect(JSON.parse(json.stderr)).toEqual({ error: { code: "MissingArgument", message: "Missing required argument: connection" } })
+    expect(JSON.parse(json.stderr)).toEqual({
+      error: { code: "MissingArgument", message: "Missing required argument: connection" }
+    })
   })
 })
 
@@ -87,7 +108,10 @@ describe.concurrent("colors", () => {
   // validate colors its summary and inspect its headings, but only on a terminal and without NO_COLOR.
   const setup = () => {
     const cwd = tempDir()
-    write(`${cwd}/tessera.yaml`, "connections:\n  c:\n    provider: cube\n    inputs: { client_id: a, client_secret: \"${env:S}\", tenant: t }\n")
+    write(
+      `${cwd}/tessera.yaml`,
+      'connections:\n  c:\n    provider: cube\n    inputs: { client_id: a, client_secret: "${env:S}", tenant: t }\n'
+    )
     return { cwd, env: { S: "secret-value" } }
   }
 
@@ -102,7 +126,8 @@ describe.concurrent("colors", () => {
   it.skipIf(!hasScript)("on a terminal, unless NO_COLOR is set", async () => {
     const { cwd, env } = setup()
     const [colored, plain] = await Promise.all([
-      tesseraTty(["validate"], { cwd, env: { ...env, NO_COLOR: "" } }), tesseraTty(["inspect", "c"], { cwd, env: { ...env, NO_COLOR: "1" } })
+      tesseraTty(["validate"], { cwd, env: { ...env, NO_COLOR: "" } }),
+      tesseraTty(["inspect", "c"], { cwd, env: { ...env, NO_COLOR: "1" } })
     ])
     expect(colored.code, colored.output).toBe(0)
     expect(colored.output).toContain("\x1b[32m✓ 6 manifests, 1 config: no errors\x1b[39m")

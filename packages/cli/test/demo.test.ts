@@ -8,7 +8,8 @@ describe("pnpm demo", () => {
   it("gets tokens from all six sandbox providers through the library and the CLI, the second CLI call from the cache", async () => {
     const script = fileURLToPath(new URL("../../../scripts/demo.mjs", import.meta.url))
     const { stdout } = await promisify(execFile)(process.execPath, [script], { encoding: "utf8", timeout: 50_000 })
-    for (const id of ["cube", "dvinci", "usage-engine", "brandbox", "crm-com", "oauth2"]) expect(stdout).toMatch(new RegExp(`  ${id}\\s+acquired\\s+then reused`))
+    for (const id of ["cube", "dvinci", "usage-engine", "brandbox", "crm-com", "oauth2"])
+      expect(stdout).toMatch(new RegExp(`  ${id}\\s+acquired\\s+then reused`))
     expect(stdout).toContain("$ tessera token cube --json   (0 token request)")
     expect(stdout).toContain("password=***")
     expect(stdout).toContain("HTTP/1.1 200 OK")

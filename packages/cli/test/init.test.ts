@@ -30,7 +30,10 @@ describe.concurrent("tessera init", () => {
     // The d.vinci example, uncommented as an editor would, with its variable set.
     const lines = text.split("\n")
     const start = lines.indexOf("#  dvinci:")
-    const dvinci = lines.slice(start, lines.indexOf("", start)).map((l) => l.slice(1)).join("\n")
+    const dvinci = lines
+      .slice(start, lines.indexOf("", start))
+      .map((l) => l.slice(1))
+      .join("\n")
     expect(dvinci).toMatch(/^ {2}dvinci:\n {4}provider: dvinci\n {4}inputs:\n {6}base_url: /)
     const edited = join(cwd, "edited.yaml")
     writeFileSync(edited, text.replace("connections: {}", `connections:\n${dvinci}`))
@@ -43,7 +46,12 @@ describe.concurrent("tessera init", () => {
     expect(valid.stdout).toBe("✓ 6 manifests, 1 config: no errors\n")
     expect(editedValid.code, editedValid.stdout).toBe(0)
     expect(again.code).toBe(2)
-    expect(JSON.parse(again.stderr)).toEqual({ error: { code: "FileExists", message: `${join(cwd, "tessera.yaml")} already exists (pass --force to overwrite it)` } })
+    expect(JSON.parse(again.stderr)).toEqual({
+      error: {
+        code: "FileExists",
+        message: `${join(cwd, "tessera.yaml")} already exists (pass --force to overwrite it)`
+      }
+    })
     expect(readFileSync(join(cwd, "tessera.yaml"), "utf8")).toBe(text)
 
     writeFileSync(join(cwd, "tessera.yaml"), "connections: {}\n")

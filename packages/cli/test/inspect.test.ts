@@ -5,12 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, tempDir, tessera, write } from "./services/cli.ts"
 
 let sb: Sandbox
-beforeAll(async () => { sb = await startSandbox() })
-afterAll(async () => { await sb?.close(); cleanup() })
+beforeAll(async () => {
+  sb = await startSandbox()
+})
+afterAll(async () => {
+  await sb?.close()
+  cleanup()
+})
 
 const setup = (username = sb.credentials.brandbox["username"]!) => {
   const cwd = tempDir()
-  write(`${cwd}/tessera.yaml`, configText({ bb: { provider: "brandbox", inputs: { ...sb.credentials.brandbox, username, password: "${env:BB_PASSWORD}" } } }))
+  write(
+    `${cwd}/tessera.yaml`,
+    configText({
+      bb: { provider: "brandbox", inputs: { ...sb.credentials.brandbox, username, password: "${env:BB_PASSWORD}" } }
+    })
+  )
   const env = { BB_PASSWORD: sb.credentials.brandbox["password"]! }
   return { cwd, env, run: (...args: string[]) => tessera(args, { cwd, env }) }
 }
@@ -30,20 +40,45 @@ describe.concurrent("tessera inspect", () => {
   it("before any token: provider, masked inputs, flows and the masked request, nothing cached, nothing sent", async () => {
     // A user name of its own, to tell this test's requests (there must be none) from the other test's.
     const { run } = setup("inspect-only")
-    const [text, json, unknown] = await Promise.all([run("inspect", "bb"), run("inspect", "bb", "--json"), run("inspect", "nope")])
-    expect(sb.requests.filter((r) => r.form?.["username"] === "inspect-only" || r.rawBody.includes("inspect-only"))).toEqual([])
+    const [text, json, unknown] = await Promise.all([
+      run("inspect", "bb"),
+      run("inspect", "bb", "--json"),
+      run("inspect", "nope")
+    ])
+    expect(
+      sb.requests.filter((r) => r.form?.["username"] === "inspect-only" || r.rawBody.includes("inspect-only"))
+    ).toEqual([])
     expect(text.code, text.stderr).toBe(0)
     expect(json.code, json.stderr).toBe(0)
     const i = JSON.parse(json.stdout) as Inspection
     expect(Object.keys(i)).toEqual(["connection", "provider", "inputs", "flows", "request", "api", "cache", "jwt"])
-    expect(i.provider).toEqual({ id: "brandbox", name: "brandbox", docs: "https://www.brandbox.de/", source: "bundled" })
+    expect(i.provider).toEqual({
+      id: "brandbox",
+      name: "brandbox",
+      docs: "https://www.brandbox.de/",
+      source: "bundled"
+    })
     expect(i.inputs.find((x) => x.name === "password")).toEqual({ name: "password", value: "***", secret: true })
-    expect(i.inputs.find((x) => x.name === "username")).toEqual({ name: "username", value: "inspect-only", secret: false })
-    expect(i.flows.acquire).toEqual({ method: "POST", url: sb.tokenUrl("brandbox"), grant_type: "password", encoding: "form", client_auth: "client_secret_post" })
+    expect(i.inputs.find((x) => x.name === "username")).toEqual({
+      name: "username",
+      value: "inspect-only",
+      secret: false
+    })
+    expect(i.flows.acquire).toEqual({
+      method: "POST",
+      url: sb.tokenUrl("brandbox"),
+      grant_type: "password",
+      encoding: "form",
+      client_auth: "client_secret_post"
+    })
     expect(i.flows.refresh).toMatchObject({ grant_type: "refresh_token" })
     expect(i.request).toMatchObject({ flow: "acquire", method: "POST", url: sb.tokenUrl("brandbox") })
     expect(i.request.body).toContain("password=***")
-    expect(i.api).toEqual({ base_url: `${sb.base("brandbox")}/rest/v4`, header: "Authorization", value: "Bearer {{ token.access_token }}" })
+    expect(i.api).toEqual({
+      base_url: `${sb.base("brandbox")}/rest/v4`,
+      header: "Authorization",
+      value: "Bearer {{ token.access_token }}"
+    })
     expect(i.cache).toMatchObject({ store: "file", cached: false, expires_at: null })
     expect(i.jwt).toBeNull()
     expect(text.stdout).toMatch(/^Connection +bb$/m)
@@ -65,7 +100,13 @@ describe.concurrent("tessera inspect", () => {
     expect(sb.tokenRequests("brandbox").length).toBe(tokens)
     expect(text.code, text.stderr).toBe(0)
     const i = JSON.parse(json.stdout) as Inspection
-    expect(i.cache).toMatchObject({ store: "file", cached: true, freshness: "fresh", has_refresh_token: true, expiry_source: "expires_in" })
+    expect(i.cache).toMatchObject({
+      store: "file",
+      cached: true,
+      freshness: "fresh",
+      has_refresh_token: true,
+      expiry_source: "expires_in"
+    })
     expect(i.cache["age_seconds"]).toBeGreaterThanOrEqual(0)
     expect(i.cache["expires_in_seconds"]).toBeGreaterThan(3000)
     // With a refresh token cached, the next request redeems it, masked.

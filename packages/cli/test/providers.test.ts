@@ -5,8 +5,20 @@ import { cleanup, tempDir, tessera, write } from "./services/cli.ts"
 
 afterAll(cleanup)
 
-interface Input { name: string; type: string; secret: boolean; default?: string }
-interface Entry { id: string; name: string; source: string; required: Input[]; optional: Input[]; connections: string[] }
+interface Input {
+  name: string
+  type: string
+  secret: boolean
+  default?: string
+}
+interface Entry {
+  id: string
+  name: string
+  source: string
+  required: Input[]
+  optional: Input[]
+  connections: string[]
+}
 
 describe.concurrent("tessera providers", () => {
   it("lists the six bundled providers in a table, marking secret inputs", async () => {
@@ -15,14 +27,21 @@ describe.concurrent("tessera providers", () => {
     const lines = r.stdout.split("\n")
     expect(lines[0]).toMatch(/^ID +NAME +SOURCE +REQUIRED INPUTS +OPTIONAL INPUTS$/)
     for (const id of PROVIDER_IDS) expect(lines.some((l) => l.startsWith(`${id} `) && l.includes("bundled"))).toBe(true)
-    expect(lines.find((l) => l.startsWith("cube "))).toMatch(/client_id, client_secret\*, tenant +scope, resource, acr_values, token_url$/)
+    expect(lines.find((l) => l.startsWith("cube "))).toMatch(
+      /client_id, client_secret\*, tenant +scope, resource, acr_values, token_url$/
+    )
     expect(r.stdout).toContain("* secret input")
   })
 
   it("--json lists bundled and configured providers with their inputs", async () => {
     const cwd = tempDir()
-    write(`${cwd}/tessera.yaml`, "providers: [./mine]\nconnections:\n  acme-prod:\n    provider: acme\n    inputs: { api_key: k }\n")
-    write(`${cwd}/mine/acme.yaml`, `id: acme
+    write(
+      `${cwd}/tessera.yaml`,
+      "providers: [./mine]\nconnections:\n  acme-prod:\n    provider: acme\n    inputs: { api_key: k }\n"
+    )
+    write(
+      `${cwd}/mine/acme.yaml`,
+      `id: acme
 name: Acme
 inputs:
   api_key: { secret: true }
@@ -33,7 +52,8 @@ flows:
     url: "{{ inputs.token_url }}"
     grant_type: client_credentials
     client_auth: { method: client_secret_basic, id: "{{ inputs.api_key }}", secret: "" }
-`)
+`
+    )
     const r = await tessera(["providers", "--json"], { cwd })
     expect(r.code, r.stderr).toBe(0)
     const list = (JSON.parse(r.stdout) as { providers: Entry[] }).providers
@@ -46,7 +66,12 @@ flows:
       { name: "client_secret", type: "string", secret: true, title: "Client secret" },
       { name: "tenant", type: "string", secret: false, title: "Tenant" }
     ])
-    expect(cube.optional.find((i) => i.name === "scope")).toEqual({ name: "scope", type: "string", secret: false, default: "profile" })
+    expect(cube.optional.find((i) => i.name === "scope")).toEqual({
+      name: "scope",
+      type: "string",
+      secret: false,
+      default: "profile"
+    })
 
     const acme = list.find((p) => p.id === "acme")!
     expect(acme).toMatchObject({ name: "Acme", source: "mine/acme.yaml", connections: ["acme-prod"] })

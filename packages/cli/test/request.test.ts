@@ -10,24 +10,45 @@ let cwd: string
 beforeAll(async () => {
   sb = await startSandbox()
   cwd = tempDir()
-  write(`${cwd}/tessera.yaml`, configText({
-    jobs: { provider: "dvinci", inputs: { ...sb.credentials.dvinci, client_secret: "${env:DVINCI_SECRET}" } },
-    bb: { provider: "brandbox", inputs: { ...sb.credentials.brandbox, password: "${env:BB_PASSWORD}" } },
-    // Without api_base_url: oauth2's api.base_url then has nothing to resolve a path against.
-    idp: { provider: "oauth2", inputs: Object.fromEntries(Object.entries(sb.credentials.oauth2).filter(([k]) => k !== "api_base_url")) }
-  }))
+  write(
+    `${cwd}/tessera.yaml`,
+    configText({
+      jobs: { provider: "dvinci", inputs: { ...sb.credentials.dvinci, client_secret: "${env:DVINCI_SECRET}" } },
+      bb: { provider: "brandbox", inputs: { ...sb.credentials.brandbox, password: "${env:BB_PASSWORD}" } },
+      // Without api_base_url: oauth2's api.base_url then has nothing to resolve a path against.
+      idp: {
+        provider: "oauth2",
+        inputs: Object.fromEntries(Object.entries(sb.credentials.oauth2).filter(([k]) => k !== "api_base_url"))
+      }
+    })
+  )
 })
-afterAll(async () => { await sb?.close(); cleanup() })
+afterAll(async () => {
+  await sb?.close()
+  cleanup()
+})
 
-const env = () => ({ DVINCI_SECRET: sb.credentials.dvinci["client_secret"]!, BB_PASSWORD: sb.credentials.brandbox["password"]! })
-const run = (args: ReadonlyArray<string>, input?: string) => tessera(["request", ...args], { cwd, env: env(), ...(input === undefined ? {} : { input }) })
-const apiCalls = (provider: "dvinci" | "brandbox", path: string) => sb.requests.filter((r) => r.kind === "api" && r.provider === provider && r.path.startsWith(path))
+const env = () => ({
+  DVINCI_SECRET: sb.credentials.dvinci["client_secret"]!,
+  BB_PASSWORD: sb.credentials.brandbox["password"]!
+})
+const run = (args: ReadonlyArray<string>, input?: string) =>
+  tessera(["request", ...args], { cwd, env: env(), ...(input === undefined ? {} : { input }) })
+const apiCalls = (provider: "dvinci" | "brandbox", path: string) =>
+  sb.requests.filter((r) => r.kind === "api" && r.provider === provider && r.path.startsWith(path))
 
 /** Everything a call printed must hold neither the Authorization value nor the token nor a secret. */
 const expectNoSecrets = (texts: ReadonlyArray<string>, provider: "dvinci" | "brandbox") => {
-  const authorizations = sb.requests.filter((r) => r.kind === "api" && r.provider === provider).map((r) => r.headers["authorization"]!)
+  const authorizations = sb.requests
+    .filter((r) => r.kind === "api" && r.provider === provider)
+    .map((r) => r.headers["authorization"]!)
   expect(authorizations.length).toBeGreaterThan(0)
-  const secrets = [...authorizations, ...authorizations.map((a) => a.replace(/^Bearer /, "")), sb.credentials.dvinci["client_secret"]!, sb.credentials.brandbox["password"]!]
+  const secrets = [
+    ...authorizations,
+    ...authorizations.map((a) => a.replace(/^Bearer /, "")),
+    sb.credentials.dvinci["client_secret"]!,
+    sb.credentials.brandbox["password"]!
+  ]
   for (const t of texts) for (const s of secrets) expect(t).not.toContain(s)
 }
 
@@ -51,22 +72,47 @@ describe.concurrent("tessera request", () => {
       const calls = own.requests.filter((c) => c.kind === "api" && c.path === "/dvinci/restApi/after-revoke")
       expect(calls.map((c) => c.status)).toEqual([401, 200])
       expect(calls[0]!.headers["authorization"]).not.toBe(calls[1]!.headers["authorization"])
-    } finally { await own.close() }
+    } finally {
+      await own.close()
+    }
   })
 
   it("GET with a query, POST -d JSON with -H, a body from @file (--json) and from stdin (-i)", async () => {
     write(`${cwd}/job.json`, '{"title":"from a file"}')
     const [get, post, file, include] = await Promise.all([
       run(["jobs", "GET", "/dvinciUsers?active=true&page=2"]),
-      run(["jobs", "POST", "/jobs", "-d", '{"title":"Engineer","remote":true}', "-H", "X-Trace: t-123", "-H", "Accept-Language: de"]),
+      run([
+        "jobs",
+        "POST",
+        "/jobs",
+        "-d",
+        '{"title":"Engineer","remote":true}',
+        "-H",
+        "X-Trace: t-123",
+        "-H",
+        "Accept-Language: de"
+      ]),
       run(["jobs", "put", "/jobs/7", "-d", "@job.json", "--json"]),
       run(["jobs", "PATCH", "/jobs/8", "-d", "-", "-i"], '{"from":"stdin"}')
     ])
-    for (const r of [get, post, file, include]) { expect(r.code, r.stderr).toBe(0); expect(r.stderr).toBe("") }
+    for (const r of [get, post, file, include]) {
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stderr).toBe("")
+    }
     // The body exactly as the API sent it: no newline added off a terminal.
-    expect(JSON.parse(get.stdout)).toEqual({ ok: true, method: "GET", path: "/dvinci/restApi/dvinciUsers", query: { active: "true", page: "2" }, body: null })
+    expect(JSON.parse(get.stdout)).toEqual({
+      ok: true,
+      method: "GET",
+      path: "/dvinci/restApi/dvinciUsers",
+      query: { active: "true", page: "2" },
+      body: null
+    })
     expect(get.stdout.endsWith("}")).toBe(true)
-    expect(JSON.parse(post.stdout)).toMatchObject({ method: "POST", path: "/dvinci/restApi/jobs", body: { title: "Engineer", remote: true } })
+    expect(JSON.parse(post.stdout)).toMatchObject({
+      method: "POST",
+      path: "/dvinci/restApi/jobs",
+      body: { title: "Engineer", remote: true }
+    })
     const sent = apiCalls("dvinci", "/dvinci/restApi/jobs").find((c) => c.method === "POST")!
     expect(sent.headers["x-trace"]).toBe("t-123")
     expect(sent.headers["accept-language"]).toBe("de")
@@ -80,22 +126,40 @@ describe.concurrent("tessera request", () => {
     expect(head.split("\n")[0]).toBe("HTTP/1.1 200 OK")
     expect(head).toMatch(/^content-type: application\/json/m)
     expect(JSON.parse(body)).toMatchObject({ method: "PATCH", path: "/dvinci/restApi/jobs/8", body: { from: "stdin" } })
-    expectNoSecrets([get, post, file, include].flatMap((r) => [r.stdout, r.stderr]), "dvinci")
+    expectNoSecrets(
+      [get, post, file, include].flatMap((r) => [r.stdout, r.stderr]),
+      "dvinci"
+    )
   })
 
   it("an answer of 400 or more exits 1 with its body on stdout and the status on stderr", async () => {
-    sb.injectApi("brandbox", { type: "status", status: 500, body: '{"error":"boom"}', headers: { "content-type": "application/json" } })
+    sb.injectApi("brandbox", {
+      type: "status",
+      status: 500,
+      body: '{"error":"boom"}',
+      headers: { "content-type": "application/json" }
+    })
     const [notFound, failed] = await Promise.all([
       run(["jobs", "GET", `${sb.base("dvinci")}/not-the-api`]), // absolute URL, outside the API: the sandbox's 404
       run(["bb", "DELETE", "/assets/1", "--json"])
     ])
     expect(notFound.code).toBe(1)
     expect(JSON.parse(notFound.stdout)).toMatchObject({ error: "not_found" })
-    expect(notFound.stderr).toBe(`tessera: jobs (dvinci): GET ${sb.base("dvinci")}/not-the-api answered HTTP 404 Not Found\n`)
+    expect(notFound.stderr).toBe(
+      `tessera: jobs (dvinci): GET ${sb.base("dvinci")}/not-the-api answered HTTP 404 Not Found\n`
+    )
     expect(failed.code).toBe(1)
     expect(JSON.parse(failed.stdout)).toMatchObject({ status: 500, body: { error: "boom" } })
-    expect(JSON.parse(failed.stderr)).toEqual({ error: { code: "ApiStatus", message: `bb (brandbox): DELETE ${sb.base("brandbox")}/rest/v4/assets/1 answered HTTP 500 Internal Server Error` } })
-    expectNoSecrets([notFound, failed].flatMap((r) => [r.stdout, r.stderr]), "brandbox")
+    expect(JSON.parse(failed.stderr)).toEqual({
+      error: {
+        code: "ApiStatus",
+        message: `bb (brandbox): DELETE ${sb.base("brandbox")}/rest/v4/assets/1 answered HTTP 500 Internal Server Error`
+      }
+    })
+    expectNoSecrets(
+      [notFound, failed].flatMap((r) => [r.stdout, r.stderr]),
+      "brandbox"
+    )
   })
 
   it("command-line and config mistakes exit 2 and send nothing to the API", async () => {
@@ -105,17 +169,29 @@ describe.concurrent("tessera request", () => {
       run(["jobs", "GET", "/x", "-H", "no colon"]),
       run(["jobs", "GET", "/x", "-H", "Authorization: Bearer mine"])
     ])
-    for (const r of [unknown, relative, header, auth]) { expect(r.code, r.stderr).toBe(2); expect(r.stdout).toBe("") }
-    expect(JSON.parse(unknown.stderr)).toEqual({ error: { code: "UnknownConnection", message: 'unknown connection "nope" (configured: bb, idp, jobs)' } })
-    expect(relative.stderr).toBe("tessera: /me is a relative path, and oauth2's api.base_url needs inputs.api_base_url, which connection idp does not set (set api_base_url in the connection's inputs, or pass an absolute URL)\n")
+    for (const r of [unknown, relative, header, auth]) {
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stdout).toBe("")
+    }
+    expect(JSON.parse(unknown.stderr)).toEqual({
+      error: { code: "UnknownConnection", message: 'unknown connection "nope" (configured: bb, idp, jobs)' }
+    })
+    expect(relative.stderr).toBe(
+      "tessera: /me is a relative path, and oauth2's api.base_url needs inputs.api_base_url, which connection idp does not set (set api_base_url in the connection's inputs, or pass an absolute URL)\n"
+    )
     expect(header.stderr).toBe(`tessera: -H "no colon" is not a header (write it as -H 'Name: value')\n`)
-    expect(auth.stderr).toBe("tessera: -H Authorization is set by tessera, from the token (dvinci's apply rule puts the token in Authorization)\n")
+    expect(auth.stderr).toBe(
+      "tessera: -H Authorization is set by tessera, from the token (dvinci's apply rule puts the token in Authorization)\n"
+    )
     expect(sb.requests.filter((r) => r.kind === "api" && /\/(x|me)$/.test(r.path))).toEqual([])
   })
 
   it.skipIf(!hasScript)("on a terminal, a slow call shows a spinner on stderr and erases it", async () => {
     const tty = tempDir()
-    write(`${tty}/tessera.yaml`, configText({ slow: { provider: "usage-engine", inputs: sb.credentials["usage-engine"] } }))
+    write(
+      `${tty}/tessera.yaml`,
+      configText({ slow: { provider: "usage-engine", inputs: sb.credentials["usage-engine"] } })
+    )
     sb.inject("usage-engine", { type: "delay", ms: 900 })
     const r = await tesseraTty(["request", "slow", "GET", `${sb.base("usage-engine")}/api/slow`], { cwd: tty })
     expect(r.code, r.output).toBe(0)

@@ -5,25 +5,61 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, positionOf, tempDir, tessera, write } from "./services/cli.ts"
 
 let sb: Sandbox
-beforeAll(async () => { sb = await startSandbox() })
-afterAll(async () => { await sb?.close(); cleanup() })
+beforeAll(async () => {
+  sb = await startSandbox()
+})
+afterAll(async () => {
+  await sb?.close()
+  cleanup()
+})
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`
 
 /** Per provider: where its API lives (to prove a token was issued by the sandbox), its secret inputs, and what
  *  an unmasked request must show of them. */
-const cases: Record<ProviderId, {
-  api: string; secretInputs: ReadonlyArray<string>; revealed: (c: Record<string, string>) => ReadonlyArray<string>; refreshes?: boolean
-}> = {
-  cube: { api: "/cube/probe", secretInputs: ["client_secret"], revealed: (c) => [`client_secret=${c["client_secret"]}`] },
-  dvinci: { api: "/dvinci/restApi/probe", secretInputs: ["client_secret"], revealed: (c) => [`client_secret=${c["client_secret"]}`] },
-  "usage-engine": { api: "/usage-engine/api/probe", secretInputs: ["client_secret"], revealed: (c) => [`client_secret=${c["client_secret"]}`] },
-  brandbox: { api: "/brandbox/rest/v4/probe", secretInputs: ["password"], revealed: (c) => [`password=${c["password"]}`], refreshes: true },
-  "crm-com": {
-    api: "/crm-com/probe", secretInputs: ["api_key", "authentication_code"],
-    revealed: (c) => [`Authorization: ${basic(c["api_key"]!, "")}`, `"authentication_code":"${c["authentication_code"]}"`]
+const cases: Record<
+  ProviderId,
+  {
+    api: string
+    secretInputs: ReadonlyArray<string>
+    revealed: (c: Record<string, string>) => ReadonlyArray<string>
+    refreshes?: boolean
+  }
+> = {
+  cube: {
+    api: "/cube/probe",
+    secretInputs: ["client_secret"],
+    revealed: (c) => [`client_secret=${c["client_secret"]}`]
   },
-  oauth2: { api: "/oauth2/api/probe", secretInputs: ["client_secret"], revealed: (c) => [`Authorization: ${basic(c["client_id"]!, c["client_secret"]!)}`] }
+  dvinci: {
+    api: "/dvinci/restApi/probe",
+    secretInputs: ["client_secret"],
+    revealed: (c) => [`client_secret=${c["client_secret"]}`]
+  },
+  "usage-engine": {
+    api: "/usage-engine/api/probe",
+    secretInputs: ["client_secret"],
+    revealed: (c) => [`client_secret=${c["client_secret"]}`]
+  },
+  brandbox: {
+    api: "/brandbox/rest/v4/probe",
+    secretInputs: ["password"],
+    revealed: (c) => [`password=${c["password"]}`],
+    refreshes: true
+  },
+  "crm-com": {
+    api: "/crm-com/probe",
+    secretInputs: ["api_key", "authentication_code"],
+    revealed: (c) => [
+      `Authorization: ${basic(c["api_key"]!, "")}`,
+      `"authentication_code":"${c["authentication_code"]}"`
+    ]
+  },
+  oauth2: {
+    api: "/oauth2/api/probe",
+    secretInputs: ["client_secret"],
+    revealed: (c) => [`Authorization: ${basic(c["client_id"]!, c["client_secret"]!)}`]
+  }
 }
 
 const parse = (stdout: string) => {
@@ -110,16 +146,26 @@ describe.concurrent("tessera token, each bundled provider against the sandbox", 
 describe.concurrent("tessera token, failures", () => {
   // A sandbox of their own: the tests above count this sandbox's token requests while these run.
   let own: Sandbox
-  beforeAll(async () => { own = await startSandbox() })
-  afterAll(async () => { await own?.close() })
+  beforeAll(async () => {
+    own = await startSandbox()
+  })
+  afterAll(async () => {
+    await own?.close()
+  })
   const wrong = { cube: "wrong-cube-secret-1234", oauth2: "wrong-oauth2-secret-5678", crm: "WRONGKEY0000111122223333" }
   const setup = () => {
     const cwd = tempDir()
     const text = configText({
       "cube-bad": { provider: "cube", inputs: { ...own.credentials.cube, client_secret: "${env:CUBE_SECRET}" } },
-      "oauth2-bad": { provider: "oauth2", inputs: { ...own.credentials.oauth2, client_secret: "${env:OAUTH2_SECRET}" } },
+      "oauth2-bad": {
+        provider: "oauth2",
+        inputs: { ...own.credentials.oauth2, client_secret: "${env:OAUTH2_SECRET}" }
+      },
       "crm-bad": { provider: "crm-com", inputs: { ...own.credentials["crm-com"], api_key: "${env:CRM_KEY}" } },
-      "unset-env": { provider: "dvinci", inputs: { ...own.credentials.dvinci, client_secret: "${env:TESSERA_TEST_NEVER_SET}" } }
+      "unset-env": {
+        provider: "dvinci",
+        inputs: { ...own.credentials.dvinci, client_secret: "${env:TESSERA_TEST_NEVER_SET}" }
+      }
     })
     write(`${cwd}/tessera.yaml`, text)
     return { cwd, text, env: { CUBE_SECRET: wrong.cube, OAUTH2_SECRET: wrong.oauth2, CRM_KEY: wrong.crm } }
@@ -127,7 +173,10 @@ describe.concurrent("tessera token, failures", () => {
 
   it("a rejected secret exits 1 with one line naming connection, provider and HTTP status, without the secret", async () => {
     const { cwd, env } = setup()
-    const [cube, crm] = await Promise.all([tessera(["token", "cube-bad"], { cwd, env }), tessera(["token", "crm-bad"], { cwd, env })])
+    const [cube, crm] = await Promise.all([
+      tessera(["token", "cube-bad"], { cwd, env }),
+      tessera(["token", "crm-bad"], { cwd, env })
+    ])
     expect(cube.code).toBe(1)
     expect(cube.stdout).toBe("")
     expect(cube.stderr).toMatch(/^tessera: cube-bad \(cube\): provider answered HTTP 400: invalid_client: .+\n$/)
@@ -147,14 +196,21 @@ describe.concurrent("tessera token, failures", () => {
     expect(error.error.code).toBe("UpstreamRejected")
     expect(error.error.message).toMatch(/^oauth2-bad \(oauth2\): provider answered HTTP 401: invalid_client: /)
     expect(r.stderr).not.toContain(wrong.oauth2)
-    expect(r.stderr).not.toContain(Buffer.from(`${own.credentials.oauth2["client_id"]}:${wrong.oauth2}`).toString("base64"))
+    expect(r.stderr).not.toContain(
+      Buffer.from(`${own.credentials.oauth2["client_id"]}:${wrong.oauth2}`).toString("base64")
+    )
   })
 
   it("an unknown connection exits 2 and lists the configured ones", async () => {
     const { cwd } = setup()
     const r = await tessera(["token", "nope", "--json"], { cwd })
     expect(r.code).toBe(2)
-    expect(JSON.parse(r.stderr)).toEqual({ error: { code: "UnknownConnection", message: 'unknown connection "nope" (configured: crm-bad, cube-bad, oauth2-bad, unset-env)' } })
+    expect(JSON.parse(r.stderr)).toEqual({
+      error: {
+        code: "UnknownConnection",
+        message: 'unknown connection "nope" (configured: crm-bad, cube-bad, oauth2-bad, unset-env)'
+      }
+    })
   })
 
   it("an unset ${env:VAR} exits 2 naming the variable and its file:line:col, and sends nothing", async () => {
@@ -163,18 +219,27 @@ describe.concurrent("tessera token, failures", () => {
     const r = await tessera(["token", "unset-env"], { cwd })
     expect(r.code).toBe(2)
     const at = positionOf(text, '"${env:TESSERA_TEST_NEVER_SET}"')
-    expect(r.stderr).toContain(`${cwd}/tessera.yaml:${at.line}:${at.col}: error: connections.unset-env.inputs.client_secret: environment variable TESSERA_TEST_NEVER_SET is not set`)
+    expect(r.stderr).toContain(
+      `${cwd}/tessera.yaml:${at.line}:${at.col}: error: connections.unset-env.inputs.client_secret: environment variable TESSERA_TEST_NEVER_SET is not set`
+    )
     expect(own.tokenRequests("dvinci").length).toBe(before)
   })
 
   it("without a config exits 2 and says where it looked", async () => {
     const cwd = tempDir()
-    const [none, flag] = await Promise.all([tessera(["token", "x"], { cwd }), tessera(["token", "x", "--config", "missing.yaml"], { cwd })])
+    const [none, flag] = await Promise.all([
+      tessera(["token", "x"], { cwd }),
+      tessera(["token", "x", "--config", "missing.yaml"], { cwd })
+    ])
     expect(none.code).toBe(2)
-    expect(none.stderr).toMatch(/^tessera: no config file found: no --config flag, TESSERA_CONFIG is not set, and there is no .*tessera\.yaml/)
+    expect(none.stderr).toMatch(
+      /^tessera: no config file found: no --config flag, TESSERA_CONFIG is not set, and there is no .*tessera\.yaml/
+    )
     expect(none.stderr).toContain("pass --config PATH, set TESSERA_CONFIG=PATH, or create ./tessera.yaml")
     expect(flag.code).toBe(2)
-    expect(flag.stderr).toBe(`tessera: config file ${cwd}/missing.yaml (from --config) does not exist or is not a file\n`)
+    expect(flag.stderr).toBe(
+      `tessera: config file ${cwd}/missing.yaml (from --config) does not exist or is not a file\n`
+    )
   })
 
   it("finds the config by --config before TESSERA_CONFIG before ./tessera.yaml", async () => {

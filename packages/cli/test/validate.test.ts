@@ -47,7 +47,10 @@ flows:
     grant_type: client_credentials
 `
 
-const at = (text: string, needle: string) => { const p = positionOf(text, needle); return `${p.line}:${p.col}` }
+const at = (text: string, needle: string) => {
+  const p = positionOf(text, needle)
+  return `${p.line}:${p.col}`
+}
 
 describe.concurrent("tessera validate", () => {
   it("reports each manifest mistake at its file:line:col, sorted, and exits 2", async () => {
@@ -91,11 +94,19 @@ connections:
     const r = await tessera(["validate"], { cwd })
     expect(r.code).toBe(2)
     const lines = r.stdout.split("\n")
-    expect(lines).toContain(`tessera.yaml:${at(text, "cubee")}: error: connections.crm.provider: unknown provider "cubee"`)
+    expect(lines).toContain(
+      `tessera.yaml:${at(text, "cubee")}: error: connections.crm.provider: unknown provider "cubee"`
+    )
     expect(lines).toContain('  hint: did you mean "cube"?')
-    expect(lines).toContain(`tessera.yaml:${at(text, "${env")}: error: connections.cube.inputs.client_secret: environment variable TESSERA_TEST_NEVER_SET is not set`)
-    expect(lines).toContain(`tessera.yaml:${at(text, "region")}: error: connections.cube.inputs.region: cube has no input "region"`)
-    expect(lines).toContain(`custom/warned.yaml:${at(warned, "https://auth")}: warning: flows.acquire.url: the token URL is fixed, so connections cannot point it at a sandbox or regional host`)
+    expect(lines).toContain(
+      `tessera.yaml:${at(text, "${env")}: error: connections.cube.inputs.client_secret: environment variable TESSERA_TEST_NEVER_SET is not set`
+    )
+    expect(lines).toContain(
+      `tessera.yaml:${at(text, "region")}: error: connections.cube.inputs.region: cube has no input "region"`
+    )
+    expect(lines).toContain(
+      `custom/warned.yaml:${at(warned, "https://auth")}: warning: flows.acquire.url: the token URL is fixed, so connections cannot point it at a sandbox or regional host`
+    )
     expect(lines.at(-2)).toBe("✗ 3 errors, 1 warning in 2 files")
   })
 
@@ -103,7 +114,10 @@ connections:
     const cwd = tempDir()
     write(`${cwd}/warned.yaml`, warned)
     write(`${cwd}/tessera.yaml`, "connections:\n  a:\n    provider: cube\n   inputs: {}\n")
-    const [ok, syntax] = await Promise.all([tessera(["validate", "warned.yaml"], { cwd }), tessera(["validate", "tessera.yaml"], { cwd })])
+    const [ok, syntax] = await Promise.all([
+      tessera(["validate", "warned.yaml"], { cwd }),
+      tessera(["validate", "tessera.yaml"], { cwd })
+    ])
     expect(ok.code).toBe(0)
     expect(ok.stdout.trimEnd().split("\n").at(-1)).toBe("✓ 1 manifest: no errors, 1 warning")
     expect(syntax.code).toBe(2)
@@ -124,21 +138,32 @@ connections:
       { file: "m/warned.yaml", kind: "manifest", errors: 0, warnings: 1 }
     ])
     expect(out.problems).toHaveLength(4)
-    for (const p of out.problems) expect(Object.keys(p)).toEqual(["file", "line", "col", "severity", "path", "message", "hint"])
+    for (const p of out.problems)
+      expect(Object.keys(p)).toEqual(["file", "line", "col", "severity", "path", "message", "hint"])
     expect(out.problems[0]).toEqual({
-      file: "m/schema.yaml", line: 4, col: 34, severity: "error", path: "inputs.client_id.colour", message: 'unknown key "colour"',
+      file: "m/schema.yaml",
+      line: 4,
+      col: 34,
+      severity: "error",
+      path: "inputs.client_id.colour",
+      message: 'unknown key "colour"',
       hint: "allowed keys: title, description, type, required, secret, default, enum, pattern, example"
     })
     expect(out.problems[3]).toMatchObject({ file: "m/warned.yaml", severity: "warning", path: "flows.acquire.url" })
   })
 
   it("passes the bundled manifests and their recorded exchanges (--fixtures); a drifted fixture is an error at its file", async () => {
-    const recorded = readdirSync(join(repoProviders, "fixtures"), { recursive: true }).filter((f) => String(f).endsWith(".json")).length
+    const recorded = readdirSync(join(repoProviders, "fixtures"), { recursive: true }).filter((f) =>
+      String(f).endsWith(".json")
+    ).length
     // A copy of the bundled providers (TESSERA_BUNDLED_PROVIDERS points the engine at it) with one fixture changed.
     const cwd = tempDir()
     cpSync(repoProviders, join(cwd, "providers"), { recursive: true })
     const file = join(cwd, "providers/fixtures/cube/success.json")
-    const fixture = JSON.parse(readFileSync(file, "utf8")) as { request: { form: Record<string, string> }; expect: Record<string, unknown> }
+    const fixture = JSON.parse(readFileSync(file, "utf8")) as {
+      request: { form: Record<string, string> }
+      expect: Record<string, unknown>
+    }
     fixture.request.form["scope"] = "openid"
     fixture.expect["lifetime_seconds"] = 3600
     writeFileSync(file, JSON.stringify(fixture, null, 2))

@@ -50,7 +50,10 @@ interface Case {
   readonly expect: (x: Exchange, done: ReadonlyMap<string, Exchange>) => Expect
 }
 
-const get = (v: unknown, path: string): unknown => path.split(".").reduce<unknown>((o, k) => (o !== null && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined), v)
+const get = (v: unknown, path: string): unknown =>
+  path
+    .split(".")
+    .reduce<unknown>((o, k) => (o !== null && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined), v)
 const str = (v: unknown, what: string): string => {
   if (typeof v !== "string") throw new Error(`expected a string at ${what}, found ${JSON.stringify(v)}`)
   return v
@@ -58,7 +61,11 @@ const str = (v: unknown, what: string): string => {
 const dateSeconds = (x: Exchange) => Date.parse(x.headers["date"] ?? "") / 1000
 
 /** A successful exchange: status 200, the token where the provider puts it, the lifetime the sandbox issued. */
-const issued = (x: Exchange, at: string, opts: { refresh?: string; lifetime: number; source: "expires_in" | "jwt_exp"; scope?: string }): Expect => {
+const issued = (
+  x: Exchange,
+  at: string,
+  opts: { refresh?: string; lifetime: number; source: "expires_in" | "jwt_exp"; scope?: string }
+): Expect => {
   if (x.status !== 200) throw new Error(`expected HTTP 200, got ${x.status}: ${x.text}`)
   return {
     access_token: str(get(x.json, `${at}access_token`) ?? get(x.json, `${at}token`), "access token"),
@@ -70,69 +77,102 @@ const issued = (x: Exchange, at: string, opts: { refresh?: string; lifetime: num
   }
 }
 
-const rejected = (x: Exchange, status: number, kind: "reauthenticate" | "transient" | "rate_limit" | "other", code: string): Expect => {
+const rejected = (
+  x: Exchange,
+  status: number,
+  kind: "reauthenticate" | "transient" | "rate_limit" | "other",
+  code: string
+): Expect => {
   if (x.status !== status) throw new Error(`expected HTTP ${status}, got ${x.status}: ${x.text}`)
   return { error: "UpstreamRejected", status, kind, code }
 }
 
 const cases: ReadonlyArray<Case> = [
   {
-    provider: "cube", name: "success", flow: "acquire",
-    description: "client_credentials with client_secret_post and scope=profile, resource=connectapi, acr_values=tenant:<tenant>; a 24 h Bearer token from expires_in",
+    provider: "cube",
+    name: "success",
+    flow: "acquire",
+    description:
+      "client_credentials with client_secret_post and scope=profile, resource=connectapi, acr_values=tenant:<tenant>; a 24 h Bearer token from expires_in",
     expect: (x) => issued(x, "", { lifetime: 86400, source: "expires_in" })
   },
   {
-    provider: "cube", name: "invalid-client", flow: "acquire",
-    description: "a wrong client secret: CUBE (IdentityServer) answers 400 invalid_client, which means re-authenticate, not retry",
+    provider: "cube",
+    name: "invalid-client",
+    flow: "acquire",
+    description:
+      "a wrong client secret: CUBE (IdentityServer) answers 400 invalid_client, which means re-authenticate, not retry",
     inputs: () => ({ client_secret: "not-the-secret" }),
     expect: (x) => rejected(x, 400, "reauthenticate", "invalid_client")
   },
   {
-    provider: "dvinci", name: "success", flow: "acquire",
-    description: "client_credentials on the customer host with exactly grant_type, client_id and client_secret in the form; a 30 min token from expires_in",
+    provider: "dvinci",
+    name: "success",
+    flow: "acquire",
+    description:
+      "client_credentials on the customer host with exactly grant_type, client_id and client_secret in the form; a 30 min token from expires_in",
     expect: (x) => issued(x, "", { lifetime: 1800, source: "expires_in" })
   },
   {
-    provider: "dvinci", name: "bad-secret", flow: "acquire",
+    provider: "dvinci",
+    name: "bad-secret",
+    flow: "acquire",
     description: "a wrong API token: 401 invalid_client, re-authenticate",
     inputs: () => ({ client_secret: "not-the-api-token" }),
     expect: (x) => rejected(x, 401, "reauthenticate", "invalid_client")
   },
   {
-    provider: "usage-engine", name: "success", flow: "acquire",
+    provider: "usage-engine",
+    name: "success",
+    flow: "acquire",
     description: "client_credentials with the audience in the form; a 1 h token from expires_in and the granted scope",
     expect: (x) => issued(x, "", { lifetime: 3600, source: "expires_in", scope: "read:usage write:usage" })
   },
   {
-    provider: "usage-engine", name: "wrong-audience", flow: "acquire",
-    description: "an audience the IdP does not serve: 403 access_denied (Auth0 style), neither a credentials nor a transient failure",
+    provider: "usage-engine",
+    name: "wrong-audience",
+    flow: "acquire",
+    description:
+      "an audience the IdP does not serve: 403 access_denied (Auth0 style), neither a credentials nor a transient failure",
     inputs: (sb) => ({ audience: `${sb.url}/usage-engine/other-api` }),
     expect: (x) => rejected(x, 403, "other", "access_denied")
   },
   {
-    provider: "brandbox", name: "success", flow: "acquire",
-    description: "password grant with the tenant id as client_id and '-' as client_secret; the token wrapped in {code: 0, body: {...}}",
+    provider: "brandbox",
+    name: "success",
+    flow: "acquire",
+    description:
+      "password grant with the tenant id as client_id and '-' as client_secret; the token wrapped in {code: 0, body: {...}}",
     expect: (x) => issued(x, "body.", { refresh: "body.refresh_token", lifetime: 3600, source: "expires_in" })
   },
   {
-    provider: "brandbox", name: "envelope-error", flow: "acquire",
+    provider: "brandbox",
+    name: "envelope-error",
+    flow: "acquire",
     description: "HTTP 200 whose envelope says code 5 (tenant locked): a rejection, whatever the status",
     before: (sb) => sb.inject("brandbox", { type: "envelopeError" }),
     expect: (x) => rejected(x, 200, "other", "5")
   },
   {
-    provider: "brandbox", name: "refresh-rotation", flow: "refresh",
+    provider: "brandbox",
+    name: "refresh-rotation",
+    flow: "refresh",
     description: "grant_type=refresh_token with the client fields on the same URL; brandbox rotates the refresh token",
-    refreshToken: (done) => str(get(done.get("brandbox/success")!.json, "body.refresh_token"), "brandbox refresh token"),
+    refreshToken: (done) =>
+      str(get(done.get("brandbox/success")!.json, "body.refresh_token"), "brandbox refresh token"),
     expect: (x, done) => {
       const e = issued(x, "body.", { refresh: "body.refresh_token", lifetime: 3600, source: "expires_in" })
-      if ("refresh_token" in e && e.refresh_token === get(done.get("brandbox/success")!.json, "body.refresh_token")) throw new Error("brandbox did not rotate the refresh token")
+      if ("refresh_token" in e && e.refresh_token === get(done.get("brandbox/success")!.json, "body.refresh_token"))
+        throw new Error("brandbox did not rotate the refresh token")
       return e
     }
   },
   {
-    provider: "crm-com", name: "success", flow: "acquire",
-    description: "the consumer key as the Basic user name with an empty password and a JSON body; token at data.token, expiry from the JWT exp claim sent as a numeric string",
+    provider: "crm-com",
+    name: "success",
+    flow: "acquire",
+    description:
+      "the consumer key as the Basic user name with an empty password and a JSON body; token at data.token, expiry from the JWT exp claim sent as a numeric string",
     expect: (x) => {
       const token = str(get(x.json, "data.token"), "data.token")
       const exp = decodeJwt(token)?.payload["exp"]
@@ -141,42 +181,58 @@ const cases: ReadonlyArray<Case> = [
     }
   },
   {
-    provider: "crm-com", name: "auth-failed", flow: "acquire",
-    description: "a wrong authentication code: HTTP 200 with status.code AUTH_FAILED instead of OK, which is a rejection",
+    provider: "crm-com",
+    name: "auth-failed",
+    flow: "acquire",
+    description:
+      "a wrong authentication code: HTTP 200 with status.code AUTH_FAILED instead of OK, which is a rejection",
     inputs: () => ({ authentication_code: "not-the-code" }),
     expect: (x) => rejected(x, 200, "other", "AUTH_FAILED")
   },
   {
-    provider: "oauth2", name: "client-secret-basic", flow: "acquire",
-    description: "RFC 6749 §4.4 client_credentials with HTTP Basic client authentication (the default, §2.3.1); no refresh token",
+    provider: "oauth2",
+    name: "client-secret-basic",
+    flow: "acquire",
+    description:
+      "RFC 6749 §4.4 client_credentials with HTTP Basic client authentication (the default, §2.3.1); no refresh token",
     expect: (x) => issued(x, "", { lifetime: 3600, source: "expires_in" })
   },
   {
-    provider: "oauth2", name: "client-secret-post", flow: "acquire",
+    provider: "oauth2",
+    name: "client-secret-post",
+    flow: "acquire",
     description: "client_credentials with client_id and client_secret in the form body and no Authorization header",
     inputs: () => ({ client_auth: "client_secret_post" }),
     expect: (x) => issued(x, "", { lifetime: 3600, source: "expires_in" })
   },
   {
-    provider: "oauth2", name: "password", flow: "acquire",
+    provider: "oauth2",
+    name: "password",
+    flow: "acquire",
     description: "RFC 6749 §4.3 password grant with a scope; the server issues a refresh token",
     inputs: () => ({ grant_type: "password", username: "alice", password: "alice-password", scope: "read" }),
     expect: (x) => issued(x, "", { refresh: "refresh_token", lifetime: 3600, source: "expires_in", scope: "read" })
   },
   {
-    provider: "oauth2", name: "refresh-rotation", flow: "refresh",
+    provider: "oauth2",
+    name: "refresh-rotation",
+    flow: "refresh",
     description: "RFC 6749 §6 refresh with the scope repeated; the server rotates the refresh token",
     inputs: () => ({ grant_type: "password", username: "alice", password: "alice-password", scope: "read" }),
     refreshToken: (done) => str(get(done.get("oauth2/password")!.json, "refresh_token"), "oauth2 refresh token"),
     expect: (x, done) => {
       const e = issued(x, "", { refresh: "refresh_token", lifetime: 3600, source: "expires_in", scope: "read" })
-      if ("refresh_token" in e && e.refresh_token === get(done.get("oauth2/password")!.json, "refresh_token")) throw new Error("oauth2 did not rotate the refresh token")
+      if ("refresh_token" in e && e.refresh_token === get(done.get("oauth2/password")!.json, "refresh_token"))
+        throw new Error("oauth2 did not rotate the refresh token")
       return e
     }
   },
   {
-    provider: "oauth2", name: "refresh-invalid-grant", flow: "refresh",
-    description: "redeeming a refresh token that was already rotated away: 400 invalid_grant, re-authenticate (fall back to acquire)",
+    provider: "oauth2",
+    name: "refresh-invalid-grant",
+    flow: "refresh",
+    description:
+      "redeeming a refresh token that was already rotated away: 400 invalid_grant, re-authenticate (fall back to acquire)",
     inputs: () => ({ grant_type: "password", username: "alice", password: "alice-password", scope: "read" }),
     refreshToken: (done) => str(get(done.get("oauth2/password")!.json, "refresh_token"), "oauth2 refresh token"),
     expect: (x) => rejected(x, 400, "reauthenticate", "invalid_grant")
@@ -194,25 +250,48 @@ const run = async () => {
       const flow = manifest.flows[c.flow]
       if (!flow) throw new Error(`${c.provider} has no ${c.flow} flow`)
       const givenInputs = { ...sb.credentials[c.provider], ...c.inputs?.(sb) }
-      const { inputs, issues } = Connection.resolveInputs(manifest, new Map(Object.entries(givenInputs).map(([k, value]) => [k, { value, literal: false }])), { allowInsecureHttp: true })
+      const { inputs, issues } = Connection.resolveInputs(
+        manifest,
+        new Map(Object.entries(givenInputs).map(([k, value]) => [k, { value, literal: false }])),
+        { allowInsecureHttp: true }
+      )
       const errors = issues.filter((i) => i.severity === "error")
       if (errors.length > 0) throw new Error(`${c.provider}/${c.name}: ${errors.map((i) => i.message).join("; ")}`)
       const refreshToken = c.refreshToken?.(done)
-      const token: Token | undefined = refreshToken === undefined ? undefined : {
-        accessToken: Redacted.make("unused"), refreshToken: Redacted.make(refreshToken), tokenType: "Bearer", expiresAt: 0, obtainedAt: 0, expirySource: "default"
-      }
+      const token: Token | undefined =
+        refreshToken === undefined
+          ? undefined
+          : {
+              accessToken: Redacted.make("unused"),
+              refreshToken: Redacted.make(refreshToken),
+              tokenType: "Bearer",
+              expiresAt: 0,
+              obtainedAt: 0,
+              expirySource: "default"
+            }
       const built = TokenRequest.build({ name: c.name, manifest, inputs, allowInsecureHttp: true }, flow, token)
       if (built._tag === "Invalid") throw new Error(`${c.provider}/${c.name}: ${built.details.join("; ")}`)
       const wire = TokenRequest.encode(built.request)
       c.before?.(sb)
       const seen = sb.requests.length
-      const res = await fetch(wire.url, { method: built.request.method, headers: wire.headers, body: wire.body ?? null, redirect: "manual" })
+      const res = await fetch(wire.url, {
+        method: built.request.method,
+        headers: wire.headers,
+        body: wire.body ?? null,
+        redirect: "manual"
+      })
       const text = await res.text()
       const request = sb.requests.slice(seen).find((r) => r.kind === "token")
       if (!request) throw new Error(`${c.provider}/${c.name}: the sandbox recorded no token request`)
-      const headers = Object.fromEntries(keptResponseHeaders.flatMap((h) => (res.headers.has(h) ? [[h, res.headers.get(h)!]] : [])))
+      const headers = Object.fromEntries(
+        keptResponseHeaders.flatMap((h) => (res.headers.has(h) ? [[h, res.headers.get(h)!]] : []))
+      )
       let json: unknown
-      try { json = JSON.parse(text) } catch { json = undefined }
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
       const x: Exchange = { request, status: res.status, headers, text, json }
       const expect = c.expect(x, done)
       done.set(`${c.provider}/${c.name}`, x)
@@ -230,9 +309,15 @@ const run = async () => {
           method: request.method === "GET" ? "GET" : "POST",
           url: `${sb.url}${request.path}`,
           headers: Object.fromEntries(sentHeaders.map((h) => [h, request.headers[h] ?? null])),
-          ...(request.form !== undefined ? { form: request.form } : { json: request.json as Fixture.Fixture["request"]["json"] & {} })
+          ...(request.form !== undefined
+            ? { form: request.form }
+            : { json: request.json as Fixture.Fixture["request"]["json"] & {} })
         },
-        response: { status: x.status, headers, ...(json !== undefined ? { body: json as Fixture.Fixture["response"]["body"] & {} } : { text }) },
+        response: {
+          status: x.status,
+          headers,
+          ...(json !== undefined ? { body: json as Fixture.Fixture["response"]["body"] & {} } : { text })
+        },
         expect
       }
       const out = join(outDir, c.provider, `${c.name}.json`)

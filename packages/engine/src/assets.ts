@@ -8,7 +8,10 @@ import { fileURLToPath } from "node:url"
 /** The first of `<packageRoot>/<name>` and `<packageRoot>/../../<name>` that exists (the package copy wins). */
 export const resolveDir = (packageRoot: string, name: "providers" | "schemas"): string => {
   const candidates = [join(packageRoot, name), join(packageRoot, "..", "..", name)]
-  return candidates.find((d) => existsSync(join(d, name === "schemas" ? "provider.schema.json" : "cube.yaml"))) ?? candidates[0]!
+  return (
+    candidates.find((d) => existsSync(join(d, name === "schemas" ? "provider.schema.json" : "cube.yaml"))) ??
+    candidates[0]!
+  )
 }
 
 export const packageRoot: string = fileURLToPath(new URL("..", import.meta.url))

@@ -24,12 +24,20 @@ export const resolveValue = (raw: Raw, configFile: string, env: NodeJS.ProcessEn
     const v = env[name]
     if (v !== undefined && v !== "") return { _tag: "Value", value: v, literal: false }
     if (fallback !== undefined) return { _tag: "Value", value: fallback, literal: false }
-    return { _tag: "Unresolved", message: `environment variable ${name} is not set`, hint: `export ${name}=... before running tessera, or give a fallback: \${env:${name}:-value}` }
+    return {
+      _tag: "Unresolved",
+      message: `environment variable ${name} is not set`,
+      hint: `export ${name}=... before running tessera, or give a fallback: \${env:${name}:-value}`
+    }
   }
   const path = isAbsolute(arg) ? arg : resolve(dirname(configFile), arg)
   try {
     return { _tag: "Value", value: readFileSync(path, "utf8").replace(/\r?\n$/, ""), literal: false }
   } catch (e) {
-    return { _tag: "Unresolved", message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, hint: "check the path; relative paths are taken from the config file's directory" }
+    return {
+      _tag: "Unresolved",
+      message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+      hint: "check the path; relative paths are taken from the config file's directory"
+    }
   }
 }

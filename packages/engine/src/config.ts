@@ -25,7 +25,12 @@ export interface HttpSettings {
   readonly maxResponseBytes: number
 }
 
-export const defaultHttp: HttpSettings = { timeoutMs: 10_000, totalTimeoutMs: 30_000, retries: 3, maxResponseBytes: 1_048_576 }
+export const defaultHttp: HttpSettings = {
+  timeoutMs: 10_000,
+  totalTimeoutMs: 30_000,
+  retries: 3,
+  maxResponseBytes: 1_048_576
+}
 
 export interface StoreSettings {
   readonly type: "memory" | "file" | "redis"
@@ -35,7 +40,11 @@ export interface StoreSettings {
   readonly encryptionKey?: Redacted.Redacted<string> | undefined
 }
 
-export interface ApiKeySetting { readonly name: string; readonly key: Redacted.Redacted<string>; readonly connections: ReadonlyArray<string> }
+export interface ApiKeySetting {
+  readonly name: string
+  readonly key: Redacted.Redacted<string>
+  readonly connections: ReadonlyArray<string>
+}
 
 export interface Config {
   readonly file: string
@@ -52,13 +61,18 @@ export interface Config {
 
 const fail = (problems: ReadonlyArray<Problem>) => new ConfigInvalid({ problems })
 
-export const parse = (file: string, text: string, env: NodeJS.ProcessEnv = process.env): Effect.Effect<Config, ConfigInvalid> =>
-  Effect.gen(function*() {
+export const parse = (
+  file: string,
+  text: string,
+  env: NodeJS.ProcessEnv = process.env
+): Effect.Effect<Config, ConfigInvalid> =>
+  Effect.gen(function* () {
     const parsed = parseYaml(file, text)
     if (!parsed.ok) return yield* fail(parsed.problems)
     const src = parsed.source
     const value = (src.value ?? {}) as unknown
-    if (typeof value !== "object" || Array.isArray(value)) return yield* fail([problemAt(src, [], "a config must be a YAML mapping (connections:, providers:, ...)")])
+    if (typeof value !== "object" || Array.isArray(value))
+      return yield* fail([problemAt(src, [], "a config must be a YAML mapping (connections:, providers:, ...)")])
     const schemaProblems = src.value === null ? [] : check("config", src)
     if (schemaProblems.length > 0) return yield* fail(schemaProblems)
     const doc = value as ConfigDocument
@@ -75,7 +89,11 @@ export const parse = (file: string, text: string, env: NodeJS.ProcessEnv = proce
       const manifest = catalog.manifests.get(c.provider)
       if (!manifest) {
         const guess = closest(c.provider, providerIds)
-        here.push(problemAt(src, [...base, "provider"], `unknown provider "${c.provider}"`, { hint: guess ? `did you mean "${guess}"?` : `known providers: ${providerIds.join(", ")}` }))
+        here.push(
+          problemAt(src, [...base, "provider"], `unknown provider "${c.provider}"`, {
+            hint: guess ? `did you mean "${guess}"?` : `known providers: ${providerIds.join(", ")}`
+          })
+        )
       } else {
         const given = new Map<string, Connection.GivenInput>()
         for (const [k, raw] of Object.entries(c.inputs ?? {})) {
@@ -85,45 +103,95 @@ export const parse = (file: string, text: string, env: NodeJS.ProcessEnv = proce
           else given.set(k, { value: r.value, literal: r.literal })
         }
         const unresolved = here.length > 0
-        const { inputs, issues } = Connection.resolveInputs(manifest, given, { allowInsecureHttp: c.allow_insecure_http ?? false })
+        const { inputs, issues } = Connection.resolveInputs(manifest, given, {
+          allowInsecureHttp: c.allow_insecure_http ?? false
+        })
         for (const i of issues) {
           // An input that failed to resolve is reported once, as unresolved, not again as missing.
           if (unresolved && i.input && Object.hasOwn(c.inputs ?? {}, i.input) && !given.has(i.input)) continue
-          const path = i.input && Object.hasOwn(c.inputs ?? {}, i.input) ? [...base, "inputs", i.input] : c.inputs ? [...base, "inputs"] : base
-          here.push(problemAt(src, path, i.message, { hint: i.hint, severity: i.severity, key: i.message.includes("has no input") }))
+          const path =
+            i.input && Object.hasOwn(c.inputs ?? {}, i.input)
+              ? [...base, "inputs", i.input]
+              : c.inputs
+                ? [...base, "inputs"]
+                : base
+          here.push(
+            problemAt(src, path, i.message, {
+              hint: i.hint,
+              severity: i.severity,
+              key: i.message.includes("has no input")
+            })
+          )
         }
-        if (c.allow_insecure_http) here.push(problemAt(src, [...base, "allow_insecure_http"], "plain http:// is allowed for this connection", { severity: "warning", hint: "tokens and secrets may cross the network unencrypted" }))
-        if (!here.some((p) => p.severity === "error")) connections.set(name, { name, manifest, inputs, allowInsecureHttp: c.allow_insecure_http ?? false })
+        if (c.allow_insecure_http)
+          here.push(
+            problemAt(src, [...base, "allow_insecure_http"], "plain http:// is allowed for this connection", {
+              severity: "warning",
+              hint: "tokens and secrets may cross the network unencrypted"
+            })
+          )
+        if (!here.some((p) => p.severity === "error"))
+          connections.set(name, { name, manifest, inputs, allowInsecureHttp: c.allow_insecure_http ?? false })
       }
       problems.push(...here)
       if (here.some((p) => p.severity === "error")) broken.set(name, { provider: c.provider, problems: here })
     }
-    const secretValue = (path: Array<string | number>, raw: ConfigValue.Raw | undefined, label: string): Redacted.Redacted<string> | undefined => {
+    const secretValue = (
+      path: Array<string | number>,
+      raw: ConfigValue.Raw | undefined,
+      label: string
+    ): Redacted.Redacted<string> | undefined => {
       if (raw === undefined) return undefined
       const r = ConfigValue.resolveValue(raw, file, env)
-      if (r._tag === "Unresolved") { problems.push(problemAt(src, path, r.message, { hint: r.hint })); return undefined }
-      if (r.literal) problems.push(problemAt(src, path, `${label} written literally in the config file`, { severity: "warning", hint: "use ${env:VAR} or ${file:PATH}" }))
+      if (r._tag === "Unresolved") {
+        problems.push(problemAt(src, path, r.message, { hint: r.hint }))
+        return undefined
+      }
+      if (r.literal)
+        problems.push(
+          problemAt(src, path, `${label} written literally in the config file`, {
+            severity: "warning",
+            hint: "use ${env:VAR} or ${file:PATH}"
+          })
+        )
       return Redacted.make(r.value, { label })
     }
-    const store: StoreSettings | undefined = doc.store ? {
-      type: doc.store.type, path: doc.store.path ? resolve(dirname(file), doc.store.path) : undefined,
-      url: secretValue(["store", "url"], doc.store.url, "store.url"), keyPrefix: doc.store.key_prefix ?? "tessera:",
-      encryptionKey: secretValue(["store", "encryption_key"], doc.store.encryption_key, "encryption_key")
-    } : undefined
+    const store: StoreSettings | undefined = doc.store
+      ? {
+          type: doc.store.type,
+          path: doc.store.path ? resolve(dirname(file), doc.store.path) : undefined,
+          url: secretValue(["store", "url"], doc.store.url, "store.url"),
+          keyPrefix: doc.store.key_prefix ?? "tessera:",
+          encryptionKey: secretValue(["store", "encryption_key"], doc.store.encryption_key, "encryption_key")
+        }
+      : undefined
     const apiKeys: ApiKeySetting[] = []
     for (const [i, k] of (doc.server?.api_keys ?? []).entries()) {
       const key = secretValue(["server", "api_keys", i, "key"], k.key, "api_key")
       if (key) apiKeys.push({ name: k.name ?? `key-${i + 1}`, key, connections: k.connections ?? ["*"] })
       for (const [j, cn] of (k.connections ?? []).entries()) {
-        if (cn !== "*" && !Object.hasOwn(doc.connections ?? {}, cn)) problems.push(problemAt(src, ["server", "api_keys", i, "connections", j], `unknown connection "${cn}"`, { hint: `configured connections: ${Object.keys(doc.connections ?? {}).join(", ")}` }))
+        if (cn !== "*" && !Object.hasOwn(doc.connections ?? {}, cn))
+          problems.push(
+            problemAt(src, ["server", "api_keys", i, "connections", j], `unknown connection "${cn}"`, {
+              hint: `configured connections: ${Object.keys(doc.connections ?? {}).join(", ")}`
+            })
+          )
       }
     }
     const http: HttpSettings = {
-      timeoutMs: doc.http?.timeout_ms ?? defaultHttp.timeoutMs, totalTimeoutMs: doc.http?.total_timeout_ms ?? defaultHttp.totalTimeoutMs,
-      retries: doc.http?.retries ?? defaultHttp.retries, maxResponseBytes: doc.http?.max_response_bytes ?? defaultHttp.maxResponseBytes
+      timeoutMs: doc.http?.timeout_ms ?? defaultHttp.timeoutMs,
+      totalTimeoutMs: doc.http?.total_timeout_ms ?? defaultHttp.totalTimeoutMs,
+      retries: doc.http?.retries ?? defaultHttp.retries,
+      maxResponseBytes: doc.http?.max_response_bytes ?? defaultHttp.maxResponseBytes
     }
     return {
-      file, catalog, connections, broken, store, http, problems,
+      file,
+      catalog,
+      connections,
+      broken,
+      store,
+      http,
+      problems,
       server: { host: doc.server?.host ?? "127.0.0.1", port: doc.server?.port ?? 8787, apiKeys }
     } satisfies Config
   })
@@ -131,11 +199,25 @@ export const parse = (file: string, text: string, env: NodeJS.ProcessEnv = proce
 export const load = (file: string, env: NodeJS.ProcessEnv = process.env): Effect.Effect<Config, ConfigInvalid> =>
   Effect.tryPromise({
     try: () => readFile(file, "utf8"),
-    catch: (e) => fail([{ severity: "error", file, line: 1, col: 1, path: "", message: `cannot read config: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, hint: "pass --config PATH, set TESSERA_CONFIG, or create ./tessera.yaml (tessera init)" }])
+    catch: (e) =>
+      fail([
+        {
+          severity: "error",
+          file,
+          line: 1,
+          col: 1,
+          path: "",
+          message: `cannot read config: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+          hint: "pass --config PATH, set TESSERA_CONFIG, or create ./tessera.yaml (tessera init)"
+        }
+      ])
   }).pipe(Effect.flatMap((text) => parse(resolve(file), text, env)))
 
 /** A config given as a plain object (library users). Positions then refer to its YAML rendering. */
-export const fromObject = (doc: ConfigDocument, env: NodeJS.ProcessEnv = process.env, baseDir = process.cwd()): Effect.Effect<Config, ConfigInvalid> =>
-  parse(resolve(baseDir, "<inline config>"), stringify(doc), env)
+export const fromObject = (
+  doc: ConfigDocument,
+  env: NodeJS.ProcessEnv = process.env,
+  baseDir = process.cwd()
+): Effect.Effect<Config, ConfigInvalid> => parse(resolve(baseDir, "<inline config>"), stringify(doc), env)
 
 export type { YamlSource }

@@ -22,28 +22,53 @@ export interface InputIssue {
 }
 
 /** A value the connection gave: its text, and whether it was written literally in a file. */
-export interface GivenInput { readonly value: string; readonly literal: boolean }
+export interface GivenInput {
+  readonly value: string
+  readonly literal: boolean
+}
 
 const isLoopback = (host: string) => host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
 
 /** Checks a URL value: absolute http(s); plain http only to loopback unless allowed. */
 export const checkUrl = (value: string, allowInsecureHttp: boolean): { message: string; hint: string } | undefined => {
   let url: URL
-  try { url = new URL(value) } catch { return { message: "is not an absolute URL", hint: "e.g. https://api.example.com" } }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return { message: `uses ${url.protocol} (only https: and http: are allowed)`, hint: "use an https:// URL" }
-  if (url.protocol === "http:" && !allowInsecureHttp && !isLoopback(url.hostname)) {
-    return { message: `uses plain http:// to ${url.hostname}; tokens and secrets would cross the network unencrypted`, hint: "use https://, or set allow_insecure_http: true on the connection if you really mean it" }
+  try {
+    url = new URL(value)
+  } catch {
+    return { message: "is not an absolute URL", hint: "e.g. https://api.example.com" }
   }
-  if (url.username || url.password) return { message: "carries credentials in the URL", hint: "use the manifest's client credential inputs instead" }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    return { message: `uses ${url.protocol} (only https: and http: are allowed)`, hint: "use an https:// URL" }
+  if (url.protocol === "http:" && !allowInsecureHttp && !isLoopback(url.hostname)) {
+    return {
+      message: `uses plain http:// to ${url.hostname}; tokens and secrets would cross the network unencrypted`,
+      hint: "use https://, or set allow_insecure_http: true on the connection if you really mean it"
+    }
+  }
+  if (url.username || url.password)
+    return { message: "carries credentials in the URL", hint: "use the manifest's client credential inputs instead" }
   return undefined
 }
 
 const checkValue = (spec: InputSpec, value: string, allowInsecureHttp: boolean): InputIssue | undefined => {
   // Secret values never appear in messages: say what is wrong, not what was given.
   const shown = spec.secret ? "the value" : JSON.stringify(value)
-  if (spec.enum && !spec.enum.includes(value)) return { input: spec.name, severity: "error", message: `${shown} is not allowed`, hint: `use one of: ${spec.enum.join(", ")}` }
-  if (spec.pattern && !spec.pattern.test(value)) return { input: spec.name, severity: "error", message: `${shown} does not match ${spec.pattern.source}`, hint: spec.example ? `e.g. ${spec.example}` : undefined }
-  if (spec.type === "integer" && !/^\d+$/.test(value)) return { input: spec.name, severity: "error", message: `${shown} is not a whole number` }
+  if (spec.enum && !spec.enum.includes(value))
+    return {
+      input: spec.name,
+      severity: "error",
+      message: `${shown} is not allowed`,
+      hint: `use one of: ${spec.enum.join(", ")}`
+    }
+  if (spec.pattern && !spec.pattern.test(value))
+    return {
+      input: spec.name,
+      severity: "error",
+      message: `${shown} does not match ${spec.pattern.source}`,
+      hint: spec.example ? `e.g. ${spec.example}` : undefined
+    }
+  if (spec.type === "integer" && !/^\d+$/.test(value))
+    return { input: spec.name, severity: "error", message: `${shown} is not a whole number` }
   if (spec.type === "url") {
     const bad = checkUrl(value, allowInsecureHttp)
     if (bad) return { input: spec.name, severity: "error", message: `${shown} ${bad.message}`, hint: bad.hint }
@@ -52,7 +77,9 @@ const checkValue = (spec: InputSpec, value: string, allowInsecureHttp: boolean):
 }
 
 export const resolveInputs = (
-  manifest: Manifest, given: ReadonlyMap<string, GivenInput>, opts: { allowInsecureHttp?: boolean } = {}
+  manifest: Manifest,
+  given: ReadonlyMap<string, GivenInput>,
+  opts: { allowInsecureHttp?: boolean } = {}
 ): { inputs: Map<string, Template.Value>; issues: InputIssue[] } => {
   const issues: InputIssue[] = []
   const allowInsecureHttp = opts.allowInsecureHttp ?? false
@@ -62,11 +89,21 @@ export const resolveInputs = (
     const spec = manifest.inputs.get(name)
     if (!spec) {
       const guess = closest(name, declared)
-      issues.push({ input: name, severity: "error", message: `${manifest.id} has no input "${name}"`, hint: guess ? `did you mean "${guess}"?` : `its inputs are: ${declared.join(", ")}` })
+      issues.push({
+        input: name,
+        severity: "error",
+        message: `${manifest.id} has no input "${name}"`,
+        hint: guess ? `did you mean "${guess}"?` : `its inputs are: ${declared.join(", ")}`
+      })
       continue
     }
     if (spec.secret && v.literal && v.value !== "" && v.value !== "-") {
-      issues.push({ input: name, severity: "warning", message: "secret input written literally in the config file", hint: `use \${env:VAR} or \${file:PATH} so the secret stays out of the file` })
+      issues.push({
+        input: name,
+        severity: "warning",
+        message: "secret input written literally in the config file",
+        hint: `use \${env:VAR} or \${file:PATH} so the secret stays out of the file`
+      })
     }
     inputs.set(name, spec.secret ? Redacted.make(v.value, { label: name }) : v.value)
   }
@@ -87,17 +124,29 @@ export const resolveInputs = (
     const v = lookup(spec.name)
     return v === undefined ? undefined : checkValue(spec, Template.reveal(v), allowInsecureHttp)
   }
-  const failing = new Set([...manifest.inputs.values()].filter((spec) => check(spec) !== undefined).map((spec) => spec.name))
-  const derivedFromFailing = (name: string): boolean => !given.has(name) &&
-    Template.refs(manifest.inputs.get(name)?.default ?? Template.literal(""), "inputs").some((r) => failing.has(r.name) || derivedFromFailing(r.name))
+  const failing = new Set(
+    [...manifest.inputs.values()].filter((spec) => check(spec) !== undefined).map((spec) => spec.name)
+  )
+  const derivedFromFailing = (name: string): boolean =>
+    !given.has(name) &&
+    Template.refs(manifest.inputs.get(name)?.default ?? Template.literal(""), "inputs").some(
+      (r) => failing.has(r.name) || derivedFromFailing(r.name)
+    )
   for (const spec of manifest.inputs.values()) {
     const v = lookup(spec.name)
     if (v === undefined) {
-      if (spec.required) issues.push({ input: spec.name, severity: "error", message: `missing required input "${spec.name}"${spec.title ? ` (${spec.title})` : ""}`, hint: spec.description ?? (spec.example ? `e.g. ${spec.name}: ${spec.example}` : undefined) })
+      if (spec.required)
+        issues.push({
+          input: spec.name,
+          severity: "error",
+          message: `missing required input "${spec.name}"${spec.title ? ` (${spec.title})` : ""}`,
+          hint: spec.description ?? (spec.example ? `e.g. ${spec.name}: ${spec.example}` : undefined)
+        })
       continue
     }
     const bad = check(spec)
-    if (bad && !derivedFromFailing(spec.name)) issues.push(given.has(spec.name) ? bad : { ...bad, message: `default of "${spec.name}": ${bad.message}` })
+    if (bad && !derivedFromFailing(spec.name))
+      issues.push(given.has(spec.name) ? bad : { ...bad, message: `default of "${spec.name}": ${bad.message}` })
   }
   const isSet = (n: string) => inputs.has(n) && Template.reveal(inputs.get(n)!) !== ""
   for (const rule of manifest.inputRules) {
@@ -106,10 +155,24 @@ export const resolveInputs = (
       const touched = rule.groups.filter((g) => g.some((n) => given.has(n)))
       if (complete.length !== 1 || touched.length !== 1) {
         const groups = rule.groups.map((g) => g.join(" + ")).join(" | ")
-        issues.push({ severity: "error", message: complete.length === 0 ? `none of the input groups is complete: ${groups}` : `give exactly one input group of: ${groups}`, hint: rule.message })
+        issues.push({
+          severity: "error",
+          message:
+            complete.length === 0
+              ? `none of the input groups is complete: ${groups}`
+              : `give exactly one input group of: ${groups}`,
+          hint: rule.message
+        })
       }
     } else if (inputs.has(rule.input) && Template.reveal(inputs.get(rule.input)!) === rule.equals) {
-      for (const n of rule.require) if (!isSet(n)) issues.push({ input: n, severity: "error", message: `"${n}" is required when ${rule.input} is ${rule.equals}`, hint: rule.message })
+      for (const n of rule.require)
+        if (!isSet(n))
+          issues.push({
+            input: n,
+            severity: "error",
+            message: `"${n}" is required when ${rule.input} is ${rule.equals}`,
+            hint: rule.message
+          })
     }
   }
   return { inputs, issues }

@@ -38,7 +38,10 @@ export interface TokenResult {
 
 /** The JSON shape of `tessera token --json` and the server's token route. */
 export const toJson = (r: TokenResult) => ({
-  connection: r.connection, provider: r.provider, access_token: Redacted.value(r.accessToken), token_type: r.tokenType,
+  connection: r.connection,
+  provider: r.provider,
+  access_token: Redacted.value(r.accessToken),
+  token_type: r.tokenType,
   expires_at: r.expiresAt ? r.expiresAt.toISOString() : null
 })
 
@@ -66,9 +69,18 @@ export interface EngineShape {
   /** Forgets the access token (after a 401 from the API); a refresh token is kept for the next renewal. */
   readonly invalidate: (connection: string) => Effect.Effect<void, TokenError>
   /** The header that authorizes an API call, per the manifest's apply rule. */
-  readonly authorization: (connection: string, options?: GetOptions) => Effect.Effect<{ readonly header: string; readonly value: Redacted.Redacted<string>; readonly result: TokenResult }, TokenError>
+  readonly authorization: (
+    connection: string,
+    options?: GetOptions
+  ) => Effect.Effect<
+    { readonly header: string; readonly value: Redacted.Redacted<string>; readonly result: TokenResult },
+    TokenError
+  >
   /** The request the acquire (or refresh) flow would send, without sending it. */
-  readonly describeRequest: (connection: string, flow?: FlowSpec["name"]) => Effect.Effect<TokenRequest.TokenRequest, TokenError>
+  readonly describeRequest: (
+    connection: string,
+    flow?: FlowSpec["name"]
+  ) => Effect.Effect<TokenRequest.TokenRequest, TokenError>
   readonly cacheState: (connection: string) => Effect.Effect<CacheState, TokenError>
   readonly connection: (name: string) => Effect.Effect<Connection, TokenError>
   readonly connections: () => ReadonlyArray<Connection>
@@ -82,107 +94,193 @@ export class Engine extends Context.Service<Engine, EngineShape>()("tessera/Engi
 /** Cache key: the connection and its effective inputs, hashed so no secret is ever part of a key. */
 export const cacheKey = (c: Connection): string => {
   const h = createHash("sha256").update(c.manifest.id).update("\0").update(c.name)
-  for (const [k, v] of [...c.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) h.update("\0").update(k).update("=").update(Template.reveal(v))
+  for (const [k, v] of [...c.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    h.update("\0").update(k).update("=").update(Template.reveal(v))
   return h.digest("hex").slice(0, 40)
 }
 
 const secondsLeft = (t: Token, now: number) => Math.max(0, Math.round((t.expiresAt - now) / 1000))
 
-export const make = (config: Config, store: TokenStoreShape, opts: { readonly http?: HttpSettings } = {}): EngineShape => {
+export const make = (
+  config: Config,
+  store: TokenStoreShape,
+  opts: { readonly http?: HttpSettings } = {}
+): EngineShape => {
   const http = opts.http ?? config.http ?? defaultHttp
   const emitter = Events.makeEmitter()
   const local = new Map<string, Token>()
   const inflight = new Map<string, Deferred.Deferred<TokenResult, TokenError>>()
   const keys = new Map<string, string>()
-  const keyOf = (c: Connection) => { let k = keys.get(c.name); if (!k) { k = cacheKey(c); keys.set(c.name, k) } return k }
+  const keyOf = (c: Connection) => {
+    let k = keys.get(c.name)
+    if (!k) {
+      k = cacheKey(c)
+      keys.set(c.name, k)
+    }
+    return k
+  }
 
   const connection = (name: string): Effect.Effect<Connection, TokenError> => {
     const c = config.connections.get(name)
     if (c) return Effect.succeed(c)
     const broken = config.broken.get(name)
     if (broken) {
-      return Effect.fail(new InputInvalid({ connection: name, provider: broken.provider, details: Problem.errors(broken.problems).map(Problem.format) }))
+      return Effect.fail(
+        new InputInvalid({
+          connection: name,
+          provider: broken.provider,
+          details: Problem.errors(broken.problems).map(Problem.format)
+        })
+      )
     }
-    return Effect.fail(new UnknownConnection({ connection: name, known: [...config.connections.keys(), ...config.broken.keys()].sort() }))
+    return Effect.fail(
+      new UnknownConnection({ connection: name, known: [...config.connections.keys(), ...config.broken.keys()].sort() })
+    )
   }
 
-  const emit = (c: Connection, type: Events.EventType, reason: string, extra: { durationMs?: number; error?: string } = {}) =>
-    Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => emitter.emit({ type, connection: c.name, provider: c.manifest.id, at, reason, ...extra })))
+  const emit = (
+    c: Connection,
+    type: Events.EventType,
+    reason: string,
+    extra: { durationMs?: number; error?: string } = {}
+  ) =>
+    Effect.flatMap(Clock.currentTimeMillis, (at) =>
+      Effect.sync(() => emitter.emit({ type, connection: c.name, provider: c.manifest.id, at, reason, ...extra }))
+    )
 
   const result = (c: Connection, t: Token, action: Action, reason: string): TokenResult => ({
-    connection: c.name, provider: c.manifest.id, accessToken: t.accessToken, tokenType: t.tokenType,
-    expiresAt: t.expirySource === "default" ? null : new Date(t.expiresAt), hasRefreshToken: t.refreshToken !== undefined,
+    connection: c.name,
+    provider: c.manifest.id,
+    accessToken: t.accessToken,
+    tokenType: t.tokenType,
+    expiresAt: t.expirySource === "default" ? null : new Date(t.expiresAt),
+    hasRefreshToken: t.refreshToken !== undefined,
     decision: { action, reason }
   })
 
   const save = (c: Connection, key: string, t: Token): Effect.Effect<void, StoreError> =>
-    Effect.andThen(store.set(key, { connection: c.name, provider: c.manifest.id, token: toStored(t) }), Effect.sync(() => { local.set(key, t) }))
+    Effect.andThen(
+      store.set(key, { connection: c.name, provider: c.manifest.id, token: toStored(t) }),
+      Effect.sync(() => {
+        local.set(key, t)
+      })
+    )
 
   /** Renews a credential: refresh when possible, else acquire. Runs under single-flight and the store lock. */
-  const renew = (c: Connection, key: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    let cached: Token | undefined
-    if (!options.noCache) {
-      const entry = yield* store.get(key)
-      cached = entry ? fromStored(entry.token) : undefined
-      if (cached && !options.force && Expiry.freshness(c.manifest, cached, now) === "fresh") {
-        local.set(key, cached)
-        const r = result(c, cached, "reused", `found in the ${store.name} store (from an earlier run or another caller); valid for ${secondsLeft(cached, now)} s more`)
-        yield* emit(c, "reused", r.decision.reason)
-        return r
-      }
-    }
-    const refreshFlow = c.manifest.flows.refresh
-    const attemptRefresh = cached?.refreshToken !== undefined && refreshFlow !== undefined
-    const why = options.force ? "renewal forced" : !cached ? "no cached token" : Expiry.freshness(c.manifest, cached, now) === "expired" ? "cached token expired" : "cached token inside the early-refresh margin"
-
-    const acquire = (reason: string) => Effect.gen(function*() {
-      const x = yield* Upstream.exchange(c, c.manifest.flows.acquire, http)
-      if (!options.noCache) yield* save(c, key, x.token)
-      yield* emit(c, "acquired", reason, { durationMs: x.durationMs })
-      yield* Effect.logInfo("token acquired").pipe(Effect.annotateLogs({ connection: c.name, provider: c.manifest.id, durationMs: x.durationMs, expiresIn: secondsLeft(x.token, now), expirySource: x.token.expirySource }))
-      return result(c, x.token, "acquired", `${reason}: acquired a new token (expiry from ${x.token.expirySource})`)
-    })
-
-    const renewal: Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError> = attemptRefresh
-      ? Upstream.exchange(c, refreshFlow!, http, cached).pipe(
-        Effect.flatMap((x) => Effect.gen(function*() {
-          const rotated = x.token.refreshToken !== undefined
-          // RFC 6749 §6: without a new refresh token the old one stays valid, so keep it.
-          const token: Token = rotated ? x.token : { ...x.token, refreshToken: cached!.refreshToken }
-          if (!options.noCache) yield* save(c, key, token) // stored before it is returned: a rotated refresh token must never be lost
-          if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
-          yield* emit(c, "refreshed", why, { durationMs: x.durationMs })
-          return result(c, token, "refreshed", `${why}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
-        })),
-        Effect.catchTag("UpstreamRejected", (e) => e.kind === "reauthenticate" || e.kind === "other"
-          ? Effect.andThen(emit(c, "refresh_rejected", `refresh token rejected (${e.code ?? `HTTP ${e.status}`}); acquiring a new token`, { error: e._tag }), acquire(`${why}, refresh token rejected`))
-          : Effect.fail(e))
-      )
-      : acquire(why)
-
-    return yield* renewal.pipe(
-      Effect.tapError((e) => emit(c, "failed", e.message, { error: e._tag })),
-      Effect.catch((e): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
-        const at = yield* Clock.currentTimeMillis
-        // Serve stale: the provider is failing, but the cached token is still valid for real.
-        if (cached && at < cached.expiresAt && e._tag !== "InputInvalid" && !options.noCache) {
-          yield* Effect.logWarning(`renewal failed, serving the cached token until it expires: ${e.message}`).pipe(Effect.annotateLogs({ connection: c.name, provider: c.manifest.id }))
-          const r = result(c, cached, "served_stale", `renewal failed (${e._tag}); cached token still valid for ${secondsLeft(cached, at)} s`)
-          yield* emit(c, "served_stale", r.decision.reason, { error: e._tag })
+  const renew = (c: Connection, key: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      let cached: Token | undefined
+      if (!options.noCache) {
+        const entry = yield* store.get(key)
+        cached = entry ? fromStored(entry.token) : undefined
+        if (cached && !options.force && Expiry.freshness(c.manifest, cached, now) === "fresh") {
+          local.set(key, cached)
+          const r = result(
+            c,
+            cached,
+            "reused",
+            `found in the ${store.name} store (from an earlier run or another caller); valid for ${secondsLeft(cached, now)} s more`
+          )
+          yield* emit(c, "reused", r.decision.reason)
           return r
         }
-        return yield* Effect.fail(e)
-      }))
-    )
-  })
+      }
+      const refreshFlow = c.manifest.flows.refresh
+      const attemptRefresh = cached?.refreshToken !== undefined && refreshFlow !== undefined
+      const why = options.force
+        ? "renewal forced"
+        : !cached
+          ? "no cached token"
+          : Expiry.freshness(c.manifest, cached, now) === "expired"
+            ? "cached token expired"
+            : "cached token inside the early-refresh margin"
+
+      const acquire = (reason: string) =>
+        Effect.gen(function* () {
+          const x = yield* Upstream.exchange(c, c.manifest.flows.acquire, http)
+          if (!options.noCache) yield* save(c, key, x.token)
+          yield* emit(c, "acquired", reason, { durationMs: x.durationMs })
+          yield* Effect.logInfo("token acquired").pipe(
+            Effect.annotateLogs({
+              connection: c.name,
+              provider: c.manifest.id,
+              durationMs: x.durationMs,
+              expiresIn: secondsLeft(x.token, now),
+              expirySource: x.token.expirySource
+            })
+          )
+          return result(c, x.token, "acquired", `${reason}: acquired a new token (expiry from ${x.token.expirySource})`)
+        })
+
+      const renewal: Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError> = attemptRefresh
+        ? Upstream.exchange(c, refreshFlow!, http, cached).pipe(
+            Effect.flatMap((x) =>
+              Effect.gen(function* () {
+                const rotated = x.token.refreshToken !== undefined
+                // RFC 6749 §6: without a new refresh token the old one stays valid, so keep it.
+                const token: Token = rotated ? x.token : { ...x.token, refreshToken: cached!.refreshToken }
+                if (!options.noCache) yield* save(c, key, token) // stored before it is returned: a rotated refresh token must never be lost
+                if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
+                yield* emit(c, "refreshed", why, { durationMs: x.durationMs })
+                return result(c, token, "refreshed", `${why}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+              })
+            ),
+            Effect.catchTag("UpstreamRejected", (e) =>
+              e.kind === "reauthenticate" || e.kind === "other"
+                ? Effect.andThen(
+                    emit(
+                      c,
+                      "refresh_rejected",
+                      `refresh token rejected (${e.code ?? `HTTP ${e.status}`}); acquiring a new token`,
+                      { error: e._tag }
+                    ),
+                    acquire(`${why}, refresh token rejected`)
+                  )
+                : Effect.fail(e)
+            )
+          )
+        : acquire(why)
+
+      return yield* renewal.pipe(
+        Effect.tapError((e) => emit(c, "failed", e.message, { error: e._tag })),
+        Effect.catch((e): Effect.Effect<TokenResult, TokenError> =>
+          Effect.gen(function* () {
+            const at = yield* Clock.currentTimeMillis
+            // Serve stale: the provider is failing, but the cached token is still valid for real.
+            if (cached && at < cached.expiresAt && e._tag !== "InputInvalid" && !options.noCache) {
+              yield* Effect.logWarning(`renewal failed, serving the cached token until it expires: ${e.message}`).pipe(
+                Effect.annotateLogs({ connection: c.name, provider: c.manifest.id })
+              )
+              const r = result(
+                c,
+                cached,
+                "served_stale",
+                `renewal failed (${e._tag}); cached token still valid for ${secondsLeft(cached, at)} s`
+              )
+              yield* emit(c, "served_stale", r.decision.reason, { error: e._tag })
+              return r
+            }
+            return yield* Effect.fail(e)
+          })
+        )
+      )
+    })
 
   // One result object per cached token, reused by every hit; its reason is computed only when read.
   const hits = new WeakMap<Token, TokenResult>()
   const reused = (c: Connection, t: Token): TokenResult => {
     let r = hits.get(t)
     if (!r) {
-      r = { ...result(c, t, "reused", ""), decision: { action: "reused", get reason() { return `cached token valid for ${secondsLeft(t, Date.now())} s more` } } }
+      r = {
+        ...result(c, t, "reused", ""),
+        decision: {
+          action: "reused",
+          get reason() {
+            return `cached token valid for ${secondsLeft(t, Date.now())} s more`
+          }
+        }
+      }
       hits.set(t, r)
     }
     return r
@@ -196,93 +294,147 @@ export const make = (config: Config, store: TokenStoreShape, opts: { readonly ht
     const now = Date.now()
     if (Expiry.freshness(c.manifest, t, now) !== "fresh") return undefined
     const r = reused(c, t)
-    if (emitter.active()) emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason: r.decision.reason })
+    if (emitter.active())
+      emitter.emit({ type: "reused", connection: c.name, provider: c.manifest.id, at: now, reason: r.decision.reason })
     return r
   }
 
   const failing = new Set<string>()
   // A fresh hit is answered by peek without building a generator; everything else takes the full path.
-  const getToken = (name: string, options: GetOptions = {}): Effect.Effect<TokenResult, TokenError> => Effect.suspend(() => {
-    const hit = options.force || options.noCache ? undefined : peek(name)
-    return hit ? Effect.succeed(hit) : obtain(name, options)
-  })
-
-  const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> => Effect.gen(function*() {
-    const c = yield* connection(name)
-    const key = keyOf(c)
-    if (options.noCache) return yield* renew(c, key, options)
-    const flightKey = options.force ? `${key}:force` : key
-    const existing = inflight.get(flightKey)
-    if (existing) return yield* Deferred.await(existing)
-    const d = Deferred.makeUnsafe<TokenResult, TokenError>()
-    inflight.set(flightKey, d)
-    // The renewal runs detached from the caller that started it: if that caller is interrupted (say, an HTTP client
-    // hung up), the others waiting on the same credential still get the result instead of waiting forever.
-    yield* Effect.forkDetach(store.withLock(key, renew(c, key, options)).pipe(
-      Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } }),
-      Effect.onExit((exit) => Effect.gen(function*() {
-        inflight.delete(flightKey)
-        if (Exit.isSuccess(exit)) {
-          const r = exit.value
-          if (failing.has(key) && r.decision.action !== "served_stale") { failing.delete(key); yield* emit(c, "recovered", "the provider answers again") }
-          if (r.decision.action === "served_stale") failing.add(key)
-        } else failing.add(key)
-        yield* Deferred.done(d, exit)
-      }))
-    ))
-    return yield* Deferred.await(d)
-  })
-
-  const invalidate = (name: string): Effect.Effect<void, TokenError> => Effect.gen(function*() {
-    const c = yield* connection(name)
-    const key = keyOf(c)
-    const entry = yield* store.get(key)
-    local.delete(key)
-    if (entry?.token.refresh_token) {
-      const now = yield* Clock.currentTimeMillis
-      yield* store.set(key, { ...entry, token: { ...entry.token, expires_at: Math.min(entry.token.expires_at, now - 1) } })
-    } else yield* store.delete(key)
-    yield* emit(c, "invalidated", "invalidated by the caller")
-  })
-
-  const authorization: EngineShape["authorization"] = (name, options) => Effect.gen(function*() {
-    const r = yield* getToken(name, options)
-    const c = yield* connection(name)
-    const rendered = Template.render(c.manifest.apply.value, {
-      inputs: (n) => c.inputs.get(n),
-      token: (f) => f === "access_token" ? r.accessToken : f === "token_type" ? r.tokenType : undefined
+  const getToken = (name: string, options: GetOptions = {}): Effect.Effect<TokenResult, TokenError> =>
+    Effect.suspend(() => {
+      const hit = options.force || options.noCache ? undefined : peek(name)
+      return hit ? Effect.succeed(hit) : obtain(name, options)
     })
-    if (rendered._tag === "Missing") return yield* new InputInvalid({ connection: c.name, provider: c.manifest.id, details: [`apply.value needs ${rendered.names.join(", ")}`] })
-    const v = rendered.value
-    return { header: c.manifest.apply.header, value: Template.isSecret(v) ? v : Redacted.make(v), result: r }
-  })
 
-  const describeRequest: EngineShape["describeRequest"] = (name, flow = "acquire") => Effect.gen(function*() {
-    const c = yield* connection(name)
-    const spec = flow === "refresh" ? c.manifest.flows.refresh : c.manifest.flows.acquire
-    if (!spec) return yield* new InputInvalid({ connection: c.name, provider: c.manifest.id, details: [`${c.manifest.id} has no ${flow} flow`] })
-    let token: Token | undefined
-    if (flow === "refresh") { const e = yield* store.get(keyOf(c)); token = e ? fromStored(e.token) : undefined }
-    const built = TokenRequest.build(c, spec, token)
-    if (built._tag === "Invalid") return yield* new InputInvalid({ connection: c.name, provider: c.manifest.id, details: built.details })
-    return built.request
-  })
+  const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const key = keyOf(c)
+      if (options.noCache) return yield* renew(c, key, options)
+      const flightKey = options.force ? `${key}:force` : key
+      const existing = inflight.get(flightKey)
+      if (existing) return yield* Deferred.await(existing)
+      const d = Deferred.makeUnsafe<TokenResult, TokenError>()
+      inflight.set(flightKey, d)
+      // The renewal runs detached from the caller that started it: if that caller is interrupted (say, an HTTP client
+      // hung up), the others waiting on the same credential still get the result instead of waiting forever.
+      yield* Effect.forkDetach(
+        store.withLock(key, renew(c, key, options)).pipe(
+          Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } }),
+          Effect.onExit((exit) =>
+            Effect.gen(function* () {
+              inflight.delete(flightKey)
+              if (Exit.isSuccess(exit)) {
+                const r = exit.value
+                if (failing.has(key) && r.decision.action !== "served_stale") {
+                  failing.delete(key)
+                  yield* emit(c, "recovered", "the provider answers again")
+                }
+                if (r.decision.action === "served_stale") failing.add(key)
+              } else failing.add(key)
+              yield* Deferred.done(d, exit)
+            })
+          )
+        )
+      )
+      return yield* Deferred.await(d)
+    })
 
-  const cacheState: EngineShape["cacheState"] = (name) => Effect.gen(function*() {
-    const c = yield* connection(name)
-    const key = keyOf(c)
-    const entry = yield* store.get(key)
-    if (!entry) return { key, cached: false }
-    const t = fromStored(entry.token)
-    const now = yield* Clock.currentTimeMillis
-    return { key, cached: true, obtainedAt: new Date(t.obtainedAt), expiresAt: new Date(t.expiresAt), freshness: Expiry.freshness(c.manifest, t, now), hasRefreshToken: t.refreshToken !== undefined, expirySource: t.expirySource }
-  })
+  const invalidate = (name: string): Effect.Effect<void, TokenError> =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const key = keyOf(c)
+      const entry = yield* store.get(key)
+      local.delete(key)
+      if (entry?.token.refresh_token) {
+        const now = yield* Clock.currentTimeMillis
+        yield* store.set(key, {
+          ...entry,
+          token: { ...entry.token, expires_at: Math.min(entry.token.expires_at, now - 1) }
+        })
+      } else yield* store.delete(key)
+      yield* emit(c, "invalidated", "invalidated by the caller")
+    })
+
+  const authorization: EngineShape["authorization"] = (name, options) =>
+    Effect.gen(function* () {
+      const r = yield* getToken(name, options)
+      const c = yield* connection(name)
+      const rendered = Template.render(c.manifest.apply.value, {
+        inputs: (n) => c.inputs.get(n),
+        token: (f) => (f === "access_token" ? r.accessToken : f === "token_type" ? r.tokenType : undefined)
+      })
+      if (rendered._tag === "Missing")
+        return yield* new InputInvalid({
+          connection: c.name,
+          provider: c.manifest.id,
+          details: [`apply.value needs ${rendered.names.join(", ")}`]
+        })
+      const v = rendered.value
+      return { header: c.manifest.apply.header, value: Template.isSecret(v) ? v : Redacted.make(v), result: r }
+    })
+
+  const describeRequest: EngineShape["describeRequest"] = (name, flow = "acquire") =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const spec = flow === "refresh" ? c.manifest.flows.refresh : c.manifest.flows.acquire
+      if (!spec)
+        return yield* new InputInvalid({
+          connection: c.name,
+          provider: c.manifest.id,
+          details: [`${c.manifest.id} has no ${flow} flow`]
+        })
+      let token: Token | undefined
+      if (flow === "refresh") {
+        const e = yield* store.get(keyOf(c))
+        token = e ? fromStored(e.token) : undefined
+      }
+      const built = TokenRequest.build(c, spec, token)
+      if (built._tag === "Invalid")
+        return yield* new InputInvalid({ connection: c.name, provider: c.manifest.id, details: built.details })
+      return built.request
+    })
+
+  const cacheState: EngineShape["cacheState"] = (name) =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const key = keyOf(c)
+      const entry = yield* store.get(key)
+      if (!entry) return { key, cached: false }
+      const t = fromStored(entry.token)
+      const now = yield* Clock.currentTimeMillis
+      return {
+        key,
+        cached: true,
+        obtainedAt: new Date(t.obtainedAt),
+        expiresAt: new Date(t.expiresAt),
+        freshness: Expiry.freshness(c.manifest, t, now),
+        hasRefreshToken: t.refreshToken !== undefined,
+        expirySource: t.expirySource
+      }
+    })
 
   return {
-    peek, getToken, invalidate, authorization, describeRequest, cacheState, connection,
-    connections: () => [...config.connections.values()], subscribe: emitter.subscribe, storeHealth: store.health, config
+    peek,
+    getToken,
+    invalidate,
+    authorization,
+    describeRequest,
+    cacheState,
+    connection,
+    connections: () => [...config.connections.values()],
+    subscribe: emitter.subscribe,
+    storeHealth: store.health,
+    config
   }
 }
 
-export const layer = (config: Config, opts: { readonly http?: HttpSettings } = {}): Layer.Layer<Engine, never, TokenStore> =>
-  Layer.effect(Engine, Effect.map(TokenStore, (store) => make(config, store, opts)))
+export const layer = (
+  config: Config,
+  opts: { readonly http?: HttpSettings } = {}
+): Layer.Layer<Engine, never, TokenStore> =>
+  Layer.effect(
+    Engine,
+    Effect.map(TokenStore, (store) => make(config, store, opts))
+  )

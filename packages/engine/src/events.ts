@@ -1,7 +1,15 @@
 /** Lifecycle events of credentials, for subscribers (metrics, audit logs, tests). Never carries a secret. */
 
 export type EventType =
-  | "acquired" | "reused" | "refreshed" | "rotated" | "failed" | "recovered" | "served_stale" | "invalidated" | "refresh_rejected"
+  | "acquired"
+  | "reused"
+  | "refreshed"
+  | "rotated"
+  | "failed"
+  | "recovered"
+  | "served_stale"
+  | "invalidated"
+  | "refresh_rejected"
 
 export interface TokenEvent {
   readonly type: EventType
@@ -32,9 +40,18 @@ export const makeEmitter = (): Emitter => {
     active: () => listeners.size > 0,
     emit: (event) => {
       for (const l of listeners) {
-        try { l(event) } catch { /* a subscriber's bug must not break token delivery */ }
+        try {
+          l(event)
+        } catch {
+          /* a subscriber's bug must not break token delivery */
+        }
       }
     },
-    subscribe: (listener) => { listeners.add(listener); return () => { listeners.delete(listener) } }
+    subscribe: (listener) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    }
   }
 }

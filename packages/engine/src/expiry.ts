@@ -33,8 +33,12 @@ export const jwtPayload = (token: string): Record<string, unknown> | undefined =
   if (parts.length !== 3 || !parts[1]) return undefined
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"))
-    return payload !== null && typeof payload === "object" && !Array.isArray(payload) ? payload as Record<string, unknown> : undefined
-  } catch { return undefined }
+    return payload !== null && typeof payload === "object" && !Array.isArray(payload)
+      ? (payload as Record<string, unknown>)
+      : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export const jwtHeader = (token: string): Record<string, unknown> | undefined => {
@@ -42,12 +46,14 @@ export const jwtHeader = (token: string): Record<string, unknown> | undefined =>
   if (!first || token.split(".").length !== 3) return undefined
   try {
     const h: unknown = JSON.parse(Buffer.from(first, "base64url").toString("utf8"))
-    return h !== null && typeof h === "object" && !Array.isArray(h) ? h as Record<string, unknown> : undefined
-  } catch { return undefined }
+    return h !== null && typeof h === "object" && !Array.isArray(h) ? (h as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Seconds since the epoch, or milliseconds when the number is too large to be seconds. */
-const epochMs = (n: number) => n > 1e11 ? n : n * 1000
+const epochMs = (n: number) => (n > 1e11 ? n : n * 1000)
 
 export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
   const f = manifest.response.fields
@@ -57,7 +63,12 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
         const raw = JsonPath.get(input.envelope, f.expires_in)
         if (raw === undefined || raw === null) continue
         const n = numeric(raw)
-        if (n === undefined) return { _tag: "Invalid", field: f.expires_in, problem: `expected a number of ${spec.unit === "ms" ? "milliseconds" : "seconds"}, found ${JSON.stringify(raw)}` }
+        if (n === undefined)
+          return {
+            _tag: "Invalid",
+            field: f.expires_in,
+            problem: `expected a number of ${spec.unit === "ms" ? "milliseconds" : "seconds"}, found ${JSON.stringify(raw)}`
+          }
         if (n <= 0) return { _tag: "Invalid", field: f.expires_in, problem: `${n}: the token is already expired` }
         return { _tag: "Expiry", expiresAt: input.sentAt + (spec.unit === "ms" ? n : n * 1000), source: "expires_in" }
       }
@@ -66,14 +77,24 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
         if (raw === undefined || raw === null) continue
         const n = numeric(raw)
         const at = n !== undefined ? epochMs(n) : typeof raw === "string" ? Date.parse(raw) : Number.NaN
-        if (!Number.isFinite(at)) return { _tag: "Invalid", field: f.expires_at, problem: `expected unix seconds or an ISO-8601 date, found ${JSON.stringify(raw)}` }
+        if (!Number.isFinite(at))
+          return {
+            _tag: "Invalid",
+            field: f.expires_at,
+            problem: `expected unix seconds or an ISO-8601 date, found ${JSON.stringify(raw)}`
+          }
         return { _tag: "Expiry", expiresAt: at - input.skewMs, source: "expires_at" }
       }
       case "jwt_exp": {
         const payload = jwtPayload(input.accessToken)
         if (!payload || payload["exp"] === undefined) continue
         const n = numeric(payload["exp"])
-        if (n === undefined) return { _tag: "Invalid", field: "access_token (JWT exp)", problem: `exp claim is not numeric: ${JSON.stringify(payload["exp"])}` }
+        if (n === undefined)
+          return {
+            _tag: "Invalid",
+            field: "access_token (JWT exp)",
+            problem: `exp claim is not numeric: ${JSON.stringify(payload["exp"])}`
+          }
         return { _tag: "Expiry", expiresAt: epochMs(n) - input.skewMs, source: "jwt_exp" }
       }
       case "ttl": {
@@ -84,7 +105,8 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
           if (r._tag === "Missing") continue
           seconds = numeric(Template.reveal(r.value))
         }
-        if (seconds === undefined || seconds <= 0) return { _tag: "Invalid", field: "ttl", problem: "the fixed TTL is not a positive number" }
+        if (seconds === undefined || seconds <= 0)
+          return { _tag: "Invalid", field: "ttl", problem: "the fixed TTL is not a positive number" }
         return { _tag: "Expiry", expiresAt: input.sentAt + seconds * 1000, source: "ttl" }
       }
     }
@@ -107,7 +129,11 @@ export const skewFromDate = (dateHeader: string | undefined, receivedAt: number)
 
 export type Freshness = "fresh" | "expiring" | "expired"
 
-export const freshness = (manifest: Manifest, t: { readonly expiresAt: number; readonly obtainedAt: number }, now: number): Freshness => {
+export const freshness = (
+  manifest: Manifest,
+  t: { readonly expiresAt: number; readonly obtainedAt: number },
+  now: number
+): Freshness => {
   if (now >= t.expiresAt) return "expired"
   return now >= t.expiresAt - marginMs(manifest, t.expiresAt - t.obtainedAt) ? "expiring" : "fresh"
 }

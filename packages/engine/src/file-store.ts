@@ -16,7 +16,8 @@ export const defaultDir = (): string => {
   const explicit = process.env["TESSERA_CACHE_DIR"]
   if (explicit) return explicit
   if (platform() === "darwin") return join(homedir(), "Library", "Caches", "tessera")
-  if (platform() === "win32") return join(process.env["LOCALAPPDATA"] ?? join(homedir(), "AppData", "Local"), "tessera", "Cache")
+  if (platform() === "win32")
+    return join(process.env["LOCALAPPDATA"] ?? join(homedir(), "AppData", "Local"), "tessera", "Cache")
   return join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "tessera")
 }
 
@@ -30,13 +31,25 @@ export const parseKey = (text: string): Buffer | undefined => {
 
 export const keyId = (key: Buffer): string => createHash("sha256").update(key).digest("hex").slice(0, 8)
 
-interface Sealed { readonly v: 1; readonly kid: string; readonly iv: string; readonly tag: string; readonly ct: string }
+interface Sealed {
+  readonly v: 1
+  readonly kid: string
+  readonly iv: string
+  readonly tag: string
+  readonly ct: string
+}
 
 export const seal = (key: Buffer, plain: string): Sealed => {
   const iv = randomBytes(12)
   const c = createCipheriv("aes-256-gcm", key, iv)
   const ct = Buffer.concat([c.update(plain, "utf8"), c.final()])
-  return { v: 1, kid: keyId(key), iv: iv.toString("base64"), tag: c.getAuthTag().toString("base64"), ct: ct.toString("base64") }
+  return {
+    v: 1,
+    kid: keyId(key),
+    iv: iv.toString("base64"),
+    tag: c.getAuthTag().toString("base64"),
+    ct: ct.toString("base64")
+  }
 }
 
 export const open_ = (key: Buffer, s: Sealed): string | undefined => {
@@ -45,10 +58,13 @@ export const open_ = (key: Buffer, s: Sealed): string | undefined => {
     const d = createDecipheriv("aes-256-gcm", key, Buffer.from(s.iv, "base64"))
     d.setAuthTag(Buffer.from(s.tag, "base64"))
     return Buffer.concat([d.update(Buffer.from(s.ct, "base64")), d.final()]).toString("utf8")
-  } catch { return undefined }
+  } catch {
+    return undefined
+  }
 }
 
-const fail = (operation: string) => (e: unknown) => new StoreError({ store: "file", operation, reason: (e as NodeJS.ErrnoException).code ?? String(e) })
+const fail = (operation: string) => (e: unknown) =>
+  new StoreError({ store: "file", operation, reason: (e as NodeJS.ErrnoException).code ?? String(e) })
 
 export interface FileStoreOptions {
   readonly dir?: string | undefined
@@ -57,93 +73,146 @@ export interface FileStoreOptions {
   readonly leaseMs?: number | undefined
 }
 
-export const makeFile = (opts: FileStoreOptions = {}): Effect.Effect<TokenStoreShape, StoreError> => Effect.gen(function*() {
-  const dir = opts.dir ?? defaultDir()
-  const leaseMs = opts.leaseMs ?? 30_000
-  yield* Effect.tryPromise({ try: async () => { await mkdir(dir, { recursive: true, mode: 0o700 }); await chmod(dir, 0o700) }, catch: fail("create cache dir") })
-  const key = yield* Effect.tryPromise({
-    try: async () => {
-      if (opts.encryptionKey) {
-        const k = parseKey(Redacted.value(opts.encryptionKey))
-        if (!k) throw Object.assign(new Error("encryption_key must be 32 bytes, base64 or hex"), { code: "encryption_key must be 32 bytes, given as base64 or 64 hex digits" })
-        return k
+export const makeFile = (opts: FileStoreOptions = {}): Effect.Effect<TokenStoreShape, StoreError> =>
+  Effect.gen(function* () {
+    const dir = opts.dir ?? defaultDir()
+    const leaseMs = opts.leaseMs ?? 30_000
+    yield* Effect.tryPromise({
+      try: async () => {
+        await mkdir(dir, { recursive: true, mode: 0o700 })
+        await chmod(dir, 0o700)
+      },
+      catch: fail("create cache dir")
+    })
+    const key = yield* Effect.tryPromise({
+      try: async () => {
+        if (opts.encryptionKey) {
+          const k = parseKey(Redacted.value(opts.encryptionKey))
+          if (!k)
+            throw Object.assign(new Error("encryption_key must be 32 bytes, base64 or hex"), {
+              code: "encryption_key must be 32 bytes, given as base64 or 64 hex digits"
+            })
+          return k
+        }
+        const keyFile = join(dir, "key")
+        try {
+          return (
+            parseKey(await readFile(keyFile, "utf8")) ??
+            Promise.reject(
+              Object.assign(new Error(), { code: `corrupt key file ${keyFile}: delete it to start a new cache` })
+            )
+          )
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e
+          const k = randomBytes(32)
+          try {
+            await writeFile(keyFile, k.toString("base64"), { mode: 0o600, flag: "wx" })
+            return k
+          } catch (e2) {
+            if ((e2 as NodeJS.ErrnoException).code === "EEXIST") return parseKey(await readFile(keyFile, "utf8"))! // another process won the race
+            throw e2
+          }
+        }
+      },
+      catch: fail("load key")
+    })
+    const file = (k: string) => join(dir, `${k}.token`)
+    const readEntry = async (path: string): Promise<Entry | undefined> => {
+      let text: string
+      try {
+        text = await readFile(path, "utf8")
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+        throw e
       }
-      const keyFile = join(dir, "key")
-      try { return parseKey(await readFile(keyFile, "utf8")) ?? Promise.reject(Object.assign(new Error(), { code: `corrupt key file ${keyFile}: delete it to start a new cache` })) } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e
-        const k = randomBytes(32)
-        try { await writeFile(keyFile, k.toString("base64"), { mode: 0o600, flag: "wx" }); return k } catch (e2) {
-          if ((e2 as NodeJS.ErrnoException).code === "EEXIST") return parseKey(await readFile(keyFile, "utf8"))! // another process won the race
-          throw e2
+      let plain: string | undefined
+      try {
+        plain = open_(key, JSON.parse(text) as Sealed)
+      } catch {
+        plain = undefined
+      }
+      if (plain === undefined) return undefined // another key, or corrupt: treat as a miss, the next write replaces it
+      const e = JSON.parse(plain) as Entry
+      return isStored(e.token) ? e : undefined
+    }
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+    const acquireLock = async (k: string): Promise<string> => {
+      const path = join(dir, `${k}.lock`)
+      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+        try {
+          const h = await open(path, "wx", 0o600)
+          await h.writeFile(JSON.stringify({ pid: process.pid, until: Date.now() + leaseMs }))
+          await h.close()
+          return path
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+          const s = await stat(path).catch(() => undefined)
+          if (s && Date.now() - s.mtimeMs > leaseMs) await unlink(path).catch(() => undefined) // the holder died
+          await sleep(wait)
         }
       }
-    },
-    catch: fail("load key")
-  })
-  const file = (k: string) => join(dir, `${k}.token`)
-  const readEntry = async (path: string): Promise<Entry | undefined> => {
-    let text: string
-    try { text = await readFile(path, "utf8") } catch (e) { if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined; throw e }
-    let plain: string | undefined
-    try { plain = open_(key, JSON.parse(text) as Sealed) } catch { plain = undefined }
-    if (plain === undefined) return undefined // another key, or corrupt: treat as a miss, the next write replaces it
-    const e = JSON.parse(plain) as Entry
-    return isStored(e.token) ? e : undefined
-  }
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-  const acquireLock = async (k: string): Promise<string> => {
-    const path = join(dir, `${k}.lock`)
-    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-      try {
-        const h = await open(path, "wx", 0o600)
-        await h.writeFile(JSON.stringify({ pid: process.pid, until: Date.now() + leaseMs }))
-        await h.close()
-        return path
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-        const s = await stat(path).catch(() => undefined)
-        if (s && Date.now() - s.mtimeMs > leaseMs) await unlink(path).catch(() => undefined) // the holder died
-        await sleep(wait)
-      }
     }
-  }
-  const store: TokenStoreShape = {
-    name: "file",
-    get: (k) => Effect.tryPromise({ try: () => readEntry(file(k)), catch: fail("read") }),
-    set: (k, entry) => Effect.tryPromise({
-      try: async () => {
-        const tmp = `${file(k)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
-        await writeFile(tmp, JSON.stringify(seal(key, JSON.stringify(entry))), { mode: 0o600 })
-        await rename(tmp, file(k))
-      },
-      catch: fail("write")
-    }),
-    delete: (k) => Effect.tryPromise({ try: () => unlink(file(k)).catch((e: NodeJS.ErrnoException) => { if (e.code !== "ENOENT") throw e }), catch: fail("delete") }),
-    list: () => Effect.tryPromise({
-      try: async () => {
-        const names = (await readdir(dir)).filter((n) => n.endsWith(".token")).sort()
-        const out: Array<readonly [string, Entry]> = []
-        for (const n of names) { const e = await readEntry(join(dir, n)); if (e) out.push([n.slice(0, -".token".length), e]) }
-        return out
-      },
-      catch: fail("list")
-    }),
-    clear: () => Effect.tryPromise({
-      try: async () => {
-        const names = (await readdir(dir)).filter((n) => n.endsWith(".token"))
-        await Promise.all(names.map((n) => unlink(join(dir, n)).catch(() => undefined)))
-        return names.length
-      },
-      catch: fail("clear")
-    }),
-    withLock: (k, effect) => Effect.acquireUseRelease(
-      Effect.tryPromise({ try: () => acquireLock(k), catch: fail("lock") }),
-      () => effect,
-      (path) => Effect.promise(() => unlink(path).catch(() => undefined))
-    ),
-    health: () => Effect.promise(() => stat(dir).then(() => ({ status: "ok" as const, detail: `file ${dir}` }), (e: NodeJS.ErrnoException) => ({ status: "down" as const, detail: `file ${dir}: ${e.code ?? "unreadable"}` })))
-  }
-  return store
-})
+    const store: TokenStoreShape = {
+      name: "file",
+      get: (k) => Effect.tryPromise({ try: () => readEntry(file(k)), catch: fail("read") }),
+      set: (k, entry) =>
+        Effect.tryPromise({
+          try: async () => {
+            const tmp = `${file(k)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+            await writeFile(tmp, JSON.stringify(seal(key, JSON.stringify(entry))), { mode: 0o600 })
+            await rename(tmp, file(k))
+          },
+          catch: fail("write")
+        }),
+      delete: (k) =>
+        Effect.tryPromise({
+          try: () =>
+            unlink(file(k)).catch((e: NodeJS.ErrnoException) => {
+              if (e.code !== "ENOENT") throw e
+            }),
+          catch: fail("delete")
+        }),
+      list: () =>
+        Effect.tryPromise({
+          try: async () => {
+            const names = (await readdir(dir)).filter((n) => n.endsWith(".token")).sort()
+            const out: Array<readonly [string, Entry]> = []
+            for (const n of names) {
+              const e = await readEntry(join(dir, n))
+              if (e) out.push([n.slice(0, -".token".length), e])
+            }
+            return out
+          },
+          catch: fail("list")
+        }),
+      clear: () =>
+        Effect.tryPromise({
+          try: async () => {
+            const names = (await readdir(dir)).filter((n) => n.endsWith(".token"))
+            await Promise.all(names.map((n) => unlink(join(dir, n)).catch(() => undefined)))
+            return names.length
+          },
+          catch: fail("clear")
+        }),
+      withLock: (k, effect) =>
+        Effect.acquireUseRelease(
+          Effect.tryPromise({ try: () => acquireLock(k), catch: fail("lock") }),
+          () => effect,
+          (path) => Effect.promise(() => unlink(path).catch(() => undefined))
+        ),
+      health: () =>
+        Effect.promise(() =>
+          stat(dir).then(
+            () => ({ status: "ok" as const, detail: `file ${dir}` }),
+            (e: NodeJS.ErrnoException) => ({
+              status: "down" as const,
+              detail: `file ${dir}: ${e.code ?? "unreadable"}`
+            })
+          )
+        )
+    }
+    return store
+  })
 
-export const layerFile = (opts: FileStoreOptions = {}): Layer.Layer<TokenStore, StoreError> => Layer.effect(TokenStore, makeFile(opts))
+export const layerFile = (opts: FileStoreOptions = {}): Layer.Layer<TokenStore, StoreError> =>
+  Layer.effect(TokenStore, makeFile(opts))

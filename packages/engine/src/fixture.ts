@@ -75,11 +75,17 @@ export const Fixture = Schema.Struct({
   description: Schema.String,
   provider: Schema.String,
   flow: Schema.Literals(["acquire", "refresh"]),
-  recorded: Schema.optionalKey(Schema.Struct({ with: Schema.optionalKey(Schema.String), at: Schema.optionalKey(Schema.String) })),
+  recorded: Schema.optionalKey(
+    Schema.Struct({ with: Schema.optionalKey(Schema.String), at: Schema.optionalKey(Schema.String) })
+  ),
   inputs: Schema.Record(Schema.String, Schema.String),
-  token: Schema.optionalKey(Schema.Struct({
-    access_token: Schema.optionalKey(Schema.String), refresh_token: Schema.optionalKey(Schema.String), token_type: Schema.optionalKey(Schema.String)
-  })),
+  token: Schema.optionalKey(
+    Schema.Struct({
+      access_token: Schema.optionalKey(Schema.String),
+      refresh_token: Schema.optionalKey(Schema.String),
+      token_type: Schema.optionalKey(Schema.String)
+    })
+  ),
   request: Schema.Struct({
     method: Schema.Literals(["POST", "GET"]),
     url: Schema.String,
@@ -100,9 +106,12 @@ export type Fixture = typeof Fixture.Type
 /** A fixture file that cannot be replayed at all: unreadable, not JSON, not the fixture shape, or naming a
  *  provider or flow that does not exist. */
 export class FixtureInvalid extends Schema.TaggedError<FixtureInvalid>()("FixtureInvalid", {
-  file: Schema.String, problems: Schema.Array(Schema.String)
+  file: Schema.String,
+  problems: Schema.Array(Schema.String)
 }) {
-  override get message() { return `${this.file}: not a replayable fixture:\n  ${this.problems.join("\n  ")}` }
+  override get message() {
+    return `${this.file}: not a replayable fixture:\n  ${this.problems.join("\n  ")}`
+  }
 }
 
 /** One difference between the recording and the replay. `field` is a dot path: `request.form.scope`,
@@ -125,13 +134,17 @@ export interface Replay {
 
 export const isClean = (r: Replay): boolean => r.mismatches.length === 0
 
-const show = (v: unknown): string => v === undefined ? "(absent)" : JSON.stringify(v)
+const show = (v: unknown): string => (v === undefined ? "(absent)" : JSON.stringify(v))
 
 export const formatMismatch = (m: Mismatch): string => `${m.field}: expected ${show(m.expected)}, got ${show(m.actual)}`
 
 /** `ok provider/case` or the case followed by one line per mismatch. */
 export const format = (r: Replay): string =>
-  isClean(r) ? `ok ${r.provider}/${r.name}` : [`FAIL ${r.provider}/${r.name}: ${r.description}`, ...r.mismatches.map((m) => `  ${formatMismatch(m)}`)].join("\n")
+  isClean(r)
+    ? `ok ${r.provider}/${r.name}`
+    : [`FAIL ${r.provider}/${r.name}: ${r.description}`, ...r.mismatches.map((m) => `  ${formatMismatch(m)}`)].join(
+        "\n"
+      )
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v)
 
@@ -139,7 +152,12 @@ const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typ
 const diffJson = (path: string, expected: unknown, actual: unknown, out: Mismatch[]): void => {
   if (isRecord(expected) && isRecord(actual)) {
     for (const k of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
-      diffJson(`${path}.${k}`, Object.hasOwn(expected, k) ? expected[k] : undefined, Object.hasOwn(actual, k) ? actual[k] : undefined, out)
+      diffJson(
+        `${path}.${k}`,
+        Object.hasOwn(expected, k) ? expected[k] : undefined,
+        Object.hasOwn(actual, k) ? actual[k] : undefined,
+        out
+      )
     }
     return
   }
@@ -154,17 +172,25 @@ const clockOf = (f: Fixture): number => {
 }
 
 const compareRequest = (built: TokenRequest.BuildResult, f: Fixture, out: Mismatch[]): void => {
-  if (built._tag === "Invalid") { out.push({ field: "request", expected: "a request", actual: built.details.join("; ") }); return }
+  if (built._tag === "Invalid") {
+    out.push({ field: "request", expected: "a request", actual: built.details.join("; ") })
+    return
+  }
   const wire = TokenRequest.encode(built.request)
-  if (built.request.method !== f.request.method) out.push({ field: "request.method", expected: f.request.method, actual: built.request.method })
+  if (built.request.method !== f.request.method)
+    out.push({ field: "request.method", expected: f.request.method, actual: built.request.method })
   if (wire.url !== f.request.url) out.push({ field: "request.url", expected: f.request.url, actual: wire.url })
   const sent = new Map(Object.entries(wire.headers).map(([k, v]) => [k.toLowerCase(), v] as const))
   for (const [name, expected] of Object.entries(f.request.headers ?? {})) {
     const actual = sent.get(name.toLowerCase())
-    if ((expected ?? undefined) !== actual) out.push({ field: `request.headers.${name.toLowerCase()}`, expected, actual })
+    if ((expected ?? undefined) !== actual)
+      out.push({ field: `request.headers.${name.toLowerCase()}`, expected, actual })
   }
   if (f.request.form !== undefined) {
-    if (built.request.encoding !== "form") { out.push({ field: "request.encoding", expected: "form", actual: built.request.encoding }); return }
+    if (built.request.encoding !== "form") {
+      out.push({ field: "request.encoding", expected: "form", actual: built.request.encoding })
+      return
+    }
     const fields = [...new URLSearchParams(wire.body ?? new URL(wire.url).search)]
     const actual = new Map<string, string>()
     for (const [k, v] of fields) {
@@ -177,18 +203,30 @@ const compareRequest = (built: TokenRequest.BuildResult, f: Fixture, out: Mismat
     }
   }
   if (f.request.json !== undefined) {
-    if (built.request.encoding !== "json") { out.push({ field: "request.encoding", expected: "json", actual: built.request.encoding }); return }
+    if (built.request.encoding !== "json") {
+      out.push({ field: "request.encoding", expected: "json", actual: built.request.encoding })
+      return
+    }
     let actual: unknown
-    try { actual = JSON.parse(wire.body ?? "") } catch { actual = wire.body }
+    try {
+      actual = JSON.parse(wire.body ?? "")
+    } catch {
+      actual = wire.body
+    }
     diffJson("request.json", f.request.json, actual, out)
   }
 }
 
 const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: number, out: Mismatch[]): void => {
   const e = f.expect
-  const check = (key: string, expected: unknown, actual: unknown) => { if (expected !== actual) out.push({ field: `expect.${key}`, expected, actual }) }
+  const check = (key: string, expected: unknown, actual: unknown) => {
+    if (expected !== actual) out.push({ field: `expect.${key}`, expected, actual })
+  }
   if ("error" in e) {
-    if (decoded._tag === "Token") { out.push({ field: "expect.error", expected: e.error, actual: "a token" }); return }
+    if (decoded._tag === "Token") {
+      out.push({ field: "expect.error", expected: e.error, actual: "a token" })
+      return
+    }
     const err = decoded.error
     check("error", e.error, err._tag)
     if (e.status !== undefined) check("status", e.status, err.status)
@@ -197,11 +235,15 @@ const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: numb
     if (e.field !== undefined) check("field", e.field, err._tag === "ResponseInvalid" ? err.field : undefined)
     return
   }
-  if (decoded._tag !== "Token") { out.push({ field: "expect.error", expected: undefined, actual: `${decoded.error._tag}: ${decoded.error.message}` }); return }
+  if (decoded._tag !== "Token") {
+    out.push({ field: "expect.error", expected: undefined, actual: `${decoded.error._tag}: ${decoded.error.message}` })
+    return
+  }
   const t = decoded.token
   if (e.access_token !== undefined) check("access_token", e.access_token, Redacted.value(t.accessToken))
   if (e.token_type !== undefined) check("token_type", e.token_type, t.tokenType)
-  if (e.refresh_token !== undefined) check("refresh_token", e.refresh_token ?? undefined, t.refreshToken ? Redacted.value(t.refreshToken) : undefined)
+  if (e.refresh_token !== undefined)
+    check("refresh_token", e.refresh_token ?? undefined, t.refreshToken ? Redacted.value(t.refreshToken) : undefined)
   if (e.scope !== undefined) check("scope", e.scope ?? undefined, t.scope)
   if (e.expiry_source !== undefined) check("expiry_source", e.expiry_source, t.expirySource)
   if (e.lifetime_seconds !== undefined) check("lifetime_seconds", e.lifetime_seconds, (t.expiresAt - sentAt) / 1000)
@@ -212,39 +254,75 @@ const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /** Replays one fixture file against the catalog's manifest for its provider. */
 export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, FixtureInvalid> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const invalid = (...problems: string[]) => new FixtureInvalid({ file, problems })
-    const text = yield* Effect.tryPromise({ try: () => readFile(file, "utf8"), catch: (e) => invalid(`cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`) })
-    const json = yield* Effect.try({ try: (): unknown => JSON.parse(text), catch: (e) => invalid(`not JSON: ${e instanceof Error ? e.message : String(e)}`) })
+    const text = yield* Effect.tryPromise({
+      try: () => readFile(file, "utf8"),
+      catch: (e) => invalid(`cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+    })
+    const json = yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (e) => invalid(`not JSON: ${e instanceof Error ? e.message : String(e)}`)
+    })
     const f = yield* decodeFixture(json, { errors: "all", onExcessProperty: "error" }).pipe(
-      Effect.mapError((e) => invalid(...formatIssues(e.issue).issues.map((i) => `${i.path?.map(String).join(".") || "(root)"}: ${i.message}`))))
+      Effect.mapError((e) =>
+        invalid(
+          ...formatIssues(e.issue).issues.map((i) => `${i.path?.map(String).join(".") || "(root)"}: ${i.message}`)
+        )
+      )
+    )
     const manifest = catalog.manifests.get(f.provider)
-    if (!manifest) return yield* invalid(`unknown provider "${f.provider}" (known: ${[...catalog.manifests.keys()].join(", ")})`)
+    if (!manifest)
+      return yield* invalid(`unknown provider "${f.provider}" (known: ${[...catalog.manifests.keys()].join(", ")})`)
     const dir = basename(dirname(file))
     if (dir !== f.provider) return yield* invalid(`provider "${f.provider}" does not match its directory "${dir}"`)
-    if ((f.request.form === undefined) === (f.request.json === undefined)) return yield* invalid("request: give exactly one of form or json")
-    if ((f.response.body === undefined) === (f.response.text === undefined)) return yield* invalid("response: give exactly one of body or text")
+    if ((f.request.form === undefined) === (f.request.json === undefined))
+      return yield* invalid("request: give exactly one of form or json")
+    if ((f.response.body === undefined) === (f.response.text === undefined))
+      return yield* invalid("response: give exactly one of body or text")
     const flow = manifest.flows[f.flow]
     if (!flow) return yield* invalid(`${f.provider} has no ${f.flow} flow`)
 
     const mismatches: Mismatch[] = []
     const given = new Map(Object.entries(f.inputs).map(([k, value]) => [k, { value, literal: false }] as const))
     const { inputs, issues } = Connection.resolveInputs(manifest, given)
-    for (const i of issues) if (i.severity === "error") mismatches.push({ field: i.input ? `inputs.${i.input}` : "inputs", expected: "valid", actual: i.message })
+    for (const i of issues)
+      if (i.severity === "error")
+        mismatches.push({ field: i.input ? `inputs.${i.input}` : "inputs", expected: "valid", actual: i.message })
     const name = basename(file).replace(/\.json$/, "")
-    const connection: Connection.Connection = { name: `fixture ${f.provider}/${name}`, manifest, inputs, allowInsecureHttp: false }
-    const clock = clockOf(f)
-    const token: Token | undefined = f.token === undefined ? undefined : {
-      accessToken: Redacted.make(f.token.access_token ?? "", { label: "access_token" }),
-      refreshToken: f.token.refresh_token === undefined ? undefined : Redacted.make(f.token.refresh_token, { label: "refresh_token" }),
-      tokenType: f.token.token_type ?? "Bearer", expiresAt: clock, obtainedAt: clock, expirySource: "default"
+    const connection: Connection.Connection = {
+      name: `fixture ${f.provider}/${name}`,
+      manifest,
+      inputs,
+      allowInsecureHttp: false
     }
+    const clock = clockOf(f)
+    const token: Token | undefined =
+      f.token === undefined
+        ? undefined
+        : {
+            accessToken: Redacted.make(f.token.access_token ?? "", { label: "access_token" }),
+            refreshToken:
+              f.token.refresh_token === undefined
+                ? undefined
+                : Redacted.make(f.token.refresh_token, { label: "refresh_token" }),
+            tokenType: f.token.token_type ?? "Bearer",
+            expiresAt: clock,
+            obtainedAt: clock,
+            expirySource: "default"
+          }
     compareRequest(TokenRequest.build(connection, flow, token), f, mismatches)
 
     const body = f.response.text ?? JSON.stringify(f.response.body)
     const decoded = TokenResponse.decode(
-      { status: f.response.status, headers: f.response.headers ?? {}, body: new TextEncoder().encode(body), receivedAt: clock },
-      { connection, sentAt: clock, attempts: 1, secrets: secretsOf(connection, token) })
+      {
+        status: f.response.status,
+        headers: f.response.headers ?? {},
+        body: new TextEncoder().encode(body),
+        receivedAt: clock
+      },
+      { connection, sentAt: clock, attempts: 1, secrets: secretsOf(connection, token) }
+    )
     compareOutcome(decoded, f, clock, mismatches)
     return { file, provider: f.provider, name, description: f.description, flow: f.flow, mismatches } satisfies Replay
   })
@@ -257,15 +335,30 @@ export interface ReplayAll {
 
 /** Replays every `<dir>/<provider id>/<case>.json`, in name order. Fails only when `dir` cannot be read. */
 export const replayAll = (dir: string, catalog: Catalog): Effect.Effect<ReplayAll, FixtureInvalid> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const entries = yield* Effect.tryPromise({
       try: () => readdir(dir, { withFileTypes: true }),
-      catch: (e) => new FixtureInvalid({ file: dir, problems: [`cannot read fixture directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}`] })
+      catch: (e) =>
+        new FixtureInvalid({
+          file: dir,
+          problems: [`cannot read fixture directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}`]
+        })
     })
     const files: string[] = []
-    for (const d of entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
-      const names = yield* Effect.tryPromise({ try: () => readdir(join(dir, d)), catch: () => new FixtureInvalid({ file: join(dir, d), problems: ["cannot read directory"] }) })
-      files.push(...names.filter((n) => n.endsWith(".json")).sort().map((n) => join(dir, d, n)))
+    for (const d of entries
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort()) {
+      const names = yield* Effect.tryPromise({
+        try: () => readdir(join(dir, d)),
+        catch: () => new FixtureInvalid({ file: join(dir, d), problems: ["cannot read directory"] })
+      })
+      files.push(
+        ...names
+          .filter((n) => n.endsWith(".json"))
+          .sort()
+          .map((n) => join(dir, d, n))
+      )
     }
     const results = yield* Effect.forEach(files, (file) => Effect.result(replay(file, catalog)))
     return {
@@ -273,4 +366,3 @@ export const replayAll = (dir: string, catalog: Catalog): Effect.Effect<ReplayAl
       invalid: results.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
     }
   })
-

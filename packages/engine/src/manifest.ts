@@ -43,7 +43,11 @@ export interface FlowSpec {
   readonly method: "POST" | "GET"
   readonly grantType: Template.Template
   readonly encoding: "form" | "json"
-  readonly clientAuth: { readonly method: Template.Template; readonly id: Template.Template; readonly secret: Template.Template }
+  readonly clientAuth: {
+    readonly method: Template.Template
+    readonly id: Template.Template
+    readonly secret: Template.Template
+  }
   readonly headers: ReadonlyArray<readonly [string, Template.Template]>
   readonly body: ReadonlyArray<readonly [string, BodySpec]>
 }
@@ -54,11 +58,24 @@ export type ExpirySpec =
   | { readonly source: "jwt_exp" }
   | { readonly source: "ttl"; readonly seconds: number | Template.Template }
 
-export interface ErrorMatch { readonly status: ReadonlyArray<number>; readonly codes: ReadonlyArray<string | number> }
+export interface ErrorMatch {
+  readonly status: ReadonlyArray<number>
+  readonly codes: ReadonlyArray<string | number>
+}
 
 export type InputRule =
-  | { readonly kind: "one_of"; readonly groups: ReadonlyArray<ReadonlyArray<string>>; readonly message?: string | undefined }
-  | { readonly kind: "when"; readonly input: string; readonly equals: string; readonly require: ReadonlyArray<string>; readonly message?: string | undefined }
+  | {
+      readonly kind: "one_of"
+      readonly groups: ReadonlyArray<ReadonlyArray<string>>
+      readonly message?: string | undefined
+    }
+  | {
+      readonly kind: "when"
+      readonly input: string
+      readonly equals: string
+      readonly require: ReadonlyArray<string>
+      readonly message?: string | undefined
+    }
 
 export interface Manifest {
   readonly id: string
@@ -73,15 +90,30 @@ export interface Manifest {
   readonly flows: { readonly acquire: FlowSpec; readonly refresh?: FlowSpec | undefined }
   readonly response: {
     readonly envelope?: string | undefined
-    readonly success?: { readonly path: string; readonly accepted: ReadonlyArray<string | number | boolean> } | undefined
+    readonly success?:
+      { readonly path: string; readonly accepted: ReadonlyArray<string | number | boolean> } | undefined
     readonly error: { readonly code: string; readonly message: string; readonly description?: string | undefined }
-    readonly fields: { readonly access_token: string; readonly refresh_token: string; readonly token_type: string; readonly expires_in: string; readonly expires_at: string }
+    readonly fields: {
+      readonly access_token: string
+      readonly refresh_token: string
+      readonly token_type: string
+      readonly expires_in: string
+      readonly expires_at: string
+    }
     readonly expiry: ReadonlyArray<ExpirySpec>
   }
-  readonly refresh: { readonly marginSeconds: number; readonly marginFraction: number; readonly defaultTtlSeconds: number }
+  readonly refresh: {
+    readonly marginSeconds: number
+    readonly marginFraction: number
+    readonly defaultTtlSeconds: number
+  }
   readonly apply: { readonly header: string; readonly value: Template.Template }
   readonly api?: { readonly baseUrl: Template.Template } | undefined
-  readonly errors: { readonly reauthenticate: ErrorMatch; readonly transient: ErrorMatch; readonly rateLimit: ErrorMatch }
+  readonly errors: {
+    readonly reauthenticate: ErrorMatch
+    readonly transient: ErrorMatch
+    readonly rateLimit: ErrorMatch
+  }
   /** Non-fatal findings (shown by `tessera validate`). */
   readonly warnings: ReadonlyArray<Problem>
 }
@@ -96,13 +128,22 @@ const defaultErrors = {
 const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest; problems: Problem[] } => {
   const problems: Problem[] = []
   const warnings: Problem[] = []
-  const at = (path: ReadonlyArray<string | number>, message: string, hint?: string, opts: { key?: boolean; index?: number | undefined } = {}) =>
-    problems.push(problemAt(src, path, message, { hint, ...opts }))
+  const at = (
+    path: ReadonlyArray<string | number>,
+    message: string,
+    hint?: string,
+    opts: { key?: boolean; index?: number | undefined } = {}
+  ) => problems.push(problemAt(src, path, message, { hint, ...opts }))
   const warn = (path: ReadonlyArray<string | number>, message: string, hint?: string) =>
     warnings.push(problemAt(src, path, message, { hint, severity: "warning" }))
 
   const fileId = basename(src.file, extname(src.file))
-  if (/\.ya?ml$/.test(src.file) && fileId !== doc.id) at(["id"], `id "${doc.id}" does not match the file name "${basename(src.file)}"`, `rename the file to ${doc.id}.yaml or set id: ${fileId}`)
+  if (/\.ya?ml$/.test(src.file) && fileId !== doc.id)
+    at(
+      ["id"],
+      `id "${doc.id}" does not match the file name "${basename(src.file)}"`,
+      `rename the file to ${doc.id}.yaml or set id: ${fileId}`
+    )
 
   const declared = new Set(Object.keys(doc.inputs))
   const parseT = (path: ReadonlyArray<string | number>, source: string, allowToken: boolean): Template.Template => {
@@ -112,13 +153,28 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
       const opens = [...source.matchAll(/\{\{/g)].map((m) => m.index)
       for (const [k, r] of Template.refs(t).entries()) {
         const index = opens[k]
-        if (r.scope === "inputs" && !declared.has(r.name)) at(path, `template uses undeclared input "${r.name}"`, `declare it under inputs: (declared: ${[...declared].join(", ")})`, { index })
-        if (r.scope === "token" && !allowToken) at(path, `"{{ token.${r.name} }}" is not available here`, "token.* is only available in the refresh flow and in apply.value", { index })
-        if (r.scope === "token" && !(tokenFields as ReadonlyArray<string>).includes(r.name)) at(path, `unknown token field "${r.name}"`, `use one of: ${tokenFields.join(", ")}`, { index })
+        if (r.scope === "inputs" && !declared.has(r.name))
+          at(
+            path,
+            `template uses undeclared input "${r.name}"`,
+            `declare it under inputs: (declared: ${[...declared].join(", ")})`,
+            { index }
+          )
+        if (r.scope === "token" && !allowToken)
+          at(
+            path,
+            `"{{ token.${r.name} }}" is not available here`,
+            "token.* is only available in the refresh flow and in apply.value",
+            { index }
+          )
+        if (r.scope === "token" && !(tokenFields as ReadonlyArray<string>).includes(r.name))
+          at(path, `unknown token field "${r.name}"`, `use one of: ${tokenFields.join(", ")}`, { index })
       }
       return t
     } catch (e) {
-      at(path, e instanceof Error ? e.message : String(e), "templates look like {{ inputs.name }}", { index: e instanceof Template.TemplateSyntaxError ? e.column : undefined })
+      at(path, e instanceof Error ? e.message : String(e), "templates look like {{ inputs.name }}", {
+        index: e instanceof Template.TemplateSyntaxError ? e.column : undefined
+      })
       return Template.literal(source)
     }
   }
@@ -128,25 +184,56 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
   for (const [name, spec] of Object.entries(doc.inputs) as Array<[string, Input]>) {
     const base = ["inputs", name]
     let pattern: RegExp | undefined
-    if (spec.pattern !== undefined) { try { pattern = new RegExp(spec.pattern, "u") } catch { /* reported by the schema */ } }
+    if (spec.pattern !== undefined) {
+      try {
+        pattern = new RegExp(spec.pattern, "u")
+      } catch {
+        /* reported by the schema */
+      }
+    }
     const def = spec.default !== undefined ? parseT([...base, "default"], spec.default, false) : undefined
     if (def && Template.refs(def).length === 0 && spec.default !== undefined) {
-      if (spec.enum && !spec.enum.includes(spec.default)) at([...base, "default"], `default "${spec.default}" is not in enum`, `use one of: ${spec.enum.join(", ")}`)
-      if (pattern && !pattern.test(spec.default)) at([...base, "default"], `default "${spec.default}" does not match pattern ${spec.pattern}`)
+      if (spec.enum && !spec.enum.includes(spec.default))
+        at([...base, "default"], `default "${spec.default}" is not in enum`, `use one of: ${spec.enum.join(", ")}`)
+      if (pattern && !pattern.test(spec.default))
+        at([...base, "default"], `default "${spec.default}" does not match pattern ${spec.pattern}`)
     }
-    if (spec.required === true && spec.default !== undefined) warn([...base, "required"], "a required input with a default is never missing", "drop required: true, or the default")
+    if (spec.required === true && spec.default !== undefined)
+      warn(
+        [...base, "required"],
+        "a required input with a default is never missing",
+        "drop required: true, or the default"
+      )
     inputs.set(name, {
-      name, type: spec.type ?? "string", required: spec.required ?? spec.default === undefined, secret: spec.secret ?? false,
-      default: def, enum: spec.enum, pattern, title: spec.title, description: spec.description, example: spec.example
+      name,
+      type: spec.type ?? "string",
+      required: spec.required ?? spec.default === undefined,
+      secret: spec.secret ?? false,
+      default: def,
+      enum: spec.enum,
+      pattern,
+      title: spec.title,
+      description: spec.description,
+      example: spec.example
     })
   }
-  const visiting = new Set<string>(), done = new Set<string>()
+  const visiting = new Set<string>(),
+    done = new Set<string>()
   const visit = (name: string, trail: string[]): void => {
     if (done.has(name)) return
-    if (visiting.has(name)) { at(["inputs", trail[0]!, "default"], `input defaults form a cycle: ${[...trail, name].join(" -> ")}`, "break the cycle: one of these defaults must not reference the others"); return }
+    if (visiting.has(name)) {
+      at(
+        ["inputs", trail[0]!, "default"],
+        `input defaults form a cycle: ${[...trail, name].join(" -> ")}`,
+        "break the cycle: one of these defaults must not reference the others"
+      )
+      return
+    }
     visiting.add(name)
-    for (const r of Template.refs(inputs.get(name)?.default ?? Template.literal(""), "inputs")) if (inputs.has(r.name)) visit(r.name, [...trail, name])
-    visiting.delete(name); done.add(name)
+    for (const r of Template.refs(inputs.get(name)?.default ?? Template.literal(""), "inputs"))
+      if (inputs.has(r.name)) visit(r.name, [...trail, name])
+    visiting.delete(name)
+    done.add(name)
   }
   for (const name of inputs.keys()) visit(name, [])
 
@@ -154,35 +241,70 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
   const inputRules: InputRule[] = []
   for (const [i, rule] of (doc.input_rules ?? []).entries()) {
     const names = "one_of" in rule ? rule.one_of.flat() : [...Object.keys(rule.when), ...rule.require]
-    for (const n of names) if (!declared.has(n)) at(["input_rules", i], `rule names undeclared input "${n}"`, "declare it under inputs:")
+    for (const n of names)
+      if (!declared.has(n)) at(["input_rules", i], `rule names undeclared input "${n}"`, "declare it under inputs:")
     if ("one_of" in rule) inputRules.push({ kind: "one_of", groups: rule.one_of, message: rule.message })
     else {
       const [input, equals] = Object.entries(rule.when)[0] as [string, string]
       const e = inputs.get(input)?.enum
-      if (e && !e.includes(equals)) at(["input_rules", i, "when", input], `"${equals}" is never a value of ${input}`, `its enum is: ${e.join(", ")}`)
+      if (e && !e.includes(equals))
+        at(
+          ["input_rules", i, "when", input],
+          `"${equals}" is never a value of ${input}`,
+          `its enum is: ${e.join(", ")}`
+        )
       inputRules.push({ kind: "when", input, equals, require: rule.require, message: rule.message })
     }
   }
 
   // A templated enum-like field (grant_type, client_auth.method) must be one placeholder over an input with an enum.
-  const checkChoice = (path: ReadonlyArray<string | number>, t: Template.Template, allowed: ReadonlyArray<string> | undefined, what: string) => {
+  const checkChoice = (
+    path: ReadonlyArray<string | number>,
+    t: Template.Template,
+    allowed: ReadonlyArray<string> | undefined,
+    what: string
+  ) => {
     const rs = Template.refs(t)
     if (rs.length === 0) {
-      if (allowed && !allowed.includes(t.source)) at(path, `unknown ${what} "${t.source}"`, `use one of: ${allowed.join(", ")}`)
+      if (allowed && !allowed.includes(t.source))
+        at(path, `unknown ${what} "${t.source}"`, `use one of: ${allowed.join(", ")}`)
       return
     }
     const single = t.segments.length === 1 && rs.length === 1 && rs[0]!.scope === "inputs"
     const e = single ? inputs.get(rs[0]!.name)?.enum : undefined
-    if (!single || !e) { at(path, `a templated ${what} must be exactly one {{ inputs.x }} over an input with an enum`, "give the input an enum listing the allowed values"); return }
+    if (!single || !e) {
+      at(
+        path,
+        `a templated ${what} must be exactly one {{ inputs.x }} over an input with an enum`,
+        "give the input an enum listing the allowed values"
+      )
+      return
+    }
     const bad = allowed ? e.filter((v) => !allowed.includes(v)) : []
-    if (bad.length > 0) at(["inputs", rs[0]!.name, "enum"], `enum values ${bad.join(", ")} are not valid for ${what}`, `allowed: ${allowed!.join(", ")}`)
+    if (bad.length > 0)
+      at(
+        ["inputs", rs[0]!.name, "enum"],
+        `enum values ${bad.join(", ")} are not valid for ${what}`,
+        `allowed: ${allowed!.join(", ")}`
+      )
   }
 
-  const compileBody = (path: ReadonlyArray<string | number>, value: BodyValue, encoding: "form" | "json", allowToken: boolean): BodySpec => {
+  const compileBody = (
+    path: ReadonlyArray<string | number>,
+    value: BodyValue,
+    encoding: "form" | "json",
+    allowToken: boolean
+  ): BodySpec => {
     if (typeof value === "string") return { kind: "template", template: parseT(path, value, allowToken) }
     if (typeof value === "number" || typeof value === "boolean") return { kind: "literal", value }
-    if (encoding === "form") at(path, "a form-encoded body cannot hold a nested object", "use encoding: json, or flatten the field")
-    return { kind: "object", fields: Object.entries(value).map(([k, v]) => [k, compileBody([...path, k], v as BodyValue, encoding, allowToken)] as const) }
+    if (encoding === "form")
+      at(path, "a form-encoded body cannot hold a nested object", "use encoding: json, or flatten the field")
+    return {
+      kind: "object",
+      fields: Object.entries(value).map(
+        ([k, v]) => [k, compileBody([...path, k], v as BodyValue, encoding, allowToken)] as const
+      )
+    }
   }
 
   const compileFlow = (name: FlowName): FlowSpec | undefined => {
@@ -193,68 +315,130 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     const encoding = f.encoding ?? "form"
     const grantType = parseT([...base, "grant_type"], f.grant_type, false)
     checkChoice([...base, "grant_type"], grantType, undefined, "grant_type")
-    if (name === "refresh" && f.grant_type !== "refresh_token") at([...base, "grant_type"], `the refresh flow must use grant_type refresh_token (RFC 6749 §6), found "${f.grant_type}"`)
-    if (name === "acquire" && f.grant_type === "refresh_token") at([...base, "grant_type"], "the acquire flow cannot use refresh_token: there is no token yet", "put it under flows.refresh")
+    if (name === "refresh" && f.grant_type !== "refresh_token")
+      at(
+        [...base, "grant_type"],
+        `the refresh flow must use grant_type refresh_token (RFC 6749 §6), found "${f.grant_type}"`
+      )
+    if (name === "acquire" && f.grant_type === "refresh_token")
+      at(
+        [...base, "grant_type"],
+        "the acquire flow cannot use refresh_token: there is no token yet",
+        "put it under flows.refresh"
+      )
     const ca = f.client_auth ?? { method: "client_secret_basic" }
     const method = parseT([...base, "client_auth", "method"], ca.method, false)
     checkChoice([...base, "client_auth", "method"], method, clientAuthMethods, "client_auth.method")
     const usesCredentials = method.source !== "none"
-    const id = parseT([...base, "client_auth", ...(ca.id !== undefined ? ["id"] : [])], ca.id ?? (usesCredentials ? "{{ inputs.client_id }}" : ""), false)
-    const secret = parseT([...base, "client_auth", ...(ca.secret !== undefined ? ["secret"] : [])], ca.secret ?? (usesCredentials ? "{{ inputs.client_secret }}" : ""), false)
+    const id = parseT(
+      [...base, "client_auth", ...(ca.id !== undefined ? ["id"] : [])],
+      ca.id ?? (usesCredentials ? "{{ inputs.client_id }}" : ""),
+      false
+    )
+    const secret = parseT(
+      [...base, "client_auth", ...(ca.secret !== undefined ? ["secret"] : [])],
+      ca.secret ?? (usesCredentials ? "{{ inputs.client_secret }}" : ""),
+      false
+    )
     const url = parseT([...base, "url"], f.url, false)
-    if (Template.refs(url).length === 0) warn([...base, "url"], "the token URL is fixed, so connections cannot point it at a sandbox or regional host", "make it an input with a default: token_url: { type: url, default: ... }")
+    if (Template.refs(url).length === 0)
+      warn(
+        [...base, "url"],
+        "the token URL is fixed, so connections cannot point it at a sandbox or regional host",
+        "make it an input with a default: token_url: { type: url, default: ... }"
+      )
     const body = Object.entries(f.body ?? {}).map(([k, v]) => {
-      if (k === "grant_type" || (k === "refresh_token" && name === "refresh")) at([...base, "body", k], `"${k}" is sent by tessera from grant_type`, "remove it from body")
+      if (k === "grant_type" || (k === "refresh_token" && name === "refresh"))
+        at([...base, "body", k], `"${k}" is sent by tessera from grant_type`, "remove it from body")
       return [k, compileBody([...base, "body", k], v as BodyValue, encoding, allowToken)] as const
     })
     const headers = Object.entries(f.headers ?? {}).map(([k, v]) => {
-      if (/^(content-type|content-length|authorization|host)$/i.test(k)) at([...base, "headers", k], `header "${k}" is set by tessera`, "use encoding / client_auth instead", { key: true })
+      if (/^(content-type|content-length|authorization|host)$/i.test(k))
+        at([...base, "headers", k], `header "${k}" is set by tessera`, "use encoding / client_auth instead", {
+          key: true
+        })
       return [k, parseT([...base, "headers", k], v ?? "", allowToken)] as const
     })
-    return { name, url, method: f.method ?? "POST", grantType, encoding, clientAuth: { method, id, secret }, headers, body }
+    return {
+      name,
+      url,
+      method: f.method ?? "POST",
+      grantType,
+      encoding,
+      clientAuth: { method, id, secret },
+      headers,
+      body
+    }
   }
   const acquire = compileFlow("acquire")!
   const refreshFlow = compileFlow("refresh")
 
   const r = doc.response ?? {}
-  if (r.success && r.success.equals !== undefined && r.success.in !== undefined) at(["response", "success"], "give either equals or in, not both")
-  if (r.success && r.success.equals === undefined && r.success.in === undefined) at(["response", "success"], "the success predicate needs equals or in", "e.g. { path: code, equals: 0 }")
-  const expiry = (r.expiry ?? [{ source: "expires_in" }, { source: "jwt_exp" }]).map((e: ExpirySource, i): ExpirySpec => {
-    switch (e.source) {
-      case "expires_in": return { source: "expires_in", unit: e.unit ?? "s" }
-      case "expires_at": return { source: "expires_at" }
-      case "jwt_exp": return { source: "jwt_exp" }
-      case "ttl": {
-        if (typeof e.seconds === "number") return { source: "ttl", seconds: e.seconds }
-        const t = parseT(["response", "expiry", i, "seconds"], e.seconds, false)
-        for (const ref of Template.refs(t, "inputs")) if (inputs.get(ref.name) && inputs.get(ref.name)!.type !== "integer") at(["response", "expiry", i, "seconds"], `input "${ref.name}" must have type: integer to be a TTL`)
-        return { source: "ttl", seconds: t }
+  if (r.success && r.success.equals !== undefined && r.success.in !== undefined)
+    at(["response", "success"], "give either equals or in, not both")
+  if (r.success && r.success.equals === undefined && r.success.in === undefined)
+    at(["response", "success"], "the success predicate needs equals or in", "e.g. { path: code, equals: 0 }")
+  const expiry = (r.expiry ?? [{ source: "expires_in" }, { source: "jwt_exp" }]).map(
+    (e: ExpirySource, i): ExpirySpec => {
+      switch (e.source) {
+        case "expires_in":
+          return { source: "expires_in", unit: e.unit ?? "s" }
+        case "expires_at":
+          return { source: "expires_at" }
+        case "jwt_exp":
+          return { source: "jwt_exp" }
+        case "ttl": {
+          if (typeof e.seconds === "number") return { source: "ttl", seconds: e.seconds }
+          const t = parseT(["response", "expiry", i, "seconds"], e.seconds, false)
+          for (const ref of Template.refs(t, "inputs"))
+            if (inputs.get(ref.name) && inputs.get(ref.name)!.type !== "integer")
+              at(["response", "expiry", i, "seconds"], `input "${ref.name}" must have type: integer to be a TTL`)
+          return { source: "ttl", seconds: t }
+        }
       }
     }
-  })
+  )
 
   const applyValue = parseT(["apply", "value"], doc.apply?.value ?? "Bearer {{ token.access_token }}", true)
-  if (!Template.refs(applyValue, "token").some((x) => x.name === "access_token")) at(["apply", "value"], "apply.value never uses {{ token.access_token }}", "e.g. Bearer {{ token.access_token }}")
-  for (const ref of Template.refs(applyValue, "inputs")) if (inputs.get(ref.name)?.secret) warn(["apply", "value"], `apply.value sends secret input "${ref.name}" on every API call`)
+  if (!Template.refs(applyValue, "token").some((x) => x.name === "access_token"))
+    at(["apply", "value"], "apply.value never uses {{ token.access_token }}", "e.g. Bearer {{ token.access_token }}")
+  for (const ref of Template.refs(applyValue, "inputs"))
+    if (inputs.get(ref.name)?.secret)
+      warn(["apply", "value"], `apply.value sends secret input "${ref.name}" on every API call`)
 
-  const match = (m: { status?: number[]; codes?: Array<string | number> } | undefined, d: ErrorMatch): ErrorMatch =>
-    ({ status: m?.status ?? d.status, codes: m?.codes ?? d.codes })
+  const match = (m: { status?: number[]; codes?: Array<string | number> } | undefined, d: ErrorMatch): ErrorMatch => ({
+    status: m?.status ?? d.status,
+    codes: m?.codes ?? d.codes
+  })
 
   const manifest: Manifest = {
-    id: doc.id, name: doc.name, docs: doc.docs, note: doc.note, file: src.file, document: doc, inputs, inputRules,
+    id: doc.id,
+    name: doc.name,
+    docs: doc.docs,
+    note: doc.note,
+    file: src.file,
+    document: doc,
+    inputs,
+    inputRules,
     flows: { acquire, refresh: refreshFlow },
     response: {
       envelope: r.envelope,
-      success: r.success ? { path: r.success.path, accepted: r.success.in ?? (r.success.equals !== undefined ? [r.success.equals] : []) } : undefined,
+      success: r.success
+        ? { path: r.success.path, accepted: r.success.in ?? (r.success.equals !== undefined ? [r.success.equals] : []) }
+        : undefined,
       error: { code: r.error?.code ?? "error", message: r.error?.message ?? "error_description" },
       fields: {
-        access_token: r.fields?.access_token ?? "access_token", refresh_token: r.fields?.refresh_token ?? "refresh_token",
-        token_type: r.fields?.token_type ?? "token_type", expires_in: r.fields?.expires_in ?? "expires_in", expires_at: r.fields?.expires_at ?? "expires_at"
+        access_token: r.fields?.access_token ?? "access_token",
+        refresh_token: r.fields?.refresh_token ?? "refresh_token",
+        token_type: r.fields?.token_type ?? "token_type",
+        expires_in: r.fields?.expires_in ?? "expires_in",
+        expires_at: r.fields?.expires_at ?? "expires_at"
       },
       expiry
     },
     refresh: {
-      marginSeconds: doc.refresh?.margin_seconds ?? 60, marginFraction: doc.refresh?.margin_fraction ?? 0.1,
+      marginSeconds: doc.refresh?.margin_seconds ?? 60,
+      marginFraction: doc.refresh?.margin_fraction ?? 0.1,
       defaultTtlSeconds: doc.refresh?.default_ttl_seconds ?? 3600
     },
     apply: { header: doc.apply?.header ?? "Authorization", value: applyValue },
@@ -276,7 +460,11 @@ export const parse = (file: string, text: string): Effect.Effect<Manifest, Manif
     if (!parsed.ok) return Effect.fail(new ManifestInvalid({ problems: parsed.problems }))
     const src = parsed.source
     if (src.value === null || typeof src.value !== "object" || Array.isArray(src.value)) {
-      return Effect.fail(new ManifestInvalid({ problems: [problemAt(src, [], "a manifest must be a YAML mapping (id:, name:, inputs:, flows: ...)")] }))
+      return Effect.fail(
+        new ManifestInvalid({
+          problems: [problemAt(src, [], "a manifest must be a YAML mapping (id:, name:, inputs:, flows: ...)")]
+        })
+      )
     }
     const schemaProblems = check("provider", src)
     if (schemaProblems.length > 0) return Effect.fail(new ManifestInvalid({ problems: schemaProblems }))
@@ -287,5 +475,18 @@ export const parse = (file: string, text: string): Effect.Effect<Manifest, Manif
 export const load = (file: string): Effect.Effect<Manifest, ManifestInvalid> =>
   Effect.tryPromise({
     try: () => readFile(file, "utf8"),
-    catch: (e) => new ManifestInvalid({ problems: [{ severity: "error", file, line: 1, col: 1, path: "", message: `cannot read manifest: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, hint: "check the path" }] })
+    catch: (e) =>
+      new ManifestInvalid({
+        problems: [
+          {
+            severity: "error",
+            file,
+            line: 1,
+            col: 1,
+            path: "",
+            message: `cannot read manifest: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+            hint: "check the path"
+          }
+        ]
+      })
   }).pipe(Effect.flatMap((text) => parse(file, text)))

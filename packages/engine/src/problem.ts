@@ -19,10 +19,12 @@ export const format = (p: Problem): string =>
 
 export const formatAll = (problems: ReadonlyArray<Problem>): string => problems.map(format).join("\n")
 
-export const errors = (problems: ReadonlyArray<Problem>): ReadonlyArray<Problem> => problems.filter((p) => p.severity === "error")
+export const errors = (problems: ReadonlyArray<Problem>): ReadonlyArray<Problem> =>
+  problems.filter((p) => p.severity === "error")
 
-export const warnings = (problems: ReadonlyArray<Problem>): ReadonlyArray<Problem> => problems.filter((p) => p.severity === "warning")
+export const warnings = (problems: ReadonlyArray<Problem>): ReadonlyArray<Problem> =>
+  problems.filter((p) => p.severity === "warning")
 
 /** Joins a JSON path for display: `["flows", "acquire", "body", 0]` -> `flows.acquire.body[0]`. */
 export const joinPath = (segments: ReadonlyArray<string | number>): string =>
-  segments.reduce<string>((acc, s) => typeof s === "number" ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s, "")
+  segments.reduce<string>((acc, s) => (typeof s === "number" ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), "")

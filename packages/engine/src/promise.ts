@@ -37,7 +37,14 @@ export interface Tessera {
   readonly runtime: ManagedRuntime.ManagedRuntime<Engine.Engine, unknown>
 }
 
-const replayable = (body: RequestInit["body"]) => body === undefined || body === null || typeof body === "string" || body instanceof URLSearchParams || body instanceof Uint8Array || body instanceof ArrayBuffer || body instanceof Blob
+const replayable = (body: RequestInit["body"]) =>
+  body === undefined ||
+  body === null ||
+  typeof body === "string" ||
+  body instanceof URLSearchParams ||
+  body instanceof Uint8Array ||
+  body instanceof ArrayBuffer ||
+  body instanceof Blob
 
 /** Resolves `url` against the connection's API base URL unless it is absolute. */
 export const apiUrl = (base: string | undefined, url: string | URL): URL => {
@@ -48,10 +55,17 @@ export const apiUrl = (base: string | undefined, url: string | URL): URL => {
 }
 
 export const createTessera = async (options: CreateOptions): Promise<Tessera> => {
-  const config = await Effect.runPromise(typeof options.config === "string" ? Config.load(options.config, options.env) : Config.fromObject(options.config, options.env))
-  const runtime = ManagedRuntime.make(Runtime.layer(config, options.store ?? "memory") as Layer.Layer<Engine.Engine, unknown>)
+  const config = await Effect.runPromise(
+    typeof options.config === "string"
+      ? Config.load(options.config, options.env)
+      : Config.fromObject(options.config, options.env)
+  )
+  const runtime = ManagedRuntime.make(
+    Runtime.layer(config, options.store ?? "memory") as Layer.Layer<Engine.Engine, unknown>
+  )
   const engine: Engine.EngineShape = await runtime.runPromise(Engine.Engine)
-  const run = <A>(eff: Effect.Effect<A, unknown, Engine.Engine>, signal?: AbortSignal | null): Promise<A> => runtime.runPromise(eff, signal ? { signal } : undefined)
+  const run = <A>(eff: Effect.Effect<A, unknown, Engine.Engine>, signal?: AbortSignal | null): Promise<A> =>
+    runtime.runPromise(eff, signal ? { signal } : undefined)
   const baseUrl = (name: string): string | undefined => {
     const c = config.connections.get(name)
     if (!c?.manifest.api) return undefined
@@ -76,7 +90,9 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
     // Not async: a cache hit costs one resolved promise, not an async function's machinery as well.
     getToken: (name, opts) => {
       const hit = opts?.force || opts?.noCache ? undefined : engine.peek(name)
-      return hit ? Promise.resolve(Redacted.value(hit.accessToken)) : run(engine.getToken(name, opts)).then((r) => Redacted.value(r.accessToken))
+      return hit
+        ? Promise.resolve(Redacted.value(hit.accessToken))
+        : run(engine.getToken(name, opts)).then((r) => Redacted.value(r.accessToken))
     },
     getTokenResult: (name, opts) => run(engine.getToken(name, opts)),
     fetch: authorizedFetch,

@@ -52,8 +52,13 @@ export interface RedisStoreOptions {
 }
 
 export const defaults = {
-  keyPrefix: "tessera:", leaseMs: 10_000, lockWaitMs: 60_000, connectTimeoutMs: 2_000, commandTimeoutMs: 2_000,
-  reconnectMaxMs: 2_000, refreshTokenTtlMs: 30 * 24 * 3600 * 1000
+  keyPrefix: "tessera:",
+  leaseMs: 10_000,
+  lockWaitMs: 60_000,
+  connectTimeoutMs: 2_000,
+  commandTimeoutMs: 2_000,
+  reconnectMaxMs: 2_000,
+  refreshTokenTtlMs: 30 * 24 * 3600 * 1000
 } as const
 
 /** The bare Redis store, with the key layout tests and tools need. */
@@ -80,7 +85,12 @@ const configError = (reason: string) => new StoreError({ store: "redis", operati
 
 /** The URL without credentials, for messages and health. */
 export const describeUrl = (url: string): string => {
-  try { const u = new URL(url); return `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ""}` } catch { return "(unparsable url)" }
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname.length > 1 ? u.pathname : ""}`
+  } catch {
+    return "(unparsable url)"
+  }
 }
 
 const reasonOf = (e: unknown): string => {
@@ -93,7 +103,10 @@ const reasonOf = (e: unknown): string => {
 
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&")
 
-const sleepMs = (ms: number) => new Promise<void>((r) => { setTimeout(r, ms).unref() })
+const sleepMs = (ms: number) =>
+  new Promise<void>((r) => {
+    setTimeout(r, ms).unref()
+  })
 
 /** Closes a client without waiting on a dead server: a graceful close when connected, else a hard stop. */
 const shut = async (c: Client, ms: number) => {
@@ -102,193 +115,270 @@ const shut = async (c: Client, ms: number) => {
   if (c.isOpen) c.destroy()
 }
 
-const settings = (opts: RedisStoreOptions): Effect.Effect<{ readonly url: string; readonly key: Buffer }, StoreError> => Effect.suspend(() => {
-  if (!opts.url) return Effect.fail(configError("store.url is required for type: redis (e.g. url: ${env:REDIS_URL})"))
-  const url = Redacted.value(opts.url)
-  if (!/^rediss?:\/\/[^/]/.test(url)) return Effect.fail(configError(`store.url must be redis://host:port or rediss://host:port, got ${describeUrl(url)}`))
-  if (!opts.encryptionKey) {
-    return Effect.fail(configError("store.encryption_key is required for type: redis: tokens in a shared Redis are encrypted with it " +
-      "(32 bytes as base64 or 64 hex digits, e.g. encryption_key: ${env:TESSERA_ENCRYPTION_KEY}; make one with `openssl rand -base64 32`)"))
-  }
-  const key = parseKey(Redacted.value(opts.encryptionKey))
-  if (!key) return Effect.fail(configError("store.encryption_key must be 32 bytes, given as base64 or 64 hex digits"))
-  return Effect.succeed({ url, key })
-})
+const settings = (opts: RedisStoreOptions): Effect.Effect<{ readonly url: string; readonly key: Buffer }, StoreError> =>
+  Effect.suspend(() => {
+    if (!opts.url) return Effect.fail(configError("store.url is required for type: redis (e.g. url: ${env:REDIS_URL})"))
+    const url = Redacted.value(opts.url)
+    if (!/^rediss?:\/\/[^/]/.test(url))
+      return Effect.fail(
+        configError(`store.url must be redis://host:port or rediss://host:port, got ${describeUrl(url)}`)
+      )
+    if (!opts.encryptionKey) {
+      return Effect.fail(
+        configError(
+          "store.encryption_key is required for type: redis: tokens in a shared Redis are encrypted with it " +
+            "(32 bytes as base64 or 64 hex digits, e.g. encryption_key: ${env:TESSERA_ENCRYPTION_KEY}; make one with `openssl rand -base64 32`)"
+        )
+      )
+    }
+    const key = parseKey(Redacted.value(opts.encryptionKey))
+    if (!key) return Effect.fail(configError("store.encryption_key must be 32 bytes, given as base64 or 64 hex digits"))
+    return Effect.succeed({ url, key })
+  })
 
 /** The bare Redis store: its calls fail with StoreError while Redis is unreachable. Both clients (commands and the
  *  release subscription) are closed when the scope closes. Building it waits at most one connect timeout. */
-export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShape, StoreError, Scope.Scope> => Effect.gen(function*() {
-  const { url, key } = yield* settings(opts)
-  const prefix = opts.keyPrefix ?? defaults.keyPrefix
-  const leaseMs = opts.leaseMs ?? defaults.leaseMs
-  const lockWaitMs = opts.lockWaitMs ?? defaults.lockWaitMs
-  const connectTimeoutMs = opts.connectTimeoutMs ?? defaults.connectTimeoutMs
-  const commandTimeoutMs = opts.commandTimeoutMs ?? defaults.commandTimeoutMs
-  const reconnectMaxMs = opts.reconnectMaxMs ?? defaults.reconnectMaxMs
-  const refreshTokenTtlMs = opts.refreshTokenTtlMs ?? defaults.refreshTokenTtlMs
-  const where = describeUrl(url)
-  const channel = `${prefix}lock-released`
-  const tokenKey = (k: string) => `${prefix}token:${k}`
-  const lockKey = (k: string) => `${prefix}lock:${k}`
+export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShape, StoreError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { url, key } = yield* settings(opts)
+    const prefix = opts.keyPrefix ?? defaults.keyPrefix
+    const leaseMs = opts.leaseMs ?? defaults.leaseMs
+    const lockWaitMs = opts.lockWaitMs ?? defaults.lockWaitMs
+    const connectTimeoutMs = opts.connectTimeoutMs ?? defaults.connectTimeoutMs
+    const commandTimeoutMs = opts.commandTimeoutMs ?? defaults.commandTimeoutMs
+    const reconnectMaxMs = opts.reconnectMaxMs ?? defaults.reconnectMaxMs
+    const refreshTokenTtlMs = opts.refreshTokenTtlMs ?? defaults.refreshTokenTtlMs
+    const where = describeUrl(url)
+    const channel = `${prefix}lock-released`
+    const tokenKey = (k: string) => `${prefix}token:${k}`
+    const lockKey = (k: string) => `${prefix}lock:${k}`
 
-  // Wake-ups for waiters: a count of release messages seen per key, and who is waiting.
-  const released = new Map<string, number>()
-  const waiting = new Map<string, Set<() => void>>()
-  const onReleased = (k: string) => {
-    released.set(k, (released.get(k) ?? 0) + 1)
-    for (const wake of waiting.get(k) ?? []) wake()
-  }
+    // Wake-ups for waiters: a count of release messages seen per key, and who is waiting.
+    const released = new Map<string, number>()
+    const waiting = new Map<string, Set<() => void>>()
+    const onReleased = (k: string) => {
+      released.set(k, (released.get(k) ?? 0) + 1)
+      for (const wake of waiting.get(k) ?? []) wake()
+    }
 
-  let lastError: string | undefined
-  const offline = () => client.isReady || !lastError ? "" : ` (last connection error: ${lastError})`
-  const { client, sub } = yield* Effect.acquireRelease(
-    Effect.tryPromise({ try: async () => {
-      const client: Client = createClient({
-        url,
-        // Fail at once instead of queueing while disconnected: the resilient wrapper then serves from memory.
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: connectTimeoutMs,
-          // Never give up (a client that stops reconnecting would stay down after Redis returns); capped and jittered.
-          reconnectStrategy: (retries: number) => Math.round(Math.min(50 * 2 ** Math.min(retries, 10), reconnectMaxMs) * (0.8 + Math.random() * 0.4))
-        }
-      })
-      const sub = client.duplicate()
-      // Connection errors surface as failed commands (and the wrapper's one warning); unhandled they would crash.
-      client.on("error", (e: unknown) => { lastError = reasonOf(e) })
-      client.on("ready", () => { lastError = undefined })
-      sub.on("error", () => undefined)
-      const ready = client.connect().then(() => true, () => false)
-      sub.connect().then(() => sub.subscribe(channel, onReleased)).catch(() => undefined)
-      await Promise.race([ready, sleepMs(connectTimeoutMs)])
-      return { client, sub }
-    }, catch: (e) => configError(`store.url ${where}: ${reasonOf(e)}`) }), // connection failures are retried, not thrown: only a bad URL ends here
-    ({ client, sub }) => Effect.promise(() => Promise.all([shut(sub, commandTimeoutMs), shut(client, commandTimeoutMs)]))
-  )
-
-  const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
-    Effect.tryPromise({ try: f, catch: (e) => new StoreError({ store: "redis", operation, reason: `${where}: ${reasonOf(e)}${offline()}` }) }).pipe(
-      Effect.timeoutOrElse({
-        duration: commandTimeoutMs,
-        orElse: () => Effect.fail(new StoreError({ store: "redis", operation, reason: `${where}: no answer within ${commandTimeoutMs} ms` }))
-      })
+    let lastError: string | undefined
+    const offline = () => (client.isReady || !lastError ? "" : ` (last connection error: ${lastError})`)
+    const { client } = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const client: Client = createClient({
+            url,
+            // Fail at once instead of queueing while disconnected: the resilient wrapper then serves from memory.
+            disableOfflineQueue: true,
+            socket: {
+              connectTimeout: connectTimeoutMs,
+              // Never give up (a client that stops reconnecting would stay down after Redis returns); capped and jittered.
+              reconnectStrategy: (retries: number) =>
+                Math.round(Math.min(50 * 2 ** Math.min(retries, 10), reconnectMaxMs) * (0.8 + Math.random() * 0.4))
+            }
+          })
+          const sub = client.duplicate()
+          // Connection errors surface as failed commands (and the wrapper's one warning); unhandled they would crash.
+          client.on("error", (e: unknown) => {
+            lastError = reasonOf(e)
+          })
+          client.on("ready", () => {
+            lastError = undefined
+          })
+          sub.on("error", () => undefined)
+          const ready = client.connect().then(
+            () => true,
+            () => false
+          )
+          sub
+            .connect()
+            .then(() => sub.subscribe(channel, onReleased))
+            .catch(() => undefined)
+          await Promise.race([ready, sleepMs(connectTimeoutMs)])
+          return { client, sub }
+        },
+        catch: (e) => configError(`store.url ${where}: ${reasonOf(e)}`)
+      }), // connection failures are retried, not thrown: only a bad URL ends here
+      ({ client, sub }) =>
+        Effect.promise(() => Promise.all([shut(sub, commandTimeoutMs), shut(client, commandTimeoutMs)]))
     )
 
-  const decode = (raw: string | null | undefined): Entry | undefined => {
-    if (!raw) return undefined
-    try {
-      const plain = open_(key, JSON.parse(raw) as Sealed)
-      if (plain === undefined) return undefined // sealed under another key (rotated) or corrupt: a miss, the next write replaces it
-      const e = JSON.parse(plain) as Entry
-      return isStored(e.token) ? e : undefined
-    } catch { return undefined }
-  }
+    const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+      Effect.tryPromise({
+        try: f,
+        catch: (e) => new StoreError({ store: "redis", operation, reason: `${where}: ${reasonOf(e)}${offline()}` })
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: commandTimeoutMs,
+          orElse: () =>
+            Effect.fail(
+              new StoreError({ store: "redis", operation, reason: `${where}: no answer within ${commandTimeoutMs} ms` })
+            )
+        })
+      )
 
-  const ttlFor = (entry: Entry, now: number): number => {
-    const left = Math.max(1000, Math.ceil(entry.token.expires_at - now))
-    return entry.token.refresh_token ? Math.max(left, refreshTokenTtlMs) : left
-  }
-
-  const scanKeys = (operation: string) => call(operation, async () => {
-    const out: string[] = []
-    for await (const batch of client.scanIterator({ MATCH: `${escapeGlob(prefix)}token:*`, COUNT: 200 })) out.push(...batch)
-    return [...new Set(out)]
-  })
-
-  const kid = keyId(key)
-
-  // Waits until a release of `k` is announced after `seen`, or `ms` pass.
-  const awaitRelease = (k: string, seen: number, ms: number) => Effect.callback<void>((resume) => {
-    if ((released.get(k) ?? 0) !== seen) return resume(Effect.void)
-    const set = waiting.get(k) ?? new Set<() => void>()
-    waiting.set(k, set)
-    const wake = () => resume(Effect.void)
-    set.add(wake)
-    const timer = setTimeout(wake, ms)
-    return Effect.sync(() => { clearTimeout(timer); set.delete(wake); if (set.size === 0) waiting.delete(k) })
-  })
-
-  const tryAcquire = (k: string, token: string) => call("lock", async () => {
-    const r = await client.eval(ACQUIRE, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] }) as unknown as ReadonlyArray<number>
-    return r[0] === 1 ? { held: true as const } : { held: false as const, leftMs: Number(r[1] ?? -1) }
-  })
-
-  const release = (k: string, token: string) =>
-    call("unlock", () => client.eval(RELEASE, { keys: [lockKey(k)], arguments: [token, channel, k] })).pipe(Effect.ignore)
-
-  const keepLease = (k: string, token: string): Effect.Effect<void> => Effect.gen(function*() {
-    for (;;) {
-      yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
-      const r = yield* call("renew lock", () => client.eval(RENEW, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] })).pipe(Effect.result)
-      // Redis down: keep trying; the work goes on under the local fallback anyway.
-      if (r._tag === "Success" && Number(r.success) === 0) {
-        return yield* Effect.logWarning("lost the Redis lock lease before the renewal finished; another instance may renew too").pipe(Effect.annotateLogs({ store: "redis" }))
+    const decode = (raw: string | null | undefined): Entry | undefined => {
+      if (!raw) return undefined
+      try {
+        const plain = open_(key, JSON.parse(raw) as Sealed)
+        if (plain === undefined) return undefined // sealed under another key (rotated) or corrupt: a miss, the next write replaces it
+        const e = JSON.parse(plain) as Entry
+        return isStored(e.token) ? e : undefined
+      } catch {
+        return undefined
       }
     }
-  })
 
-  const withLock = <A, E, R>(k: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
-    Effect.uninterruptibleMask((restore) => Effect.gen(function*() {
-      const token = randomBytes(16).toString("hex")
-      const start = yield* Clock.currentTimeMillis
-      for (let attempt = 0; ; attempt++) {
-        const seen = released.get(k) ?? 0
-        // On a timeout the SET may still have landed: free it beside, without making the caller wait again.
-        const r = yield* tryAcquire(k, token).pipe(Effect.tapError(() => Effect.forkDetach(release(k, token))))
-        if (r.held) break
-        const now = yield* Clock.currentTimeMillis
-        if (now - start >= lockWaitMs) {
-          return yield* new StoreError({ store: "redis", operation: "lock", reason: `another instance held the lock for more than ${lockWaitMs} ms` })
+    const ttlFor = (entry: Entry, now: number): number => {
+      const left = Math.max(1000, Math.ceil(entry.token.expires_at - now))
+      return entry.token.refresh_token ? Math.max(left, refreshTokenTtlMs) : left
+    }
+
+    const scanKeys = (operation: string) =>
+      call(operation, async () => {
+        const out: string[] = []
+        for await (const batch of client.scanIterator({ MATCH: `${escapeGlob(prefix)}token:*`, COUNT: 200 }))
+          out.push(...batch)
+        return [...new Set(out)]
+      })
+
+    const kid = keyId(key)
+
+    // Waits until a release of `k` is announced after `seen`, or `ms` pass.
+    const awaitRelease = (k: string, seen: number, ms: number) =>
+      Effect.callback<void>((resume) => {
+        if ((released.get(k) ?? 0) !== seen) return resume(Effect.void)
+        const set = waiting.get(k) ?? new Set<() => void>()
+        waiting.set(k, set)
+        const wake = () => resume(Effect.void)
+        set.add(wake)
+        const timer = setTimeout(wake, ms)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          set.delete(wake)
+          if (set.size === 0) waiting.delete(k)
+        })
+      })
+
+    const tryAcquire = (k: string, token: string) =>
+      call("lock", async () => {
+        const r = (await client.eval(ACQUIRE, {
+          keys: [lockKey(k)],
+          arguments: [token, String(leaseMs)]
+        })) as unknown as ReadonlyArray<number>
+        return r[0] === 1 ? { held: true as const } : { held: false as const, leftMs: Number(r[1] ?? -1) }
+      })
+
+    const release = (k: string, token: string) =>
+      call("unlock", () => client.eval(RELEASE, { keys: [lockKey(k)], arguments: [token, channel, k] })).pipe(
+        Effect.ignore
+      )
+
+    const keepLease = (k: string, token: string): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        for (;;) {
+          yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
+          const r = yield* call("renew lock", () =>
+            client.eval(RENEW, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] })
+          ).pipe(Effect.result)
+          // Redis down: keep trying; the work goes on under the local fallback anyway.
+          if (r._tag === "Success" && Number(r.success) === 0) {
+            return yield* Effect.logWarning(
+              "lost the Redis lock lease before the renewal finished; another instance may renew too"
+            ).pipe(Effect.annotateLogs({ store: "redis" }))
+          }
         }
-        // Pub/sub normally wakes us first; polling covers a lost message, and never sleeps past the lease's end.
-        const backoff = Math.min(25 * 2 ** attempt, 500)
-        yield* restore(awaitRelease(k, seen, r.leftMs > 0 ? Math.min(backoff, r.leftMs + 5) : backoff))
-      }
-      const renewing = yield* Effect.forkChild(keepLease(k, token), { uninterruptible: false })
-      const exit = yield* Effect.exit(restore(effect))
-      yield* Fiber.interrupt(renewing)
-      yield* release(k, token)
-      return yield* exit
-    }))
+      })
 
-  const health = (): Effect.Effect<StoreHealth> => Effect.suspend(() => client.isReady
-    ? call("ping", () => client.ping()).pipe(Effect.as<StoreHealth>({ status: "ok", detail: `redis ${where}` }))
-    : Effect.fail(new StoreError({ store: "redis", operation: "ping", reason: `${where}: not connected${offline()}` }))
-  ).pipe(Effect.catch((e) => Effect.succeed<StoreHealth>({ status: "down", detail: `redis ${e.reason}` })))
+    const withLock = <A, E, R>(k: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          const token = randomBytes(16).toString("hex")
+          const start = yield* Clock.currentTimeMillis
+          for (let attempt = 0; ; attempt++) {
+            const seen = released.get(k) ?? 0
+            // On a timeout the SET may still have landed: free it beside, without making the caller wait again.
+            const r = yield* tryAcquire(k, token).pipe(Effect.tapError(() => Effect.forkDetach(release(k, token))))
+            if (r.held) break
+            const now = yield* Clock.currentTimeMillis
+            if (now - start >= lockWaitMs) {
+              return yield* new StoreError({
+                store: "redis",
+                operation: "lock",
+                reason: `another instance held the lock for more than ${lockWaitMs} ms`
+              })
+            }
+            // Pub/sub normally wakes us first; polling covers a lost message, and never sleeps past the lease's end.
+            const backoff = Math.min(25 * 2 ** attempt, 500)
+            yield* restore(awaitRelease(k, seen, r.leftMs > 0 ? Math.min(backoff, r.leftMs + 5) : backoff))
+          }
+          const renewing = yield* Effect.forkChild(keepLease(k, token), { uninterruptible: false })
+          const exit = yield* Effect.exit(restore(effect))
+          yield* Fiber.interrupt(renewing)
+          yield* release(k, token)
+          return yield* exit
+        })
+      )
 
-  const store: RedisStoreShape = {
-    name: "redis",
-    tokenKey, lockKey, channel,
-    get: (k) => call("read", () => client.get(tokenKey(k))).pipe(Effect.map(decode)),
-    set: (k, entry) => Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      call("write", () => client.set(tokenKey(k), JSON.stringify(seal(key, JSON.stringify(entry))), { expiration: { type: "PX", value: ttlFor(entry, now) } })).pipe(Effect.asVoid)),
-    delete: (k) => call("delete", () => client.del(tokenKey(k))).pipe(Effect.asVoid),
-    list: () => Effect.gen(function*() {
-      const keys = (yield* scanKeys("list")).sort()
-      if (keys.length === 0) return []
-      const values = yield* call("list", () => client.mGet(keys))
-      const out: Array<readonly [string, Entry]> = []
-      keys.forEach((full, i) => { const e = decode(values[i]); if (e) out.push([full.slice(tokenKey("").length), e]) })
-      return out
-    }),
-    clear: () => Effect.gen(function*() {
-      const keys = yield* scanKeys("clear")
-      if (keys.length === 0) return 0
-      return yield* call("clear", () => client.unlink(keys))
-    }),
-    withLock,
-    health
-  }
-  yield* Effect.logDebug(`redis store ${where}, prefix ${JSON.stringify(prefix)}, key id ${kid}, ${client.isReady ? "connected" : "not connected yet"}`)
-  return store
-})
+    const health = (): Effect.Effect<StoreHealth> =>
+      Effect.suspend(() =>
+        client.isReady
+          ? call("ping", () => client.ping()).pipe(Effect.as<StoreHealth>({ status: "ok", detail: `redis ${where}` }))
+          : Effect.fail(
+              new StoreError({ store: "redis", operation: "ping", reason: `${where}: not connected${offline()}` })
+            )
+      ).pipe(Effect.catch((e) => Effect.succeed<StoreHealth>({ status: "down", detail: `redis ${e.reason}` })))
+
+    const store: RedisStoreShape = {
+      name: "redis",
+      tokenKey,
+      lockKey,
+      channel,
+      get: (k) => call("read", () => client.get(tokenKey(k))).pipe(Effect.map(decode)),
+      set: (k, entry) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          call("write", () =>
+            client.set(tokenKey(k), JSON.stringify(seal(key, JSON.stringify(entry))), {
+              expiration: { type: "PX", value: ttlFor(entry, now) }
+            })
+          ).pipe(Effect.asVoid)
+        ),
+      delete: (k) => call("delete", () => client.del(tokenKey(k))).pipe(Effect.asVoid),
+      list: () =>
+        Effect.gen(function* () {
+          const keys = (yield* scanKeys("list")).sort()
+          if (keys.length === 0) return []
+          const values = yield* call("list", () => client.mGet(keys))
+          const out: Array<readonly [string, Entry]> = []
+          keys.forEach((full, i) => {
+            const e = decode(values[i])
+            if (e) out.push([full.slice(tokenKey("").length), e])
+          })
+          return out
+        }),
+      clear: () =>
+        Effect.gen(function* () {
+          const keys = yield* scanKeys("clear")
+          if (keys.length === 0) return 0
+          return yield* call("clear", () => client.unlink(keys))
+        }),
+      withLock,
+      health
+    }
+    yield* Effect.logDebug(
+      `redis store ${where}, prefix ${JSON.stringify(prefix)}, key id ${kid}, ${client.isReady ? "connected" : "not connected yet"}`
+    )
+    return store
+  })
 
 /** The Redis store behind the resilient wrapper: served from memory while Redis is unreachable. */
 export const make = (opts: RedisStoreOptions): Effect.Effect<TokenStoreShape, StoreError, Scope.Scope> =>
   Effect.map(makeRedis(opts), (redis) => ResilientStore.make(redis, { probeIntervalMs: opts.probeIntervalMs }))
 
 /** `make` as the TokenStore; the Redis clients close when the layer is released. */
-export const layer = (opts: RedisStoreOptions): Layer.Layer<TokenStore, StoreError> => Layer.effect(TokenStore, make(opts))
+export const layer = (opts: RedisStoreOptions): Layer.Layer<TokenStore, StoreError> =>
+  Layer.effect(TokenStore, make(opts))
 
 /** The bare store as the TokenStore (no fallback): for tools that must see Redis failures. */
-export const layerStrict = (opts: RedisStoreOptions): Layer.Layer<TokenStore, StoreError> => Layer.effect(TokenStore, makeRedis(opts))
+export const layerStrict = (opts: RedisStoreOptions): Layer.Layer<TokenStore, StoreError> =>
+  Layer.effect(TokenStore, makeRedis(opts))

@@ -22,7 +22,10 @@ export interface ResilientOptions {
   readonly probeIntervalMs?: number | undefined
 }
 
-interface Outage { readonly since: number; readonly reason: string }
+interface Outage {
+  readonly since: number
+  readonly reason: string
+}
 
 export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): TokenStoreShape => {
   const fallback = opts.fallback ?? makeMemory()
@@ -31,16 +34,18 @@ export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): Tok
   let lastProbe = 0
   let probing = false
 
-  const degrade = (e: StoreError): Effect.Effect<void> => Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    if (outage) return Effect.void
-    outage = { since: now, reason: `${e.operation}: ${e.reason}` }
-    lastProbe = now
-    return Effect.logWarning(`token store ${primary.name} unreachable (${e.operation}: ${e.reason}); serving tokens from ${fallback.name} in this process until it answers again`)
-      .pipe(Effect.annotateLogs({ store: primary.name }))
-  })
+  const degrade = (e: StoreError): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (outage) return Effect.void
+      outage = { since: now, reason: `${e.operation}: ${e.reason}` }
+      lastProbe = now
+      return Effect.logWarning(
+        `token store ${primary.name} unreachable (${e.operation}: ${e.reason}); serving tokens from ${fallback.name} in this process until it answers again`
+      ).pipe(Effect.annotateLogs({ store: primary.name }))
+    })
 
   /** Copies what the fallback holds to the primary unless the primary has something newer; drops it from the fallback. */
-  const drain: Effect.Effect<void, StoreError> = Effect.gen(function*() {
+  const drain: Effect.Effect<void, StoreError> = Effect.gen(function* () {
     for (const [key, kept] of yield* fallback.list()) {
       const current = yield* primary.get(key)
       if (!current || current.token.obtained_at < kept.token.obtained_at) yield* primary.set(key, kept)
@@ -49,15 +54,22 @@ export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): Tok
     }
   })
 
-  const recover: Effect.Effect<void> = Effect.gen(function*() {
+  const recover: Effect.Effect<void> = Effect.gen(function* () {
     yield* drain
     const was = outage
     outage = undefined
     yield* drain // entries written while the first pass ran
     const now = yield* Clock.currentTimeMillis
-    yield* Effect.logInfo(`token store ${primary.name} reachable again after ${Math.round((now - (was?.since ?? now)) / 1000)} s; back to shared tokens`)
-      .pipe(Effect.annotateLogs({ store: primary.name }))
-  }).pipe(Effect.catch((e: StoreError) => Effect.sync(() => { outage = { since: outage?.since ?? Date.now(), reason: `${e.operation}: ${e.reason}` } })))
+    yield* Effect.logInfo(
+      `token store ${primary.name} reachable again after ${Math.round((now - (was?.since ?? now)) / 1000)} s; back to shared tokens`
+    ).pipe(Effect.annotateLogs({ store: primary.name }))
+  }).pipe(
+    Effect.catch((e: StoreError) =>
+      Effect.sync(() => {
+        outage = { since: outage?.since ?? Date.now(), reason: `${e.operation}: ${e.reason}` }
+      })
+    )
+  )
 
   const due = (now: number) => outage !== undefined && !probing && now - lastProbe >= probeIntervalMs
 
@@ -67,47 +79,104 @@ export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): Tok
     probing = true
     lastProbe = now
     return primary.health().pipe(
-      Effect.flatMap((h) => h.status === "ok" ? recover : Effect.sync(() => { if (outage) outage = { ...outage, reason: h.detail } })),
-      Effect.ensuring(Effect.sync(() => { probing = false }))
+      Effect.flatMap((h) =>
+        h.status === "ok"
+          ? recover
+          : Effect.sync(() => {
+              if (outage) outage = { ...outage, reason: h.detail }
+            })
+      ),
+      Effect.ensuring(
+        Effect.sync(() => {
+          probing = false
+        })
+      )
     )
   })
 
   // A request never waits for the probe (a half-dead Redis can take a command timeout to answer): it runs beside it.
-  const probeBeside: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) => due(now) ? Effect.asVoid(Effect.forkDetach(probe)) : Effect.void)
+  const probeBeside: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    due(now) ? Effect.asVoid(Effect.forkDetach(probe)) : Effect.void
+  )
 
   /** The primary's answer, or the fallback's when the primary is (or just became) unreachable. */
-  const route = <A>(onPrimary: () => Effect.Effect<A, StoreError>, onFallback: () => Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
-    Effect.andThen(probeBeside, Effect.suspend(() => outage
-      ? onFallback()
-      : onPrimary().pipe(Effect.catchTag("StoreError", (e) => Effect.andThen(degrade(e), onFallback())))))
+  const route = <A>(
+    onPrimary: () => Effect.Effect<A, StoreError>,
+    onFallback: () => Effect.Effect<A, StoreError>
+  ): Effect.Effect<A, StoreError> =>
+    Effect.andThen(
+      probeBeside,
+      Effect.suspend(() =>
+        outage
+          ? onFallback()
+          : onPrimary().pipe(Effect.catchTag("StoreError", (e) => Effect.andThen(degrade(e), onFallback())))
+      )
+    )
 
   return {
     name: primary.name,
-    get: (key) => route(() => primary.get(key), () => fallback.get(key)),
-    set: (key, entry: Entry) => route(() => primary.set(key, entry), () => fallback.set(key, entry)),
-    delete: (key) => route(() => primary.delete(key), () => fallback.delete(key)),
-    list: () => route(() => primary.list(), () => fallback.list()),
-    clear: () => route(() => primary.clear(), () => fallback.clear()),
-    withLock: (key, effect) => Effect.andThen(probeBeside, Effect.suspend(() => {
-      if (outage) return fallback.withLock(key, effect)
-      let started = false
-      return primary.withLock(key, Effect.suspend(() => { started = true; return effect })).pipe(
-        // A lock that could not be taken because the primary is down: take the local one. A primary that answers
-        // (say, a lock wait that timed out) is no outage, so its failure stands.
-        Effect.catch((e) => !started && isStoreError(e)
-          ? Effect.flatMap(primary.health(), (h) => h.status === "ok" ? Effect.fail(e) : Effect.andThen(degrade(e), fallback.withLock(key, effect)))
-          : Effect.fail(e))
-      )
-    })),
-    health: () => Effect.gen(function*() {
-      yield* probe
-      if (!outage) {
-        const h = yield* primary.health()
-        if (h.status === "ok") return h
-        yield* degrade(new StoreError({ store: primary.name, operation: "health", reason: h.detail }))
-      }
-      return degradedHealth(primary.name, fallback.name, outage!)
-    })
+    get: (key) =>
+      route(
+        () => primary.get(key),
+        () => fallback.get(key)
+      ),
+    set: (key, entry: Entry) =>
+      route(
+        () => primary.set(key, entry),
+        () => fallback.set(key, entry)
+      ),
+    delete: (key) =>
+      route(
+        () => primary.delete(key),
+        () => fallback.delete(key)
+      ),
+    list: () =>
+      route(
+        () => primary.list(),
+        () => fallback.list()
+      ),
+    clear: () =>
+      route(
+        () => primary.clear(),
+        () => fallback.clear()
+      ),
+    withLock: (key, effect) =>
+      Effect.andThen(
+        probeBeside,
+        Effect.suspend(() => {
+          if (outage) return fallback.withLock(key, effect)
+          let started = false
+          return primary
+            .withLock(
+              key,
+              Effect.suspend(() => {
+                started = true
+                return effect
+              })
+            )
+            .pipe(
+              // A lock that could not be taken because the primary is down: take the local one. A primary that answers
+              // (say, a lock wait that timed out) is no outage, so its failure stands.
+              Effect.catch((e) =>
+                !started && isStoreError(e)
+                  ? Effect.flatMap(primary.health(), (h) =>
+                      h.status === "ok" ? Effect.fail(e) : Effect.andThen(degrade(e), fallback.withLock(key, effect))
+                    )
+                  : Effect.fail(e)
+              )
+            )
+        })
+      ),
+    health: () =>
+      Effect.gen(function* () {
+        yield* probe
+        if (!outage) {
+          const h = yield* primary.health()
+          if (h.status === "ok") return h
+          yield* degrade(new StoreError({ store: primary.name, operation: "health", reason: h.detail }))
+        }
+        return degradedHealth(primary.name, fallback.name, outage!)
+      })
   }
 }
 

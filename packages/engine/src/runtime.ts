@@ -10,14 +10,29 @@ import { TokenStore, layerMemory, type TokenStoreShape } from "./token-store.ts"
 
 export type StoreChoice = "memory" | "file" | TokenStoreShape
 
-export const storeLayer = (config: Config, fallback: "memory" | "file" = "memory"): Layer.Layer<TokenStore, StoreError> => {
+export const storeLayer = (
+  config: Config,
+  fallback: "memory" | "file" = "memory"
+): Layer.Layer<TokenStore, StoreError> => {
   const type = config.store?.type ?? fallback
   switch (type) {
-    case "memory": return layerMemory
-    case "file": return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
+    case "memory":
+      return layerMemory
+    case "file":
+      return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
     // Loaded on demand: most processes (the CLI above all) never need the Redis client, and it costs start-up time.
-    case "redis": return Layer.unwrap(Effect.promise(() => import("./redis-store.ts")).pipe(
-      Effect.map((RedisStore) => RedisStore.layer({ url: config.store?.url, keyPrefix: config.store?.keyPrefix, encryptionKey: config.store?.encryptionKey }))))
+    case "redis":
+      return Layer.unwrap(
+        Effect.promise(() => import("./redis-store.ts")).pipe(
+          Effect.map((RedisStore) =>
+            RedisStore.layer({
+              url: config.store?.url,
+              keyPrefix: config.store?.keyPrefix,
+              encryptionKey: config.store?.encryptionKey
+            })
+          )
+        )
+      )
   }
 }
 
@@ -29,8 +44,14 @@ export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel =>
 
 /** The engine over the chosen store. `logLevel` defaults to `logLevel()` ($TESSERA_LOG_LEVEL, else Warn); the CLI
  *  passes the level its --log-level flag chose. */
-export const layer = (config: Config, store: StoreChoice = "memory", opts: { readonly logLevel?: LogLevel } = {}): Layer.Layer<Engine.Engine, StoreError> =>
+export const layer = (
+  config: Config,
+  store: StoreChoice = "memory",
+  opts: { readonly logLevel?: LogLevel } = {}
+): Layer.Layer<Engine.Engine, StoreError> =>
   Layer.merge(
-    Engine.layer(config).pipe(Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))),
+    Engine.layer(config).pipe(
+      Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))
+    ),
     Layer.succeed(References.MinimumLogLevel, opts.logLevel ?? logLevel())
   ) as Layer.Layer<Engine.Engine, StoreError>

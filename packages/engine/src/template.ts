@@ -16,10 +16,15 @@ export interface Template {
 
 export class TemplateSyntaxError extends Error {
   readonly column: number
-  constructor(message: string, column: number) { super(message); this.name = "TemplateSyntaxError"; this.column = column }
+  constructor(message: string, column: number) {
+    super(message)
+    this.name = "TemplateSyntaxError"
+    this.column = column
+  }
 }
 
-const placeholder = /^\s*(inputs|token)\.([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*default\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*)?$/
+const placeholder =
+  /^\s*(inputs|token)\.([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*default\s*:\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*)?$/
 
 /** Parses a template; throws TemplateSyntaxError (with a 0-based column into the source) on bad syntax. */
 export const parse = (source: string): Template => {
@@ -27,7 +32,10 @@ export const parse = (source: string): Template => {
   let i = 0
   while (i < source.length) {
     const open = source.indexOf("{{", i)
-    if (open === -1) { segments.push({ kind: "text", text: source.slice(i) }); break }
+    if (open === -1) {
+      segments.push({ kind: "text", text: source.slice(i) })
+      break
+    }
     if (open > i) segments.push({ kind: "text", text: source.slice(i, open) })
     const close = source.indexOf("}}", open + 2)
     if (close === -1) throw new TemplateSyntaxError(`unclosed "{{" in template`, open)
@@ -39,7 +47,8 @@ export const parse = (source: string): Template => {
         scope && scope !== "inputs" && scope !== "token"
           ? `unknown scope "${scope}" in "{{${inner}}}": use inputs.<name> or token.<field>`
           : `invalid placeholder "{{${inner}}}": expected {{ inputs.name }} or {{ inputs.name | default: "text" }}`,
-        open)
+        open
+      )
     }
     const fallback = m[3] !== undefined ? m[3].replace(/\\(.)/g, "$1") : m[4]
     segments.push({ kind: "ref", scope: m[1] as Scope, name: m[2]!, fallback })
@@ -51,7 +60,9 @@ export const parse = (source: string): Template => {
 export const literal = (text: string): Template => ({ source: text, segments: [{ kind: "text", text }] })
 
 export const refs = (t: Template, scope?: Scope): ReadonlyArray<Extract<Segment, { kind: "ref" }>> =>
-  t.segments.filter((s): s is Extract<Segment, { kind: "ref" }> => s.kind === "ref" && (scope === undefined || s.scope === scope))
+  t.segments.filter(
+    (s): s is Extract<Segment, { kind: "ref" }> => s.kind === "ref" && (scope === undefined || s.scope === scope)
+  )
 
 /** A value a template may read: plain text, or a secret kept redacted. */
 export type Value = string | Redacted.Redacted<string>
@@ -75,7 +86,10 @@ export const render = (t: Template, ctx: Context): Rendered => {
   let secret = false
   const missing: string[] = []
   for (const s of t.segments) {
-    if (s.kind === "text") { out += s.text; continue }
+    if (s.kind === "text") {
+      out += s.text
+      continue
+    }
     const v = s.scope === "inputs" ? ctx.inputs(s.name) : ctx.token?.(s.name)
     if (v === undefined || (!isSecret(v) && v === "" && s.fallback !== undefined)) {
       if (s.fallback !== undefined) out += s.fallback

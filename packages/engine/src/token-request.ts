@@ -30,17 +30,29 @@ export type BuildResult =
 const formEncode = (s: string) => new URLSearchParams([["", s]]).toString().slice(1)
 
 export const basicAuth = (id: string, secret: string): Redacted.Redacted<string> =>
-  Redacted.make(`Basic ${Buffer.from(`${formEncode(id)}:${formEncode(secret)}`).toString("base64")}`, { label: "authorization" })
+  Redacted.make(`Basic ${Buffer.from(`${formEncode(id)}:${formEncode(secret)}`).toString("base64")}`, {
+    label: "authorization"
+  })
 
 export const build = (connection: Connection, flow: FlowSpec, token?: Token): BuildResult => {
   const details: string[] = []
   const ctx: Template.Context = {
     inputs: (n) => connection.inputs.get(n),
-    token: (f) => f === "access_token" ? token?.accessToken : f === "refresh_token" ? token?.refreshToken : f === "token_type" ? token?.tokenType : undefined
+    token: (f) =>
+      f === "access_token"
+        ? token?.accessToken
+        : f === "refresh_token"
+          ? token?.refreshToken
+          : f === "token_type"
+            ? token?.tokenType
+            : undefined
   }
   const required = (what: string, t: Template.Template): Template.Value | undefined => {
     const r = Template.render(t, ctx)
-    if (r._tag === "Missing") { details.push(`${what} needs ${r.names.join(", ")}, which ${r.names.length > 1 ? "are" : "is"} not set`); return undefined }
+    if (r._tag === "Missing") {
+      details.push(`${what} needs ${r.names.join(", ")}, which ${r.names.length > 1 ? "are" : "is"} not set`)
+      return undefined
+    }
     return r.value
   }
   const urlValue = required(`flows.${flow.name}.url`, flow.url)
@@ -51,8 +63,9 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
   }
   const grantType = required(`flows.${flow.name}.grant_type`, flow.grantType)
   const methodValue = required(`flows.${flow.name}.client_auth.method`, flow.clientAuth.method)
-  const method = methodValue === undefined ? undefined : Template.reveal(methodValue) as ClientAuthMethod
-  if (method !== undefined && !clientAuthMethods.includes(method)) details.push(`client_auth.method "${method}" is not one of ${clientAuthMethods.join(", ")}`)
+  const method = methodValue === undefined ? undefined : (Template.reveal(methodValue) as ClientAuthMethod)
+  if (method !== undefined && !clientAuthMethods.includes(method))
+    details.push(`client_auth.method "${method}" is not one of ${clientAuthMethods.join(", ")}`)
 
   const headers: Array<readonly [string, Template.Value]> = [["Accept", "application/json"]]
   const fields: Array<readonly [string, Json]> = []
@@ -62,53 +75,106 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     const secret = Template.render(flow.clientAuth.secret, ctx)
     if (secret._tag === "Missing") details.push(`client_auth.secret needs ${secret.names.join(", ")}, which is not set`)
     if (id !== undefined && secret._tag === "Value") {
-      if (method === "client_secret_basic") headers.push(["Authorization", basicAuth(Template.reveal(id), Template.reveal(secret.value))])
-      else fields.push(["client_id", id], ["client_secret", Template.isSecret(secret.value) ? secret.value : Redacted.make(secret.value, { label: "client_secret" })])
+      if (method === "client_secret_basic")
+        headers.push(["Authorization", basicAuth(Template.reveal(id), Template.reveal(secret.value))])
+      else
+        fields.push(
+          ["client_id", id],
+          [
+            "client_secret",
+            Template.isSecret(secret.value) ? secret.value : Redacted.make(secret.value, { label: "client_secret" })
+          ]
+        )
     }
   }
   const renderBody = (spec: BodySpec): Json | undefined => {
     switch (spec.kind) {
-      case "literal": return spec.value
-      case "template": { const r = Template.render(spec.template, ctx); return r._tag === "Value" ? r.value : undefined }
+      case "literal":
+        return spec.value
+      case "template": {
+        const r = Template.render(spec.template, ctx)
+        return r._tag === "Value" ? r.value : undefined
+      }
       case "object": {
         const out: Record<string, Json> = {}
-        for (const [k, v] of spec.fields) { const r = renderBody(v); if (r !== undefined) Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true }) }
+        for (const [k, v] of spec.fields) {
+          const r = renderBody(v)
+          if (r !== undefined)
+            Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true })
+        }
         return Object.keys(out).length > 0 ? out : undefined
       }
     }
   }
-  for (const [k, spec] of flow.body) { const v = renderBody(spec); if (v !== undefined) fields.push([k, v]) }
+  for (const [k, spec] of flow.body) {
+    const v = renderBody(spec)
+    if (v !== undefined) fields.push([k, v])
+  }
   if (flow.name === "refresh") {
     if (token?.refreshToken) fields.push(["refresh_token", token.refreshToken])
     else details.push("the refresh flow needs a refresh token and there is none")
   }
-  for (const [k, t] of flow.headers) { const v = required(`flows.${flow.name}.headers.${k}`, t); if (v !== undefined) headers.push([k, v]) }
+  for (const [k, t] of flow.headers) {
+    const v = required(`flows.${flow.name}.headers.${k}`, t)
+    if (v !== undefined) headers.push([k, v])
+  }
   if (details.length > 0) return { _tag: "Invalid", details }
 
   if (flow.encoding === "json") {
     const json: Record<string, Json> = {}
-    for (const [k, v] of fields) Object.defineProperty(json, k, { value: v, enumerable: true, writable: true, configurable: true })
-    return { _tag: "Request", request: { flow: flow.name, method: flow.method, url, headers: [...headers, ["Content-Type", "application/json"]], encoding: "json", json } }
+    for (const [k, v] of fields)
+      Object.defineProperty(json, k, { value: v, enumerable: true, writable: true, configurable: true })
+    return {
+      _tag: "Request",
+      request: {
+        flow: flow.name,
+        method: flow.method,
+        url,
+        headers: [...headers, ["Content-Type", "application/json"]],
+        encoding: "json",
+        json
+      }
+    }
   }
-  const form = fields.map(([k, v]) => [k, typeof v === "number" || typeof v === "boolean" ? String(v) : v] as const)
+  const form = fields
+    .map(([k, v]) => [k, typeof v === "number" || typeof v === "boolean" ? String(v) : v] as const)
     .filter((f): f is readonly [string, Template.Value] => typeof f[1] === "string" || Redacted.isRedacted(f[1]))
-  return { _tag: "Request", request: { flow: flow.name, method: flow.method, url, headers: flow.method === "GET" ? headers : [...headers, ["Content-Type", "application/x-www-form-urlencoded"]], encoding: "form", form } }
+  return {
+    _tag: "Request",
+    request: {
+      flow: flow.name,
+      method: flow.method,
+      url,
+      headers: flow.method === "GET" ? headers : [...headers, ["Content-Type", "application/x-www-form-urlencoded"]],
+      encoding: "form",
+      form
+    }
+  }
 }
 
 const revealJson = (v: Json, mask: boolean): unknown => {
   if (Redacted.isRedacted(v)) return mask ? "***" : Redacted.value(v)
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: revealJson(x, mask), enumerable: true, writable: true, configurable: true })
+    for (const [k, x] of Object.entries(v))
+      Object.defineProperty(out, k, {
+        value: revealJson(x, mask),
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
     return out
   }
   return v
 }
 
 /** The request as it goes on the wire, or with every secret replaced by `***` when `mask` is true. */
-export const encode = (r: TokenRequest, opts: { mask?: boolean } = {}): { url: string; headers: Record<string, string>; body: string | undefined } => {
+export const encode = (
+  r: TokenRequest,
+  opts: { mask?: boolean } = {}
+): { url: string; headers: Record<string, string>; body: string | undefined } => {
   const mask = opts.mask ?? false
-  const show = (v: Template.Value) => Template.isSecret(v) ? (mask ? "***" : Redacted.value(v)) : v
+  const show = (v: Template.Value) => (Template.isSecret(v) ? (mask ? "***" : Redacted.value(v)) : v)
   const headers: Record<string, string> = {}
   for (const [k, v] of r.headers) headers[k] = show(v)
   if (r.encoding === "json") return { url: r.url, headers, body: JSON.stringify(revealJson(r.json ?? {}, mask)) }

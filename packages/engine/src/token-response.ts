@@ -21,9 +21,14 @@ const header = (res: HttpResponse, name: string): string | undefined => {
 }
 
 const matches = (m: ErrorMatch, status: number | undefined, code: string | number | undefined) =>
-  (status !== undefined && m.status.includes(status)) || (code !== undefined && m.codes.some((c) => String(c) === String(code)))
+  (status !== undefined && m.status.includes(status)) ||
+  (code !== undefined && m.codes.some((c) => String(c) === String(code)))
 
-export const classify = (manifest: Manifest, status: number | undefined, code: string | number | undefined): UpstreamRejected["kind"] => {
+export const classify = (
+  manifest: Manifest,
+  status: number | undefined,
+  code: string | number | undefined
+): UpstreamRejected["kind"] => {
   // An explicit error code outranks the status: brandbox answers 400 with an invalid_grant it wants re-authenticated.
   const e = manifest.errors
   if (code !== undefined) {
@@ -61,18 +66,31 @@ export interface DecodeContext {
 export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   const m = ctx.connection.manifest
   const where = { connection: ctx.connection.name, provider: m.id }
-  const invalid = (field: string, problem: string): Decoded => ({ _tag: "Invalid", error: new ResponseInvalid({ ...where, status: res.status, field, problem: scrub(problem, ctx.secrets) }) })
+  const invalid = (field: string, problem: string): Decoded => ({
+    _tag: "Invalid",
+    error: new ResponseInvalid({ ...where, status: res.status, field, problem: scrub(problem, ctx.secrets) })
+  })
   const text = Buffer.from(res.body).toString("utf8")
   const contentType = header(res, "content-type") ?? ""
   const isJson = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim())
   let body: unknown
   let parsed = false
-  if (isJson && text.trim() !== "") { try { body = JSON.parse(text); parsed = true } catch { /* reported below */ } }
+  if (isJson && text.trim() !== "") {
+    try {
+      body = JSON.parse(text)
+      parsed = true
+    } catch {
+      /* reported below */
+    }
+  }
 
   const errorOf = (): { code?: string | undefined; message?: string | undefined } => {
     if (!parsed) return { message: text.trim() ? short(text.replace(/\s+/g, " ").trim(), 200) : undefined }
     const code = JsonPath.get(body, m.response.error.code) ?? JsonPath.get(body, "error")
-    const message = JsonPath.get(body, m.response.error.message) ?? JsonPath.get(body, "error_description") ?? JsonPath.get(body, "message")
+    const message =
+      JsonPath.get(body, m.response.error.message) ??
+      JsonPath.get(body, "error_description") ??
+      JsonPath.get(body, "message")
     return {
       code: typeof code === "string" || typeof code === "number" ? String(code) : undefined,
       message: typeof message === "string" && message !== "" ? short(message) : undefined
@@ -85,7 +103,10 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
       _tag: "Rejected",
       retryAfterMs: retryAfterMs(header(res, "retry-after"), Date.now()),
       error: new UpstreamRejected({
-        ...where, status: res.status, kind, attempts: ctx.attempts,
+        ...where,
+        status: res.status,
+        kind,
+        attempts: ctx.attempts,
         ...(code !== undefined ? { code: scrub(code, ctx.secrets) } : {}),
         ...(message !== undefined ? { providerMessage: scrub(message, ctx.secrets) } : {})
       })
@@ -93,38 +114,68 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   }
 
   if (res.status < 200 || res.status >= 300) return rejected()
-  if (!isJson) return invalid("content-type", `expected application/json, found ${contentType ? `"${contentType}"` : "none"}${/<html/i.test(text) ? " (an HTML page: is the token URL right?)" : ""}`)
+  if (!isJson)
+    return invalid(
+      "content-type",
+      `expected application/json, found ${contentType ? `"${contentType}"` : "none"}${/<html/i.test(text) ? " (an HTML page: is the token URL right?)" : ""}`
+    )
   if (text.trim() === "") return invalid("body", "empty response body")
   if (!parsed) return invalid("body", `not valid JSON: ${short(text.replace(/\s+/g, " "), 80)}`)
   if (m.response.success) {
     const v = JsonPath.get(body, m.response.success.path)
     if (!m.response.success.accepted.some((a) => a === v)) return rejected()
-  } else if (body !== null && typeof body === "object" && typeof (body as Record<string, unknown>)["error"] === "string") {
+  } else if (
+    body !== null &&
+    typeof body === "object" &&
+    typeof (body as Record<string, unknown>)["error"] === "string"
+  ) {
     return rejected() // an OAuth error object sent with 200
   }
   const envelope = JsonPath.get(body, m.response.envelope)
   if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope)) {
-    return invalid(m.response.envelope ?? "(body)", `expected an object holding the token, found ${envelope === undefined ? "nothing" : JSON.stringify(envelope) === undefined ? typeof envelope : short(String(JSON.stringify(envelope)), 60)}`)
+    return invalid(
+      m.response.envelope ?? "(body)",
+      `expected an object holding the token, found ${envelope === undefined ? "nothing" : JSON.stringify(envelope) === undefined ? typeof envelope : short(String(JSON.stringify(envelope)), 60)}`
+    )
   }
   const f = m.response.fields
   const access = JsonPath.get(envelope, f.access_token)
-  if (typeof access !== "string" || access === "") return invalid(`${m.response.envelope ? `${m.response.envelope}.` : ""}${f.access_token}`, access === undefined ? "missing" : "expected a non-empty string")
+  if (typeof access !== "string" || access === "")
+    return invalid(
+      `${m.response.envelope ? `${m.response.envelope}.` : ""}${f.access_token}`,
+      access === undefined ? "missing" : "expected a non-empty string"
+    )
   const tokenType = JsonPath.get(envelope, f.token_type)
   if (tokenType !== undefined && typeof tokenType !== "string") return invalid(f.token_type, "expected a string")
   const refresh = JsonPath.get(envelope, f.refresh_token)
-  if (refresh !== undefined && refresh !== null && typeof refresh !== "string") return invalid(f.refresh_token, "expected a string")
+  if (refresh !== undefined && refresh !== null && typeof refresh !== "string")
+    return invalid(f.refresh_token, "expected a string")
   const scope = JsonPath.get(envelope, "scope")
   const skewMs = Expiry.skewFromDate(header(res, "date"), res.receivedAt)
-  const expiry = Expiry.compute(m, { envelope, accessToken: access, sentAt: ctx.sentAt, skewMs, inputs: (n) => ctx.connection.inputs.get(n) })
+  const expiry = Expiry.compute(m, {
+    envelope,
+    accessToken: access,
+    sentAt: ctx.sentAt,
+    skewMs,
+    inputs: (n) => ctx.connection.inputs.get(n)
+  })
   if (expiry._tag === "Invalid") return invalid(expiry.field, expiry.problem)
-  if (expiry.expiresAt <= res.receivedAt) return invalid(expiry.source, "the token is already expired on arrival (check the provider's clock or the expiry source)")
+  if (expiry.expiresAt <= res.receivedAt)
+    return invalid(
+      expiry.source,
+      "the token is already expired on arrival (check the provider's clock or the expiry source)"
+    )
   return {
-    _tag: "Token", skewMs,
+    _tag: "Token",
+    skewMs,
     token: {
       accessToken: Redacted.make(access, { label: "access_token" }),
-      refreshToken: typeof refresh === "string" && refresh !== "" ? Redacted.make(refresh, { label: "refresh_token" }) : undefined,
+      refreshToken:
+        typeof refresh === "string" && refresh !== "" ? Redacted.make(refresh, { label: "refresh_token" }) : undefined,
       tokenType: typeof tokenType === "string" && tokenType !== "" ? tokenType : "Bearer",
-      expiresAt: expiry.expiresAt, obtainedAt: ctx.sentAt, expirySource: expiry.source,
+      expiresAt: expiry.expiresAt,
+      obtainedAt: ctx.sentAt,
+      expirySource: expiry.source,
       scope: typeof scope === "string" ? scope : undefined
     }
   }

@@ -25,7 +25,10 @@ export interface TokenStoreShape {
   readonly health: () => Effect.Effect<StoreHealth>
 }
 
-export interface StoreHealth { readonly status: "ok" | "degraded" | "down"; readonly detail: string }
+export interface StoreHealth {
+  readonly status: "ok" | "degraded" | "down"
+  readonly detail: string
+}
 
 export class TokenStore extends Context.Service<TokenStore, TokenStoreShape>()("tessera/TokenStore") {}
 
@@ -35,10 +38,21 @@ export const makeMemory = (): TokenStoreShape => {
   return {
     name: "memory",
     get: (key) => Effect.sync(() => entries.get(key)),
-    set: (key, entry) => Effect.sync(() => { entries.set(key, entry) }),
-    delete: (key) => Effect.sync(() => { entries.delete(key) }),
+    set: (key, entry) =>
+      Effect.sync(() => {
+        entries.set(key, entry)
+      }),
+    delete: (key) =>
+      Effect.sync(() => {
+        entries.delete(key)
+      }),
     list: () => Effect.sync(() => [...entries]),
-    clear: () => Effect.sync(() => { const n = entries.size; entries.clear(); return n }),
+    clear: () =>
+      Effect.sync(() => {
+        const n = entries.size
+        entries.clear()
+        return n
+      }),
     withLock: (_key, effect) => effect,
     health: () => Effect.succeed({ status: "ok", detail: "memory" })
   }

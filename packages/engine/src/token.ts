@@ -27,20 +27,36 @@ export interface Stored {
 }
 
 export const toStored = (t: Token): Stored => ({
-  v: 1, access_token: Redacted.value(t.accessToken), refresh_token: t.refreshToken ? Redacted.value(t.refreshToken) : undefined,
-  token_type: t.tokenType, expires_at: t.expiresAt, obtained_at: t.obtainedAt, expiry_source: t.expirySource, scope: t.scope
+  v: 1,
+  access_token: Redacted.value(t.accessToken),
+  refresh_token: t.refreshToken ? Redacted.value(t.refreshToken) : undefined,
+  token_type: t.tokenType,
+  expires_at: t.expiresAt,
+  obtained_at: t.obtainedAt,
+  expiry_source: t.expirySource,
+  scope: t.scope
 })
 
 export const fromStored = (s: Stored): Token => ({
   accessToken: Redacted.make(s.access_token, { label: "access_token" }),
   refreshToken: s.refresh_token ? Redacted.make(s.refresh_token, { label: "refresh_token" }) : undefined,
-  tokenType: s.token_type, expiresAt: s.expires_at, obtainedAt: s.obtained_at, expirySource: s.expiry_source, scope: s.scope
+  tokenType: s.token_type,
+  expiresAt: s.expires_at,
+  obtainedAt: s.obtained_at,
+  expirySource: s.expiry_source,
+  scope: s.scope
 })
 
 export const isStored = (u: unknown): u is Stored => {
   if (u === null || typeof u !== "object") return false
   const s = u as Record<string, unknown>
-  return s["v"] === 1 && typeof s["access_token"] === "string" && typeof s["token_type"] === "string" &&
-    typeof s["expires_at"] === "number" && typeof s["obtained_at"] === "number" && typeof s["expiry_source"] === "string" &&
+  return (
+    s["v"] === 1 &&
+    typeof s["access_token"] === "string" &&
+    typeof s["token_type"] === "string" &&
+    typeof s["expires_at"] === "number" &&
+    typeof s["obtained_at"] === "number" &&
+    typeof s["expiry_source"] === "string" &&
     (s["refresh_token"] === undefined || typeof s["refresh_token"] === "string")
+  )
 }

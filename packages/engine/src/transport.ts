@@ -31,15 +31,25 @@ export interface TransportOptions {
   readonly maxResponseBytes: number
 }
 
-const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }) }
+const agents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 64 })
+}
 
 const describe = (e: RequestError): TransportFailure => {
-  if (e.code === "ETIMEDOUT" || e.name === "TimeoutError") return new TransportFailure({ reason: "timeout", detail: "timed out" })
+  if (e.code === "ETIMEDOUT" || e.name === "TimeoutError")
+    return new TransportFailure({ reason: "timeout", detail: "timed out" })
   const code = e.code ?? (e.cause as NodeJS.ErrnoException | undefined)?.code
   const text: Record<string, string> = {
-    ECONNREFUSED: "connection refused", ECONNRESET: "connection reset by the server", EPIPE: "connection closed by the server",
-    ENOTFOUND: "host not found (DNS)", EAI_AGAIN: "DNS lookup failed (temporary)", ERR_STREAM_PREMATURE_CLOSE: "connection closed before the response was complete",
-    EHOSTUNREACH: "host unreachable", ECONNABORTED: "connection aborted", ERR_BODY_PARSE_FAILURE: "could not read the response body"
+    ECONNREFUSED: "connection refused",
+    ECONNRESET: "connection reset by the server",
+    EPIPE: "connection closed by the server",
+    ENOTFOUND: "host not found (DNS)",
+    EAI_AGAIN: "DNS lookup failed (temporary)",
+    ERR_STREAM_PREMATURE_CLOSE: "connection closed before the response was complete",
+    EHOSTUNREACH: "host unreachable",
+    ECONNABORTED: "connection aborted",
+    ERR_BODY_PARSE_FAILURE: "could not read the response body"
   }
   return new TransportFailure({ reason: "network", detail: (code && text[code]) ?? code ?? "network error" })
 }
@@ -51,23 +61,52 @@ export const send = (req: HttpRequest, opts: TransportOptions): Effect.Effect<Ht
     signal.addEventListener("abort", onAbort, { once: true })
     let tooLarge = false
     const request = got(req.url, {
-      method: req.method as "POST", headers: { "user-agent": "tessera/0.1", ...req.headers }, body: req.body,
-      throwHttpErrors: false, followRedirect: false, retry: { limit: 0 }, decompress: true,
-      timeout: { request: opts.timeoutMs }, agent: agents, responseType: "buffer", signal: controller.signal
+      method: req.method as "POST",
+      headers: { "user-agent": "tessera/0.1", ...req.headers },
+      body: req.body,
+      throwHttpErrors: false,
+      followRedirect: false,
+      retry: { limit: 0 },
+      decompress: true,
+      timeout: { request: opts.timeoutMs },
+      agent: agents,
+      responseType: "buffer",
+      signal: controller.signal
     })
     request.on("downloadProgress", (p: { transferred: number }) => {
-      if (p.transferred > opts.maxResponseBytes && !tooLarge) { tooLarge = true; controller.abort() }
-    })
-    request.then(
-      (res) => {
-        const receivedAt = Date.now()
-        if (res.body.length > opts.maxResponseBytes) resume(Effect.fail(new TransportFailure({ reason: "too_large", detail: `response larger than ${opts.maxResponseBytes} bytes` })))
-        else resume(Effect.succeed({ status: res.statusCode, headers: res.headers, body: res.body, receivedAt }))
-      },
-      (e: RequestError) => {
-        if (tooLarge) resume(Effect.fail(new TransportFailure({ reason: "too_large", detail: `response larger than ${opts.maxResponseBytes} bytes` })))
-        else resume(Effect.fail(describe(e)))
+      if (p.transferred > opts.maxResponseBytes && !tooLarge) {
+        tooLarge = true
+        controller.abort()
       }
-    ).finally(() => signal.removeEventListener("abort", onAbort))
+    })
+    request
+      .then(
+        (res) => {
+          const receivedAt = Date.now()
+          if (res.body.length > opts.maxResponseBytes)
+            resume(
+              Effect.fail(
+                new TransportFailure({
+                  reason: "too_large",
+                  detail: `response larger than ${opts.maxResponseBytes} bytes`
+                })
+              )
+            )
+          else resume(Effect.succeed({ status: res.statusCode, headers: res.headers, body: res.body, receivedAt }))
+        },
+        (e: RequestError) => {
+          if (tooLarge)
+            resume(
+              Effect.fail(
+                new TransportFailure({
+                  reason: "too_large",
+                  detail: `response larger than ${opts.maxResponseBytes} bytes`
+                })
+              )
+            )
+          else resume(Effect.fail(describe(e)))
+        }
+      )
+      .finally(() => signal.removeEventListener("abort", onAbort))
     return Effect.sync(() => controller.abort())
   })

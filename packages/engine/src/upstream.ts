@@ -7,52 +7,94 @@ import type { Connection } from "./connection.ts"
 import type { FlowSpec } from "./manifest.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
-import { InputInvalid, ResponseInvalid, TransportError, UpstreamTimeout, type UpstreamRejected, type UpstreamError } from "./token-error.ts"
+import {
+  InputInvalid,
+  ResponseInvalid,
+  TransportError,
+  UpstreamTimeout,
+  type UpstreamRejected,
+  type UpstreamError
+} from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
 import * as TokenResponse from "./token-response.ts"
 import * as Transport from "./transport.ts"
 
-export interface Exchange { readonly token: Token; readonly skewMs: number; readonly attempts: number; readonly durationMs: number }
+export interface Exchange {
+  readonly token: Token
+  readonly skewMs: number
+  readonly attempts: number
+  readonly durationMs: number
+}
 
 /** Every secret value this connection could put on the wire, to scrub from provider text. */
 export const secretsOf = (c: Connection, token?: Token): ReadonlyArray<string> => {
   const out: string[] = []
   for (const v of c.inputs.values()) if (Template.isSecret(v)) out.push(Template.reveal(v))
-  if (token) { out.push(Template.reveal(token.accessToken)); if (token.refreshToken) out.push(Template.reveal(token.refreshToken)) }
+  if (token) {
+    out.push(Template.reveal(token.accessToken))
+    if (token.refreshToken) out.push(Template.reveal(token.refreshToken))
+  }
   return out
 }
 
-const displayUrl = (url: string) => { try { const u = new URL(url); return `${u.origin}${u.pathname}` } catch { return "(invalid URL)" } }
+const displayUrl = (url: string) => {
+  try {
+    const u = new URL(url)
+    return `${u.origin}${u.pathname}`
+  } catch {
+    return "(invalid URL)"
+  }
+}
 
-export const backoffMs = (attempt: number, random: number): number => Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random)
+export const backoffMs = (attempt: number, random: number): number =>
+  Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random)
 
 /** Bounded without an outer timeout (which would fork a fiber per acquisition): each attempt's timeout is cut to the
  *  time left, and a retry whose delay would pass the deadline is not made. */
-export const exchange = (connection: Connection, flow: FlowSpec, http: HttpSettings, current?: Token): Effect.Effect<Exchange, UpstreamError | InputInvalid> => {
+export const exchange = (
+  connection: Connection,
+  flow: FlowSpec,
+  http: HttpSettings,
+  current?: Token
+): Effect.Effect<Exchange, UpstreamError | InputInvalid> => {
   const where = { connection: connection.name, provider: connection.manifest.id }
   const built = TokenRequest.build(connection, flow, current)
   if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
   const url = displayUrl(built.request.url)
-  return Effect.gen(function*() {
+  return Effect.gen(function* () {
     const wire = TokenRequest.encode(built.request)
     const secrets = secretsOf(connection, current)
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
     for (let attempt = 1; ; attempt++) {
       const sentAt = yield* Clock.currentTimeMillis
-      const result = yield* Effect.result(Transport.send({ method: built.request.method, url: wire.url, headers: wire.headers, body: wire.body }, { timeoutMs: Math.min(http.timeoutMs, Math.max(1, deadline - sentAt)), maxResponseBytes: http.maxResponseBytes }))
+      const result = yield* Effect.result(
+        Transport.send(
+          { method: built.request.method, url: wire.url, headers: wire.headers, body: wire.body },
+          {
+            timeoutMs: Math.min(http.timeoutMs, Math.max(1, deadline - sentAt)),
+            maxResponseBytes: http.maxResponseBytes
+          }
+        )
+      )
       const now = yield* Clock.currentTimeMillis
       let failure: UpstreamError
       let retryAfter: number | undefined
       if (result._tag === "Failure") {
         const f = result.failure
-        if (f.reason === "too_large") return yield* new ResponseInvalid({ ...where, status: 200, field: "body", problem: f.detail })
-        failure = f.reason === "timeout"
-          ? new UpstreamTimeout({ ...where, url, timeoutMs: http.timeoutMs, attempts: attempt })
-          : new TransportError({ ...where, url, reason: f.detail, attempts: attempt })
+        if (f.reason === "too_large")
+          return yield* new ResponseInvalid({ ...where, status: 200, field: "body", problem: f.detail })
+        failure =
+          f.reason === "timeout"
+            ? new UpstreamTimeout({ ...where, url, timeoutMs: http.timeoutMs, attempts: attempt })
+            : new TransportError({ ...where, url, reason: f.detail, attempts: attempt })
       } else {
-        const decoded = TokenResponse.decode({ ...result.success, receivedAt: now }, { connection, sentAt, attempts: attempt, secrets })
-        if (decoded._tag === "Token") return { token: decoded.token, skewMs: decoded.skewMs, attempts: attempt, durationMs: now - started }
+        const decoded = TokenResponse.decode(
+          { ...result.success, receivedAt: now },
+          { connection, sentAt, attempts: attempt, secrets }
+        )
+        if (decoded._tag === "Token")
+          return { token: decoded.token, skewMs: decoded.skewMs, attempts: attempt, durationMs: now - started }
         if (decoded._tag === "Invalid") return yield* decoded.error
         failure = decoded.error
         retryAfter = decoded.retryAfterMs
@@ -62,7 +104,14 @@ export const exchange = (connection: Connection, flow: FlowSpec, http: HttpSetti
       if (attempt > http.retries) return yield* failure
       const delay = retryAfter ?? backoffMs(attempt, yield* Random.next)
       if (now + delay >= deadline) return yield* failure
-      yield* Effect.logDebug(`retrying ${flow.name} after ${failure._tag}`).pipe(Effect.annotateLogs({ connection: connection.name, provider: connection.manifest.id, attempt, delayMs: Math.round(delay) }))
+      yield* Effect.logDebug(`retrying ${flow.name} after ${failure._tag}`).pipe(
+        Effect.annotateLogs({
+          connection: connection.name,
+          provider: connection.manifest.id,
+          attempt,
+          delayMs: Math.round(delay)
+        })
+      )
       yield* Effect.sleep(delay)
     }
   })

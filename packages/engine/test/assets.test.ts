@@ -28,6 +28,8 @@ describe("assets", () => {
       mkdirSync(join(repo, "node_modules", "providers"), { recursive: true })
       writeFileSync(join(repo, "node_modules", "providers", "cube.yaml"), "id: cube")
       expect(resolveDir(pkg, "providers")).toBe(join(pkg, "..", "..", "providers"))
-    } finally { rmSync(repo, { recursive: true, force: true }) }
+    } finally {
+      rmSync(repo, { recursive: true, force: true })
+    }
   })
 })

@@ -6,20 +6,33 @@ import type { TokenEvent } from "../src/events.ts"
 import { makeHarness, type Harness } from "./services/harness.ts"
 
 let h: Harness | undefined
-afterEach(async () => { await h?.close(); h = undefined })
+afterEach(async () => {
+  await h?.close()
+  h = undefined
+})
 
 describe("single-flight", () => {
   it("1000 concurrent cold callers cause exactly one upstream request and all get the same token", async () => {
     h = await makeHarness()
     h.sb.inject("cube", { type: "delay", ms: 50 })
-    const results = await h.run(Effect.all(Array.from({ length: 1000 }, () => h!.engine.getToken("cube")), { concurrency: "unbounded" }))
+    const results = await h.run(
+      Effect.all(
+        Array.from({ length: 1000 }, () => h!.engine.getToken("cube")),
+        { concurrency: "unbounded" }
+      )
+    )
     expect(h.sb.tokenRequests("cube")).toHaveLength(1)
     expect(new Set(results.map((r) => Redacted.value(r.accessToken))).size).toBe(1)
   })
 
   it("concurrent callers share the leader's failure instead of each asking", async () => {
     h = await makeHarness({ inputs: { dvinci: { client_secret: "wrong-secret-value" } } })
-    const results = await h.run(Effect.all(Array.from({ length: 50 }, () => Effect.result(h!.engine.getToken("dvinci"))), { concurrency: "unbounded" }))
+    const results = await h.run(
+      Effect.all(
+        Array.from({ length: 50 }, () => Effect.result(h!.engine.getToken("dvinci"))),
+        { concurrency: "unbounded" }
+      )
+    )
     expect(results.every((r) => r._tag === "Failure")).toBe(true)
     expect(h.sb.tokenRequests("dvinci")).toHaveLength(1)
   })
@@ -100,7 +113,11 @@ describe("refresh tokens", () => {
     const r = await h.run(h.engine.getToken("brandbox"))
     expect(r.decision.action).toBe("refreshed")
     const req = h.sb.tokenRequests("brandbox")[1]!
-    expect(req.form).toMatchObject({ grant_type: "refresh_token", client_id: h.sb.credentials.brandbox["client_id"], client_secret: "-" })
+    expect(req.form).toMatchObject({
+      grant_type: "refresh_token",
+      client_id: h.sb.credentials.brandbox["client_id"],
+      client_secret: "-"
+    })
     expect(req.form?.["refresh_token"]).toBeTruthy()
     expect(Redacted.value(r.accessToken)).not.toBe(Redacted.value(first.accessToken))
     expect(events.map((e) => e.type)).toEqual(["rotated", "refreshed"])
@@ -111,16 +128,28 @@ describe("refresh tokens", () => {
   })
 
   it("a rejected refresh token (invalid_grant) falls back to a full acquire", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { oauth2: 2 } }, inputs: { oauth2: { grant_type: "password", username: "alice", password: "alice-password" } } })
+    h = await makeHarness({
+      sandbox: { ttlSeconds: { oauth2: 2 } },
+      inputs: { oauth2: { grant_type: "password", username: "alice", password: "alice-password" } }
+    })
     await h.run(h.engine.getToken("oauth2"))
-    h.sb.inject("oauth2", { type: "status", status: 400, body: JSON.stringify({ error: "invalid_grant", error_description: "refresh token revoked" }), headers: { "content-type": "application/json" } })
+    h.sb.inject("oauth2", {
+      type: "status",
+      status: 400,
+      body: JSON.stringify({ error: "invalid_grant", error_description: "refresh token revoked" }),
+      headers: { "content-type": "application/json" }
+    })
     await new Promise((r) => setTimeout(r, 2000))
     const events: TokenEvent[] = []
     h.engine.subscribe((e) => events.push(e))
     const r = await h.run(h.engine.getToken("oauth2"))
     expect(r.decision.action).toBe("acquired")
     expect(r.decision.reason).toMatch(/refresh token rejected/)
-    expect(h.sb.tokenRequests("oauth2").map((q) => q.form?.["grant_type"])).toEqual(["password", "refresh_token", "password"])
+    expect(h.sb.tokenRequests("oauth2").map((q) => q.form?.["grant_type"])).toEqual([
+      "password",
+      "refresh_token",
+      "password"
+    ])
     expect(events.map((e) => e.type)).toContain("refresh_rejected")
   })
 

@@ -7,11 +7,18 @@ import * as TokenResponse from "../src/token-response.ts"
 import { makeHarness, type Harness } from "./services/harness.ts"
 
 let h: Harness | undefined
-afterEach(async () => { await h?.close(); h = undefined })
-
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)) })
+afterEach(async () => {
+  await h?.close()
+  h = undefined
 })
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port
+      s.close(() => resolve(p))
+    })
+  })
 
 describe("transient failures are retried with backoff", () => {
   it("503 once, then success: two requests, one token", async () => {
@@ -64,7 +71,10 @@ describe("transient failures are retried with backoff", () => {
 
   it("connection refused: TransportError naming the endpoint, after retries", async () => {
     const port = await freePort()
-    h = await makeHarness({ http: { retries: 1 }, inputs: { cube: { token_url: `http://127.0.0.1:${port}/connect/token` } } })
+    h = await makeHarness({
+      http: { retries: 1 },
+      inputs: { cube: { token_url: `http://127.0.0.1:${port}/connect/token` } }
+    })
     const e = await h.fail(h.engine.getToken("cube"))
     expect(e).toMatchObject({ _tag: "TransportError", attempts: 2 })
     expect(e.message).toContain(`127.0.0.1:${port}/connect/token`)
@@ -99,7 +109,13 @@ describe("credential rejections are never retried", () => {
   it("wrong client secret: one request, UpstreamRejected(reauthenticate) with the provider's message", async () => {
     h = await makeHarness({ inputs: { oauth2: { client_secret: "not-the-secret-123" } } })
     const e = await h.fail(h.engine.getToken("oauth2"))
-    expect(e).toMatchObject({ _tag: "UpstreamRejected", status: 401, code: "invalid_client", kind: "reauthenticate", attempts: 1 })
+    expect(e).toMatchObject({
+      _tag: "UpstreamRejected",
+      status: 401,
+      code: "invalid_client",
+      kind: "reauthenticate",
+      attempts: 1
+    })
     expect(h.sb.tokenRequests("oauth2")).toHaveLength(1)
     expect(e.message).toContain("oauth2")
     expect(e.message).toContain("401")
@@ -128,7 +144,12 @@ describe("unusable responses", () => {
     ["an HTML error page with 200", { type: "html200" }, "content-type", /HTML page/],
     ["an empty body", { type: "empty" }, "body", /empty/],
     ["invalid JSON", { type: "invalidJson" }, "body", /not valid JSON/],
-    ["a JSON token with a wrong content type", { type: "wrongContentType" }, "content-type", /expected application\/json/],
+    [
+      "a JSON token with a wrong content type",
+      { type: "wrongContentType" },
+      "content-type",
+      /expected application\/json/
+    ],
     ["a body over the size cap", { type: "huge", bytes: 200_000 }, "body", /larger than/],
     ["expires_in 0", { type: "expiresIn", value: 0 }, "expires_in", /already expired/],
     ["a negative expires_in", { type: "expiresIn", value: -5 }, "expires_in", /already expired/],
@@ -160,7 +181,8 @@ describe("expiry sources", () => {
     h = await makeHarness()
     h.sb.inject("dvinci", { type: "expiresIn", value: undefined })
     const r = await h.run(h.engine.getToken("dvinci"))
-    const exp = JSON.parse(Buffer.from(Redacted.value(r.accessToken).split(".")[1]!, "base64url").toString()).exp as number
+    const exp = JSON.parse(Buffer.from(Redacted.value(r.accessToken).split(".")[1]!, "base64url").toString())
+      .exp as number
     expect(r.expiresAt!.getTime()).toBe(exp * 1000)
   })
 
@@ -178,16 +200,29 @@ describe("expiry sources", () => {
   it("a token already expired on arrival is refused, never returned", async () => {
     h = await makeHarness()
     const c = h.config.connections.get("crm-com")!
-    const jwt = (claims: object) => `${Buffer.from('{"alg":"HS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`
+    const jwt = (claims: object) =>
+      `${Buffer.from('{"alg":"HS256"}').toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`
     const now = Date.now()
     const response = (token: string) => ({
-      status: 200, receivedAt: now, headers: { "content-type": "application/json", date: new Date(now).toUTCString() },
+      status: 200,
+      receivedAt: now,
+      headers: { "content-type": "application/json", date: new Date(now).toUTCString() },
       body: new TextEncoder().encode(JSON.stringify({ data: { token }, status: { code: "OK" } }))
     })
-    const past = TokenResponse.decode(response(jwt({ exp: String(Math.floor(now / 1000) - 30) })), { connection: c, sentAt: now - 50, attempts: 1, secrets: [] })
+    const past = TokenResponse.decode(response(jwt({ exp: String(Math.floor(now / 1000) - 30) })), {
+      connection: c,
+      sentAt: now - 50,
+      attempts: 1,
+      secrets: []
+    })
     expect(past._tag).toBe("Invalid")
     expect(past._tag === "Invalid" && past.error.problem).toMatch(/already expired/)
-    const future = TokenResponse.decode(response(jwt({ exp: String(Math.floor(now / 1000) + 600) })), { connection: c, sentAt: now - 50, attempts: 1, secrets: [] })
+    const future = TokenResponse.decode(response(jwt({ exp: String(Math.floor(now / 1000) + 600) })), {
+      connection: c,
+      sentAt: now - 50,
+      attempts: 1,
+      secrets: []
+    })
     expect(future._tag).toBe("Token")
   })
 })

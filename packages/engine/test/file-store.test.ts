@@ -13,12 +13,23 @@ import * as FileStore from "../src/file-store.ts"
 import type { Entry } from "../src/token-store.ts"
 
 let dir: string
-beforeEach(() => { dir = mkdtempSync(join(tmpdir(), "tessera-fs-")) })
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "tessera-fs-"))
+})
 afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
 const entry: Entry = {
-  connection: "c", provider: "p",
-  token: { v: 1, access_token: "at-SECRET-VALUE-123", refresh_token: "rt-SECRET-VALUE-456", token_type: "Bearer", expires_at: 2e12, obtained_at: 1e12, expiry_source: "expires_in" }
+  connection: "c",
+  provider: "p",
+  token: {
+    v: 1,
+    access_token: "at-SECRET-VALUE-123",
+    refresh_token: "rt-SECRET-VALUE-456",
+    token_type: "Bearer",
+    expires_at: 2e12,
+    obtained_at: 1e12,
+    expiry_source: "expires_in"
+  }
 }
 
 describe("file store", () => {
@@ -40,12 +51,16 @@ describe("file store", () => {
     const a = await Effect.runPromise(FileStore.makeFile({ dir, encryptionKey: Redacted.make(key) }))
     await Effect.runPromise(a.set("k", entry))
     expect(await Effect.runPromise(a.get("k"))).toEqual(entry)
-    const b = await Effect.runPromise(FileStore.makeFile({ dir, encryptionKey: Redacted.make(Buffer.alloc(32, 8).toString("hex")) }))
+    const b = await Effect.runPromise(
+      FileStore.makeFile({ dir, encryptionKey: Redacted.make(Buffer.alloc(32, 8).toString("hex")) })
+    )
     expect(await Effect.runPromise(b.get("k"))).toBeUndefined()
   })
 
   it("rejects an encryption key that is not 32 bytes, without echoing it", async () => {
-    const r = await Effect.runPromise(Effect.result(FileStore.makeFile({ dir, encryptionKey: Redacted.make("short-key-material") })))
+    const r = await Effect.runPromise(
+      Effect.result(FileStore.makeFile({ dir, encryptionKey: Redacted.make("short-key-material") }))
+    )
     expect(r._tag).toBe("Failure")
     if (r._tag === "Failure") {
       expect(r.failure.message).toMatch(/32 bytes/)
@@ -89,11 +104,16 @@ describe("file store", () => {
       sb.inject("oauth2", { type: "delay", ms: 300 })
       const worker = fileURLToPath(new URL("./services/file-store-worker.ts", import.meta.url))
       const c = sb.credentials.oauth2
-      const run = () => promisify(execFile)(process.execPath, [worker, dir, c["token_url"]!, c["client_id"]!, c["client_secret"]!], { timeout: 20_000 })
+      const run = () =>
+        promisify(execFile)(process.execPath, [worker, dir, c["token_url"]!, c["client_id"]!, c["client_secret"]!], {
+          timeout: 20_000
+        })
       const outs = await Promise.all([run(), run(), run(), run()])
       const tokens = outs.map((o) => o.stdout.trim())
       expect(new Set(tokens).size).toBe(1)
       expect(sb.tokenRequests("oauth2")).toHaveLength(1)
-    } finally { await sb.close() }
+    } finally {
+      await sb.close()
+    }
   })
 })

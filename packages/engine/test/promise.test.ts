@@ -7,9 +7,19 @@ let sb: Sandbox
 let t: Tessera
 beforeAll(async () => {
   sb = await startSandbox()
-  t = await createTessera({ config: { connections: { jobs: { provider: "dvinci", inputs: sb.credentials.dvinci }, cube: { provider: "cube", inputs: sb.credentials.cube } } } })
+  t = await createTessera({
+    config: {
+      connections: {
+        jobs: { provider: "dvinci", inputs: sb.credentials.dvinci },
+        cube: { provider: "cube", inputs: sb.credentials.cube }
+      }
+    }
+  })
 })
-afterAll(async () => { await t.close(); await sb.close() })
+afterAll(async () => {
+  await t.close()
+  await sb.close()
+})
 
 describe("Promise API", () => {
   it("getToken returns the access token string and caches it", async () => {
@@ -23,7 +33,7 @@ describe("Promise API", () => {
   it("fetch applies the token and resolves paths against api.base_url", async () => {
     const res = await t.fetch("jobs", "/dvinciUsers/?page=2")
     expect(res.status).toBe(200)
-    const body = await res.json() as { path: string; query: Record<string, string> }
+    const body = (await res.json()) as { path: string; query: Record<string, string> }
     expect(body.path).toBe("/dvinci/restApi/dvinciUsers/")
     expect(body.query).toEqual({ page: "2" })
     const apiReq = sb.requests.filter((r) => r.kind === "api").at(-1)!
@@ -33,7 +43,11 @@ describe("Promise API", () => {
   it("on a 401 the token is invalidated and the call retried once with a new token", async () => {
     const before = await t.getToken("jobs")
     sb.revokeTokens("dvinci")
-    const res = await t.fetch("jobs", "/dvinciUsers/", { method: "POST", body: JSON.stringify({ a: 1 }), headers: { "content-type": "application/json" } })
+    const res = await t.fetch("jobs", "/dvinciUsers/", {
+      method: "POST",
+      body: JSON.stringify({ a: 1 }),
+      headers: { "content-type": "application/json" }
+    })
     expect(res.status).toBe(200)
     expect(await t.getToken("jobs")).not.toBe(before)
     const posts = sb.requests.filter((r) => r.kind === "api" && r.method === "POST")

@@ -6,7 +6,9 @@ import { DEMO_VALUES } from "@tessera/testkit"
 import { makeHarness, type Harness } from "./services/harness.ts"
 
 let h: Harness
-beforeAll(async () => { h = await makeHarness() })
+beforeAll(async () => {
+  h = await makeHarness()
+})
 afterAll(() => h.close())
 
 const lastToken = (id: Parameters<Harness["sb"]["tokenRequests"]>[0]) => {
@@ -23,8 +25,12 @@ describe("bundled providers against the sandbox", () => {
     expect(req.headers["content-type"]).toMatch(/^application\/x-www-form-urlencoded/)
     expect(req.headers["authorization"]).toBeUndefined()
     expect(req.form).toEqual({
-      grant_type: "client_credentials", client_id: h.sb.credentials.cube["client_id"], client_secret: h.sb.credentials.cube["client_secret"],
-      scope: "profile", resource: "connectapi", acr_values: `tenant:${h.sb.credentials.cube["tenant"]}`
+      grant_type: "client_credentials",
+      client_id: h.sb.credentials.cube["client_id"],
+      client_secret: h.sb.credentials.cube["client_secret"],
+      scope: "profile",
+      resource: "connectapi",
+      acr_values: `tenant:${h.sb.credentials.cube["tenant"]}`
     })
     expect(r.tokenType).toBe("Bearer")
     expect(r.expiresAt!.getTime() - Date.now()).toBeGreaterThan(86_390_000) // 24 h
@@ -42,9 +48,15 @@ describe("bundled providers against the sandbox", () => {
     const auth = await h.run(h.engine.authorization("dvinci"))
     const req = lastToken("dvinci")
     expect(req.path).toBe("/dvinci/plt/oauth2/token")
-    expect(req.form).toEqual({ grant_type: "client_credentials", client_id: h.sb.credentials.dvinci["client_id"], client_secret: h.sb.credentials.dvinci["client_secret"] })
+    expect(req.form).toEqual({
+      grant_type: "client_credentials",
+      client_id: h.sb.credentials.dvinci["client_id"],
+      client_secret: h.sb.credentials.dvinci["client_secret"]
+    })
     expect(auth.header).toBe("Authorization")
-    const res = await fetch(`${h.sb.base("dvinci")}/restApi/dvinciUsers/`, { headers: { authorization: Redacted.value(auth.value) } })
+    const res = await fetch(`${h.sb.base("dvinci")}/restApi/dvinciUsers/`, {
+      headers: { authorization: Redacted.value(auth.value) }
+    })
     expect(res.status).toBe(200)
     expect(Redacted.value(auth.value)).toBe(`Bearer ${Redacted.value(auth.result.accessToken)}`)
   })
@@ -52,7 +64,12 @@ describe("bundled providers against the sandbox", () => {
   it("usage-engine: client credentials with the audience, expiry from expires_in", async () => {
     const r = await h.run(h.engine.getToken("usage-engine"))
     const req = lastToken("usage-engine")
-    expect(req.form).toEqual({ grant_type: "client_credentials", client_id: h.sb.credentials["usage-engine"]["client_id"], client_secret: h.sb.credentials["usage-engine"]["client_secret"], audience: h.sb.credentials["usage-engine"]["audience"] })
+    expect(req.form).toEqual({
+      grant_type: "client_credentials",
+      client_id: h.sb.credentials["usage-engine"]["client_id"],
+      client_secret: h.sb.credentials["usage-engine"]["client_secret"],
+      audience: h.sb.credentials["usage-engine"]["audience"]
+    })
     expect(Math.round((r.expiresAt!.getTime() - Date.now()) / 1000)).toBeGreaterThan(3590)
     expect(r.hasRefreshToken).toBe(false)
   })
@@ -61,7 +78,13 @@ describe("bundled providers against the sandbox", () => {
     const r = await h.run(h.engine.getToken("brandbox"))
     const req = lastToken("brandbox")
     expect(req.path).toBe("/brandbox/rest/v4/accessToken")
-    expect(req.form).toEqual({ grant_type: "password", client_id: h.sb.credentials.brandbox["client_id"], client_secret: "-", username: h.sb.credentials.brandbox["username"], password: h.sb.credentials.brandbox["password"] })
+    expect(req.form).toEqual({
+      grant_type: "password",
+      client_id: h.sb.credentials.brandbox["client_id"],
+      client_secret: "-",
+      username: h.sb.credentials.brandbox["username"],
+      password: h.sb.credentials.brandbox["password"]
+    })
     expect(r.hasRefreshToken).toBe(true)
   })
 
@@ -70,9 +93,15 @@ describe("bundled providers against the sandbox", () => {
     const req = lastToken("crm-com")
     expect(req.path).toBe("/crm-com/authentication/consumer_application_key/token")
     expect(req.headers["content-type"]).toMatch(/^application\/json/)
-    expect(req.headers["authorization"]).toBe(`Basic ${Buffer.from(`${h.sb.credentials["crm-com"]["api_key"]}:`).toString("base64")}`)
-    expect(req.json).toEqual({ access_token_identifier: { authentication_code: h.sb.credentials["crm-com"]["authentication_code"] } })
-    const payload = JSON.parse(Buffer.from(Redacted.value(r.accessToken).split(".")[1]!, "base64url").toString()) as { exp: unknown }
+    expect(req.headers["authorization"]).toBe(
+      `Basic ${Buffer.from(`${h.sb.credentials["crm-com"]["api_key"]}:`).toString("base64")}`
+    )
+    expect(req.json).toEqual({
+      access_token_identifier: { authentication_code: h.sb.credentials["crm-com"]["authentication_code"] }
+    })
+    const payload = JSON.parse(Buffer.from(Redacted.value(r.accessToken).split(".")[1]!, "base64url").toString()) as {
+      exp: unknown
+    }
     expect(typeof payload.exp).toBe("string")
     expect(r.expiresAt!.getTime()).toBe(Number(payload.exp) * 1000)
   })
@@ -81,7 +110,9 @@ describe("bundled providers against the sandbox", () => {
     await h.run(h.engine.getToken("oauth2"))
     const req = lastToken("oauth2")
     expect(req.form).toEqual({ grant_type: "client_credentials" })
-    const [id, secret] = Buffer.from(req.headers["authorization"]!.replace(/^Basic /, ""), "base64").toString().split(":")
+    const [id, secret] = Buffer.from(req.headers["authorization"]!.replace(/^Basic /, ""), "base64")
+      .toString()
+      .split(":")
     expect(id).toBe(h.sb.credentials.oauth2["client_id"])
     expect(secret).toBe(h.sb.credentials.oauth2["client_secret"])
   })
@@ -91,16 +122,38 @@ describe("crm-com credential variants", () => {
   it("identifier + pass_code go inside access_token_identifier, unit at the top; jwt + organisation at the top", async () => {
     const v = await makeHarness({
       extra: (sb) => ({
-        "crm-ident": { provider: "crm-com", inputs: { base_url: sb.base("crm-com"), api_key: sb.credentials["crm-com"]["api_key"]!, identifier: "crm-ident", pass_code: "crm-pass", unit: "1" } },
-        "crm-jwt": { provider: "crm-com", inputs: { base_url: sb.base("crm-com"), api_key: sb.credentials["crm-com"]["api_key"]!, jwt: "crm-idm-jwt", organisation: "ps_dev" } }
+        "crm-ident": {
+          provider: "crm-com",
+          inputs: {
+            base_url: sb.base("crm-com"),
+            api_key: sb.credentials["crm-com"]["api_key"]!,
+            identifier: "crm-ident",
+            pass_code: "crm-pass",
+            unit: "1"
+          }
+        },
+        "crm-jwt": {
+          provider: "crm-com",
+          inputs: {
+            base_url: sb.base("crm-com"),
+            api_key: sb.credentials["crm-com"]["api_key"]!,
+            jwt: "crm-idm-jwt",
+            organisation: "ps_dev"
+          }
+        }
       })
     })
     try {
       await v.run(v.engine.getToken("crm-ident"))
-      expect(v.sb.tokenRequests("crm-com").at(-1)!.json).toEqual({ access_token_identifier: { identifier: "crm-ident", pass_code: "crm-pass" }, unit: "1" })
+      expect(v.sb.tokenRequests("crm-com").at(-1)!.json).toEqual({
+        access_token_identifier: { identifier: "crm-ident", pass_code: "crm-pass" },
+        unit: "1"
+      })
       await v.run(v.engine.getToken("crm-jwt"))
       expect(v.sb.tokenRequests("crm-com").at(-1)!.json).toEqual({ jwt: "crm-idm-jwt", organisation: "ps_dev" })
-    } finally { await v.close() }
+    } finally {
+      await v.close()
+    }
   })
 })
 
@@ -109,8 +162,23 @@ describe("client authentication encoding (RFC 6749 §2.3.1)", () => {
     const special = DEMO_VALUES["oauth2-special"]
     const v = await makeHarness({
       extra: (sb) => ({
-        basic: { provider: "oauth2", inputs: { token_url: sb.tokenUrl("oauth2"), client_id: special.client_id, client_secret: special.client_secret } },
-        post: { provider: "oauth2", inputs: { token_url: sb.tokenUrl("oauth2"), client_id: special.client_id, client_secret: special.client_secret, client_auth: "client_secret_post" } }
+        basic: {
+          provider: "oauth2",
+          inputs: {
+            token_url: sb.tokenUrl("oauth2"),
+            client_id: special.client_id,
+            client_secret: special.client_secret
+          }
+        },
+        post: {
+          provider: "oauth2",
+          inputs: {
+            token_url: sb.tokenUrl("oauth2"),
+            client_id: special.client_id,
+            client_secret: special.client_secret,
+            client_auth: "client_secret_post"
+          }
+        }
       })
     })
     try {
@@ -124,6 +192,8 @@ describe("client authentication encoding (RFC 6749 §2.3.1)", () => {
       expect(post.status).toBe(200)
       expect(post.form).toMatchObject({ client_id: special.client_id, client_secret: special.client_secret })
       expect(post.headers["authorization"]).toBeUndefined()
-    } finally { await v.close() }
+    } finally {
+      await v.close()
+    }
   })
 })

@@ -3,7 +3,17 @@
  *  the lease, and a rotating refresh token redeemed by exactly one instance. */
 import { startSandbox, type Sandbox } from "@tessera/testkit"
 import { afterEach, expect, it } from "vitest"
-import { describeRedis, dropPrefix, eventually, keysUnder, newEncryptionKey, rawClient, redisUrl, uniquePrefix, type RawClient } from "./services/redis-available.ts"
+import {
+  describeRedis,
+  dropPrefix,
+  eventually,
+  keysUnder,
+  newEncryptionKey,
+  rawClient,
+  redisUrl,
+  uniquePrefix,
+  type RawClient
+} from "./services/redis-available.ts"
 import { startWorker, stopAll } from "./services/redis-fleet.ts"
 import type { WorkerSettings } from "./services/redis-worker.ts"
 
@@ -13,20 +23,27 @@ let prefix: string | undefined
 
 afterEach(async () => {
   await stopAll()
-  await sb?.close(); sb = undefined
+  await sb?.close()
+  sb = undefined
   if (prefix) {
     raw ??= await rawClient()
     await dropPrefix(raw, prefix)
     prefix = undefined
   }
-  raw?.destroy(); raw = undefined
+  raw?.destroy()
+  raw = undefined
 })
 
 const settings = (s: Sandbox, label: string, extra: Partial<WorkerSettings> = {}): WorkerSettings => {
   prefix = uniquePrefix(label)
   return {
-    redisUrl, keyPrefix: prefix, encryptionKey: newEncryptionKey(),
-    connections: { cube: { provider: "cube", inputs: s.credentials.cube }, brandbox: { provider: "brandbox", inputs: s.credentials.brandbox } },
+    redisUrl,
+    keyPrefix: prefix,
+    encryptionKey: newEncryptionKey(),
+    connections: {
+      cube: { provider: "cube", inputs: s.credentials.cube },
+      brandbox: { provider: "brandbox", inputs: s.credentials.brandbox }
+    },
     ...extra
   }
 }
@@ -46,7 +63,9 @@ describeRedis("Redis store across processes", () => {
     // One instance acquired; the other two waited for its lock and found the token in Redis.
     const acquiring = replies.filter((r) => r.results.some((x) => x.action === "acquired"))
     expect(acquiring).toHaveLength(1)
-    expect(replies.filter((r) => r !== acquiring[0]).flatMap((r) => r.results.map((x) => x.action))).toSatisfy((a: string[]) => a.every((x) => x === "reused"))
+    expect(replies.filter((r) => r !== acquiring[0]).flatMap((r) => r.results.map((x) => x.action))).toSatisfy(
+      (a: string[]) => a.every((x) => x === "reused")
+    )
   })
 
   it("a lock holder killed while its upstream request hangs blocks the others for at most the lease", async () => {

@@ -9,18 +9,27 @@ import { StoreError } from "../src/token-error.ts"
 import { makeMemory, type Entry, type TokenStoreShape } from "../src/token-store.ts"
 
 const entry = (connection: string, obtainedAt: number): Entry => ({
-  connection, provider: "cube",
-  token: { v: 1, access_token: `at-${connection}-${obtainedAt}`, token_type: "Bearer", expires_at: obtainedAt + 60_000, obtained_at: obtainedAt, expiry_source: "expires_in" }
+  connection,
+  provider: "cube",
+  token: {
+    v: 1,
+    access_token: `at-${connection}-${obtainedAt}`,
+    token_type: "Bearer",
+    expires_at: obtainedAt + 60_000,
+    obtained_at: obtainedAt,
+    expiry_source: "expires_in"
+  }
 })
 
 /** A memory store that fails every call while `up` is false, like a Redis store whose server went away. */
 const switchable = (opts: { lockFails?: StoreError } = {}) => {
   const inner = makeMemory()
   const state = { up: true, calls: 0 }
-  const guard = <A>(eff: Effect.Effect<A, StoreError>) => Effect.suspend(() => {
-    state.calls++
-    return state.up ? eff : Effect.fail(new StoreError({ store: "fake", operation: "call", reason: "ECONNREFUSED" }))
-  })
+  const guard = <A>(eff: Effect.Effect<A, StoreError>) =>
+    Effect.suspend(() => {
+      state.calls++
+      return state.up ? eff : Effect.fail(new StoreError({ store: "fake", operation: "call", reason: "ECONNREFUSED" }))
+    })
   const store: TokenStoreShape = {
     name: "fake",
     get: (k) => guard(inner.get(k)),
@@ -28,16 +37,28 @@ const switchable = (opts: { lockFails?: StoreError } = {}) => {
     delete: (k) => guard(inner.delete(k)),
     list: () => guard(inner.list()),
     clear: () => guard(inner.clear()),
-    withLock: (k, eff) => opts.lockFails ? Effect.fail(opts.lockFails) : Effect.andThen(guard(Effect.void), inner.withLock(k, eff)),
-    health: () => Effect.succeed(state.up ? { status: "ok", detail: "fake" } : { status: "down", detail: "fake: ECONNREFUSED" })
+    withLock: (k, eff) =>
+      opts.lockFails ? Effect.fail(opts.lockFails) : Effect.andThen(guard(Effect.void), inner.withLock(k, eff)),
+    health: () =>
+      Effect.succeed(state.up ? { status: "ok", detail: "fake" } : { status: "down", detail: "fake: ECONNREFUSED" })
   }
   return { store, state, inner }
 }
 
 const logged: string[] = []
-const run = <A, E>(eff: Effect.Effect<A, E>) => Effect.runPromise(eff.pipe(
-  Effect.provide(Logger.layer([Logger.make<unknown, void>((o) => { logged.push(`${String(o.logLevel)} ${JSON.stringify(o.message)}`) })])),
-  Effect.provideService(References.MinimumLogLevel, "Trace")))
+const run = <A, E>(eff: Effect.Effect<A, E>) =>
+  Effect.runPromise(
+    eff.pipe(
+      Effect.provide(
+        Logger.layer([
+          Logger.make<unknown, void>((o) => {
+            logged.push(`${String(o.logLevel)} ${JSON.stringify(o.message)}`)
+          })
+        ])
+      ),
+      Effect.provideService(References.MinimumLogLevel, "Trace")
+    )
+  )
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("ResilientStore", () => {
@@ -48,7 +69,11 @@ describe("ResilientStore", () => {
     await run(store.set("a", entry("a", 1)))
     state.up = false
     expect(await run(store.get("a"))).toBeUndefined() // the primary's copy is out of reach
-    await run(Effect.all([store.set("b", entry("b", 2)), store.set("a", entry("a", 5)), store.set("c", entry("c", 3))], { concurrency: "unbounded" }))
+    await run(
+      Effect.all([store.set("b", entry("b", 2)), store.set("a", entry("a", 5)), store.set("c", entry("c", 3))], {
+        concurrency: "unbounded"
+      })
+    )
     expect(await run(store.get("b"))).toEqual(entry("b", 2))
     expect(await run(store.withLock("b", Effect.succeed(42)))).toBe(42)
     expect((await run(store.health())).status).toBe("degraded")
@@ -70,7 +95,10 @@ describe("ResilientStore", () => {
 
   it("a call during an outage does not wait for the probe", async () => {
     const { store: primary, state } = switchable()
-    const slow: TokenStoreShape = { ...primary, health: () => Effect.andThen(Effect.sleep("300 millis"), primary.health()) }
+    const slow: TokenStoreShape = {
+      ...primary,
+      health: () => Effect.andThen(Effect.sleep("300 millis"), primary.health())
+    }
     const store = ResilientStore.make(slow, { probeIntervalMs: 0 })
     state.up = false
     await run(store.set("a", entry("a", 1)))
@@ -80,11 +108,24 @@ describe("ResilientStore", () => {
   })
 
   it("a lock failure while the primary answers (say, a lock wait that timed out) is not an outage", async () => {
-    const lockFails = new StoreError({ store: "fake", operation: "lock", reason: "another instance held the lock for more than 60000 ms" })
+    const lockFails = new StoreError({
+      store: "fake",
+      operation: "lock",
+      reason: "another instance held the lock for more than 60000 ms"
+    })
     const { store: primary } = switchable({ lockFails })
     const store = ResilientStore.make(primary)
     let ran = false
-    const failure = await run(Effect.flip(store.withLock("k", Effect.sync(() => { ran = true }))))
+    const failure = await run(
+      Effect.flip(
+        store.withLock(
+          "k",
+          Effect.sync(() => {
+            ran = true
+          })
+        )
+      )
+    )
     expect(failure).toBe(lockFails)
     expect(ran).toBe(false)
     expect((await run(store.health())).status).toBe("ok")
@@ -95,7 +136,19 @@ describe("ResilientStore", () => {
     const store = ResilientStore.make(primary)
     const own = new StoreError({ store: "other", operation: "x", reason: "y" })
     let runs = 0
-    const failure = await run(Effect.flip(store.withLock("k", Effect.andThen(Effect.sync(() => { runs++ }), Effect.fail(own)))))
+    const failure = await run(
+      Effect.flip(
+        store.withLock(
+          "k",
+          Effect.andThen(
+            Effect.sync(() => {
+              runs++
+            }),
+            Effect.fail(own)
+          )
+        )
+      )
+    )
     expect(failure).toBe(own)
     expect(runs).toBe(1)
     expect((await run(store.health())).status).toBe("ok")

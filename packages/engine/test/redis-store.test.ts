@@ -11,7 +11,17 @@ import * as Runtime from "../src/runtime.ts"
 import type { StoreError } from "../src/token-error.ts"
 import { TokenStore, type TokenStoreShape } from "../src/token-store.ts"
 import { makeHarness, type Harness } from "./services/harness.ts"
-import { describeRedis, dropPrefix, eventually, keysUnder, newEncryptionKey, rawClient, redisUrl, uniquePrefix, type RawClient } from "./services/redis-available.ts"
+import {
+  describeRedis,
+  dropPrefix,
+  eventually,
+  keysUnder,
+  newEncryptionKey,
+  rawClient,
+  redisUrl,
+  uniquePrefix,
+  type RawClient
+} from "./services/redis-available.ts"
 import { hasRedisServer, redisServer, type RedisServer } from "./services/redis-server.ts"
 
 let h: Harness | undefined
@@ -22,17 +32,24 @@ const runtimes: Array<ManagedRuntime.ManagedRuntime<TokenStore, StoreError>> = [
 
 afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
-  await h?.close(); h = undefined
-  await srv?.stop(); srv = undefined
+  await h?.close()
+  h = undefined
+  await srv?.stop()
+  srv = undefined
   if (prefixes.length > 0) {
     const c = await rawClient()
     for (const p of prefixes.splice(0)) await dropPrefix(c, p)
     c.destroy()
   }
-  raw?.destroy(); raw = undefined
+  raw?.destroy()
+  raw = undefined
 })
 
-const prefix = (label: string) => { const p = uniquePrefix(label); prefixes.push(p); return p }
+const prefix = (label: string) => {
+  const p = uniquePrefix(label)
+  prefixes.push(p)
+  return p
+}
 
 /** A Redis store (resilient, as `type: redis` builds it) whose clients close after the test. */
 const openStore = async (opts: RedisStore.RedisStoreOptions): Promise<TokenStoreShape> => {
@@ -44,13 +61,20 @@ const openStore = async (opts: RedisStore.RedisStoreOptions): Promise<TokenStore
 const bareStore = async (opts: RedisStore.RedisStoreOptions): Promise<RedisStore.RedisStoreShape> => {
   const rt = ManagedRuntime.make(Layer.effect(TokenStore, RedisStore.makeRedis(opts)))
   runtimes.push(rt as ManagedRuntime.ManagedRuntime<TokenStore, StoreError>)
-  return await rt.runPromise(Effect.map(TokenStore, (s) => s)) as RedisStore.RedisStoreShape
+  return (await rt.runPromise(Effect.map(TokenStore, (s) => s))) as RedisStore.RedisStoreShape
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 it("type: redis without encryption_key is a config error at load, with its position", async () => {
-  const r = await Effect.runPromise(Effect.result(Config.fromObject({ store: { type: "redis", url: "${env:REDIS_URL_FOR_TEST}" } }, { REDIS_URL_FOR_TEST: "redis://127.0.0.1:1" })))
+  const r = await Effect.runPromise(
+    Effect.result(
+      Config.fromObject(
+        { store: { type: "redis", url: "${env:REDIS_URL_FOR_TEST}" } },
+        { REDIS_URL_FOR_TEST: "redis://127.0.0.1:1" }
+      )
+    )
+  )
   expect(r._tag).toBe("Failure")
   if (r._tag !== "Failure") return
   expect(r.failure._tag).toBe("ConfigInvalid")
@@ -59,7 +83,10 @@ it("type: redis without encryption_key is a config error at load, with its posit
 
 it("the store itself also refuses to start without an encryption key, before connecting (programmatic use)", async () => {
   const rt = ManagedRuntime.make(RedisStore.layer({ url: Redacted.make("redis://127.0.0.1:1"), keyPrefix: "t:" }))
-  const error = await rt.runPromise(Effect.void).then(() => undefined, (e: StoreError) => e)
+  const error = await rt.runPromise(Effect.void).then(
+    () => undefined,
+    (e: StoreError) => e
+  )
   await rt.dispose()
   expect(error?._tag).toBe("StoreError")
   expect(error?.operation).toBe("configure")
@@ -70,9 +97,14 @@ describeRedis("Redis token store", () => {
   it("type: redis in the config stores ciphertext under the key id, never the token; TTL follows expiry, longer with a refresh token", async () => {
     const p = prefix("cipher")
     const key = newEncryptionKey()
-    const config = await Effect.runPromise(Config.fromObject({
-      store: { type: "redis", url: "${env:T_REDIS_URL}", key_prefix: p, encryption_key: "${env:T_KEY}" }
-    }, { T_REDIS_URL: redisUrl, T_KEY: key }))
+    const config = await Effect.runPromise(
+      Config.fromObject(
+        {
+          store: { type: "redis", url: "${env:T_REDIS_URL}", key_prefix: p, encryption_key: "${env:T_KEY}" }
+        },
+        { T_REDIS_URL: redisUrl, T_KEY: key }
+      )
+    )
     const rt = ManagedRuntime.make(Runtime.storeLayer(config))
     runtimes.push(rt)
     const store = await rt.runPromise(Effect.map(TokenStore, (s) => s))
@@ -90,7 +122,8 @@ describeRedis("Redis token store", () => {
     const access = Redacted.value(cube.accessToken)
     expect(value).not.toContain(access)
     expect(value).not.toContain(access.slice(0, 16))
-    for (const field of ["access_token", "refresh_token", "token_type", "expires_at", "cube"]) expect(value).not.toContain(field)
+    for (const field of ["access_token", "refresh_token", "token_type", "expires_at", "cube"])
+      expect(value).not.toContain(field)
     const sealed = JSON.parse(value) as { v: 1; kid: string; iv: string; tag: string; ct: string }
     expect(Object.keys(sealed).sort()).toEqual(["ct", "iv", "kid", "tag", "v"])
     expect(sealed.kid).toBe(keyId(parseKey(key)!))
@@ -111,9 +144,24 @@ describeRedis("Redis token store", () => {
     const p = prefix("crud")
     const key = newEncryptionKey()
     const store = await openStore({ url: Redacted.make(redisUrl), keyPrefix: p, encryptionKey: Redacted.make(key) })
-    const rotated = await openStore({ url: Redacted.make(redisUrl), keyPrefix: p, encryptionKey: Redacted.make(newEncryptionKey()) })
+    const rotated = await openStore({
+      url: Redacted.make(redisUrl),
+      keyPrefix: p,
+      encryptionKey: Redacted.make(newEncryptionKey())
+    })
     const now = Date.now()
-    const entry = (n: number) => ({ connection: `c${n}`, provider: "cube", token: { v: 1 as const, access_token: `at-${n}`, token_type: "Bearer", expires_at: now + 60_000, obtained_at: now, expiry_source: "expires_in" as const } })
+    const entry = (n: number) => ({
+      connection: `c${n}`,
+      provider: "cube",
+      token: {
+        v: 1 as const,
+        access_token: `at-${n}`,
+        token_type: "Bearer",
+        expires_at: now + 60_000,
+        obtained_at: now,
+        expiry_source: "expires_in" as const
+      }
+    })
     await Effect.runPromise(Effect.all([store.set("k1", entry(1)), store.set("k2", entry(2))]))
     expect(await Effect.runPromise(store.get("k1"))).toEqual(entry(1))
     expect(await Effect.runPromise(store.get("nope"))).toBeUndefined()
@@ -132,7 +180,12 @@ describeRedis("Redis token store", () => {
     const opts = { url: Redacted.make(redisUrl), keyPrefix: p, encryptionKey: Redacted.make(newEncryptionKey()) }
     const [a, b] = await Promise.all([bareStore(opts), bareStore(opts)])
     const spans: Array<{ who: string; start: number; end: number }> = []
-    const hold = (who: string, ms: number) => Effect.promise(async () => { const start = Date.now(); await sleep(ms); spans.push({ who, start, end: Date.now() }) })
+    const hold = (who: string, ms: number) =>
+      Effect.promise(async () => {
+        const start = Date.now()
+        await sleep(ms)
+        spans.push({ who, start, end: Date.now() })
+      })
     raw = await rawClient()
     const first = Effect.runPromise(a.withLock("k", hold("a", 900)))
     expect(await eventually(async () => (await raw!.exists(a.lockKey("k"))) === 1, 2000, 5)).toBe(true)
@@ -148,14 +201,34 @@ describeRedis("Redis token store", () => {
 
   it("the holder renews its lease while it works, so a holder slower than the lease keeps the lock", async () => {
     const p = prefix("renew")
-    const opts = { url: Redacted.make(redisUrl), keyPrefix: p, encryptionKey: Redacted.make(newEncryptionKey()), leaseMs: 300 }
+    const opts = {
+      url: Redacted.make(redisUrl),
+      keyPrefix: p,
+      encryptionKey: Redacted.make(newEncryptionKey()),
+      leaseMs: 300
+    }
     const [a, b] = await Promise.all([bareStore(opts), bareStore(opts)])
     let aDone = 0
     let bStart = 0
-    const first = Effect.runPromise(a.withLock("k", Effect.promise(async () => { await sleep(1200); aDone = Date.now() })))
+    const first = Effect.runPromise(
+      a.withLock(
+        "k",
+        Effect.promise(async () => {
+          await sleep(1200)
+          aDone = Date.now()
+        })
+      )
+    )
     raw = await rawClient()
     expect(await eventually(async () => (await raw!.exists(a.lockKey("k"))) === 1, 2000, 5)).toBe(true)
-    await Effect.runPromise(b.withLock("k", Effect.sync(() => { bStart = Date.now() })))
+    await Effect.runPromise(
+      b.withLock(
+        "k",
+        Effect.sync(() => {
+          bStart = Date.now()
+        })
+      )
+    )
     await first
     expect(bStart).toBeGreaterThanOrEqual(aDone)
   })
@@ -168,15 +241,30 @@ describeRedis("Redis token store", () => {
     const lock = a.lockKey("k")
     let bHolds = false
     let releaseB!: () => void
-    const bDone = new Promise<void>((r) => { releaseB = r })
+    const bDone = new Promise<void>((r) => {
+      releaseB = r
+    })
     let second: Promise<void> | undefined
-    await Effect.runPromise(a.withLock("k", Effect.promise(async () => {
-      second = Effect.runPromise(b.withLock("k", Effect.promise(async () => { bHolds = true; await bDone })))
-      await sleep(50)
-      expect(bHolds).toBe(false)
-      await raw!.del(lock) // as if a's lease had expired
-      expect(await eventually(() => bHolds, 2000, 10)).toBe(true)
-    })))
+    await Effect.runPromise(
+      a.withLock(
+        "k",
+        Effect.promise(async () => {
+          second = Effect.runPromise(
+            b.withLock(
+              "k",
+              Effect.promise(async () => {
+                bHolds = true
+                await bDone
+              })
+            )
+          )
+          await sleep(50)
+          expect(bHolds).toBe(false)
+          await raw!.del(lock) // as if a's lease had expired
+          expect(await eventually(() => bHolds, 2000, 10)).toBe(true)
+        })
+      )
+    )
     // a has released: b's lock must still be there.
     const held = await raw.get(lock)
     expect(held).toMatch(/^[0-9a-f]{32}$/)
@@ -185,60 +273,78 @@ describeRedis("Redis token store", () => {
     expect(await raw.exists(lock)).toBe(0)
   })
 
-  if (!hasRedisServer && process.env["CI"] !== "true") console.log("SKIP redis outage test: redis-server is not on PATH")
-  it.skipIf(!hasRedisServer && process.env["CI"] !== "true")("Redis down at start, up, down, up: tokens are served throughout, health says degraded, values reach Redis when it returns", async () => {
-    srv = await redisServer() // a free port with nothing on it yet
-    const p = "tessera:" // a private server: the default prefix
-    const t0 = Date.now()
-    const store = await openStore({
-      url: Redacted.make(srv.url), keyPrefix: p, encryptionKey: Redacted.make(newEncryptionKey()),
-      connectTimeoutMs: 300, commandTimeoutMs: 500, reconnectMaxMs: 100, probeIntervalMs: 100
-    })
-    expect(Date.now() - t0).toBeLessThan(1500) // building waits for one connect timeout at most
-    h = await makeHarness({ store })
-    const warnings = () => h!.logs.filter((l) => l.startsWith("Warn") && l.includes("unreachable")).length
+  if (!hasRedisServer && process.env["CI"] !== "true")
+    console.log("SKIP redis outage test: redis-server is not on PATH")
+  it.skipIf(!hasRedisServer && process.env["CI"] !== "true")(
+    "Redis down at start, up, down, up: tokens are served throughout, health says degraded, values reach Redis when it returns",
+    async () => {
+      srv = await redisServer() // a free port with nothing on it yet
+      const p = "tessera:" // a private server: the default prefix
+      const t0 = Date.now()
+      const store = await openStore({
+        url: Redacted.make(srv.url),
+        keyPrefix: p,
+        encryptionKey: Redacted.make(newEncryptionKey()),
+        connectTimeoutMs: 300,
+        commandTimeoutMs: 500,
+        reconnectMaxMs: 100,
+        probeIntervalMs: 100
+      })
+      expect(Date.now() - t0).toBeLessThan(1500) // building waits for one connect timeout at most
+      h = await makeHarness({ store })
+      const warnings = () => h!.logs.filter((l) => l.startsWith("Warn") && l.includes("unreachable")).length
 
-    // 1. Dead port: served from memory, without waiting on Redis.
-    let t = Date.now()
-    expect((await h.run(h.engine.getToken("cube"))).decision.action).toBe("acquired")
-    expect(Date.now() - t).toBeLessThan(1000)
-    expect(await h.run(h.engine.storeHealth())).toMatchObject({ status: "degraded" })
-    expect((await h.run(h.engine.storeHealth())).detail).toMatch(/redis unreachable since .*serving from memory/)
-    expect(warnings()).toBe(1)
+      // 1. Dead port: served from memory, without waiting on Redis.
+      let t = Date.now()
+      expect((await h.run(h.engine.getToken("cube"))).decision.action).toBe("acquired")
+      expect(Date.now() - t).toBeLessThan(1000)
+      expect(await h.run(h.engine.storeHealth())).toMatchObject({ status: "degraded" })
+      expect((await h.run(h.engine.storeHealth())).detail).toMatch(/redis unreachable since .*serving from memory/)
+      expect(warnings()).toBe(1)
 
-    // 2. Redis comes up: health ok, and the token kept in memory meanwhile is copied to it.
-    await srv.start()
-    expect(await eventually(async () => (await h!.run(h!.engine.storeHealth())).status === "ok", 5000)).toBe(true)
-    raw = await rawClient(srv.url)
-    const keyOf = (name: string) => `${p}token:${Engine.cacheKey(h!.config.connections.get(name)!)}`
-    expect(await keysUnder(raw, `${p}token:`)).toEqual([keyOf("cube")])
-    raw.destroy(); raw = undefined
+      // 2. Redis comes up: health ok, and the token kept in memory meanwhile is copied to it.
+      await srv.start()
+      expect(await eventually(async () => (await h!.run(h!.engine.storeHealth())).status === "ok", 5000)).toBe(true)
+      raw = await rawClient(srv.url)
+      const keyOf = (name: string) => `${p}token:${Engine.cacheKey(h!.config.connections.get(name)!)}`
+      expect(await keysUnder(raw, `${p}token:`)).toEqual([keyOf("cube")])
+      raw.destroy()
+      raw = undefined
 
-    // 3. Redis dies: still served (new credentials and forced renewals, concurrently), one warning for the outage.
-    await srv.stop()
-    t = Date.now()
-    const during = await h.run(Effect.all([
-      h.engine.getToken("dvinci"), h.engine.getToken("brandbox"), h.engine.getToken("crm-com"), h.engine.getToken("cube", { force: true })
-    ], { concurrency: "unbounded" }))
-    expect(during.map((r) => r.decision.action)).toEqual(["acquired", "acquired", "acquired", "acquired"])
-    expect((await h.run(h.engine.getToken("dvinci"))).decision.action).toBe("reused")
-    expect(Date.now() - t).toBeLessThan(3000)
-    expect((await h.run(h.engine.storeHealth())).status).toBe("degraded")
-    expect(warnings()).toBe(2)
+      // 3. Redis dies: still served (new credentials and forced renewals, concurrently), one warning for the outage.
+      await srv.stop()
+      t = Date.now()
+      const during = await h.run(
+        Effect.all(
+          [
+            h.engine.getToken("dvinci"),
+            h.engine.getToken("brandbox"),
+            h.engine.getToken("crm-com"),
+            h.engine.getToken("cube", { force: true })
+          ],
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(during.map((r) => r.decision.action)).toEqual(["acquired", "acquired", "acquired", "acquired"])
+      expect((await h.run(h.engine.getToken("dvinci"))).decision.action).toBe("reused")
+      expect(Date.now() - t).toBeLessThan(3000)
+      expect((await h.run(h.engine.storeHealth())).status).toBe("degraded")
+      expect(warnings()).toBe(2)
 
-    // 4. Back (empty: no persistence): health ok, what was kept is in Redis, and new writes go to Redis again.
-    await srv.start()
-    expect(await eventually(async () => (await h!.run(h!.engine.storeHealth())).status === "ok", 5000)).toBe(true)
-    raw = await rawClient(srv.url)
-    const kept = ["cube", "dvinci", "brandbox", "crm-com"].map(keyOf)
-    expect(await keysUnder(raw, `${p}token:`)).toEqual([...kept].sort())
-    await h.run(h.engine.getToken("usage-engine"))
-    expect(await keysUnder(raw, `${p}token:`)).toEqual([...kept, keyOf("usage-engine")].sort())
-    expect(h.logs.filter((l) => l.includes("reachable again")).length).toBe(2)
+      // 4. Back (empty: no persistence): health ok, what was kept is in Redis, and new writes go to Redis again.
+      await srv.start()
+      expect(await eventually(async () => (await h!.run(h!.engine.storeHealth())).status === "ok", 5000)).toBe(true)
+      raw = await rawClient(srv.url)
+      const kept = ["cube", "dvinci", "brandbox", "crm-com"].map(keyOf)
+      expect(await keysUnder(raw, `${p}token:`)).toEqual([...kept].sort())
+      await h.run(h.engine.getToken("usage-engine"))
+      expect(await keysUnder(raw, `${p}token:`)).toEqual([...kept, keyOf("usage-engine")].sort())
+      expect(h.logs.filter((l) => l.includes("reachable again")).length).toBe(2)
 
-    // Releasing the layer closes its clients: only ours is left.
-    await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
-    const clients = (await raw.sendCommand(["CLIENT", "LIST"])) as unknown as string
-    expect(clients.trim().split("\n")).toHaveLength(1)
-  })
+      // Releasing the layer closes its clients: only ours is left.
+      await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+      const clients = (await raw.sendCommand(["CLIENT", "LIST"])) as unknown as string
+      expect(clients.trim().split("\n")).toHaveLength(1)
+    }
+  )
 })

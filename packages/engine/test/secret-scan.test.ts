@@ -12,19 +12,32 @@ const outputs: string[] = []
 const secrets = new Set<string>()
 const events: TokenEvent[] = []
 
-const forms = (s: string) => [s, Buffer.from(s).toString("base64"), Buffer.from(s).toString("base64url"), encodeURIComponent(s)]
+const forms = (s: string) => [
+  s,
+  Buffer.from(s).toString("base64"),
+  Buffer.from(s).toString("base64url"),
+  encodeURIComponent(s)
+]
 
 beforeAll(async () => {
   h = await makeHarness({
     sandbox: { ttlSeconds: { brandbox: 1 } },
     http: { retries: 1 },
     extra: (sb) => ({
-      "bad-oauth2": { provider: "oauth2", inputs: { ...sb.credentials.oauth2, client_secret: "wrong-client-secret-4711" } },
+      "bad-oauth2": {
+        provider: "oauth2",
+        inputs: { ...sb.credentials.oauth2, client_secret: "wrong-client-secret-4711" }
+      },
       "bad-brandbox": { provider: "brandbox", inputs: { ...sb.credentials.brandbox, password: "wrong-password-0815" } },
-      "bad-crm": { provider: "crm-com", inputs: { ...sb.credentials["crm-com"], authentication_code: "wrong-auth-code-9999" } }
+      "bad-crm": {
+        provider: "crm-com",
+        inputs: { ...sb.credentials["crm-com"], authentication_code: "wrong-auth-code-9999" }
+      }
     })
   })
-  for (const id of providerIds) for (const [k, v] of Object.entries(h.sb.credentials[id])) if (/secret|password|api_key|code/.test(k)) secrets.add(v)
+  for (const id of providerIds)
+    for (const [k, v] of Object.entries(h.sb.credentials[id]))
+      if (/secret|password|api_key|code/.test(k)) secrets.add(v)
   for (const s of ["wrong-client-secret-4711", "wrong-password-0815", "wrong-auth-code-9999"]) secrets.add(s)
   h.engine.subscribe((e) => events.push(e))
 })
@@ -47,18 +60,33 @@ describe("secret-leak scan", () => {
         secrets.add(Redacted.value(t.accessToken))
       }
     }
-    for (const e of (await h.run(h.store.list()))) if (e[1].token.refresh_token) secrets.add(e[1].token.refresh_token)
+    for (const e of await h.run(h.store.list())) if (e[1].token.refresh_token) secrets.add(e[1].token.refresh_token)
     await new Promise((r) => setTimeout(r, 1100))
     expect((await capture(h.engine.getToken("brandbox")))._tag).toBe("Success") // refresh: sends the refresh token
-    for (const e of (await h.run(h.store.list()))) if (e[1].token.refresh_token) secrets.add(e[1].token.refresh_token)
-    for (const bad of ["bad-oauth2", "bad-brandbox", "bad-crm"]) expect((await capture(h.engine.getToken(bad)))._tag).toBe("Failure")
-    h.sb.inject("cube", { type: "status", status: 500, body: `{"error":"server_error","error_description":"echo ${h.sb.credentials.cube["client_secret"]}"}`, headers: { "content-type": "application/json" } }, 5)
+    for (const e of await h.run(h.store.list())) if (e[1].token.refresh_token) secrets.add(e[1].token.refresh_token)
+    for (const bad of ["bad-oauth2", "bad-brandbox", "bad-crm"])
+      expect((await capture(h.engine.getToken(bad)))._tag).toBe("Failure")
+    h.sb.inject(
+      "cube",
+      {
+        type: "status",
+        status: 500,
+        body: `{"error":"server_error","error_description":"echo ${h.sb.credentials.cube["client_secret"]}"}`,
+        headers: { "content-type": "application/json" }
+      },
+      5
+    )
     expect((await capture(h.engine.getToken("cube", { force: true })))._tag).toBe("Success") // served stale? no: forced renewal fails, cached token still valid
     h.sb.inject("dvinci", { type: "html200" })
     await capture(h.engine.getToken("dvinci", { noCache: true }))
     for (const id of providerIds) {
       const req = await h.run(h.engine.describeRequest(id))
-      outputs.push(JSON.stringify(TokenRequest.encode(req, { mask: true })), TokenRequest.toCurl(req), JSON.stringify(req), String(req.headers))
+      outputs.push(
+        JSON.stringify(TokenRequest.encode(req, { mask: true })),
+        TokenRequest.toCurl(req),
+        JSON.stringify(req),
+        String(req.headers)
+      )
     }
     outputs.push(...h.logs, JSON.stringify(events))
     expect(secrets.size).toBeGreaterThan(15)
@@ -66,7 +94,11 @@ describe("secret-leak scan", () => {
 
   it("finds none of them anywhere", () => {
     const haystack = outputs.join("\n")
-    const hits = [...secrets].flatMap((s) => forms(s).filter((f) => f.length >= 6 && haystack.includes(f)).map(() => s.slice(0, 4)))
+    const hits = [...secrets].flatMap((s) =>
+      forms(s)
+        .filter((f) => f.length >= 6 && haystack.includes(f))
+        .map(() => s.slice(0, 4))
+    )
     expect(hits).toEqual([])
     expect(haystack).toContain("<redacted") // the scan really saw redacted values
     expect(haystack).toContain("server_error") // and the provider's error text, scrubbed

@@ -3,7 +3,9 @@
  *  duration, request id, route template, connection and API key NAME: never a header, body, key or token. */
 
 /** Where lines go: process.stdout, a file stream, or anything with `write` (tests capture lines). */
-export interface LogSink { readonly write: (line: string) => unknown }
+export interface LogSink {
+  readonly write: (line: string) => unknown
+}
 
 export const silent: LogSink = { write: () => true }
 
@@ -32,10 +34,20 @@ const line = (fields: Record<string, unknown>) =>
   JSON.stringify(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined))) + "\n"
 
 export const access = (sink: LogSink, e: AccessEntry, now: Date = new Date()): void => {
-  sink.write(line({
-    time: now.toISOString(), type: "access", method: e.method, path: pathOf(e.path), status: e.status,
-    duration_ms: Math.round(e.durationMs * 10) / 10, request_id: e.requestId, route: e.route, connection: e.connection, key: e.key
-  }))
+  sink.write(
+    line({
+      time: now.toISOString(),
+      type: "access",
+      method: e.method,
+      path: pathOf(e.path),
+      status: e.status,
+      duration_ms: Math.round(e.durationMs * 10) / 10,
+      request_id: e.requestId,
+      route: e.route,
+      connection: e.connection,
+      key: e.key
+    })
+  )
 }
 
 export interface ErrorEntry {
@@ -47,9 +59,16 @@ export interface ErrorEntry {
 /** A failure in full for the operator (the caller got a summary). Messages come from the engine's errors, which
  *  never hold a secret, or from defects. */
 export const error = (sink: LogSink, e: ErrorEntry, now: Date = new Date()): void => {
-  sink.write(line({ time: now.toISOString(), type: "error", request_id: e.requestId, code: e.code, message: e.message }))
+  sink.write(
+    line({ time: now.toISOString(), type: "error", request_id: e.requestId, code: e.code, message: e.message })
+  )
 }
 
-export const info = (sink: LogSink, message: string, fields: Record<string, unknown> = {}, now: Date = new Date()): void => {
+export const info = (
+  sink: LogSink,
+  message: string,
+  fields: Record<string, unknown> = {},
+  now: Date = new Date()
+): void => {
   sink.write(line({ time: now.toISOString(), type: "info", message, ...fields }))
 }

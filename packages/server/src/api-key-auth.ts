@@ -33,8 +33,12 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
     if (value.trim() === "") throw new TypeError(`api key "${k.name}" is empty`)
     const hash = digest(value)
     const twin = entries.find((e) => timingSafeEqual(e.hash, hash))
-    if (twin) throw new TypeError(`api keys "${twin.principal.name}" and "${k.name}" have the same value; give each caller its own key`)
-    if (k.connections.length === 0) throw new TypeError(`api key "${k.name}" allows no connection; list connection names, or "*" for all`)
+    if (twin)
+      throw new TypeError(
+        `api keys "${twin.principal.name}" and "${k.name}" have the same value; give each caller its own key`
+      )
+    if (k.connections.length === 0)
+      throw new TypeError(`api key "${k.name}" allows no connection; list connection names, or "*" for all`)
     const all = k.connections.includes("*")
     const allowed = new Set(k.connections)
     entries.push({ hash, principal: { name: k.name, allows: (c) => all || allowed.has(c) } })
@@ -55,8 +59,11 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
 /** The key a request presents. Token and listing routes read X-Tessera-Key, else `Authorization: Bearer`; the proxy
  *  reads only X-Tessera-Key, since its Authorization header belongs to the caller's own API call. The router and the
  *  token fast path both ask this, so they can never disagree about who is calling. */
-export const presentedKey = (header: (name: string) => string | undefined, access: "key" | "proxyKey"): string | undefined =>
-  access === "proxyKey" ? header("x-tessera-key") : header("x-tessera-key") ?? bearer(header("authorization"))
+export const presentedKey = (
+  header: (name: string) => string | undefined,
+  access: "key" | "proxyKey"
+): string | undefined =>
+  access === "proxyKey" ? header("x-tessera-key") : (header("x-tessera-key") ?? bearer(header("authorization")))
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1). */
 export const bearer = (authorization: string | undefined): string | undefined => {

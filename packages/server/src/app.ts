@@ -20,85 +20,121 @@ const header = (req: HttpServerRequest.HttpServerRequest, name: string): string 
 }
 
 /** Runs the route's access check (see `Access` in routes.ts), then its handler. */
-const guarded = (spec: RouteSpec, deps: Deps) => Effect.gen(function*() {
-  const ctx = yield* RequestContext
-  ctx.route = spec.path
-  const name = (yield* HttpRouter.params)["name"]
-  if (name !== undefined) ctx.connection = name
-  if (spec.access !== "public") {
-    const auth = ctx.generation.auth
-    if (!auth.enabled) ctx.principal = ApiKeyAuth.anonymous
-    else {
-      const req = yield* HttpServerRequest.HttpServerRequest
-      const presented = ApiKeyAuth.presentedKey((name) => header(req, name), spec.access)
-      const principal = auth.verify(presented)
-      if (!principal) {
-        const how = spec.access === "proxyKey" ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)" : "as Authorization: Bearer <key> or in X-Tessera-Key"
-        return yield* new Problem.Refusal({ code: "Unauthorized", detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid" })
-      }
-      ctx.principal = principal
-      if (name !== undefined && !principal.allows(name)) {
-        return yield* new Problem.Refusal({ code: "Forbidden", connection: name, detail: `API key "${principal.name}" may not use connection "${name}"` })
+const guarded = (spec: RouteSpec, deps: Deps) =>
+  Effect.gen(function* () {
+    const ctx = yield* RequestContext
+    ctx.route = spec.path
+    const name = (yield* HttpRouter.params)["name"]
+    if (name !== undefined) ctx.connection = name
+    if (spec.access !== "public") {
+      const auth = ctx.generation.auth
+      if (!auth.enabled) ctx.principal = ApiKeyAuth.anonymous
+      else {
+        const req = yield* HttpServerRequest.HttpServerRequest
+        const presented = ApiKeyAuth.presentedKey((name) => header(req, name), spec.access)
+        const principal = auth.verify(presented)
+        if (!principal) {
+          const how =
+            spec.access === "proxyKey"
+              ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)"
+              : "as Authorization: Bearer <key> or in X-Tessera-Key"
+          return yield* new Problem.Refusal({
+            code: "Unauthorized",
+            detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid"
+          })
+        }
+        ctx.principal = principal
+        if (name !== undefined && !principal.allows(name)) {
+          return yield* new Problem.Refusal({
+            code: "Forbidden",
+            connection: name,
+            detail: `API key "${principal.name}" may not use connection "${name}"`
+          })
+        }
       }
     }
-  }
-  return yield* spec.handler(deps)
-})
+    return yield* spec.handler(deps)
+  })
 
 const isFailure = (e: unknown): e is Problem.Failure =>
-  typeof e === "object" && e !== null && "_tag" in e && (e._tag === "Refusal" || Object.hasOwn(Problem.status, String(e._tag)))
+  typeof e === "object" &&
+  e !== null &&
+  "_tag" in e &&
+  (e._tag === "Refusal" || Object.hasOwn(Problem.status, String(e._tag)))
 
 /** A Node request listener serving `routes`. Expects server.ts to have attached a `RequestMeta` to each request. */
-export const make = (routes: ReadonlyArray<RouteSpec>, deps: Deps, log: AccessLog.LogSink): Effect.Effect<
-  (req: Http.IncomingMessage, res: Http.ServerResponse) => void, never, Scope.Scope
-> => Effect.gen(function*() {
-  const router = yield* HttpRouter.make
-  // The cast drops the router's "Requires RequestContext" marker: `app` below provides it to every request.
-  yield* (router.addAll(routes.map((spec) => HttpRouter.route(spec.method, spec.path, guarded(spec, deps)))) as Effect.Effect<void>)
+export const make = (
+  routes: ReadonlyArray<RouteSpec>,
+  deps: Deps,
+  log: AccessLog.LogSink
+): Effect.Effect<(req: Http.IncomingMessage, res: Http.ServerResponse) => void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const router = yield* HttpRouter.make
+    // The cast drops the router's "Requires RequestContext" marker: `app` below provides it to every request.
+    yield* router.addAll(
+      routes.map((spec) => HttpRouter.route(spec.method, spec.path, guarded(spec, deps)))
+    ) as Effect.Effect<void>
 
-  // A second matcher over the same table answers "which methods does this path take?" for 405 + Allow.
-  const methods = FindMyWay.make<string>()
-  for (const r of routes) {
-    if (r.method === "*") methods.all(r.path, "*")
-    else methods.on(r.method, r.path, r.method)
-  }
-  const allowed = (url: string) => ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => methods.find(m, url) !== undefined)
-
-  const level = Runtime.logLevel()
-  const app = Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const meta = RequestCtx.of(NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage)
-    if (!meta) return yield* Effect.die(new Error("request reached the app without a RequestMeta"))
-    const instance = AccessLog.pathOf(request.url)
-    const respond = (failure: Problem.Failure) => {
-      const p = Problem.fromFailure(failure, instance, meta.id)
-      if (p.logDetail) AccessLog.error(log, { requestId: meta.id, code: p.body.code, message: p.logDetail })
-      return Problem.toResponse(p)
+    // A second matcher over the same table answers "which methods does this path take?" for 405 + Allow.
+    const methods = FindMyWay.make<string>()
+    for (const r of routes) {
+      if (r.method === "*") methods.all(r.path, "*")
+      else methods.on(r.method, r.path, r.method)
     }
-    return yield* router.asHttpEffect().pipe(
-      Effect.catchCause((cause): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
-        if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause) // the caller went away: nothing to answer
-        const error = Cause.findErrorOption(cause)
-        if (error._tag === "Some") {
-          const e = error.value
-          if (isFailure(e)) return Effect.succeed(respond(e))
-          if (HttpServerError.isHttpServerError(e) && e.reason._tag === "RouteNotFound") {
-            const allow = allowed(request.url)
-            return Effect.succeed(respond(allow.length > 0
-              ? new Problem.Refusal({ code: "MethodNotAllowed", detail: `${request.method} is not allowed here; use ${allow.join(", ")}`, allow })
-              : new Problem.Refusal({ code: "RouteNotFound", detail: `no route for ${request.method} ${instance}` })))
+    const allowed = (url: string) =>
+      ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => methods.find(m, url) !== undefined)
+
+    const level = Runtime.logLevel()
+    const app = Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const meta = RequestCtx.of(NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage)
+      if (!meta) return yield* Effect.die(new Error("request reached the app without a RequestMeta"))
+      const instance = AccessLog.pathOf(request.url)
+      const respond = (failure: Problem.Failure) => {
+        const p = Problem.fromFailure(failure, instance, meta.id)
+        if (p.logDetail) AccessLog.error(log, { requestId: meta.id, code: p.body.code, message: p.logDetail })
+        return Problem.toResponse(p)
+      }
+      return yield* router.asHttpEffect().pipe(
+        Effect.catchCause((cause): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
+          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause) // the caller went away: nothing to answer
+          const error = Cause.findErrorOption(cause)
+          if (error._tag === "Some") {
+            const e = error.value
+            if (isFailure(e)) return Effect.succeed(respond(e))
+            if (HttpServerError.isHttpServerError(e) && e.reason._tag === "RouteNotFound") {
+              const allow = allowed(request.url)
+              return Effect.succeed(
+                respond(
+                  allow.length > 0
+                    ? new Problem.Refusal({
+                        code: "MethodNotAllowed",
+                        detail: `${request.method} is not allowed here; use ${allow.join(", ")}`,
+                        allow
+                      })
+                    : new Problem.Refusal({
+                        code: "RouteNotFound",
+                        detail: `no route for ${request.method} ${instance}`
+                      })
+                )
+              )
+            }
+            if (HttpServerError.isHttpServerError(e) && e.reason._tag === "RequestParseError") {
+              return Effect.succeed(
+                respond(new Problem.Refusal({ code: "BadRequest", detail: "the request could not be read" }))
+              )
+            }
           }
-          if (HttpServerError.isHttpServerError(e) && e.reason._tag === "RequestParseError") {
-            return Effect.succeed(respond(new Problem.Refusal({ code: "BadRequest", detail: "the request could not be read" })))
-          }
-        }
-        AccessLog.error(log, { requestId: meta.id, code: "Internal", message: Cause.pretty(cause) })
-        return Effect.succeed(Problem.toResponse(Problem.internal(instance, meta.id)))
-      }),
-      Effect.provideService(RequestContext, meta),
-      Effect.provideService(References.MinimumLogLevel, level)
+          AccessLog.error(log, { requestId: meta.id, code: "Internal", message: Cause.pretty(cause) })
+          return Effect.succeed(Problem.toResponse(Problem.internal(instance, meta.id)))
+        }),
+        Effect.provideService(RequestContext, meta),
+        Effect.provideService(References.MinimumLogLevel, level)
+      )
+    })
+    const scope = yield* Effect.scope
+    return yield* NodeHttpServer.makeHandler(
+      app as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>,
+      { scope }
     )
   })
-  const scope = yield* Effect.scope
-  return yield* NodeHttpServer.makeHandler(app as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>, { scope })
-})

@@ -63,10 +63,21 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
     const auth = ApiKeyAuth.make(c.server.apiKeys)
     const store = storeFor(c)
     const runtime = ManagedRuntime.make(Runtime.layer(c, store) as Layer.Layer<Engine.Engine, unknown>)
-    const engine = await runtime.runPromise(Engine.Engine).catch(async (e: unknown) => { await runtime.dispose(); throw e })
+    const engine = await runtime.runPromise(Engine.Engine).catch(async (e: unknown) => {
+      await runtime.dispose()
+      throw e
+    })
     const unsubscribe = options.onEvent ? engine.subscribe(options.onEvent) : () => {}
     const generation: Generation = { id: next++, config: c, engine, auth }
-    return { generation, leases: 0, retired: false, dispose: () => { unsubscribe(); return runtime.dispose() } }
+    return {
+      generation,
+      leases: 0,
+      retired: false,
+      dispose: () => {
+        unsubscribe()
+        return runtime.dispose()
+      }
+    }
   }
 
   const disposeSlot = (s: Slot): Promise<void> => (s.disposing ??= s.dispose())

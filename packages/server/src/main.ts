@@ -9,29 +9,50 @@ import { serve } from "./serve.ts"
 const usage = "usage: node packages/server/src/main.ts --config tessera.yaml [--port 8787] [--host 127.0.0.1]"
 
 const main = async (argv: ReadonlyArray<string>): Promise<number | undefined> => {
-  let values: { config?: string | undefined; port?: string | undefined; host?: string | undefined; help?: boolean | undefined }
+  let values: {
+    config?: string | undefined
+    port?: string | undefined
+    host?: string | undefined
+    help?: boolean | undefined
+  }
   try {
     values = parseArgs({
-      args: [...argv], strict: true, allowPositionals: false,
-      options: { config: { type: "string", short: "c" }, port: { type: "string", short: "p" }, host: { type: "string" }, help: { type: "boolean", short: "h" } }
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string", short: "c" },
+        port: { type: "string", short: "p" },
+        host: { type: "string" },
+        help: { type: "boolean", short: "h" }
+      }
     }).values
   } catch (e) {
     process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n${usage}\n`)
     return 2
   }
-  if (values.help) { process.stdout.write(`${usage}\n`); return 0 }
+  if (values.help) {
+    process.stdout.write(`${usage}\n`)
+    return 0
+  }
   const config = values.config ?? process.env["TESSERA_CONFIG"] ?? "tessera.yaml"
   let port: number | undefined
   if (values.port !== undefined) {
     port = Number(values.port)
-    if (!/^\d+$/.test(values.port) || port > 65535) { process.stderr.write(`--port must be 0-65535, got ${values.port}\n${usage}\n`); return 2 }
+    if (!/^\d+$/.test(values.port) || port > 65535) {
+      process.stderr.write(`--port must be 0-65535, got ${values.port}\n${usage}\n`)
+      return 2
+    }
   }
   try {
     const serving = await serve({ config, port, host: values.host })
     await serving.closed
     return 0
   } catch (e) {
-    if (e instanceof ManifestError.ConfigInvalid) { process.stderr.write(`${Problem.formatAll(e.problems)}\n`); return 2 }
+    if (e instanceof ManifestError.ConfigInvalid) {
+      process.stderr.write(`${Problem.formatAll(e.problems)}\n`)
+      return 2
+    }
     process.stderr.write(`tessera server: ${e instanceof Error ? e.message : String(e)}\n`)
     return 1
   }

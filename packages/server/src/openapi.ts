@@ -18,57 +18,88 @@ const security = (access: Access) =>
 const schemas = {
   Problem: {
     type: "object",
-    description: "RFC 9457 problem details, plus `code` (the engine's stable error `_tag` or the server's refusal code).",
+    description:
+      "RFC 9457 problem details, plus `code` (the engine's stable error `_tag` or the server's refusal code).",
     required: ["type", "title", "status", "detail", "instance", "code", "request_id"],
     properties: {
-      type: { type: "string", format: "uri" }, title: { type: "string" }, status: { type: "integer" }, detail: { type: "string" },
+      type: { type: "string", format: "uri" },
+      title: { type: "string" },
+      status: { type: "integer" },
+      detail: { type: "string" },
       instance: { type: "string", description: "The request path, without the query string." },
       code: { type: "string", enum: Object.keys(Problem.status) },
-      request_id: { type: "string" }, connection: { type: "string" }, provider: { type: "string" },
+      request_id: { type: "string" },
+      connection: { type: "string" },
+      provider: { type: "string" },
       upstream_status: { type: "integer", description: "UpstreamRejected: the provider's HTTP status." },
       upstream_code: { type: "string", description: "UpstreamRejected: the provider's error code." },
       provider_message: { type: "string", description: "UpstreamRejected: the provider's message (secrets scrubbed)." }
     }
   },
   Token: {
-    type: "object", required: ["connection", "provider", "access_token", "token_type", "expires_at"],
+    type: "object",
+    required: ["connection", "provider", "access_token", "token_type", "expires_at"],
     properties: {
-      connection: { type: "string" }, provider: { type: "string" }, access_token: { type: "string" }, token_type: { type: "string" },
-      expires_at: { type: ["string", "null"], format: "date-time", description: "null when the provider gave no expiry." }
+      connection: { type: "string" },
+      provider: { type: "string" },
+      access_token: { type: "string" },
+      token_type: { type: "string" },
+      expires_at: {
+        type: ["string", "null"],
+        format: "date-time",
+        description: "null when the provider gave no expiry."
+      }
     }
   },
   ConnectionList: {
-    type: "object", required: ["connections"],
+    type: "object",
+    required: ["connections"],
     properties: {
       connections: {
         type: "array",
         items: {
-          type: "object", required: ["name", "provider", "status", "api_base_url", "inputs"],
+          type: "object",
+          required: ["name", "provider", "status", "api_base_url", "inputs"],
           properties: {
-            name: { type: "string" }, provider: { type: "string" }, status: { enum: ["ok", "misconfigured"] },
-            api_base_url: { type: ["string", "null"] }, inputs: { type: "array", items: { type: "string" }, description: "Input names only." }
+            name: { type: "string" },
+            provider: { type: "string" },
+            status: { enum: ["ok", "misconfigured"] },
+            api_base_url: { type: ["string", "null"] },
+            inputs: { type: "array", items: { type: "string" }, description: "Input names only." }
           }
         }
       }
     }
   },
   ProviderList: {
-    type: "object", required: ["providers"],
+    type: "object",
+    required: ["providers"],
     properties: {
       providers: {
         type: "array",
         items: {
-          type: "object", required: ["id", "name", "docs", "proxy", "inputs"],
+          type: "object",
+          required: ["id", "name", "docs", "proxy", "inputs"],
           properties: {
-            id: { type: "string" }, name: { type: "string" }, docs: { type: ["string", "null"] },
-            proxy: { type: "boolean", description: "Whether the provider declares an api.base_url (the proxy can call it)." },
+            id: { type: "string" },
+            name: { type: "string" },
+            docs: { type: ["string", "null"] },
+            proxy: {
+              type: "boolean",
+              description: "Whether the provider declares an api.base_url (the proxy can call it)."
+            },
             inputs: {
               type: "array",
               items: {
-                type: "object", required: ["name", "type", "required", "secret"],
+                type: "object",
+                required: ["name", "type", "required", "secret"],
                 properties: {
-                  name: { type: "string" }, type: { enum: ["string", "url", "integer"] }, required: { type: "boolean" }, secret: { type: "boolean" },
-                  title: { type: "string" }, description: { type: "string" }
+                  name: { type: "string" },
+                  type: { enum: ["string", "url", "integer"] },
+                  required: { type: "boolean" },
+                  secret: { type: "boolean" },
+                  title: { type: "string" },
+                  description: { type: "string" }
                 }
               }
             }
@@ -79,37 +110,61 @@ const schemas = {
   },
   Health: { type: "object", required: ["status"], properties: { status: { const: "ok" } } },
   Ready: {
-    type: "object", required: ["status", "store"],
+    type: "object",
+    required: ["status", "store"],
     properties: {
       status: { enum: ["ok", "degraded", "down"] },
-      store: { type: "object", properties: { status: { enum: ["ok", "degraded", "down"] }, detail: { type: "string" } } }
+      store: {
+        type: "object",
+        properties: { status: { enum: ["ok", "degraded", "down"] }, detail: { type: "string" } }
+      }
     }
   }
 } as const
 
-export interface Info { readonly title: string; readonly version: string }
+export interface Info {
+  readonly title: string
+  readonly version: string
+}
 
 export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title: "tessera", version: "0.1.0" }) => {
   const paths: Record<string, Record<string, unknown>> = {}
   for (const r of routes) {
     const path = pathOf(r.path)
     const parameters = [...path.matchAll(/\{([^}]+)\}/g)].map(([, name]) => ({
-      name, in: "path", required: true,
+      name,
+      in: "path",
+      required: true,
       schema: { type: "string" },
-      ...(name === "path" ? { description: "The rest of the path, below the API base URL; may contain slashes." } : { description: "The connection name." })
+      ...(name === "path"
+        ? { description: "The rest of the path, below the API base URL; may contain slashes." }
+        : { description: "The connection name." })
     }))
-    const responses = Object.fromEntries(Object.entries(r.responses).map(([status, doc]) => [status, {
-      description: doc.description,
-      headers: { "X-Request-Id": { $ref: "#/components/headers/RequestId" } },
-      ...(doc.schema || doc.mediaType
-        ? { content: { [doc.mediaType ?? "application/json"]: doc.schema ? { schema: { $ref: `#/components/schemas/${doc.schema}` } } : {} } }
-        : {})
-    }]))
+    const responses = Object.fromEntries(
+      Object.entries(r.responses).map(([status, doc]) => [
+        status,
+        {
+          description: doc.description,
+          headers: { "X-Request-Id": { $ref: "#/components/headers/RequestId" } },
+          ...(doc.schema || doc.mediaType
+            ? {
+                content: {
+                  [doc.mediaType ?? "application/json"]: doc.schema
+                    ? { schema: { $ref: `#/components/schemas/${doc.schema}` } }
+                    : {}
+                }
+              }
+            : {})
+        }
+      ])
+    )
     for (const m of methodsOf(r)) {
       paths[path] ??= {}
       paths[path][m] = {
         operationId: r.method === "*" ? `${r.operationId}${m[0]!.toUpperCase()}${m.slice(1)}` : r.operationId,
-        summary: r.summary, ...(r.description ? { description: r.description } : {}), tags: [r.tag],
+        summary: r.summary,
+        ...(r.description ? { description: r.description } : {}),
+        tags: [r.tag],
         security: security(r.access),
         parameters: [...parameters, { $ref: "#/components/parameters/RequestId" }],
         responses
@@ -118,7 +173,12 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
   }
   return {
     openapi: "3.1.0",
-    info: { ...info, description: "Gets and keeps API credentials for SaaS providers; hands out tokens and proxies API calls with them.", license: { name: "Apache-2.0", identifier: "Apache-2.0" } },
+    info: {
+      ...info,
+      description:
+        "Gets and keeps API credentials for SaaS providers; hands out tokens and proxies API calls with them.",
+      license: { name: "Apache-2.0", identifier: "Apache-2.0" }
+    },
     tags: [
       { name: "tokens", description: "Tokens of configured connections." },
       { name: "catalog", description: "What is configured." },
@@ -129,13 +189,30 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
     components: {
       schemas,
       securitySchemes: {
-        bearerKey: { type: "http", scheme: "bearer", description: "A tessera API key (server.api_keys) as a Bearer token." },
-        tesseraKey: { type: "apiKey", in: "header", name: "X-Tessera-Key", description: "A tessera API key; the only way for /v1/proxy." }
+        bearerKey: {
+          type: "http",
+          scheme: "bearer",
+          description: "A tessera API key (server.api_keys) as a Bearer token."
+        },
+        tesseraKey: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Tessera-Key",
+          description: "A tessera API key; the only way for /v1/proxy."
+        }
       },
       parameters: {
-        RequestId: { name: "X-Request-Id", in: "header", required: false, description: "Echoed back; up to 128 of [A-Za-z0-9._-], else a new id is made.", schema: { type: "string", pattern: "^[A-Za-z0-9._-]{1,128}$" } }
+        RequestId: {
+          name: "X-Request-Id",
+          in: "header",
+          required: false,
+          description: "Echoed back; up to 128 of [A-Za-z0-9._-], else a new id is made.",
+          schema: { type: "string", pattern: "^[A-Za-z0-9._-]{1,128}$" }
+        }
       },
-      headers: { RequestId: { description: "The request id (the caller's, or a new one).", schema: { type: "string" } } }
+      headers: {
+        RequestId: { description: "The request id (the caller's, or a new one).", schema: { type: "string" } }
+      }
     }
   }
 }

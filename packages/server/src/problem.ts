@@ -14,7 +14,14 @@ import type { TokenError } from "@tessera/engine"
 export type EngineCode = TokenError.TokenError["_tag"]
 
 export const refusalCodes = [
-  "BadRequest", "Unauthorized", "Forbidden", "RouteNotFound", "MethodNotAllowed", "NoApiBaseUrl", "PayloadTooLarge", "Internal"
+  "BadRequest",
+  "Unauthorized",
+  "Forbidden",
+  "RouteNotFound",
+  "MethodNotAllowed",
+  "NoApiBaseUrl",
+  "PayloadTooLarge",
+  "Internal"
 ] as const
 
 /** The server's own refusals, which are about the HTTP exchange rather than about getting a token. */
@@ -70,13 +77,16 @@ export class Refusal extends Schema.TaggedError<Refusal>()("Refusal", {
   /** For 405: the methods the path does answer. */
   allow: Schema.optional(Schema.Array(Schema.String))
 }) {
-  override get message() { return this.detail }
+  override get message() {
+    return this.detail
+  }
 }
 
 /** What a handler may fail with. */
 export type Failure = TokenError.TokenError | Refusal
 
-export const typeUri = (code: Code): string => `https://tessera.dev/problems/${code.replace(/[A-Z]/g, (c, i: number) => `${i ? "-" : ""}${c.toLowerCase()}`)}`
+export const typeUri = (code: Code): string =>
+  `https://tessera.dev/problems/${code.replace(/[A-Z]/g, (c, i: number) => `${i ? "-" : ""}${c.toLowerCase()}`)}`
 
 export interface ProblemBody {
   readonly type: string
@@ -100,18 +110,23 @@ export interface Problem {
 
 const detailOf = (e: Failure): { detail: string; extensions?: Record<string, unknown>; logDetail?: string } => {
   switch (e._tag) {
-    case "Refusal": return { detail: e.detail }
+    case "Refusal":
+      return { detail: e.detail }
     // The engine's message lists every configured connection; a key limited to some should not learn the rest.
-    case "UnknownConnection": return { detail: `unknown connection "${e.connection}"` }
-    case "InputInvalid": return {
-      detail: `connection "${e.connection}" (${e.provider}) is misconfigured on the server; its operator can run \`tessera validate\` to see why`,
-      logDetail: e.message
-    }
-    case "StoreError": return { detail: `the token store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
-    case "UpstreamRejected": return {
-      detail: e.message,
-      extensions: { upstream_status: e.status, upstream_code: e.code, provider_message: e.providerMessage }
-    }
+    case "UnknownConnection":
+      return { detail: `unknown connection "${e.connection}"` }
+    case "InputInvalid":
+      return {
+        detail: `connection "${e.connection}" (${e.provider}) is misconfigured on the server; its operator can run \`tessera validate\` to see why`,
+        logDetail: e.message
+      }
+    case "StoreError":
+      return { detail: `the token store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
+    case "UpstreamRejected":
+      return {
+        detail: e.message,
+        extensions: { upstream_status: e.status, upstream_code: e.code, provider_message: e.providerMessage }
+      }
     case "TransportError":
     case "ResponseInvalid":
     case "UpstreamTimeout":
@@ -129,8 +144,15 @@ export const fromFailure = (e: Failure, instance: string, requestId: string): Pr
   if (code === "Unauthorized") headers["www-authenticate"] = `Bearer realm="tessera"`
   if (e._tag === "Refusal" && e.allow) headers["allow"] = e.allow.join(", ")
   const body: ProblemBody = {
-    type: typeUri(code), title: titles[code], status: status[code], detail, instance, code, request_id: requestId,
-    ...(connection !== undefined ? { connection } : {}), ...(provider !== undefined ? { provider } : {}),
+    type: typeUri(code),
+    title: titles[code],
+    status: status[code],
+    detail,
+    instance,
+    code,
+    request_id: requestId,
+    ...(connection !== undefined ? { connection } : {}),
+    ...(provider !== undefined ? { provider } : {}),
     ...Object.fromEntries(Object.entries(extensions ?? {}).filter(([, v]) => v !== undefined))
   }
   return { body, headers, logDetail }
@@ -138,9 +160,20 @@ export const fromFailure = (e: Failure, instance: string, requestId: string): Pr
 
 /** A defect (a bug): the caller learns only that it happened and the request id to report. */
 export const internal = (instance: string, requestId: string): Problem =>
-  fromFailure(new Refusal({ code: "Internal", detail: `internal error; report request id ${requestId} to the server's operator` }), instance, requestId)
+  fromFailure(
+    new Refusal({
+      code: "Internal",
+      detail: `internal error; report request id ${requestId} to the server's operator`
+    }),
+    instance,
+    requestId
+  )
 
 export const contentType = "application/problem+json"
 
 export const toResponse = (p: Problem): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.jsonUnsafe(p.body, { status: p.body.status, contentType, headers: { ...p.headers, "cache-control": "no-store" } })
+  HttpServerResponse.jsonUnsafe(p.body, {
+    status: p.body.status,
+    contentType,
+    headers: { ...p.headers, "cache-control": "no-store" }
+  })

@@ -32,7 +32,9 @@ export const requestId = (incoming: string | ReadonlyArray<string> | undefined):
 const attached = new WeakMap<IncomingMessage, RequestMeta>()
 
 /** @internal */
-export const attach = (req: IncomingMessage, meta: RequestMeta): void => { attached.set(req, meta) }
+export const attach = (req: IncomingMessage, meta: RequestMeta): void => {
+  attached.set(req, meta)
+}
 
 /** @internal */
 export const of = (req: IncomingMessage): RequestMeta | undefined => attached.get(req)

@@ -36,8 +36,12 @@ export interface Deps extends Proxy.Deps {
   readonly openapi: () => unknown
 }
 
-export type Handler = (deps: Deps) => Effect.Effect<
-  HttpServerResponse.HttpServerResponse, Failure, RequestContext | HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext
+export type Handler = (
+  deps: Deps
+) => Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  Failure,
+  RequestContext | HttpServerRequest.HttpServerRequest | HttpRouter.RouteContext
 >
 
 export interface RouteSpec {
@@ -58,7 +62,11 @@ const noStore = { "cache-control": "no-store" }
 const param = (name: string): Effect.Effect<string, never, HttpRouter.RouteContext> =>
   Effect.map(HttpRouter.params, (p) => p[name] ?? "")
 
-const problem = (description: string): ResponseDoc => ({ description, schema: "Problem", mediaType: "application/problem+json" })
+const problem = (description: string): ResponseDoc => ({
+  description,
+  schema: "Problem",
+  mediaType: "application/problem+json"
+})
 
 /** Failures every connection route can answer with. */
 const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
@@ -71,13 +79,15 @@ const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
   504: problem("The provider did not answer in time (code UpstreamTimeout).")
 }
 
-
-const token = (force: boolean): Handler => () => Effect.gen(function*() {
-  const ctx = yield* RequestContext
-  const name = yield* param("name")
-  const result = yield* ctx.generation.engine.getToken(name, force ? { force: true } : undefined)
-  return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
-})
+const token =
+  (force: boolean): Handler =>
+  () =>
+    Effect.gen(function* () {
+      const ctx = yield* RequestContext
+      const name = yield* param("name")
+      const result = yield* ctx.generation.engine.getToken(name, force ? { force: true } : undefined)
+      return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
+    })
 
 /** The API base URL to show for a connection; null when the provider has none or it is built from a secret. */
 const shownBaseUrl = (c: Connection.Connection): string | null => {
@@ -88,69 +98,127 @@ const shownBaseUrl = (c: Connection.Connection): string | null => {
 
 export const routes: ReadonlyArray<RouteSpec> = [
   {
-    method: "GET", path: "/v1/connections/:name/token", operationId: "getToken", tag: "tokens", access: "key",
+    method: "GET",
+    path: "/v1/connections/:name/token",
+    operationId: "getToken",
+    tag: "tokens",
+    access: "key",
     summary: "Get a connection's access token",
     description: "Answers from the cache while the token is fresh, else renews it (refresh flow when possible).",
     responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures },
     handler: token(false)
   },
   {
-    method: "POST", path: "/v1/connections/:name/refresh", operationId: "refreshToken", tag: "tokens", access: "key",
+    method: "POST",
+    path: "/v1/connections/:name/refresh",
+    operationId: "refreshToken",
+    tag: "tokens",
+    access: "key",
     summary: "Renew a connection's token now",
     description: "Forces a renewal even if the cached token is fresh, and answers with the new token.",
     responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures },
     handler: token(true)
   },
   {
-    method: "DELETE", path: "/v1/connections/:name/token", operationId: "invalidateToken", tag: "tokens", access: "key",
+    method: "DELETE",
+    path: "/v1/connections/:name/token",
+    operationId: "invalidateToken",
+    tag: "tokens",
+    access: "key",
     summary: "Forget a connection's access token",
     description: "The next request gets a new one. A refresh token, if any, is kept for that renewal.",
     responses: { 204: { description: "Invalidated." }, ...connectionFailures },
-    handler: () => Effect.gen(function*() {
-      const ctx = yield* RequestContext
-      yield* ctx.generation.engine.invalidate(yield* param("name"))
-      return HttpServerResponse.empty({ status: 204 })
-    })
+    handler: () =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        yield* ctx.generation.engine.invalidate(yield* param("name"))
+        return HttpServerResponse.empty({ status: 204 })
+      })
   },
   {
-    method: "GET", path: "/v1/connections", operationId: "listConnections", tag: "catalog", access: "key",
+    method: "GET",
+    path: "/v1/connections",
+    operationId: "listConnections",
+    tag: "catalog",
+    access: "key",
     summary: "List the connections this key may use",
     description: "Names, providers, API base URLs and the NAMES of their inputs; never input values.",
-    responses: { 200: { description: "The connections.", schema: "ConnectionList" }, 401: problem("No API key, or a wrong one.") },
-    handler: () => Effect.gen(function*() {
-      const ctx = yield* RequestContext
-      const allowed = (name: string) => ctx.principal?.allows(name) ?? true
-      const config = ctx.generation.config
-      const ok = [...config.connections.values()].filter((c) => allowed(c.name)).map((c) => ({
-        name: c.name, provider: c.manifest.id, status: "ok", api_base_url: shownBaseUrl(c), inputs: [...c.inputs.keys()].sort()
-      }))
-      const broken = [...config.broken].filter(([name]) => allowed(name)).map(([name, b]) => ({
-        name, provider: b.provider, status: "misconfigured", api_base_url: null, inputs: []
-      }))
-      return HttpServerResponse.jsonUnsafe({ connections: [...ok, ...broken].sort((a, b) => a.name.localeCompare(b.name)) }, { headers: noStore })
-    })
+    responses: {
+      200: { description: "The connections.", schema: "ConnectionList" },
+      401: problem("No API key, or a wrong one.")
+    },
+    handler: () =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        const allowed = (name: string) => ctx.principal?.allows(name) ?? true
+        const config = ctx.generation.config
+        const ok = [...config.connections.values()]
+          .filter((c) => allowed(c.name))
+          .map((c) => ({
+            name: c.name,
+            provider: c.manifest.id,
+            status: "ok",
+            api_base_url: shownBaseUrl(c),
+            inputs: [...c.inputs.keys()].sort()
+          }))
+        const broken = [...config.broken]
+          .filter(([name]) => allowed(name))
+          .map(([name, b]) => ({
+            name,
+            provider: b.provider,
+            status: "misconfigured",
+            api_base_url: null,
+            inputs: []
+          }))
+        return HttpServerResponse.jsonUnsafe(
+          { connections: [...ok, ...broken].sort((a, b) => a.name.localeCompare(b.name)) },
+          { headers: noStore }
+        )
+      })
   },
   {
-    method: "GET", path: "/v1/providers", operationId: "listProviders", tag: "catalog", access: "key",
+    method: "GET",
+    path: "/v1/providers",
+    operationId: "listProviders",
+    tag: "catalog",
+    access: "key",
     summary: "List the provider manifests the server knows",
     description: "Each provider's id, name, docs link and inputs with their required/secret flags; no values.",
-    responses: { 200: { description: "The providers.", schema: "ProviderList" }, 401: problem("No API key, or a wrong one.") },
-    handler: () => Effect.gen(function*() {
-      const ctx = yield* RequestContext
-      const providers = [...ctx.generation.config.catalog.manifests.values()].sort((a, b) => a.id.localeCompare(b.id)).map((m) => ({
-        id: m.id, name: m.name, docs: m.docs ?? null, proxy: m.api !== undefined,
-        inputs: [...m.inputs.values()].map((i) => ({
-          name: i.name, type: i.type, required: i.required, secret: i.secret,
-          ...(i.title !== undefined ? { title: i.title } : {}), ...(i.description !== undefined ? { description: i.description } : {})
-        }))
-      }))
-      return HttpServerResponse.jsonUnsafe({ providers })
-    })
+    responses: {
+      200: { description: "The providers.", schema: "ProviderList" },
+      401: problem("No API key, or a wrong one.")
+    },
+    handler: () =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        const providers = [...ctx.generation.config.catalog.manifests.values()]
+          .sort((a, b) => a.id.localeCompare(b.id))
+          .map((m) => ({
+            id: m.id,
+            name: m.name,
+            docs: m.docs ?? null,
+            proxy: m.api !== undefined,
+            inputs: [...m.inputs.values()].map((i) => ({
+              name: i.name,
+              type: i.type,
+              required: i.required,
+              secret: i.secret,
+              ...(i.title !== undefined ? { title: i.title } : {}),
+              ...(i.description !== undefined ? { description: i.description } : {})
+            }))
+          }))
+        return HttpServerResponse.jsonUnsafe({ providers })
+      })
   },
   {
-    method: "*", path: "/v1/proxy/:name/*", operationId: "proxy", tag: "proxy", access: "proxyKey",
+    method: "*",
+    path: "/v1/proxy/:name/*",
+    operationId: "proxy",
+    tag: "proxy",
+    access: "proxyKey",
     summary: "Call the connection's API with its token applied",
-    description: "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
+    description:
+      "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
       "Send the tessera key in X-Tessera-Key; the caller's Authorization is not forwarded. An upstream 401 is retried " +
       "once with a new token when the body was small enough to buffer. A `..` segment is refused.",
     responses: {
@@ -159,46 +227,76 @@ export const routes: ReadonlyArray<RouteSpec> = [
       ...connectionFailures,
       404: problem("Unknown connection, or its provider has no api.base_url (codes UnknownConnection, NoApiBaseUrl)."),
       413: problem("The request body is larger than the server's limit (code PayloadTooLarge)."),
-      502: problem("The token could not be obtained or the API could not be reached (codes TransportError, UpstreamRejected, ResponseInvalid)."),
+      502: problem(
+        "The token could not be obtained or the API could not be reached (codes TransportError, UpstreamRejected, ResponseInvalid)."
+      ),
       504: problem("The token endpoint or the API did not answer in time (code UpstreamTimeout).")
     },
-    handler: (deps) => Effect.gen(function*() {
-      const ctx = yield* RequestContext
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const source = NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage
-      const sink = NodeHttpServerRequest.toServerResponse(request) as Http.ServerResponse
-      const target = yield* Proxy.parseTarget(source.url ?? "")
-      const c = yield* ctx.generation.engine.connection(yield* param("name"))
-      return yield* Proxy.forward(deps, ctx.generation.engine, c, target, source, sink, ctx.id)
-    })
+    handler: (deps) =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const source = NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage
+        const sink = NodeHttpServerRequest.toServerResponse(request) as Http.ServerResponse
+        const target = yield* Proxy.parseTarget(source.url ?? "")
+        const c = yield* ctx.generation.engine.connection(yield* param("name"))
+        return yield* Proxy.forward(deps, ctx.generation.engine, c, target, source, sink, ctx.id)
+      })
   },
   {
-    method: "GET", path: "/openapi.json", operationId: "openapi", tag: "operations", access: "public",
+    method: "GET",
+    path: "/openapi.json",
+    operationId: "openapi",
+    tag: "operations",
+    access: "public",
     summary: "This API's OpenAPI 3.1 document",
     responses: { 200: { description: "The document.", mediaType: "application/json" } },
     handler: (deps) => Effect.sync(() => HttpServerResponse.jsonUnsafe(deps.openapi()))
   },
   {
-    method: "GET", path: "/healthz", operationId: "health", tag: "operations", access: "public",
+    method: "GET",
+    path: "/healthz",
+    operationId: "health",
+    tag: "operations",
+    access: "public",
     summary: "Liveness: the process answers",
     responses: { 200: { description: "Alive.", schema: "Health" } },
     handler: () => Effect.succeed(HttpServerResponse.jsonUnsafe({ status: "ok" }, { headers: noStore }))
   },
   {
-    method: "GET", path: "/readyz", operationId: "ready", tag: "operations", access: "public",
+    method: "GET",
+    path: "/readyz",
+    operationId: "ready",
+    tag: "operations",
+    access: "public",
     summary: "Readiness: the token store answers",
-    description: "200 when the store is ok, 200 with status \"degraded\" when it runs on a local fallback, 503 when it is down.",
-    responses: { 200: { description: "Ready (ok or degraded).", schema: "Ready" }, 503: { description: "The store is down.", schema: "Ready" } },
-    handler: () => Effect.gen(function*() {
-      const ctx = yield* RequestContext
-      const health = yield* ctx.generation.engine.storeHealth()
-      return HttpServerResponse.jsonUnsafe({ status: health.status, store: health }, { status: health.status === "down" ? 503 : 200, headers: noStore })
-    })
+    description:
+      '200 when the store is ok, 200 with status "degraded" when it runs on a local fallback, 503 when it is down.',
+    responses: {
+      200: { description: "Ready (ok or degraded).", schema: "Ready" },
+      503: { description: "The store is down.", schema: "Ready" }
+    },
+    handler: () =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        const health = yield* ctx.generation.engine.storeHealth()
+        return HttpServerResponse.jsonUnsafe(
+          { status: health.status, store: health },
+          { status: health.status === "down" ? 503 : 200, headers: noStore }
+        )
+      })
   },
   {
-    method: "GET", path: "/metrics", operationId: "metrics", tag: "operations", access: "public",
+    method: "GET",
+    path: "/metrics",
+    operationId: "metrics",
+    tag: "operations",
+    access: "public",
     summary: "Prometheus metrics",
     responses: { 200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType } },
-    handler: (deps) => Effect.sync(() => HttpServerResponse.text(deps.metrics.registry.render(), { contentType: Metrics.contentType, headers: noStore }))
+    handler: (deps) =>
+      Effect.sync(() =>
+        HttpServerResponse.text(deps.metrics.registry.render(), { contentType: Metrics.contentType, headers: noStore })
+      )
   }
 ]

@@ -23,13 +23,16 @@ export interface Serving extends RunningServer {
 
 const logProblems = (log: AccessLog.LogSink, config: Config.Config) => {
   for (const [name, b] of config.broken) {
-    AccessLog.error(log, { code: "InputInvalid", message: `connection "${name}" (${b.provider}) is misconfigured and will answer 500:\n${Problem.formatAll(Problem.errors(b.problems))}` })
+    AccessLog.error(log, {
+      code: "InputInvalid",
+      message: `connection "${name}" (${b.provider}) is misconfigured and will answer 500:\n${Problem.formatAll(Problem.errors(b.problems))}`
+    })
   }
 }
 
 /** Loads `options.config` and starts the server. Rejects with the engine's ConfigInvalid when the file is broken. */
 export const serve = async (options: ServeOptions): Promise<Serving> => {
-  const log = options.log === false ? AccessLog.silent : options.log ?? process.stdout
+  const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
   const load = () => Effect.runPromise(Config.load(options.config, options.env))
   const config = await load()
   logProblems(log, config)
@@ -37,19 +40,31 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
   AccessLog.info(log, "listening", { url: server.url, config: config.file, connections: config.connections.size })
 
   let reloading: Promise<void> = Promise.resolve()
-  const reloadFromFile = () => (reloading = reloading.then(async () => {
-    const next = await load()
-    logProblems(log, next)
-    await server.reload(next)
-  }))
+  const reloadFromFile = () =>
+    (reloading = reloading.then(async () => {
+      const next = await load()
+      logProblems(log, next)
+      await server.reload(next)
+    }))
 
   let resolveClosed!: () => void
-  const closed = new Promise<void>((resolve) => { resolveClosed = resolve })
-  const close = () => server.close().finally(() => { detach(); resolveClosed() })
+  const closed = new Promise<void>((resolve) => {
+    resolveClosed = resolve
+  })
+  const close = () =>
+    server.close().finally(() => {
+      detach()
+      resolveClosed()
+    })
 
   const onHup = () => {
     reloadFromFile().catch((e: unknown) => {
-      const message = e instanceof ManifestError.ConfigInvalid ? Problem.formatAll(e.problems) : e instanceof Error ? e.message : String(e)
+      const message =
+        e instanceof ManifestError.ConfigInvalid
+          ? Problem.formatAll(e.problems)
+          : e instanceof Error
+            ? e.message
+            : String(e)
       AccessLog.error(log, { code: "ReloadFailed", message: `config not reloaded, the running one stays:\n${message}` })
     })
   }
@@ -59,8 +74,16 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
   }
   const onTerm = onStop("SIGTERM")
   const onInt = onStop("SIGINT")
-  const detach = () => { process.off("SIGHUP", onHup); process.off("SIGTERM", onTerm); process.off("SIGINT", onInt) }
-  if (options.signals ?? true) { process.on("SIGHUP", onHup); process.on("SIGTERM", onTerm); process.on("SIGINT", onInt) }
+  const detach = () => {
+    process.off("SIGHUP", onHup)
+    process.off("SIGTERM", onTerm)
+    process.off("SIGINT", onInt)
+  }
+  if (options.signals ?? true) {
+    process.on("SIGHUP", onHup)
+    process.on("SIGTERM", onTerm)
+    process.on("SIGINT", onInt)
+  }
 
   return { url: server.url, reload: server.reload, reloadFromFile, close, closed }
 }

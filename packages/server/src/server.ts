@@ -55,14 +55,19 @@ export const isLoopback = (host: string): boolean =>
 
 const checkBind = (host: string, config: Config.Config) => {
   if (!isLoopback(host) && config.server.apiKeys.length === 0) {
-    throw new TypeError(`refusing to listen on ${host} without API keys: every token would be open to the network. ` +
-      "Add server.api_keys to the config, or bind 127.0.0.1")
+    throw new TypeError(
+      `refusing to listen on ${host} without API keys: every token would be open to the network. ` +
+        "Add server.api_keys to the config, or bind 127.0.0.1"
+    )
   }
 }
 
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
-const sleep = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms).unref() })
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref()
+  })
 
 export const startServer = async (config: Config.Config, options: ServerOptions = {}): Promise<RunningServer> => {
   const host = options.host ?? config.server.host
@@ -70,8 +75,9 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   checkBind(host, config)
   const limits = Proxy.checkLimits({ ...Proxy.defaultLimits, ...options.limits })
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000
-  if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0) throw new TypeError("drainTimeoutMs must be a non-negative number")
-  const log = options.log === false ? AccessLog.silent : options.log ?? process.stdout
+  if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)
+    throw new TypeError("drainTimeoutMs must be a non-negative number")
+  const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
 
   const metrics = Metrics.make()
   const generations = await Generations.make(config, { store: options.store, onEvent: metrics.onEngineEvent })
@@ -91,7 +97,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     handler = await Effect.runPromise(App.make(routes, deps, log).pipe(Scope.provide(scope)))
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject)
-      server.listen({ port, host }, () => { server.off("error", reject); resolve() })
+      server.listen({ port, host }, () => {
+        server.off("error", reject)
+        resolve()
+      })
     })
   } catch (e) {
     await release()
@@ -104,7 +113,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = performance.now()
     const lease = generations.acquire()
-    const meta: RequestCtx.RequestMeta = { id: RequestCtx.requestId(req.headers["x-request-id"]), generation: lease.generation }
+    const meta: RequestCtx.RequestMeta = {
+      id: RequestCtx.requestId(req.headers["x-request-id"]),
+      generation: lease.generation
+    }
     RequestCtx.attach(req, meta)
     res.setHeader("x-request-id", meta.id)
     if (draining) res.setHeader("connection", "close")
@@ -120,7 +132,14 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       metrics.httpRequests.inc({ method, route, status: String(status) })
       metrics.httpDuration.observe(durationMs / 1000, { method, route })
       AccessLog.access(log, {
-        method, path: req.url ?? "/", status, durationMs, requestId: meta.id, route: meta.route, connection: meta.connection, key: meta.principal?.name
+        method,
+        path: req.url ?? "/",
+        status,
+        durationMs,
+        requestId: meta.id,
+        route: meta.route,
+        connection: meta.connection,
+        key: meta.principal?.name
       })
       if (draining && inFlight === 0) drained?.()
     })
@@ -131,29 +150,36 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`
 
   let closing: Promise<void> | undefined
-  const close = () => closing ??= (async () => {
-    draining = true
-    // Stops accepting now; Node also closes the connections that are idle. Resolves once every connection ended.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    if (inFlight > 0) {
-      const allDone = new Promise<void>((resolve) => { drained = resolve })
-      await Promise.race([allDone, sleep(drainTimeoutMs)])
-    }
-    // Connections whose last response went out keep-alive are idle now. Past the drain timeout, the rest are cut.
-    server.closeIdleConnections()
-    if (inFlight > 0) server.closeAllConnections()
-    await Promise.race([closed, sleep(1000)])
-    server.closeAllConnections()
-    await closed
-    await release()
-  })()
+  const close = () =>
+    (closing ??= (async () => {
+      draining = true
+      // Stops accepting now; Node also closes the connections that are idle. Resolves once every connection ended.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      if (inFlight > 0) {
+        const allDone = new Promise<void>((resolve) => {
+          drained = resolve
+        })
+        await Promise.race([allDone, sleep(drainTimeoutMs)])
+      }
+      // Connections whose last response went out keep-alive are idle now. Past the drain timeout, the rest are cut.
+      server.closeIdleConnections()
+      if (inFlight > 0) server.closeAllConnections()
+      await Promise.race([closed, sleep(1000)])
+      server.closeAllConnections()
+      await closed
+      await release()
+    })())
 
   const reload = async (next: Config.Config) => {
     if (closing) throw new Error("the server is closing; it cannot reload")
     try {
       checkBind(host, next)
       if (next.server.host !== config.server.host || next.server.port !== config.server.port) {
-        AccessLog.info(log, "server.host/port changed in the config; still listening on the old address until a restart", { url })
+        AccessLog.info(
+          log,
+          "server.host/port changed in the config; still listening on the old address until a restart",
+          { url }
+        )
       }
       const g = await generations.load(next)
       metrics.reloads.inc({ result: "ok" })
@@ -171,11 +197,17 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
 export class Server extends Context.Service<Server, RunningServer>()("tessera/Server") {}
 
 /** Starts the server when the layer is built and drains and closes it when the layer's scope closes. */
-export const layer = (config: Config.Config, options: ServerOptions = {}): Layer.Layer<Server, HttpServerError.ServeError | TokenError.StoreError> =>
-  Layer.effect(Server, Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => startServer(config, options),
-      catch: (cause) => cause instanceof TokenError.StoreError ? cause : new HttpServerError.ServeError({ cause })
-    }),
-    (s) => Effect.promise(() => s.close())
-  ))
+export const layer = (
+  config: Config.Config,
+  options: ServerOptions = {}
+): Layer.Layer<Server, HttpServerError.ServeError | TokenError.StoreError> =>
+  Layer.effect(
+    Server,
+    Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => startServer(config, options),
+        catch: (cause) => (cause instanceof TokenError.StoreError ? cause : new HttpServerError.ServeError({ cause }))
+      }),
+      (s) => Effect.promise(() => s.close())
+    )
+  )

@@ -14,11 +14,16 @@ export const route = "/v1/connections/:name/token"
 /** A header as the router sees it: the first value, and an empty one counts as absent. */
 const header = (req: http.IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name]
-  const first = Array.isArray(v) ? v[0] : v as string | undefined
+  const first = Array.isArray(v) ? v[0] : (v as string | undefined)
   return first === "" ? undefined : first
 }
 
-export const tryAnswer = (req: http.IncomingMessage, res: http.ServerResponse, generation: Generation, meta: RequestMeta): boolean => {
+export const tryAnswer = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  generation: Generation,
+  meta: RequestMeta
+): boolean => {
   if (req.method !== "GET") return false
   const m = tokenPath.exec(req.url ?? "")
   if (!m) return false
@@ -35,7 +40,11 @@ export const tryAnswer = (req: http.IncomingMessage, res: http.ServerResponse, g
   meta.connection = name
   meta.principal = principal
   const body = JSON.stringify(Engine.toJson(hit))
-  res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) })
+  res.writeHead(200, {
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(body)
+  })
   res.end(body)
   return true
 }

@@ -3,7 +3,11 @@ import { Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import { ApiKeyAuth } from "../src/index.ts"
 
-const key = (name: string, value: string, connections: ReadonlyArray<string> = ["*"]) => ({ name, key: Redacted.make(value), connections })
+const key = (name: string, value: string, connections: ReadonlyArray<string> = ["*"]) => ({
+  name,
+  key: Redacted.make(value),
+  connections
+})
 
 describe("ApiKeyAuth.make", () => {
   const auth = ApiKeyAuth.make([key("ops", "ops-secret-value"), key("jobs", "jobs-secret-value", ["jobs", "crm"])])
@@ -21,7 +25,8 @@ describe("ApiKeyAuth.make", () => {
   })
 
   it("rejects missing, empty, wrong, prefixed and extended keys", () => {
-    for (const bad of [undefined, "", "ops-secret-valu", "ops-secret-value ", "xops-secret-value", "OPS-SECRET-VALUE"]) expect(auth.verify(bad)).toBeUndefined()
+    for (const bad of [undefined, "", "ops-secret-valu", "ops-secret-value ", "xops-secret-value", "OPS-SECRET-VALUE"])
+      expect(auth.verify(bad)).toBeUndefined()
   })
 
   it("keeps no key material, only digests", () => {

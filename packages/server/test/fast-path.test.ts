@@ -12,13 +12,26 @@ beforeAll(async () => {
   sb = await sandbox()
   s = await start(await parseConfig(configText(sb)), captured)
 })
-afterAll(async () => { await s?.close(); await sb?.close() })
+afterAll(async () => {
+  await s?.close()
+  await sb?.close()
+})
 
 describe("token fast path", () => {
   it("a cache hit answers like the router did: same body shape, headers and token; no upstream call", async () => {
-    const first = await raw(s.url, "/v1/connections/cube/token", { headers: { authorization: `Bearer ${OPS_KEY}` } }, captured)
+    const first = await raw(
+      s.url,
+      "/v1/connections/cube/token",
+      { headers: { authorization: `Bearer ${OPS_KEY}` } },
+      captured
+    )
     const requests = sb.tokenRequests("cube").length
-    const second = await raw(s.url, "/v1/connections/cube/token?x=1", { headers: { authorization: `Bearer ${OPS_KEY}`, "x-request-id": "fast-1" } }, captured)
+    const second = await raw(
+      s.url,
+      "/v1/connections/cube/token?x=1",
+      { headers: { authorization: `Bearer ${OPS_KEY}`, "x-request-id": "fast-1" } },
+      captured
+    )
     expect(second.status).toBe(200)
     expect(second.json()).toEqual(first.json())
     for (const h of ["content-type", "cache-control"]) expect(second.headers[h]).toBe(first.headers[h])
@@ -28,12 +41,19 @@ describe("token fast path", () => {
 
   it("the key rules hold on a hit: another key's allowlist is 403, no key is 401", async () => {
     await raw(s.url, "/v1/connections/cube/token", { headers: { authorization: `Bearer ${OPS_KEY}` } }, captured)
-    expect((await raw(s.url, "/v1/connections/cube/token", { headers: { "x-tessera-key": JOBS_KEY } }, captured)).status).toBe(403)
+    expect(
+      (await raw(s.url, "/v1/connections/cube/token", { headers: { "x-tessera-key": JOBS_KEY } }, captured)).status
+    ).toBe(403)
     expect((await raw(s.url, "/v1/connections/cube/token", {}, captured)).status).toBe(401)
   })
 
   it("hits are logged and counted under the route", async () => {
-    await raw(s.url, "/v1/connections/cube/token", { headers: { authorization: `Bearer ${OPS_KEY}`, "x-request-id": "fast-log" } }, captured)
+    await raw(
+      s.url,
+      "/v1/connections/cube/token",
+      { headers: { authorization: `Bearer ${OPS_KEY}`, "x-request-id": "fast-log" } },
+      captured
+    )
     const line = captured.logs.find((l) => l.includes("fast-log"))
     expect(line).toContain("/v1/connections/:name/token")
     expect(line).toContain("cube")

@@ -13,36 +13,51 @@ beforeAll(async () => {
   sb = await sandbox()
   s = await start(await parseConfig(configText(sb)), captured)
 })
-afterAll(async () => { await s?.close(); await sb?.close() })
+afterAll(async () => {
+  await s?.close()
+  await sb?.close()
+})
 
 /** Sends bytes as they are and returns the status line's code (0 when the server closed without answering). */
-const rawRequest = (text: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-  const { port } = new URL(s.url)
-  const socket = connect(Number(port), "127.0.0.1", () => socket.write(text)) // no half-close: the server closes after answering (Connection: close)
-  let out = ""
-  socket.setEncoding("latin1")
-  socket.on("data", (d) => { out += d })
-  socket.on("close", () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0), text: out }))
-  socket.on("error", reject)
-  socket.setTimeout(5000, () => { socket.destroy(); reject(new Error("timeout")) })
-})
+const rawRequest = (text: string) =>
+  new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const { port } = new URL(s.url)
+    const socket = connect(Number(port), "127.0.0.1", () => socket.write(text)) // no half-close: the server closes after answering (Connection: close)
+    let out = ""
+    socket.setEncoding("latin1")
+    socket.on("data", (d) => {
+      out += d
+    })
+    socket.on("close", () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0), text: out }))
+    socket.on("error", reject)
+    socket.setTimeout(5000, () => {
+      socket.destroy()
+      reject(new Error("timeout"))
+    })
+  })
 
 describe("injection attempts", () => {
   it("a restricted key cannot borrow another key's rights by repeating the key header", async () => {
-    const r = await rawRequest(`GET /v1/connections/cube/token HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${JOBS_KEY}\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`)
+    const r = await rawRequest(
+      `GET /v1/connections/cube/token HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${JOBS_KEY}\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`
+    )
     expect([401, 403]).toContain(r.status)
     expect(r.text).not.toContain("access_token")
   })
 
   it("a raw CR or LF inside a header value is refused by the parser", async () => {
-    const r = await rawRequest(`GET /v1/connections/jobs/token HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rInjected: 1\r\nAuthorization: Bearer ${OPS_KEY}\r\nConnection: close\r\n\r\n`)
+    const r = await rawRequest(
+      `GET /v1/connections/jobs/token HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\rInjected: 1\r\nAuthorization: Bearer ${OPS_KEY}\r\nConnection: close\r\n\r\n`
+    )
     expect(r.status === 400 || r.status === 0).toBe(true)
     expect(r.text).not.toContain("access_token")
   })
 
   it("CRLF encoded in a proxied path stays encoded: no header is smuggled upstream", async () => {
     const before = sb.requests.length
-    const r = await rawRequest(`GET /v1/proxy/jobs/dvinciUsers/%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`)
+    const r = await rawRequest(
+      `GET /v1/proxy/jobs/dvinciUsers/%0d%0aX-Injected:%20yes HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`
+    )
     expect(r.status).toBe(200)
     const upstream = sb.requests.slice(before).filter((q) => q.kind === "api")
     expect(upstream).toHaveLength(1)
@@ -52,7 +67,9 @@ describe("injection attempts", () => {
 
   it("the caller's own Authorization never reaches the provider's API; the manifest's token does", async () => {
     const before = sb.requests.length
-    const r = await rawRequest(`GET /v1/proxy/jobs/dvinciUsers/ HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nAuthorization: Bearer attacker-chosen-token\r\nConnection: close\r\n\r\n`)
+    const r = await rawRequest(
+      `GET /v1/proxy/jobs/dvinciUsers/ HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nAuthorization: Bearer attacker-chosen-token\r\nConnection: close\r\n\r\n`
+    )
     expect(r.status).toBe(200)
     const upstream = sb.requests.slice(before).filter((q) => q.kind === "api")
     expect(upstream[0]!.headers["authorization"]).toMatch(/^Bearer ey/)
@@ -62,7 +79,9 @@ describe("injection attempts", () => {
   it("an absolute URL or a scheme-relative path in the proxy target cannot redirect the call to another host", async () => {
     for (const target of ["//evil.example/x", "http://evil.example/x", "%2F%2Fevil.example/x"]) {
       const before = sb.requests.length
-      const r = await rawRequest(`GET /v1/proxy/jobs/${target} HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`)
+      const r = await rawRequest(
+        `GET /v1/proxy/jobs/${target} HTTP/1.1\r\nHost: x\r\nX-Tessera-Key: ${OPS_KEY}\r\nConnection: close\r\n\r\n`
+      )
       const upstream = sb.requests.slice(before).filter((q) => q.kind === "api")
       // Either refused outright, or sent to the sandbox under /dvinci/restApi/ (the only place the proxy may go).
       // A 502/504 would mean it tried to reach some other host.

@@ -6,8 +6,8 @@ describe("Metrics.makeRegistry", () => {
   it("renders counters with escaped labels and HELP/TYPE lines", () => {
     const r = Metrics.makeRegistry()
     const c = r.counter("x_total", "Things.", ["path"])
-    c.inc({ path: "a\"b\\c\nd" })
-    c.inc({ path: "a\"b\\c\nd" }, 2)
+    c.inc({ path: 'a"b\\c\nd' })
+    c.inc({ path: 'a"b\\c\nd' }, 2)
     expect(r.render()).toBe(`# HELP x_total Things.\n# TYPE x_total counter\nx_total{path="a\\"b\\\\c\\nd"} 3\n`)
     expect(() => c.inc({}, -1)).toThrow(RangeError)
   })
@@ -18,10 +18,15 @@ describe("Metrics.makeRegistry", () => {
     h.observe(0.05, { route: "/a" })
     h.observe(0.5, { route: "/a" })
     h.observe(5, { route: "/a" })
-    expect(r.render().split("\n")).toEqual(expect.arrayContaining([
-      `d_seconds_bucket{route="/a",le="0.1"} 1`, `d_seconds_bucket{route="/a",le="1"} 2`, `d_seconds_bucket{route="/a",le="+Inf"} 3`,
-      `d_seconds_sum{route="/a"} 5.55`, `d_seconds_count{route="/a"} 3`
-    ]))
+    expect(r.render().split("\n")).toEqual(
+      expect.arrayContaining([
+        `d_seconds_bucket{route="/a",le="0.1"} 1`,
+        `d_seconds_bucket{route="/a",le="1"} 2`,
+        `d_seconds_bucket{route="/a",le="+Inf"} 3`,
+        `d_seconds_sum{route="/a"} 5.55`,
+        `d_seconds_count{route="/a"} 3`
+      ])
+    )
   })
 
   it("refuses bad and duplicate names at registration", () => {

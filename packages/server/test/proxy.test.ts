@@ -7,7 +7,19 @@ import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Effect, Result } from "effect"
 import { Proxy, type RunningServer } from "../src/index.ts"
-import { JOBS_KEY, OPS_KEY, capture, configText, leaks, parseConfig, raw, sample, sandbox, start, type Reply } from "./services/harness.ts"
+import {
+  JOBS_KEY,
+  OPS_KEY,
+  capture,
+  configText,
+  leaks,
+  parseConfig,
+  raw,
+  sample,
+  sandbox,
+  start,
+  type Reply
+} from "./services/harness.ts"
 
 const MAX_BODY = 32 * 1024
 const REPLAY = 4 * 1024
@@ -25,7 +37,10 @@ beforeAll(async () => {
   upstream = http.createServer((req, res) => {
     if (req.url?.startsWith("/base/stream-in")) {
       let bytes = 0
-      req.on("data", (c: Buffer) => { if (bytes === 0) onFirstChunk?.(); bytes += c.length })
+      req.on("data", (c: Buffer) => {
+        if (bytes === 0) onFirstChunk?.()
+        bytes += c.length
+      })
       req.on("end", () => res.end(JSON.stringify({ bytes })))
       return
     }
@@ -48,14 +63,21 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()))
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
-  const own = `  own:\n    provider: oauth2\n    inputs:\n${Object.entries({ ...sb.credentials.oauth2, api_base_url: `${upstreamUrl}/base` }).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`).join("\n")}`
+  const own = `  own:\n    provider: oauth2\n    inputs:\n${Object.entries({
+    ...sb.credentials.oauth2,
+    api_base_url: `${upstreamUrl}/base`
+  })
+    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)
+    .join("\n")}`
   const text = configText(sb, { connections: ["jobs", "cube"] }).replace("connections:\n", `connections:\n${own}\n`)
-  s = await start(await parseConfig(text), captured, { limits: { maxBodyBytes: MAX_BODY, replayBytes: REPLAY, timeoutMs: 1000 } })
+  s = await start(await parseConfig(text), captured, {
+    limits: { maxBodyBytes: MAX_BODY, replayBytes: REPLAY, timeoutMs: 1000 }
+  })
 })
 afterAll(async () => {
   await s?.close()
   await sb?.close()
-  await new Promise<void>((r) => upstream ? upstream.close(() => r()) : r())
+  await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()))
 })
 
 const key = { "x-tessera-key": OPS_KEY }
@@ -78,12 +100,21 @@ describe("Proxy helpers", () => {
   const target = (url: string) => Effect.runPromise(Effect.result(Proxy.parseTarget(url)))
 
   it("parseTarget splits name, rest and query as sent", async () => {
-    expect(await target("/v1/proxy/jobs/a/b%20c/?x=1&y")).toEqual(Result.succeed({ name: "jobs", rest: "/a/b%20c/", search: "?x=1&y" }))
+    expect(await target("/v1/proxy/jobs/a/b%20c/?x=1&y")).toEqual(
+      Result.succeed({ name: "jobs", rest: "/a/b%20c/", search: "?x=1&y" })
+    )
     expect(await target("/v1/proxy/jobs")).toEqual(Result.succeed({ name: "jobs", rest: "", search: "" }))
   })
 
   it("parseTarget refuses .. however it is spelled, and malformed escapes", async () => {
-    for (const bad of ["/v1/proxy/j/..", "/v1/proxy/j/%2E%2E/x", "/v1/proxy/j/.%2e/x", "/v1/proxy/j/x%2f..%2fy", "/v1/proxy/j/x%5c..%5cy", "/v1/proxy/j/%zz"]) {
+    for (const bad of [
+      "/v1/proxy/j/..",
+      "/v1/proxy/j/%2E%2E/x",
+      "/v1/proxy/j/.%2e/x",
+      "/v1/proxy/j/x%2f..%2fy",
+      "/v1/proxy/j/x%5c..%5cy",
+      "/v1/proxy/j/%zz"
+    ]) {
       const r = await target(bad)
       expect(Result.isFailure(r), bad).toBe(true)
     }
@@ -98,8 +129,21 @@ describe("Proxy helpers", () => {
   })
 
   it("endToEnd drops hop-by-hop headers, the ones Connection names, Proxy-* and the given names", () => {
-    expect(Proxy.endToEnd({ connection: "close, X-A", "x-a": "1", "keep-alive": "5", te: "trailers", "proxy-foo": "1", upgrade: "h2c", "x-b": "2", authorization: "x" }, ["authorization"]))
-      .toEqual({ "x-b": "2" })
+    expect(
+      Proxy.endToEnd(
+        {
+          connection: "close, X-A",
+          "x-a": "1",
+          "keep-alive": "5",
+          te: "trailers",
+          "proxy-foo": "1",
+          upgrade: "h2c",
+          "x-b": "2",
+          authorization: "x"
+        },
+        ["authorization"]
+      )
+    ).toEqual({ "x-b": "2" })
   })
 })
 
@@ -107,7 +151,13 @@ describe("forwarding to the d.vinci-style /restApi", () => {
   it("GET with a query reaches base_url + rest + query with the connection's Bearer token", async () => {
     const r = await proxy("/v1/proxy/jobs/dvinciUsers/?page=2&q=a%20b")
     expect(r.status).toBe(200)
-    expect(r.json()).toEqual({ ok: true, method: "GET", path: "/dvinci/restApi/dvinciUsers/", query: { page: "2", q: "a b" }, body: null })
+    expect(r.json()).toEqual({
+      ok: true,
+      method: "GET",
+      path: "/dvinci/restApi/dvinciUsers/",
+      query: { page: "2", q: "a b" },
+      body: null
+    })
     const seen = apiRequests("/dvinci/restApi/dvinciUsers/").at(-1)!
     expect(seen.path).toBe("/dvinci/restApi/dvinciUsers/?page=2&q=a%20b")
     expect(seen.headers["authorization"]).toBe(`Bearer ${await currentToken("jobs")}`)
@@ -116,15 +166,27 @@ describe("forwarding to the d.vinci-style /restApi", () => {
 
   it("POST with a JSON body is forwarded and echoed", async () => {
     const body = JSON.stringify({ name: "Ada", tags: ["x", "y"] })
-    const r = await proxy("/v1/proxy/jobs/jobOpenings", { method: "POST", body, headers: { "content-type": "application/json" } })
+    const r = await proxy("/v1/proxy/jobs/jobOpenings", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json" }
+    })
     expect(r.status).toBe(200)
-    expect(r.json()).toMatchObject({ method: "POST", path: "/dvinci/restApi/jobOpenings", body: { name: "Ada", tags: ["x", "y"] } })
+    expect(r.json()).toMatchObject({
+      method: "POST",
+      path: "/dvinci/restApi/jobOpenings",
+      body: { name: "Ada", tags: ["x", "y"] }
+    })
     expect(apiRequests("/dvinci/restApi/jobOpenings").at(-1)!.headers["content-type"]).toBe("application/json")
   })
 
   it("every method passes through", async () => {
     for (const method of ["PUT", "PATCH", "DELETE", "OPTIONS"]) {
-      const r = await proxy("/v1/proxy/jobs/items/7", { method, ...(method === "DELETE" || method === "OPTIONS" ? {} : { body: "{}" }), headers: { "content-type": "application/json" } })
+      const r = await proxy("/v1/proxy/jobs/items/7", {
+        method,
+        ...(method === "DELETE" || method === "OPTIONS" ? {} : { body: "{}" }),
+        headers: { "content-type": "application/json" }
+      })
       expect(r.json()).toMatchObject({ method, path: "/dvinci/restApi/items/7" })
     }
   })
@@ -141,26 +203,43 @@ describe("forwarding to the d.vinci-style /restApi", () => {
 
   it("hop-by-hop request headers, and those named in Connection, are dropped", async () => {
     const r = await proxy("/v1/proxy/jobs/hop", {
-      method: "POST", body: [Buffer.from("chunked, so a Trailer header is legal")],
+      method: "POST",
+      body: [Buffer.from("chunked, so a Trailer header is legal")],
       headers: {
-        connection: "keep-alive, X-Hop", "x-hop": "1", "keep-alive": "timeout=5", te: "trailers", trailer: "X-Checksum",
-        "proxy-authorization": "Basic Zm9vOmJhcg==", "proxy-connection": "keep-alive", "x-kept": "yes"
+        connection: "keep-alive, X-Hop",
+        "x-hop": "1",
+        "keep-alive": "timeout=5",
+        te: "trailers",
+        trailer: "X-Checksum",
+        "proxy-authorization": "Basic Zm9vOmJhcg==",
+        "proxy-connection": "keep-alive",
+        "x-kept": "yes"
       }
     })
     expect(r.status).toBe(200)
     const h = apiRequests("/dvinci/restApi/hop").at(-1)!.headers
     expect(h["x-kept"]).toBe("yes")
-    for (const gone of ["x-hop", "keep-alive", "te", "trailer", "proxy-authorization", "proxy-connection"]) expect(h[gone], gone).toBeUndefined()
+    for (const gone of ["x-hop", "keep-alive", "te", "trailer", "proxy-authorization", "proxy-connection"])
+      expect(h[gone], gone).toBeUndefined()
   })
 
   it("hop-by-hop response headers, and those named in Connection, are dropped", async () => {
     sb.injectApi("dvinci", {
-      type: "status", status: 200, body: "{\"ok\":true}",
-      headers: { Connection: "X-Hop-Resp", "X-Hop-Resp": "1", "Keep-Alive": "timeout=99", "Proxy-Authenticate": "Basic", Upgrade: "h2c", "X-Kept": "yes" }
+      type: "status",
+      status: 200,
+      body: '{"ok":true}',
+      headers: {
+        Connection: "X-Hop-Resp",
+        "X-Hop-Resp": "1",
+        "Keep-Alive": "timeout=99",
+        "Proxy-Authenticate": "Basic",
+        Upgrade: "h2c",
+        "X-Kept": "yes"
+      }
     })
     const r = await proxy("/v1/proxy/jobs/hop-back")
     expect(r.status).toBe(200)
-    expect(r.text).toBe("{\"ok\":true}")
+    expect(r.text).toBe('{"ok":true}')
     expect(r.headers["x-kept"]).toBe("yes")
     for (const gone of ["x-hop-resp", "proxy-authenticate", "upgrade"]) expect(r.headers[gone], gone).toBeUndefined()
     expect(r.headers["keep-alive"]).not.toBe("timeout=99")
@@ -186,7 +265,11 @@ describe("an upstream 401", () => {
     const retries0 = sample((await raw(s.url, "/metrics")).text, "tessera_proxy_retries_total", `{provider="dvinci"}`)
     sb.revokeTokens("dvinci")
     const body = JSON.stringify({ a: 1 })
-    const r = await proxy("/v1/proxy/jobs/after-revoke", { method: "POST", body, headers: { "content-type": "application/json" } })
+    const r = await proxy("/v1/proxy/jobs/after-revoke", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json" }
+    })
     expect(r.status).toBe(200)
     expect(r.json()).toMatchObject({ ok: true, body: { a: 1 } })
     const seen = apiRequests("/dvinci/restApi/after-revoke")
@@ -195,7 +278,9 @@ describe("an upstream 401", () => {
     const after = await currentToken("jobs")
     expect(after).not.toBe(before)
     expect(seen[1]!.headers["authorization"]).toBe(`Bearer ${after}`)
-    expect(sample((await raw(s.url, "/metrics")).text, "tessera_proxy_retries_total", `{provider="dvinci"}`)).toBe(retries0 + 1)
+    expect(sample((await raw(s.url, "/metrics")).text, "tessera_proxy_retries_total", `{provider="dvinci"}`)).toBe(
+      retries0 + 1
+    )
   })
 
   it("a second 401 goes back to the caller: no retry loop", async () => {
@@ -209,7 +294,11 @@ describe("an upstream 401", () => {
     await currentToken("jobs")
     sb.revokeTokens("dvinci")
     const big = "x".repeat(REPLAY * 2)
-    const r = await proxy("/v1/proxy/jobs/big-after-revoke", { method: "POST", body: big, headers: { "content-type": "text/plain" } })
+    const r = await proxy("/v1/proxy/jobs/big-after-revoke", {
+      method: "POST",
+      body: big,
+      headers: { "content-type": "text/plain" }
+    })
     expect(r.status).toBe(401)
     expect(apiRequests("/dvinci/restApi/big-after-revoke")).toHaveLength(1)
     expect(apiRequests("/dvinci/restApi/big-after-revoke")[0]!.rawBody).toBe(big)
@@ -221,8 +310,14 @@ describe("refusals", () => {
   it("a `..` segment, plain or percent-encoded, is 400 and never reaches the API", async () => {
     const before = sb.requests.length
     for (const path of [
-      "/v1/proxy/jobs/../../cube/x", "/v1/proxy/jobs/%2e%2e/x", "/v1/proxy/jobs/a/%2E%2e/b", "/v1/proxy/jobs/..%2f..%2fx",
-      "/v1/proxy/jobs/a/..", "/v1/proxy/jobs/a\\..\\b", "/v1/proxy/%2e%2e/jobs/x", "/v1/proxy/jobs/%2e./x"
+      "/v1/proxy/jobs/../../cube/x",
+      "/v1/proxy/jobs/%2e%2e/x",
+      "/v1/proxy/jobs/a/%2E%2e/b",
+      "/v1/proxy/jobs/..%2f..%2fx",
+      "/v1/proxy/jobs/a/..",
+      "/v1/proxy/jobs/a\\..\\b",
+      "/v1/proxy/%2e%2e/jobs/x",
+      "/v1/proxy/jobs/%2e./x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
@@ -239,7 +334,11 @@ describe("refusals", () => {
     const chunks = Array.from({ length: 5 }, () => Buffer.alloc(MAX_BODY / 4, 121))
     expectProblem(await proxy("/v1/proxy/jobs/upload", { method: "POST", body: chunks }), 413, "PayloadTooLarge")
     // Exactly at the limit is accepted.
-    const ok = await proxy("/v1/proxy/jobs/upload", { method: "POST", body: Buffer.alloc(MAX_BODY, 122), headers: { "content-type": "text/plain" } })
+    const ok = await proxy("/v1/proxy/jobs/upload", {
+      method: "POST",
+      body: Buffer.alloc(MAX_BODY, 122),
+      headers: { "content-type": "text/plain" }
+    })
     expect(ok.status).toBe(200)
   })
 
@@ -269,11 +368,26 @@ describe("refusals", () => {
   })
 
   it("auth: the key must come in X-Tessera-Key, and allow the connection", async () => {
-    const bearerOnly = await raw(s.url, "/v1/proxy/jobs/x", { headers: { authorization: `Bearer ${OPS_KEY}` } }, captured)
+    const bearerOnly = await raw(
+      s.url,
+      "/v1/proxy/jobs/x",
+      { headers: { authorization: `Bearer ${OPS_KEY}` } },
+      captured
+    )
     expect(expectProblem(bearerOnly, 401, "Unauthorized").detail).toMatch(/X-Tessera-Key/)
-    expectProblem(await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": "wrong" } }, captured), 401, "Unauthorized")
-    expectProblem(await raw(s.url, "/v1/proxy/cube/x", { headers: { "x-tessera-key": JOBS_KEY } }, captured), 403, "Forbidden")
-    expect((await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": JOBS_KEY } }, captured)).status).toBe(200)
+    expectProblem(
+      await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": "wrong" } }, captured),
+      401,
+      "Unauthorized"
+    )
+    expectProblem(
+      await raw(s.url, "/v1/proxy/cube/x", { headers: { "x-tessera-key": JOBS_KEY } }, captured),
+      403,
+      "Forbidden"
+    )
+    expect((await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": JOBS_KEY } }, captured)).status).toBe(
+      200
+    )
     expectProblem(await proxy("/v1/proxy/nope/x"), 404, "UnknownConnection")
   })
 })
@@ -282,34 +396,58 @@ describe("streaming", () => {
   it("streams the response: headers arrive before a slow body is complete", async () => {
     sb.injectApi("dvinci", { type: "slowBody", ms: 600 })
     const t0 = performance.now()
-    const { headersAt, doneAt, text } = await new Promise<{ headersAt: number; doneAt: number; text: string }>((resolve, reject) => {
-      const u = new URL(s.url)
-      http.get({ host: u.hostname, port: u.port, path: "/v1/proxy/jobs/slow-body", headers: key, agent: false }, (res) => {
-        const headersAt = performance.now() - t0
-        let text = ""
-        res.on("data", (c: Buffer) => { text += c.toString() })
-        res.on("end", () => resolve({ headersAt, doneAt: performance.now() - t0, text }))
-      }).on("error", reject)
-    })
+    const { headersAt, doneAt, text } = await new Promise<{ headersAt: number; doneAt: number; text: string }>(
+      (resolve, reject) => {
+        const u = new URL(s.url)
+        http
+          .get(
+            { host: u.hostname, port: u.port, path: "/v1/proxy/jobs/slow-body", headers: key, agent: false },
+            (res) => {
+              const headersAt = performance.now() - t0
+              let text = ""
+              res.on("data", (c: Buffer) => {
+                text += c.toString()
+              })
+              res.on("end", () => resolve({ headersAt, doneAt: performance.now() - t0, text }))
+            }
+          )
+          .on("error", reject)
+      }
+    )
     expect(JSON.parse(text)).toMatchObject({ ok: true, path: "/dvinci/restApi/slow-body" })
     expect(headersAt).toBeLessThan(400)
     expect(doneAt).toBeGreaterThanOrEqual(550)
   })
 
   it("streams the request: the API sees the first chunk before the caller sent the last", async () => {
-    const firstChunk = new Promise<void>((resolve) => { onFirstChunk = resolve })
+    const firstChunk = new Promise<void>((resolve) => {
+      onFirstChunk = resolve
+    })
     const u = new URL(s.url)
     const done = new Promise<Reply>((resolve, reject) => {
-      const req = http.request({ host: u.hostname, port: u.port, path: "/v1/proxy/own/stream-in", method: "POST", headers: key, agent: false }, (res) => {
-        let text = ""
-        res.on("data", (c: Buffer) => { text += c.toString() })
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) }))
-      })
+      const req = http.request(
+        { host: u.hostname, port: u.port, path: "/v1/proxy/own/stream-in", method: "POST", headers: key, agent: false },
+        (res) => {
+          let text = ""
+          res.on("data", (c: Buffer) => {
+            text += c.toString()
+          })
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) })
+          )
+        }
+      )
       req.on("error", reject)
       req.write(Buffer.alloc(10_000, 97))
       // Only once the API has the first chunk does the caller send the rest: a buffering proxy would hang here.
-      const timer = setTimeout(() => reject(new Error("the API never saw the first chunk: the proxy buffered the body")), 3000)
-      void firstChunk.then(() => { clearTimeout(timer); req.end(Buffer.alloc(20_000, 98)) })
+      const timer = setTimeout(
+        () => reject(new Error("the API never saw the first chunk: the proxy buffered the body")),
+        3000
+      )
+      void firstChunk.then(() => {
+        clearTimeout(timer)
+        req.end(Buffer.alloc(20_000, 98))
+      })
     })
     const r = await done
     expect(r.status).toBe(200)

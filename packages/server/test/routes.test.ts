@@ -5,7 +5,20 @@ import * as http from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
 import { Problem } from "../src/index.ts"
-import { JOBS_KEY, OPS_KEY, capture, configText, controllableStore, leaks, parseConfig, raw, sample, sandbox, start, type Reply } from "./services/harness.ts"
+import {
+  JOBS_KEY,
+  OPS_KEY,
+  capture,
+  configText,
+  controllableStore,
+  leaks,
+  parseConfig,
+  raw,
+  sample,
+  sandbox,
+  start,
+  type Reply
+} from "./services/harness.ts"
 
 let sb: Sandbox
 let s: RunningServer
@@ -17,9 +30,13 @@ beforeAll(async () => {
   sb = await sandbox()
   s = await start(await parseConfig(configText(sb)), captured, { store: control.store })
 })
-afterAll(async () => { await s?.close(); await sb?.close() })
+afterAll(async () => {
+  await s?.close()
+  await sb?.close()
+})
 
-const get = (path: string, headers: Record<string, string> = ops, method = "GET"): Promise<Reply> => raw(s.url, path, { method, headers }, captured)
+const get = (path: string, headers: Record<string, string> = ops, method = "GET"): Promise<Reply> =>
+  raw(s.url, path, { method, headers }, captured)
 const token = async (path: string, headers: Record<string, string> = ops, method = "GET") => {
   const r = await get(path, headers, method)
   if (r.status === 200) captured.tokens.add(r.json().access_token)
@@ -29,7 +46,12 @@ const expectProblem = (r: Reply, status: number, code: string) => {
   expect(r.status).toBe(status)
   expect(r.headers["content-type"]).toBe("application/problem+json")
   const p = r.json()
-  expect(p).toMatchObject({ status, code, type: Problem.typeUri(code as Problem.Code), request_id: r.headers["x-request-id"] })
+  expect(p).toMatchObject({
+    status,
+    code,
+    type: Problem.typeUri(code as Problem.Code),
+    request_id: r.headers["x-request-id"]
+  })
   expect(typeof p.title).toBe("string")
   expect(typeof p.detail).toBe("string")
   return p
@@ -85,7 +107,13 @@ describe("callers that hang up", () => {
     expect((await get("/v1/connections/cube/token", ops, "DELETE")).status).toBe(204)
     sb.inject("cube", { type: "delay", ms: 400 })
     const u = new URL(s.url)
-    const gone = http.get({ host: u.hostname, port: u.port, path: "/v1/connections/cube/token", headers: ops, agent: false })
+    const gone = http.get({
+      host: u.hostname,
+      port: u.port,
+      path: "/v1/connections/cube/token",
+      headers: ops,
+      agent: false
+    })
     gone.on("error", () => {})
     await new Promise((r) => setTimeout(r, 100))
     gone.destroy()
@@ -104,14 +132,22 @@ describe("API keys", () => {
   })
 
   it("a wrong key: 401", async () => {
-    const p = expectProblem(await get("/v1/connections/cube/token", { authorization: "Bearer not-a-key" }), 401, "Unauthorized")
+    const p = expectProblem(
+      await get("/v1/connections/cube/token", { authorization: "Bearer not-a-key" }),
+      401,
+      "Unauthorized"
+    )
     expect(p.detail).toBe("the API key is not valid")
     expectProblem(await get("/v1/connections/cube/token", { authorization: `Bearer ${OPS_KEY}x` }), 401, "Unauthorized")
     expectProblem(await get("/v1/connections/cube/token", { authorization: `Basic ${OPS_KEY}` }), 401, "Unauthorized")
   })
 
   it("a key whose allowlist lacks the connection: 403, also for unknown names (no existence oracle)", async () => {
-    const p = expectProblem(await get("/v1/connections/cube/token", { authorization: `Bearer ${JOBS_KEY}` }), 403, "Forbidden")
+    const p = expectProblem(
+      await get("/v1/connections/cube/token", { authorization: `Bearer ${JOBS_KEY}` }),
+      403,
+      "Forbidden"
+    )
     expect(p).toMatchObject({ connection: "cube" })
     expect(p.detail).toContain(`"jobs-only"`)
     expectProblem(await get("/v1/connections/nope/token", { authorization: `Bearer ${JOBS_KEY}` }), 403, "Forbidden")
@@ -136,14 +172,31 @@ describe("catalog routes", () => {
   it("GET /v1/connections lists names, providers, API base URLs and input NAMES, never values", async () => {
     const r = await get("/v1/connections")
     expect(r.status).toBe(200)
-    const list = r.json().connections as Array<{ name: string; provider: string; status: string; api_base_url: string | null; inputs: string[] }>
+    const list = r.json().connections as Array<{
+      name: string
+      provider: string
+      status: string
+      api_base_url: string | null
+      inputs: string[]
+    }>
     expect(list.map((c) => c.name)).toEqual(["bad-secret", "broken", "crm", "cube", "jobs", "oauth-pw"])
     expect(list.find((c) => c.name === "jobs")).toEqual({
-      name: "jobs", provider: "dvinci", status: "ok", api_base_url: `${sb.base("dvinci")}/restApi`, inputs: ["base_url", "client_id", "client_secret", "token_url"]
+      name: "jobs",
+      provider: "dvinci",
+      status: "ok",
+      api_base_url: `${sb.base("dvinci")}/restApi`,
+      inputs: ["base_url", "client_id", "client_secret", "token_url"]
     })
     expect(list.find((c) => c.name === "cube")?.api_base_url).toBeNull()
     expect(list.find((c) => c.name === "broken")).toMatchObject({ status: "misconfigured", inputs: [] })
-    for (const v of ["dvinci-api-token", "cube-demo-secret", "EE73C0AE64524371B5DDEFF5F7BB2192", "alice-password", "cube-demo-client"]) expect(r.text).not.toContain(v)
+    for (const v of [
+      "dvinci-api-token",
+      "cube-demo-secret",
+      "EE73C0AE64524371B5DDEFF5F7BB2192",
+      "alice-password",
+      "cube-demo-client"
+    ])
+      expect(r.text).not.toContain(v)
   })
 
   it("GET /v1/connections shows a restricted key only its connections", async () => {
@@ -154,14 +207,24 @@ describe("catalog routes", () => {
   it("GET /v1/providers lists every manifest with input flags and no values", async () => {
     const r = await get("/v1/providers")
     expect(r.status).toBe(200)
-    const providers = r.json().providers as Array<{ id: string; name: string; docs: string | null; proxy: boolean; inputs: Array<Record<string, unknown>> }>
+    const providers = r.json().providers as Array<{
+      id: string
+      name: string
+      docs: string | null
+      proxy: boolean
+      inputs: Array<Record<string, unknown>>
+    }>
     expect(providers.map((p) => p.id)).toEqual(["brandbox", "crm-com", "cube", "dvinci", "oauth2", "usage-engine"])
     const cube = providers.find((p) => p.id === "cube")!
     expect(cube).toMatchObject({ name: expect.any(String), docs: expect.stringMatching(/^https:/), proxy: false })
     expect(cube.inputs.find((i) => i["name"] === "client_secret")).toMatchObject({ required: true, secret: true })
     expect(cube.inputs.find((i) => i["name"] === "client_id")).toMatchObject({ required: true, secret: false })
     expect(providers.find((p) => p.id === "dvinci")?.proxy).toBe(true)
-    for (const p of providers) for (const i of p.inputs) expect(Object.keys(i).filter((k) => !["name", "type", "required", "secret", "title", "description"].includes(k))).toEqual([])
+    for (const p of providers)
+      for (const i of p.inputs)
+        expect(
+          Object.keys(i).filter((k) => !["name", "type", "required", "secret", "title", "description"].includes(k))
+        ).toEqual([])
   })
 })
 
@@ -183,7 +246,12 @@ describe("errors as problem+json", () => {
 
   it("credentials refused by the provider: 502 UpstreamRejected with the provider's status, code and message", async () => {
     const p = expectProblem(await get("/v1/connections/bad-secret/token"), 502, "UpstreamRejected")
-    expect(p).toMatchObject({ connection: "bad-secret", provider: "cube", upstream_status: 400, upstream_code: "invalid_client" })
+    expect(p).toMatchObject({
+      connection: "bad-secret",
+      provider: "cube",
+      upstream_status: 400,
+      upstream_code: "invalid_client"
+    })
     expect(p.provider_message).toMatch(/invalid client secret/)
     expect(p.detail).toContain(p.provider_message)
   })
@@ -209,8 +277,12 @@ describe("errors as problem+json", () => {
     try {
       const p = expectProblem(await get("/v1/connections/crm/token"), 503, "StoreError")
       expect(p.detail).not.toContain("disk on fire")
-      expect(captured.logs.find((l) => l.includes(p.request_id) && l.includes(`"type":"error"`))).toContain("disk on fire")
-    } finally { control.state.failing = false }
+      expect(captured.logs.find((l) => l.includes(p.request_id) && l.includes(`"type":"error"`))).toContain(
+        "disk on fire"
+      )
+    } finally {
+      control.state.failing = false
+    }
     expect((await token("/v1/connections/crm/token")).status).toBe(200)
   })
 
@@ -223,17 +295,32 @@ describe("errors as problem+json", () => {
   })
 
   it("every engine error code has a status in the one table", () => {
-    for (const code of ["UnknownConnection", "InputInvalid", "TransportError", "UpstreamRejected", "ResponseInvalid", "UpstreamTimeout", "StoreError"] as const) {
+    for (const code of [
+      "UnknownConnection",
+      "InputInvalid",
+      "TransportError",
+      "UpstreamRejected",
+      "ResponseInvalid",
+      "UpstreamTimeout",
+      "StoreError"
+    ] as const) {
       expect(Problem.status[code]).toBeGreaterThanOrEqual(400)
     }
-    expect(Problem.status).toMatchObject({ UnknownConnection: 404, InputInvalid: 500, UpstreamRejected: 502, UpstreamTimeout: 504, StoreError: 503, PayloadTooLarge: 413 })
+    expect(Problem.status).toMatchObject({
+      UnknownConnection: 404,
+      InputInvalid: 500,
+      UpstreamRejected: 502,
+      UpstreamTimeout: 504,
+      StoreError: 503,
+      PayloadTooLarge: 413
+    })
   })
 })
 
 describe("request ids and the access log", () => {
   it("echoes a sane X-Request-Id and replaces an unsafe one", async () => {
     expect((await get("/healthz", { "x-request-id": "abc-123.X_y" })).headers["x-request-id"]).toBe("abc-123.X_y")
-    for (const bad of ["has space", "x".repeat(129), "a\"b", "<script>"]) {
+    for (const bad of ["has space", "x".repeat(129), 'a"b', "<script>"]) {
       const id = (await get("/healthz", { "x-request-id": bad })).headers["x-request-id"]
       expect(id).toMatch(/^[0-9a-f-]{36}$/)
     }
@@ -246,7 +333,15 @@ describe("request ids and the access log", () => {
     const lines = captured.logs.filter((l) => l.includes(`"request_id":"log-check-1"`))
     expect(lines).toHaveLength(1)
     const entry = JSON.parse(lines[0]!)
-    expect(entry).toMatchObject({ type: "access", method: "GET", path: "/v1/connections/cube/token", status: 200, route: "/v1/connections/:name/token", connection: "cube", key: "ops" })
+    expect(entry).toMatchObject({
+      type: "access",
+      method: "GET",
+      path: "/v1/connections/cube/token",
+      status: 200,
+      route: "/v1/connections/:name/token",
+      connection: "cube",
+      key: "ops"
+    })
     expect(typeof entry.duration_ms).toBe("number")
     expect(lines[0]).not.toContain("hunter2")
   })
@@ -264,7 +359,10 @@ describe("operations routes", () => {
     control.state.health = { status: "degraded", detail: "redis unreachable; local fallback" }
     const d = await get("/readyz", {})
     expect(d.status).toBe(200)
-    expect(d.json()).toEqual({ status: "degraded", store: { status: "degraded", detail: "redis unreachable; local fallback" } })
+    expect(d.json()).toEqual({
+      status: "degraded",
+      store: { status: "degraded", detail: "redis unreachable; local fallback" }
+    })
     control.state.health = { status: "down", detail: "redis unreachable" }
     const down = await get("/readyz", {})
     expect(down.status).toBe(503)
@@ -277,19 +375,31 @@ describe("operations routes", () => {
     const doc = (await get("/openapi.json", {})).json()
     expect(doc.openapi).toBe("3.1.0")
     const expected: Array<[string, string]> = [
-      ["get", "/v1/connections/{name}/token"], ["post", "/v1/connections/{name}/refresh"], ["delete", "/v1/connections/{name}/token"],
-      ["get", "/v1/connections"], ["get", "/v1/providers"], ["get", "/openapi.json"], ["get", "/healthz"], ["get", "/readyz"], ["get", "/metrics"],
+      ["get", "/v1/connections/{name}/token"],
+      ["post", "/v1/connections/{name}/refresh"],
+      ["delete", "/v1/connections/{name}/token"],
+      ["get", "/v1/connections"],
+      ["get", "/v1/providers"],
+      ["get", "/openapi.json"],
+      ["get", "/healthz"],
+      ["get", "/readyz"],
+      ["get", "/metrics"],
       ...["get", "post", "put", "patch", "delete"].map((m): [string, string] => [m, "/v1/proxy/{name}/{path}"])
     ]
     for (const [m, p] of expected) expect(doc.paths[p]?.[m], `${m} ${p}`).toBeDefined()
     expect(doc.paths["/v1/proxy/{name}/{path}"].get.security).toEqual([{ tesseraKey: [] }])
-    expect(doc.paths["/v1/connections/{name}/token"].get.responses["200"].content["application/json"].schema.$ref).toBe("#/components/schemas/Token")
+    expect(doc.paths["/v1/connections/{name}/token"].get.responses["200"].content["application/json"].schema.$ref).toBe(
+      "#/components/schemas/Token"
+    )
     expect(doc.paths["/healthz"].get.security).toEqual([])
     // Everything the document lists is served (no 404/405 from the router).
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
       for (const m of Object.keys(ops)) {
         const r = await get(path.replace("{name}", "cube").replace("{path}", "x"), {}, m.toUpperCase())
-        expect([404, 405].includes(r.status) && ["RouteNotFound", "MethodNotAllowed"].includes(r.json().code), `${m} ${path}`).toBe(false)
+        expect(
+          [404, 405].includes(r.status) && ["RouteNotFound", "MethodNotAllowed"].includes(r.json().code),
+          `${m} ${path}`
+        ).toBe(false)
       }
     }
   })
@@ -305,17 +415,29 @@ describe("operations routes", () => {
     await get("/nope", {})
     const m1 = (await get("/metrics", {})).text
     const delta = (name: string, labels: string) => sample(m1, name, labels) - sample(m0, name, labels)
-    expect(delta("tessera_http_requests_total", `{method="GET",route="/v1/connections/:name/token",status="200"}`)).toBe(2)
-    expect(delta("tessera_http_requests_total", `{method="POST",route="/v1/connections/:name/refresh",status="200"}`)).toBe(2)
-    expect(delta("tessera_http_requests_total", `{method="GET",route="/v1/connections/:name/token",status="502"}`)).toBe(1)
+    expect(
+      delta("tessera_http_requests_total", `{method="GET",route="/v1/connections/:name/token",status="200"}`)
+    ).toBe(2)
+    expect(
+      delta("tessera_http_requests_total", `{method="POST",route="/v1/connections/:name/refresh",status="200"}`)
+    ).toBe(2)
+    expect(
+      delta("tessera_http_requests_total", `{method="GET",route="/v1/connections/:name/token",status="502"}`)
+    ).toBe(1)
     expect(delta("tessera_http_requests_total", `{method="GET",route="unmatched",status="404"}`)).toBe(1)
     expect(delta("tessera_token_cache_hits_total", `{provider="dvinci"}`)).toBeGreaterThanOrEqual(1)
     expect(delta("tessera_token_acquisitions_total", `{provider="dvinci"}`)).toBeGreaterThanOrEqual(1)
     expect(delta("tessera_token_refreshes_total", `{provider="oauth2"}`)).toBe(1)
     expect(delta("tessera_token_failures_total", `{provider="cube",code="UpstreamRejected"}`)).toBe(1)
-    expect(delta("tessera_http_request_duration_seconds_count", `{method="GET",route="/v1/connections/:name/token"}`)).toBe(3)
-    expect(sample(m1, "tessera_token_upstream_duration_seconds_count", `{provider="dvinci",flow="acquire"}`)).toBeGreaterThanOrEqual(1)
-    expect(m1).toMatch(/^tessera_http_request_duration_seconds_bucket\{method="GET",route="\/healthz",le="\+Inf"\} \d+$/m)
+    expect(
+      delta("tessera_http_request_duration_seconds_count", `{method="GET",route="/v1/connections/:name/token"}`)
+    ).toBe(3)
+    expect(
+      sample(m1, "tessera_token_upstream_duration_seconds_count", `{provider="dvinci",flow="acquire"}`)
+    ).toBeGreaterThanOrEqual(1)
+    expect(m1).toMatch(
+      /^tessera_http_request_duration_seconds_bucket\{method="GET",route="\/healthz",le="\+Inf"\} \d+$/m
+    )
     expect(m1).toContain("# TYPE tessera_http_request_duration_seconds histogram")
   })
 })

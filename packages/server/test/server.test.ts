@@ -17,8 +17,13 @@ const captured = capture()
 const key = { "x-tessera-key": OPS_KEY }
 const dir = mkdtempSync(join(tmpdir(), "tessera-server-"))
 
-beforeAll(async () => { sb = await sandbox() })
-afterAll(async () => { await sb?.close(); rmSync(dir, { recursive: true, force: true }) })
+beforeAll(async () => {
+  sb = await sandbox()
+})
+afterAll(async () => {
+  await sb?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
 
 const until = async (check: () => boolean | Promise<boolean>, ms = 3000) => {
   const end = Date.now() + ms
@@ -32,9 +37,13 @@ const apiSeen = (suffix: string) => () => sb.requests.some((r) => r.kind === "ap
 describe("binding", () => {
   it("refuses a non-loopback host without API keys, from the options or the config", async () => {
     const open = await parseConfig(configText(sb, { keys: false, connections: ["jobs"] }))
-    await expect(startServer(open, { host: "0.0.0.0", port: 0, log: false })).rejects.toThrow(/refusing to listen on 0\.0\.0\.0 without API keys/)
+    await expect(startServer(open, { host: "0.0.0.0", port: 0, log: false })).rejects.toThrow(
+      /refusing to listen on 0\.0\.0\.0 without API keys/
+    )
     await expect(startServer(open, { host: "::", port: 0, log: false })).rejects.toThrow(TypeError)
-    const fromConfig = await parseConfig(configText(sb, { keys: false, connections: ["jobs"], extra: "server: { host: 0.0.0.0 }" }))
+    const fromConfig = await parseConfig(
+      configText(sb, { keys: false, connections: ["jobs"], extra: "server: { host: 0.0.0.0 }" })
+    )
     await expect(startServer(fromConfig, { port: 0, log: false })).rejects.toThrow(/server\.api_keys/)
   })
 
@@ -45,22 +54,42 @@ describe("binding", () => {
       expect(r.status).toBe(200)
       captured.tokens.add(r.json().access_token)
       expect(open.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    } finally { await open.close() }
-    const keyed = await start(await parseConfig(configText(sb, { connections: ["jobs"] })), captured, { host: "0.0.0.0" })
+    } finally {
+      await open.close()
+    }
+    const keyed = await start(await parseConfig(configText(sb, { connections: ["jobs"] })), captured, {
+      host: "0.0.0.0"
+    })
     try {
       expect(keyed.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/)
       expect((await raw(keyed.url.replace("0.0.0.0", "127.0.0.1"), "/v1/connections", {}, captured)).status).toBe(401)
       // A reload may not drop the keys while bound to the network.
-      await expect(keyed.reload(await parseConfig(configText(sb, { keys: false, connections: ["jobs"] })))).rejects.toThrow(/without API keys/)
-      expect((await raw(keyed.url.replace("0.0.0.0", "127.0.0.1"), "/v1/connections", { headers: key }, captured)).status).toBe(200)
-    } finally { await keyed.close() }
+      await expect(
+        keyed.reload(await parseConfig(configText(sb, { keys: false, connections: ["jobs"] })))
+      ).rejects.toThrow(/without API keys/)
+      expect(
+        (await raw(keyed.url.replace("0.0.0.0", "127.0.0.1"), "/v1/connections", { headers: key }, captured)).status
+      ).toBe(200)
+    } finally {
+      await keyed.close()
+    }
   })
 
   it("checks its options and the key list at construction", async () => {
     const config = await parseConfig(configText(sb, { connections: ["jobs"] }))
-    await expect(startServer(config, { port: 0, log: false, limits: { maxBodyBytes: 0 } })).rejects.toThrow(/maxBodyBytes/)
-    await expect(startServer(config, { port: 0, log: false, limits: { replayBytes: 2048, maxBodyBytes: 1024 } })).rejects.toThrow(/replayBytes/)
-    const twins = await parseConfig(configText(sb, { keys: false, connections: ["jobs"], extra: `server:\n  api_keys:\n    - { name: a, key: "\${env:OPS_KEY}" }\n    - { name: b, key: "\${env:OPS_KEY}" }` }))
+    await expect(startServer(config, { port: 0, log: false, limits: { maxBodyBytes: 0 } })).rejects.toThrow(
+      /maxBodyBytes/
+    )
+    await expect(
+      startServer(config, { port: 0, log: false, limits: { replayBytes: 2048, maxBodyBytes: 1024 } })
+    ).rejects.toThrow(/replayBytes/)
+    const twins = await parseConfig(
+      configText(sb, {
+        keys: false,
+        connections: ["jobs"],
+        extra: `server:\n  api_keys:\n    - { name: a, key: "\${env:OPS_KEY}" }\n    - { name: b, key: "\${env:OPS_KEY}" }`
+      })
+    )
     await expect(startServer(twins, { port: 0, log: false })).rejects.toThrow(/"a" and "b" have the same value/)
   })
 })
@@ -77,7 +106,9 @@ describe("close()", () => {
     // is written once the response has been sent).
     let answeredBeforeClosed = false
     const closing = s.close().then(() => {
-      answeredBeforeClosed = captured.logs.some((l) => l.includes(`"path":"/v1/proxy/jobs/drain-me"`) && l.includes(`"status":200`))
+      answeredBeforeClosed = captured.logs.some(
+        (l) => l.includes(`"path":"/v1/proxy/jobs/drain-me"`) && l.includes(`"status":200`)
+      )
     })
     await expect(raw(s.url, "/healthz")).rejects.toMatchObject({ code: "ECONNREFUSED" })
     const r = await inFlight
@@ -91,10 +122,15 @@ describe("close()", () => {
   })
 
   it("cuts requests still running after drainTimeoutMs", async () => {
-    const s = await start(await parseConfig(configText(sb, { connections: ["jobs"] })), captured, { drainTimeoutMs: 100 })
+    const s = await start(await parseConfig(configText(sb, { connections: ["jobs"] })), captured, {
+      drainTimeoutMs: 100
+    })
     await raw(s.url, "/v1/connections/jobs/token", { headers: key })
     sb.injectApi("dvinci", { type: "delay", ms: 3000 })
-    const inFlight = raw(s.url, "/v1/proxy/jobs/too-slow", { headers: key }).then(() => "answered", () => "cut")
+    const inFlight = raw(s.url, "/v1/proxy/jobs/too-slow", { headers: key }).then(
+      () => "answered",
+      () => "cut"
+    )
     await until(apiSeen("/too-slow"))
     const t0 = performance.now()
     await s.close()
@@ -112,7 +148,11 @@ describe("reload()", () => {
       const inFlight = raw(s.url, "/v1/proxy/jobs/reload-me", { headers: key }, captured)
       await until(apiSeen("/reload-me"))
       const NEW_KEY = "ops-key-rotated-9c4d2e"
-      const next = configText(sb, { keys: false, connections: ["cube"], extra: `server:\n  api_keys:\n    - { name: ops2, key: "${NEW_KEY}" }` })
+      const next = configText(sb, {
+        keys: false,
+        connections: ["cube"],
+        extra: `server:\n  api_keys:\n    - { name: ops2, key: "${NEW_KEY}" }`
+      })
       await s.reload(await parseConfig(next))
       // jobs is gone from the new config, yet the request that started before the reload completes.
       const r = await inFlight
@@ -121,32 +161,48 @@ describe("reload()", () => {
       expect((await raw(s.url, "/v1/connections", { headers: key }, captured)).status).toBe(401)
       const list = await raw(s.url, "/v1/connections", { headers: { authorization: `Bearer ${NEW_KEY}` } }, captured)
       expect(list.json().connections.map((c: { name: string }) => c.name)).toEqual(["cube"])
-      expect((await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": NEW_KEY } }, captured)).json().code).toBe("UnknownConnection")
+      expect(
+        (await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": NEW_KEY } }, captured)).json().code
+      ).toBe("UnknownConnection")
       expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
-    } finally { await s.close() }
+    } finally {
+      await s.close()
+    }
   })
 
   it("keeps the running config when the new one cannot be used", async () => {
     const s = await start(await parseConfig(configText(sb, { connections: ["jobs"] })), captured)
     try {
-      const empty = await parseConfig(configText(sb, { keys: false, connections: ["jobs"], extra: `server:\n  api_keys:\n    - { name: nobody, key: "k-1234567890", connections: [] }` }))
+      const empty = await parseConfig(
+        configText(sb, {
+          keys: false,
+          connections: ["jobs"],
+          extra: `server:\n  api_keys:\n    - { name: nobody, key: "k-1234567890", connections: [] }`
+        })
+      )
       await expect(s.reload(empty)).rejects.toThrow(/allows no connection/)
       expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
       expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
-    } finally { await s.close() }
+    } finally {
+      await s.close()
+    }
   })
 })
 
 describe("Effect layer", () => {
   it("Server.layer starts the server for the scope and closes it with the scope", async () => {
     const config = await parseConfig(configText(sb, { connections: ["jobs"] }))
-    const url = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const ctx = yield* Layer.build(Server.layer(config, { port: 0, log: false }))
-      const server = Context.get(ctx, Server.Server)
-      const r = yield* Effect.promise(() => raw(server.url, "/healthz"))
-      expect(r.status).toBe(200)
-      return server.url
-    })))
+    const url = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const ctx = yield* Layer.build(Server.layer(config, { port: 0, log: false }))
+          const server = Context.get(ctx, Server.Server)
+          const r = yield* Effect.promise(() => raw(server.url, "/healthz"))
+          expect(r.status).toBe(200)
+          return server.url
+        })
+      )
+    )
     await expect(raw(url, "/healthz")).rejects.toMatchObject({ code: "ECONNREFUSED" })
   })
 })
@@ -157,8 +213,13 @@ describe("main.ts", () => {
     const child = spawn(process.execPath, [main, ...args], { stdio: ["ignore", "pipe", "pipe"] })
     const lines: string[] = []
     let stderr = ""
-    createInterface({ input: child.stdout }).on("line", (l) => { lines.push(l); captured.logs.push(l) })
-    child.stderr.on("data", (c: Buffer) => { stderr += c.toString() })
+    createInterface({ input: child.stdout }).on("line", (l) => {
+      lines.push(l)
+      captured.logs.push(l)
+    })
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString()
+    })
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
     return { child, lines, exit, stderr: () => stderr }
   }
@@ -170,7 +231,8 @@ describe("main.ts", () => {
     try {
       await until(() => p.lines.some((l) => l.includes(`"message":"listening"`)), 10_000)
       const url = JSON.parse(p.lines.find((l) => l.includes(`"message":"listening"`))!).url as string
-      const names = async () => (await raw(url, "/v1/connections")).json().connections.map((c: { name: string }) => c.name)
+      const names = async () =>
+        (await raw(url, "/v1/connections")).json().connections.map((c: { name: string }) => c.name)
       expect(await names()).toEqual(["jobs"])
 
       writeFileSync(file, configText(sb, { keys: false, connections: ["jobs", "cube"] }))
@@ -186,7 +248,9 @@ describe("main.ts", () => {
       expect(r.status).toBe(200)
       expect(await p.exit).toBe(0)
       expect(p.lines.some((l) => l.includes(`"message":"config reloaded"`))).toBe(true)
-    } finally { p.child.kill("SIGKILL") }
+    } finally {
+      p.child.kill("SIGKILL")
+    }
   }, 20_000)
 
   it("exits 2 with located problems for a broken config, and 2 for bad usage", async () => {
@@ -199,7 +263,10 @@ describe("main.ts", () => {
       expect(p.stderr()).toMatch(/broken\.yaml:2:1: error: .*unknown key "bogus_key"/)
       expect(await q.exit).toBe(2)
       expect(q.stderr()).toMatch(/--port/)
-    } finally { p.child.kill("SIGKILL"); q.child.kill("SIGKILL") }
+    } finally {
+      p.child.kill("SIGKILL")
+      q.child.kill("SIGKILL")
+    }
   }, 15_000)
 })
 

@@ -11,10 +11,10 @@ export const DEMO_VALUES = {
     identifier: "crm-ident",
     pass_code: "crm-pass",
     jwt: "crm-idm-jwt",
-    organisation: "ps_dev",
+    organisation: "ps_dev"
   },
   oauth2: { client_id: "oauth2-client", client_secret: "oauth2-secret", username: "alice", password: "alice-password" },
   /** A second oauth2 client whose id and secret change under RFC 6749 §2.3.1 form-encoding (":" "+" "%" " " "ü"),
    *  so a test can tell an encoding client from a naive one. */
-  "oauth2-special": { client_id: "app:42 ü", client_secret: "s3:cr+t %2B ü" },
-} as const;
+  "oauth2-special": { client_id: "app:42 ü", client_secret: "s3:cr+t %2B ü" }
+} as const

@@ -1,29 +1,29 @@
 /** The canned answers of faults that replace a provider's response outright (status, 429, HTML, empty, huge...). */
-import { STATUS_CODES } from "node:http";
-import type { Fault, RequestKind } from "./faults.ts";
-import type { ProviderSpec } from "./providers/provider.ts";
-import type { Reply } from "./reply.ts";
+import { STATUS_CODES } from "node:http"
+import type { Fault, RequestKind } from "./faults.ts"
+import type { ProviderSpec } from "./providers/provider.ts"
+import type { Reply } from "./reply.ts"
 
 const HTML_PAGE =
   "<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>" +
-  "<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request.</p></body></html>";
+  "<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request.</p></body></html>"
 
 function defaultCode(status: number, kind: RequestKind): string {
-  if (status === 400) return "invalid_request";
-  if (status === 401) return kind === "token" ? "invalid_client" : "invalid_token";
-  if (status === 403) return "access_denied";
-  if (status === 404) return "not_found";
-  if (status === 429) return "too_many_requests";
-  if (status === 503) return "temporarily_unavailable";
-  return "server_error";
+  if (status === 400) return "invalid_request"
+  if (status === 401) return kind === "token" ? "invalid_client" : "invalid_token"
+  if (status === 403) return "access_denied"
+  if (status === 404) return "not_found"
+  if (status === 429) return "too_many_requests"
+  if (status === 503) return "temporarily_unavailable"
+  return "server_error"
 }
 
 function looksLikeJson(body: string): boolean {
   try {
-    JSON.parse(body);
-    return true;
+    JSON.parse(body)
+    return true
   } catch {
-    return false;
+    return false
   }
 }
 
@@ -32,35 +32,40 @@ function looksLikeJson(body: string): boolean {
  * number such as "1000".
  */
 export function hugeBody(bytes: number, kind: RequestKind): string {
-  const [head, tail] = kind === "token" ? ['{"access_token":"', '","token_type":"Bearer","expires_in":3600}'] : ['{"ok":true,"data":"', '"}'];
-  const padding = bytes - head.length - tail.length;
-  if (padding >= 0) return `${head}${"A".repeat(padding)}${tail}`;
-  return bytes <= 0 ? "" : `1${"0".repeat(bytes - 1)}`;
+  const [head, tail] =
+    kind === "token"
+      ? ['{"access_token":"', '","token_type":"Bearer","expires_in":3600}']
+      : ['{"ok":true,"data":"', '"}']
+  const padding = bytes - head.length - tail.length
+  if (padding >= 0) return `${head}${"A".repeat(padding)}${tail}`
+  return bytes <= 0 ? "" : `1${"0".repeat(bytes - 1)}`
 }
 
 /** The reply for a replacing fault, or undefined for faults that shape the normal answer instead. */
 export function faultReply(fault: Fault, spec: ProviderSpec, kind: RequestKind): Reply | undefined {
   switch (fault.type) {
     case "status": {
-      const body = fault.body ?? spec.error(fault.status, defaultCode(fault.status, kind), STATUS_CODES[fault.status] ?? "Error").body;
-      const contentType = looksLikeJson(body) ? "application/json" : "text/plain; charset=utf-8";
-      return { status: fault.status, headers: { "Content-Type": contentType, ...fault.headers }, body };
+      const body =
+        fault.body ??
+        spec.error(fault.status, defaultCode(fault.status, kind), STATUS_CODES[fault.status] ?? "Error").body
+      const contentType = looksLikeJson(body) ? "application/json" : "text/plain; charset=utf-8"
+      return { status: fault.status, headers: { "Content-Type": contentType, ...fault.headers }, body }
     }
     case "rateLimit": {
-      const reply = spec.error(429, "too_many_requests", "Too many requests; retry later.");
-      return { ...reply, headers: { ...reply.headers, "Retry-After": String(fault.retryAfterSeconds) } };
+      const reply = spec.error(429, "too_many_requests", "Too many requests; retry later.")
+      return { ...reply, headers: { ...reply.headers, "Retry-After": String(fault.retryAfterSeconds) } }
     }
     case "html200":
-      return { status: 200, headers: { "Content-Type": "text/html; charset=utf-8" }, body: HTML_PAGE };
+      return { status: 200, headers: { "Content-Type": "text/html; charset=utf-8" }, body: HTML_PAGE }
     case "empty":
-      return { status: 200, headers: { "Content-Type": "application/json" }, body: "" };
+      return { status: 200, headers: { "Content-Type": "application/json" }, body: "" }
     case "invalidJson":
-      return { status: 200, headers: { "Content-Type": "application/json" }, body: "{not json" };
+      return { status: 200, headers: { "Content-Type": "application/json" }, body: "{not json" }
     case "huge":
-      return { status: 200, headers: { "Content-Type": "application/json" }, body: hugeBody(fault.bytes, kind) };
+      return { status: 200, headers: { "Content-Type": "application/json" }, body: hugeBody(fault.bytes, kind) }
     case "envelopeError":
-      return spec.envelopeError();
+      return spec.envelopeError()
     default:
-      return undefined;
+      return undefined
   }
 }

@@ -2,7 +2,18 @@
  *  provider, its resolved inputs (secrets as ***), the flows and the token request it would send next (masked),
  *  how API calls carry the token, the cache entry and, when the cached access token is a JWT, its header and
  *  claims, decoded but not verified. The token itself is never printed. */
-import { Config, Engine, Expiry, Runtime, Template, TokenRequest, TokenStore, type Connection, type Manifest, type TokenError } from "@tessera/engine"
+import {
+  Config,
+  Engine,
+  Expiry,
+  Runtime,
+  Template,
+  TokenRequest,
+  TokenStore,
+  type Connection,
+  type Manifest,
+  type TokenError
+} from "@tessera/engine"
 import { Clock, Console, Effect, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
@@ -28,7 +39,11 @@ export interface FlowInfo {
 }
 
 const flowInfo = (c: Connection.Connection, f: Manifest.FlowSpec): FlowInfo => ({
-  method: f.method, url: shown(c, f.url), grant_type: shown(c, f.grantType), encoding: f.encoding, client_auth: shown(c, f.clientAuth.method)
+  method: f.method,
+  url: shown(c, f.url),
+  grant_type: shown(c, f.grantType),
+  encoding: f.encoding,
+  client_auth: shown(c, f.clientAuth.method)
 })
 
 export interface CacheInfo {
@@ -45,53 +60,85 @@ export interface CacheInfo {
 
 export interface Inspection {
   readonly connection: string
-  readonly provider: { readonly id: string; readonly name: string; readonly docs: string | null; readonly source: string }
+  readonly provider: {
+    readonly id: string
+    readonly name: string
+    readonly docs: string | null
+    readonly source: string
+  }
   readonly inputs: ReadonlyArray<{ readonly name: string; readonly value: string; readonly secret: boolean }>
   readonly flows: { readonly acquire: FlowInfo; readonly refresh: FlowInfo | null }
   /** The token request the engine would send next (refresh when a refresh token is cached), secrets masked. */
-  readonly request: { readonly flow: string; readonly method: string; readonly url: string; readonly headers: Record<string, string>; readonly body: string | null }
+  readonly request: {
+    readonly flow: string
+    readonly method: string
+    readonly url: string
+    readonly headers: Record<string, string>
+    readonly body: string | null
+  }
   readonly api: { readonly base_url: string | null; readonly header: string; readonly value: string }
   readonly cache: CacheInfo
   /** The cached access token's JWT header and claims: decoded, NOT verified. Null when nothing is cached or it is no JWT. */
-  readonly jwt: { readonly verified: false; readonly header: Record<string, unknown>; readonly claims: Record<string, unknown> } | null
+  readonly jwt: {
+    readonly verified: false
+    readonly header: Record<string, unknown>
+    readonly claims: Record<string, unknown>
+  } | null
 }
 
 const seconds = (ms: number) => Math.round(ms / 1000)
 
-export const inspect = (config: Config.Config, name: string): Effect.Effect<Inspection, TokenError.TokenError, TokenStore.TokenStore> => Effect.gen(function*() {
-  const store = yield* TokenStore.TokenStore
-  const engine = Engine.make(config, store)
-  const c = yield* engine.connection(name)
-  const m = c.manifest
-  const state = yield* engine.cacheState(name)
-  const entry = state.cached ? yield* store.get(state.key) : undefined
-  const flow = m.flows.refresh && state.hasRefreshToken ? "refresh" : "acquire"
-  const req = yield* engine.describeRequest(name, flow)
-  const wire = TokenRequest.encode(req, { mask: true })
-  const now = yield* Clock.currentTimeMillis
-  const access = entry?.token.access_token
-  const header = access ? Expiry.jwtHeader(access) : undefined
-  const claims = access ? Expiry.jwtPayload(access) : undefined
-  const iso = (d: Date | undefined) => d ? d.toISOString() : null
-  return {
-    connection: c.name,
-    provider: { id: m.id, name: m.name, docs: m.docs ?? null, source: sourceOf(m.file) },
-    inputs: [...m.inputs.values()].flatMap((spec) => {
-      const v = c.inputs.get(spec.name)
-      return v === undefined ? [] : [{ name: spec.name, value: Template.isSecret(v) || spec.secret ? masked : v, secret: spec.secret || Template.isSecret(v) }]
-    }),
-    flows: { acquire: flowInfo(c, m.flows.acquire), refresh: m.flows.refresh ? flowInfo(c, m.flows.refresh) : null },
-    request: { flow: req.flow, method: req.method, url: wire.url, headers: wire.headers, body: wire.body ?? null },
-    api: { base_url: m.api ? shown(c, m.api.baseUrl) : null, header: m.apply.header, value: m.apply.value.source },
-    cache: {
-      store: store.name, cached: state.cached, obtained_at: iso(state.obtainedAt),
-      age_seconds: state.obtainedAt ? seconds(now - state.obtainedAt.getTime()) : null,
-      expires_at: iso(state.expiresAt), expires_in_seconds: state.expiresAt ? seconds(state.expiresAt.getTime() - now) : null,
-      freshness: state.freshness ?? null, has_refresh_token: state.hasRefreshToken ?? null, expiry_source: state.expirySource ?? null
-    },
-    jwt: header && claims ? { verified: false, header, claims } : null
-  } satisfies Inspection
-})
+export const inspect = (
+  config: Config.Config,
+  name: string
+): Effect.Effect<Inspection, TokenError.TokenError, TokenStore.TokenStore> =>
+  Effect.gen(function* () {
+    const store = yield* TokenStore.TokenStore
+    const engine = Engine.make(config, store)
+    const c = yield* engine.connection(name)
+    const m = c.manifest
+    const state = yield* engine.cacheState(name)
+    const entry = state.cached ? yield* store.get(state.key) : undefined
+    const flow = m.flows.refresh && state.hasRefreshToken ? "refresh" : "acquire"
+    const req = yield* engine.describeRequest(name, flow)
+    const wire = TokenRequest.encode(req, { mask: true })
+    const now = yield* Clock.currentTimeMillis
+    const access = entry?.token.access_token
+    const header = access ? Expiry.jwtHeader(access) : undefined
+    const claims = access ? Expiry.jwtPayload(access) : undefined
+    const iso = (d: Date | undefined) => (d ? d.toISOString() : null)
+    return {
+      connection: c.name,
+      provider: { id: m.id, name: m.name, docs: m.docs ?? null, source: sourceOf(m.file) },
+      inputs: [...m.inputs.values()].flatMap((spec) => {
+        const v = c.inputs.get(spec.name)
+        return v === undefined
+          ? []
+          : [
+              {
+                name: spec.name,
+                value: Template.isSecret(v) || spec.secret ? masked : v,
+                secret: spec.secret || Template.isSecret(v)
+              }
+            ]
+      }),
+      flows: { acquire: flowInfo(c, m.flows.acquire), refresh: m.flows.refresh ? flowInfo(c, m.flows.refresh) : null },
+      request: { flow: req.flow, method: req.method, url: wire.url, headers: wire.headers, body: wire.body ?? null },
+      api: { base_url: m.api ? shown(c, m.api.baseUrl) : null, header: m.apply.header, value: m.apply.value.source },
+      cache: {
+        store: store.name,
+        cached: state.cached,
+        obtained_at: iso(state.obtainedAt),
+        age_seconds: state.obtainedAt ? seconds(now - state.obtainedAt.getTime()) : null,
+        expires_at: iso(state.expiresAt),
+        expires_in_seconds: state.expiresAt ? seconds(state.expiresAt.getTime() - now) : null,
+        freshness: state.freshness ?? null,
+        has_refresh_token: state.hasRefreshToken ?? null,
+        expiry_source: state.expirySource ?? null
+      },
+      jwt: header && claims ? { verified: false, header, claims } : null
+    } satisfies Inspection
+  })
 
 const timeClaims = new Set(["exp", "iat", "nbf", "auth_time"])
 
@@ -113,19 +160,32 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
     `${f.method} ${f.url ?? "(url not set)"}`,
     `grant_type ${f.grant_type ?? "-"}, encoding ${f.encoding}, client auth ${f.client_auth ?? "-"}`
   ]
-  const at = (iso: string | null) => iso ? `${iso} (${Report.relative(Date.parse(iso), now)})` : "-"
-  const fresh = (f: string | null) => f === "fresh" ? p.green(f) : f === "expiring" ? p.yellow(f) : f === "expired" ? p.red(f) : "-"
+  const at = (iso: string | null) => (iso ? `${iso} (${Report.relative(Date.parse(iso), now)})` : "-")
+  const fresh = (f: string | null) =>
+    f === "fresh" ? p.green(f) : f === "expiring" ? p.yellow(f) : f === "expired" ? p.red(f) : "-"
   const c = i.cache
   const lines: string[] = [
-    ...pairs([["Connection", i.connection], ["Provider", `${i.provider.id} (${i.provider.name})`], ["Manifest", i.provider.source],
-      ...(i.provider.docs ? [["Docs", i.provider.docs] as const] : [])], ""),
+    ...pairs(
+      [
+        ["Connection", i.connection],
+        ["Provider", `${i.provider.id} (${i.provider.name})`],
+        ["Manifest", i.provider.source],
+        ...(i.provider.docs ? [["Docs", i.provider.docs] as const] : [])
+      ],
+      ""
+    ),
     "",
     heading("Inputs"),
     ...pairs(i.inputs.map((x) => [x.name, x.secret ? `${x.value} ${p.dim("(secret)")}` : x.value] as const)),
     "",
     heading("Flows"),
-    ...pairs([["acquire", flow(i.flows.acquire)[0]!], ["", flow(i.flows.acquire)[1]!],
-      ...(i.flows.refresh ? [["refresh", flow(i.flows.refresh)[0]!] as const, ["", flow(i.flows.refresh)[1]!] as const] : [["refresh", "none"] as const])]),
+    ...pairs([
+      ["acquire", flow(i.flows.acquire)[0]!],
+      ["", flow(i.flows.acquire)[1]!],
+      ...(i.flows.refresh
+        ? [["refresh", flow(i.flows.refresh)[0]!] as const, ["", flow(i.flows.refresh)[1]!] as const]
+        : [["refresh", "none"] as const])
+    ]),
     "",
     heading(`Next token request (${i.request.flow}, secrets masked, not sent)`),
     `  ${i.request.method} ${i.request.url}`,
@@ -133,12 +193,21 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
     ...(i.request.body === null ? [] : ["", `  ${i.request.body}`]),
     "",
     heading("API"),
-    ...pairs([["base URL", i.api.base_url ?? "none (tessera request needs absolute URLs)"], ["applies", `${i.api.header}: ${i.api.value}`]]),
+    ...pairs([
+      ["base URL", i.api.base_url ?? "none (tessera request needs absolute URLs)"],
+      ["applies", `${i.api.header}: ${i.api.value}`]
+    ]),
     "",
     heading(`Cache (${c.store} store)`),
     ...(c.cached
-      ? pairs([["cached", "yes"], ["obtained", at(c.obtained_at)], ["expires", at(c.expires_at)], ["freshness", fresh(c.freshness)],
-        ["refresh token", c.has_refresh_token ? "yes" : "no"], ["expiry source", c.expiry_source ?? "-"]])
+      ? pairs([
+          ["cached", "yes"],
+          ["obtained", at(c.obtained_at)],
+          ["expires", at(c.expires_at)],
+          ["freshness", fresh(c.freshness)],
+          ["refresh token", c.has_refresh_token ? "yes" : "no"],
+          ["expiry source", c.expiry_source ?? "-"]
+        ])
       : ["  no cached token (tessera token " + i.connection + " gets one)"])
   ]
   if (c.cached) {
@@ -147,41 +216,63 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
     else {
       lines.push(`  header  ${JSON.stringify(i.jwt.header)}`, "  claims")
       const entries = Object.entries(i.jwt.claims)
-      lines.push(...(entries.length ? pairs(entries.map(([k, v]) => [k, claimText(k, v)] as const), "    ") : ["    (none)"]))
+      lines.push(
+        ...(entries.length
+          ? pairs(
+              entries.map(([k, v]) => [k, claimText(k, v)] as const),
+              "    "
+            )
+          : ["    (none)"])
+      )
     }
   }
   return lines.join("\n")
 }
 
-export interface Options { readonly connection: string; readonly config: Option.Option<string>; readonly json: boolean }
+export interface Options {
+  readonly connection: string
+  readonly config: Option.Option<string>
+  readonly json: boolean
+}
 
-export const handler = (o: Options) => Effect.gen(function*() {
-  const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
-  const result = yield* inspect(config, o.connection).pipe(
-    Effect.provide(Runtime.storeLayer(config, "file")),
-    Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) })))
-  // Secrets are masked field by field already; scrubbing the whole text also catches one quoted in a JWT claim.
-  const text = o.json ? JSON.stringify(result, null, 2) : render(result, yield* Terminal.paint("stdout"), yield* Clock.currentTimeMillis)
-  yield* Console.log(Report.scrub(text, Report.secretsOf(config)))
-}).pipe(Effect.withSpan("tessera.cli.inspect"))
+export const handler = (o: Options) =>
+  Effect.gen(function* () {
+    const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
+    const result = yield* inspect(config, o.connection).pipe(
+      Effect.provide(Runtime.storeLayer(config, "file")),
+      Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
+    )
+    // Secrets are masked field by field already; scrubbing the whole text also catches one quoted in a JWT claim.
+    const text = o.json
+      ? JSON.stringify(result, null, 2)
+      : render(result, yield* Terminal.paint("stdout"), yield* Clock.currentTimeMillis)
+    yield* Console.log(Report.scrub(text, Report.secretsOf(config)))
+  }).pipe(Effect.withSpan("tessera.cli.inspect"))
 
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false),
-    Flag.withDescription("print {connection, provider, inputs, flows, request, api, cache, jwt} as JSON"))
+  json: Flag.Boolean("json").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("print {connection, provider, inputs, flows, request, api, cache, jwt} as JSON")
+  )
 }
 
 export const command = Command.make("inspect", flags, handler).pipe(
-  Command.withDescription("Show what tessera knows about a connection, without any network call: the provider, the resolved " +
-    "inputs (secrets as ***), the acquire and refresh flows, the token request it would send next (masked), how API calls " +
-    "carry the token, the cache entry (age, expiry, freshness, refresh token, expiry source) and, when the cached access " +
-    "token is a JWT, its header and claims: decoded, NOT verified. The token itself is never printed. " +
-    "Exit 0 on success, 2 when the connection or the config is wrong."),
+  Command.withDescription(
+    "Show what tessera knows about a connection, without any network call: the provider, the resolved " +
+      "inputs (secrets as ***), the acquire and refresh flows, the token request it would send next (masked), how API calls " +
+      "carry the token, the cache entry (age, expiry, freshness, refresh token, expiry source) and, when the cached access " +
+      "token is a JWT, its header and claims: decoded, NOT verified. The token itself is never printed. " +
+      "Exit 0 on success, 2 when the connection or the config is wrong."
+  ),
   Command.withShortDescription("Show a connection's provider, inputs, flows and cache state"),
   Command.withExamples([
     { command: "tessera inspect crm", description: "Everything about connection crm, secrets masked" },
-    { command: "tessera inspect crm --json | jq .jwt.claims", description: "The cached token's JWT claims (decoded, not verified)" },
+    {
+      command: "tessera inspect crm --json | jq .jwt.claims",
+      description: "The cached token's JWT claims (decoded, not verified)"
+    },
     { command: "tessera inspect crm --json | jq .cache.expires_at", description: "When the cached token expires" }
   ])
 )

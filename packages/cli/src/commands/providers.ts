@@ -34,7 +34,9 @@ export interface ProviderEntry {
 }
 
 const inputEntry = (i: Manifest.InputSpec): InputEntry => ({
-  name: i.name, type: i.type, secret: i.secret,
+  name: i.name,
+  type: i.type,
+  secret: i.secret,
   ...(i.title !== undefined ? { title: i.title } : {}),
   ...(i.default !== undefined ? { default: i.default.source } : {})
 })
@@ -42,40 +44,56 @@ const inputEntry = (i: Manifest.InputSpec): InputEntry => ({
 export const isBundled = (file: string): boolean => resolve(file).startsWith(resolve(Catalog.bundledDir) + sep)
 
 /** Where a manifest came from: "bundled", or its path relative to the working directory. */
-export const sourceOf = (file: string): string => isBundled(file) ? "bundled" : relative(process.cwd(), file) || file
+export const sourceOf = (file: string): string => (isBundled(file) ? "bundled" : relative(process.cwd(), file) || file)
 
 export const entries = (catalog: Catalog.Catalog, config?: Config.Config): ReadonlyArray<ProviderEntry> =>
-  [...catalog.manifests.values()].sort((a, b) => a.id.localeCompare(b.id)).map((m) => {
-    const inputs = [...m.inputs.values()]
-    const connections = config ? [...config.connections.values()].filter((c) => c.manifest.id === m.id).map((c) => c.name)
-      .concat([...config.broken].filter(([, b]) => b.provider === m.id).map(([n]) => n)).sort() : []
-    return {
-      id: m.id, name: m.name, source: sourceOf(m.file), file: m.file,
-      ...(m.docs !== undefined ? { docs: m.docs } : {}),
-      required: inputs.filter((i) => i.required).map(inputEntry),
-      optional: inputs.filter((i) => !i.required).map(inputEntry),
-      connections
-    }
-  })
+  [...catalog.manifests.values()]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((m) => {
+      const inputs = [...m.inputs.values()]
+      const connections = config
+        ? [...config.connections.values()]
+            .filter((c) => c.manifest.id === m.id)
+            .map((c) => c.name)
+            .concat([...config.broken].filter(([, b]) => b.provider === m.id).map(([n]) => n))
+            .sort()
+        : []
+      return {
+        id: m.id,
+        name: m.name,
+        source: sourceOf(m.file),
+        file: m.file,
+        ...(m.docs !== undefined ? { docs: m.docs } : {}),
+        required: inputs.filter((i) => i.required).map(inputEntry),
+        optional: inputs.filter((i) => !i.required).map(inputEntry),
+        connections
+      }
+    })
 
-const names = (inputs: ReadonlyArray<InputEntry>) => inputs.map((i) => i.secret ? `${i.name}*` : i.name).join(", ") || "-"
+const names = (inputs: ReadonlyArray<InputEntry>) =>
+  inputs.map((i) => (i.secret ? `${i.name}*` : i.name)).join(", ") || "-"
 
 export const render = (list: ReadonlyArray<ProviderEntry>): string =>
-  Report.table(["ID", "NAME", "SOURCE", "REQUIRED INPUTS", "OPTIONAL INPUTS"],
-    list.map((p) => [p.id, p.name, p.source, names(p.required), names(p.optional)])) + "\n\n* secret input"
+  Report.table(
+    ["ID", "NAME", "SOURCE", "REQUIRED INPUTS", "OPTIONAL INPUTS"],
+    list.map((p) => [p.id, p.name, p.source, names(p.required), names(p.optional)])
+  ) + "\n\n* secret input"
 
-export const handler = (o: { readonly config: Option.Option<string>; readonly json: boolean }) => Effect.gen(function*() {
-  const found = yield* ConfigDiscovery.discoverOptional(o.config)
-  const config = found ? yield* Config.load(found.file) : undefined
-  const catalog = config?.catalog ?? (yield* Catalog.load())
-  const list = entries(catalog, config)
-  yield* o.json ? Report.json({ providers: list }, { pretty: true }) : Console.log(render(list))
-}).pipe(Effect.catch(Report.failWith({ json: o.json })), Effect.withSpan("tessera.cli.providers"))
+export const handler = (o: { readonly config: Option.Option<string>; readonly json: boolean }) =>
+  Effect.gen(function* () {
+    const found = yield* ConfigDiscovery.discoverOptional(o.config)
+    const config = found ? yield* Config.load(found.file) : undefined
+    const catalog = config?.catalog ?? (yield* Catalog.load())
+    const list = entries(catalog, config)
+    yield* o.json ? Report.json({ providers: list }, { pretty: true }) : Console.log(render(list))
+  }).pipe(Effect.catch(Report.failWith({ json: o.json })), Effect.withSpan("tessera.cli.providers"))
 
 export const command = Command.make("providers", flags, handler).pipe(
-  Command.withDescription("List the providers tessera knows (bundled, and those in the config's providers: directories) " +
-    "with the inputs a connection must give (required) and may give (optional); * marks a secret input. " +
-    "Without a config, lists the bundled providers."),
+  Command.withDescription(
+    "List the providers tessera knows (bundled, and those in the config's providers: directories) " +
+      "with the inputs a connection must give (required) and may give (optional); * marks a secret input. " +
+      "Without a config, lists the bundled providers."
+  ),
   Command.withShortDescription("List known providers and their inputs"),
   Command.withExamples([
     { command: "tessera providers", description: "Table of providers and their inputs" },

@@ -38,84 +38,150 @@ const maxResponseBytes = 100 * 1024 * 1024
 // RFC 9110 §5.1: a field name is a token.
 const headerLine = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/
 
-export const parseHeaders = (lines: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<readonly [string, string]>, InvalidArgument> =>
+export const parseHeaders = (
+  lines: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<readonly [string, string]>, InvalidArgument> =>
   Effect.forEach(lines, (line) => {
     const m = headerLine.exec(line)
-    return m ? Effect.succeed([m[1]!, m[2]!] as const) : Effect.fail(new InvalidArgument({ argument: `-H ${JSON.stringify(line)}`, reason: "is not a header", hint: "write it as -H 'Name: value'" }))
+    return m
+      ? Effect.succeed([m[1]!, m[2]!] as const)
+      : Effect.fail(
+          new InvalidArgument({
+            argument: `-H ${JSON.stringify(line)}`,
+            reason: "is not a header",
+            hint: "write it as -H 'Name: value'"
+          })
+        )
   })
 
 /** The body `-d` names: the text itself, `@file` for a file's bytes, `-` (or `@-`) for standard input. */
-export const readBody = (data: string): Effect.Effect<Uint8Array, InvalidArgument, Stdio.Stdio> => Effect.gen(function*() {
-  if (data === "-" || data === "@-") {
-    const stdio = yield* Stdio.Stdio
-    const chunks = yield* Stream.runCollect(stdio.stdin).pipe(
-      Effect.mapError(() => new InvalidArgument({ argument: `-d ${data}`, reason: "could not be read from standard input" })))
-    return Buffer.concat(chunks)
-  }
-  if (data.startsWith("@")) {
-    const file = data.slice(1)
-    return yield* Effect.tryPromise({
-      try: () => readFile(file),
-      catch: (e) => new InvalidArgument({ argument: `-d ${data}`, reason: `names a file that cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` })
-    })
-  }
-  return Buffer.from(data, "utf8")
-})
+export const readBody = (data: string): Effect.Effect<Uint8Array, InvalidArgument, Stdio.Stdio> =>
+  Effect.gen(function* () {
+    if (data === "-" || data === "@-") {
+      const stdio = yield* Stdio.Stdio
+      const chunks = yield* Stream.runCollect(stdio.stdin).pipe(
+        Effect.mapError(
+          () => new InvalidArgument({ argument: `-d ${data}`, reason: "could not be read from standard input" })
+        )
+      )
+      return Buffer.concat(chunks)
+    }
+    if (data.startsWith("@")) {
+      const file = data.slice(1)
+      return yield* Effect.tryPromise({
+        try: () => readFile(file),
+        catch: (e) =>
+          new InvalidArgument({
+            argument: `-d ${data}`,
+            reason: `names a file that cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`
+          })
+      })
+    }
+    return Buffer.from(data, "utf8")
+  })
 
-const isJson = (body: Uint8Array): boolean => { try { JSON.parse(Buffer.from(body).toString("utf8")); return true } catch { return false } }
+const isJson = (body: Uint8Array): boolean => {
+  try {
+    JSON.parse(Buffer.from(body).toString("utf8"))
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** The absolute URL: a path against the manifest's api.base_url, or the URL as given. */
-export const targetUrl = (c: Connection.Connection, target: string): Effect.Effect<URL, InvalidArgument> => Effect.gen(function*() {
-  const base = c.manifest.api ? Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) }) : undefined
-  const url = yield* Effect.try({
-    try: () => apiUrl(base?._tag === "Value" ? Template.reveal(base.value) : undefined, target),
-    catch: () => new InvalidArgument({
-      argument: target,
-      reason: base?._tag === "Missing" ? `is a relative path, and ${c.manifest.id}'s api.base_url needs ${base.names.join(", ")}, which connection ${c.name} does not set`
-        : /^[a-z][a-z0-9+.-]*:/i.test(target) ? "is neither an http(s) URL nor a path" : `is a relative path, and provider ${c.manifest.id} has no api.base_url`,
-      hint: base?._tag === "Missing" ? `set ${base.names.map((n) => n.replace(/^inputs\./, "")).join(", ")} in the connection's inputs, or pass an absolute URL` : "pass an absolute URL"
+export const targetUrl = (c: Connection.Connection, target: string): Effect.Effect<URL, InvalidArgument> =>
+  Effect.gen(function* () {
+    const base = c.manifest.api
+      ? Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
+      : undefined
+    const url = yield* Effect.try({
+      try: () => apiUrl(base?._tag === "Value" ? Template.reveal(base.value) : undefined, target),
+      catch: () =>
+        new InvalidArgument({
+          argument: target,
+          reason:
+            base?._tag === "Missing"
+              ? `is a relative path, and ${c.manifest.id}'s api.base_url needs ${base.names.join(", ")}, which connection ${c.name} does not set`
+              : /^[a-z][a-z0-9+.-]*:/i.test(target)
+                ? "is neither an http(s) URL nor a path"
+                : `is a relative path, and provider ${c.manifest.id} has no api.base_url`,
+          hint:
+            base?._tag === "Missing"
+              ? `set ${base.names.map((n) => n.replace(/^inputs\./, "")).join(", ")} in the connection's inputs, or pass an absolute URL`
+              : "pass an absolute URL"
+        })
     })
+    const bad = Connection.checkUrl(url.toString(), c.allowInsecureHttp)
+    if (bad) return yield* new InvalidArgument({ argument: url.toString(), reason: bad.message, hint: bad.hint })
+    return url
   })
-  const bad = Connection.checkUrl(url.toString(), c.allowInsecureHttp)
-  if (bad) return yield* new InvalidArgument({ argument: url.toString(), reason: bad.message, hint: bad.hint })
-  return url
-})
 
 const toResponse = (r: Transport.HttpResponse): Response => ({
-  status: r.status, statusText: STATUS_CODES[r.status] ?? "", body: r.body,
-  headers: Object.entries(r.headers).flatMap(([k, v]) => v === undefined ? [] : typeof v === "string" ? [[k, v] as const] : v.map((x) => [k, x] as const))
+  status: r.status,
+  statusText: STATUS_CODES[r.status] ?? "",
+  body: r.body,
+  headers: Object.entries(r.headers).flatMap(([k, v]) =>
+    v === undefined ? [] : typeof v === "string" ? [[k, v] as const] : v.map((x) => [k, x] as const)
+  )
 })
 
 /** Sends the call with the current token; on a 401, invalidates it and sends once more with a new one. */
-export const send = (o: Options, url: URL, body: Uint8Array | undefined, headers: ReadonlyArray<readonly [string, string]>) =>
-  Effect.gen(function*() {
+export const send = (
+  o: Options,
+  url: URL,
+  body: Uint8Array | undefined,
+  headers: ReadonlyArray<readonly [string, string]>
+) =>
+  Effect.gen(function* () {
     const engine = yield* Engine.Engine
     const c = yield* engine.connection(o.connection)
     const where = { connection: c.name, provider: c.manifest.id }
     const http = engine.config.http
-    const call = Effect.gen(function*() {
+    const call = Effect.gen(function* () {
       const auth = yield* engine.authorization(o.connection)
       const sent: Record<string, string> = {}
-      for (const [k, v] of headers) sent[k.toLowerCase()] = sent[k.toLowerCase()] === undefined ? v : `${sent[k.toLowerCase()]}, ${v}`
+      for (const [k, v] of headers)
+        sent[k.toLowerCase()] = sent[k.toLowerCase()] === undefined ? v : `${sent[k.toLowerCase()]}, ${v}`
       sent["accept"] ??= "application/json, */*;q=0.5"
       // Like curl -d: form-encoded unless said otherwise, but JSON when the body is JSON (what these APIs take).
-      if (body !== undefined) sent["content-type"] ??= isJson(body) ? "application/json" : "application/x-www-form-urlencoded"
+      if (body !== undefined)
+        sent["content-type"] ??= isJson(body) ? "application/json" : "application/x-www-form-urlencoded"
       sent[auth.header.toLowerCase()] = Redacted.value(auth.value)
-      const r = yield* Transport.send({ method: o.method, url: url.toString(), headers: sent, body }, { timeoutMs: http.totalTimeoutMs, maxResponseBytes }).pipe(
-        Effect.mapError((f) => f.reason === "timeout"
-          ? new TokenError.UpstreamTimeout({ ...where, url: url.toString(), timeoutMs: http.totalTimeoutMs, attempts: 1 })
-          : new TokenError.TransportError({ ...where, url: url.toString(), reason: f.detail, attempts: 1 })))
+      const r = yield* Transport.send(
+        { method: o.method, url: url.toString(), headers: sent, body },
+        { timeoutMs: http.totalTimeoutMs, maxResponseBytes }
+      ).pipe(
+        Effect.mapError((f) =>
+          f.reason === "timeout"
+            ? new TokenError.UpstreamTimeout({
+                ...where,
+                url: url.toString(),
+                timeoutMs: http.totalTimeoutMs,
+                attempts: 1
+              })
+            : new TokenError.TransportError({ ...where, url: url.toString(), reason: f.detail, attempts: 1 })
+        )
+      )
       return { response: toResponse(r), token: Redacted.value(auth.result.accessToken) }
     })
     const first = yield* call
     if (first.response.status !== 401) return first
     // RFC 6750 §3.1: 401 invalid_token means the token is no good (revoked, rotated): a new one may well work.
-    yield* Effect.logInfo("the API answered 401: invalidating the token and retrying once").pipe(Effect.annotateLogs(where))
+    yield* Effect.logInfo("the API answered 401: invalidating the token and retrying once").pipe(
+      Effect.annotateLogs(where)
+    )
     yield* engine.invalidate(o.connection)
     return yield* call
   })
 
-const text = (body: Uint8Array): string | undefined => { try { return new TextDecoder("utf-8", { fatal: true }).decode(body) } catch { return undefined } }
+const text = (body: Uint8Array): string | undefined => {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(body)
+  } catch {
+    return undefined
+  }
+}
 
 /** The response with the token masked: an API that echoes request headers must not make `request` print it. */
 const masked = (r: Response, token: string): Response => {
@@ -132,78 +198,147 @@ export const toJson = (r: Response) => {
   const contentType = r.headers.find(([k]) => k === "content-type")?.[1] ?? ""
   const t = text(r.body)
   let body: unknown = t ?? Buffer.from(r.body).toString("base64")
-  if (t !== undefined && (/[/+]json\b/i.test(contentType) || t.trim().startsWith("{") || t.trim().startsWith("["))) { try { body = JSON.parse(t) } catch { /* keep the text */ } }
+  if (t !== undefined && (/[/+]json\b/i.test(contentType) || t.trim().startsWith("{") || t.trim().startsWith("["))) {
+    try {
+      body = JSON.parse(t)
+    } catch {
+      /* keep the text */
+    }
+  }
   if (t === "") body = null
   const headers: Record<string, string> = {}
   for (const [k, v] of r.headers) headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`
   return { status: r.status, headers, body }
 }
 
-export const handler = (o: Options) => Effect.gen(function*() {
-  const failFor = (secrets?: ReadonlyArray<string>) => Report.failWith({ json: o.json, secrets })
-  const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(failFor()))
-  const secrets = Report.secretsOf(config)
-  const level = yield* References.MinimumLogLevel
-  const method = o.method.toUpperCase()
-  const program = Effect.gen(function*() {
-    if (!/^[A-Z]+$/.test(method)) return yield* new InvalidArgument({ argument: o.method, reason: "is not an HTTP method", hint: "e.g. GET, POST, PUT, PATCH, DELETE" })
-    const engine = yield* Engine.Engine
-    const c = yield* engine.connection(o.connection)
-    const headers = yield* parseHeaders(o.header)
-    const clash = headers.find(([k]) => k.toLowerCase() === c.manifest.apply.header.toLowerCase())
-    if (clash) return yield* new InvalidArgument({ argument: `-H ${clash[0]}`, reason: "is set by tessera, from the token", hint: `${c.manifest.id}'s apply rule puts the token in ${c.manifest.apply.header}` })
-    const body = Option.isSome(o.data) ? yield* readBody(o.data.value) : undefined
-    if (body !== undefined && (method === "GET" || method === "HEAD")) return yield* new InvalidArgument({ argument: "-d", reason: `cannot go with a ${method} request`, hint: "use POST, PUT or PATCH, or put parameters in the URL's query" })
-    const url = yield* targetUrl(c, o.target)
-    const { response, token } = yield* send({ ...o, method }, url, body, headers).pipe(Terminal.withSpinner(`${method} ${url.origin}${url.pathname}`))
-    const shown = masked(response, token)
-    if (o.json) yield* Report.json(toJson(shown), { pretty: true })
-    else {
-      if (o.include) {
-        const p = yield* Terminal.paint("stdout")
-        const head = [p.bold(`HTTP/1.1 ${shown.status} ${shown.statusText}`.trimEnd()), ...shown.headers.map(([k, v]) => `${p.cyan(k)}: ${v}`)]
-        yield* Terminal.write("stdout", `${head.join("\n")}\n\n`)
+export const handler = (o: Options) =>
+  Effect.gen(function* () {
+    const failFor = (secrets?: ReadonlyArray<string>) => Report.failWith({ json: o.json, secrets })
+    const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(failFor()))
+    const secrets = Report.secretsOf(config)
+    const level = yield* References.MinimumLogLevel
+    const method = o.method.toUpperCase()
+    const program = Effect.gen(function* () {
+      if (!/^[A-Z]+$/.test(method))
+        return yield* new InvalidArgument({
+          argument: o.method,
+          reason: "is not an HTTP method",
+          hint: "e.g. GET, POST, PUT, PATCH, DELETE"
+        })
+      const engine = yield* Engine.Engine
+      const c = yield* engine.connection(o.connection)
+      const headers = yield* parseHeaders(o.header)
+      const clash = headers.find(([k]) => k.toLowerCase() === c.manifest.apply.header.toLowerCase())
+      if (clash)
+        return yield* new InvalidArgument({
+          argument: `-H ${clash[0]}`,
+          reason: "is set by tessera, from the token",
+          hint: `${c.manifest.id}'s apply rule puts the token in ${c.manifest.apply.header}`
+        })
+      const body = Option.isSome(o.data) ? yield* readBody(o.data.value) : undefined
+      if (body !== undefined && (method === "GET" || method === "HEAD"))
+        return yield* new InvalidArgument({
+          argument: "-d",
+          reason: `cannot go with a ${method} request`,
+          hint: "use POST, PUT or PATCH, or put parameters in the URL's query"
+        })
+      const url = yield* targetUrl(c, o.target)
+      const { response, token } = yield* send({ ...o, method }, url, body, headers).pipe(
+        Terminal.withSpinner(`${method} ${url.origin}${url.pathname}`)
+      )
+      const shown = masked(response, token)
+      if (o.json) yield* Report.json(toJson(shown), { pretty: true })
+      else {
+        if (o.include) {
+          const p = yield* Terminal.paint("stdout")
+          const head = [
+            p.bold(`HTTP/1.1 ${shown.status} ${shown.statusText}`.trimEnd()),
+            ...shown.headers.map(([k, v]) => `${p.cyan(k)}: ${v}`)
+          ]
+          yield* Terminal.write("stdout", `${head.join("\n")}\n\n`)
+        }
+        yield* Terminal.write("stdout", shown.body)
+        // On a terminal, end with a newline so the prompt does not follow the body; pipes get the bytes as sent.
+        const stdio = yield* Stdio.Stdio
+        if (shown.body.length > 0 && shown.body[shown.body.length - 1] !== 0x0a && (yield* stdio.stdoutIsTerminal))
+          yield* Terminal.write("stdout", "\n")
       }
-      yield* Terminal.write("stdout", shown.body)
-      // On a terminal, end with a newline so the prompt does not follow the body; pipes get the bytes as sent.
-      const stdio = yield* Stdio.Stdio
-      if (shown.body.length > 0 && shown.body[shown.body.length - 1] !== 0x0a && (yield* stdio.stdoutIsTerminal)) yield* Terminal.write("stdout", "\n")
-    }
-    if (response.status >= 400) {
-      return yield* new ApiStatus({ connection: c.name, provider: c.manifest.id, method, url: `${url.origin}${url.pathname}`, status: response.status, statusText: response.statusText })
-    }
-  })
-  yield* program.pipe(
-    Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
-    Effect.catch(failFor(secrets))
-  )
-}).pipe(Effect.withSpan("tessera.cli.request"))
+      if (response.status >= 400) {
+        return yield* new ApiStatus({
+          connection: c.name,
+          provider: c.manifest.id,
+          method,
+          url: `${url.origin}${url.pathname}`,
+          status: response.status,
+          statusText: response.statusText
+        })
+      }
+    })
+    yield* program.pipe(
+      Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
+      Effect.catch(failFor(secrets))
+    )
+  }).pipe(Effect.withSpan("tessera.cli.request"))
 
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
-  method: Argument.String("method").pipe(Argument.withMetavar("METHOD"), Argument.withDescription("the HTTP method: GET, POST, PUT, PATCH, DELETE, ...")),
-  target: Argument.String("path-or-url").pipe(Argument.withDescription("a path under the provider's api.base_url (/users?active=true), or an absolute URL")),
-  data: Flag.String("data").pipe(Flag.withAlias("d"), Flag.withMetavar("BODY"), Flag.optional,
-    Flag.withDescription("request body: the text itself, @FILE for a file, - for standard input. Sent as application/json when it is JSON, else form-encoded, unless -H sets Content-Type")),
-  header: Flag.String("header").pipe(Flag.withAlias("H"), Flag.withMetavar("'Name: value'"), Flag.atLeast(0),
-    Flag.withDescription("an extra request header; repeat for more. The token's header (Authorization) is set by tessera")),
-  include: Flag.Boolean("include").pipe(Flag.withAlias("i"), Flag.withDefault(false), Flag.withDescription("print the status line and the response headers before the body")),
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {status, headers, body} as JSON: the body parsed when it is JSON, else as text (base64 when it is not UTF-8); failures as {error: {code, message}} on stderr")),
+  method: Argument.String("method").pipe(
+    Argument.withMetavar("METHOD"),
+    Argument.withDescription("the HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
+  ),
+  target: Argument.String("path-or-url").pipe(
+    Argument.withDescription("a path under the provider's api.base_url (/users?active=true), or an absolute URL")
+  ),
+  data: Flag.String("data").pipe(
+    Flag.withAlias("d"),
+    Flag.withMetavar("BODY"),
+    Flag.optional,
+    Flag.withDescription(
+      "request body: the text itself, @FILE for a file, - for standard input. Sent as application/json when it is JSON, else form-encoded, unless -H sets Content-Type"
+    )
+  ),
+  header: Flag.String("header").pipe(
+    Flag.withAlias("H"),
+    Flag.withMetavar("'Name: value'"),
+    Flag.atLeast(0),
+    Flag.withDescription(
+      "an extra request header; repeat for more. The token's header (Authorization) is set by tessera"
+    )
+  ),
+  include: Flag.Boolean("include").pipe(
+    Flag.withAlias("i"),
+    Flag.withDefault(false),
+    Flag.withDescription("print the status line and the response headers before the body")
+  ),
+  json: Flag.Boolean("json").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(
+      "print {status, headers, body} as JSON: the body parsed when it is JSON, else as text (base64 when it is not UTF-8); failures as {error: {code, message}} on stderr"
+    )
+  ),
   config: ConfigDiscovery.flag
 }
 
 export const command = Command.make("request", flags, handler).pipe(
-  Command.withDescription("Make an authenticated API call with a connection's token, like curl: a path is resolved against the " +
-    "provider's api.base_url, an absolute URL is used as is, the token goes in the header the manifest's apply rule names, " +
-    "and a 401 answer invalidates the token and retries once with a new one. The response body goes to stdout; the " +
-    "Authorization value is never printed. Exit 0 for a 2xx or 3xx answer (redirects are not followed), 1 for an answer of " +
-    "400 or more (its body still printed) or when getting the token or reaching the API fails, 2 when the command line " +
-    "or the config is wrong."),
+  Command.withDescription(
+    "Make an authenticated API call with a connection's token, like curl: a path is resolved against the " +
+      "provider's api.base_url, an absolute URL is used as is, the token goes in the header the manifest's apply rule names, " +
+      "and a 401 answer invalidates the token and retries once with a new one. The response body goes to stdout; the " +
+      "Authorization value is never printed. Exit 0 for a 2xx or 3xx answer (redirects are not followed), 1 for an answer of " +
+      "400 or more (its body still printed) or when getting the token or reaching the API fails, 2 when the command line " +
+      "or the config is wrong."
+  ),
   Command.withShortDescription("Make an authenticated API call"),
   Command.withExamples([
-    { command: "tessera request jobs GET '/dvinciUsers?active=true'", description: "GET a path under the provider's api.base_url" },
+    {
+      command: "tessera request jobs GET '/dvinciUsers?active=true'",
+      description: "GET a path under the provider's api.base_url"
+    },
     { command: `tessera request jobs POST /jobs -d '{"title":"Engineer"}'`, description: "POST a JSON body" },
-    { command: "tessera request jobs PUT /jobs/7 -d @job.json -H 'If-Match: \"3\"'", description: "Body from a file, with an extra header" },
+    {
+      command: "tessera request jobs PUT /jobs/7 -d @job.json -H 'If-Match: \"3\"'",
+      description: "Body from a file, with an extra header"
+    },
     { command: "tessera request jobs GET /jobs -i", description: "Show the status line and response headers too" },
     { command: "tessera request jobs GET /jobs --json | jq .status", description: "{status, headers, body} as JSON" }
   ])

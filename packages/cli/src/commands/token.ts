@@ -11,13 +11,32 @@ import * as Terminal from "../terminal.ts"
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false),
-    Flag.withDescription("print one JSON object {connection, provider, access_token, token_type, expires_at}; failures as {error: {code, message}} on stderr")),
-  noCache: Flag.Boolean("no-cache").pipe(Flag.withDefault(false), Flag.withDescription("neither read nor write the token cache: always ask the provider")),
-  force: Flag.Boolean("force").pipe(Flag.withDefault(false), Flag.withDescription("renew even if the cached token is still fresh (uses the refresh token when there is one)")),
-  dryRun: Flag.Boolean("dry-run").pipe(Flag.withDefault(false), Flag.withDescription("print the request that would be sent, secrets masked as ***, and send nothing")),
-  curl: Flag.Boolean("curl").pipe(Flag.withDefault(false), Flag.withDescription("print the request as a curl command, secrets masked, and send nothing")),
-  showSecrets: Flag.Boolean("show-secrets").pipe(Flag.withDefault(false), Flag.withDescription("with --dry-run or --curl: print secrets instead of ***"))
+  json: Flag.Boolean("json").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(
+      "print one JSON object {connection, provider, access_token, token_type, expires_at}; failures as {error: {code, message}} on stderr"
+    )
+  ),
+  noCache: Flag.Boolean("no-cache").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("neither read nor write the token cache: always ask the provider")
+  ),
+  force: Flag.Boolean("force").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("renew even if the cached token is still fresh (uses the refresh token when there is one)")
+  ),
+  dryRun: Flag.Boolean("dry-run").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("print the request that would be sent, secrets masked as ***, and send nothing")
+  ),
+  curl: Flag.Boolean("curl").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("print the request as a curl command, secrets masked, and send nothing")
+  ),
+  showSecrets: Flag.Boolean("show-secrets").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription("with --dry-run or --curl: print secrets instead of ***")
+  )
 }
 
 export interface Options {
@@ -32,8 +51,11 @@ export interface Options {
 }
 
 /** The flow the engine would run next: refresh when a refresh token is cached and the manifest has that flow. */
-const nextFlow = (engine: Engine.EngineShape, o: Options): Effect.Effect<"acquire" | "refresh", TokenError.TokenError> =>
-  Effect.gen(function*() {
+const nextFlow = (
+  engine: Engine.EngineShape,
+  o: Options
+): Effect.Effect<"acquire" | "refresh", TokenError.TokenError> =>
+  Effect.gen(function* () {
     if (o.noCache) return "acquire"
     const c = yield* engine.connection(o.connection)
     if (!c.manifest.flows.refresh) return "acquire"
@@ -43,41 +65,65 @@ const nextFlow = (engine: Engine.EngineShape, o: Options): Effect.Effect<"acquir
 
 /** The request as an HTTP message: request line, headers, blank line, body. */
 const httpText = (method: string, e: ReturnType<typeof TokenRequest.encode>): string =>
-  [`${method} ${e.url}`, ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`), ...(e.body === undefined ? [] : ["", e.body])].join("\n")
+  [
+    `${method} ${e.url}`,
+    ...Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`),
+    ...(e.body === undefined ? [] : ["", e.body])
+  ].join("\n")
 
-const describe = (engine: Engine.EngineShape, o: Options) => Effect.gen(function*() {
-  const req = yield* engine.describeRequest(o.connection, yield* nextFlow(engine, o))
-  if (o.curl) return yield* Console.log(TokenRequest.toCurl(req, { showSecrets: o.showSecrets }))
-  const e = TokenRequest.encode(req, { mask: !o.showSecrets })
-  if (o.json) return yield* Report.json({ flow: req.flow, method: req.method, url: e.url, headers: e.headers, body: e.body ?? null })
-  yield* Console.log(httpText(req.method, e))
-})
-
-export const handler = (o: Options) => Effect.gen(function*() {
-  const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
-  // The level the CLI chose (--log-level, else $TESSERA_LOG_LEVEL) also governs the engine's logs.
-  const level = yield* References.MinimumLogLevel
-  const program = Effect.gen(function*() {
-    const engine = yield* Engine.Engine
-    if (o.dryRun || o.curl) return yield* describe(engine, o)
-    const result = yield* engine.getToken(o.connection, { force: o.force, noCache: o.noCache }).pipe(Terminal.withSpinner(`getting a token for ${o.connection}`))
-    yield* Effect.logInfo(`${result.decision.action}: ${result.decision.reason}`).pipe(
-      Effect.annotateLogs({ connection: result.connection, provider: result.provider }))
-    yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
+const describe = (engine: Engine.EngineShape, o: Options) =>
+  Effect.gen(function* () {
+    const req = yield* engine.describeRequest(o.connection, yield* nextFlow(engine, o))
+    if (o.curl) return yield* Console.log(TokenRequest.toCurl(req, { showSecrets: o.showSecrets }))
+    const e = TokenRequest.encode(req, { mask: !o.showSecrets })
+    if (o.json)
+      return yield* Report.json({
+        flow: req.flow,
+        method: req.method,
+        url: e.url,
+        headers: e.headers,
+        body: e.body ?? null
+      })
+    yield* Console.log(httpText(req.method, e))
   })
-  yield* program.pipe(
-    Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
-    Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
-  )
-}).pipe(Effect.withSpan("tessera.cli.token"))
+
+export const handler = (o: Options) =>
+  Effect.gen(function* () {
+    const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
+    // The level the CLI chose (--log-level, else $TESSERA_LOG_LEVEL) also governs the engine's logs.
+    const level = yield* References.MinimumLogLevel
+    const program = Effect.gen(function* () {
+      const engine = yield* Engine.Engine
+      if (o.dryRun || o.curl) return yield* describe(engine, o)
+      const result = yield* engine
+        .getToken(o.connection, { force: o.force, noCache: o.noCache })
+        .pipe(Terminal.withSpinner(`getting a token for ${o.connection}`))
+      yield* Effect.logInfo(`${result.decision.action}: ${result.decision.reason}`).pipe(
+        Effect.annotateLogs({ connection: result.connection, provider: result.provider })
+      )
+      yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
+    })
+    yield* program.pipe(
+      Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
+      Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
+    )
+  }).pipe(Effect.withSpan("tessera.cli.token"))
 
 export const command = Command.make("token", flags, handler).pipe(
-  Command.withDescription("Print a connection's access token on stdout, from the cache while it is fresh, renewed otherwise. " +
-    "Exit 0 on success, 1 when the provider, the network or the cache fails, 2 when the config or the command line is wrong."),
+  Command.withDescription(
+    "Print a connection's access token on stdout, from the cache while it is fresh, renewed otherwise. " +
+      "Exit 0 on success, 1 when the provider, the network or the cache fails, 2 when the config or the command line is wrong."
+  ),
   Command.withShortDescription("Print a connection's access token"),
   Command.withExamples([
-    { command: `curl -H "Authorization: Bearer $(tessera token crm)" https://api.example.com/v1/me`, description: "Use the token of connection crm in a script" },
+    {
+      command: `curl -H "Authorization: Bearer $(tessera token crm)" https://api.example.com/v1/me`,
+      description: "Use the token of connection crm in a script"
+    },
     { command: "tessera token crm --json --config ./tessera.yaml", description: "Token, type and expiry as JSON" },
-    { command: "tessera token crm --curl", description: "Show the token request as a curl command (secrets masked), send nothing" }
+    {
+      command: "tessera token crm --curl",
+      description: "Show the token request as a curl command (secrets masked), send nothing"
+    }
   ])
 )

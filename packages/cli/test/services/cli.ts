@@ -10,7 +10,11 @@ import { fileURLToPath } from "node:url"
 export const bin = fileURLToPath(new URL("../../bin/tessera.mjs", import.meta.url))
 export const repoProviders = fileURLToPath(new URL("../../../../providers/", import.meta.url))
 
-export interface Result { readonly code: number; readonly stdout: string; readonly stderr: string }
+export interface Result {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
 
 export interface RunOptions {
   readonly cwd: string
@@ -33,25 +37,50 @@ const baseEnv = (): Record<string, string> => {
 // one may run into its timeout; queued, each finishes quickly and the whole takes as long.
 const slots = { free: Math.max(4, availableParallelism() * 2), waiting: [] as Array<() => void> }
 const limited = <A>(start: () => Promise<A>): Promise<A> => {
-  const run = () => start().finally(() => { const next = slots.waiting.shift(); if (next) next(); else slots.free++ })
-  if (slots.free > 0) { slots.free--; return run() }
-  return new Promise<A>((resolve, reject) => slots.waiting.push(() => { run().then(resolve, reject) }))
+  const run = () =>
+    start().finally(() => {
+      const next = slots.waiting.shift()
+      if (next) next()
+      else slots.free++
+    })
+  if (slots.free > 0) {
+    slots.free--
+    return run()
+  }
+  return new Promise<A>((resolve, reject) =>
+    slots.waiting.push(() => {
+      run().then(resolve, reject)
+    })
+  )
 }
 
 /** `node bin/tessera.mjs ...args`; the token cache is `<cwd>/.cache` unless env says otherwise. */
-export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> => limited(() =>
-  new Promise((resolve, reject) => {
-    const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), ...opts.env }
-    const child = execFile(process.execPath, [bin, ...args], { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") return reject(new Error(`tessera ${args.join(" ")}: ${error.message}\n${stderr}`))
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
-    })
-    child.stdin?.end(opts.input)
-  }))
+export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> =>
+  limited(
+    () =>
+      new Promise((resolve, reject) => {
+        const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), ...opts.env }
+        const child = execFile(
+          process.execPath,
+          [bin, ...args],
+          { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" },
+          (error, stdout, stderr) => {
+            if (error && typeof error.code !== "number")
+              return reject(new Error(`tessera ${args.join(" ")}: ${error.message}\n${stderr}`))
+            resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
+          }
+        )
+        child.stdin?.end(opts.input)
+      })
+  )
 
 /** Whether util-linux `script` is there to give `tesseraTty` a pseudo-terminal. */
 export const hasScript: boolean = (() => {
-  try { return /util-linux/.test(execFileSync("script", ["--version"], { encoding: "utf8" })) } catch { return false }
+  try {
+    return /util-linux/.test(execFileSync("script", ["--version"], { encoding: "utf8" }))
+  } catch {
+    return false
+  }
 })()
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
@@ -62,26 +91,46 @@ export interface TtyOptions extends RunOptions {
 }
 
 /** `tessera ...args` with stdin, stdout and stderr on one pseudo-terminal; `output` is everything it showed. */
-export const tesseraTty = (args: ReadonlyArray<string>, opts: TtyOptions): Promise<{ readonly code: number; readonly output: string }> => limited(() =>
-  new Promise((resolve, reject) => {
-    const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), TERM: "xterm-256color", ...opts.env }
-    const command = [process.execPath, bin, ...args].map(shellQuote).join(" ")
-    const child = spawn("script", ["-qefc", command, "/dev/null"], { cwd: opts.cwd, env, stdio: ["pipe", "pipe", "pipe"] })
-    const pending = [...(opts.answers ?? [])]
-    let output = "", since = 0
-    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`tessera ${args.join(" ")} on a tty timed out:\n${output}`)) }, 30_000)
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString("utf8")
-      const next = pending[0]
-      if (next && (typeof next[0] === "string" ? output.slice(since).includes(next[0]) : next[0].test(output.slice(since)))) {
-        pending.shift()
-        since = output.length
-        child.stdin.write(next[1])
-      }
-    })
-    child.on("error", reject)
-    child.on("close", (code) => { clearTimeout(timer); resolve({ code: code ?? -1, output }) })
-  }))
+export const tesseraTty = (
+  args: ReadonlyArray<string>,
+  opts: TtyOptions
+): Promise<{ readonly code: number; readonly output: string }> =>
+  limited(
+    () =>
+      new Promise((resolve, reject) => {
+        const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), TERM: "xterm-256color", ...opts.env }
+        const command = [process.execPath, bin, ...args].map(shellQuote).join(" ")
+        const child = spawn("script", ["-qefc", command, "/dev/null"], {
+          cwd: opts.cwd,
+          env,
+          stdio: ["pipe", "pipe", "pipe"]
+        })
+        const pending = [...(opts.answers ?? [])]
+        let output = "",
+          since = 0
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL")
+          reject(new Error(`tessera ${args.join(" ")} on a tty timed out:\n${output}`))
+        }, 30_000)
+        child.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString("utf8")
+          const next = pending[0]
+          if (
+            next &&
+            (typeof next[0] === "string" ? output.slice(since).includes(next[0]) : next[0].test(output.slice(since)))
+          ) {
+            pending.shift()
+            since = output.length
+            child.stdin.write(next[1])
+          }
+        })
+        child.on("error", reject)
+        child.on("close", (code) => {
+          clearTimeout(timer)
+          resolve({ code: code ?? -1, output })
+        })
+      })
+  )
 
 /** A fresh temp directory; `cleanup` removes every one made. */
 const made: string[] = []
@@ -90,7 +139,9 @@ export const tempDir = (): string => {
   made.push(dir)
   return dir
 }
-export const cleanup = () => { for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true }) }
+export const cleanup = () => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true })
+}
 
 export const write = (file: string, text: string): string => {
   mkdirSync(dirname(file), { recursive: true })
@@ -99,11 +150,18 @@ export const write = (file: string, text: string): string => {
 }
 
 /** A tessera.yaml text with the given connections: name -> provider and inputs. */
-export const configText = (connections: Readonly<Record<string, { provider: string; inputs: Readonly<Record<string, string>> }>>): string =>
-  ["connections:", ...Object.entries(connections).flatMap(([name, c]) => [
-    `  ${name}:`, `    provider: ${c.provider}`, "    inputs:",
-    ...Object.entries(c.inputs).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)
-  ])].join("\n") + "\n"
+export const configText = (
+  connections: Readonly<Record<string, { provider: string; inputs: Readonly<Record<string, string>> }>>
+): string =>
+  [
+    "connections:",
+    ...Object.entries(connections).flatMap(([name, c]) => [
+      `  ${name}:`,
+      `    provider: ${c.provider}`,
+      "    inputs:",
+      ...Object.entries(c.inputs).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)
+    ])
+  ].join("\n") + "\n"
 
 /** 1-based line and column of the first occurrence of `needle` in `text`. */
 export const positionOf = (text: string, needle: string): { line: number; col: number } => {

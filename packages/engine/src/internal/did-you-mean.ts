@@ -21,7 +21,10 @@ export const closest = (name: string, candidates: ReadonlyArray<string>): string
   let bestScore = Math.max(2, Math.floor(name.length / 3)) + 1
   for (const c of candidates) {
     const d = distance(name.toLowerCase(), c.toLowerCase())
-    if (d < bestScore) { best = c; bestScore = d }
+    if (d < bestScore) {
+      best = c
+      bestScore = d
+    }
   }
   return best
 }

@@ -11,19 +11,49 @@ import { closest } from "./did-you-mean.ts"
 
 const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true, validateFormats: true })
 ajv.addFormat("uri", { type: "string", validate: (s: string) => URL.canParse(s) })
-ajv.addFormat("regex", { type: "string", validate: (s: string) => { try { new RegExp(s, "u"); return true } catch { return false } } })
+ajv.addFormat("regex", {
+  type: "string",
+  validate: (s: string) => {
+    try {
+      new RegExp(s, "u")
+      return true
+    } catch {
+      return false
+    }
+  }
+})
 
 let compiled: { provider: ValidateFunction; config: ValidateFunction } | undefined
 const schema = (file: string): object => JSON.parse(readFileSync(join(schemasDir, file), "utf8")) as object
-const validators = () => compiled ??= { provider: ajv.compile(schema("provider.schema.json")), config: ajv.compile(schema("config.schema.json")) }
+const validators = () =>
+  (compiled ??= {
+    provider: ajv.compile(schema("provider.schema.json")),
+    config: ajv.compile(schema("config.schema.json"))
+  })
 
 const pointerToPath = (pointer: string): Array<string | number> =>
-  pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~")).map((s) => /^\d+$/.test(s) ? Number(s) : s)
+  pointer === ""
+    ? []
+    : pointer
+        .slice(1)
+        .split("/")
+        .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"))
+        .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
 
-const typeName = (v: unknown): string => v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a mapping" : `${typeof v} ${JSON.stringify(v)}`
+const typeName = (v: unknown): string =>
+  v === null
+    ? "null"
+    : Array.isArray(v)
+      ? "a list"
+      : typeof v === "object"
+        ? "a mapping"
+        : `${typeof v} ${JSON.stringify(v)}`
 
 const valueAt = (root: unknown, path: ReadonlyArray<string | number>): unknown =>
-  path.reduce<unknown>((v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined), root)
+  path.reduce<unknown>(
+    (v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined),
+    root
+  )
 
 /** Ajv reports every branch of a failed oneOf/anyOf. Keep the branch that came closest (fewest errors) so the
  *  user reads about the shape they were most likely writing. */
@@ -32,7 +62,9 @@ const pruneBranches = (errors: ReadonlyArray<ErrorObject>): ReadonlyArray<ErrorO
   const unions = result.filter((e) => e.keyword === "oneOf" || e.keyword === "anyOf")
   for (const u of unions) {
     const prefix = `${u.schemaPath}/`
-    const branchErrors = result.filter((e) => e.schemaPath.startsWith(prefix) && e.instancePath.startsWith(u.instancePath))
+    const branchErrors = result.filter(
+      (e) => e.schemaPath.startsWith(prefix) && e.instancePath.startsWith(u.instancePath)
+    )
     if (branchErrors.length === 0) continue
     const byBranch = new Map<string, ErrorObject[]>()
     for (const e of branchErrors) {
@@ -60,7 +92,9 @@ const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
   switch (e.keyword) {
     case "additionalProperties": {
       const key = String(e.params["additionalProperty"])
-      const allowed = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {})
+      const allowed = Object.keys(
+        (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {}
+      )
       const guess = closest(key, allowed)
       return problemAt(src, [...path, key], `unknown key "${key}"`, {
         key: true,
@@ -68,26 +102,44 @@ const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
       })
     }
     case "required":
-      return problemAt(src, path, `missing required key "${String(e.params["missingProperty"])}"`, { hint: `add "${String(e.params["missingProperty"])}:" here` })
+      return problemAt(src, path, `missing required key "${String(e.params["missingProperty"])}"`, {
+        hint: `add "${String(e.params["missingProperty"])}:" here`
+      })
     case "enum": {
       const allowed = (e.params["allowedValues"] as ReadonlyArray<unknown>).map((v) => JSON.stringify(v))
       return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use one of: ${allowed.join(", ")}` })
     }
     case "const":
-      return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use ${JSON.stringify(e.params["allowedValue"])}` })
+      return problemAt(src, path, `${typeName(value)} is not allowed`, {
+        hint: `use ${JSON.stringify(e.params["allowedValue"])}`
+      })
     case "type": {
       const expected = e.params["type"] as string | ReadonlyArray<string>
-      return problemAt(src, path, `expected ${typeof expected === "string" ? expected : expected.join(" or ")}, found ${typeName(value)}`)
+      return problemAt(
+        src,
+        path,
+        `expected ${typeof expected === "string" ? expected : expected.join(" or ")}, found ${typeName(value)}`
+      )
     }
     case "pattern":
       return problemAt(src, path, `${typeName(value)} does not match ${String(e.params["pattern"])}`, {
-        hint: String(e.params["pattern"]).includes("a-z0-9]+(-") ? "use lower-case kebab-case, e.g. my-provider" : undefined
+        hint: String(e.params["pattern"]).includes("a-z0-9]+(-")
+          ? "use lower-case kebab-case, e.g. my-provider"
+          : undefined
       })
     case "propertyNames": {
       // Input names are snake_case; connection names are freer. Say what this mapping's names must look like.
       const pattern = (e.schema as { pattern?: string } | undefined)?.pattern
-      const hint = pattern === undefined || pattern === "^[a-z][a-z0-9_]*$" ? "keys are snake_case: lower-case letters, digits and _" : `keys here must match ${pattern}`
-      return problemAt(src, [...path, String(e.params["propertyName"])], `invalid key "${String(e.params["propertyName"])}"`, { key: true, hint })
+      const hint =
+        pattern === undefined || pattern === "^[a-z][a-z0-9_]*$"
+          ? "keys are snake_case: lower-case letters, digits and _"
+          : `keys here must match ${pattern}`
+      return problemAt(
+        src,
+        [...path, String(e.params["propertyName"])],
+        `invalid key "${String(e.params["propertyName"])}"`,
+        { key: true, hint }
+      )
     }
     case "minProperties": {
       const description = (e.parentSchema as { description?: string } | undefined)?.description
@@ -106,10 +158,14 @@ export const check = (kind: "provider" | "config", src: YamlSource): ReadonlyArr
   const errors = pruneBranches(validate.errors ?? [])
   // A propertyNames failure also yields a "pattern" error for the name itself; report the name once.
   // An if/then failure also yields an "if" error saying only "must match then schema": the then error says what.
-  const filtered = errors.filter((e) => !(e.keyword === "pattern" && e.propertyName !== undefined) && e.keyword !== "if")
+  const filtered = errors.filter(
+    (e) => !(e.keyword === "pattern" && e.propertyName !== undefined) && e.keyword !== "if"
+  )
   const seen = new Set<string>()
-  return filtered.map((e) => toProblem(src, e)).filter((p) => {
-    const k = `${p.line}:${p.col}:${p.message}`
-    return seen.has(k) ? false : (seen.add(k), true)
-  })
+  return filtered
+    .map((e) => toProblem(src, e))
+    .filter((p) => {
+      const k = `${p.line}:${p.col}:${p.message}`
+      return seen.has(k) ? false : (seen.add(k), true)
+    })
 }

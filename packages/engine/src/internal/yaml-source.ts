@@ -1,6 +1,17 @@
 /** Parses YAML while keeping source positions, so every later problem can point at file:line:col.
  *  @internal */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Alias, type Document, type Node } from "yaml"
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Alias,
+  type Document,
+  type Node
+} from "yaml"
 import type { Problem, Severity } from "../problem.ts"
 import { joinPath } from "../problem.ts"
 
@@ -12,7 +23,8 @@ export interface YamlSource {
   readonly lines: LineCounter
 }
 
-export type Parsed = { readonly ok: true; readonly source: YamlSource } | { readonly ok: false; readonly problems: ReadonlyArray<Problem> }
+export type Parsed =
+  { readonly ok: true; readonly source: YamlSource } | { readonly ok: false; readonly problems: ReadonlyArray<Problem> }
 
 export const parse = (file: string, text: string): Parsed => {
   const lines = new LineCounter()
@@ -23,8 +35,20 @@ export const parse = (file: string, text: string): Parsed => {
       problems: doc.errors.map((e) => {
         // With prettyErrors: false the parser leaves linePos unset, so place the error from its offset.
         const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0])
-        const message = e.code === "DUPLICATE_KEY" ? "duplicate key: a key may appear only once in a mapping" : e.message.split("\n")[0] ?? e.message
-        return { severity: "error", file, line: pos.line, col: pos.col, path: "", message, hint: e.code === "DUPLICATE_KEY" ? "remove or rename one of the two keys" : "fix the YAML syntax at this position" }
+        const message =
+          e.code === "DUPLICATE_KEY"
+            ? "duplicate key: a key may appear only once in a mapping"
+            : (e.message.split("\n")[0] ?? e.message)
+        return {
+          severity: "error",
+          file,
+          line: pos.line,
+          col: pos.col,
+          path: "",
+          message,
+          hint:
+            e.code === "DUPLICATE_KEY" ? "remove or rename one of the two keys" : "fix the YAML syntax at this position"
+        }
       })
     }
   }
@@ -35,15 +59,19 @@ export const parse = (file: string, text: string): Parsed => {
   } catch (e) {
     let first: Alias | undefined
     let dangling: Alias | undefined
-    visit(doc, { Alias: (_, node) => {
-      first ??= node
-      if (node.resolve(doc) !== undefined) return undefined
-      dangling = node
-      return visit.BREAK
-    } })
+    visit(doc, {
+      Alias: (_, node) => {
+        first ??= node
+        if (node.resolve(doc) !== undefined) return undefined
+        dangling = node
+        return visit.BREAK
+      }
+    })
     const pos = lines.linePos((dangling ?? first)?.range?.[0] ?? 0)
     const message = e instanceof Error ? e.message : String(e)
-    const hint = dangling ? "define the anchor (&name) before its alias (*name)" : "aliases expanding to this many copies are refused; write the values out"
+    const hint = dangling
+      ? "define the anchor (&name) before its alias (*name)"
+      : "aliases expanding to this many copies are refused; write the values out"
     return { ok: false, problems: [{ severity: "error", file, line: pos.line, col: pos.col, path: "", message, hint }] }
   }
 }
@@ -51,7 +79,11 @@ export const parse = (file: string, text: string): Parsed => {
 /** Position of the node at `path`. With `key: true`, the position of the mapping key holding it (for unknown keys).
  *  With `index`, the position of that character of a string value, when the value is written on one line as is
  *  (plain, or quoted without escapes); otherwise the value's own position. */
-export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>, opts: { key?: boolean; index?: number | undefined } = {}): { line: number; col: number } => {
+export const positionOf = (
+  src: YamlSource,
+  path: ReadonlyArray<string | number>,
+  opts: { key?: boolean; index?: number | undefined } = {}
+): { line: number; col: number } => {
   let node: unknown = src.doc.contents
   let offset = (node as Node | null)?.range?.[0] ?? 0
   for (let i = 0; i < path.length; i++) {
@@ -61,7 +93,11 @@ export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>
       if (!pair) break
       const last = i === path.length - 1
       const keyNode = pair.key as Node
-      if (last && opts.key) { offset = keyNode.range?.[0] ?? offset; node = undefined; break }
+      if (last && opts.key) {
+        offset = keyNode.range?.[0] ?? offset
+        node = undefined
+        break
+      }
       node = pair.value
       offset = (node as Node | null)?.range?.[0] ?? keyNode.range?.[0] ?? offset
     } else if (isSeq(node) && typeof seg === "number") {
@@ -72,15 +108,26 @@ export const positionOf = (src: YamlSource, path: ReadonlyArray<string | number>
   if (opts.index !== undefined && isScalar(node) && typeof node.value === "string" && node.range) {
     const raw = src.text.slice(node.range[0], node.range[1])
     if (raw === node.value) offset = node.range[0] + opts.index
-    else if (raw.length === node.value.length + 2 && raw.slice(1, -1) === node.value) offset = node.range[0] + 1 + opts.index
+    else if (raw.length === node.value.length + 2 && raw.slice(1, -1) === node.value)
+      offset = node.range[0] + 1 + opts.index
   }
   return src.lines.linePos(offset)
 }
 
 export const problemAt = (
-  src: YamlSource, path: ReadonlyArray<string | number>, message: string,
+  src: YamlSource,
+  path: ReadonlyArray<string | number>,
+  message: string,
   opts: { hint?: string | undefined; severity?: Severity; key?: boolean; index?: number | undefined } = {}
 ): Problem => {
   const pos = positionOf(src, path, { key: opts.key ?? false, index: opts.index })
-  return { severity: opts.severity ?? "error", file: src.file, line: pos.line, col: pos.col, path: joinPath(path), message, hint: opts.hint }
+  return {
+    severity: opts.severity ?? "error",
+    file: src.file,
+    line: pos.line,
+    col: pos.col,
+    path: joinPath(path),
+    message,
+    hint: opts.hint
+  }
 }

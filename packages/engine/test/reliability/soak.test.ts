@@ -15,34 +15,51 @@ let h: Harness | undefined
 afterAll(() => h?.close())
 
 describe("soak", () => {
-  it(`200 callers for ${seconds} s on 1 s tokens: no expired token, ~1 upstream call per renewal, flat memory`, async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 1 } } })
-    const engine = h.engine
-    const deadline = Date.now() + seconds * 1000
-    let served = 0, expired = 0
-    const heap: number[] = []
-    const caller = Effect.gen(function*() {
-      while (Date.now() < deadline) {
-        const r = yield* engine.getToken("dvinci")
-        served++
-        if (!r.expiresAt || r.expiresAt.getTime() <= Date.now()) expired++
-        yield* Effect.sleep(`${5 + (served % 20)} millis`)
+  it(
+    `200 callers for ${seconds} s on 1 s tokens: no expired token, ~1 upstream call per renewal, flat memory`,
+    async () => {
+      h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 1 } } })
+      const engine = h.engine
+      const deadline = Date.now() + seconds * 1000
+      let served = 0,
+        expired = 0
+      const heap: number[] = []
+      const caller = Effect.gen(function* () {
+        while (Date.now() < deadline) {
+          const r = yield* engine.getToken("dvinci")
+          served++
+          if (!r.expiresAt || r.expiresAt.getTime() <= Date.now()) expired++
+          yield* Effect.sleep(`${5 + (served % 20)} millis`)
+        }
+      })
+      const sampler = setInterval(() => {
+        gc()
+        heap.push(process.memoryUsage().heapUsed)
+      }, 1000)
+      try {
+        await h.run(
+          Effect.all(
+            Array.from({ length: 200 }, () => caller),
+            { concurrency: "unbounded" }
+          )
+        )
+      } finally {
+        clearInterval(sampler)
       }
-    })
-    const sampler = setInterval(() => { gc(); heap.push(process.memoryUsage().heapUsed) }, 1000)
-    try {
-      await h.run(Effect.all(Array.from({ length: 200 }, () => caller), { concurrency: "unbounded" }))
-    } finally { clearInterval(sampler) }
-    const upstream = h.sb.tokenRequests("dvinci").length
-    // Renewal happens inside the margin: 10 % of 1 s, so about every 0.9 s of the run.
-    expect(expired).toBe(0)
-    expect(served).toBeGreaterThan(seconds * 1000)
-    expect(upstream).toBeGreaterThanOrEqual(Math.floor(seconds / 1.0) - 1)
-    expect(upstream).toBeLessThanOrEqual(Math.ceil(seconds / 0.9 * 1.15) + 2)
-    const firstHalf = heap.slice(1, Math.max(2, heap.length / 2))
-    const lastHalf = heap.slice(Math.max(1, heap.length / 2))
-    const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
-    expect(avg(lastHalf) - avg(firstHalf)).toBeLessThan(8 * 1024 * 1024)
-    console.log(`soak: ${seconds} s, ${served} tokens served, ${expired} expired, ${upstream} upstream calls, heap ${Math.round(avg(firstHalf) / 1e6)} -> ${Math.round(avg(lastHalf) / 1e6)} MB`)
-  }, (seconds + 30) * 1000)
+      const upstream = h.sb.tokenRequests("dvinci").length
+      // Renewal happens inside the margin: 10 % of 1 s, so about every 0.9 s of the run.
+      expect(expired).toBe(0)
+      expect(served).toBeGreaterThan(seconds * 1000)
+      expect(upstream).toBeGreaterThanOrEqual(Math.floor(seconds / 1.0) - 1)
+      expect(upstream).toBeLessThanOrEqual(Math.ceil((seconds / 0.9) * 1.15) + 2)
+      const firstHalf = heap.slice(1, Math.max(2, heap.length / 2))
+      const lastHalf = heap.slice(Math.max(1, heap.length / 2))
+      const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+      expect(avg(lastHalf) - avg(firstHalf)).toBeLessThan(8 * 1024 * 1024)
+      console.log(
+        `soak: ${seconds} s, ${served} tokens served, ${expired} expired, ${upstream} upstream calls, heap ${Math.round(avg(firstHalf) / 1e6)} -> ${Math.round(avg(lastHalf) / 1e6)} MB`
+      )
+    },
+    (seconds + 30) * 1000
+  )
 })

@@ -7,7 +7,14 @@ import * as Engine from "../../src/engine.ts"
 import type { HttpSettings } from "../../src/config.ts"
 import { makeMemory, type TokenStoreShape } from "../../src/token-store.ts"
 
-export const providerIds: ReadonlyArray<ProviderId> = ["cube", "dvinci", "usage-engine", "brandbox", "crm-com", "oauth2"]
+export const providerIds: ReadonlyArray<ProviderId> = [
+  "cube",
+  "dvinci",
+  "usage-engine",
+  "brandbox",
+  "crm-com",
+  "oauth2"
+]
 
 export interface Harness {
   readonly sb: Sandbox
@@ -24,22 +31,37 @@ export interface Harness {
 
 export const fastHttp: HttpSettings = { timeoutMs: 2000, totalTimeoutMs: 8000, retries: 3, maxResponseBytes: 64 * 1024 }
 
-export const makeHarness = async (opts: {
-  sandbox?: SandboxOptions; http?: Partial<HttpSettings>; inputs?: Partial<Record<ProviderId, Record<string, string>>>
-  extra?: (sb: Sandbox) => Record<string, { provider: string; inputs: Record<string, string> }>; store?: TokenStoreShape
-} = {}): Promise<Harness> => {
+export const makeHarness = async (
+  opts: {
+    sandbox?: SandboxOptions
+    http?: Partial<HttpSettings>
+    inputs?: Partial<Record<ProviderId, Record<string, string>>>
+    extra?: (sb: Sandbox) => Record<string, { provider: string; inputs: Record<string, string> }>
+    store?: TokenStoreShape
+  } = {}
+): Promise<Harness> => {
   const sb = await startSandbox(opts.sandbox)
   const connections: Record<string, { provider: string; inputs: Record<string, string> }> = {}
-  for (const id of providerIds) connections[id] = { provider: id, inputs: { ...sb.credentials[id], ...opts.inputs?.[id] } }
+  for (const id of providerIds)
+    connections[id] = { provider: id, inputs: { ...sb.credentials[id], ...opts.inputs?.[id] } }
   for (const [k, v] of Object.entries(opts.extra?.(sb) ?? {})) connections[k] = v
   const config = await Effect.runPromise(Config.fromObject({ connections }))
   const store = opts.store ?? makeMemory()
   const engine = Engine.make(config, store, { http: { ...fastHttp, ...opts.http } })
   const logs: string[] = []
-  const logger = Logger.make<unknown, void>((o) => { logs.push(`${String(o.logLevel)} ${JSON.stringify(o.message)} ${JSON.stringify(o.fiber.getRef(References.CurrentLogAnnotations))} ${Cause.pretty(o.cause)}`) })
-  const withLogs = <A, E>(eff: Effect.Effect<A, E>) => eff.pipe(Effect.provide(Logger.layer([logger])), Effect.provideService(References.MinimumLogLevel, "Trace"))
+  const logger = Logger.make<unknown, void>((o) => {
+    logs.push(
+      `${String(o.logLevel)} ${JSON.stringify(o.message)} ${JSON.stringify(o.fiber.getRef(References.CurrentLogAnnotations))} ${Cause.pretty(o.cause)}`
+    )
+  })
+  const withLogs = <A, E>(eff: Effect.Effect<A, E>) =>
+    eff.pipe(Effect.provide(Logger.layer([logger])), Effect.provideService(References.MinimumLogLevel, "Trace"))
   return {
-    sb, config, engine, store, logs,
+    sb,
+    config,
+    engine,
+    store,
+    logs,
     run: (eff) => Effect.runPromise(withLogs(eff)),
     fail: async (eff) => {
       const r = await Effect.runPromise(withLogs(Effect.result(eff)))

@@ -8,11 +8,15 @@ import { eventually, rawClient } from "./redis-available.ts"
 /** Whether `redis-server` is on PATH (tests that need a private server skip without it, except on CI). */
 export const hasRedisServer: boolean = spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0
 
-export const freePort = (): Promise<number> => new Promise((resolve, reject) => {
-  const s = createServer()
-  s.once("error", reject)
-  s.listen(0, "127.0.0.1", () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
-})
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once("error", reject)
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
 
 export interface RedisServer {
   readonly port: number
@@ -30,11 +34,20 @@ cat >/dev/null; kill -9 "$r" 2>/dev/null; wait "$r" 2>/dev/null; exit 0`
 
 /** A server on `port` (a free one by default), not started yet. */
 export const redisServer = async (port?: number): Promise<RedisServer> => {
-  const p = port ?? await freePort()
+  const p = port ?? (await freePort())
   const url = `redis://127.0.0.1:${p}`
   let proc: ChildProcess | undefined
   const answers = async () => {
-    try { const c = await rawClient(url); try { return (await c.ping()) === "PONG" } finally { c.destroy() } } catch { return false }
+    try {
+      const c = await rawClient(url)
+      try {
+        return (await c.ping()) === "PONG"
+      } finally {
+        c.destroy()
+      }
+    } catch {
+      return false
+    }
   }
   const stop = async () => {
     const p0 = proc
@@ -49,12 +62,16 @@ export const redisServer = async (port?: number): Promise<RedisServer> => {
     }
   }
   return {
-    port: p, url,
+    port: p,
+    url,
     running: () => proc !== undefined,
     start: async () => {
       if (proc) return
       proc = spawn("sh", ["-c", WATCHDOG, "sh", String(p)], { stdio: ["pipe", "ignore", "inherit"] })
-      if (!await eventually(answers, 5000, 25)) { await stop(); throw new Error(`redis-server on port ${p} did not start`) }
+      if (!(await eventually(answers, 5000, 25))) {
+        await stop()
+        throw new Error(`redis-server on port ${p} did not start`)
+      }
     },
     stop
   }

@@ -24,44 +24,70 @@ export type Command =
   | { readonly id: number; readonly op: "get"; readonly connection: string; readonly n: number }
   | { readonly id: number; readonly op: "health" }
 
-export interface GetReply { readonly id: number; readonly results: ReadonlyArray<{ readonly token: string; readonly action: string }>; readonly errors: ReadonlyArray<string> }
+export interface GetReply {
+  readonly id: number
+  readonly results: ReadonlyArray<{ readonly token: string; readonly action: string }>
+  readonly errors: ReadonlyArray<string>
+}
 
 const settings = JSON.parse(process.env["TESSERA_REDIS_WORKER"] ?? "{}") as WorkerSettings
 const hash = (s: string) => createHash("sha256").update(s).digest("hex").slice(0, 16)
-const toStderr = Logger.make<unknown, void>((o) => { process.stderr.write(`[worker ${process.pid}] ${String(o.logLevel)} ${JSON.stringify(o.message)}\n`) })
+const toStderr = Logger.make<unknown, void>((o) => {
+  process.stderr.write(`[worker ${process.pid}] ${String(o.logLevel)} ${JSON.stringify(o.message)}\n`)
+})
 
 const main = async () => {
   const config = await Effect.runPromise(Config.fromObject({ connections: settings.connections }))
   const store = RedisStore.layer({
-    url: Redacted.make(settings.redisUrl), keyPrefix: settings.keyPrefix, encryptionKey: Redacted.make(settings.encryptionKey),
+    url: Redacted.make(settings.redisUrl),
+    keyPrefix: settings.keyPrefix,
+    encryptionKey: Redacted.make(settings.encryptionKey),
     leaseMs: settings.leaseMs
   })
-  const rt = ManagedRuntime.make(Layer.mergeAll(
-    Engine.layer(config, { http: { timeoutMs: 15_000, totalTimeoutMs: 20_000, retries: 0, maxResponseBytes: 64 * 1024 } }).pipe(Layer.provide(store)),
-    Logger.layer([toStderr]),
-    Layer.succeed(References.MinimumLogLevel, "Warn")
-  ))
+  const rt = ManagedRuntime.make(
+    Layer.mergeAll(
+      Engine.layer(config, {
+        http: { timeoutMs: 15_000, totalTimeoutMs: 20_000, retries: 0, maxResponseBytes: 64 * 1024 }
+      }).pipe(Layer.provide(store)),
+      Logger.layer([toStderr]),
+      Layer.succeed(References.MinimumLogLevel, "Warn")
+    )
+  )
   const engine = await rt.runPromise(Effect.map(Engine.Engine, (e) => e))
   const reply = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`)
   const run = async (cmd: Command) => {
     switch (cmd.op) {
       case "get": {
-        const outcomes = await rt.runPromise(Effect.all(Array.from({ length: cmd.n }, () => Effect.result(engine.getToken(cmd.connection))), { concurrency: "unbounded" }))
+        const outcomes = await rt.runPromise(
+          Effect.all(
+            Array.from({ length: cmd.n }, () => Effect.result(engine.getToken(cmd.connection))),
+            { concurrency: "unbounded" }
+          )
+        )
         const results: Array<{ token: string; action: string }> = []
         const errors: string[] = []
         for (const o of outcomes) {
-          if (o._tag === "Success") results.push({ token: hash(Redacted.value(o.success.accessToken)), action: o.success.decision.action })
+          if (o._tag === "Success")
+            results.push({ token: hash(Redacted.value(o.success.accessToken)), action: o.success.decision.action })
           else errors.push(`${o.failure._tag}: ${o.failure.message}`)
         }
         return reply({ id: cmd.id, results, errors } satisfies GetReply)
       }
-      case "health": return reply({ id: cmd.id, health: await rt.runPromise(engine.storeHealth()) })
+      case "health":
+        return reply({ id: cmd.id, health: await rt.runPromise(engine.storeHealth()) })
     }
   }
   const lines = createInterface({ input: process.stdin })
-  lines.on("line", (line) => { if (line.trim()) run(JSON.parse(line) as Command).catch((e) => reply({ error: String(e) })) })
-  lines.on("close", () => { rt.dispose().finally(() => process.exit(0)) })
+  lines.on("line", (line) => {
+    if (line.trim()) run(JSON.parse(line) as Command).catch((e) => reply({ error: String(e) }))
+  })
+  lines.on("close", () => {
+    rt.dispose().finally(() => process.exit(0))
+  })
   reply({ ready: true })
 }
 
-main().catch((e) => { process.stderr.write(`worker failed: ${String(e)}\n`); process.exit(1) })
+main().catch((e) => {
+  process.stderr.write(`worker failed: ${String(e)}\n`)
+  process.exit(1)
+})

@@ -20,7 +20,9 @@ export interface ConfigOptions {
 }
 
 const inputs = (creds: Record<string, string>, indent: string) =>
-  Object.entries(creds).map(([k, v]) => `${indent}${k}: ${JSON.stringify(v)}`).join("\n")
+  Object.entries(creds)
+    .map(([k, v]) => `${indent}${k}: ${JSON.stringify(v)}`)
+    .join("\n")
 
 /** tessera.yaml text for the sandbox: jobs (d.vinci), cube, crm (crm-com), oauth-pw (oauth2, password grant, so it
  *  has refresh tokens), bad-secret (cube with a wrong secret), broken (cube without inputs), and API keys. */
@@ -36,9 +38,12 @@ export const configText = (sb: Sandbox, opts: ConfigOptions = {}): string => {
   const chosen = opts.connections ?? Object.keys(all)
   const lines = ["connections:", ...chosen.map((c) => all[c] ?? "")]
   if (opts.keys ?? true) {
-    lines.push("server:", "  api_keys:",
+    lines.push(
+      "server:",
+      "  api_keys:",
       `    - { name: ops, key: "\${env:OPS_KEY}", connections: ["*"] }`,
-      `    - { name: jobs-only, key: "\${env:JOBS_KEY}", connections: [jobs] }`)
+      `    - { name: jobs-only, key: "\${env:JOBS_KEY}", connections: [jobs] }`
+    )
   }
   lines.push("http: { timeout_ms: 800, total_timeout_ms: 1000, retries: 0 }")
   if (opts.extra) lines.push(opts.extra)
@@ -57,7 +62,10 @@ export const controllableStore = () => {
   const store: TokenStore.TokenStoreShape = {
     ...base,
     name: "test",
-    get: (key) => state.failing ? Effect.fail(new TokenError.StoreError({ store: "test", operation: "get", reason: "disk on fire" })) : base.get(key),
+    get: (key) =>
+      state.failing
+        ? Effect.fail(new TokenError.StoreError({ store: "test", operation: "get", reason: "disk on fire" }))
+        : base.get(key),
     health: () => Effect.sync(() => state.health)
   }
   return { store, state }
@@ -71,28 +79,58 @@ export interface Captured {
 
 export const capture = (): Captured => ({ logs: [], problems: [], tokens: new Set() })
 
-export const start = async (config: Config.Config, captured: Captured, options: ServerOptions = {}): Promise<RunningServer> =>
-  startServer(config, { port: 0, host: "127.0.0.1", log: { write: (l: string) => { captured.logs.push(l); return true } }, ...options })
+export const start = async (
+  config: Config.Config,
+  captured: Captured,
+  options: ServerOptions = {}
+): Promise<RunningServer> =>
+  startServer(config, {
+    port: 0,
+    host: "127.0.0.1",
+    log: {
+      write: (l: string) => {
+        captured.logs.push(l)
+        return true
+      }
+    },
+    ...options
+  })
 
-export interface Reply { readonly status: number; readonly headers: http.IncomingHttpHeaders; readonly text: string; json<T = any>(): T }
+export interface Reply {
+  readonly status: number
+  readonly headers: http.IncomingHttpHeaders
+  readonly text: string
+  json<T = any>(): T
+}
 
 /** One request on its own connection (node:http sends the path verbatim: no `..` normalization, any header). */
-export const raw = (base: string, path: string, init: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer | ReadonlyArray<Buffer> } = {}, captured?: Captured): Promise<Reply> =>
+export const raw = (
+  base: string,
+  path: string,
+  init: { method?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer | ReadonlyArray<Buffer> } = {},
+  captured?: Captured
+): Promise<Reply> =>
   new Promise((resolve, reject) => {
     const u = new URL(base)
-    const req = http.request({ host: u.hostname, port: u.port, path, method: init.method ?? "GET", headers: init.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8")
-        if (captured && String(res.headers["content-type"]).startsWith("application/problem+json")) captured.problems.push(text)
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) })
-      })
-      res.on("error", reject)
-    })
+    const req = http.request(
+      { host: u.hostname, port: u.port, path, method: init.method ?? "GET", headers: init.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8")
+          if (captured && String(res.headers["content-type"]).startsWith("application/problem+json"))
+            captured.problems.push(text)
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) })
+        })
+        res.on("error", reject)
+      }
+    )
     req.on("error", reject)
-    if (Array.isArray(init.body)) { for (const b of init.body) req.write(b); req.end() }
-    else req.end(init.body as string | Buffer | undefined)
+    if (Array.isArray(init.body)) {
+      for (const b of init.body) req.write(b)
+      req.end()
+    } else req.end(init.body as string | Buffer | undefined)
   })
 
 export const sandbox = () => startSandbox()
