@@ -3,10 +3,11 @@
  *  concurrent `tessera` processes make one upstream call. The key comes from the config or, failing that, a
  *  random key file created beside the cache on first use. */
 import { Effect, Layer, Redacted } from "effect"
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises"
 import { homedir, platform } from "node:os"
 import { join } from "node:path"
+import { isSealed, openOrUndefined, parseKey, seal } from "./secret-box.ts"
 import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
 import { TokenStore, type Entry, type TokenStoreShape } from "./token-store.ts"
@@ -19,48 +20,6 @@ export const defaultDir = (): string => {
   if (platform() === "win32")
     return join(process.env["LOCALAPPDATA"] ?? join(homedir(), "AppData", "Local"), "tessera", "Cache")
   return join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "tessera")
-}
-
-/** Accepts a 32-byte key as base64 or hex. */
-export const parseKey = (text: string): Buffer | undefined => {
-  const t = text.trim()
-  const hex = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, "hex") : undefined
-  const b64 = hex ?? Buffer.from(t, "base64")
-  return b64.length === 32 ? b64 : undefined
-}
-
-export const keyId = (key: Buffer): string => createHash("sha256").update(key).digest("hex").slice(0, 8)
-
-interface Sealed {
-  readonly v: 1
-  readonly kid: string
-  readonly iv: string
-  readonly tag: string
-  readonly ct: string
-}
-
-export const seal = (key: Buffer, plain: string): Sealed => {
-  const iv = randomBytes(12)
-  const c = createCipheriv("aes-256-gcm", key, iv)
-  const ct = Buffer.concat([c.update(plain, "utf8"), c.final()])
-  return {
-    v: 1,
-    kid: keyId(key),
-    iv: iv.toString("base64"),
-    tag: c.getAuthTag().toString("base64"),
-    ct: ct.toString("base64")
-  }
-}
-
-export const open_ = (key: Buffer, s: Sealed): string | undefined => {
-  if (s.kid !== keyId(key)) return undefined
-  try {
-    const d = createDecipheriv("aes-256-gcm", key, Buffer.from(s.iv, "base64"))
-    d.setAuthTag(Buffer.from(s.tag, "base64"))
-    return Buffer.concat([d.update(Buffer.from(s.ct, "base64")), d.final()]).toString("utf8")
-  } catch {
-    return undefined
-  }
 }
 
 const fail = (operation: string) => (e: unknown) =>
@@ -127,7 +86,8 @@ export const makeFile = (opts: FileStoreOptions = {}): Effect.Effect<TokenStoreS
       }
       let plain: string | undefined
       try {
-        plain = open_(key, JSON.parse(text) as Sealed)
+        const sealed: unknown = JSON.parse(text)
+        plain = isSealed(sealed) ? openOrUndefined(key, sealed) : undefined
       } catch {
         plain = undefined
       }

@@ -4,7 +4,7 @@
  *  Client: node-redis (`redis`), the client Redis itself maintains and develops (ioredis is in maintenance mode);
  *  it is also the client `@effect/platform-node` supports.
  *
- *  - Values are sealed with AES-256-GCM (`seal`/`open_` of the file store) under `store.encryption_key`, which is
+ *  - Values are sealed with AES-256-GCM (secret-box.ts) under `store.encryption_key`, which is
  *    required here. Each value names its key id, so after a key rotation an old entry reads as a miss and the next
  *    write replaces it. Keys hold no secret: `<prefix>token:<hash>`, the hash being the engine's cache key.
  *  - TTL: an entry lives until its access token expires. An entry holding a refresh token lives at least
@@ -22,7 +22,7 @@
 import { Clock, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
-import { keyId, open_, parseKey, seal } from "./file-store.ts"
+import { isSealed, keyId, openOrUndefined, parseKey, seal } from "./secret-box.ts"
 import * as ResilientStore from "./resilient-store.ts"
 import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
@@ -69,7 +69,6 @@ export interface RedisStoreShape extends TokenStoreShape {
 }
 
 type Client = ReturnType<typeof createClient>
-type Sealed = Parameters<typeof open_>[1]
 
 // KEYS[1] lock; ARGV token, lease ms. {1} when taken, else {0, remaining lease ms}.
 const ACQUIRE = `if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
@@ -220,7 +219,8 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
     const decode = (raw: string | null | undefined): Entry | undefined => {
       if (!raw) return undefined
       try {
-        const plain = open_(key, JSON.parse(raw) as Sealed)
+        const sealed: unknown = JSON.parse(raw)
+        const plain = isSealed(sealed) ? openOrUndefined(key, sealed) : undefined
         if (plain === undefined) return undefined // sealed under another key (rotated) or corrupt: a miss, the next write replaces it
         const e = JSON.parse(plain) as Entry
         return isStored(e.token) ? e : undefined

@@ -1,0 +1,222 @@
+/** The durable connection store: connections created at runtime (one per customer, through the server's
+ *  connections API, the CLI or the library), beside the ones a config file names. The token cache (`store:`)
+ *  stays what it is; this store holds what a connection IS (provider, inputs, tags) and, for user-granted
+ *  credentials, the grant (the refresh token that is the only way back to a user's consent).
+ *
+ *  - Secret inputs (the manifest marks them `secret: true`) are sealed (secret-box.ts) each on its own, bound by
+ *    associated data to the connection and input name, so no plaintext secret is in any column, index or key name.
+ *    Non-secret inputs and tags are stored in clear: tags are what keys are scoped by and lists filter on.
+ *  - `version` grows with every write of a connection; token cache keys include it, so a replaced connection never
+ *    reuses a token obtained with its old inputs.
+ *  - `subscribe` reports changes made by ANY process sharing the store (PostgreSQL: LISTEN/NOTIFY with a change log
+ *    to catch up after a reconnect; SQLite: polling the change log), so every instance forgets a replaced or
+ *    deleted connection's cached state within a second.
+ *  - Implementations: `layerMemory` here (tests, libraries); SQLite (connection-store-sqlite.ts, Node's built-in
+ *    node:sqlite, the embedded default); PostgreSQL (`@tessera/engine/postgres`, for several instances). */
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
+
+/** A connection as stored; secret inputs come back decrypted and wrapped in Redacted. */
+export interface ConnectionRecord {
+  readonly name: string
+  readonly provider: string
+  readonly inputs: ReadonlyMap<string, string | Redacted.Redacted<string>>
+  readonly tags: Readonly<Record<string, string>>
+  readonly allowInsecureHttp: boolean
+  /** Epoch ms. */
+  readonly createdAt: number
+  readonly updatedAt: number
+  /** 1 when created, +1 on every replacement. */
+  readonly version: number
+}
+
+export interface InputValue {
+  readonly name: string
+  readonly value: string
+  /** Sealed at rest when true. */
+  readonly secret: boolean
+}
+
+export interface PutInput {
+  readonly name: string
+  readonly provider: string
+  readonly inputs: ReadonlyArray<InputValue>
+  readonly tags: Readonly<Record<string, string>>
+  readonly allowInsecureHttp?: boolean | undefined
+}
+
+export interface ListQuery {
+  /** Every given tag must match exactly. */
+  readonly tags?: Readonly<Record<string, string>> | undefined
+  /** Only names sorting after this one (byte order): the cursor of the previous page. */
+  readonly after?: string | undefined
+  /** At most this many items (1..1000). */
+  readonly limit: number
+}
+
+export interface ListPage {
+  /** In ascending name order (byte order, as SQL `COLLATE "C"` / BINARY). */
+  readonly items: ReadonlyArray<ConnectionRecord>
+  /** True when more items may follow the last one. */
+  readonly more: boolean
+}
+
+export interface Change {
+  readonly name: string
+  readonly kind: "put" | "delete"
+  /** The version written; for a delete, the version that was deleted. */
+  readonly version: number
+}
+
+/** A user's grant for a connection (authorization code or device flow): durable, rotated atomically. */
+export interface Grant {
+  readonly refreshToken: Redacted.Redacted<string>
+  readonly scope?: string | undefined
+  /** "active", or "needs_reauth" after the provider rejected the refresh token. */
+  readonly status: "active" | "needs_reauth"
+  /** Why the status is what it is (never a secret). */
+  readonly detail?: string | undefined
+  readonly updatedAt: number
+  /** 1 when first stored, +1 on every rotation. */
+  readonly version: number
+}
+
+export interface GrantInput {
+  readonly refreshToken: Redacted.Redacted<string>
+  readonly scope?: string | undefined
+  readonly status: "active" | "needs_reauth"
+  readonly detail?: string | undefined
+}
+
+/** The store failed: unreachable, a migration failed, a row could not be decrypted. Never carries a secret. */
+export class ConnectionStoreError extends Schema.TaggedError<ConnectionStoreError>()("ConnectionStoreError", {
+  store: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String,
+  connection: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `connection store (${this.store}) ${this.operation}${this.connection ? ` of "${this.connection}"` : ""} failed: ${this.reason}`
+  }
+}
+
+export interface ConnectionStoreShape {
+  /** "memory", "sqlite" or "postgres". */
+  readonly kind: string
+  /** Where it is, without credentials: "sqlite /var/lib/tessera/connections.db", "postgres db.internal:5432/app". */
+  readonly describe: string
+  readonly get: (name: string) => Effect.Effect<ConnectionRecord | undefined, ConnectionStoreError>
+  /** Creates or replaces; a replacement keeps `createdAt` and bumps `version`. */
+  readonly put: (
+    input: PutInput
+  ) => Effect.Effect<{ readonly created: boolean; readonly record: ConnectionRecord }, ConnectionStoreError>
+  /** True when it existed. Its grant goes with it. */
+  readonly delete: (name: string) => Effect.Effect<boolean, ConnectionStoreError>
+  readonly list: (query: ListQuery) => Effect.Effect<ListPage, ConnectionStoreError>
+  readonly count: () => Effect.Effect<number, ConnectionStoreError>
+  /** Rewrites every secret sealed under a key other than the first, without changing versions (safe while servers
+   *  run: each row is compared and swapped on its own). After it, keys other than the first can be dropped. */
+  readonly reencrypt: () => Effect.Effect<{ readonly rewritten: number; readonly total: number }, ConnectionStoreError>
+  readonly getGrant: (name: string) => Effect.Effect<Grant | undefined, ConnectionStoreError>
+  /** Writes the grant if the stored one still has `expectedVersion` (undefined: none stored yet). False when
+   *  another writer got there first: re-read and decide again. A rotated refresh token is written this way
+   *  before the new access token is used, so it is never only in a cache. */
+  readonly putGrant: (
+    name: string,
+    grant: GrantInput,
+    expectedVersion: number | undefined
+  ) => Effect.Effect<boolean, ConnectionStoreError>
+  /** Changes by any process sharing the store. Returns the unsubscribe function. */
+  readonly subscribe: (listener: (change: Change) => void) => () => void
+  readonly health: () => Effect.Effect<{ readonly status: "ok" | "down"; readonly detail: string }>
+}
+
+export class ConnectionStore extends Context.Service<ConnectionStore, ConnectionStoreShape>()(
+  "tessera/ConnectionStore"
+) {}
+
+/** Names are what URLs carry: 1 to 128 of [A-Za-z0-9_.-], starting with a letter or digit. */
+export const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
+
+export const matchesTags = (tags: Readonly<Record<string, string>>, wanted: Readonly<Record<string, string>> = {}) =>
+  Object.entries(wanted).every(([k, v]) => Object.hasOwn(tags, k) && tags[k] === v)
+
+/** This process only, nothing at rest: for tests and for libraries that keep connections themselves. */
+export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape => {
+  const rows = new Map<string, ConnectionRecord>()
+  const grants = new Map<string, Grant>()
+  const listeners = new Set<(c: Change) => void>()
+  const notify = (c: Change) => {
+    for (const l of listeners) {
+      try {
+        l(c)
+      } catch {
+        /* a subscriber's bug must not break a write */
+      }
+    }
+  }
+  const toRecord = (input: PutInput, previous: ConnectionRecord | undefined, now: number): ConnectionRecord => ({
+    name: input.name,
+    provider: input.provider,
+    inputs: new Map(
+      input.inputs.map((i) => [i.name, i.secret ? Redacted.make(i.value, { label: i.name }) : i.value] as const)
+    ),
+    tags: { ...input.tags },
+    allowInsecureHttp: input.allowInsecureHttp ?? false,
+    createdAt: previous?.createdAt ?? now,
+    updatedAt: now,
+    version: (previous?.version ?? 0) + 1
+  })
+  return {
+    kind: "memory",
+    describe: "memory (this process only)",
+    get: (name) => Effect.sync(() => rows.get(name)),
+    put: (input) =>
+      Effect.sync(() => {
+        const previous = rows.get(input.name)
+        const record = toRecord(input, previous, clock())
+        rows.set(input.name, record)
+        notify({ name: input.name, kind: "put", version: record.version })
+        return { created: previous === undefined, record }
+      }),
+    delete: (name) =>
+      Effect.sync(() => {
+        const previous = rows.get(name)
+        if (!previous) return false
+        rows.delete(name)
+        grants.delete(name)
+        notify({ name, kind: "delete", version: previous.version })
+        return true
+      }),
+    list: (q) =>
+      Effect.sync(() => {
+        const names = [...rows.keys()].filter((n) => q.after === undefined || n > q.after).sort()
+        const items: ConnectionRecord[] = []
+        for (const n of names) {
+          const r = rows.get(n)!
+          if (!matchesTags(r.tags, q.tags)) continue
+          if (items.length === q.limit) return { items, more: true }
+          items.push(r)
+        }
+        return { items, more: false }
+      }),
+    count: () => Effect.sync(() => rows.size),
+    reencrypt: () => Effect.sync(() => ({ rewritten: 0, total: rows.size })),
+    getGrant: (name) => Effect.sync(() => grants.get(name)),
+    putGrant: (name, grant, expectedVersion) =>
+      Effect.sync(() => {
+        const current = grants.get(name)
+        if (current?.version !== expectedVersion) return false
+        grants.set(name, { ...grant, updatedAt: clock(), version: (current?.version ?? 0) + 1 })
+        return true
+      }),
+    subscribe: (listener) => {
+      listeners.add(listener)
+      return () => {
+        listeners.delete(listener)
+      }
+    },
+    health: () => Effect.succeed({ status: "ok", detail: "memory" })
+  }
+}
+
+export const layerMemory: Layer.Layer<ConnectionStore> = Layer.sync(ConnectionStore, () => makeMemory())
