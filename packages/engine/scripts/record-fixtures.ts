@@ -269,7 +269,11 @@ const run = async () => {
               obtainedAt: 0,
               expirySource: "default"
             }
-      const built = TokenRequest.build({ name: c.name, manifest, inputs, allowInsecureHttp: true }, flow, token)
+      const built = TokenRequest.build(
+        { name: c.name, manifest, inputs, allowInsecureHttp: true, tags: {}, source: "config" as const, version: 0 },
+        flow,
+        token
+      )
       if (built._tag === "Invalid") throw new Error(`${c.provider}/${c.name}: ${built.details.join("; ")}`)
       const wire = TokenRequest.encode(built.request)
       c.before?.(sb)

@@ -40,10 +40,29 @@ export interface StoreSettings {
   readonly encryptionKey?: Redacted.Redacted<string> | undefined
 }
 
+export interface ConnectionStoreSettings {
+  readonly type: "memory" | "sqlite" | "postgres"
+  /** sqlite: the database file (absolute); undefined means the default in the user data dir. */
+  readonly path?: string | undefined
+  /** postgres: the connection URL. */
+  readonly url?: Redacted.Redacted<string> | undefined
+  /** postgres: the schema holding tessera's tables. */
+  readonly schema?: string | undefined
+  /** The first encrypts, all decrypt; empty means the store's default (sqlite: a key file beside the database). */
+  readonly encryptionKeys: ReadonlyArray<Redacted.Redacted<string>>
+}
+
+export type Scope = "token" | "proxy" | "connections:read" | "connections:write"
+
+export const defaultScopes: ReadonlyArray<Scope> = ["token", "proxy"]
+
 export interface ApiKeySetting {
   readonly name: string
   readonly key: Redacted.Redacted<string>
   readonly connections: ReadonlyArray<string>
+  readonly scopes: ReadonlyArray<Scope>
+  /** The key sees only connections whose tags include all of these. */
+  readonly tags: Readonly<Record<string, string>>
 }
 
 export interface Config {
@@ -51,13 +70,26 @@ export interface Config {
   readonly catalog: Catalog.Catalog
   readonly connections: ReadonlyMap<string, Connection.Connection>
   /** Connections that could not be resolved, with their problems. */
-  readonly broken: ReadonlyMap<string, { readonly provider: string; readonly problems: ReadonlyArray<Problem> }>
+  readonly broken: ReadonlyMap<string, Broken>
   readonly store?: StoreSettings | undefined
+  /** Where runtime connections live; undefined when the config does not say (each process picks its default). */
+  readonly connectionStore?: ConnectionStoreSettings | undefined
   readonly server: { readonly host: string; readonly port: number; readonly apiKeys: ReadonlyArray<ApiKeySetting> }
   readonly http: HttpSettings
   /** Every error and warning found, for `tessera validate`. */
   readonly problems: ReadonlyArray<Problem>
 }
+
+/** A config connection that could not be resolved: it answers with its problems when used. */
+export interface Broken {
+  readonly provider: string
+  readonly tags: Readonly<Record<string, string>>
+  readonly problems: ReadonlyArray<Problem>
+}
+
+/** Tags as the schema checked them (string values); the generated type allows undefined in its index signature. */
+const tagsOf = (tags: Readonly<Record<string, string | undefined>> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(tags ?? {}).flatMap(([k, v]) => (v === undefined ? [] : [[k, v] as const])))
 
 const fail = (problems: ReadonlyArray<Problem>) => new ConfigInvalid({ problems })
 
@@ -80,7 +112,7 @@ export const parse = (
     const catalog = yield* Catalog.load(dirs).pipe(Effect.mapError((e) => fail(e.problems)))
     const problems: Problem[] = []
     const connections = new Map<string, Connection.Connection>()
-    const broken = new Map<string, { provider: string; problems: Problem[] }>()
+    const broken = new Map<string, Broken>()
     const providerIds = [...catalog.manifests.keys()]
     for (const [name, c] of Object.entries(doc.connections ?? {})) {
       if (!c) continue
@@ -131,10 +163,19 @@ export const parse = (
             })
           )
         if (!here.some((p) => p.severity === "error"))
-          connections.set(name, { name, manifest, inputs, allowInsecureHttp: c.allow_insecure_http ?? false })
+          connections.set(name, {
+            name,
+            manifest,
+            inputs,
+            allowInsecureHttp: c.allow_insecure_http ?? false,
+            tags: tagsOf(c.tags),
+            source: "config",
+            version: 0
+          })
       }
       problems.push(...here)
-      if (here.some((p) => p.severity === "error")) broken.set(name, { provider: c.provider, problems: here })
+      if (here.some((p) => p.severity === "error"))
+        broken.set(name, { provider: c.provider, tags: tagsOf(c.tags), problems: here })
     }
     const secretValue = (
       path: Array<string | number>,
@@ -168,7 +209,14 @@ export const parse = (
     const apiKeys: ApiKeySetting[] = []
     for (const [i, k] of (doc.server?.api_keys ?? []).entries()) {
       const key = secretValue(["server", "api_keys", i, "key"], k.key, "api_key")
-      if (key) apiKeys.push({ name: k.name ?? `key-${i + 1}`, key, connections: k.connections ?? ["*"] })
+      if (key)
+        apiKeys.push({
+          name: k.name ?? `key-${i + 1}`,
+          key,
+          connections: k.connections ?? ["*"],
+          scopes: k.scopes ?? defaultScopes,
+          tags: tagsOf(k.tags)
+        })
       for (const [j, cn] of (k.connections ?? []).entries()) {
         if (cn !== "*" && !Object.hasOwn(doc.connections ?? {}, cn))
           problems.push(
@@ -178,6 +226,19 @@ export const parse = (
           )
       }
     }
+    const cs = doc.connection_store
+    const connectionStore: ConnectionStoreSettings | undefined = cs
+      ? {
+          type: cs.type,
+          path: cs.path ? resolve(dirname(file), cs.path) : undefined,
+          url: secretValue(["connection_store", "url"], cs.url, "connection_store.url"),
+          schema: cs.schema,
+          encryptionKeys: (cs.encryption_keys ?? []).flatMap((raw, i) => {
+            const v = secretValue(["connection_store", "encryption_keys", i], raw, "encryption_key")
+            return v ? [v] : []
+          })
+        }
+      : undefined
     const http: HttpSettings = {
       timeoutMs: doc.http?.timeout_ms ?? defaultHttp.timeoutMs,
       totalTimeoutMs: doc.http?.total_timeout_ms ?? defaultHttp.totalTimeoutMs,
@@ -190,6 +251,7 @@ export const parse = (
       connections,
       broken,
       store,
+      connectionStore,
       http,
       problems,
       server: { host: doc.server?.host ?? "127.0.0.1", port: doc.server?.port ?? 8787, apiKeys }

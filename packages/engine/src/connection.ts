@@ -11,6 +11,13 @@ export interface Connection {
   readonly manifest: Manifest
   readonly inputs: ReadonlyMap<string, Template.Value>
   readonly allowInsecureHttp: boolean
+  /** Labels such as `tenant: acme`: API keys are scoped by them and lists filter on them. */
+  readonly tags: Readonly<Record<string, string>>
+  /** "config": named in the config file; "api": created at runtime and kept in the connection store. */
+  readonly source: "config" | "api"
+  /** The stored version (0 for config connections): part of the token cache key, so a replaced connection never
+   *  reuses a token obtained with its old inputs. */
+  readonly version: number
 }
 
 /** One finding about an input; `input` is undefined for findings about the connection as a whole. */

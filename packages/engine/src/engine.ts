@@ -14,10 +14,11 @@ import type { Connection } from "./connection.ts"
 import * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import type { FlowSpec } from "./manifest.ts"
-import * as Problem from "./problem.ts"
+import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
+import * as Registry from "./connection-registry.ts"
 import * as Template from "./template.ts"
 import { fromStored, toStored, type Token } from "./token.ts"
-import { InputInvalid, UnknownConnection, type StoreError, type TokenError, type UpstreamError } from "./token-error.ts"
+import { InputInvalid, StoreError, type TokenError, type UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
 import { TokenStore, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
 import * as Upstream from "./upstream.ts"
@@ -83,7 +84,10 @@ export interface EngineShape {
   ) => Effect.Effect<TokenRequest.TokenRequest, TokenError>
   readonly cacheState: (connection: string) => Effect.Effect<CacheState, TokenError>
   readonly connection: (name: string) => Effect.Effect<Connection, TokenError>
+  /** The config file's connections (stored ones are in `registry`). */
   readonly connections: () => ReadonlyArray<Connection>
+  /** Every connection, config and stored: find, create, replace, delete, list. */
+  readonly registry: Registry.Registry
   readonly subscribe: (listener: Events.Listener) => () => void
   readonly storeHealth: () => Effect.Effect<StoreHealth>
   readonly config: Config
@@ -96,47 +100,58 @@ export const cacheKey = (c: Connection): string => {
   const h = createHash("sha256").update(c.manifest.id).update("\0").update(c.name)
   for (const [k, v] of [...c.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     h.update("\0").update(k).update("=").update(Template.reveal(v))
+  // A replaced stored connection must not find the token of its previous version, even with equal inputs.
+  if (c.source === "api") h.update("\0@version=").update(String(c.version))
   return h.digest("hex").slice(0, 40)
 }
 
 const secondsLeft = (t: Token, now: number) => Math.max(0, Math.round((t.expiresAt - now) / 1000))
 
-export const make = (
-  config: Config,
-  store: TokenStoreShape,
-  opts: { readonly http?: HttpSettings } = {}
-): EngineShape => {
+export interface Options {
+  readonly http?: HttpSettings | undefined
+  /** Opens the connection store on first need; without one only the config's connections exist. */
+  readonly connectionStore?: Effect.Effect<ConnectionStoreShape, ConnectionStoreError> | undefined
+  /** A registry to share (tests); by default one is made over the config and `connectionStore`. */
+  readonly registry?: Registry.Registry | undefined
+}
+
+export const make = (config: Config, store: TokenStoreShape, opts: Options = {}): EngineShape => {
   const http = opts.http ?? config.http ?? defaultHttp
   const emitter = Events.makeEmitter()
   const local = new Map<string, Token>()
   const inflight = new Map<string, Deferred.Deferred<TokenResult, TokenError>>()
+  // name -> cache key of the connection as last resolved; a new version of a stored connection gets a new key.
   const keys = new Map<string, string>()
+  const versions = new Map<string, number>()
   const keyOf = (c: Connection) => {
     let k = keys.get(c.name)
-    if (!k) {
+    if (!k || versions.get(c.name) !== c.version) {
       k = cacheKey(c)
       keys.set(c.name, k)
+      versions.set(c.name, c.version)
     }
     return k
   }
 
-  const connection = (name: string): Effect.Effect<Connection, TokenError> => {
-    const c = config.connections.get(name)
-    if (c) return Effect.succeed(c)
-    const broken = config.broken.get(name)
-    if (broken) {
-      return Effect.fail(
-        new InputInvalid({
-          connection: name,
-          provider: broken.provider,
-          details: Problem.errors(broken.problems).map(Problem.format)
-        })
+  const registry = opts.registry ?? Registry.make(config, opts.connectionStore)
+  // A connection that changed or went away (on any instance): forget its resolved form, its key and its token here,
+  // and its token in the shared store, so nobody is served a token obtained with the old inputs.
+  registry.onChange((name) => {
+    const k = keys.get(name)
+    if (k === undefined) return
+    keys.delete(name)
+    local.delete(k)
+    Effect.runFork(Effect.ignore(store.delete(k)))
+  })
+
+  const connection = (name: string): Effect.Effect<Connection, TokenError> =>
+    registry
+      .get(name)
+      .pipe(
+        Effect.catchTag("ConnectionStoreError", (e) =>
+          Effect.fail(new StoreError({ store: `connections (${e.store})`, operation: e.operation, reason: e.reason }))
+        )
       )
-    }
-    return Effect.fail(
-      new UnknownConnection({ connection: name, known: [...config.connections.keys(), ...config.broken.keys()].sort() })
-    )
-  }
 
   const emit = (
     c: Connection,
@@ -287,7 +302,7 @@ export const make = (
   }
 
   const peek = (name: string): TokenResult | undefined => {
-    const c = config.connections.get(name)
+    const c = registry.peek(name)
     if (!c) return undefined
     const t = local.get(keyOf(c))
     if (!t) return undefined
@@ -424,16 +439,14 @@ export const make = (
     cacheState,
     connection,
     connections: () => [...config.connections.values()],
+    registry,
     subscribe: emitter.subscribe,
     storeHealth: store.health,
     config
   }
 }
 
-export const layer = (
-  config: Config,
-  opts: { readonly http?: HttpSettings } = {}
-): Layer.Layer<Engine, never, TokenStore> =>
+export const layer = (config: Config, opts: Options = {}): Layer.Layer<Engine, never, TokenStore> =>
   Layer.effect(
     Engine,
     Effect.map(TokenStore, (store) => make(config, store, opts))

@@ -294,7 +294,10 @@ export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, Fi
       name: `fixture ${f.provider}/${name}`,
       manifest,
       inputs,
-      allowInsecureHttp: false
+      allowInsecureHttp: false,
+      tags: {},
+      source: "config" as const,
+      version: 0
     }
     const clock = clockOf(f)
     const token: Token | undefined =

@@ -1,8 +1,9 @@
 /** Builds a ready Engine layer from a loaded config: the store it names (memory by default for libraries, the
  *  encrypted file store for the CLI), over the engine. Shared by the Promise API, the CLI and the server. */
-import { Effect, Layer, References } from "effect"
+import { Effect, Layer, References, Scope } from "effect"
 import type { LogLevel } from "effect/LogLevel"
-import type { Config } from "./config.ts"
+import type { Config, ConnectionStoreSettings } from "./config.ts"
+import * as ConnectionStore from "./connection-store.ts"
 import * as Engine from "./engine.ts"
 import * as FileStore from "./file-store.ts"
 import type { StoreError } from "./token-error.ts"
@@ -36,6 +37,47 @@ export const storeLayer = (
   }
 }
 
+/** Where runtime connections live when the config has no `connection_store:`: "none" (only the config's), "memory",
+ *  "sqlite" (the default file in the user data dir), or a store implementation. */
+export type ConnectionStoreChoice = "none" | "memory" | "sqlite" | ConnectionStore.ConnectionStoreShape
+
+/** Opens the store that `settings` describe, within the current scope. The SQLite and PostgreSQL modules are loaded
+ *  only here, so a process that never needs them does not pay for loading them. */
+export const openConnectionStore = (
+  settings: ConnectionStoreSettings
+): Effect.Effect<ConnectionStore.ConnectionStoreShape, ConnectionStore.ConnectionStoreError, Scope.Scope> => {
+  switch (settings.type) {
+    case "memory":
+      return Effect.sync(() => ConnectionStore.makeMemory())
+    case "sqlite":
+    case "postgres":
+      return Effect.fail(
+        new ConnectionStore.ConnectionStoreError({
+          store: settings.type,
+          operation: "open",
+          reason: "not available in this build"
+        })
+      )
+  }
+}
+
+/** The connection store for `config`, opened on first use (once) inside `scope`; undefined for "none". */
+export const connectionStoreOpener = (
+  config: Config,
+  fallback: ConnectionStoreChoice,
+  scope: Scope.Scope
+):
+  | Effect.Effect<Effect.Effect<ConnectionStore.ConnectionStoreShape, ConnectionStore.ConnectionStoreError>>
+  | undefined => {
+  if (typeof fallback === "object" && config.connectionStore === undefined)
+    return Effect.succeed(Effect.succeed(fallback))
+  const settings: ConnectionStoreSettings | undefined =
+    config.connectionStore ??
+    (fallback === "none" || typeof fallback === "object" ? undefined : { type: fallback, encryptionKeys: [] })
+  if (!settings) return undefined
+  return Effect.cached(openConnectionStore(settings).pipe(Scope.provide(scope)))
+}
+
 const levels: ReadonlyArray<LogLevel> = ["All", "Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
 
 /** $TESSERA_LOG_LEVEL (any case), else Warn: a library should not chatter on its host's console. */
@@ -47,11 +89,28 @@ export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel =>
 export const layer = (
   config: Config,
   store: StoreChoice = "memory",
-  opts: { readonly logLevel?: LogLevel } = {}
+  opts: { readonly logLevel?: LogLevel; readonly connections?: ConnectionStoreChoice | undefined } = {}
 ): Layer.Layer<Engine.Engine, StoreError> =>
   Layer.merge(
-    Engine.layer(config).pipe(
+    engineLayer(config, opts.connections ?? "memory").pipe(
       Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))
     ),
     Layer.succeed(References.MinimumLogLevel, opts.logLevel ?? logLevel())
   ) as Layer.Layer<Engine.Engine, StoreError>
+
+/** The engine over the TokenStore in context, with the connection store opened on first need and closed with the
+ *  layer. */
+const engineLayer = (
+  config: Config,
+  connections: ConnectionStoreChoice
+): Layer.Layer<Engine.Engine, never, TokenStore> =>
+  Layer.effect(
+    Engine.Engine,
+    Effect.gen(function* () {
+      const store = yield* TokenStore
+      const scope = yield* Effect.scope
+      const opener = connectionStoreOpener(config, connections, scope)
+      const connectionStore = opener ? yield* opener : undefined
+      return Engine.make(config, store, { connectionStore })
+    })
+  )

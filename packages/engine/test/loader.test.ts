@@ -872,7 +872,18 @@ describe("__proto__ in YAML is data, never a prototype", () => {
       assert.isTrue(Object.hasOwn(body, "__proto__"))
       assert.strictEqual(Object.getPrototypeOf(body), Object.prototype)
       const { inputs } = Connection.resolveInputs(m, new Map())
-      const built = TokenRequest.build({ name: "demo", manifest: m, inputs, allowInsecureHttp: false }, m.flows.acquire)
+      const built = TokenRequest.build(
+        {
+          name: "demo",
+          manifest: m,
+          inputs,
+          allowInsecureHttp: false,
+          tags: {},
+          source: "config" as const,
+          version: 0
+        },
+        m.flows.acquire
+      )
       assert.strictEqual(built._tag, "Request")
       if (built._tag !== "Request") return
       const wire = TokenRequest.encode(built.request)

@@ -1,4 +1,7 @@
-/** API-key authentication: the keys of `server.api_keys`, each with an allowlist of connections (`*` = all).
+/** API-key authentication: the keys of `server.api_keys`, each with an allowlist of connections (`*` = all), the
+ *  scopes of what it may do (`token`, `proxy`, `connections:read`, `connections:write`) and a tag selector: a key
+ *  with `tags: {tenant: acme}` sees only connections tagged tenant=acme, and any other connection is, for it, one
+ *  that does not exist (404 on every route).
  *
  *  Only SHA-256 digests of the keys are kept. A presented key is hashed and compared with EVERY digest using
  *  `timingSafeEqual` (no early exit), so neither the keys nor how much of one matched leak through memory or
@@ -6,12 +9,20 @@
  *  construction (empty key, duplicate key, empty allowlist) so a bad config fails at boot, not per request. */
 import { Redacted } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
-import type { Config } from "@tessera/engine"
+import { ConnectionStore, type Config } from "@tessera/engine"
+
+export type Scope = Config.Scope
 
 /** An authenticated caller: the key's name (safe to log) and what it may use. */
 export interface Principal {
   readonly name: string
+  /** The key's allowlist of connection names (403 outside it). */
   readonly allows: (connection: string) => boolean
+  /** Whether a connection with these tags exists for this key at all (404 otherwise). */
+  readonly sees: (tags: Readonly<Record<string, string>>) => boolean
+  readonly can: (scope: Scope) => boolean
+  /** The tags every connection this key writes must carry. */
+  readonly tags: Readonly<Record<string, string>>
 }
 
 export interface ApiKeyAuth {
@@ -22,7 +33,13 @@ export interface ApiKeyAuth {
 }
 
 /** The caller when no keys are configured. */
-export const anonymous: Principal = { name: "anonymous", allows: () => true }
+export const anonymous: Principal = {
+  name: "anonymous",
+  allows: () => true,
+  sees: () => true,
+  can: () => true,
+  tags: {}
+}
 
 const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest()
 
@@ -41,7 +58,18 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
       throw new TypeError(`api key "${k.name}" allows no connection; list connection names, or "*" for all`)
     const all = k.connections.includes("*")
     const allowed = new Set(k.connections)
-    entries.push({ hash, principal: { name: k.name, allows: (c) => all || allowed.has(c) } })
+    const scopes = new Set(k.scopes)
+    const tags = { ...k.tags }
+    entries.push({
+      hash,
+      principal: {
+        name: k.name,
+        allows: (c) => all || allowed.has(c),
+        sees: (t) => ConnectionStore.matchesTags(t, tags),
+        can: (scope) => scopes.has(scope),
+        tags
+      }
+    })
   }
   if (entries.length === 0) return { enabled: false, verify: () => anonymous }
   return {

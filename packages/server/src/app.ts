@@ -6,7 +6,7 @@ import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, References, type Scope } from "effect"
 import { FindMyWay, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
-import { Runtime } from "@tessera/engine"
+import { Runtime, TokenError } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 import * as Problem from "./problem.ts"
@@ -51,9 +51,29 @@ const guarded = (spec: RouteSpec, deps: Deps) =>
             detail: `API key "${principal.name}" may not use connection "${name}"`
           })
         }
+        if (name !== undefined) yield* visible(principal, name)
+        if (spec.scope !== undefined && !principal.can(spec.scope)) {
+          return yield* new Problem.Refusal({
+            code: "Forbidden",
+            ...(name !== undefined ? { connection: name } : {}),
+            detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
+          })
+        }
       }
     }
     return yield* spec.handler(deps)
+  })
+
+/** A connection outside a key's tags does not exist for that key: the same 404 as an unknown name, on every route
+ *  and before any scope check, so a key cannot even learn that another tenant's connection is there. */
+const visible = (principal: ApiKeyAuth.Principal, name: string) =>
+  Effect.gen(function* () {
+    if (Object.keys(principal.tags).length === 0) return
+    const ctx = yield* RequestContext
+    const found = yield* ctx.generation.engine.registry.find(name)
+    const tags = found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
+    if (tags !== undefined && !principal.sees(tags))
+      return yield* new TokenError.UnknownConnection({ connection: name, known: [] })
   })
 
 const isFailure = (e: unknown): e is Problem.Failure =>

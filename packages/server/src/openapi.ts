@@ -51,24 +51,50 @@ const schemas = {
       }
     }
   },
+  Connection: {
+    type: "object",
+    required: ["name", "provider", "tags", "inputs", "source", "status", "created_at", "updated_at"],
+    properties: {
+      name: { type: "string" },
+      provider: { type: "string" },
+      tags: { type: "object", additionalProperties: { type: "string" } },
+      inputs: {
+        type: "object",
+        additionalProperties: { type: "string" },
+        description: "Effective inputs (defaults included); a secret input shows as ***."
+      },
+      source: { enum: ["api", "config"], description: "api: stored at runtime; config: the config file." },
+      status: { enum: ["ok", "misconfigured"] },
+      created_at: { type: ["string", "null"], format: "date-time", description: "null for config connections." },
+      updated_at: { type: ["string", "null"], format: "date-time" }
+    }
+  },
   ConnectionList: {
     type: "object",
-    required: ["connections"],
+    required: ["items", "next_cursor"],
     properties: {
-      connections: {
-        type: "array",
-        items: {
-          type: "object",
-          required: ["name", "provider", "status", "api_base_url", "inputs"],
-          properties: {
-            name: { type: "string" },
-            provider: { type: "string" },
-            status: { enum: ["ok", "misconfigured"] },
-            api_base_url: { type: ["string", "null"] },
-            inputs: { type: "array", items: { type: "string" }, description: "Input names only." }
-          }
-        }
-      }
+      items: { type: "array", items: { $ref: "#/components/schemas/Connection" } },
+      next_cursor: { type: ["string", "null"], description: "Pass as ?cursor= for the next page; null on the last." }
+    }
+  },
+  ConnectionPut: {
+    type: "object",
+    required: ["provider"],
+    additionalProperties: false,
+    properties: {
+      provider: { type: "string", description: "A provider id (GET /v1/providers)." },
+      inputs: {
+        type: "object",
+        additionalProperties: { type: ["string", "number", "boolean"] },
+        description: "The provider's inputs, taken literally."
+      },
+      tags: {
+        type: "object",
+        maxProperties: 32,
+        additionalProperties: { type: "string", maxLength: 256 },
+        description: "Labels such as tenant: acme; a tag-scoped key must give its own tags."
+      },
+      allow_insecure_http: { type: "boolean", description: "WARNING: allow plain http:// to non-loopback hosts." }
     }
   },
   ProviderList: {
@@ -167,6 +193,15 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
         tags: [r.tag],
         security: security(r.access),
         parameters: [...parameters, { $ref: "#/components/parameters/RequestId" }],
+        ...(r.requestSchema
+          ? {
+              requestBody: {
+                required: true,
+                content: { "application/json": { schema: { $ref: `#/components/schemas/${r.requestSchema}` } } }
+              }
+            }
+          : {}),
+        ...(r.scope ? { "x-tessera-scope": r.scope } : {}),
         responses
       }
     }
@@ -180,7 +215,8 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
       license: { name: "Apache-2.0", identifier: "Apache-2.0" }
     },
     tags: [
-      { name: "tokens", description: "Tokens of configured connections." },
+      { name: "tokens", description: "Tokens of connections." },
+      { name: "connections", description: "Connections created at runtime, beside the config file's." },
       { name: "catalog", description: "What is configured." },
       { name: "proxy", description: "API calls with the connection's token applied." },
       { name: "operations", description: "Probes, metrics and this document; no key needed." }

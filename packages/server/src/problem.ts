@@ -8,10 +8,10 @@
  *  logged in full by the server. */
 import { Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
-import type { TokenError } from "@tessera/engine"
+import type { ConnectionRegistry, TokenError } from "@tessera/engine"
 
-/** The engine's failure codes: `TokenError["_tag"]`. */
-export type EngineCode = TokenError.TokenError["_tag"]
+/** The engine's failure codes: `TokenError["_tag"]` and the connection registry's. */
+export type EngineCode = TokenError.TokenError["_tag"] | ConnectionRegistry.RegistryError["_tag"]
 
 export const refusalCodes = [
   "BadRequest",
@@ -39,6 +39,9 @@ export const status: { readonly [C in Code]: number } = {
   ResponseInvalid: 502,
   UpstreamTimeout: 504,
   StoreError: 503,
+  ConnectionInvalid: 422,
+  ConnectionConflict: 409,
+  ConnectionStoreError: 503,
   // the server's own refusals
   BadRequest: 400,
   Unauthorized: 401,
@@ -58,6 +61,9 @@ const titles: { readonly [C in Code]: string } = {
   ResponseInvalid: "Unusable provider response",
   UpstreamTimeout: "Provider timed out",
   StoreError: "Token store unavailable",
+  ConnectionInvalid: "Invalid connection",
+  ConnectionConflict: "Connection defined in the config file",
+  ConnectionStoreError: "Connection store unavailable",
   BadRequest: "Bad request",
   Unauthorized: "Unauthorized",
   Forbidden: "Forbidden",
@@ -83,7 +89,7 @@ export class Refusal extends Schema.TaggedError<Refusal>()("Refusal", {
 }
 
 /** What a handler may fail with. */
-export type Failure = TokenError.TokenError | Refusal
+export type Failure = TokenError.TokenError | ConnectionRegistry.RegistryError | Refusal
 
 export const typeUri = (code: Code): string =>
   `https://tessera.dev/problems/${code.replace(/[A-Z]/g, (c, i: number) => `${i ? "-" : ""}${c.toLowerCase()}`)}`
@@ -122,6 +128,15 @@ const detailOf = (e: Failure): { detail: string; extensions?: Record<string, unk
       }
     case "StoreError":
       return { detail: `the token store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
+    case "ConnectionStoreError":
+      return { detail: `the connection store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
+    case "ConnectionInvalid":
+      return {
+        detail: `connection "${e.connection}" is invalid: ${e.errors.length} problem${e.errors.length === 1 ? "" : "s"}, listed in errors`,
+        extensions: { errors: e.errors }
+      }
+    case "ConnectionConflict":
+      return { detail: e.message }
     case "UpstreamRejected":
       return {
         detail: e.message,

@@ -8,7 +8,9 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
-import { Engine, Template, type Connection } from "@tessera/engine"
+import { Engine } from "@tessera/engine"
+import type * as ApiKeyAuth from "./api-key-auth.ts"
+import { connectionRoutes } from "./connection-routes.ts"
 import * as Metrics from "./metrics.ts"
 import type { Failure } from "./problem.ts"
 import * as Proxy from "./proxy.ts"
@@ -22,7 +24,7 @@ import { RequestContext } from "./request-context.ts"
  *  route is open (the server then binds loopback only). */
 export type Access = "public" | "key" | "proxyKey"
 
-export type Method = "GET" | "POST" | "DELETE" | "*"
+export type Method = "GET" | "POST" | "PUT" | "DELETE" | "*"
 
 export interface ResponseDoc {
   readonly description: string
@@ -51,8 +53,12 @@ export interface RouteSpec {
   readonly operationId: string
   readonly summary: string
   readonly description?: string | undefined
-  readonly tag: "tokens" | "catalog" | "proxy" | "operations"
+  readonly tag: "tokens" | "connections" | "catalog" | "proxy" | "operations"
   readonly access: Access
+  /** What the key must be allowed to do (server.api_keys[].scopes); none: any valid key. */
+  readonly scope?: ApiKeyAuth.Scope | undefined
+  /** A component schema name for the JSON request body. */
+  readonly requestSchema?: string | undefined
   readonly responses: Readonly<Record<number, ResponseDoc>>
   readonly handler: Handler
 }
@@ -89,20 +95,14 @@ const token =
       return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
     })
 
-/** The API base URL to show for a connection; null when the provider has none or it is built from a secret. */
-const shownBaseUrl = (c: Connection.Connection): string | null => {
-  if (!c.manifest.api) return null
-  const r = Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
-  return r._tag === "Value" && !Template.isSecret(r.value) ? r.value : null
-}
-
-export const routes: ReadonlyArray<RouteSpec> = [
+const ownRoutes: ReadonlyArray<RouteSpec> = [
   {
     method: "GET",
     path: "/v1/connections/:name/token",
     operationId: "getToken",
     tag: "tokens",
     access: "key",
+    scope: "token",
     summary: "Get a connection's access token",
     description: "Answers from the cache while the token is fresh, else renews it (refresh flow when possible).",
     responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures },
@@ -114,6 +114,7 @@ export const routes: ReadonlyArray<RouteSpec> = [
     operationId: "refreshToken",
     tag: "tokens",
     access: "key",
+    scope: "token",
     summary: "Renew a connection's token now",
     description: "Forces a renewal even if the cached token is fresh, and answers with the new token.",
     responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures },
@@ -125,6 +126,7 @@ export const routes: ReadonlyArray<RouteSpec> = [
     operationId: "invalidateToken",
     tag: "tokens",
     access: "key",
+    scope: "token",
     summary: "Forget a connection's access token",
     description: "The next request gets a new one. A refresh token, if any, is kept for that renewal.",
     responses: { 204: { description: "Invalidated." }, ...connectionFailures },
@@ -133,47 +135,6 @@ export const routes: ReadonlyArray<RouteSpec> = [
         const ctx = yield* RequestContext
         yield* ctx.generation.engine.invalidate(yield* param("name"))
         return HttpServerResponse.empty({ status: 204 })
-      })
-  },
-  {
-    method: "GET",
-    path: "/v1/connections",
-    operationId: "listConnections",
-    tag: "catalog",
-    access: "key",
-    summary: "List the connections this key may use",
-    description: "Names, providers, API base URLs and the NAMES of their inputs; never input values.",
-    responses: {
-      200: { description: "The connections.", schema: "ConnectionList" },
-      401: problem("No API key, or a wrong one.")
-    },
-    handler: () =>
-      Effect.gen(function* () {
-        const ctx = yield* RequestContext
-        const allowed = (name: string) => ctx.principal?.allows(name) ?? true
-        const config = ctx.generation.config
-        const ok = [...config.connections.values()]
-          .filter((c) => allowed(c.name))
-          .map((c) => ({
-            name: c.name,
-            provider: c.manifest.id,
-            status: "ok",
-            api_base_url: shownBaseUrl(c),
-            inputs: [...c.inputs.keys()].sort()
-          }))
-        const broken = [...config.broken]
-          .filter(([name]) => allowed(name))
-          .map(([name, b]) => ({
-            name,
-            provider: b.provider,
-            status: "misconfigured",
-            api_base_url: null,
-            inputs: []
-          }))
-        return HttpServerResponse.jsonUnsafe(
-          { connections: [...ok, ...broken].sort((a, b) => a.name.localeCompare(b.name)) },
-          { headers: noStore }
-        )
       })
   },
   {
@@ -216,6 +177,7 @@ export const routes: ReadonlyArray<RouteSpec> = [
     operationId: "proxy",
     tag: "proxy",
     access: "proxyKey",
+    scope: "proxy",
     summary: "Call the connection's API with its token applied",
     description:
       "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
@@ -300,3 +262,5 @@ export const routes: ReadonlyArray<RouteSpec> = [
       )
   }
 ]
+
+export const routes: ReadonlyArray<RouteSpec> = [...ownRoutes, ...connectionRoutes]

@@ -31,7 +31,10 @@ export const tryAnswer = (
   let principal = ApiKeyAuth.anonymous
   if (generation.auth.enabled) {
     const p = generation.auth.verify(ApiKeyAuth.presentedKey((name) => header(req, name), "key"))
-    if (!p || !p.allows(name)) return false
+    if (!p || !p.allows(name) || !p.can("token")) return false
+    // Tag-scoped keys: only a connection already resolved here, and within the key's tags; the router answers the rest.
+    const c = generation.engine.registry.peek(name)
+    if (!c || !p.sees(c.tags)) return false
     principal = p
   }
   const hit = generation.engine.peek(name)

@@ -6,7 +6,9 @@ import { ApiKeyAuth } from "../src/index.ts"
 const key = (name: string, value: string, connections: ReadonlyArray<string> = ["*"]) => ({
   name,
   key: Redacted.make(value),
-  connections
+  connections,
+  scopes: ["token", "proxy"] as const,
+  tags: {}
 })
 
 describe("ApiKeyAuth.make", () => {
@@ -45,6 +47,19 @@ describe("ApiKeyAuth.make", () => {
     expect(() => ApiKeyAuth.make([key("a", "  ")])).toThrow(/api key "a" is empty/)
     expect(() => ApiKeyAuth.make([key("a", "same-value-1"), key("b", "same-value-1")])).toThrow(TypeError)
     expect(() => ApiKeyAuth.make([key("a", "value-123456", [])])).toThrow(/allows no connection/)
+  })
+
+  it("scopes and a tag selector: what a key may do, and which connections exist for it", () => {
+    const tenant = ApiKeyAuth.make([
+      { ...key("acme", "acme-secret-value"), scopes: ["connections:read"], tags: { tenant: "acme" } }
+    ]).verify("acme-secret-value")!
+    expect(tenant.can("connections:read")).toBe(true)
+    expect(tenant.can("token")).toBe(false)
+    expect(tenant.sees({ tenant: "acme", env: "prod" })).toBe(true)
+    expect(tenant.sees({ tenant: "other" })).toBe(false)
+    expect(tenant.sees({})).toBe(false)
+    expect(auth.verify("ops-secret-value")?.can("token")).toBe(true)
+    expect(auth.verify("ops-secret-value")?.can("connections:write")).toBe(false)
   })
 
   it("reads Bearer credentials (RFC 9110 scheme is case-insensitive)", () => {

@@ -169,39 +169,35 @@ describe("API keys", () => {
 })
 
 describe("catalog routes", () => {
-  it("GET /v1/connections lists names, providers, API base URLs and input NAMES, never values", async () => {
+  it("GET /v1/connections lists config connections with their inputs, secrets as ***", async () => {
     const r = await get("/v1/connections")
     expect(r.status).toBe(200)
-    const list = r.json().connections as Array<{
-      name: string
-      provider: string
-      status: string
-      api_base_url: string | null
-      inputs: string[]
-    }>
-    expect(list.map((c) => c.name)).toEqual(["bad-secret", "broken", "crm", "cube", "jobs", "oauth-pw"])
-    expect(list.find((c) => c.name === "jobs")).toEqual({
+    const body = r.json() as { items: Array<Record<string, unknown>>; next_cursor: string | null }
+    expect(body.next_cursor).toBeNull()
+    expect(body.items.map((c) => c["name"])).toEqual(["bad-secret", "broken", "crm", "cube", "jobs", "oauth-pw"])
+    expect(body.items.find((c) => c["name"] === "jobs")).toEqual({
       name: "jobs",
       provider: "dvinci",
+      tags: {},
+      source: "config",
       status: "ok",
-      api_base_url: `${sb.base("dvinci")}/restApi`,
-      inputs: ["base_url", "client_id", "client_secret", "token_url"]
+      created_at: null,
+      updated_at: null,
+      inputs: {
+        base_url: sb.base("dvinci"),
+        client_id: sb.credentials.dvinci["client_id"],
+        client_secret: "***",
+        token_url: `${sb.base("dvinci")}/plt/oauth2/token`
+      }
     })
-    expect(list.find((c) => c.name === "cube")?.api_base_url).toBeNull()
-    expect(list.find((c) => c.name === "broken")).toMatchObject({ status: "misconfigured", inputs: [] })
-    for (const v of [
-      "dvinci-api-token",
-      "cube-demo-secret",
-      "EE73C0AE64524371B5DDEFF5F7BB2192",
-      "alice-password",
-      "cube-demo-client"
-    ])
+    expect(body.items.find((c) => c["name"] === "broken")).toMatchObject({ status: "misconfigured", inputs: {} })
+    for (const v of ["dvinci-api-token", "cube-demo-secret", "EE73C0AE64524371B5DDEFF5F7BB2192", "alice-password"])
       expect(r.text).not.toContain(v)
   })
 
   it("GET /v1/connections shows a restricted key only its connections", async () => {
     const r = await get("/v1/connections", { authorization: `Bearer ${JOBS_KEY}` })
-    expect(r.json().connections.map((c: { name: string }) => c.name)).toEqual(["jobs"])
+    expect(r.json().items.map((c: { name: string }) => c.name)).toEqual(["jobs"])
   })
 
   it("GET /v1/providers lists every manifest with input flags and no values", async () => {

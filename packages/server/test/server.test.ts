@@ -151,7 +151,7 @@ describe("reload()", () => {
       const next = configText(sb, {
         keys: false,
         connections: ["cube"],
-        extra: `server:\n  api_keys:\n    - { name: ops2, key: "${NEW_KEY}" }`
+        extra: `server:\n  api_keys:\n    - { name: ops2, key: "${NEW_KEY}", scopes: [token, proxy, "connections:read"] }`
       })
       await s.reload(await parseConfig(next))
       // jobs is gone from the new config, yet the request that started before the reload completes.
@@ -160,7 +160,7 @@ describe("reload()", () => {
       expect(r.json()).toMatchObject({ path: "/dvinci/restApi/reload-me" })
       expect((await raw(s.url, "/v1/connections", { headers: key }, captured)).status).toBe(401)
       const list = await raw(s.url, "/v1/connections", { headers: { authorization: `Bearer ${NEW_KEY}` } }, captured)
-      expect(list.json().connections.map((c: { name: string }) => c.name)).toEqual(["cube"])
+      expect(list.json().items.map((c: { name: string }) => c.name)).toEqual(["cube"])
       expect(
         (await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": NEW_KEY } }, captured)).json().code
       ).toBe("UnknownConnection")
@@ -231,8 +231,7 @@ describe("main.ts", () => {
     try {
       await until(() => p.lines.some((l) => l.includes(`"message":"listening"`)), 10_000)
       const url = JSON.parse(p.lines.find((l) => l.includes(`"message":"listening"`))!).url as string
-      const names = async () =>
-        (await raw(url, "/v1/connections")).json().connections.map((c: { name: string }) => c.name)
+      const names = async () => (await raw(url, "/v1/connections")).json().items.map((c: { name: string }) => c.name)
       expect(await names()).toEqual(["jobs"])
 
       writeFileSync(file, configText(sb, { keys: false, connections: ["jobs", "cube"] }))

@@ -127,7 +127,15 @@ export const fixture = (a: Answers, manifest: Manifest.Manifest, now: Date): Fix
     new Map(Object.entries(inputs).map(([k, value]) => [k, { value, literal: false }] as const))
   )
   const built = TokenRequest.build(
-    { name: "scaffold", manifest, inputs: resolved.inputs, allowInsecureHttp: false },
+    {
+      name: "scaffold",
+      manifest,
+      inputs: resolved.inputs,
+      allowInsecureHttp: false,
+      tags: {},
+      source: "config",
+      version: 0
+    },
     manifest.flows.acquire
   )
   if (built._tag === "Invalid") throw new Error(`scaffolded manifest builds no request: ${built.details.join("; ")}`)

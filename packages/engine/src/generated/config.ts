@@ -8,6 +8,10 @@ export type ExtraManifestDirectories = string[]
  * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
  */
 export type Value = (string | number | boolean)
+/**
+ * Where connections created at runtime (the server's connections API, `tessera connections put`, the library's `connections.put`) are kept, beside the ones in this file. Default for the CLI and `tessera serve`: `sqlite` in the user data dir; for the library and `startServer`: `memory`. Secret inputs are stored AES-256-GCM encrypted.
+ */
+export type ConnectionStore = ConnectionStore1
 
 /**
  * Connections to providers, where extra provider manifests live, the token store and the server. Values may be literals, `${env:VAR}` or `${file:PATH}` (relative to this file).
@@ -17,6 +21,7 @@ $schema?: string
 providers?: ExtraManifestDirectories
 connections?: Connections
 store?: Store
+connection_store?: ConnectionStore
 server?: Server
 http?: Http
 }
@@ -39,6 +44,13 @@ inputs?: {
  * WARNING: allow plain http:// to hosts other than loopback. Tokens and secrets then cross the network unencrypted.
  */
 allow_insecure_http?: boolean
+tags?: Tags
+}
+/**
+ * Labels of a connection, such as `tenant: acme`. API keys can be scoped to connections whose tags match (`server.api_keys[].tags`), and lists filter on them. At most 32 tags.
+ */
+export interface Tags {
+[k: string]: string | undefined
 }
 export interface Store {
 /**
@@ -59,6 +71,30 @@ key_prefix?: string
  */
 encryption_key?: (string | number | boolean)
 }
+export interface ConnectionStore1 {
+/**
+ * `memory`: this process only. `sqlite`: a file (Node's built-in node:sqlite), for the CLI and a single server. `postgres`: shared by several server instances.
+ */
+type: ("memory" | "sqlite" | "postgres")
+/**
+ * sqlite: the database file, relative to this file (default: connections.db in the user data dir, e.g. ~/.local/share/tessera).
+ */
+path?: string
+/**
+ * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ */
+url?: (string | number | boolean)
+/**
+ * postgres: the schema holding tessera's tables (default `public`).
+ */
+schema?: string
+/**
+ * 32-byte keys, base64 or hex (`openssl rand -base64 32`). The first encrypts, all decrypt: to rotate, put the new key first, run `tessera connections reencrypt`, then drop the old one. Required for postgres; sqlite creates a key file beside the database when absent.
+ * 
+ * @minItems 1
+ */
+encryption_keys?: [Value, ...(Value)[]]
+}
 export interface Server {
 host?: string
 port?: number
@@ -69,7 +105,18 @@ key: Value
  * Allowed connections; `*` or absent = all.
  */
 connections?: string[]
+/**
+ * What the key may do: `token` (get, refresh, invalidate tokens), `proxy` (the auth-injecting proxy), `connections:read` (list and show connections), `connections:write` (create, replace and delete connections). Default: token and proxy.
+ */
+scopes?: ("token" | "proxy" | "connections:read" | "connections:write")[]
+tags?: Tags1
 }[]
+}
+/**
+ * Labels of a connection, such as `tenant: acme`. API keys can be scoped to connections whose tags match (`server.api_keys[].tags`), and lists filter on them. At most 32 tags.
+ */
+export interface Tags1 {
+[k: string]: string | undefined
 }
 export interface Http {
 /**

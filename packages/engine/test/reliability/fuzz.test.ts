@@ -220,7 +220,10 @@ describe("fuzz", () => {
           name: m.id,
           manifest: m,
           inputs: new Map<string, Template.Value>(),
-          allowInsecureHttp: false
+          allowInsecureHttp: false,
+          tags: {},
+          source: "config" as const,
+          version: 0
         }) satisfies Connection.Connection
     )
     const now = Date.now()

@@ -41,8 +41,8 @@ export const configText = (sb: Sandbox, opts: ConfigOptions = {}): string => {
     lines.push(
       "server:",
       "  api_keys:",
-      `    - { name: ops, key: "\${env:OPS_KEY}", connections: ["*"] }`,
-      `    - { name: jobs-only, key: "\${env:JOBS_KEY}", connections: [jobs] }`
+      `    - { name: ops, key: "\${env:OPS_KEY}", connections: ["*"], scopes: [token, proxy, "connections:read"] }`,
+      `    - { name: jobs-only, key: "\${env:JOBS_KEY}", connections: [jobs], scopes: [token, proxy, "connections:read"] }`
     )
   }
   lines.push("http: { timeout_ms: 800, total_timeout_ms: 1000, retries: 0 }")
