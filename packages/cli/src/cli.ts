@@ -6,6 +6,7 @@ import { Cause, Console, Effect, Logger, References } from "effect"
 import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
 import { readFileSync } from "node:fs"
 import * as Cache from "./commands/cache.ts"
+import * as Connections from "./commands/connections.ts"
 import * as Init from "./commands/init.ts"
 import * as Inspect from "./commands/inspect.ts"
 import * as New from "./commands/new.ts"
@@ -38,6 +39,11 @@ export const command = Command.make("tessera").pipe(
       description: "Provider, inputs (secrets masked), flows, cache state and JWT claims"
     },
     { command: "tessera cache list", description: "Cached tokens, their expiry and freshness" },
+    {
+      command:
+        "tessera connections put acme --provider cube --input tenant=acme --input client_id=x --input-env client_secret=S",
+      description: "Store a connection for one customer (SQLite in the user data dir unless connection_store: says)"
+    },
     { command: "tessera new provider acme-hr", description: "Scaffold a provider manifest and its fixture" },
     { command: "tessera serve --port 8787", description: "Run the HTTP token service and auth-injecting proxy" },
     {
@@ -53,6 +59,7 @@ export const command = Command.make("tessera").pipe(
     Request.command,
     Inspect.command,
     Cache.command,
+    Connections.command,
     New.command,
     Serve.command
   ])

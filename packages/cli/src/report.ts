@@ -32,7 +32,9 @@ export const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
   for (const c of config.connections.values())
     for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
   for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
-  for (const r of [config.store?.encryptionKey, config.store?.url]) if (r) out.push(Redacted.value(r))
+  for (const r of [config.store?.encryptionKey, config.store?.url, config.connectionStore?.url])
+    if (r) out.push(Redacted.value(r))
+  for (const k of config.connectionStore?.encryptionKeys ?? []) out.push(Redacted.value(k))
   return out
 }
 

@@ -95,3 +95,10 @@ export const withSpinner =
         )
       )
     })
+
+// ESC [ ... (CSI), ESC ] ... BEL or ST (OSC), and every C0/C1 control character.
+// oxlint-disable-next-line no-control-regex
+const unsafe = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[\u0000-\u001f\u007f-\u009f]/g
+
+/** Provider- or caller-supplied text made safe for a terminal: control characters and escape sequences removed. */
+export const sanitize = (text: string): string => text.replace(unsafe, "")

@@ -110,6 +110,8 @@ export interface Registry {
   /** Opens the store now (a server checks it at start instead of at the first request). */
   readonly warm: () => Effect.Effect<void, ConnectionStoreError>
   readonly store: () => Effect.Effect<ConnectionStoreShape, ConnectionStoreError>
+  /** Stops listening to the store's changes (a server's retired generation). */
+  readonly dispose: () => void
 }
 
 const Body = Schema.Struct({
@@ -205,12 +207,10 @@ export const make = (
     }
   }
 
-  let subscribed = false
+  let unsubscribe: (() => void) | undefined
+  let disposed = false
   const store = Effect.map(openStore ?? noStore, (s) => {
-    if (!subscribed) {
-      subscribed = true
-      s.subscribe((change) => forget(change.name))
-    }
+    if (!unsubscribe && !disposed) unsubscribe = s.subscribe((change) => forget(change.name))
     return s
   })
 
@@ -468,6 +468,10 @@ export const make = (
       }
     },
     warm: () => (openStore ? Effect.asVoid(store) : Effect.void),
+    dispose: () => {
+      disposed = true
+      unsubscribe?.()
+    },
     store: () => store
   }
 }

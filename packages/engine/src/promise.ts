@@ -8,6 +8,7 @@
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import * as Config from "./config.ts"
 import type { ConfigDocument } from "./generated/config.ts"
+import type * as Registry from "./connection-registry.ts"
 import * as Engine from "./engine.ts"
 import type { Listener } from "./events.ts"
 import * as Runtime from "./runtime.ts"
@@ -18,6 +19,9 @@ export interface CreateOptions {
   readonly config: string | ConfigDocument
   /** Token store: "memory" (default unless the config names one), "file", or your own implementation. */
   readonly store?: Runtime.StoreChoice | undefined
+  /** Where runtime connections live when the config has no connection_store: "memory" (default), "sqlite", "none",
+   *  or your own implementation. */
+  readonly connectionStore?: Runtime.ConnectionStoreChoice | undefined
   readonly env?: NodeJS.ProcessEnv | undefined
 }
 
@@ -31,7 +35,9 @@ export interface Tessera {
   readonly fetch: (connection: string, url: string | URL, init?: RequestInit) => Promise<Response>
   readonly invalidate: (connection: string) => Promise<void>
   readonly subscribe: (listener: Listener) => () => void
-  readonly connections: () => ReadonlyArray<string>
+  /** Called: the names of the config file's connections. Its methods (`put`, `get`, `delete`, `list`) manage
+   *  connections created at runtime (one per customer), kept in the connection store beside the config's. */
+  readonly connections: (() => ReadonlyArray<string>) & ConnectionsApi
   readonly close: () => Promise<void>
   /** The Effect runtime, for mixing with Effect code. */
   readonly runtime: ManagedRuntime.ManagedRuntime<Engine.Engine, unknown>
@@ -54,6 +60,29 @@ export const apiUrl = (base: string | undefined, url: string | URL): URL => {
   return new URL(`${base.replace(/\/+$/, "")}/${url.replace(/^\/+/, "")}`)
 }
 
+/** The connection store through the Promise API. Failures reject with the engine's tagged errors
+ *  (`ConnectionInvalid` with every problem located, `ConnectionConflict`, `ConnectionStoreError`). */
+export interface ConnectionsApi {
+  /** Creates or replaces a connection: `{ provider, inputs, tags, allow_insecure_http }`, values taken literally. */
+  readonly put: (
+    name: string,
+    connection: ConnectionInput
+  ) => Promise<{ readonly created: boolean; readonly connection: Registry.ConnectionView }>
+  /** The connection (secret inputs as "***"), or undefined. */
+  readonly get: (name: string) => Promise<Registry.ConnectionView | undefined>
+  /** True when it existed; its cached tokens are forgotten. */
+  readonly delete: (name: string) => Promise<boolean>
+  /** Config and stored connections in name order, a page at a time. */
+  readonly list: (query?: Registry.ListQuery) => Promise<Registry.ListPage>
+}
+
+export interface ConnectionInput {
+  readonly provider: string
+  readonly inputs?: Readonly<Record<string, string | number | boolean>> | undefined
+  readonly tags?: Readonly<Record<string, string>> | undefined
+  readonly allow_insecure_http?: boolean | undefined
+}
+
 export const createTessera = async (options: CreateOptions): Promise<Tessera> => {
   const config = await Effect.runPromise(
     typeof options.config === "string"
@@ -61,7 +90,9 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
       : Config.fromObject(options.config, options.env)
   )
   const runtime = ManagedRuntime.make(
-    Runtime.layer(config, options.store ?? "memory") as Layer.Layer<Engine.Engine, unknown>
+    Runtime.layer(config, options.store ?? "memory", {
+      connections: options.connectionStore ?? "memory"
+    }) as Layer.Layer<Engine.Engine, unknown>
   )
   const engine: Engine.EngineShape = await runtime.runPromise(Engine.Engine)
   const run = <A>(eff: Effect.Effect<A, unknown, Engine.Engine>, signal?: AbortSignal | null): Promise<A> =>
@@ -98,7 +129,13 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
     fetch: authorizedFetch,
     invalidate: (name) => run(engine.invalidate(name)),
     subscribe: engine.subscribe,
-    connections: () => [...config.connections.keys()],
+    connections: Object.assign(() => [...config.connections.keys()], {
+      put: (name: string, connection: ConnectionInput) =>
+        run(engine.registry.put(name, connection)).then((r) => ({ created: r.created, connection: r.view })),
+      get: (name: string) => run(engine.registry.view(name)),
+      delete: (name: string) => run(engine.registry.remove(name)),
+      list: (query?: Registry.ListQuery) => run(engine.registry.list(query))
+    }),
     close: () => runtime.dispose(),
     runtime
   }

@@ -71,3 +71,30 @@ describe("Promise API", () => {
     expect(() => apiUrl(undefined, "/u")).toThrow(/no api.base_url/)
   })
 })
+
+describe("Promise API: connections at runtime", () => {
+  it("put, get, list and delete a connection, and get its token like a config one", async () => {
+    expect(t.connections()).toEqual(["jobs", "cube"])
+    const put = await t.connections.put("acme-jobs", {
+      provider: "dvinci",
+      inputs: sb.credentials.dvinci,
+      tags: { tenant: "acme" }
+    })
+    expect(put.created).toBe(true)
+    expect(put.connection).toMatchObject({ name: "acme-jobs", source: "api", tags: { tenant: "acme" } })
+    expect(put.connection.inputs["client_secret"]).toBe("***")
+    expect(await t.getToken("acme-jobs")).toMatch(/\S/)
+    expect((await t.connections.get("acme-jobs"))?.provider).toBe("dvinci")
+    expect((await t.connections.list({ tags: { tenant: "acme" } })).items.map((c) => c.name)).toEqual(["acme-jobs"])
+    expect(await t.connections.delete("acme-jobs")).toBe(true)
+    expect(await t.connections.get("acme-jobs")).toBeUndefined()
+    await expect(t.getToken("acme-jobs")).rejects.toMatchObject({ _tag: "UnknownConnection" })
+  })
+
+  it("rejects an invalid connection with every problem located", async () => {
+    await expect(t.connections.put("bad", { provider: "dvinci", inputs: { base_url: "nope" } })).rejects.toMatchObject({
+      _tag: "ConnectionInvalid",
+      errors: expect.arrayContaining([expect.objectContaining({ path: "/inputs/base_url" })])
+    })
+  })
+})

@@ -2,11 +2,14 @@
  *  requests.
  *
  *  Each request leases the generation that is current when it arrives and keeps it to the end, so a reload never
- *  changes the engine or the keys under a request in flight. A retired generation is disposed (store closed,
- *  event subscription dropped) when its last lease is released. The in-memory token store is shared by all
- *  generations, so a reload does not throw away every cached token; its keys hash the connection's inputs, so a
- *  connection whose inputs changed gets a fresh token. */
-import { Layer, ManagedRuntime } from "effect"
+ *  changes the engine or the keys under a request in flight. A retired generation is disposed (its event and
+ *  change subscriptions dropped) when its last lease is released.
+ *
+ *  The token store (memory, file or Redis) and the connection store are opened once, from the config the server
+ *  started with, and shared by every generation: a reload keeps every cached token (keys hash the connection's
+ *  inputs, so a connection whose inputs changed gets a fresh one) and never reconnects to Redis or PostgreSQL.
+ *  Changing `store:` or `connection_store:` takes a restart; a reload that changes them says so in the log. */
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Engine, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 
@@ -29,13 +32,17 @@ export interface Generations {
   readonly acquire: () => Lease
   /** Builds a generation for `config` and makes it current. On failure the current one stays. */
   readonly load: (config: Config.Config) => Promise<Generation>
-  /** Disposes every generation (call after the last request ended). */
+  /** Disposes every generation, then closes the shared stores (call after the last request ended). */
   readonly dispose: () => Promise<void>
+  /** Whether `config` names other stores than the running ones (a restart applies them). */
+  readonly storesDiffer: (config: Config.Config) => boolean
 }
 
 export interface Options {
   /** "memory" (default unless the config names a store), "file", or a store implementation shared by all. */
   readonly store?: Runtime.StoreChoice | undefined
+  /** Where runtime connections live when the config has no connection_store: (default "memory"). */
+  readonly connections?: Runtime.ConnectionStoreChoice | undefined
   /** Subscribed to each generation's engine. */
   readonly onEvent?: Events.Listener | undefined
 }
@@ -48,41 +55,57 @@ interface Slot {
   disposing?: Promise<void>
 }
 
-export const make = async (config: Config.Config, options: Options = {}): Promise<Generations> => {
-  const sharedMemory = TokenStore.makeMemory()
-  const storeFor = (c: Config.Config): Runtime.StoreChoice => {
-    if (typeof options.store === "object") return options.store
-    const type = c.store?.type ?? options.store ?? "memory"
-    if (type === "redis") throw new TypeError("store type redis is not available to the server yet; use memory or file")
-    return type === "memory" ? sharedMemory : "file"
-  }
+/** Opens the shared stores inside `scope`. */
+const openStores = async (config: Config.Config, options: Options, scope: Scope.Scope) => {
+  const tokenLayer =
+    typeof options.store === "object"
+      ? Layer.succeed(TokenStore.TokenStore, options.store)
+      : Runtime.storeLayer(config, options.store ?? "memory")
+  const tokenStore = await Effect.runPromise(
+    Effect.map(Layer.buildWithScope(tokenLayer, scope), (ctx) => Context.get(ctx, TokenStore.TokenStore))
+  )
+  const opener = Runtime.connectionStoreOpener(config, options.connections ?? "memory", scope)
+  const connectionStore = opener ? await Effect.runPromise(opener) : undefined
+  return { tokenStore, connectionStore }
+}
 
-  let next = 1
-  const build = async (c: Config.Config): Promise<Slot> => {
-    // API keys first: a bad key list must fail before any store is opened.
-    const auth = ApiKeyAuth.make(c.server.apiKeys)
-    const store = storeFor(c)
-    const runtime = ManagedRuntime.make(Runtime.layer(c, store) as Layer.Layer<Engine.Engine, unknown>)
-    const engine = await runtime.runPromise(Engine.Engine).catch(async (e: unknown) => {
-      await runtime.dispose()
+export const make = async (config: Config.Config, options: Options = {}): Promise<Generations> => {
+  const scope = Effect.runSync(Scope.make())
+  const closeScope = () => Effect.runPromise(Scope.close(scope, Exit.void))
+  const shared = await openStores(config, options, scope).catch(async (e: unknown) => {
+    await closeScope()
+    throw e
+  })
+  if (shared.connectionStore) {
+    // Fail at start, not at the first request, when the connection store cannot be opened or migrated.
+    await Effect.runPromise(shared.connectionStore).catch(async (e: unknown) => {
+      await closeScope()
       throw e
     })
+  }
+  const storeSettings = (c: Config.Config) => JSON.stringify([c.store ?? null, c.connectionStore ?? null])
+  const started = storeSettings(config)
+
+  let next = 1
+  const build = (c: Config.Config): Slot => {
+    const auth = ApiKeyAuth.make(c.server.apiKeys)
+    const engine = Engine.make(c, shared.tokenStore, { connectionStore: shared.connectionStore })
     const unsubscribe = options.onEvent ? engine.subscribe(options.onEvent) : () => {}
     const generation: Generation = { id: next++, config: c, engine, auth }
     return {
       generation,
       leases: 0,
       retired: false,
-      dispose: () => {
+      dispose: async () => {
         unsubscribe()
-        return runtime.dispose()
+        engine.registry.dispose()
       }
     }
   }
 
   const disposeSlot = (s: Slot): Promise<void> => (s.disposing ??= s.dispose())
   const live = new Set<Slot>()
-  let current = await build(config)
+  let current = build(config)
   live.add(current)
 
   const retire = (s: Slot) => {
@@ -107,7 +130,7 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
       }
     },
     load: async (c) => {
-      const slot = await build(c)
+      const slot = build(c)
       const old = current
       current = slot
       live.add(slot)
@@ -117,6 +140,8 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
     dispose: async () => {
       await Promise.all([...live].map(disposeSlot))
       live.clear()
-    }
+      await closeScope()
+    },
+    storesDiffer: (c) => storeSettings(c) !== started
   }
 }

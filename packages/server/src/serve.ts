@@ -36,7 +36,8 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
   const load = () => Effect.runPromise(Config.load(options.config, options.env))
   const config = await load()
   logProblems(log, config)
-  const server = await startServer(config, { ...options, log })
+  // A process serving a file keeps runtime connections in SQLite unless the config says otherwise.
+  const server = await startServer(config, { ...options, connections: options.connections ?? "sqlite", log })
   AccessLog.info(log, "listening", { url: server.url, config: config.file, connections: config.connections.size })
 
   let reloading: Promise<void> = Promise.resolve()

@@ -32,6 +32,9 @@ export interface ServerOptions {
   readonly host?: string | undefined
   /** Token store: "memory" (default unless the config names one), "file", or an implementation. */
   readonly store?: Runtime.StoreChoice | undefined
+  /** Connection store when the config has no connection_store: "memory" (default), "sqlite" (the default file in
+   *  the user data dir; `serve` and `tessera serve` use it), "none", or an implementation. */
+  readonly connections?: Runtime.ConnectionStoreChoice | undefined
   /** Access and error log lines (JSON, one per line). Default process.stdout; false for none. */
   readonly log?: AccessLog.LogSink | false | undefined
   /** Proxy limits: body size, replay buffer, upstream time limit (proxy.ts). */
@@ -80,7 +83,11 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
 
   const metrics = Metrics.make()
-  const generations = await Generations.make(config, { store: options.store, onEvent: metrics.onEngineEvent })
+  const generations = await Generations.make(config, {
+    store: options.store,
+    connections: options.connections,
+    onEvent: metrics.onEngineEvent
+  })
   const agents = Proxy.makeAgents()
   let openapi: unknown
   const deps: Deps = { limits, agents, metrics, openapi: () => (openapi ??= OpenApi.document(routes)) }
@@ -179,6 +186,15 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
           log,
           "server.host/port changed in the config; still listening on the old address until a restart",
           { url }
+        )
+      }
+      if (generations.storesDiffer(next)) {
+        AccessLog.info(
+          log,
+          "store or connection_store changed in the config; the running stores stay until a restart",
+          {
+            url
+          }
         )
       }
       const g = await generations.load(next)

@@ -275,7 +275,7 @@ export const handler = (o: Options) =>
       }
     })
     yield* program.pipe(
-      Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
+      Effect.provide(Runtime.layer(config, "file", { logLevel: level, connections: "sqlite" })),
       Effect.catch(failFor(secrets))
     )
   }).pipe(Effect.withSpan("tessera.cli.request"))

@@ -104,7 +104,7 @@ export const handler = (o: Options) =>
       yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
     })
     yield* program.pipe(
-      Effect.provide(Runtime.layer(config, "file", { logLevel: level })),
+      Effect.provide(Runtime.layer(config, "file", { logLevel: level, connections: "sqlite" })),
       Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
     )
   }).pipe(Effect.withSpan("tessera.cli.token"))
