@@ -164,7 +164,8 @@ describe("reload()", () => {
       expect(
         (await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": NEW_KEY } }, captured)).json().code
       ).toBe("UnknownConnection")
-      expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
+      const metrics = (await raw(s.url, "/metrics", { headers: { "x-tessera-key": NEW_KEY } })).text
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
     } finally {
       await s.close()
     }
@@ -182,7 +183,8 @@ describe("reload()", () => {
       )
       await expect(s.reload(empty)).rejects.toThrow(/allows no connection/)
       expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
-      expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
+      const metrics = (await raw(s.url, "/metrics", { headers: key })).text
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
     } finally {
       await s.close()
     }
