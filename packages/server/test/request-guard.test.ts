@@ -3,6 +3,7 @@
  *  the token fast path and the proxy included. */
 import type { Sandbox } from "@tessera/testkit"
 import { Effect } from "effect"
+import { readFileSync } from "node:fs"
 import { connect } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Config, ManifestError } from "@tessera/engine"
@@ -73,10 +74,16 @@ const rawRequest = (s: RunningServer, text: string) =>
   })
 
 describe("Host without API keys (DNS rebinding)", () => {
-  it("answers 127.0.0.1, [::1] and localhost on its own port, on the fast path and the router alike", async () => {
+  it("answers 127.x.x.x, [::1] and localhost on its own port, on the fast path and the router alike", async () => {
     const { s, port } = await serve()
     expect((await token(s)).status).toBe(200) // the token is cached: the next GETs take the fast path
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `LOCALHOST:${port}`]) {
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `[::1]:${port}`,
+      `LOCALHOST:${port}`,
+      `127.0.0.2:${port}`
+    ]) {
       expect((await token(s, { host })).status, host).toBe(200)
       expect((await get(s, "/v1/connections", { host })).status, host).toBe(200)
     }
@@ -217,6 +224,31 @@ describe("requests from web pages of another origin", () => {
     // The same POST from a program goes through.
     expect((await post(keyless, {})).status).toBe(200)
     expect(sb.requests.filter((r) => r.kind === "api").length).toBe(before + 1)
+  })
+})
+
+describe("the README's Security example", () => {
+  it("keyed on 0.0.0.0, answers loopback and tessera.internal only, readyz and metrics without a key", async () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+    const security = readme.slice(readme.indexOf("## Security"))
+    const example = /```yaml\n(server:[\s\S]*?)```/.exec(security)?.[1]
+    expect(example).toBeDefined()
+    const text = configText(sb, { keys: false, connections: ["jobs"], extra: example! })
+    const config = await Effect.runPromise(
+      Config.parse("/tmp/t/tessera.yaml", text, { ...env, TESSERA_API_KEY: OPS_KEY })
+    )
+    const s = await start(config, captured, { host: undefined })
+    servers.push(s)
+    expect(s.url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/)
+    const local = s.url.replace("0.0.0.0", "127.0.0.1")
+    const call = (path: string, headers: Record<string, string>) => raw(local, path, { headers }, captured)
+    const r = await call("/v1/connections/jobs/token", { ...key, host: "tessera.internal" })
+    expect(r.status).toBe(200)
+    captured.tokens.add(r.json().access_token)
+    expectRefused(await call("/v1/connections/jobs/token", { ...key, host: "tessera.example.com" }), "HostNotAllowed")
+    expect((await call("/readyz", {})).status).toBe(200)
+    expect((await call("/metrics", {})).status).toBe(200)
+    expect((await call("/openapi.json", {})).status).toBe(401)
   })
 })
 

@@ -462,6 +462,39 @@ describe("operations routes", () => {
   })
 })
 
+describe("server.public_routes", () => {
+  it("opens the listed operations routes to callers without a key, and only those; OpenAPI shows it", async () => {
+    const paths = { metrics: "/metrics", readyz: "/readyz", openapi: "/openapi.json" } as const
+    for (const listed of [["metrics"], ["readyz", "openapi"]] as const) {
+      const config = await parseConfig(
+        configText(sb, { connections: ["jobs"], server: [`public_routes: [${listed.join(", ")}]`] })
+      )
+      const open = await start(config, captured)
+      try {
+        const anonymous = (path: string) => raw(open.url, path, {}, captured)
+        const doc = (await raw(open.url, "/openapi.json", { headers: ops })).json()
+        for (const [name, path] of Object.entries(paths)) {
+          const isListed = (listed as ReadonlyArray<string>).includes(name)
+          if (isListed) expect((await anonymous(path)).status, path).toBe(200)
+          else expectProblem(await anonymous(path), 401, "Unauthorized")
+          expect(doc.paths[path].get.security, path).toEqual(isListed ? [] : [{ bearerKey: [] }, { tesseraKey: [] }])
+          expect(doc.paths[path].get.responses["401"] === undefined, path).toBe(isListed)
+        }
+        expect((await anonymous("/healthz")).status).toBe(200)
+        expectProblem(await anonymous("/v1/connections"), 401, "Unauthorized")
+      } finally {
+        await open.close()
+      }
+    }
+  })
+
+  it("an unknown name is a located config error", async () => {
+    await expect(
+      parseConfig(configText(sb, { connections: ["jobs"], server: ["public_routes: [metrics, tokens]"] }))
+    ).rejects.toThrow(/tessera\.yaml:\d+:\d+: error: server\.public_routes\[1\]/)
+  })
+})
+
 describe("secrets", () => {
   it("no client secret, password, API key or issued token appears in logs, problem bodies or /metrics", async () => {
     const metrics = (await get("/metrics")).text

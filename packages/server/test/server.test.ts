@@ -195,8 +195,19 @@ describe("reload()", () => {
       )
       await expect(s.reload(empty)).rejects.toThrow(/allows no connection/)
       expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
+      // A key that does not resolve would leave fewer keys than the file lists: refused, with where it is.
+      const unresolved = await parseConfig(
+        configText(sb, {
+          keys: false,
+          connections: ["jobs"],
+          extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:TESSERA_TEST_UNSET_KEY}" }`
+        })
+      )
+      await expect(s.reload(unresolved)).rejects.toThrow(/tessera\.yaml:\d+:\d+: error: server\.api_keys\[0\]\.key/)
+      expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
       const metrics = (await raw(s.url, "/metrics", { headers: key })).text
-      expect(sample(metrics, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="error"}`)).toBe(2)
+      expect(captured.logs.filter((l) => l.includes(`"code":"ReloadFailed"`)).length).toBeGreaterThanOrEqual(2)
     } finally {
       await s.close()
     }
