@@ -135,6 +135,10 @@ export const raw = (
     } else req.end(init.body as string | Buffer | undefined)
   })
 
+/** The /metrics text of a server with the harness's keys (the route needs a key when keys are configured). */
+export const metricsText = async (base: string): Promise<string> =>
+  (await raw(base, "/metrics", { headers: { "x-tessera-key": OPS_KEY } })).text
+
 export const sandbox = () => startSandbox()
 
 /** Every secret the tests handed to or got from the server, except where a route is meant to return a token. */
