@@ -6,7 +6,7 @@ import { Effect, Redacted } from "effect"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import { stringify } from "yaml"
-import type { ConfigDocument } from "./generated/config.ts"
+import type { ConfigDocument, Server as ServerDocument } from "./generated/config.ts"
 import * as Catalog from "./catalog.ts"
 import * as Connection from "./connection.ts"
 import * as ConfigValue from "./config-value.ts"
@@ -46,6 +46,20 @@ export interface ApiKeySetting {
   readonly connections: ReadonlyArray<string>
 }
 
+/** An operations route that `server.public_routes` can open to callers without a key. */
+export type PublicRoute = NonNullable<ServerDocument["public_routes"]>[number]
+
+export interface ServerSettings {
+  readonly host: string
+  readonly port: number
+  readonly apiKeys: ReadonlyArray<ApiKeySetting>
+  /** `server.allowed_hosts`, lowercased: Host values answered besides loopback. Undefined when the config has none
+   *  (then: loopback only without keys, any Host with keys). */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** Operations routes answered without a key even when keys are configured. */
+  readonly publicRoutes: ReadonlyArray<PublicRoute>
+}
+
 export interface Config {
   readonly file: string
   readonly catalog: Catalog.Catalog
@@ -53,7 +67,7 @@ export interface Config {
   /** Connections that could not be resolved, with their problems. */
   readonly broken: ReadonlyMap<string, { readonly provider: string; readonly problems: ReadonlyArray<Problem> }>
   readonly store?: StoreSettings | undefined
-  readonly server: { readonly host: string; readonly port: number; readonly apiKeys: ReadonlyArray<ApiKeySetting> }
+  readonly server: ServerSettings
   readonly http: HttpSettings
   /** Every error and warning found, for `tessera validate`. */
   readonly problems: ReadonlyArray<Problem>
@@ -192,7 +206,13 @@ export const parse = (
       store,
       http,
       problems,
-      server: { host: doc.server?.host ?? "127.0.0.1", port: doc.server?.port ?? 8787, apiKeys }
+      server: {
+        host: doc.server?.host ?? "127.0.0.1",
+        port: doc.server?.port ?? 8787,
+        apiKeys,
+        allowedHosts: doc.server?.allowed_hosts?.map((h) => h.toLowerCase()),
+        publicRoutes: doc.server?.public_routes ?? []
+      }
     } satisfies Config
   })
 
