@@ -6,7 +6,7 @@ import { Effect, Redacted } from "effect"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import { stringify } from "yaml"
-import type { ConfigDocument } from "./generated/config.ts"
+import type { ConfigDocument, Server as ServerDocument } from "./generated/config.ts"
 import * as Catalog from "./catalog.ts"
 import * as Connection from "./connection.ts"
 import * as ConfigValue from "./config-value.ts"
@@ -65,6 +65,20 @@ export interface ApiKeySetting {
   readonly tags: Readonly<Record<string, string>>
 }
 
+/** An operations route that `server.public_routes` can open to callers without a key. */
+export type PublicRoute = NonNullable<ServerDocument["public_routes"]>[number]
+
+export interface ServerSettings {
+  readonly host: string
+  readonly port: number
+  readonly apiKeys: ReadonlyArray<ApiKeySetting>
+  /** `server.allowed_hosts`, lowercased: Host values answered besides loopback. Undefined when the config has none
+   *  (then: loopback only without keys, any Host with keys). */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** Operations routes answered without a key even when keys are configured. */
+  readonly publicRoutes: ReadonlyArray<PublicRoute>
+}
+
 export interface Config {
   readonly file: string
   readonly catalog: Catalog.Catalog
@@ -74,7 +88,7 @@ export interface Config {
   readonly store?: StoreSettings | undefined
   /** Where runtime connections live; undefined when the config does not say (each process picks its default). */
   readonly connectionStore?: ConnectionStoreSettings | undefined
-  readonly server: { readonly host: string; readonly port: number; readonly apiKeys: ReadonlyArray<ApiKeySetting> }
+  readonly server: ServerSettings
   readonly http: HttpSettings
   /** Every error and warning found, for `tessera validate`. */
   readonly problems: ReadonlyArray<Problem>
@@ -221,7 +235,7 @@ export const parse = (
         if (cn !== "*" && !Object.hasOwn(doc.connections ?? {}, cn))
           problems.push(
             problemAt(src, ["server", "api_keys", i, "connections", j], `unknown connection "${cn}"`, {
-              hint: `configured connections: ${Object.keys(doc.connections ?? {}).join(", ")}`
+              hint: `configured connections: ${Object.keys(doc.connections ?? {}).join(", ")}; scope a key to stored connections with tags: instead`
             })
           )
       }
@@ -254,7 +268,13 @@ export const parse = (
       connectionStore,
       http,
       problems,
-      server: { host: doc.server?.host ?? "127.0.0.1", port: doc.server?.port ?? 8787, apiKeys }
+      server: {
+        host: doc.server?.host ?? "127.0.0.1",
+        port: doc.server?.port ?? 8787,
+        apiKeys,
+        allowedHosts: doc.server?.allowed_hosts?.map((h) => h.toLowerCase()),
+        publicRoutes: doc.server?.public_routes ?? []
+      }
     } satisfies Config
   })
 

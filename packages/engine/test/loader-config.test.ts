@@ -554,7 +554,7 @@ describe("Config.parse: connection mistakes break only their connection", () => 
         ...locate(text, "crm]"),
         path: "server.api_keys[0].connections[1]",
         message: 'unknown connection "crm"',
-        hint: "configured connections: hr"
+        hint: "configured connections: hr; scope a key to stored connections with tags: instead"
       })
     })
   )

@@ -12,21 +12,22 @@ import * as ApiKeyAuth from "./api-key-auth.ts"
 import * as Problem from "./problem.ts"
 import * as RequestCtx from "./request-context.ts"
 import { RequestContext } from "./request-context.ts"
-import type { Deps, RouteSpec } from "./routes.ts"
+import { isOpen, type Deps, type RouteSpec } from "./routes.ts"
 
 const header = (req: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
   const v = req.headers[name]
   return v === undefined || v === "" ? undefined : v
 }
 
-/** Runs the route's access check (see `Access` in routes.ts), then its handler. */
+/** Runs the route's access check (see `Access` and `isOpen` in routes.ts), then its handler. The request guard
+ *  (Host, Origin) has already run, in server.ts, before the request reached this app. */
 const guarded = (spec: RouteSpec, deps: Deps) =>
   Effect.gen(function* () {
     const ctx = yield* RequestContext
     ctx.route = spec.path
     const name = (yield* HttpRouter.params)["name"]
     if (name !== undefined) ctx.connection = name
-    if (spec.access !== "public") {
+    if (spec.access !== "public" && !isOpen(spec, ctx.generation.config.server.publicRoutes)) {
       const auth = ctx.generation.auth
       if (!auth.enabled) ctx.principal = ApiKeyAuth.anonymous
       else {

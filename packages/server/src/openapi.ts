@@ -1,8 +1,9 @@
 /** Generates the OpenAPI 3.1 document from the route table (routes.ts), so the document lists exactly what the
- *  router serves. Holds the component schemas of the JSON bodies and the mapping from router paths
- *  (`:name`, trailing `/*`) to OpenAPI path templates. */
+ *  router serves and who may call it under a config's `server.public_routes`. Holds the component schemas of the
+ *  JSON bodies and the mapping from router paths (`:name`, trailing `/*`) to OpenAPI path templates. */
+import type { Config } from "@tessera/engine"
 import * as Problem from "./problem.ts"
-import type { Access, RouteSpec } from "./routes.ts"
+import { isOpen, type Access, type ResponseDoc, type RouteSpec } from "./routes.ts"
 
 /** Router path to OpenAPI path: `/v1/proxy/:name/*` -> `/v1/proxy/{name}/{path}`. */
 export const pathOf = (routerPath: string): string =>
@@ -12,8 +13,26 @@ export const pathOf = (routerPath: string): string =>
 export const methodsOf = (r: RouteSpec): ReadonlyArray<string> =>
   r.method === "*" ? ["get", "put", "post", "delete", "options", "head", "patch"] : [r.method.toLowerCase()]
 
-const security = (access: Access) =>
-  access === "public" ? [] : access === "proxyKey" ? [{ tesseraKey: [] }] : [{ bearerKey: [] }, { tesseraKey: [] }]
+const security = (access: Access, open: boolean) =>
+  open ? [] : access === "proxyKey" ? [{ tesseraKey: [] }] : [{ bearerKey: [] }, { tesseraKey: [] }]
+
+/** What every route can answer before it runs: the request guard's refusals (request-guard.ts). */
+const guardRefusals =
+  "a Host the server does not answer (code HostNotAllowed), or a web page of another origin (code CrossSiteRequest)"
+
+/** A route's responses as documented under the config: no 401 when it is open; the guard's 403 on every route. */
+const responsesOf = (r: RouteSpec, open: boolean): Readonly<Record<number, ResponseDoc>> => {
+  const { 401: unauthorized, 403: forbidden, ...rest } = r.responses
+  return {
+    ...rest,
+    ...(open || !unauthorized ? {} : { 401: unauthorized }),
+    403: {
+      description: forbidden ? `${forbidden.description} Also ${guardRefusals}.` : `Refused: ${guardRefusals}.`,
+      schema: "Problem",
+      mediaType: Problem.contentType
+    }
+  }
+}
 
 const schemas = {
   Problem: {
@@ -153,9 +172,17 @@ export interface Info {
   readonly version: string
 }
 
-export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title: "tessera", version: "0.1.0" }) => {
+export interface Options {
+  readonly info?: Info | undefined
+  /** `server.public_routes` of the config served: those routes are documented without security. */
+  readonly publicRoutes?: ReadonlyArray<Config.PublicRoute> | undefined
+}
+
+export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}) => {
+  const info = options.info ?? { title: "tessera", version: "0.1.0" }
   const paths: Record<string, Record<string, unknown>> = {}
   for (const r of routes) {
+    const open = isOpen(r, options.publicRoutes ?? [])
     const path = pathOf(r.path)
     const parameters = [...path.matchAll(/\{([^}]+)\}/g)].map(([, name]) => ({
       name,
@@ -167,7 +194,7 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
         : { description: "The connection name." })
     }))
     const responses = Object.fromEntries(
-      Object.entries(r.responses).map(([status, doc]) => [
+      Object.entries(responsesOf(r, open)).map(([status, doc]) => [
         status,
         {
           description: doc.description,
@@ -191,7 +218,7 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
         summary: r.summary,
         ...(r.description ? { description: r.description } : {}),
         tags: [r.tag],
-        security: security(r.access),
+        security: security(r.access, open),
         parameters: [...parameters, { $ref: "#/components/parameters/RequestId" }],
         ...(r.requestSchema
           ? {
@@ -219,7 +246,11 @@ export const document = (routes: ReadonlyArray<RouteSpec>, info: Info = { title:
       { name: "connections", description: "Connections created at runtime, beside the config file's." },
       { name: "catalog", description: "What is configured." },
       { name: "proxy", description: "API calls with the connection's token applied." },
-      { name: "operations", description: "Probes, metrics and this document; no key needed." }
+      {
+        name: "operations",
+        description:
+          "Probes, metrics and this document. /healthz is public; the others need a key unless server.public_routes lists them."
+      }
     ],
     paths,
     components: {

@@ -17,6 +17,8 @@ export const refusalCodes = [
   "BadRequest",
   "Unauthorized",
   "Forbidden",
+  "HostNotAllowed",
+  "CrossSiteRequest",
   "RouteNotFound",
   "MethodNotAllowed",
   "NoApiBaseUrl",
@@ -46,6 +48,8 @@ export const status: { readonly [C in Code]: number } = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
+  HostNotAllowed: 403, // request-guard.ts: DNS rebinding
+  CrossSiteRequest: 403, // request-guard.ts: a web page of another origin
   RouteNotFound: 404,
   MethodNotAllowed: 405,
   NoApiBaseUrl: 404,
@@ -67,6 +71,8 @@ const titles: { readonly [C in Code]: string } = {
   BadRequest: "Bad request",
   Unauthorized: "Unauthorized",
   Forbidden: "Forbidden",
+  HostNotAllowed: "Host not allowed",
+  CrossSiteRequest: "Cross-site request refused",
   RouteNotFound: "Not found",
   MethodNotAllowed: "Method not allowed",
   NoApiBaseUrl: "No API base URL",

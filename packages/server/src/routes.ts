@@ -8,7 +8,7 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
-import { Engine } from "@tessera/engine"
+import { Engine, type Config } from "@tessera/engine"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { connectionRoutes } from "./connection-routes.ts"
 import * as Metrics from "./metrics.ts"
@@ -17,11 +17,12 @@ import * as Proxy from "./proxy.ts"
 import { RequestContext } from "./request-context.ts"
 
 /** Who may call a route:
- *  - `public`: anyone (probes, metrics, the OpenAPI document);
+ *  - `public`: anyone (the liveness probe);
  *  - `key`: an API key as `Authorization: Bearer <key>` or `X-Tessera-Key: <key>`;
  *  - `proxyKey`: an API key as `X-Tessera-Key` only, because Authorization belongs to the proxied call.
- *  A route with a `:name` parameter also needs the key to allow that connection. Without configured keys every
- *  route is open (the server then binds loopback only). */
+ *  A route with a `:name` parameter also needs the key to allow that connection. A route with a `publicAs` name
+ *  is open when `server.public_routes` lists that name. Without configured keys every route is open (the server
+ *  then binds loopback only and answers loopback Host values only, request-guard.ts). */
 export type Access = "public" | "key" | "proxyKey"
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE" | "*"
@@ -34,8 +35,8 @@ export interface ResponseDoc {
 }
 
 export interface Deps extends Proxy.Deps {
-  /** The OpenAPI document (built once from this table). */
-  readonly openapi: () => unknown
+  /** The OpenAPI document for a config's public routes (built once per set from this table). */
+  readonly openapi: (publicRoutes: ReadonlyArray<Config.PublicRoute>) => unknown
 }
 
 export type Handler = (
@@ -59,9 +60,16 @@ export interface RouteSpec {
   readonly scope?: ApiKeyAuth.Scope | undefined
   /** A component schema name for the JSON request body. */
   readonly requestSchema?: string | undefined
+  /** The name `server.public_routes` opens this route by (operations routes only). */
+  readonly publicAs?: Config.PublicRoute | undefined
   readonly responses: Readonly<Record<number, ResponseDoc>>
   readonly handler: Handler
 }
+
+/** Whether a route answers callers without a key, under a config's `server.public_routes`. The router (app.ts)
+ *  and the OpenAPI document both ask this. */
+export const isOpen = (spec: RouteSpec, publicRoutes: ReadonlyArray<Config.PublicRoute>): boolean =>
+  spec.access === "public" || (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
 
 const noStore = { "cache-control": "no-store" }
 
@@ -210,10 +218,19 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     path: "/openapi.json",
     operationId: "openapi",
     tag: "operations",
-    access: "public",
+    access: "key",
+    publicAs: "openapi",
     summary: "This API's OpenAPI 3.1 document",
-    responses: { 200: { description: "The document.", mediaType: "application/json" } },
-    handler: (deps) => Effect.sync(() => HttpServerResponse.jsonUnsafe(deps.openapi()))
+    description: "Needs a key (any valid one) unless server.public_routes lists `openapi`.",
+    responses: {
+      200: { description: "The document.", mediaType: "application/json" },
+      401: problem("No API key, or a wrong one (code Unauthorized).")
+    },
+    handler: (deps) =>
+      Effect.gen(function* () {
+        const ctx = yield* RequestContext
+        return HttpServerResponse.jsonUnsafe(deps.openapi(ctx.generation.config.server.publicRoutes))
+      })
   },
   {
     method: "GET",
@@ -230,12 +247,15 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     path: "/readyz",
     operationId: "ready",
     tag: "operations",
-    access: "public",
+    access: "key",
+    publicAs: "readyz",
     summary: "Readiness: the token store answers",
     description:
-      '200 when the store is ok, 200 with status "degraded" when it runs on a local fallback, 503 when it is down.',
+      '200 when the store is ok, 200 with status "degraded" when it runs on a local fallback, 503 when it is down. ' +
+      "Needs a key (any valid one) unless server.public_routes lists `readyz`.",
     responses: {
       200: { description: "Ready (ok or degraded).", schema: "Ready" },
+      401: problem("No API key, or a wrong one (code Unauthorized)."),
       503: { description: "The store is down.", schema: "Ready" }
     },
     handler: () =>
@@ -253,9 +273,14 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     path: "/metrics",
     operationId: "metrics",
     tag: "operations",
-    access: "public",
+    access: "key",
+    publicAs: "metrics",
     summary: "Prometheus metrics",
-    responses: { 200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType } },
+    description: "Needs a key (any valid one) unless server.public_routes lists `metrics`.",
+    responses: {
+      200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType },
+      401: problem("No API key, or a wrong one (code Unauthorized).")
+    },
     handler: (deps) =>
       Effect.sync(() =>
         HttpServerResponse.text(deps.metrics.registry.render(), { contentType: Metrics.contentType, headers: noStore })

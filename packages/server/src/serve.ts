@@ -1,8 +1,9 @@
 /** Runs the server from a config file the way a process does: load the file, start, reload the same file on
- *  SIGHUP (a broken file is reported and the running config kept), drain and stop on SIGTERM or SIGINT.
+ *  SIGHUP (a broken file is reported with its located problems and the running config kept; the next SIGHUP
+ *  tries again from scratch), drain and stop on SIGTERM or SIGINT.
  *  `tessera serve` and main.ts both call `serve`. */
 import { Effect } from "effect"
-import { Config, ManifestError, Problem } from "@tessera/engine"
+import { Config, Problem } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import { startServer, type RunningServer, type ServerOptions } from "./server.ts"
 
@@ -15,7 +16,8 @@ export interface ServeOptions extends ServerOptions {
 }
 
 export interface Serving extends RunningServer {
-  /** Loads the config file again and swaps it in; rejects (keeping the running config) when it is broken. */
+  /** Loads the config file again and swaps it in; rejects (keeping the running config) when it is broken. The
+   *  outcome is logged and counted either way (server.ts `reload`). */
   readonly reloadFromFile: () => Promise<void>
   /** Settles once the server has closed (after a signal or `close()`). */
   readonly closed: Promise<void>
@@ -40,13 +42,12 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
   const server = await startServer(config, { ...options, connections: options.connections ?? "sqlite", log })
   AccessLog.info(log, "listening", { url: server.url, config: config.file, connections: config.connections.size })
 
-  let reloading: Promise<void> = Promise.resolve()
   const reloadFromFile = () =>
-    (reloading = reloading.then(async () => {
+    server.reload(async () => {
       const next = await load()
       logProblems(log, next)
-      await server.reload(next)
-    }))
+      return next
+    })
 
   let resolveClosed!: () => void
   const closed = new Promise<void>((resolve) => {
@@ -59,15 +60,8 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
     })
 
   const onHup = () => {
-    reloadFromFile().catch((e: unknown) => {
-      const message =
-        e instanceof ManifestError.ConfigInvalid
-          ? Problem.formatAll(e.problems)
-          : e instanceof Error
-            ? e.message
-            : String(e)
-      AccessLog.error(log, { code: "ReloadFailed", message: `config not reloaded, the running one stays:\n${message}` })
-    })
+    // server.reload has logged and counted a failure; the running config stays.
+    reloadFromFile().catch(() => undefined)
   }
   const onStop = (signal: NodeJS.Signals) => () => {
     AccessLog.info(log, "stopping: draining requests in flight", { signal })

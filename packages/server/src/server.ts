@@ -1,29 +1,41 @@
 /** Runs the tessera HTTP server for a loaded config: `startServer` (Promise API) and `layer` (Effect API).
  *
- *  Holds the Node server's lifecycle; the routes are app.ts on Effect's HttpRouter. The Node server is created
- *  here rather than by `NodeHttpServer.layer` because shutdown and reload need control the layer does not give:
+ *  Holds the Node server's lifecycle and the first code every request meets; the routes are app.ts on Effect's
+ *  HttpRouter. The Node server is created here rather than by `NodeHttpServer.layer` because shutdown and reload
+ *  need control the layer does not give:
  *  - Each request leases the engine generation current when it arrives (generations.ts) and is counted in flight
  *    until its response has been fully sent (body streaming included); its access-log line is written then.
+ *  - Every request passes the request guard (request-guard.ts: Host and Origin) before the token fast path or the
+ *    router sees it. Whatever throws while one request is answered becomes a 500 problem for that request, logged
+ *    with its stack; it never ends the process.
  *  - `close()` stops accepting at once (the listening socket closes, so new connections are refused), lets the
  *    requests in flight finish (up to `drainTimeoutMs`, then cuts them), closes the idle keep-alive connections,
  *    and only then disposes the engines.
  *  - `reload(config)` builds a new generation and makes it current; requests in flight finish on the old one,
- *    which is disposed after its last request. The bind address cannot change without a restart.
- *  - A host that is not loopback is refused unless the config has API keys: without keys every route is open. */
+ *    which is disposed after its last request. Reloads run one at a time and each stands alone: a failed one
+ *    leaves the running config in place and does not affect the next. The bind address cannot change without a
+ *    restart.
+ *  - A host that is not loopback is refused unless the config has API keys: without keys every route is open. A
+ *    config whose server settings have errors (say, an API key from an unset variable) is refused too, rather
+ *    than run with fewer keys than it lists. */
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { TokenError, type Config, type Runtime } from "@tessera/engine"
+import { ManifestError, Problem as Located, TokenError, type Config, type Runtime } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as App from "./app.ts"
 import * as Generations from "./generations.ts"
 import * as Metrics from "./metrics.ts"
 import * as OpenApi from "./openapi.ts"
+import * as Problem from "./problem.ts"
 import * as Proxy from "./proxy.ts"
 import * as RequestCtx from "./request-context.ts"
+import * as RequestGuard from "./request-guard.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
 import { routes, type Deps } from "./routes.ts"
+
+export { isLoopback } from "./request-guard.ts"
 
 export interface ServerOptions {
   /** Default: `server.port` of the config (8787). 0 picks a free port. */
@@ -48,16 +60,19 @@ export interface RunningServer {
   readonly url: string
   /** Stops accepting, drains requests in flight, then releases everything. Idempotent. */
   readonly close: () => Promise<void>
-  /** Swaps in a new config without dropping requests. Rejects (keeping the current config) when it cannot. */
-  readonly reload: (config: Config.Config) => Promise<void>
+  /** Swaps in a new config without dropping requests; `config` may be a function that loads it. Rejects (keeping
+   *  the current config) when it cannot. Either way the outcome is logged and counted in
+   *  `tessera_config_reloads_total`. Reloads run one at a time, each on its own. */
+  readonly reload: (config: Config.Config | (() => Promise<Config.Config>)) => Promise<void>
 }
 
-/** Loopback hosts, where a server without API keys is reachable only from this machine. */
-export const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
-
-const checkBind = (host: string, config: Config.Config) => {
-  if (!isLoopback(host) && config.server.apiKeys.length === 0) {
+/** What a config must satisfy to be served on `host`: server settings without errors (a key that did not
+ *  resolve must not leave the server with fewer keys than the file lists), and keys unless `host` is loopback. */
+const checkConfig = (host: string, config: Config.Config) => {
+  const serverErrors = config.problems.filter((p) => p.severity === "error" && /^server(\.|\[|$)/.test(p.path))
+  if (serverErrors.length > 0) throw new ManifestError.ConfigInvalid({ problems: serverErrors })
+  RequestGuard.parseAllowed(config.server.allowedHosts)
+  if (!RequestGuard.isLoopback(host) && config.server.apiKeys.length === 0) {
     throw new TypeError(
       `refusing to listen on ${host} without API keys: every token would be open to the network. ` +
         "Add server.api_keys to the config, or bind 127.0.0.1"
@@ -72,10 +87,54 @@ const sleep = (ms: number) =>
     setTimeout(resolve, ms).unref()
   })
 
+/** Why a reload failed, as the operator should read it: located problems for a config, else the message. */
+const reloadFailure = (e: unknown): string =>
+  e instanceof ManifestError.ConfigInvalid ? Located.formatAll(e.problems) : e instanceof Error ? e.message : String(e)
+
+/** Writes a problem straight to a Node response: for answers given before the router (the guard, a defect). */
+const sendProblem = (res: http.ServerResponse, p: Problem.Problem) => {
+  const body = JSON.stringify(p.body)
+  res.writeHead(p.body.status, {
+    ...p.headers,
+    "content-type": Problem.contentType,
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(body)
+  })
+  res.end(body)
+}
+
+/** Logs something that threw while one request was answered. If the log itself throws, stderr gets the line. */
+const logDefect = (log: AccessLog.LogSink, requestId: string, e: unknown) => {
+  const entry = { requestId, code: "Internal", message: e instanceof Error ? (e.stack ?? e.message) : String(e) }
+  try {
+    AccessLog.error(log, entry)
+  } catch {
+    AccessLog.error(process.stderr, entry)
+  }
+}
+
+/** The answer to a request whose handling threw: a 500 problem (the request id, never the stack), or a cut
+ *  connection when the response had already begun. */
+const answerDefect = (
+  log: AccessLog.LogSink,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  id: string,
+  e: unknown
+) => {
+  logDefect(log, id, e)
+  try {
+    if (res.headersSent) res.destroy()
+    else sendProblem(res, Problem.internal(AccessLog.pathOf(req.url ?? "/"), id))
+  } catch {
+    res.destroy()
+  }
+}
+
 export const startServer = async (config: Config.Config, options: ServerOptions = {}): Promise<RunningServer> => {
   const host = options.host ?? config.server.host
   const port = options.port ?? config.server.port
-  checkBind(host, config)
+  checkConfig(host, config)
   const limits = Proxy.checkLimits({ ...Proxy.defaultLimits, ...options.limits })
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000
   if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)
@@ -89,8 +148,13 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     onEvent: metrics.onEngineEvent
   })
   const agents = Proxy.makeAgents()
-  let openapi: unknown
-  const deps: Deps = { limits, agents, metrics, openapi: () => (openapi ??= OpenApi.document(routes)) }
+  const documents = new Map<string, unknown>()
+  const openapi = (publicRoutes: ReadonlyArray<Config.PublicRoute>) => {
+    const key = [...publicRoutes].sort().join(",")
+    if (!documents.has(key)) documents.set(key, OpenApi.document(routes, { publicRoutes }))
+    return documents.get(key)
+  }
+  const deps: Deps = { limits, agents, metrics, openapi }
   const scope = Effect.runSync(Scope.make())
   const release = async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -113,10 +177,54 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     await release()
     throw e
   }
+  const address = server.address() as AddressInfo
+  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`
+
+  const guardFor = (c: Config.Config) =>
+    RequestGuard.make({ port: address.port, keyed: c.server.apiKeys.length > 0, allowedHosts: c.server.allowedHosts })
+  const guards = new WeakMap<Generations.Generation, RequestGuard.Check>()
+  guards.set(generations.current(), guardFor(config))
+  const guardOf = (g: Generations.Generation): RequestGuard.Check => {
+    let check = guards.get(g)
+    if (!check) guards.set(g, (check = guardFor(g.config)))
+    return check
+  }
 
   let inFlight = 0
   let draining = false
   let drained: (() => void) | undefined
+  /** Counts, meters and logs one request once its response has gone (or the caller has). */
+  const finish = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    meta: RequestCtx.RequestMeta,
+    started: number
+  ) => {
+    const method = knownMethods.has(req.method ?? "") ? req.method! : "OTHER"
+    const route = meta.route ?? "unmatched"
+    // 499: the caller went away before an answer was sent (nginx's convention).
+    const status = res.headersSent ? res.statusCode : 499
+    const durationMs = performance.now() - started
+    metrics.httpRequests.inc({ method, route, status: String(status) })
+    metrics.httpDuration.observe(durationMs / 1000, { method, route })
+    AccessLog.access(log, {
+      method,
+      path: req.url ?? "/",
+      status,
+      durationMs,
+      requestId: meta.id,
+      route: meta.route,
+      connection: meta.connection,
+      key: meta.principal?.name
+    })
+  }
+  /** The request guard first, then the token fast path, then the router. */
+  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta) => {
+    const refusal = guardOf(meta.generation)(req.headers)
+    if (refusal) sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
+    else if (!TokenFastPath.tryAnswer(req, res, meta.generation, meta)) handler(req, res)
+  }
+
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = performance.now()
     const lease = generations.acquire()
@@ -129,32 +237,22 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     if (draining) res.setHeader("connection", "close")
     metrics.inFlight.set(++inFlight)
     res.once("close", () => {
-      lease.release()
-      metrics.inFlight.set(--inFlight)
-      const method = knownMethods.has(req.method ?? "") ? req.method! : "OTHER"
-      const route = meta.route ?? "unmatched"
-      // 499: the caller went away before an answer was sent (nginx's convention).
-      const status = res.headersSent ? res.statusCode : 499
-      const durationMs = performance.now() - started
-      metrics.httpRequests.inc({ method, route, status: String(status) })
-      metrics.httpDuration.observe(durationMs / 1000, { method, route })
-      AccessLog.access(log, {
-        method,
-        path: req.url ?? "/",
-        status,
-        durationMs,
-        requestId: meta.id,
-        route: meta.route,
-        connection: meta.connection,
-        key: meta.principal?.name
-      })
-      if (draining && inFlight === 0) drained?.()
+      try {
+        finish(req, res, meta, started)
+      } catch (e) {
+        logDefect(log, meta.id, e)
+      } finally {
+        lease.release()
+        metrics.inFlight.set(--inFlight)
+        if (draining && inFlight === 0) drained?.()
+      }
     })
-    if (!TokenFastPath.tryAnswer(req, res, lease.generation, meta)) handler(req, res)
+    try {
+      dispatch(req, res, meta)
+    } catch (e) {
+      answerDefect(log, req, res, meta.id, e)
+    }
   })
-
-  const address = server.address() as AddressInfo
-  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`
 
   let closing: Promise<void> | undefined
   const close = () =>
@@ -177,10 +275,12 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       await release()
     })())
 
-  const reload = async (next: Config.Config) => {
-    if (closing) throw new Error("the server is closing; it cannot reload")
+  const reloadOnce = async (source: Config.Config | (() => Promise<Config.Config>)) => {
     try {
-      checkBind(host, next)
+      if (closing) throw new Error("the server is closing; it cannot reload")
+      const next = typeof source === "function" ? await source() : source
+      checkConfig(host, next)
+      const guard = guardFor(next)
       if (next.server.host !== config.server.host || next.server.port !== config.server.port) {
         AccessLog.info(
           log,
@@ -198,12 +298,24 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
         )
       }
       const g = await generations.load(next)
+      guards.set(g, guard)
       metrics.reloads.inc({ result: "ok" })
       AccessLog.info(log, "config reloaded", { generation: g.id, connections: g.config.connections.size })
     } catch (e) {
       metrics.reloads.inc({ result: "error" })
+      AccessLog.error(log, {
+        code: "ReloadFailed",
+        message: `config not reloaded, the running one stays:\n${reloadFailure(e)}`
+      })
       throw e
     }
+  }
+  // One at a time, each on its own: the queue forgets how the previous reload ended.
+  let queue: Promise<void> = Promise.resolve()
+  const reload = (source: Config.Config | (() => Promise<Config.Config>)) => {
+    const run = queue.then(() => reloadOnce(source))
+    queue = run.catch(() => undefined)
+    return run
   }
 
   return { url, close, reload }

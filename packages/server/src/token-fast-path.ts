@@ -1,7 +1,8 @@
 /** Answers `GET /v1/connections/:name/token` straight from the node:http listener when the caller's key allows it
  *  and the engine holds a fresh token (`engine.peek`): the hottest route skips Effect's router, which costs about
  *  4x the rest of the request (bench/README.md, "server"). Anything else (a miss, a bad or missing key, another
- *  route) returns false and goes to the router, so refusals and problems keep their one code path. */
+ *  route) returns false and goes to the router, so refusals and problems keep their one code path. The request
+ *  guard (Host, Origin) runs before this, in server.ts, and so does the net that turns a throw here into a 500. */
 import { Engine } from "@tessera/engine"
 import type * as http from "node:http"
 import * as ApiKeyAuth from "./api-key-auth.ts"

@@ -57,7 +57,7 @@ describe("token fast path", () => {
     const line = captured.logs.find((l) => l.includes("fast-log"))
     expect(line).toContain("/v1/connections/:name/token")
     expect(line).toContain("cube")
-    const metrics = (await raw(s.url, "/metrics", {}, captured)).text
+    const metrics = (await raw(s.url, "/metrics", { headers: { "x-tessera-key": OPS_KEY } }, captured)).text
     expect(metrics).toMatch(/route="\/v1\/connections\/:name\/token",status="200"\} [1-9]/)
   })
 })

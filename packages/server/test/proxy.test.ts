@@ -13,6 +13,7 @@ import {
   capture,
   configText,
   leaks,
+  metricsText,
   parseConfig,
   raw,
   sample,
@@ -262,7 +263,7 @@ describe("forwarding to the d.vinci-style /restApi", () => {
 describe("an upstream 401", () => {
   it("invalidates the token and retries once with a new one (buffered body sent again)", async () => {
     const before = await currentToken("jobs")
-    const retries0 = sample((await raw(s.url, "/metrics")).text, "tessera_proxy_retries_total", `{provider="dvinci"}`)
+    const retries0 = sample(await metricsText(s.url), "tessera_proxy_retries_total", `{provider="dvinci"}`)
     sb.revokeTokens("dvinci")
     const body = JSON.stringify({ a: 1 })
     const r = await proxy("/v1/proxy/jobs/after-revoke", {
@@ -278,9 +279,7 @@ describe("an upstream 401", () => {
     const after = await currentToken("jobs")
     expect(after).not.toBe(before)
     expect(seen[1]!.headers["authorization"]).toBe(`Bearer ${after}`)
-    expect(sample((await raw(s.url, "/metrics")).text, "tessera_proxy_retries_total", `{provider="dvinci"}`)).toBe(
-      retries0 + 1
-    )
+    expect(sample(await metricsText(s.url), "tessera_proxy_retries_total", `{provider="dvinci"}`)).toBe(retries0 + 1)
   })
 
   it("a second 401 goes back to the caller: no retry loop", async () => {
@@ -457,7 +456,7 @@ describe("streaming", () => {
 
 describe("secrets", () => {
   it("no secret or token reaches the access log, problem bodies or /metrics", async () => {
-    const metrics = (await raw(s.url, "/metrics")).text
+    const metrics = await metricsText(s.url)
     expect(captured.logs.some((l) => l.includes(`"route":"/v1/proxy/:name/*"`))).toBe(true)
     expect(captured.problems.length).toBeGreaterThan(8)
     // The caller's own token and query strings are not secrets of ours, but they must not be logged either.

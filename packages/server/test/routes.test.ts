@@ -161,10 +161,18 @@ describe("API keys", () => {
     expect((await token("/v1/connections/cube/token", { "x-tessera-key": OPS_KEY })).status).toBe(200)
   })
 
-  it("listing routes need a key; probes, metrics and the OpenAPI document do not", async () => {
+  it("listing routes need a key; so do readiness, metrics and the OpenAPI document (any valid key); liveness does not", async () => {
     expectProblem(await get("/v1/connections", {}), 401, "Unauthorized")
     expectProblem(await get("/v1/providers", { authorization: "Bearer nope" }), 401, "Unauthorized")
-    for (const p of ["/healthz", "/readyz", "/metrics", "/openapi.json"]) expect((await get(p, {})).status).toBe(200)
+    for (const p of ["/readyz", "/metrics", "/openapi.json"]) {
+      const p401 = expectProblem(await get(p, {}), 401, "Unauthorized")
+      expect(p401.detail).toMatch(/Authorization: Bearer/)
+      expectProblem(await get(p, { authorization: "Bearer nope" }), 401, "Unauthorized")
+      // A key limited to other connections still may: these routes name no connection.
+      expect((await get(p, { authorization: `Bearer ${JOBS_KEY}` })).status).toBe(200)
+      expect((await get(p, { "x-tessera-key": OPS_KEY })).status).toBe(200)
+    }
+    expect((await get("/healthz", {})).status).toBe(200)
   })
 })
 
@@ -351,24 +359,24 @@ describe("operations routes", () => {
   })
 
   it("GET /readyz follows the store's health: ok 200, degraded 200, down 503", async () => {
-    expect((await get("/readyz", {})).json()).toMatchObject({ status: "ok" })
+    expect((await get("/readyz")).json()).toMatchObject({ status: "ok" })
     control.state.health = { status: "degraded", detail: "redis unreachable; local fallback" }
-    const d = await get("/readyz", {})
+    const d = await get("/readyz")
     expect(d.status).toBe(200)
     expect(d.json()).toEqual({
       status: "degraded",
       store: { status: "degraded", detail: "redis unreachable; local fallback" }
     })
     control.state.health = { status: "down", detail: "redis unreachable" }
-    const down = await get("/readyz", {})
+    const down = await get("/readyz")
     expect(down.status).toBe(503)
     expect(down.json().status).toBe("down")
     control.state.health = { status: "ok", detail: "memory" }
-    expect((await get("/readyz", {})).status).toBe(200)
+    expect((await get("/readyz")).status).toBe(200)
   })
 
   it("GET /openapi.json is OpenAPI 3.1 and lists every route, each of which the router serves", async () => {
-    const doc = (await get("/openapi.json", {})).json()
+    const doc = (await get("/openapi.json")).json()
     expect(doc.openapi).toBe("3.1.0")
     const expected: Array<[string, string]> = [
       ["get", "/v1/connections/{name}/token"],
@@ -388,6 +396,18 @@ describe("operations routes", () => {
       "#/components/schemas/Token"
     )
     expect(doc.paths["/healthz"].get.security).toEqual([])
+    for (const p of ["/metrics", "/readyz", "/openapi.json"]) {
+      expect(doc.paths[p].get.security, p).toEqual([{ bearerKey: [] }, { tesseraKey: [] }])
+      expect(doc.paths[p].get.responses["401"], p).toBeDefined()
+    }
+    // Every route documents the request guard's refusals.
+    expect(doc.paths["/healthz"].get.responses["403"].description).toMatch(/HostNotAllowed.*CrossSiteRequest/)
+    expect(doc.paths["/v1/connections/{name}/token"].get.responses["403"].description).toMatch(
+      /Forbidden.*HostNotAllowed/
+    )
+    expect(doc.components.schemas.Problem.properties.code.enum).toEqual(
+      expect.arrayContaining(["HostNotAllowed", "CrossSiteRequest"])
+    )
     // Everything the document lists is served (no 404/405 from the router).
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
       for (const m of Object.keys(ops)) {
@@ -401,15 +421,15 @@ describe("operations routes", () => {
   })
 
   it("GET /metrics: counters move with requests and engine events", async () => {
-    const m0 = (await get("/metrics", {})).text
-    expect((await get("/metrics", {})).headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8")
+    const m0 = (await get("/metrics")).text
+    expect((await get("/metrics")).headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8")
     await token("/v1/connections/jobs/token")
     await token("/v1/connections/jobs/token")
     await token("/v1/connections/jobs/refresh", ops, "POST")
     await token("/v1/connections/oauth-pw/refresh", ops, "POST")
     await get("/v1/connections/bad-secret/token")
     await get("/nope", {})
-    const m1 = (await get("/metrics", {})).text
+    const m1 = (await get("/metrics")).text
     const delta = (name: string, labels: string) => sample(m1, name, labels) - sample(m0, name, labels)
     expect(
       delta("tessera_http_requests_total", `{method="GET",route="/v1/connections/:name/token",status="200"}`)
@@ -438,9 +458,42 @@ describe("operations routes", () => {
   })
 })
 
+describe("server.public_routes", () => {
+  it("opens the listed operations routes to callers without a key, and only those; OpenAPI shows it", async () => {
+    const paths = { metrics: "/metrics", readyz: "/readyz", openapi: "/openapi.json" } as const
+    for (const listed of [["metrics"], ["readyz", "openapi"]] as const) {
+      const config = await parseConfig(
+        configText(sb, { connections: ["jobs"], server: [`public_routes: [${listed.join(", ")}]`] })
+      )
+      const open = await start(config, captured)
+      try {
+        const anonymous = (path: string) => raw(open.url, path, {}, captured)
+        const doc = (await raw(open.url, "/openapi.json", { headers: ops })).json()
+        for (const [name, path] of Object.entries(paths)) {
+          const isListed = (listed as ReadonlyArray<string>).includes(name)
+          if (isListed) expect((await anonymous(path)).status, path).toBe(200)
+          else expectProblem(await anonymous(path), 401, "Unauthorized")
+          expect(doc.paths[path].get.security, path).toEqual(isListed ? [] : [{ bearerKey: [] }, { tesseraKey: [] }])
+          expect(doc.paths[path].get.responses["401"] === undefined, path).toBe(isListed)
+        }
+        expect((await anonymous("/healthz")).status).toBe(200)
+        expectProblem(await anonymous("/v1/connections"), 401, "Unauthorized")
+      } finally {
+        await open.close()
+      }
+    }
+  })
+
+  it("an unknown name is a located config error", async () => {
+    await expect(
+      parseConfig(configText(sb, { connections: ["jobs"], server: ["public_routes: [metrics, tokens]"] }))
+    ).rejects.toThrow(/tessera\.yaml:\d+:\d+: error: server\.public_routes\[1\]/)
+  })
+})
+
 describe("secrets", () => {
   it("no client secret, password, API key or issued token appears in logs, problem bodies or /metrics", async () => {
-    const metrics = (await get("/metrics", {})).text
+    const metrics = (await get("/metrics")).text
     expect(captured.tokens.size).toBeGreaterThan(3)
     expect(captured.problems.length).toBeGreaterThan(10)
     expect(captured.logs.length).toBeGreaterThan(30)

@@ -1,5 +1,6 @@
 /** The server's lifecycle: the loopback-only rule without keys, draining on close, reload without dropping
- *  requests, the Effect layer, and main.ts as a process (SIGHUP reloads, SIGTERM drains and exits 0). */
+ *  requests, the Effect layer, and main.ts as a process (SIGHUP reloads, each on its own; SIGTERM drains and exits
+ *  0; a config whose API keys do not resolve is refused). */
 import type { Sandbox } from "@tessera/testkit"
 import { Context, Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
@@ -10,7 +11,18 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Server, startServer } from "../src/index.ts"
-import { OPS_KEY, capture, configText, leaks, parseConfig, raw, sample, sandbox, start } from "./services/harness.ts"
+import {
+  JOBS_KEY,
+  OPS_KEY,
+  capture,
+  configText,
+  leaks,
+  parseConfig,
+  raw,
+  sample,
+  sandbox,
+  start
+} from "./services/harness.ts"
 
 let sb: Sandbox
 const captured = capture()
@@ -164,7 +176,8 @@ describe("reload()", () => {
       expect(
         (await raw(s.url, "/v1/proxy/jobs/x", { headers: { "x-tessera-key": NEW_KEY } }, captured)).json().code
       ).toBe("UnknownConnection")
-      expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
+      const metrics = (await raw(s.url, "/metrics", { headers: { "x-tessera-key": NEW_KEY } })).text
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
     } finally {
       await s.close()
     }
@@ -182,7 +195,19 @@ describe("reload()", () => {
       )
       await expect(s.reload(empty)).rejects.toThrow(/allows no connection/)
       expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
-      expect(sample((await raw(s.url, "/metrics")).text, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
+      // A key that does not resolve would leave fewer keys than the file lists: refused, with where it is.
+      const unresolved = await parseConfig(
+        configText(sb, {
+          keys: false,
+          connections: ["jobs"],
+          extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:TESSERA_TEST_UNSET_KEY}" }`
+        })
+      )
+      await expect(s.reload(unresolved)).rejects.toThrow(/tessera\.yaml:\d+:\d+: error: server\.api_keys\[0\]\.key/)
+      expect((await raw(s.url, "/v1/connections", { headers: key })).status).toBe(200)
+      const metrics = (await raw(s.url, "/metrics", { headers: key })).text
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="error"}`)).toBe(2)
+      expect(captured.logs.filter((l) => l.includes(`"code":"ReloadFailed"`)).length).toBeGreaterThanOrEqual(2)
     } finally {
       await s.close()
     }
@@ -209,8 +234,11 @@ describe("Effect layer", () => {
 
 describe("main.ts", () => {
   const main = fileURLToPath(new URL("../src/main.ts", import.meta.url))
-  const run = (args: ReadonlyArray<string>) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  const run = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) => {
+    const child = spawn(process.execPath, [main, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env }
+    })
     const lines: string[] = []
     let stderr = ""
     createInterface({ input: child.stdout }).on("line", (l) => {
@@ -251,6 +279,65 @@ describe("main.ts", () => {
       p.child.kill("SIGKILL")
     }
   }, 20_000)
+
+  it("each SIGHUP reload stands alone: after a broken file, the fixed one is loaded and a removed key gets 401", async () => {
+    const file = join(dir, "keyed.yaml")
+    writeFileSync(file, configText(sb, { connections: ["jobs"] }))
+    const p = run(["--config", file, "--port", "0"], { OPS_KEY, JOBS_KEY })
+    const logged = (message: string) => p.lines.filter((l) => l.includes(message)).length
+    try {
+      await until(() => logged(`"message":"listening"`) > 0, 10_000)
+      const url = JSON.parse(p.lines.find((l) => l.includes(`"message":"listening"`))!).url as string
+      const jobsKey = { "x-tessera-key": JOBS_KEY }
+      expect((await raw(url, "/v1/connections", { headers: jobsKey })).status).toBe(200)
+
+      writeFileSync(file, configText(sb, { connections: ["jobs"], extra: "bogus_key: 1" }))
+      p.child.kill("SIGHUP")
+      await until(() => logged(`"code":"ReloadFailed"`) === 1)
+      const failed = JSON.parse(p.lines.find((l) => l.includes(`"code":"ReloadFailed"`))!)
+      expect(failed.message).toMatch(/keyed\.yaml:\d+:1: error: .*unknown key "bogus_key"/)
+      expect((await raw(url, "/v1/connections", { headers: jobsKey })).status).toBe(200) // the old config serves
+
+      // The fix also revokes the jobs-only key.
+      writeFileSync(
+        file,
+        configText(sb, {
+          keys: false,
+          connections: ["jobs"],
+          extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:OPS_KEY}" }`
+        })
+      )
+      p.child.kill("SIGHUP")
+      await until(() => logged(`"message":"config reloaded"`) === 1)
+      expect((await raw(url, "/v1/connections", { headers: jobsKey })).status).toBe(401)
+      expect((await raw(url, "/v1/connections", { headers: key })).status).toBe(200)
+      const metrics = (await raw(url, "/metrics", { headers: key })).text
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="error"}`)).toBe(1)
+      expect(sample(metrics, "tessera_config_reloads_total", `{result="ok"}`)).toBe(1)
+      expect(logged(`"code":"ReloadFailed"`)).toBe(1)
+    } finally {
+      p.child.kill("SIGKILL")
+    }
+  }, 20_000)
+
+  it("refuses to start when an API key does not resolve, rather than serve with fewer keys (exit 2)", async () => {
+    const file = join(dir, "unset-key.yaml")
+    writeFileSync(
+      file,
+      configText(sb, {
+        keys: false,
+        connections: ["jobs"],
+        extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:TESSERA_TEST_UNSET_KEY}" }`
+      })
+    )
+    const p = run(["--config", file, "--port", "0"])
+    try {
+      expect(await p.exit).toBe(2)
+      expect(p.stderr()).toMatch(/unset-key\.yaml:\d+:\d+: error: server\.api_keys\[0\]\.key: .*TESSERA_TEST_UNSET_KEY/)
+    } finally {
+      p.child.kill("SIGKILL")
+    }
+  }, 15_000)
 
   it("exits 2 with located problems for a broken config, and 2 for bad usage", async () => {
     const file = join(dir, "broken.yaml")

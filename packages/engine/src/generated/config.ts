@@ -95,12 +95,30 @@ schema?: string
  */
 encryption_keys?: [Value, ...(Value)[]]
 }
+/**
+ * The HTTP server (`tessera serve`): where it listens, who may call it, and which Host values it answers.
+ */
 export interface Server {
+/**
+ * Address to bind. Without api_keys only a loopback address is accepted (127.0.0.1, ::1, localhost).
+ */
 host?: string
+/**
+ * Port to listen on; 0 picks a free one.
+ */
 port?: number
+/**
+ * API keys callers present as `Authorization: Bearer <key>` or `X-Tessera-Key: <key>` (the proxy reads X-Tessera-Key only). Without keys every route is open, so the server binds loopback only and answers loopback Host values only.
+ */
 api_keys?: {
+/**
+ * Shown in the access log and in 403 details; never the key. Default key-<n>.
+ */
 name?: string
-key: Value
+/**
+ * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ */
+key: (string | number | boolean)
 /**
  * Allowed connections; `*` or absent = all.
  */
@@ -111,6 +129,14 @@ connections?: string[]
 scopes?: ("token" | "proxy" | "connections:read" | "connections:write")[]
 tags?: Tags1
 }[]
+/**
+ * Host header values the server answers besides the loopback ones (127.0.0.1, [::1] and localhost on the server's own port), which are always answered. Absent: without api_keys only loopback Hosts are answered, so a web page cannot reach the server through DNS rebinding; with api_keys any Host is answered (for a reverse proxy). Present: only loopback Hosts and these, with or without keys. `name` matches that name on any port; `name:port` matches exactly. Other Hosts get 403 HostNotAllowed.
+ */
+allowed_hosts?: string[]
+/**
+ * With api_keys, /metrics, /readyz and /openapi.json need a key (any valid one) unless listed here: `metrics`, `readyz`, `openapi`. /healthz (liveness) is always public. Without api_keys every route is open to loopback callers anyway.
+ */
+public_routes?: ("metrics" | "readyz" | "openapi")[]
 }
 /**
  * Labels of a connection, such as `tenant: acme`. API keys can be scoped to connections whose tags match (`server.api_keys[].tags`), and lists filter on them. At most 32 tags.

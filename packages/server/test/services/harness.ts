@@ -17,6 +17,8 @@ export interface ConfigOptions {
   readonly keys?: boolean
   readonly extra?: string
   readonly connections?: ReadonlyArray<string>
+  /** More lines of the `server:` block, e.g. `allowed_hosts: [tessera.internal]`. */
+  readonly server?: ReadonlyArray<string>
 }
 
 const inputs = (creds: Record<string, string>, indent: string) =>
@@ -37,9 +39,9 @@ export const configText = (sb: Sandbox, opts: ConfigOptions = {}): string => {
   }
   const chosen = opts.connections ?? Object.keys(all)
   const lines = ["connections:", ...chosen.map((c) => all[c] ?? "")]
+  if ((opts.keys ?? true) || opts.server) lines.push("server:", ...(opts.server ?? []).map((l) => `  ${l}`))
   if (opts.keys ?? true) {
     lines.push(
-      "server:",
       "  api_keys:",
       `    - { name: ops, key: "\${env:OPS_KEY}", connections: ["*"], scopes: [token, proxy, "connections:read"] }`,
       `    - { name: jobs-only, key: "\${env:JOBS_KEY}", connections: [jobs], scopes: [token, proxy, "connections:read"] }`
@@ -132,6 +134,10 @@ export const raw = (
       req.end()
     } else req.end(init.body as string | Buffer | undefined)
   })
+
+/** The /metrics text of a server with the harness's keys (the route needs a key when keys are configured). */
+export const metricsText = async (base: string): Promise<string> =>
+  (await raw(base, "/metrics", { headers: { "x-tessera-key": OPS_KEY } })).text
 
 export const sandbox = () => startSandbox()
 
