@@ -54,12 +54,16 @@ const limited = <A>(start: () => Promise<A>): Promise<A> => {
   )
 }
 
+/** The token cache in `<cwd>/.cache` and the user data dir (the default connection store) in `<cwd>/.data`, so no
+ *  test writes to the real home directory. */
+const ownDirs = (cwd: string) => ({ TESSERA_CACHE_DIR: join(cwd, ".cache"), XDG_DATA_HOME: join(cwd, ".data") })
+
 /** `node bin/tessera.mjs ...args`; the token cache is `<cwd>/.cache` unless env says otherwise. */
 export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> =>
   limited(
     () =>
       new Promise((resolve, reject) => {
-        const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), ...opts.env }
+        const env = { ...baseEnv(), ...ownDirs(opts.cwd), ...opts.env }
         const child = execFile(
           process.execPath,
           [bin, ...args],
@@ -98,7 +102,7 @@ export const tesseraTty = (
   limited(
     () =>
       new Promise((resolve, reject) => {
-        const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), TERM: "xterm-256color", ...opts.env }
+        const env = { ...baseEnv(), ...ownDirs(opts.cwd), TERM: "xterm-256color", ...opts.env }
         const command = [process.execPath, bin, ...args].map(shellQuote).join(" ")
         const child = spawn("script", ["-qefc", command, "/dev/null"], {
           cwd: opts.cwd,
