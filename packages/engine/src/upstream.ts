@@ -78,10 +78,11 @@ export const exchange = (
   const where = { connection: connection.name, provider: connection.manifest.id }
   const built = TokenRequest.build(connection, flow, current)
   if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
-  const url = displayUrl(built.request.url)
+  const secrets = secretsOf(connection, current)
+  // The URL goes into timeout and transport errors: a secret input templated into its path must not.
+  const url = Redaction.scrub(displayUrl(built.request.url), secrets)
   return Effect.gen(function* () {
     const wire = TokenRequest.encode(built.request)
-    const secrets = secretsOf(connection, current)
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
     for (let attempt = 1; ; attempt++) {
