@@ -1,6 +1,7 @@
 /** Decides when a token expires on this machine's clock, from the manifest's expiry sources in priority order,
  *  and when it should be renewed (the early-refresh margin). Server-clock values (absolute timestamps, a JWT's
- *  exp) are corrected by the skew measured from the response's Date header. */
+ *  exp) are corrected by the skew measured from the response's Date header. Every source is bounded: an expiry
+ *  that is no time, or more than 10 years ahead (`maxLifetimeMs`), is Invalid and names its field. */
 import type { Manifest } from "./manifest.ts"
 import * as JsonPath from "./json-path.ts"
 import * as Template from "./template.ts"

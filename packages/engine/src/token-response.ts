@@ -1,6 +1,7 @@
 /** Reads a token endpoint's answer as the manifest describes it: status, content type, JSON, the success
  *  predicate (brandbox `code == 0`, CRM.COM `status.code == "OK"`, even on HTTP 200), the envelope path, the
- *  token fields and the expiry. Also classifies rejections (re-authenticate / transient / rate limit). */
+ *  token fields (refusing any a header could not carry) and the expiry. Also classifies rejections
+ *  (re-authenticate / transient / rate limit). Provider text in its errors goes through `Redaction.scrub`. */
 import { Redacted } from "effect"
 import type { Connection } from "./connection.ts"
 import * as Expiry from "./expiry.ts"
