@@ -13,7 +13,7 @@ const program = Effect.gen(function* () {
     "brandbox:",
     token.decision.action,
     "expires",
-    token.expiresAt?.toISOString(),
+    token.expiresAt.toISOString(),
     "refresh token:",
     token.hasRefreshToken
   )

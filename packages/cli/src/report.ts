@@ -1,10 +1,12 @@
 /** Writes what a command produced: data on stdout, failures on stderr, either for people or as JSON.
  *  Holds `Reported` (a failure already written, carrying only its exit code), `failWith` (write a failure and
- *  end with its exit code), `scrub` and `secretsOf`, which keep known secret values out of anything written, and
- *  the small formatters the commands share (`table`, `plural`, `duration`). */
-import type { Config } from "@tessera/engine"
+ *  end with its exit code), `secretsOf` (every secret a config holds, for `Redaction.scrub` to keep out of
+ *  anything written), and the small formatters the commands share (`table`, `plural`, `duration`). Failures are
+ *  scrubbed, then made safe for a terminal (`Terminal.sanitize`; JSON through `Terminal.sanitizeJson`). */
+import { Redaction, Upstream, type Config } from "@tessera/engine"
 import { Console, Data, Effect, Redacted } from "effect"
 import * as ExitCode from "./exit-code.ts"
+import * as Terminal from "./terminal.ts"
 
 /** A failure that has been written to stderr already; the process ends with `code`. */
 export class Reported extends Data.TaggedError("Reported")<{ readonly code: ExitCode.ExitCode }> {}
@@ -16,21 +18,11 @@ export interface Style {
   readonly secrets?: ReadonlyArray<string> | undefined
 }
 
-// Short values ("-", "1") would mask ordinary text and are no secret worth hiding.
-const minSecretLength = 4
-
-/** Replaces every occurrence of a known secret value with `***`. */
-export const scrub = (text: string, secrets: ReadonlyArray<string> = []): string =>
-  secrets
-    .filter((s) => s.length >= minSecretLength)
-    .sort((a, b) => b.length - a.length)
-    .reduce((t, s) => t.split(s).join("***"), text)
-
-/** Every secret value the config holds, so that no message can echo one (a provider may quote it back). */
+/** Every secret value the config holds, so that no message can echo one (a provider may quote it back): each
+ *  connection's secrets as the engine knows them (Basic credentials included), API keys, store secrets. */
 export const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
   const out: string[] = []
-  for (const c of config.connections.values())
-    for (const v of c.inputs.values()) if (Redacted.isRedacted(v)) out.push(Redacted.value(v))
+  for (const c of config.connections.values()) out.push(...Upstream.secretsOf(c))
   for (const k of config.server.apiKeys) out.push(Redacted.value(k.key))
   for (const r of [config.store?.encryptionKey, config.store?.url, config.connectionStore?.url])
     if (r) out.push(Redacted.value(r))
@@ -39,8 +31,10 @@ export const secretsOf = (config: Config.Config): ReadonlyArray<string> => {
 }
 
 export const errorText = (error: { readonly _tag: string; readonly message: string }, style: Style): string => {
-  const message = scrub(error.message, style.secrets)
-  return style.json ? JSON.stringify({ error: { code: error._tag, message } }) : `tessera: ${message}`
+  const message = Redaction.scrub(error.message, style.secrets)
+  return style.json
+    ? Terminal.sanitizeJson(JSON.stringify({ error: { code: error._tag, message } }))
+    : `tessera: ${Terminal.sanitize(message)}`
 }
 
 /** Writes the failure and fails with `Reported`, so the process exits with the code `exit-code.ts` gives it. */
@@ -50,7 +44,7 @@ export const failWith =
     Effect.andThen(Console.error(errorText(error, style)), Effect.fail(new Reported({ code: ExitCode.of(error) })))
 
 export const json = (value: unknown, opts: { readonly pretty?: boolean } = {}): Effect.Effect<void> =>
-  Console.log(opts.pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value))
+  Console.log(Terminal.sanitizeJson(opts.pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value)))
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {

@@ -1,8 +1,11 @@
-/** What the terminal `tessera` writes to can show: colors on stdout or stderr, and a progress spinner on stderr.
+/** What the terminal `tessera` writes to can show: colors on stdout or stderr, a progress spinner on stderr, and
+ *  text from elsewhere (a provider's message, a JWT's claims) made harmless to print.
  *  Colors follow the common conventions (no-color.org): never when NO_COLOR is set or TERM=dumb, always when
  *  FORCE_COLOR is set, else only on a TTY. The spinner appears only when stderr is a TTY and an operation has
- *  waited `spinnerDelayMs`, and it erases itself, so pipes, files and `$(...)` never see it. */
-import { Effect, Fiber, Stdio, Stream } from "effect"
+ *  waited `spinnerDelayMs`, and it erases itself, so pipes, files and `$(...)` never see it. `sanitize` (for text)
+ *  and `sanitizeJson` (for JSON output) keep control characters and escape sequences in provider text from
+ *  reaching the terminal; `logger` applies `sanitize` to log messages. */
+import { Effect, Fiber, Logger, Stdio, Stream } from "effect"
 
 export type Output = "stdout" | "stderr"
 
@@ -96,9 +99,33 @@ export const withSpinner =
       )
     })
 
-// ESC [ ... (CSI), ESC ] ... BEL or ST (OSC), and every C0/C1 control character.
-// oxlint-disable-next-line no-control-regex
-const unsafe = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|[\u0000-\u001f\u007f-\u009f]/g
+/** Characters a terminal acts on instead of showing: C0 controls but TAB and LF (CR rewrites the line, BEL rings,
+ *  ESC starts CSI and OSC sequences: colors, cursor moves, titles, hyperlinks, clipboard writes), DEL, the C1
+ *  controls (U+009B is a one-character CSI, U+009D an OSC), and the invisible Unicode controls that reorder or
+ *  split what is shown (bidirectional overrides and isolates, line and paragraph separators). */
+// oxlint-disable-next-line no-control-regex -- matching control characters is the point
+const unsafe = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
-/** Provider- or caller-supplied text made safe for a terminal: control characters and escape sequences removed. */
-export const sanitize = (text: string): string => text.replace(unsafe, "")
+const hex = (c: string, width: number) => (c.codePointAt(0) ?? 0).toString(16).padStart(width, "0")
+
+/** Text from a provider (or any other party) as it is safe to print: every character in `unsafe` is written as a
+ *  visible escape (`\x1b`, `\r`, `\u202e`), so an escape sequence shows as text and does nothing. */
+export const sanitize = (text: string): string =>
+  text.replace(unsafe, (c) => (c === "\r" ? "\\r" : c <= "\xff" ? `\\x${hex(c, 2)}` : `\\u${hex(c, 4)}`))
+
+/** JSON text with the characters JSON.stringify leaves raw (DEL, C1, the Unicode controls above) written as
+ *  `\uXXXX`: the same JSON value, and nothing a terminal acts on. Valid only for JSON.stringify output, where
+ *  such characters can only be inside strings. */
+export const sanitizeJson = (json: string): string => json.replace(unsafe, (c) => `\\u${hex(c, 4)}`)
+
+const sanitizeMessage = (message: unknown): unknown =>
+  typeof message === "string"
+    ? sanitize(message)
+    : Array.isArray(message)
+      ? message.map((m: unknown) => (typeof m === "string" ? sanitize(m) : m))
+      : message
+
+/** Effect's default logger, with `sanitize` applied to the message: engine logs can quote a provider's text. */
+export const logger = Logger.make((options) =>
+  Logger.defaultLogger.log({ ...options, message: sanitizeMessage(options.message) })
+)

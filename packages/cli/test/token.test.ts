@@ -102,7 +102,14 @@ describe.concurrent("tessera token, each bundled provider against the sandbox", 
       expect(first.code, first.stderr).toBe(0)
       expect(first.stderr).toBe("")
       const json = parse(first.stdout)
-      expect(Object.keys(json)).toEqual(["connection", "provider", "access_token", "token_type", "expires_at"])
+      expect(Object.keys(json)).toEqual([
+        "connection",
+        "provider",
+        "access_token",
+        "token_type",
+        "expires_at",
+        "expiry_source"
+      ])
       expect(json).toMatchObject({ connection: name, provider: id, token_type: expect.stringMatching(/^bearer$/i) })
       const token = json["access_token"] as string
       expect(requests()).toBe(1)
@@ -256,5 +263,47 @@ describe.concurrent("tessera token, failures", () => {
     ])
     // (./tessera.yaml alone is how every other test here finds its config.)
     expect(results.map((r) => r.code)).toEqual([0, 0, 2])
+  })
+})
+
+describe("tessera token --json, the expiry tessera acts on", () => {
+  let own: Sandbox
+  beforeAll(async () => {
+    own = await startSandbox()
+  })
+  afterAll(async () => {
+    await own?.close()
+  })
+
+  it("a lifetime from the manifest's default: expires_at is that expiry (as cache list shows), expiry_source says default", async () => {
+    const cwd = tempDir()
+    write(`${cwd}/tessera.yaml`, configText({ jobs: { provider: "dvinci", inputs: own.credentials.dvinci } }))
+    // An opaque token and no expires_in: no expiry source has a value, so d.vinci's default lifetime (3600 s) applies.
+    own.inject("dvinci", {
+      type: "status",
+      status: 200,
+      body: JSON.stringify({ access_token: "opaque-without-expiry", token_type: "Bearer" }),
+      headers: { "content-type": "application/json" }
+    })
+    const before = Date.now()
+    const r = await tessera(["token", "jobs", "--json"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    const json = parse(r.stdout)
+    expect(json).toMatchObject({ access_token: "opaque-without-expiry", expiry_source: "default" })
+    const at = Date.parse(json["expires_at"] as string)
+    expect(at - before).toBeGreaterThan(3_590_000)
+    expect(at - before).toBeLessThanOrEqual(3_600_000 + 5_000)
+    const list = await tessera(["cache", "list", "--json"], { cwd })
+    const [entry] = (JSON.parse(list.stdout) as { tokens: Array<{ expires_at: string; expiry_source: string }> }).tokens
+    expect(entry).toMatchObject({ expires_at: json["expires_at"], expiry_source: "default" })
+    // The cached token, in a new process: the same expiry.
+    expect(parse((await tessera(["token", "jobs", "--json"], { cwd })).stdout)).toEqual(json)
+  })
+
+  it("a lifetime from the provider: expiry_source names the field", async () => {
+    const cwd = tempDir()
+    write(`${cwd}/tessera.yaml`, configText({ jobs: { provider: "dvinci", inputs: own.credentials.dvinci } }))
+    const json = parse((await tessera(["token", "jobs", "--json"], { cwd })).stdout)
+    expect(json["expiry_source"]).toBe("expires_in")
   })
 })

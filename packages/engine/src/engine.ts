@@ -17,7 +17,7 @@ import type { FlowSpec } from "./manifest.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
 import * as Registry from "./connection-registry.ts"
 import * as Template from "./template.ts"
-import { fromStored, toStored, type Token } from "./token.ts"
+import { fromStored, toStored, type ExpirySource, type Token } from "./token.ts"
 import { InputInvalid, StoreError, type TokenError, type UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
 import { TokenStore, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
@@ -30,8 +30,11 @@ export interface TokenResult {
   readonly provider: string
   readonly accessToken: Redacted.Redacted<string>
   readonly tokenType: string
-  /** When the token expires, or null when no expiry source said (a default lifetime is then assumed). */
-  readonly expiresAt: Date | null
+  /** When the engine treats the token as expired: from the response, or the manifest's default lifetime. */
+  readonly expiresAt: Date
+  /** Where `expiresAt` came from: a response field, the JWT exp, a fixed ttl, or "default" (the manifest's
+   *  `refresh.default_ttl_seconds`, when no source gave a value). */
+  readonly expirySource: ExpirySource
   readonly hasRefreshToken: boolean
   /** What the engine did and why, e.g. reused: "cached token valid for 3540 s more". */
   readonly decision: { readonly action: Action; readonly reason: string }
@@ -43,7 +46,8 @@ export const toJson = (r: TokenResult) => ({
   provider: r.provider,
   access_token: Redacted.value(r.accessToken),
   token_type: r.tokenType,
-  expires_at: r.expiresAt ? r.expiresAt.toISOString() : null
+  expires_at: r.expiresAt.toISOString(),
+  expiry_source: r.expirySource
 })
 
 export interface GetOptions {
@@ -168,7 +172,8 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
     provider: c.manifest.id,
     accessToken: t.accessToken,
     tokenType: t.tokenType,
-    expiresAt: t.expirySource === "default" ? null : new Date(t.expiresAt),
+    expiresAt: new Date(t.expiresAt),
+    expirySource: t.expirySource,
     hasRefreshToken: t.refreshToken !== undefined,
     decision: { action, reason }
   })

@@ -1,6 +1,7 @@
 /** Decides when a token expires on this machine's clock, from the manifest's expiry sources in priority order,
  *  and when it should be renewed (the early-refresh margin). Server-clock values (absolute timestamps, a JWT's
- *  exp) are corrected by the skew measured from the response's Date header. */
+ *  exp) are corrected by the skew measured from the response's Date header. Every source is bounded: an expiry
+ *  that is no time, or more than 10 years ahead (`maxLifetimeMs`), is Invalid and names its field. */
 import type { Manifest } from "./manifest.ts"
 import * as JsonPath from "./json-path.ts"
 import * as Template from "./template.ts"
@@ -20,11 +21,24 @@ export type ExpiryResult =
   | { readonly _tag: "Expiry"; readonly expiresAt: number; readonly source: ExpirySource }
   | { readonly _tag: "Invalid"; readonly field: string; readonly problem: string }
 
-/** A number, or a string of digits (CRM.COM sends JWT exp as "1518104864"); anything else is not a number. */
+/** A number, or a string of digits (CRM.COM sends JWT exp as "1518104864"); anything else is not a number. A digit
+ *  string too long for a double reads as Infinity, which the bound below refuses with the right message. */
 const numeric = (v: unknown): number | undefined => {
-  if (typeof v === "number" && Number.isFinite(v)) return v
+  if (typeof v === "number" && !Number.isNaN(v)) return v
   if (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v.trim())
   return undefined
+}
+
+/** The longest lifetime tessera accepts from any source: 10 years (of 365.25 days). A provider that says more is
+ *  wrong (a unit mix-up, a placeholder such as 1e13) or hostile, and keeping its token that long, or failing on a
+ *  date past the year 275760, would be worse than asking again: such an answer is refused, not clamped. */
+export const maxLifetimeSeconds = 315_576_000
+export const maxLifetimeMs = maxLifetimeSeconds * 1000
+
+/** A value from the provider, shown in a message: short, and never a long run of digits in full. */
+const shown = (v: unknown): string => {
+  const text = typeof v === "number" ? String(v) : (JSON.stringify(v) ?? typeof v)
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text
 }
 
 /** The payload of a JWS compact serialization, unverified: only used to schedule renewal. */
@@ -55,6 +69,22 @@ export const jwtHeader = (token: string): Record<string, unknown> | undefined =>
 /** Seconds since the epoch, or milliseconds when the number is too large to be seconds. */
 const epochMs = (n: number) => (n > 1e11 ? n : n * 1000)
 
+type Found = { readonly field: string; readonly source: ExpirySource; readonly raw: unknown }
+
+/** An expiry at `expiresAt` (local epoch ms), unless it is not a time at all or more than 10 years after `sentAt`.
+ *  Whole milliseconds, rounded down: a fractional lifetime errs on the early side. */
+const bounded = (found: Found, expiresAt: number, sentAt: number): ExpiryResult => {
+  if (Number.isNaN(expiresAt))
+    return { _tag: "Invalid", field: found.field, problem: `${shown(found.raw)} is not a time` }
+  if (!(expiresAt - sentAt <= maxLifetimeMs))
+    return {
+      _tag: "Invalid",
+      field: found.field,
+      problem: `${shown(found.raw)} puts the expiry more than 10 years ahead; tessera refuses a token that claims to live that long (check the field's unit)`
+    }
+  return { _tag: "Expiry", expiresAt: Math.floor(expiresAt), source: found.source }
+}
+
 export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
   const f = manifest.response.fields
   for (const spec of manifest.response.expiry) {
@@ -67,35 +97,35 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
           return {
             _tag: "Invalid",
             field: f.expires_in,
-            problem: `expected a number of ${spec.unit === "ms" ? "milliseconds" : "seconds"}, found ${JSON.stringify(raw)}`
+            problem: `expected a number of ${spec.unit === "ms" ? "milliseconds" : "seconds"}, found ${shown(raw)}`
           }
-        if (n <= 0) return { _tag: "Invalid", field: f.expires_in, problem: `${n}: the token is already expired` }
-        return { _tag: "Expiry", expiresAt: input.sentAt + (spec.unit === "ms" ? n : n * 1000), source: "expires_in" }
+        // -0 and -Infinity included: "expired" is what the provider said.
+        if (n <= 0)
+          return { _tag: "Invalid", field: f.expires_in, problem: `${shown(raw)}: the token is already expired` }
+        const found = { field: f.expires_in, source: "expires_in", raw } as const
+        return bounded(found, input.sentAt + (spec.unit === "ms" ? n : n * 1000), input.sentAt)
       }
       case "expires_at": {
         const raw = JsonPath.get(input.envelope, f.expires_at)
         if (raw === undefined || raw === null) continue
         const n = numeric(raw)
         const at = n !== undefined ? epochMs(n) : typeof raw === "string" ? Date.parse(raw) : Number.NaN
-        if (!Number.isFinite(at))
+        if (Number.isNaN(at))
           return {
             _tag: "Invalid",
             field: f.expires_at,
-            problem: `expected unix seconds or an ISO-8601 date, found ${JSON.stringify(raw)}`
+            problem: `expected unix seconds or an ISO-8601 date, found ${shown(raw)}`
           }
-        return { _tag: "Expiry", expiresAt: at - input.skewMs, source: "expires_at" }
+        return bounded({ field: f.expires_at, source: "expires_at", raw }, at - input.skewMs, input.sentAt)
       }
       case "jwt_exp": {
         const payload = jwtPayload(input.accessToken)
         if (!payload || payload["exp"] === undefined) continue
-        const n = numeric(payload["exp"])
-        if (n === undefined)
-          return {
-            _tag: "Invalid",
-            field: "access_token (JWT exp)",
-            problem: `exp claim is not numeric: ${JSON.stringify(payload["exp"])}`
-          }
-        return { _tag: "Expiry", expiresAt: epochMs(n) - input.skewMs, source: "jwt_exp" }
+        const raw = payload["exp"]
+        const n = numeric(raw)
+        const field = "access_token (JWT exp)"
+        if (n === undefined) return { _tag: "Invalid", field, problem: `exp claim is not numeric: ${shown(raw)}` }
+        return bounded({ field, source: "jwt_exp", raw }, epochMs(n) - input.skewMs, input.sentAt)
       }
       case "ttl": {
         let seconds: number | undefined
@@ -107,7 +137,7 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
         }
         if (seconds === undefined || seconds <= 0)
           return { _tag: "Invalid", field: "ttl", problem: "the fixed TTL is not a positive number" }
-        return { _tag: "Expiry", expiresAt: input.sentAt + seconds * 1000, source: "ttl" }
+        return bounded({ field: "ttl", source: "ttl", raw: seconds }, input.sentAt + seconds * 1000, input.sentAt)
       }
     }
   }

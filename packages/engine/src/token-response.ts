@@ -1,10 +1,12 @@
 /** Reads a token endpoint's answer as the manifest describes it: status, content type, JSON, the success
  *  predicate (brandbox `code == 0`, CRM.COM `status.code == "OK"`, even on HTTP 200), the envelope path, the
- *  token fields and the expiry. Also classifies rejections (re-authenticate / transient / rate limit). */
+ *  token fields (refusing any a header could not carry) and the expiry. Also classifies rejections
+ *  (re-authenticate / transient / rate limit). Provider text in its errors goes through `Redaction.scrub`. */
 import { Redacted } from "effect"
 import type { Connection } from "./connection.ts"
 import * as Expiry from "./expiry.ts"
 import * as JsonPath from "./json-path.ts"
+import * as Redaction from "./redaction.ts"
 import type { ErrorMatch, Manifest } from "./manifest.ts"
 import type { Token } from "./token.ts"
 import { ResponseInvalid, UpstreamRejected } from "./token-error.ts"
@@ -50,11 +52,21 @@ export const retryAfterMs = (value: string | undefined, now: number): number | u
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined
 }
 
-/** Removes every secret value of the connection from provider-supplied text before it reaches a message. */
-export const scrub = (text: string, secrets: ReadonlyArray<string>): string =>
-  secrets.reduce((t, s) => (s.length >= 4 ? t.split(s).join("***") : t), text)
-
 const short = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}…` : s)
+
+/** RFC 6749 Appendix A: access_token, refresh_token and token_type are VSCHAR (%x20-7E). Anything else, a control
+ *  character above all (CR, LF, NUL), would break the header the token is written into, so it is refused here, at
+ *  acquisition, rather than as a failed write on every later API call. */
+export const tokenProblem = (value: string): string | undefined => {
+  if (value.trim() === "") return "is only whitespace"
+  const bad = /[^\x20-\x7e]/.exec(value)
+  if (!bad) return undefined
+  const code = bad[0].codePointAt(0) ?? 0
+  const name = names[code] ?? `U+${code.toString(16).toUpperCase().padStart(4, "0")}`
+  return `contains ${code < 0x20 || (code >= 0x7f && code < 0xa0) ? "a control character" : "a character outside printable ASCII"} (${name}) at offset ${bad.index}: a token must be printable ASCII (RFC 6749 Appendix A)`
+}
+
+const names: Readonly<Record<number, string>> = { 0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL" }
 
 export interface DecodeContext {
   readonly connection: Connection
@@ -66,9 +78,12 @@ export interface DecodeContext {
 export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   const m = ctx.connection.manifest
   const where = { connection: ctx.connection.name, provider: m.id }
+  // Provider text is scrubbed before it is cut or folded: a secret cut in half, or with its whitespace changed,
+  // would no longer be found.
+  const quote = (s: string, n: number) => short(Redaction.scrub(s, ctx.secrets).replace(/\s+/g, " ").trim(), n)
   const invalid = (field: string, problem: string): Decoded => ({
     _tag: "Invalid",
-    error: new ResponseInvalid({ ...where, status: res.status, field, problem: scrub(problem, ctx.secrets) })
+    error: new ResponseInvalid({ ...where, status: res.status, field, problem: Redaction.scrub(problem, ctx.secrets) })
   })
   const text = Buffer.from(res.body).toString("utf8")
   const contentType = header(res, "content-type") ?? ""
@@ -85,15 +100,18 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   }
 
   const errorOf = (): { code?: string | undefined; message?: string | undefined } => {
-    if (!parsed) return { message: text.trim() ? short(text.replace(/\s+/g, " ").trim(), 200) : undefined }
+    if (!parsed) return { message: text.trim() ? quote(text, 200) : undefined }
     const code = JsonPath.get(body, m.response.error.code) ?? JsonPath.get(body, "error")
     const message =
       JsonPath.get(body, m.response.error.message) ??
       JsonPath.get(body, "error_description") ??
       JsonPath.get(body, "message")
     return {
-      code: typeof code === "string" || typeof code === "number" ? String(code) : undefined,
-      message: typeof message === "string" && message !== "" ? short(message) : undefined
+      code:
+        typeof code === "string" || typeof code === "number"
+          ? short(Redaction.scrub(String(code), ctx.secrets), 100)
+          : undefined,
+      message: typeof message === "string" && message !== "" ? short(Redaction.scrub(message, ctx.secrets)) : undefined
     }
   }
   const rejected = (): Decoded => {
@@ -107,8 +125,8 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
         status: res.status,
         kind,
         attempts: ctx.attempts,
-        ...(code !== undefined ? { code: scrub(code, ctx.secrets) } : {}),
-        ...(message !== undefined ? { providerMessage: scrub(message, ctx.secrets) } : {})
+        ...(code !== undefined ? { code } : {}),
+        ...(message !== undefined ? { providerMessage: message } : {})
       })
     }
   }
@@ -117,10 +135,10 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   if (!isJson)
     return invalid(
       "content-type",
-      `expected application/json, found ${contentType ? `"${contentType}"` : "none"}${/<html/i.test(text) ? " (an HTML page: is the token URL right?)" : ""}`
+      `expected application/json, found ${contentType ? `"${quote(contentType, 80)}"` : "none"}${/<html/i.test(text) ? " (an HTML page: is the token URL right?)" : ""}`
     )
   if (text.trim() === "") return invalid("body", "empty response body")
-  if (!parsed) return invalid("body", `not valid JSON: ${short(text.replace(/\s+/g, " "), 80)}`)
+  if (!parsed) return invalid("body", `not valid JSON: ${quote(text, 80)}`)
   if (m.response.success) {
     const v = JsonPath.get(body, m.response.success.path)
     if (!m.response.success.accepted.some((a) => a === v)) return rejected()
@@ -133,23 +151,30 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   }
   const envelope = JsonPath.get(body, m.response.envelope)
   if (envelope === null || typeof envelope !== "object" || Array.isArray(envelope)) {
+    const found = JSON.stringify(envelope)
     return invalid(
       m.response.envelope ?? "(body)",
-      `expected an object holding the token, found ${envelope === undefined ? "nothing" : JSON.stringify(envelope) === undefined ? typeof envelope : short(String(JSON.stringify(envelope)), 60)}`
+      `expected an object holding the token, found ${envelope === undefined ? "nothing" : found === undefined ? typeof envelope : quote(found, 60)}`
     )
   }
   const f = m.response.fields
+  const path = (field: string) => `${m.response.envelope ? `${m.response.envelope}.` : ""}${field}`
   const access = JsonPath.get(envelope, f.access_token)
   if (typeof access !== "string" || access === "")
-    return invalid(
-      `${m.response.envelope ? `${m.response.envelope}.` : ""}${f.access_token}`,
-      access === undefined ? "missing" : "expected a non-empty string"
-    )
+    return invalid(path(f.access_token), access === undefined ? "missing" : "expected a non-empty string")
   const tokenType = JsonPath.get(envelope, f.token_type)
   if (tokenType !== undefined && typeof tokenType !== "string") return invalid(f.token_type, "expected a string")
   const refresh = JsonPath.get(envelope, f.refresh_token)
   if (refresh !== undefined && refresh !== null && typeof refresh !== "string")
     return invalid(f.refresh_token, "expected a string")
+  for (const [field, value] of [
+    [f.access_token, access],
+    [f.refresh_token, refresh === "" ? undefined : refresh],
+    [f.token_type, tokenType === "" ? undefined : tokenType]
+  ] as const) {
+    const problem = typeof value === "string" ? tokenProblem(value) : undefined
+    if (problem) return invalid(path(field), problem)
+  }
   const scope = JsonPath.get(envelope, "scope")
   const skewMs = Expiry.skewFromDate(header(res, "date"), res.receivedAt)
   const expiry = Expiry.compute(m, {

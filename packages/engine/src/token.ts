@@ -47,6 +47,9 @@ export const fromStored = (s: Stored): Token => ({
   scope: s.scope
 })
 
+/** A time a Date can hold (ECMA-262 §21.4.1.22: ±8.64e15 ms), so that no stored entry makes an Invalid Date. */
+const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && Math.abs(v) <= 8.64e15
+
 export const isStored = (u: unknown): u is Stored => {
   if (u === null || typeof u !== "object") return false
   const s = u as Record<string, unknown>
@@ -54,8 +57,8 @@ export const isStored = (u: unknown): u is Stored => {
     s["v"] === 1 &&
     typeof s["access_token"] === "string" &&
     typeof s["token_type"] === "string" &&
-    typeof s["expires_at"] === "number" &&
-    typeof s["obtained_at"] === "number" &&
+    isTime(s["expires_at"]) &&
+    isTime(s["obtained_at"]) &&
     typeof s["expiry_source"] === "string" &&
     (s["refresh_token"] === undefined || typeof s["refresh_token"] === "string")
   )

@@ -5,6 +5,7 @@ import { Clock, Effect, Random } from "effect"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
 import {
@@ -26,15 +27,32 @@ export interface Exchange {
   readonly durationMs: number
 }
 
-/** Every secret value this connection could put on the wire, to scrub from provider text. */
+/** The Basic credentials (`id:secret`) a flow sends, when it authenticates with client_secret_basic and a secret
+ *  went into them: their base64 is on the wire, so a provider echoing the request must not show it either. */
+const basicOf = (c: Connection, flow: FlowSpec | undefined): ReadonlyArray<string> => {
+  if (!flow) return []
+  const ctx = { inputs: (n: string) => c.inputs.get(n) }
+  const method = Template.render(flow.clientAuth.method, ctx)
+  if (method._tag !== "Value" || Template.reveal(method.value) !== "client_secret_basic") return []
+  const id = Template.render(flow.clientAuth.id, ctx)
+  const secret = Template.render(flow.clientAuth.secret, ctx)
+  if (id._tag !== "Value" || secret._tag !== "Value") return []
+  if (!Template.isSecret(id.value) && !Template.isSecret(secret.value)) return []
+  return Redaction.basicCredentials(Template.reveal(id.value), Template.reveal(secret.value))
+}
+
+/** Every secret value this connection could put on the wire, for `Redaction.scrub` to keep out of provider text:
+ *  its secret inputs, the Basic credentials its flows build from them, and the tokens it holds. */
 export const secretsOf = (c: Connection, token?: Token): ReadonlyArray<string> => {
-  const out: string[] = []
-  for (const v of c.inputs.values()) if (Template.isSecret(v)) out.push(Template.reveal(v))
+  const out = new Set<string>()
+  for (const v of c.inputs.values()) if (Template.isSecret(v)) out.add(Template.reveal(v))
+  for (const flow of [c.manifest.flows.acquire, c.manifest.flows.refresh])
+    for (const credentials of basicOf(c, flow)) out.add(credentials)
   if (token) {
-    out.push(Template.reveal(token.accessToken))
-    if (token.refreshToken) out.push(Template.reveal(token.refreshToken))
+    out.add(Template.reveal(token.accessToken))
+    if (token.refreshToken) out.add(Template.reveal(token.refreshToken))
   }
-  return out
+  return [...out]
 }
 
 const displayUrl = (url: string) => {
@@ -60,10 +78,11 @@ export const exchange = (
   const where = { connection: connection.name, provider: connection.manifest.id }
   const built = TokenRequest.build(connection, flow, current)
   if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
-  const url = displayUrl(built.request.url)
+  const secrets = secretsOf(connection, current)
+  // The URL goes into timeout and transport errors: a secret input templated into its path must not.
+  const url = Redaction.scrub(displayUrl(built.request.url), secrets)
   return Effect.gen(function* () {
     const wire = TokenRequest.encode(built.request)
-    const secrets = secretsOf(connection, current)
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
     for (let attempt = 1; ; attempt++) {

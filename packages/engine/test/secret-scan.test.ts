@@ -12,11 +12,14 @@ const outputs: string[] = []
 const secrets = new Set<string>()
 const events: TokenEvent[] = []
 
+const form = (s: string) => new URLSearchParams([["", s]]).toString().slice(1)
 const forms = (s: string) => [
   s,
   Buffer.from(s).toString("base64"),
   Buffer.from(s).toString("base64url"),
-  encodeURIComponent(s)
+  encodeURIComponent(s),
+  form(s),
+  JSON.stringify(s).slice(1, -1)
 ]
 
 beforeAll(async () => {
@@ -39,6 +42,10 @@ beforeAll(async () => {
     for (const [k, v] of Object.entries(h.sb.credentials[id]))
       if (/secret|password|api_key|code/.test(k)) secrets.add(v)
   for (const s of ["wrong-client-secret-4711", "wrong-password-0815", "wrong-auth-code-9999"]) secrets.add(s)
+  // Basic credentials (RFC 6749 §2.3.1 form-encoded, as sent): their base64 is what an echo would show.
+  const oauth2 = h.sb.credentials.oauth2
+  secrets.add(`${form(oauth2["client_id"]!)}:${form(oauth2["client_secret"]!)}`)
+  secrets.add(`${h.sb.credentials["crm-com"]["api_key"]}:`)
   h.engine.subscribe((e) => events.push(e))
 })
 afterAll(() => h.close())
@@ -77,6 +84,11 @@ describe("secret-leak scan", () => {
       5
     )
     expect((await capture(h.engine.getToken("cube", { force: true })))._tag).toBe("Success") // served stale? no: forced renewal fails, cached token still valid
+    // Providers that echo the whole request (Basic header, form and JSON bodies) in their error.
+    for (const id of ["oauth2", "crm-com", "brandbox", "dvinci"] as const) {
+      h.sb.inject(id, { type: "echo" })
+      expect((await capture(h.engine.getToken(id, { noCache: true })))._tag).toBe("Failure")
+    }
     h.sb.inject("dvinci", { type: "html200" })
     await capture(h.engine.getToken("dvinci", { noCache: true }))
     for (const id of providerIds) {
@@ -103,5 +115,6 @@ describe("secret-leak scan", () => {
     expect(haystack).toContain("<redacted") // the scan really saw redacted values
     expect(haystack).toContain("server_error") // and the provider's error text, scrubbed
     expect(haystack).toContain("echo ***")
+    expect(haystack).toContain("authorization: Basic ***") // the echoes were seen, scrubbed
   })
 })

@@ -6,7 +6,7 @@ import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, References, type Scope } from "effect"
 import { FindMyWay, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
-import { Runtime, TokenError } from "@tessera/engine"
+import { Runtime, TokenError, Upstream } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 import * as Problem from "./problem.ts"
@@ -112,7 +112,9 @@ export const make = (
       if (!meta) return yield* Effect.die(new Error("request reached the app without a RequestMeta"))
       const instance = AccessLog.pathOf(request.url)
       const respond = (failure: Problem.Failure) => {
-        const p = Problem.fromFailure(failure, instance, meta.id)
+        // The failing connection's own secrets, in every encoding, are masked from what goes back (and to the log).
+        const c = meta.connection === undefined ? undefined : meta.generation.engine.registry.peek(meta.connection)
+        const p = Problem.fromFailure(failure, instance, meta.id, c ? Upstream.secretsOf(c) : [])
         if (p.logDetail) AccessLog.error(log, { requestId: meta.id, code: p.body.code, message: p.logDetail })
         return Problem.toResponse(p)
       }

@@ -57,16 +57,22 @@ const schemas = {
   },
   Token: {
     type: "object",
-    required: ["connection", "provider", "access_token", "token_type", "expires_at"],
+    required: ["connection", "provider", "access_token", "token_type", "expires_at", "expiry_source"],
     properties: {
       connection: { type: "string" },
       provider: { type: "string" },
       access_token: { type: "string" },
       token_type: { type: "string" },
       expires_at: {
-        type: ["string", "null"],
+        type: "string",
         format: "date-time",
-        description: "null when the provider gave no expiry."
+        description:
+          "When tessera treats the token as expired (renewal starts a margin before). At most 10 years ahead: a provider claiming more is refused."
+      },
+      expiry_source: {
+        enum: ["expires_in", "expires_at", "jwt_exp", "ttl", "default"],
+        description:
+          "Where expires_at came from: a response field (expires_in, expires_at), the access token's JWT exp claim, the manifest's fixed ttl, or default (the manifest's refresh.default_ttl_seconds, when no source gave a value)."
       }
     }
   },

@@ -3,12 +3,15 @@
  *  Holds the ONE table from a failure code to an HTTP status: the engine's stable `_tag`s (token-error.ts), which
  *  the server maps but never invents, and the server's own HTTP-level refusals (`Refusal`: no key, wrong key,
  *  unknown route, a body too large...). Every problem carries `code` (the `_tag` or refusal code), and
- *  `connection` / `provider` when known. Details quote the engine's messages, which never hold a secret; the two
- *  that could say more than a caller should see (misconfigured inputs, store failures) are summarized here and
- *  logged in full by the server. */
+ *  `connection` / `provider` when known. Details quote the engine's messages, which the engine has scrubbed of
+ *  the connection's secrets already; every text that comes from a provider (`detail`, `provider_message`,
+ *  `upstream_code`) goes through `Redaction.scrub` once more here, with the secrets the caller passes, so that
+ *  credentials in named places (an echoed `Authorization` header, a `client_secret=` field) never leave in a
+ *  problem whatever their value. The two that could say more than a caller should see (misconfigured inputs,
+ *  store failures) are summarized here and logged in full by the server. */
 import { Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
-import type { ConnectionRegistry, TokenError } from "@tessera/engine"
+import { Redaction, type ConnectionRegistry, type TokenError } from "@tessera/engine"
 
 /** The engine's failure codes: `TokenError["_tag"]` and the connection registry's. */
 export type EngineCode = TokenError.TokenError["_tag"] | ConnectionRegistry.RegistryError["_tag"]
@@ -120,7 +123,11 @@ export interface Problem {
   readonly logDetail?: string | undefined
 }
 
-const detailOf = (e: Failure): { detail: string; extensions?: Record<string, unknown>; logDetail?: string } => {
+const detailOf = (
+  e: Failure,
+  secrets: ReadonlyArray<string>
+): { detail: string; extensions?: Record<string, unknown>; logDetail?: string } => {
+  const scrub = (text: string | undefined) => (text === undefined ? undefined : Redaction.scrub(text, secrets))
   switch (e._tag) {
     case "Refusal":
       return { detail: e.detail }
@@ -145,20 +152,30 @@ const detailOf = (e: Failure): { detail: string; extensions?: Record<string, unk
       return { detail: e.message }
     case "UpstreamRejected":
       return {
-        detail: e.message,
-        extensions: { upstream_status: e.status, upstream_code: e.code, provider_message: e.providerMessage }
+        detail: Redaction.scrub(e.message, secrets),
+        extensions: {
+          upstream_status: e.status,
+          upstream_code: scrub(e.code),
+          provider_message: scrub(e.providerMessage)
+        }
       }
     case "TransportError":
     case "ResponseInvalid":
     case "UpstreamTimeout":
-      return { detail: e.message }
+      return { detail: Redaction.scrub(e.message, secrets) }
   }
 }
 
-/** The problem for a failure, about the request at `instance` (its path, without the query string). */
-export const fromFailure = (e: Failure, instance: string, requestId: string): Problem => {
+/** The problem for a failure, about the request at `instance` (its path, without the query string). `secrets`:
+ *  the connection's secret values (`Upstream.secretsOf`), masked in provider text in every encoding. */
+export const fromFailure = (
+  e: Failure,
+  instance: string,
+  requestId: string,
+  secrets: ReadonlyArray<string> = []
+): Problem => {
   const code: Code = e._tag === "Refusal" ? e.code : e._tag
-  const { detail, extensions, logDetail } = detailOf(e)
+  const { detail, extensions, logDetail } = detailOf(e, secrets)
   const connection = "connection" in e ? e.connection : undefined
   const provider = "provider" in e ? e.provider : undefined
   const headers: Record<string, string> = {}

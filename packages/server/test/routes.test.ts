@@ -64,7 +64,14 @@ describe("token routes", () => {
     expect(a.status).toBe(200)
     expect(a.headers["cache-control"]).toBe("no-store")
     const body = a.json()
-    expect(Object.keys(body).sort()).toEqual(["access_token", "connection", "expires_at", "provider", "token_type"])
+    expect(Object.keys(body).sort()).toEqual([
+      "access_token",
+      "connection",
+      "expires_at",
+      "expiry_source",
+      "provider",
+      "token_type"
+    ])
     expect(body).toMatchObject({ connection: "cube", provider: "cube", token_type: "Bearer" })
     expect(body.access_token).toMatch(/^ey/)
     expect(new Date(body.expires_at).getTime()).toBeGreaterThan(Date.now())
@@ -373,6 +380,16 @@ describe("operations routes", () => {
     expect(down.json().status).toBe("down")
     control.state.health = { status: "ok", detail: "memory" }
     expect((await get("/readyz")).status).toBe(200)
+  })
+
+  it("the token route's JSON is what the OpenAPI Token schema says: every field, expires_at always a date", async () => {
+    const schema = (await get("/openapi.json", {})).json().components.schemas.Token
+    const body = (await token("/v1/connections/cube/token")).json()
+    expect(Object.keys(body).sort()).toEqual(Object.keys(schema.properties).sort())
+    expect([...schema.required].sort()).toEqual(Object.keys(body).sort())
+    expect(schema.properties.expiry_source.enum).toContain(body.expiry_source)
+    expect(schema.properties.expires_at.type).toBe("string")
+    expect(new Date(body.expires_at).toISOString()).toBe(body.expires_at)
   })
 
   it("GET /openapi.json is OpenAPI 3.1 and lists every route, each of which the router serves", async () => {

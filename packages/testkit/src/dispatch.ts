@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import { apiReply } from "./api.ts"
 import type { Clock } from "./clock.ts"
 import { deliver, gone, NORMAL, type Delivery } from "./deliver.ts"
-import { faultReply } from "./fault-replies.ts"
+import { echoReply, faultReply } from "./fault-replies.ts"
 import type { FaultQueues } from "./faults.ts"
 import { headerRecord, mediaType, readBody } from "./http-util.ts"
 import { routeFor } from "./providers/index.ts"
@@ -131,6 +131,8 @@ export async function dispatch(state: SandboxState, req: IncomingMessage, res: S
       return send(withHeaders(answer(undefined), { "Content-Type": "text/plain; charset=utf-8" }))
     case "expiresIn":
       return send(answer(kind === "token" ? { value: fault.value } : undefined))
+    case "echo":
+      return send(echoReply(fault.status ?? 400, spec, record))
     default:
       return send(answer(undefined))
   }

@@ -3,6 +3,7 @@ import { STATUS_CODES } from "node:http"
 import type { Fault, RequestKind } from "./faults.ts"
 import type { ProviderSpec } from "./providers/provider.ts"
 import type { Reply } from "./reply.ts"
+import type { RecordedRequest } from "./types.ts"
 
 const HTML_PAGE =
   "<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>" +
@@ -68,4 +69,16 @@ export function faultReply(fault: Fault, spec: ProviderSpec, kind: RequestKind):
     default:
       return undefined
   }
+}
+
+/** The request as text: the request line, the raw body, then the headers as received (names lower-cased). The
+ *  body comes first so that a client that shortens long messages still shows (or must scrub) it. */
+export function echoText(request: RecordedRequest): string {
+  const headers = Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`)
+  return [`${request.method} ${request.path}`, `body: ${request.rawBody}`, ...headers].join("\r\n")
+}
+
+/** The echo fault's answer: the provider's own error shape, with the whole request as its message. */
+export function echoReply(status: number, spec: ProviderSpec, request: RecordedRequest): Reply {
+  return spec.error(status, defaultCode(status, request.kind), `could not process your request: ${echoText(request)}`)
 }

@@ -15,6 +15,9 @@ export type Fault =
   | { type: "huge"; bytes: number }
   | { type: "envelopeError" }
   | { type: "expiresIn"; value: unknown }
+  /** An error (status, default 400) whose message field quotes the whole request received: request line, raw
+   *  body and every header (Authorization included), as a careless provider's debug output does. */
+  | { type: "echo"; status?: number }
 
 export type RequestKind = "token" | "api"
 

@@ -5,3 +5,4 @@ export type { ProviderId, RecordedRequest, Sandbox, SandboxOptions } from "./typ
 export type { Fault } from "./faults.ts"
 export { DEMO_VALUES } from "./demo.ts"
 export { decodeJwt, type DecodedJwt } from "./jwt.ts"
+export { registerSecrets, registryDir } from "./secret-registry.ts"

@@ -228,3 +228,31 @@ describe("expiresIn", () => {
     expect(Object.keys(claims(str(at(await readJson(await crmToken()), "data.token"))))).not.toContain("exp")
   })
 })
+
+describe("echo", () => {
+  it("answers the provider's error shape with the whole request, Authorization and body included, as its message", async () => {
+    const c = DEMO_VALUES["crm-com"]
+    sb.inject("crm-com", { type: "echo" })
+    const crm = await crmToken()
+    expect(crm.status).toBe(400)
+    const message = str(at(await readJson(crm), "status.message"))
+    expect(message).toContain(
+      `POST /crm-com/authentication/consumer_application_key/token\r\nbody: {"access_token_identifier":{"authentication_code":"${c.authentication_code}"}}\r\n`
+    )
+    expect(message).toContain(`\r\nauthorization: ${basic(c.api_key, "")}`)
+
+    sb.inject("dvinci", { type: "echo", status: 401 })
+    const dv = await dvToken()
+    expect(dv.status).toBe(401)
+    const body = await readJson(dv)
+    expect(at(body, "error")).toBe("invalid_client")
+    expect(str(at(body, "error_description"))).toContain(
+      `client_secret=${encodeURIComponent(DEMO_VALUES.dvinci.client_secret)}`
+    )
+    sb.inject("brandbox", { type: "echo" })
+    expect(str(at(await readJson(await brandboxToken()), "message"))).toContain(
+      `password=${DEMO_VALUES.brandbox.password}`
+    )
+    expect((await dvToken()).status).toBe(200) // once only
+  })
+})

@@ -6,6 +6,7 @@ import {
   Config,
   Engine,
   Expiry,
+  Redaction,
   Runtime,
   Template,
   TokenRequest,
@@ -142,10 +143,12 @@ export const inspect = (
 
 const timeClaims = new Set(["exp", "iat", "nbf", "auth_time"])
 
+/** A claim as shown: provider text, so sanitized; a time claim with its date when it is one a Date can hold. */
 const claimText = (k: string, v: unknown): string => {
-  const text = typeof v === "string" ? v : JSON.stringify(v)
+  const text = Terminal.sanitize(typeof v === "string" ? v : String(JSON.stringify(v)))
   const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : undefined
-  return timeClaims.has(k) && n !== undefined ? `${text}  (${new Date(n * 1000).toISOString()})` : text
+  const date = n === undefined ? undefined : new Date(n * 1000)
+  return timeClaims.has(k) && date && Number.isFinite(date.getTime()) ? `${text}  (${date.toISOString()})` : text
 }
 
 /** Label/value lines, labels padded to one column. */
@@ -214,12 +217,13 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
     lines.push("", heading("Access token (JWT): header and claims, decoded, not verified"))
     if (!i.jwt) lines.push("  not a JWT: nothing to decode")
     else {
-      lines.push(`  header  ${JSON.stringify(i.jwt.header)}`, "  claims")
+      // The JWT is the provider's: its header and claims are sanitized before they reach the terminal.
+      lines.push(`  header  ${Terminal.sanitizeJson(JSON.stringify(i.jwt.header))}`, "  claims")
       const entries = Object.entries(i.jwt.claims)
       lines.push(
         ...(entries.length
           ? pairs(
-              entries.map(([k, v]) => [k, claimText(k, v)] as const),
+              entries.map(([k, v]) => [Terminal.sanitize(k), claimText(k, v)] as const),
               "    "
             )
           : ["    (none)"])
@@ -244,9 +248,9 @@ export const handler = (o: Options) =>
     )
     // Secrets are masked field by field already; scrubbing the whole text also catches one quoted in a JWT claim.
     const text = o.json
-      ? JSON.stringify(result, null, 2)
+      ? Terminal.sanitizeJson(JSON.stringify(result, null, 2))
       : render(result, yield* Terminal.paint("stdout"), yield* Clock.currentTimeMillis)
-    yield* Console.log(Report.scrub(text, Report.secretsOf(config)))
+    yield* Console.log(Redaction.scrub(text, Report.secretsOf(config)))
   }).pipe(Effect.withSpan("tessera.cli.inspect"))
 
 const flags = {

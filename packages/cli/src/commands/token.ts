@@ -2,7 +2,7 @@
  *  with --dry-run / --curl the request that would get one. Tokens live in the encrypted file store, so later
  *  invocations reuse them until the manifest's early-refresh margin. */
 import { Engine, Runtime, TokenRequest, type TokenError } from "@tessera/engine"
-import { Console, Effect, Option, Redacted, References } from "effect"
+import { Console, Effect, Logger, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Report from "../report.ts"
@@ -14,7 +14,7 @@ const flags = {
   json: Flag.Boolean("json").pipe(
     Flag.withDefault(false),
     Flag.withDescription(
-      "print one JSON object {connection, provider, access_token, token_type, expires_at}; failures as {error: {code, message}} on stderr"
+      "print one JSON object {connection, provider, access_token, token_type, expires_at, expiry_source}: expires_at is when tessera treats the token as expired, expiry_source where that came from (expires_in, expires_at, jwt_exp, ttl, or default: the manifest's default lifetime); failures as {error: {code, message}} on stderr"
     )
   ),
   noCache: Flag.Boolean("no-cache").pipe(
@@ -105,6 +105,8 @@ export const handler = (o: Options) =>
     })
     yield* program.pipe(
       Effect.provide(Runtime.layer(config, "file", { logLevel: level, connections: "sqlite" })),
+      // The engine's warnings can quote a provider's message: log it terminal-safe.
+      Effect.provide(Logger.layer([Terminal.logger])),
       Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
     )
   }).pipe(Effect.withSpan("tessera.cli.token"))

@@ -51,24 +51,24 @@ export type BodyValue = (Template | number | boolean | {
 export type Path = string
 export type ExpirySource = ({
 /**
- * Relative lifetime from `fields.expires_in`; a number or a digits-only string.
+ * Relative lifetime from `fields.expires_in`; a number or a digits-only string (fractions count to the millisecond). 0 or less means already expired; more than 10 years is refused.
  */
 source: "expires_in"
 unit?: ("s" | "ms")
 } | {
 /**
- * Absolute time from `fields.expires_at`: unix seconds (number or digits) or an ISO-8601 date.
+ * Absolute time from `fields.expires_at`: unix seconds or milliseconds (number or digits; above 1e11 it is milliseconds) or an ISO-8601 date. More than 10 years ahead is refused.
  */
 source: "expires_at"
 } | {
 /**
- * The `exp` claim of the access token when it is a JWT; a number or a numeric string. The signature is not verified: the value only schedules renewal.
+ * The `exp` claim of the access token when it is a JWT; a number or a numeric string. The signature is not verified: the value only schedules renewal. More than 10 years ahead is refused.
  */
 source: "jwt_exp"
 } | {
 source: "ttl"
 /**
- * Fixed lifetime: a positive integer or a template over an integer input.
+ * Fixed lifetime in seconds: a positive integer of at most 315576000 (10 years), or a template over an integer input (a value above 10 years is refused as ResponseInvalid when the token arrives).
  */
 seconds: (number | Template)
 })
@@ -227,7 +227,7 @@ expires_in?: string
 expires_at?: string
 }
 /**
- * Expiry sources in priority order; the first that yields a value wins. Default: `[{source: expires_in}, {source: jwt_exp}]`. With none usable the token is treated as expiring after `refresh.default_ttl_seconds`.
+ * Expiry sources in priority order; the first that yields a value wins. Default: `[{source: expires_in}, {source: jwt_exp}]`. With none usable the token is treated as expiring after `refresh.default_ttl_seconds`. An expiry more than 10 years ahead, from any source, is refused as ResponseInvalid naming the field (not clamped: such a lifetime is a unit mix-up or a hostile answer).
  * 
  * @minItems 1
  */
@@ -243,7 +243,7 @@ margin_seconds?: number
  */
 margin_fraction?: number
 /**
- * Lifetime assumed when no expiry source yields a value.
+ * Lifetime assumed when no expiry source yields a value, in seconds; at most 315576000 (10 years).
  */
 default_ttl_seconds?: number
 }

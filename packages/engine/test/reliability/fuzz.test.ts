@@ -1,7 +1,7 @@
 /** Fuzzing (fast-check): templates, manifests, configs and token responses. For every input the code answers
  *  with a value or a typed error: no crash, no hang, no prototype pollution through YAML or JSON keys, and no
  *  token response ever yields an expired or empty token. TESSERA_LONG=1 runs 10x the cases. */
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Redacted } from "effect"
 import * as fc from "fast-check"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -9,6 +9,7 @@ import { stringify } from "yaml"
 import { afterAll, describe, expect, it } from "vitest"
 import * as Config from "../../src/config.ts"
 import * as Connection from "../../src/connection.ts"
+import * as Expiry from "../../src/expiry.ts"
 import * as Manifest from "../../src/manifest.ts"
 import * as Template from "../../src/template.ts"
 import * as TokenResponse from "../../src/token-response.ts"
@@ -256,6 +257,8 @@ describe("fuzz", () => {
         expires_in: fc.oneof(
           fc.integer({ min: -5, max: 86400 }),
           fc.integer({ min: 1, max: 9999 }).map(String),
+          fc.double(),
+          fc.stringMatching(/^\d{10,25}$/),
           fc.constant(undefined)
         )
       },
@@ -303,6 +306,11 @@ describe("fuzz", () => {
           seen[d._tag]!++
           if (d._tag === "Token") {
             expect(d.token.expiresAt).toBeGreaterThan(now)
+            // Bounded (at most 10 years ahead), so a Date of it always formats; and header-safe token fields.
+            expect(d.token.expiresAt - now).toBeLessThanOrEqual(Expiry.maxLifetimeMs)
+            expect(() => new Date(d.token.expiresAt).toISOString()).not.toThrow()
+            for (const v of [Redacted.value(d.token.accessToken), d.token.tokenType])
+              expect(v).toMatch(/^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$/)
             expect(status).toBeGreaterThanOrEqual(200)
             expect(status).toBeLessThan(300)
           }
