@@ -270,7 +270,7 @@ export const runConnectionStoreSuite = (backend: Backend) =>
                 tags: { tenant: `t${i % 10}`, ...(i % 3 === 0 ? { tier: "gold" } : {}) }
               })
             ),
-          { concurrency: 8, discard: true }
+          { concurrency: 16, discard: true }
         )
       )
       const seconds = (performance.now() - started) / 1000

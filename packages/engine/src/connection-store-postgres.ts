@@ -1,0 +1,730 @@
+/** The shared connection store for several tessera instances: PostgreSQL through node-postgres (`pg`). Only
+ *  "@tessera/engine/postgres" imports it, so processes that never use PostgreSQL never load the client.
+ *
+ *  - `encryptionKeys` are required (a shared database is not this machine's to protect): the first seals, all open.
+ *  - `schema` (default `public`) holds every table; it is created when missing.
+ *  - Migrations (`migrations`, recorded in `<schema>.tessera_migrations`) run on start in one transaction that
+ *    first takes an advisory lock (`pg_advisory_xact_lock`), so instances starting at once on an empty database
+ *    apply each exactly once; a database at a newer version than this code knows is refused.
+ *  - Every write is one statement: the row, its change-log entry and `pg_notify`, committed together (so a
+ *    notification is sent exactly when its change is there to read).
+ *  - Changes across instances: a dedicated connection LISTENs on the schema's channel (payload seq, name, kind,
+ *    version, at) and reconnects with capped, jittered backoff. After a reconnect it catches up from the change log:
+ *    every seq after the last one it saw, and every change logged up to `catchUpWindowMs` before that one (seqs are
+ *    taken at write time, not at commit, so a slower transaction can commit a lower seq later); what it has seen is
+ *    remembered, so nothing is told twice. The change log keeps `changeRetentionMs`: an instance cut off longer than
+ *    that misses changes (and should be restarted).
+ *  - Names sort in byte order (`COLLATE "C"`); tag filters are `tags @> $1` on a GIN index.
+ *  - The URL's password is in no `describe`, error or log. */
+import { Clock, Effect, Layer, Redacted, type Scope } from "effect"
+import { Client, Pool, type ClientBase } from "pg"
+import {
+  ConnectionStore,
+  ConnectionStoreError,
+  type Change,
+  type ConnectionStoreShape,
+  type ListQuery
+} from "./connection-store.ts"
+import * as Rows from "./internal/connection-rows.ts"
+import type { KeyRing } from "./secret-box.ts"
+
+export interface PostgresOptions {
+  /** `postgres://user[:password]@host:port/database` (required). */
+  readonly url: string | Redacted.Redacted<string> | undefined
+  /** `connection_store.encryption_keys` (required). */
+  readonly encryptionKeys: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  /** Where the tables live (default `public`; created when missing). */
+  readonly schema?: string | undefined
+  /** Connections in the pool (default 10), plus one for the change listener once something subscribes. */
+  readonly poolSize?: number | undefined
+  /** Per connection attempt (default 5 s). */
+  readonly connectTimeoutMs?: number | undefined
+  /** Per statement (default 10 s; migrations have none). */
+  readonly statementTimeoutMs?: number | undefined
+  /** How long the change log keeps a change (default 1 h). */
+  readonly changeRetentionMs?: number | undefined
+  /** The change listener's reconnect backoff: first delay and cap (defaults 100 ms and 5 s). */
+  readonly reconnectMinMs?: number | undefined
+  readonly reconnectMaxMs?: number | undefined
+}
+
+export const defaults = {
+  schema: "public",
+  poolSize: 10,
+  connectTimeoutMs: 5_000,
+  statementTimeoutMs: 10_000,
+  changeRetentionMs: 3_600_000,
+  reconnectMinMs: 100,
+  reconnectMaxMs: 5_000,
+  catchUpWindowMs: 30_000
+} as const
+
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  /** The statements, for tables in schema `s` (a quoted identifier). */
+  readonly sql: (s: string) => string
+}
+
+/** Forward only: a released migration is never edited, a change is a new one. */
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    version: 1,
+    name: "connections",
+    sql: (s) => `CREATE TABLE ${s}.connections (
+  name text COLLATE "C" PRIMARY KEY,
+  provider text NOT NULL,
+  inputs jsonb NOT NULL,
+  secrets jsonb NOT NULL,
+  tags jsonb NOT NULL,
+  allow_insecure_http boolean NOT NULL DEFAULT false,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  version integer NOT NULL
+)`
+  },
+  {
+    version: 2,
+    name: "grants, change log, tag index",
+    sql: (s) => `CREATE TABLE ${s}.grants (
+  name text COLLATE "C" PRIMARY KEY,
+  refresh_token jsonb NOT NULL,
+  scope text,
+  status text NOT NULL CHECK (status IN ('active', 'needs_reauth')),
+  detail text,
+  updated_at bigint NOT NULL,
+  version integer NOT NULL
+);
+CREATE TABLE ${s}.connection_changes (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('put', 'delete')),
+  version integer NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX connection_changes_at ON ${s}.connection_changes (at);
+CREATE INDEX connections_tags ON ${s}.connections USING gin (tags jsonb_path_ops)`
+  }
+]
+
+export const latestVersion = migrations.at(-1)?.version ?? 0
+
+const schemaPattern = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`
+// The advisory lock's first key: "tess" in ASCII; the second is the schema's hash.
+const LOCK_CLASS = 0x74657373
+const LISTENER_NAME = "tessera connection listener"
+
+/** The channel a schema's changes are announced on (a fixed length, whatever the schema's name). */
+export const channelFor = (schema: string) =>
+  schema === "public" ? "tessera_connections" : `tessera_connections_${schema}`.slice(0, 63)
+
+const configError = (reason: string) => new ConnectionStoreError({ store: "postgres", operation: "open", reason })
+
+interface Settings {
+  readonly url: string
+  readonly keys: KeyRing
+  readonly schema: string
+  readonly where: string
+  readonly scrub: (text: string) => string
+}
+
+/** The URL without credentials: "host:port/database". */
+export const describeUrl = (url: string): string => {
+  try {
+    const u = new URL(url)
+    return `${u.host}${u.pathname.length > 1 ? u.pathname : ""}`
+  } catch {
+    return "(unparsable url)"
+  }
+}
+
+/** Replaces the URL's password, wherever a driver message might quote it. */
+const scrubber = (url: string) => {
+  const found: string[] = []
+  try {
+    const u = new URL(url)
+    for (const p of [u.password, u.searchParams.get("password") ?? ""]) {
+      if (p === "") continue
+      found.push(p)
+      try {
+        found.push(decodeURIComponent(p))
+      } catch {
+        // not percent-encoded
+      }
+    }
+  } catch {
+    // an unparsable URL is refused before anything could quote it
+  }
+  return (text: string) => found.reduce((t, p) => t.split(p).join("***"), text)
+}
+
+const settings = (opts: PostgresOptions): Settings => {
+  if (opts.url === undefined)
+    throw configError("connection_store.url is required for type: postgres (e.g. url: ${env:DATABASE_URL})")
+  const url = Redacted.isRedacted(opts.url) ? Redacted.value(opts.url) : opts.url
+  if (!/^postgres(ql)?:\/\/[^/]/.test(url) || !URL.canParse(url))
+    throw configError(
+      `connection_store.url must be postgres://user@host:port/database, got ${scrubber(url)(describeUrl(url))}`
+    )
+  if (!opts.encryptionKeys || opts.encryptionKeys.length === 0)
+    throw configError(
+      `${Rows.keySetting} is required for type: postgres: secret inputs and grants in a shared database are ` +
+        `encrypted with them (${Rows.keyHelp}; the first encrypts, all decrypt), e.g. ` +
+        'encryption_keys: ["${env:TESSERA_CONNECTION_KEY}"]'
+    )
+  const keys = Rows.ringFrom(opts.encryptionKeys)
+  if (typeof keys === "string") throw configError(keys)
+  const schema = opts.schema ?? defaults.schema
+  if (!schemaPattern.test(schema))
+    throw configError(
+      `connection_store.schema must be 1 to 63 letters, digits or _, starting with a letter or _, got ${JSON.stringify(schema)}`
+    )
+  const where = `${describeUrl(url)}${schema === "public" ? "" : ` (schema ${schema})`}`
+  return { url, keys, schema, where, scrub: scrubber(url) }
+}
+
+type Row = Record<string, unknown>
+
+const text = (r: Row, k: string): string => {
+  const v = r[k]
+  if (typeof v === "string") return v
+  throw new TypeError(`column ${k} is not text`)
+}
+const textOrNull = (r: Row, k: string): string | null => (r[k] === null ? null : text(r, k))
+const num = (r: Row, k: string): number => {
+  const v = r[k]
+  if (typeof v === "number") return v
+  if (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v)) return Number(v)
+  throw new TypeError(`column ${k} is not a number`)
+}
+const bool = (r: Row, k: string): boolean => {
+  const v = r[k]
+  if (typeof v === "boolean") return v
+  throw new TypeError(`column ${k} is not a boolean`)
+}
+
+const newerThanKnown = (found: number) =>
+  new ConnectionStoreError({
+    store: "postgres",
+    operation: "migrate",
+    reason:
+      `the database is at schema version ${found}, newer than this tessera knows (${latestVersion}): ` +
+      "upgrade tessera, or point connection_store at another database or schema"
+  })
+
+/** Runs the missing migrations up to `upTo` in one transaction under the schema's advisory lock. */
+const migrateWith = async (c: ClientBase, schema: string, upTo: number) => {
+  const s = quote(schema)
+  await c.query("BEGIN")
+  try {
+    await c.query("SET LOCAL statement_timeout = 0")
+    await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, schema])
+    // Only when missing: CREATE SCHEMA needs a privilege that a user owning just its schema may not have.
+    const exists = await c.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])
+    if (exists.rowCount === 0) await c.query(`CREATE SCHEMA ${s}`)
+    await c.query(
+      `CREATE TABLE IF NOT EXISTS ${s}.tessera_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`
+    )
+    const found = await c.query<Row>(`SELECT coalesce(max(version), 0) AS v FROM ${s}.tessera_migrations`)
+    const from = num(found.rows[0] ?? {}, "v")
+    if (from > latestVersion) throw newerThanKnown(from)
+    for (const m of migrations) {
+      if (m.version <= from || m.version > upTo) continue
+      await c.query(m.sql(s))
+      await c.query(`INSERT INTO ${s}.tessera_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name])
+    }
+    await c.query("COMMIT")
+    return { from, to: Math.max(from, Math.min(upTo, latestVersion)) }
+  } catch (e) {
+    await c.query("ROLLBACK").catch(() => undefined)
+    throw e
+  }
+}
+
+const failWith =
+  (operation: string, where: string, scrub: (t: string) => string, connection?: string) => (e: unknown) =>
+    e instanceof ConnectionStoreError
+      ? e
+      : new ConnectionStoreError({
+          store: "postgres",
+          operation,
+          reason: scrub(`${where}: ${Rows.reasonOf(e)}`),
+          ...(connection === undefined ? {} : { connection })
+        })
+
+/** Brings the schema to version `upTo` (default: the latest) over one connection; for tools and tests. Needs no
+ *  keys. Returns the version found and the version reached. */
+export const migrate = (opts: {
+  readonly url: string | Redacted.Redacted<string>
+  readonly schema?: string | undefined
+  readonly upTo?: number | undefined
+}): Effect.Effect<{ readonly from: number; readonly to: number }, ConnectionStoreError> =>
+  Effect.suspend(() => {
+    const url = Redacted.isRedacted(opts.url) ? Redacted.value(opts.url) : opts.url
+    const schema = opts.schema ?? defaults.schema
+    const scrub = scrubber(url)
+    return Effect.tryPromise({
+      try: async () => {
+        if (!schemaPattern.test(schema))
+          throw configError(`connection_store.schema ${JSON.stringify(schema)} is not a name`)
+        const c = new Client({ connectionString: url, connectionTimeoutMillis: defaults.connectTimeoutMs })
+        c.on("error", () => undefined)
+        await c.connect()
+        try {
+          return await migrateWith(c, schema, opts.upTo ?? latestVersion)
+        } finally {
+          await c.end().catch(() => undefined)
+        }
+      },
+      catch: failWith("migrate", describeUrl(url), scrub)
+    })
+  })
+
+const COLUMNS =
+  "name, provider, inputs::text AS inputs, secrets::text AS secrets, tags::text AS tags, allow_insecure_http, created_at, updated_at, version"
+
+const connectionRow = (r: Row): Rows.ConnectionRow => ({
+  name: text(r, "name"),
+  provider: text(r, "provider"),
+  inputs: text(r, "inputs"),
+  secrets: text(r, "secrets"),
+  tags: text(r, "tags"),
+  allowInsecureHttp: bool(r, "allow_insecure_http"),
+  createdAt: num(r, "created_at"),
+  updatedAt: num(r, "updated_at"),
+  version: num(r, "version")
+})
+
+const grantRow = (r: Row): Rows.GrantRow => ({
+  refreshToken: text(r, "refresh_token"),
+  scope: textOrNull(r, "scope"),
+  status: text(r, "status"),
+  detail: textOrNull(r, "detail"),
+  updatedAt: num(r, "updated_at"),
+  version: num(r, "version")
+})
+
+/** A change-log entry as the listener handles it: `at` is the database's clock, in epoch ms. */
+interface Logged {
+  readonly seq: number
+  readonly at: number
+  readonly change: Change
+}
+
+const loggedOf = (r: Row): Logged | undefined => {
+  const kind = r["kind"]
+  if (!Rows.isKind(kind)) return undefined
+  return { seq: num(r, "seq"), at: num(r, "at"), change: { name: text(r, "name"), kind, version: num(r, "version") } }
+}
+
+const sql = (s: string) => {
+  const notify = `pg_notify($1, json_build_object('seq', ch.seq, 'name', ch.name, 'kind', ch.kind, 'version', ch.version, 'at', ch.at_ms)::text)`
+  const logged = `RETURNING seq, name, kind, version, (extract(epoch FROM at) * 1000)::float8 AS at_ms`
+  return {
+    get: `SELECT ${COLUMNS} FROM ${s}.connections WHERE name = $1`,
+    // One statement: the row, its change and the notification commit together.
+    put: `WITH up AS (
+        INSERT INTO ${s}.connections AS c (name, provider, inputs, secrets, tags, allow_insecure_http, created_at, updated_at, version)
+        VALUES ($2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $8, 1)
+        ON CONFLICT (name) DO UPDATE SET provider = excluded.provider, inputs = excluded.inputs,
+          secrets = excluded.secrets, tags = excluded.tags, allow_insecure_http = excluded.allow_insecure_http,
+          updated_at = excluded.updated_at, version = c.version + 1
+        RETURNING name, version, created_at),
+      ch AS (INSERT INTO ${s}.connection_changes (name, kind, version) SELECT name, 'put', version FROM up ${logged})
+      SELECT up.version, up.created_at, ch.seq, ch.at_ms AS at, ${notify} FROM up, ch`,
+    delete: `WITH d AS (DELETE FROM ${s}.connections WHERE name = $2 RETURNING name, version),
+      g AS (DELETE FROM ${s}.grants WHERE name IN (SELECT name FROM d)),
+      ch AS (INSERT INTO ${s}.connection_changes (name, kind, version) SELECT name, 'delete', version FROM d ${logged})
+      SELECT ch.version, ch.seq, ch.at_ms AS at, ${notify} FROM ch`,
+    listAll: `SELECT ${COLUMNS} FROM ${s}.connections WHERE name > $1 ORDER BY name LIMIT $2`,
+    listTagged: `SELECT ${COLUMNS} FROM ${s}.connections WHERE name > $1 AND tags @> $3::jsonb ORDER BY name LIMIT $2`,
+    count: `SELECT count(*)::int AS n FROM ${s}.connections`,
+    secretsPage: `SELECT name, secrets::text AS value FROM ${s}.connections WHERE name > $1 ORDER BY name LIMIT $2`,
+    secretsOf: `SELECT secrets::text AS value FROM ${s}.connections WHERE name = $1`,
+    swapSecrets: `UPDATE ${s}.connections SET secrets = $2::jsonb WHERE name = $1 AND secrets = $3::jsonb`,
+    tokensPage: `SELECT name, refresh_token::text AS value FROM ${s}.grants WHERE name > $1 ORDER BY name LIMIT $2`,
+    tokenOf: `SELECT refresh_token::text AS value FROM ${s}.grants WHERE name = $1`,
+    swapToken: `UPDATE ${s}.grants SET refresh_token = $2::jsonb WHERE name = $1 AND refresh_token = $3::jsonb`,
+    getGrant: `SELECT refresh_token::text AS refresh_token, scope, status, detail, updated_at, version FROM ${s}.grants WHERE name = $1`,
+    insertGrant: `INSERT INTO ${s}.grants (name, refresh_token, scope, status, detail, updated_at, version)
+      VALUES ($1, $2::jsonb, $3, $4, $5, $6, 1) ON CONFLICT (name) DO NOTHING`,
+    updateGrant: `UPDATE ${s}.grants SET refresh_token = $2::jsonb, scope = $3, status = $4, detail = $5, updated_at = $6,
+      version = version + 1 WHERE name = $1 AND version = $7`,
+    cursor: `SELECT coalesce(max(seq), 0) AS seq, coalesce((extract(epoch FROM max(at)) * 1000)::float8, 0) AS at FROM ${s}.connection_changes`,
+    // After a reconnect, also what was logged shortly before the last change seen: it may have committed since.
+    catchUp: `SELECT seq, name, kind, version, (extract(epoch FROM at) * 1000)::float8 AS at FROM ${s}.connection_changes
+      WHERE seq > $1 OR ($2 AND at > to_timestamp($3 / 1000.0) - make_interval(secs => $4 / 1000.0)) ORDER BY seq`,
+    prune: `DELETE FROM ${s}.connection_changes WHERE at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`
+  }
+}
+
+const PAGE = 200
+/** A row changed by someone else between read and swap this many times in a row is reported, not retried. */
+const SWAP_TRIES = 10
+
+interface Opened {
+  readonly store: ConnectionStoreShape
+  readonly close: () => Promise<void>
+}
+
+const open = async (st: Settings, opts: PostgresOptions): Promise<Opened> => {
+  const pool = new Pool({
+    connectionString: st.url,
+    max: opts.poolSize ?? defaults.poolSize,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? defaults.connectTimeoutMs,
+    statement_timeout: opts.statementTimeoutMs ?? defaults.statementTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    // A library user who forgets to close the store must not keep the process alive.
+    allowExitOnIdle: true,
+    application_name: "tessera"
+  })
+  // An idle connection's error (a restart, a terminated backend) must not crash the process; the pool replaces it.
+  pool.on("error", () => undefined)
+  try {
+    const c = await pool.connect()
+    try {
+      await migrateWith(c, st.schema, latestVersion)
+    } finally {
+      c.release()
+    }
+    const q = sql(quote(st.schema))
+    const first = (await pool.query<Row>(q.cursor)).rows[0] ?? {}
+    return build(st, opts, pool, q, { seq: num(first, "seq"), at: num(first, "at") })
+  } catch (e) {
+    await pool.end().catch(() => undefined)
+    throw e
+  }
+}
+
+const build = (
+  st: Settings,
+  opts: PostgresOptions,
+  pool: Pool,
+  q: ReturnType<typeof sql>,
+  initial: { readonly seq: number; readonly at: number }
+): Opened => {
+  const codec: Rows.Codec = { store: "postgres", keys: st.keys }
+  const channel = channelFor(st.schema)
+  const retentionMs = opts.changeRetentionMs ?? defaults.changeRetentionMs
+  const reconnectMinMs = opts.reconnectMinMs ?? defaults.reconnectMinMs
+  const reconnectMaxMs = opts.reconnectMaxMs ?? defaults.reconnectMaxMs
+  const call = <A>(operation: string, f: () => Promise<A>, connection?: string) =>
+    Effect.tryPromise({ try: f, catch: failWith(operation, st.where, st.scrub, connection) })
+  const rows = async (text: string, values: ReadonlyArray<unknown>) => (await pool.query<Row>(text, [...values])).rows
+
+  // Change delivery: `cursor` is the highest seq handled and `cursorAt` the latest change time seen (the
+  // database's clock); `seen` remembers what was told recently enough for a catch-up to return it again.
+  const fanout = Rows.makeFanout()
+  let cursor = initial.seq
+  let cursorAt = initial.at
+  const seen = new Map<number, number>()
+  let closed = false
+  let listening: Client | undefined
+  let listenerStarted = false
+  let everListened = false
+  let listenerError: string | undefined
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined
+
+  const deliver = (l: Logged) => {
+    cursor = Math.max(cursor, l.seq)
+    cursorAt = Math.max(cursorAt, l.at)
+    if (seen.has(l.seq)) return
+    seen.set(l.seq, l.at)
+    fanout.emit(l.change)
+  }
+  const forgetOld = () => {
+    const before = cursorAt - 2 * defaults.catchUpWindowMs
+    for (const [seq, at] of seen) if (at < before) seen.delete(seq)
+  }
+  const afterWrite = (l: Logged) => {
+    // Told here at once, unless its notification came first; a later notification or catch-up finds it seen.
+    if (listenerStarted) {
+      if (seen.has(l.seq)) return
+      seen.set(l.seq, l.at)
+    }
+    fanout.emit(l.change)
+  }
+  const onNotification = (payload: string | undefined) => {
+    try {
+      const p: unknown = JSON.parse(payload ?? "")
+      const l = p !== null && typeof p === "object" && !Array.isArray(p) ? loggedOf({ ...p }) : undefined
+      if (l) deliver(l)
+    } catch {
+      // Not ours (someone else NOTIFYing on the channel): ignore.
+    }
+  }
+
+  const scheduleReconnect = (attempt: number) => {
+    if (closed || reconnectTimer !== undefined) return
+    const ms = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(attempt, 16)) * (0.8 + Math.random() * 0.4)
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined
+      void listen(attempt + 1)
+    }, ms)
+    reconnectTimer.unref()
+  }
+  const listen = async (attempt: number) => {
+    if (closed) return
+    const c = new Client({
+      connectionString: st.url,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? defaults.connectTimeoutMs,
+      application_name: LISTENER_NAME,
+      keepAlive: true
+    })
+    let dropped = false
+    const drop = (e?: unknown) => {
+      if (e !== undefined) listenerError = st.scrub(Rows.reasonOf(e))
+      if (dropped) return
+      dropped = true
+      if (listening === c) listening = undefined
+      c.end().catch(() => undefined)
+      scheduleReconnect(attempt)
+    }
+    c.on("error", drop)
+    c.on("end", () => drop())
+    c.on("notification", (m) => {
+      if (m.channel === channel) onNotification(m.payload)
+    })
+    try {
+      await c.connect()
+      await c.query(`LISTEN ${quote(channel)}`)
+      if (closed) {
+        await c.end().catch(() => undefined)
+        return
+      }
+      listening = c
+      const found = await rows(q.catchUp, [cursor, everListened, cursorAt, defaults.catchUpWindowMs])
+      for (const r of found) {
+        const l = loggedOf(r)
+        if (l) deliver(l)
+      }
+      everListened = true
+      listenerError = undefined
+      attempt = 0
+    } catch (e) {
+      drop(e)
+    }
+  }
+  const startListener = () => {
+    if (listenerStarted) return
+    listenerStarted = true
+    void listen(0)
+  }
+
+  const prune = () =>
+    pool.query(q.prune, [retentionMs]).then(
+      () => undefined,
+      () => undefined // unreachable now: the next round prunes
+    )
+  void prune()
+  const housekeeping = setInterval(
+    () => {
+      void prune()
+      forgetOld()
+    },
+    Math.min(retentionMs, 60_000)
+  )
+  housekeeping.unref()
+
+  const swapAll = (
+    page: string,
+    reread: string,
+    swap: string,
+    reseal: (name: string, v: string) => string | undefined
+  ) =>
+    Effect.gen(function* () {
+      let rewritten = 0
+      let total = 0
+      let after = ""
+      for (;;) {
+        const found = yield* call("reencrypt", () => rows(page, [after, PAGE]))
+        for (const r of found) {
+          total++
+          const name = text(r, "name")
+          const did = yield* call(
+            "reencrypt",
+            async () => {
+              let current = text(r, "value")
+              for (let i = 0; i < SWAP_TRIES; i++) {
+                const next = reseal(name, current)
+                if (next === undefined) return false
+                if ((await pool.query(swap, [name, next, current])).rowCount === 1) return true
+                const again = (await rows(reread, [name]))[0]
+                if (!again) return false
+                current = text(again, "value")
+              }
+              throw new ConnectionStoreError({
+                store: "postgres",
+                operation: "reencrypt",
+                connection: name,
+                reason: `the row changed ${SWAP_TRIES} times while it was being re-encrypted: run reencrypt again`
+              })
+            },
+            name
+          )
+          if (did) rewritten++
+        }
+        const last = found.at(-1)
+        if (!last || found.length < PAGE) return { rewritten, total }
+        after = text(last, "name")
+      }
+    })
+
+  const list = (query: ListQuery) =>
+    call("list", async () => {
+      const n = Rows.pageSize(query.limit)
+      const tags = query.tags ?? {}
+      const found =
+        Object.keys(tags).length === 0
+          ? await rows(q.listAll, [query.after ?? "", n + 1])
+          : await rows(q.listTagged, [query.after ?? "", n + 1, JSON.stringify(tags)])
+      return {
+        items: found.slice(0, n).map((r) => Rows.decodeConnection(codec, "list", connectionRow(r))),
+        more: found.length > n
+      }
+    })
+
+  const store: ConnectionStoreShape = {
+    kind: "postgres",
+    describe: `postgres ${st.where}`,
+    get: (name) =>
+      call(
+        "get",
+        async () => {
+          const r = (await rows(q.get, [name]))[0]
+          return r ? Rows.decodeConnection(codec, "get", connectionRow(r)) : undefined
+        },
+        name
+      ),
+    put: (input) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        call(
+          "put",
+          async () => {
+            const cols = Rows.encodeInputs(st.keys, input)
+            const r = (
+              await rows(q.put, [
+                channel,
+                input.name,
+                input.provider,
+                cols.inputs,
+                cols.secrets,
+                cols.tags,
+                input.allowInsecureHttp ?? false,
+                now
+              ])
+            )[0]
+            if (!r) throw new TypeError("the write returned no row")
+            const version = num(r, "version")
+            afterWrite({ seq: num(r, "seq"), at: num(r, "at"), change: { name: input.name, kind: "put", version } })
+            return { created: version === 1, record: Rows.recordOf(input, num(r, "created_at"), now, version) }
+          },
+          input.name
+        )
+      ),
+    delete: (name) =>
+      call(
+        "delete",
+        async () => {
+          const r = (await rows(q.delete, [channel, name]))[0]
+          if (!r) return false
+          afterWrite({
+            seq: num(r, "seq"),
+            at: num(r, "at"),
+            change: { name, kind: "delete", version: num(r, "version") }
+          })
+          return true
+        },
+        name
+      ),
+    list,
+    count: () => call("count", async () => num((await rows(q.count, []))[0] ?? {}, "n")),
+    reencrypt: () =>
+      Effect.gen(function* () {
+        const c = yield* swapAll(q.secretsPage, q.secretsOf, q.swapSecrets, (name, v) =>
+          Rows.resealSecrets(codec, name, v)
+        )
+        const g = yield* swapAll(q.tokensPage, q.tokenOf, q.swapToken, (name, v) =>
+          Rows.resealRefreshToken(codec, name, v)
+        )
+        return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
+      }),
+    getGrant: (name) =>
+      call(
+        "get grant",
+        async () => {
+          const r = (await rows(q.getGrant, [name]))[0]
+          return r ? Rows.decodeGrant(codec, "get grant", name, grantRow(r)) : undefined
+        },
+        name
+      ),
+    putGrant: (name, grant, expectedVersion) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        call(
+          "put grant",
+          async () => {
+            const values = [
+              name,
+              Rows.encodeRefreshToken(st.keys, name, grant),
+              grant.scope ?? null,
+              grant.status,
+              grant.detail ?? null,
+              now
+            ]
+            const r =
+              expectedVersion === undefined
+                ? await pool.query(q.insertGrant, values)
+                : await pool.query(q.updateGrant, [...values, expectedVersion])
+            return r.rowCount === 1
+          },
+          name
+        )
+      ),
+    subscribe: (listener) => {
+      if (closed) return () => undefined
+      const unsubscribe = fanout.add(listener)
+      startListener()
+      return unsubscribe
+    },
+    health: () =>
+      call("health", () => pool.query("SELECT 1")).pipe(
+        Effect.as({
+          status: "ok" as const,
+          detail:
+            `postgres ${st.where}` +
+            (listenerStarted && !listening
+              ? `; change listener reconnecting${listenerError ? ` (${listenerError})` : ""}`
+              : "")
+        }),
+        Effect.catch((e) => Effect.succeed({ status: "down" as const, detail: `postgres ${e.reason}` }))
+      )
+  }
+
+  return {
+    store,
+    close: async () => {
+      closed = true
+      clearInterval(housekeeping)
+      if (reconnectTimer !== undefined) clearTimeout(reconnectTimer)
+      const c = listening
+      listening = undefined
+      await Promise.all([c?.end().catch(() => undefined), pool.end().catch(() => undefined)])
+    }
+  }
+}
+
+/** Connects, migrates and starts the store; the pool and the listener close with the scope. */
+export const make = (opts: PostgresOptions): Effect.Effect<ConnectionStoreShape, ConnectionStoreError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const st = yield* Effect.try({ try: () => settings(opts), catch: failWith("open", "postgres", (t) => t) })
+    const opened = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => open(st, opts), catch: failWith("open", st.where, st.scrub) }),
+      (o) => Effect.promise(o.close)
+    )
+    return opened.store
+  })
+
+/** `make` as the ConnectionStore; the pool and the listener close when the layer is released. */
+export const layer = (opts: PostgresOptions): Layer.Layer<ConnectionStore, ConnectionStoreError> =>
+  Layer.effect(ConnectionStore, make(opts))
