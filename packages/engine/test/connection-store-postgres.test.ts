@@ -254,6 +254,39 @@ describePostgres("postgres connection store", () => {
     expect((await failure(Postgres.migrate({ url: databaseUrl, schema }))).reason).toContain("schema version 7")
   })
 
+  it("catches up a change that took a lower seq but committed while the listener was away", async () => {
+    const schema = freshSchema()
+    const key = newKey()
+    const writer = await openIn(schema, [key])
+    const reader = await openIn(schema, [key], { reconnectMinMs: 500, reconnectMaxMs: 1000 })
+    const r = recorder(reader)
+    // A slow writer: its change-log row (and so its seq) is taken now, its commit comes later.
+    const slow = await rawClient()
+    try {
+      await slow.query("BEGIN")
+      await slow.query(
+        `INSERT INTO "${schema}".connections (name, provider, inputs, secrets, tags, created_at, updated_at, version)
+         VALUES ('slow', 'p', '{}', '{}', '{}', 1, 1, 1)`
+      )
+      await slow.query(`INSERT INTO "${schema}".connection_changes (name, kind, version) VALUES ('slow', 'put', 1)`)
+      await run(writer.put({ name: "fast", provider: "p", inputs: [], tags: {} }))
+      expect(await eventually(() => r.seen.length === 1, 1000)).toBe(true)
+      await query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query = $2", [
+        "tessera connection listener",
+        `LISTEN "${Postgres.channelFor(schema)}"`
+      ])
+      await slow.query("COMMIT")
+    } finally {
+      await slow.end()
+    }
+    expect(await eventually(() => r.seen.length === 2, 3000)).toBe(true)
+    await sleep(300)
+    expect(r.seen).toEqual([
+      { name: "fast", kind: "put", version: 1 },
+      { name: "slow", kind: "put", version: 1 }
+    ])
+  })
+
   it("catches up from the change log after its listener connection was killed", async () => {
     const schema = freshSchema()
     const key = newKey()

@@ -325,8 +325,25 @@ export const runConnectionStoreSuite = (backend: Backend) =>
         { name: "crm", kind: "put", version: 1 },
         { name: "crm", kind: "delete", version: 1 }
       ])
-      // The reader's own process sees it: the record is there for it too.
       expect(latency).toBeLessThan(1000)
+    })
+
+    it("tells a subscriber of its own writes and another instance's, interleaved, each once", async () => {
+      const db = await backend.fresh()
+      const other = await db.open()
+      const self = await db.open()
+      const r = recorder(self)
+      await run(other.put(putInput("theirs-1")))
+      await run(self.put(putInput("mine-1"))) // logged after a change it has not read yet
+      expect(await eventually(() => r.seen.length >= 2, 1000)).toBe(true)
+      await sleep(400)
+      await run(self.put(putInput("mine-2"))) // logged right after everything it has read
+      await run(other.put(putInput("theirs-2")))
+      expect(await eventually(() => r.seen.length >= 4, 1000)).toBe(true)
+      await sleep(600)
+      expect([...r.seen].sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+        ["mine-1", "mine-2", "theirs-1", "theirs-2"].map((name) => ({ name, kind: "put", version: 1 }))
+      )
     })
 
     it("rotates keys: reencrypt under the first, after which the old key can go and alone it cannot read", async () => {
