@@ -7,13 +7,12 @@
  *    first takes an advisory lock (`pg_advisory_xact_lock`), so instances starting at once on an empty database
  *    apply each exactly once; a database at a newer version than this code knows is refused.
  *  - Every write is one statement: the row, its change-log entry and `pg_notify`, committed together (so a
- *    notification is sent exactly when its change is there to read).
- *  - Changes across instances: a dedicated connection LISTENs on the schema's channel (payload seq, name, kind,
- *    version, at) and reconnects with capped, jittered backoff. After a reconnect it catches up from the change log:
- *    every seq after the last one it saw, and every change logged up to `catchUpWindowMs` before that one (seqs are
- *    taken at write time, not at commit, so a slower transaction can commit a lower seq later); what it has seen is
- *    remembered, so nothing is told twice. The change log keeps `changeRetentionMs`: an instance cut off longer than
- *    that misses changes (and should be restarted).
+ *    notification is sent exactly when its change is there to read). PostgreSQL serializes the commits of
+ *    notifying transactions, so connection writes commit one at a time: their throughput is bounded by commit
+ *    latency, which is plenty for connections created as customers onboard. Grant writes do not notify.
+ *  - Changes across instances: LISTEN/NOTIFY on a dedicated connection with a catch-up from the change log after
+ *    every reconnect (internal/postgres-change-feed.ts), so an instance that lost its connection misses nothing
+ *    the log still holds; it keeps `changeRetentionMs` (an instance cut off for longer should be restarted).
  *  - Names sort in byte order (`COLLATE "C"`); tag filters are `tags @> $1` on a GIN index.
  *  - The URL's password is in no `describe`, error or log. */
 import { Clock, Effect, Layer, Redacted, type Scope } from "effect"
@@ -21,11 +20,13 @@ import { Client, Pool, type ClientBase } from "pg"
 import {
   ConnectionStore,
   ConnectionStoreError,
-  type Change,
   type ConnectionStoreShape,
-  type ListQuery
+  type GrantInput,
+  type ListQuery,
+  type PutInput
 } from "./connection-store.ts"
 import * as Rows from "./internal/connection-rows.ts"
+import { makeFeed, type Logged } from "./internal/postgres-change-feed.ts"
 import type { KeyRing } from "./secret-box.ts"
 
 export interface PostgresOptions {
@@ -305,13 +306,6 @@ const grantRow = (r: Row): Rows.GrantRow => ({
   version: num(r, "version")
 })
 
-/** A change-log entry as the listener handles it: `at` is the database's clock, in epoch ms. */
-interface Logged {
-  readonly seq: number
-  readonly at: number
-  readonly change: Change
-}
-
 const loggedOf = (r: Row): Logged | undefined => {
   const kind = r["kind"]
   if (!Rows.isKind(kind)) return undefined
@@ -397,6 +391,149 @@ const open = async (st: Settings, opts: PostgresOptions): Promise<Opened> => {
   }
 }
 
+/** What every operation of one open store works with. */
+interface Ctx {
+  readonly st: Settings
+  readonly pool: Pool
+  readonly q: ReturnType<typeof sql>
+  readonly codec: Rows.Codec
+  readonly channel: string
+}
+
+const call = <A>(ctx: Ctx, operation: string, f: () => Promise<A>, connection?: string) =>
+  Effect.tryPromise({ try: f, catch: failWith(operation, ctx.st.where, ctx.st.scrub, connection) })
+
+const rows = async (ctx: Ctx, text: string, values: ReadonlyArray<unknown>) =>
+  (await ctx.pool.query<Row>(text, [...values])).rows
+
+/** Compare-and-swap of one sealed column, re-reading when another writer changed it in between. */
+const swapRow = async (
+  ctx: Ctx,
+  t: Table,
+  name: string,
+  found: string,
+  reseal: (name: string, current: string) => string | undefined
+) => {
+  let current = found
+  for (let i = 0; i < SWAP_TRIES; i++) {
+    const next = reseal(name, current)
+    if (next === undefined) return false
+    if ((await ctx.pool.query(t.swap, [name, next, current])).rowCount === 1) return true
+    const again = (await rows(ctx, t.reread, [name]))[0]
+    if (!again) return false
+    current = text(again, "value")
+  }
+  throw new ConnectionStoreError({
+    store: "postgres",
+    operation: "reencrypt",
+    connection: name,
+    reason: `the row changed ${SWAP_TRIES} times while it was being re-encrypted: run reencrypt again`
+  })
+}
+
+interface Table {
+  readonly page: string
+  readonly reread: string
+  readonly swap: string
+}
+
+/** Every row of one table, page by page in name order, each swapped on its own. */
+const reencryptTable = (ctx: Ctx, t: Table, reseal: (name: string, current: string) => string | undefined) =>
+  Effect.gen(function* () {
+    let rewritten = 0
+    let total = 0
+    let after = ""
+    for (;;) {
+      const found = yield* call(ctx, "reencrypt", () => rows(ctx, t.page, [after, PAGE]))
+      for (const r of found) {
+        total++
+        const name = text(r, "name")
+        if (yield* call(ctx, "reencrypt", () => swapRow(ctx, t, name, text(r, "value"), reseal), name)) rewritten++
+      }
+      const last = found.at(-1)
+      if (!last || found.length < PAGE) return { rewritten, total }
+      after = text(last, "name")
+    }
+  })
+
+const reencrypt = (ctx: Ctx) =>
+  Effect.gen(function* () {
+    const { q, codec } = ctx
+    const c = yield* reencryptTable(ctx, { page: q.secretsPage, reread: q.secretsOf, swap: q.swapSecrets }, (n, v) =>
+      Rows.resealSecrets(codec, n, v)
+    )
+    const g = yield* reencryptTable(ctx, { page: q.tokensPage, reread: q.tokenOf, swap: q.swapToken }, (n, v) =>
+      Rows.resealRefreshToken(codec, n, v)
+    )
+    return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
+  })
+
+const list = (ctx: Ctx, query: ListQuery) =>
+  call(ctx, "list", async () => {
+    const n = Rows.pageSize(query.limit)
+    const tags = query.tags ?? {}
+    const found =
+      Object.keys(tags).length === 0
+        ? await rows(ctx, ctx.q.listAll, [query.after ?? "", n + 1])
+        : await rows(ctx, ctx.q.listTagged, [query.after ?? "", n + 1, JSON.stringify(tags)])
+    return {
+      items: found.slice(0, n).map((r) => Rows.decodeConnection(ctx.codec, "list", connectionRow(r))),
+      more: found.length > n
+    }
+  })
+
+type Feed = ReturnType<typeof makeFeed>
+
+const put = (ctx: Ctx, feed: Feed, input: PutInput) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    call(
+      ctx,
+      "put",
+      async () => {
+        const cols = Rows.encodeInputs(ctx.st.keys, input)
+        const values = [ctx.channel, input.name, input.provider, cols.inputs, cols.secrets, cols.tags]
+        const r = (await rows(ctx, ctx.q.put, [...values, input.allowInsecureHttp ?? false, now]))[0]
+        if (!r) throw new TypeError("the write returned no row")
+        const version = num(r, "version")
+        feed.afterWrite({ seq: num(r, "seq"), at: num(r, "at"), change: { name: input.name, kind: "put", version } })
+        return { created: version === 1, record: Rows.recordOf(input, num(r, "created_at"), now, version) }
+      },
+      input.name
+    )
+  )
+
+const del = (ctx: Ctx, feed: Feed, name: string) =>
+  call(
+    ctx,
+    "delete",
+    async () => {
+      const r = (await rows(ctx, ctx.q.delete, [ctx.channel, name]))[0]
+      if (!r) return false
+      const version = num(r, "version")
+      feed.afterWrite({ seq: num(r, "seq"), at: num(r, "at"), change: { name, kind: "delete", version } })
+      return true
+    },
+    name
+  )
+
+const putGrant = (ctx: Ctx, name: string, grant: GrantInput, expectedVersion: number | undefined) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    call(
+      ctx,
+      "put grant",
+      async () => {
+        const token = Rows.encodeRefreshToken(ctx.st.keys, name, grant)
+        const values = [name, token, grant.scope ?? null, grant.status, grant.detail ?? null, now]
+        const r =
+          expectedVersion === undefined
+            ? await ctx.pool.query(ctx.q.insertGrant, values)
+            : await ctx.pool.query(ctx.q.updateGrant, [...values, expectedVersion])
+        return r.rowCount === 1
+      },
+      name
+    )
+  )
+
 const build = (
   st: Settings,
   opts: PostgresOptions,
@@ -404,312 +541,81 @@ const build = (
   q: ReturnType<typeof sql>,
   initial: { readonly seq: number; readonly at: number }
 ): Opened => {
-  const codec: Rows.Codec = { store: "postgres", keys: st.keys }
-  const channel = channelFor(st.schema)
+  const ctx: Ctx = { st, pool, q, codec: { store: "postgres", keys: st.keys }, channel: channelFor(st.schema) }
   const retentionMs = opts.changeRetentionMs ?? defaults.changeRetentionMs
-  const reconnectMinMs = opts.reconnectMinMs ?? defaults.reconnectMinMs
-  const reconnectMaxMs = opts.reconnectMaxMs ?? defaults.reconnectMaxMs
-  const call = <A>(operation: string, f: () => Promise<A>, connection?: string) =>
-    Effect.tryPromise({ try: f, catch: failWith(operation, st.where, st.scrub, connection) })
-  const rows = async (text: string, values: ReadonlyArray<unknown>) => (await pool.query<Row>(text, [...values])).rows
-
-  // Change delivery: `cursor` is the highest seq handled and `cursorAt` the latest change time seen (the
-  // database's clock); `seen` remembers what was told recently enough for a catch-up to return it again.
-  const fanout = Rows.makeFanout()
-  let cursor = initial.seq
-  let cursorAt = initial.at
-  const seen = new Map<number, number>()
-  let closed = false
-  let listening: Client | undefined
-  let listenerStarted = false
-  let everListened = false
-  let listenerError: string | undefined
-  let reconnectTimer: ReturnType<typeof setTimeout> | undefined
-
-  const deliver = (l: Logged) => {
-    cursor = Math.max(cursor, l.seq)
-    cursorAt = Math.max(cursorAt, l.at)
-    if (seen.has(l.seq)) return
-    seen.set(l.seq, l.at)
-    fanout.emit(l.change)
-  }
-  const forgetOld = () => {
-    const before = cursorAt - 2 * defaults.catchUpWindowMs
-    for (const [seq, at] of seen) if (at < before) seen.delete(seq)
-  }
-  const afterWrite = (l: Logged) => {
-    // Told here at once, unless its notification came first; a later notification or catch-up finds it seen.
-    if (listenerStarted) {
-      if (seen.has(l.seq)) return
-      seen.set(l.seq, l.at)
-    }
-    fanout.emit(l.change)
-  }
-  const onNotification = (payload: string | undefined) => {
-    try {
-      const p: unknown = JSON.parse(payload ?? "")
-      const l = p !== null && typeof p === "object" && !Array.isArray(p) ? loggedOf({ ...p }) : undefined
-      if (l) deliver(l)
-    } catch {
-      // Not ours (someone else NOTIFYing on the channel): ignore.
-    }
-  }
-
-  const scheduleReconnect = (attempt: number) => {
-    if (closed || reconnectTimer !== undefined) return
-    const ms = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(attempt, 16)) * (0.8 + Math.random() * 0.4)
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined
-      void listen(attempt + 1)
-    }, ms)
-    reconnectTimer.unref()
-  }
-  const listen = async (attempt: number) => {
-    if (closed) return
-    const c = new Client({
-      connectionString: st.url,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? defaults.connectTimeoutMs,
-      application_name: LISTENER_NAME,
-      keepAlive: true
-    })
-    let dropped = false
-    const drop = (e?: unknown) => {
-      if (e !== undefined) listenerError = st.scrub(Rows.reasonOf(e))
-      if (dropped) return
-      dropped = true
-      if (listening === c) listening = undefined
-      c.end().catch(() => undefined)
-      scheduleReconnect(attempt)
-    }
-    c.on("error", drop)
-    c.on("end", () => drop())
-    c.on("notification", (m) => {
-      if (m.channel === channel) onNotification(m.payload)
-    })
-    try {
-      await c.connect()
-      await c.query(`LISTEN ${quote(channel)}`)
-      if (closed) {
-        await c.end().catch(() => undefined)
-        return
-      }
-      listening = c
-      const found = await rows(q.catchUp, [cursor, everListened, cursorAt, defaults.catchUpWindowMs])
-      for (const r of found) {
-        const l = loggedOf(r)
-        if (l) deliver(l)
-      }
-      everListened = true
-      listenerError = undefined
-      attempt = 0
-    } catch (e) {
-      drop(e)
-    }
-  }
-  const startListener = () => {
-    if (listenerStarted) return
-    listenerStarted = true
-    void listen(0)
-  }
-
+  const feed = makeFeed({
+    url: st.url,
+    channel: ctx.channel,
+    applicationName: LISTENER_NAME,
+    scrub: st.scrub,
+    connectTimeoutMs: opts.connectTimeoutMs ?? defaults.connectTimeoutMs,
+    reconnectMinMs: opts.reconnectMinMs ?? defaults.reconnectMinMs,
+    reconnectMaxMs: opts.reconnectMaxMs ?? defaults.reconnectMaxMs,
+    catchUpWindowMs: defaults.catchUpWindowMs,
+    initial,
+    catchUp: async (seq, reconnect, at, windowMs) =>
+      (await rows(ctx, q.catchUp, [seq, reconnect, at, windowMs])).flatMap((r) => loggedOf(r) ?? [])
+  })
+  // Unreachable now: the next round prunes.
   const prune = () =>
     pool.query(q.prune, [retentionMs]).then(
       () => undefined,
-      () => undefined // unreachable now: the next round prunes
+      () => undefined
     )
   void prune()
   const housekeeping = setInterval(
     () => {
       void prune()
-      forgetOld()
+      feed.forgetOld()
     },
     Math.min(retentionMs, 60_000)
   )
   housekeeping.unref()
-
-  const swapAll = (
-    page: string,
-    reread: string,
-    swap: string,
-    reseal: (name: string, v: string) => string | undefined
-  ) =>
-    Effect.gen(function* () {
-      let rewritten = 0
-      let total = 0
-      let after = ""
-      for (;;) {
-        const found = yield* call("reencrypt", () => rows(page, [after, PAGE]))
-        for (const r of found) {
-          total++
-          const name = text(r, "name")
-          const did = yield* call(
-            "reencrypt",
-            async () => {
-              let current = text(r, "value")
-              for (let i = 0; i < SWAP_TRIES; i++) {
-                const next = reseal(name, current)
-                if (next === undefined) return false
-                if ((await pool.query(swap, [name, next, current])).rowCount === 1) return true
-                const again = (await rows(reread, [name]))[0]
-                if (!again) return false
-                current = text(again, "value")
-              }
-              throw new ConnectionStoreError({
-                store: "postgres",
-                operation: "reencrypt",
-                connection: name,
-                reason: `the row changed ${SWAP_TRIES} times while it was being re-encrypted: run reencrypt again`
-              })
-            },
-            name
-          )
-          if (did) rewritten++
-        }
-        const last = found.at(-1)
-        if (!last || found.length < PAGE) return { rewritten, total }
-        after = text(last, "name")
-      }
-    })
-
-  const list = (query: ListQuery) =>
-    call("list", async () => {
-      const n = Rows.pageSize(query.limit)
-      const tags = query.tags ?? {}
-      const found =
-        Object.keys(tags).length === 0
-          ? await rows(q.listAll, [query.after ?? "", n + 1])
-          : await rows(q.listTagged, [query.after ?? "", n + 1, JSON.stringify(tags)])
-      return {
-        items: found.slice(0, n).map((r) => Rows.decodeConnection(codec, "list", connectionRow(r))),
-        more: found.length > n
-      }
-    })
 
   const store: ConnectionStoreShape = {
     kind: "postgres",
     describe: `postgres ${st.where}`,
     get: (name) =>
       call(
+        ctx,
         "get",
         async () => {
-          const r = (await rows(q.get, [name]))[0]
-          return r ? Rows.decodeConnection(codec, "get", connectionRow(r)) : undefined
+          const r = (await rows(ctx, q.get, [name]))[0]
+          return r ? Rows.decodeConnection(ctx.codec, "get", connectionRow(r)) : undefined
         },
         name
       ),
-    put: (input) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        call(
-          "put",
-          async () => {
-            const cols = Rows.encodeInputs(st.keys, input)
-            const r = (
-              await rows(q.put, [
-                channel,
-                input.name,
-                input.provider,
-                cols.inputs,
-                cols.secrets,
-                cols.tags,
-                input.allowInsecureHttp ?? false,
-                now
-              ])
-            )[0]
-            if (!r) throw new TypeError("the write returned no row")
-            const version = num(r, "version")
-            afterWrite({ seq: num(r, "seq"), at: num(r, "at"), change: { name: input.name, kind: "put", version } })
-            return { created: version === 1, record: Rows.recordOf(input, num(r, "created_at"), now, version) }
-          },
-          input.name
-        )
-      ),
-    delete: (name) =>
-      call(
-        "delete",
-        async () => {
-          const r = (await rows(q.delete, [channel, name]))[0]
-          if (!r) return false
-          afterWrite({
-            seq: num(r, "seq"),
-            at: num(r, "at"),
-            change: { name, kind: "delete", version: num(r, "version") }
-          })
-          return true
-        },
-        name
-      ),
-    list,
-    count: () => call("count", async () => num((await rows(q.count, []))[0] ?? {}, "n")),
-    reencrypt: () =>
-      Effect.gen(function* () {
-        const c = yield* swapAll(q.secretsPage, q.secretsOf, q.swapSecrets, (name, v) =>
-          Rows.resealSecrets(codec, name, v)
-        )
-        const g = yield* swapAll(q.tokensPage, q.tokenOf, q.swapToken, (name, v) =>
-          Rows.resealRefreshToken(codec, name, v)
-        )
-        return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
-      }),
+    put: (input) => put(ctx, feed, input),
+    delete: (name) => del(ctx, feed, name),
+    list: (query) => list(ctx, query),
+    count: () => call(ctx, "count", async () => num((await rows(ctx, q.count, []))[0] ?? {}, "n")),
+    reencrypt: () => reencrypt(ctx),
     getGrant: (name) =>
       call(
+        ctx,
         "get grant",
         async () => {
-          const r = (await rows(q.getGrant, [name]))[0]
-          return r ? Rows.decodeGrant(codec, "get grant", name, grantRow(r)) : undefined
+          const r = (await rows(ctx, q.getGrant, [name]))[0]
+          return r ? Rows.decodeGrant(ctx.codec, "get grant", name, grantRow(r)) : undefined
         },
         name
       ),
-    putGrant: (name, grant, expectedVersion) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        call(
-          "put grant",
-          async () => {
-            const values = [
-              name,
-              Rows.encodeRefreshToken(st.keys, name, grant),
-              grant.scope ?? null,
-              grant.status,
-              grant.detail ?? null,
-              now
-            ]
-            const r =
-              expectedVersion === undefined
-                ? await pool.query(q.insertGrant, values)
-                : await pool.query(q.updateGrant, [...values, expectedVersion])
-            return r.rowCount === 1
-          },
-          name
-        )
-      ),
-    subscribe: (listener) => {
-      if (closed) return () => undefined
-      const unsubscribe = fanout.add(listener)
-      startListener()
-      return unsubscribe
-    },
+    putGrant: (name, grant, expectedVersion) => putGrant(ctx, name, grant, expectedVersion),
+    subscribe: feed.subscribe,
     health: () =>
-      call("health", () => pool.query("SELECT 1")).pipe(
-        Effect.as({
-          status: "ok" as const,
-          detail:
-            `postgres ${st.where}` +
-            (listenerStarted && !listening
-              ? `; change listener reconnecting${listenerError ? ` (${listenerError})` : ""}`
-              : "")
+      call(ctx, "health", () => pool.query("SELECT 1")).pipe(
+        Effect.map(() => {
+          const trouble = feed.trouble()
+          return { status: "ok" as const, detail: `postgres ${st.where}${trouble ? `; ${trouble}` : ""}` }
         }),
         Effect.catch((e) => Effect.succeed({ status: "down" as const, detail: `postgres ${e.reason}` }))
       )
   }
-
   return {
     store,
     close: async () => {
-      closed = true
       clearInterval(housekeeping)
-      if (reconnectTimer !== undefined) clearTimeout(reconnectTimer)
-      const c = listening
-      listening = undefined
-      await Promise.all([c?.end().catch(() => undefined), pool.end().catch(() => undefined)])
+      await Promise.all([feed.close(), pool.end().catch(() => undefined)])
     }
   }
 }

@@ -27,7 +27,9 @@ import {
   ConnectionStoreError,
   type Change,
   type ConnectionStoreShape,
-  type ListQuery
+  type GrantInput,
+  type ListQuery,
+  type PutInput
 } from "./connection-store.ts"
 import * as Rows from "./internal/connection-rows.ts"
 import { parseKey, ring, type KeyRing } from "./secret-box.ts"
@@ -355,35 +357,22 @@ interface Opened {
   readonly close: () => void
 }
 
-const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOptions): Opened => {
-  const where = path
-  const codec: Rows.Codec = { store: "sqlite", keys }
-  const st = statements(db)
-  const tagQueries = new Map<number, StatementSync>()
-  const pollMs = opts.pollIntervalMs ?? defaults.pollIntervalMs
-  const retentionMs = opts.changeRetentionMs ?? defaults.changeRetentionMs
-  const attempt = <A>(operation: string, f: () => A, connection?: string) =>
-    Effect.try({ try: f, catch: failWith(operation, where, connection) })
+type Statements = ReturnType<typeof statements>
 
-  // Change delivery. `cursor` is the last change-log seq handled; writes are serialized by SQLite, so seqs are
-  // handed out in commit order and a seq right after the cursor means nothing else is pending.
+/** Other processes' changes, polled from the change log while anyone here subscribes, and this instance's own
+ *  writes told at once. Writes are serialized by SQLite, so seqs are taken in commit order: an own write whose
+ *  seq follows the cursor means nothing else is pending; otherwise the poll skips it when it gets there. */
+const makePoller = (st: Statements, pollMs: number) => {
   const fanout = Rows.makeFanout()
   let cursor = 0
   let lastDataVersion = -1
-  let poller: ReturnType<typeof setInterval> | undefined
+  let timer: ReturnType<typeof setInterval> | undefined
   const ownPending = new Set<number>()
-  const afterWrite = (seq: number, change: Change) => {
-    if (poller !== undefined) {
-      if (seq === cursor + 1) cursor = seq
-      else ownPending.add(seq)
-    }
-    fanout.emit(change)
-  }
   const poll = () => {
     try {
       const dv = int(st.dataVersion.get() ?? {}, "data_version")
-      if (dv === lastDataVersion) return
-      for (;;) {
+      if (dv === lastDataVersion) return // nothing committed by another connection since the last look
+      for (let more = true; more;) {
         const rows = st.changesAfter.all(cursor, 500)
         for (const r of rows) {
           const seq = int(r, "seq")
@@ -392,7 +381,7 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
           const kind = text(r, "kind")
           if (Rows.isKind(kind)) fanout.emit({ name: text(r, "name"), kind, version: int(r, "version") })
         }
-        if (rows.length < 500) break
+        more = rows.length === 500
       }
       for (const s of ownPending) if (s <= cursor) ownPending.delete(s)
       lastDataVersion = dv
@@ -400,18 +389,181 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
       // Busy or closing: the next tick tries again from the same cursor.
     }
   }
-  const startPolling = () => {
-    cursor = int(st.maxSeq.get() ?? {}, "seq")
-    lastDataVersion = int(st.dataVersion.get() ?? {}, "data_version")
-    poller = setInterval(poll, pollMs)
-    poller.unref()
-  }
-  const stopPolling = () => {
-    if (poller !== undefined) clearInterval(poller)
-    poller = undefined
+  const stop = () => {
+    if (timer !== undefined) clearInterval(timer)
+    timer = undefined
     ownPending.clear()
   }
+  return {
+    subscribe: (listener: (change: Change) => void) => {
+      const unsubscribe = fanout.add(listener)
+      if (timer === undefined) {
+        cursor = int(st.maxSeq.get() ?? {}, "seq")
+        lastDataVersion = int(st.dataVersion.get() ?? {}, "data_version")
+        timer = setInterval(poll, pollMs)
+        timer.unref()
+      }
+      return () => {
+        unsubscribe()
+        if (fanout.size === 0) stop()
+      }
+    },
+    afterWrite: (seq: number, change: Change) => {
+      if (timer !== undefined) {
+        if (seq === cursor + 1) cursor = seq
+        else ownPending.add(seq)
+      }
+      fanout.emit(change)
+    },
+    stop
+  }
+}
 
+type Poller = ReturnType<typeof makePoller>
+type Attempt = <A>(operation: string, f: () => A, connection?: string) => Effect.Effect<A, ConnectionStoreError>
+
+const put = (db: DatabaseSync, st: Statements, keys: KeyRing, poller: Poller, input: PutInput, now: number) => {
+  const cols = Rows.encodeInputs(keys, input)
+  const { createdAt, version, seq } = inTransaction(db, () => {
+    const prev = st.versionOf.get(input.name)
+    const createdAt = prev ? int(prev, "created_at") : now
+    const version = prev ? int(prev, "version") + 1 : 1
+    const insecure = input.allowInsecureHttp ? 1 : 0
+    st.upsert.run(input.name, input.provider, cols.inputs, cols.secrets, cols.tags, insecure, createdAt, now, version)
+    st.deleteTags.run(input.name)
+    for (const [k, v] of Object.entries(input.tags)) st.insertTag.run(input.name, k, v)
+    return { createdAt, version, seq: int(st.logChange.get(input.name, "put", version, now) ?? {}, "seq") }
+  })
+  poller.afterWrite(seq, { name: input.name, kind: "put", version })
+  return { created: version === 1, record: Rows.recordOf(input, createdAt, now, version) }
+}
+
+const del = (db: DatabaseSync, st: Statements, poller: Poller, name: string, now: number) => {
+  const done = inTransaction(db, () => {
+    const prev = st.versionOf.get(name)
+    if (!prev) return undefined
+    const version = int(prev, "version")
+    st.deleteConnection.run(name)
+    st.deleteTags.run(name)
+    st.deleteGrant.run(name)
+    return { version, seq: int(st.logChange.get(name, "delete", version, now) ?? {}, "seq") }
+  })
+  if (!done) return false
+  poller.afterWrite(done.seq, { name, kind: "delete", version: done.version })
+  return true
+}
+
+const list = (
+  db: DatabaseSync,
+  st: Statements,
+  tagQueries: Map<number, StatementSync>,
+  codec: Rows.Codec,
+  q: ListQuery
+) => {
+  const n = Rows.pageSize(q.limit)
+  const after = q.after ?? ""
+  const tags = Object.entries(q.tags ?? {})
+  const [first, ...rest] = tags
+  const rows = first
+    ? tagQuery(db, tagQueries, tags.length).all(first[0], first[1], after, ...rest.flat(), n + 1)
+    : st.listAll.all(after, n + 1)
+  return {
+    items: rows.slice(0, n).map((r) => Rows.decodeConnection(codec, "list", connectionRow(r))),
+    more: rows.length > n
+  }
+}
+
+/** One table's sealed column: pages of (name, value), the re-read of one row and its compare-and-swap. */
+interface Sealed {
+  readonly page: StatementSync
+  readonly reread: StatementSync
+  readonly swap: StatementSync
+  readonly column: string
+  readonly reseal: (name: string, current: string) => string | undefined
+}
+
+/** Compare-and-swap of one row's sealed column, re-reading when another process changed it in between. */
+const swapRow = (t: Sealed, name: string, found: string): boolean => {
+  let current = found
+  for (let i = 0; i < SWAP_TRIES; i++) {
+    const next = t.reseal(name, current)
+    if (next === undefined) return false
+    if (changesOf(t.swap.run(next, name, current)) === 1) return true
+    const r = t.reread.get(name)
+    if (!r) return false
+    current = text(r, t.column)
+  }
+  throw new ConnectionStoreError({
+    store: "sqlite",
+    operation: "reencrypt",
+    connection: name,
+    reason: `the row changed ${SWAP_TRIES} times while it was being re-encrypted: run reencrypt again`
+  })
+}
+
+/** Every row of one table, page by page in name order, each its own step (other writers go on in between). */
+const reencryptTable = (attempt: Attempt, t: Sealed) =>
+  Effect.gen(function* () {
+    let rewritten = 0
+    let total = 0
+    let after = ""
+    for (;;) {
+      const rows = yield* attempt("reencrypt", () =>
+        t.page.all(after, PAGE).map((r) => [text(r, "name"), text(r, t.column)] as const)
+      )
+      for (const [name, value] of rows) {
+        total++
+        if (yield* attempt("reencrypt", () => swapRow(t, name, value), name)) rewritten++
+      }
+      const last = rows.at(-1)
+      if (!last || rows.length < PAGE) return { rewritten, total }
+      after = last[0]
+    }
+  })
+
+const reencrypt = (attempt: Attempt, st: Statements, codec: Rows.Codec) =>
+  Effect.gen(function* () {
+    const c = yield* reencryptTable(attempt, {
+      page: st.secretsPage,
+      reread: st.secretsOf,
+      swap: st.swapSecrets,
+      column: "secrets",
+      reseal: (name, cur) => Rows.resealSecrets(codec, name, cur)
+    })
+    const g = yield* reencryptTable(attempt, {
+      page: st.tokensPage,
+      reread: st.tokenOf,
+      swap: st.swapToken,
+      column: "refresh_token",
+      reseal: (name, cur) => Rows.resealRefreshToken(codec, name, cur)
+    })
+    return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
+  })
+
+const putGrant = (
+  st: Statements,
+  keys: KeyRing,
+  name: string,
+  grant: GrantInput,
+  expected: number | undefined,
+  now: number
+) => {
+  const token = Rows.encodeRefreshToken(keys, name, grant)
+  const common: SQLInputValue[] = [token, grant.scope ?? null, grant.status, grant.detail ?? null, now]
+  const r = expected === undefined ? st.insertGrant.run(name, ...common) : st.updateGrant.run(...common, name, expected)
+  return changesOf(r) === 1
+}
+
+const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOptions): Opened => {
+  const codec: Rows.Codec = { store: "sqlite", keys }
+  const st = statements(db)
+  const tagQueries = new Map<number, StatementSync>()
+  const retentionMs = opts.changeRetentionMs ?? defaults.changeRetentionMs
+  const attempt: Attempt = (operation, f, connection) =>
+    Effect.try({ try: f, catch: failWith(operation, path, connection) })
+  const timed = <A>(operation: string, connection: string, f: (now: number) => A) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(operation, () => f(now), connection))
+  const poller = makePoller(st, opts.pollIntervalMs ?? defaults.pollIntervalMs)
   const prune = () => {
     try {
       st.prune.run(Date.now() - retentionMs)
@@ -422,132 +574,6 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
   prune()
   const pruner = setInterval(prune, Math.min(retentionMs, 60_000))
   pruner.unref()
-
-  const put: ConnectionStoreShape["put"] = (input) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      attempt(
-        "put",
-        () => {
-          const cols = Rows.encodeInputs(keys, input)
-          const { createdAt, version, seq } = inTransaction(db, () => {
-            const prev = st.versionOf.get(input.name)
-            const createdAt = prev ? int(prev, "created_at") : now
-            const version = prev ? int(prev, "version") + 1 : 1
-            st.upsert.run(
-              input.name,
-              input.provider,
-              cols.inputs,
-              cols.secrets,
-              cols.tags,
-              input.allowInsecureHttp ? 1 : 0,
-              createdAt,
-              now,
-              version
-            )
-            st.deleteTags.run(input.name)
-            for (const [k, v] of Object.entries(input.tags)) st.insertTag.run(input.name, k, v)
-            const seq = int(st.logChange.get(input.name, "put", version, now) ?? {}, "seq")
-            return { createdAt, version, seq }
-          })
-          afterWrite(seq, { name: input.name, kind: "put", version })
-          return { created: version === 1, record: Rows.recordOf(input, createdAt, now, version) }
-        },
-        input.name
-      )
-    )
-
-  const del: ConnectionStoreShape["delete"] = (name) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      attempt(
-        "delete",
-        () => {
-          const done = inTransaction(db, () => {
-            const prev = st.versionOf.get(name)
-            if (!prev) return undefined
-            const version = int(prev, "version")
-            st.deleteConnection.run(name)
-            st.deleteTags.run(name)
-            st.deleteGrant.run(name)
-            return { version, seq: int(st.logChange.get(name, "delete", version, now) ?? {}, "seq") }
-          })
-          if (!done) return false
-          afterWrite(done.seq, { name, kind: "delete", version: done.version })
-          return true
-        },
-        name
-      )
-    )
-
-  const list = (q: ListQuery) =>
-    attempt("list", () => {
-      const n = Rows.pageSize(q.limit)
-      const after = q.after ?? ""
-      const tags = Object.entries(q.tags ?? {})
-      const [first, ...rest] = tags
-      const rows = first
-        ? tagQuery(db, tagQueries, tags.length).all(first[0], first[1], after, ...rest.flat(), n + 1)
-        : st.listAll.all(after, n + 1)
-      return {
-        items: rows.slice(0, n).map((r) => Rows.decodeConnection(codec, "list", connectionRow(r))),
-        more: rows.length > n
-      }
-    })
-
-  /** Compare-and-swap of one sealed column, re-reading when another writer changed it in between. */
-  const swap = (
-    name: string,
-    found: string,
-    reseal: (current: string) => string | undefined,
-    reread: StatementSync,
-    column: string,
-    write: StatementSync
-  ): boolean => {
-    let current = found
-    for (let i = 0; i < SWAP_TRIES; i++) {
-      const next = reseal(current)
-      if (next === undefined) return false
-      if (changesOf(write.run(next, name, current)) === 1) return true
-      const r = reread.get(name)
-      if (!r) return false
-      current = text(r, column)
-    }
-    throw new ConnectionStoreError({
-      store: "sqlite",
-      operation: "reencrypt",
-      connection: name,
-      reason: `the row changed ${SWAP_TRIES} times while it was being re-encrypted: run reencrypt again`
-    })
-  }
-
-  const reencryptTable = (
-    page: StatementSync,
-    column: string,
-    reseal: (name: string, current: string) => string | undefined,
-    reread: StatementSync,
-    write: StatementSync
-  ) =>
-    Effect.gen(function* () {
-      let rewritten = 0
-      let total = 0
-      let after = ""
-      for (;;) {
-        const rows = yield* attempt("reencrypt", () =>
-          page.all(after, PAGE).map((r) => [text(r, "name"), text(r, column)] as const)
-        )
-        for (const [name, value] of rows) {
-          total++
-          const did = yield* attempt(
-            "reencrypt",
-            () => swap(name, value, (cur) => reseal(name, cur), reread, column, write),
-            name
-          )
-          if (did) rewritten++
-        }
-        const last = rows.at(-1)
-        if (!last || rows.length < PAGE) return { rewritten, total }
-        after = last[0]
-      }
-    })
 
   const store: ConnectionStoreShape = {
     kind: "sqlite",
@@ -561,28 +587,11 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
         },
         name
       ),
-    put,
-    delete: del,
-    list,
+    put: (input) => timed("put", input.name, (now) => put(db, st, keys, poller, input, now)),
+    delete: (name) => timed("delete", name, (now) => del(db, st, poller, name, now)),
+    list: (q) => attempt("list", () => list(db, st, tagQueries, codec, q)),
     count: () => attempt("count", () => int(st.count.get() ?? {}, "n")),
-    reencrypt: () =>
-      Effect.gen(function* () {
-        const c = yield* reencryptTable(
-          st.secretsPage,
-          "secrets",
-          (name, cur) => Rows.resealSecrets(codec, name, cur),
-          st.secretsOf,
-          st.swapSecrets
-        )
-        const g = yield* reencryptTable(
-          st.tokensPage,
-          "refresh_token",
-          (name, cur) => Rows.resealRefreshToken(codec, name, cur),
-          st.tokenOf,
-          st.swapToken
-        )
-        return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
-      }),
+    reencrypt: () => reencrypt(attempt, st, codec),
     getGrant: (name) =>
       attempt(
         "get grant",
@@ -592,31 +601,9 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
         },
         name
       ),
-    putGrant: (name, grant, expectedVersion) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        attempt(
-          "put grant",
-          () => {
-            const token = Rows.encodeRefreshToken(keys, name, grant)
-            const common: SQLInputValue[] = [token, grant.scope ?? null, grant.status, grant.detail ?? null, now]
-            const r =
-              expectedVersion === undefined
-                ? st.insertGrant.run(name, ...common)
-                : st.updateGrant.run(...common, name, expectedVersion)
-            return changesOf(r) === 1
-          },
-          name
-        )
-      ),
-    subscribe: (listener) => {
-      if (!db.isOpen) return () => undefined
-      const unsubscribe = fanout.add(listener)
-      if (poller === undefined) startPolling()
-      return () => {
-        unsubscribe()
-        if (fanout.size === 0) stopPolling()
-      }
-    },
+    putGrant: (name, grant, expected) =>
+      timed("put grant", name, (now) => putGrant(st, keys, name, grant, expected, now)),
+    subscribe: (listener) => (db.isOpen ? poller.subscribe(listener) : () => undefined),
     health: () =>
       attempt("health", () => st.ping.get()).pipe(
         Effect.as({ status: "ok" as const, detail: `sqlite ${path}` }),
@@ -626,7 +613,7 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
   return {
     store,
     close: () => {
-      stopPolling()
+      poller.stop()
       clearInterval(pruner)
       if (db.isOpen) db.close()
     }

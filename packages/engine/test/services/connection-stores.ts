@@ -1,8 +1,10 @@
 /** What every connection store test needs: opening a store through its layer (closed after the test), fresh keys
- *  and secrets, waiting for a change, and every text form a secret could take in stored bytes (for the
+ *  and secrets (registered for the run-wide leak scan), waiting for a change, and every text form a secret could take in stored bytes (for the
  *  encryption-at-rest scans). */
 import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
+import { appendFileSync, mkdirSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import {
   ConnectionStore,
   type Change,
@@ -23,9 +25,17 @@ export const makeOpener = () => {
   }
 }
 
-export const newKey = () => randomBytes(32).toString("base64")
+// The run-wide leak scan (scripts/secret-scan.mjs) also looks for every secret registered here in what tests print.
+const registry = fileURLToPath(new URL("../../../../test-results/secrets/", import.meta.url))
+const register = (secret: string) => {
+  mkdirSync(registry, { recursive: true })
+  appendFileSync(`${registry}connection-store-${process.pid}.txt`, `${secret}\n`)
+  return secret
+}
+
+export const newKey = () => register(randomBytes(32).toString("base64"))
 export const redactAll = (keys: ReadonlyArray<string>) => keys.map((k) => Redacted.make(k))
-export const newSecret = (label: string) => `${label}-${randomBytes(12).toString("hex")}`
+export const newSecret = (label: string) => register(`${label}-${randomBytes(12).toString("hex")}`)
 
 export const run = <A, E>(e: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(e)
 
