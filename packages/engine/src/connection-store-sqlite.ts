@@ -3,8 +3,9 @@
  *
  *  - Where: `path`, else `defaultPath()`: `$XDG_DATA_HOME/tessera/connections.db` (else `~/.local/share/tessera/`),
  *    `~/Library/Application Support/tessera/` on macOS, `%APPDATA%\tessera\` on Windows. The file is created 0600,
- *    its directory 0700 when tessera creates it. WAL mode; a write waits up to `busyTimeoutMs` for another process's
- *    write (node:sqlite is synchronous, so that wait blocks this thread; writes are short).
+ *    its directory 0700 when tessera creates it. WAL mode with `synchronous = FULL` (a committed write survives a
+ *    power loss); a write waits up to `busyTimeoutMs` for another process's write (node:sqlite is synchronous, so
+ *    that wait blocks this thread; writes are short).
  *  - Keys: given `encryptionKeys` always win (the first seals, all open). Without any, a random key is made on
  *    first use and kept in a key file beside the database (`<path>.key`, 0600; written to a temp file and linked
  *    into place, so two first runs at once agree on one key). Back that file up with the database: without it the
