@@ -31,9 +31,9 @@ import type { KeyRing } from "./secret-box.ts"
 
 export interface PostgresOptions {
   /** `postgres://user[:password]@host:port/database` (required). */
-  readonly url: string | Redacted.Redacted<string> | undefined
+  readonly url?: string | Redacted.Redacted<string> | undefined
   /** `connection_store.encryption_keys` (required). */
-  readonly encryptionKeys: ReadonlyArray<Redacted.Redacted<string>> | undefined
+  readonly encryptionKeys?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** Where the tables live (default `public`; created when missing). */
   readonly schema?: string | undefined
   /** Connections in the pool (default 10), plus one for the change listener once something subscribes. */
@@ -346,9 +346,9 @@ const sql = (s: string) => {
     updateGrant: `UPDATE ${s}.grants SET refresh_token = $2::jsonb, scope = $3, status = $4, detail = $5, updated_at = $6,
       version = version + 1 WHERE name = $1 AND version = $7`,
     cursor: `SELECT coalesce(max(seq), 0) AS seq, coalesce((extract(epoch FROM max(at)) * 1000)::float8, 0) AS at FROM ${s}.connection_changes`,
-    // After a reconnect, also what was logged shortly before the last change seen: it may have committed since.
+    // Also what was logged shortly before the latest change seen: it may have committed since.
     catchUp: `SELECT seq, name, kind, version, (extract(epoch FROM at) * 1000)::float8 AS at FROM ${s}.connection_changes
-      WHERE seq > $1 OR ($2 AND at > to_timestamp($3 / 1000.0) - make_interval(secs => $4 / 1000.0)) ORDER BY seq`,
+      WHERE seq > $1 OR at > to_timestamp($2 / 1000.0) - make_interval(secs => $3 / 1000.0) ORDER BY seq`,
     prune: `DELETE FROM ${s}.connection_changes WHERE at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`
   }
 }
@@ -553,8 +553,8 @@ const build = (
     reconnectMaxMs: opts.reconnectMaxMs ?? defaults.reconnectMaxMs,
     catchUpWindowMs: defaults.catchUpWindowMs,
     initial,
-    catchUp: async (seq, reconnect, at, windowMs) =>
-      (await rows(ctx, q.catchUp, [seq, reconnect, at, windowMs])).flatMap((r) => loggedOf(r) ?? [])
+    catchUp: async (seq, at, windowMs) =>
+      (await rows(ctx, q.catchUp, [seq, at, windowMs])).flatMap((r) => loggedOf(r) ?? [])
   })
   // Unreachable now: the next round prunes.
   const prune = () =>

@@ -3,9 +3,11 @@
  *  after every (re)connect catches up from the change log, so nothing is missed while it was away.
  *
  *  Seqs are taken when a change is written, not when it commits, so a slower transaction can commit a lower seq
- *  after a higher one was told. A catch-up after a reconnect therefore asks for every seq after the highest seen
- *  and for every change logged up to `catchUpWindowMs` before the latest one seen; `seen` remembers what was told
- *  (for twice that window, by the database's clock) so that nothing is told twice.
+ *  after a higher one was told. A catch-up therefore asks for every seq after the highest seen and for every
+ *  change logged up to `catchUpWindowMs` before the latest one seen (on the first connect: the log's end when the
+ *  store opened, so a subscriber may also hear of a change from just before); `seen` remembers what was told (for
+ *  twice that window, by the database's clock) so that nothing is told twice. Only a write whose transaction took
+ *  longer than the window between its write and its commit could be missed.
  *  @internal */
 import { Client } from "pg"
 import type { Change } from "../connection-store.ts"
@@ -29,8 +31,8 @@ export interface FeedOptions {
   readonly catchUpWindowMs: number
   /** The log's end when the store opened: the first connect catches up from here. */
   readonly initial: { readonly seq: number; readonly at: number }
-  /** Entries after `seq`, and, when `reconnect`, those logged within `windowMs` before `at`; in seq order. */
-  readonly catchUp: (seq: number, reconnect: boolean, at: number, windowMs: number) => Promise<ReadonlyArray<Logged>>
+  /** Entries after `seq`, and those logged within `windowMs` before `at`; in seq order. */
+  readonly catchUp: (seq: number, at: number, windowMs: number) => Promise<ReadonlyArray<Logged>>
 }
 
 /** A notification's payload as the store's writes build it; anything else on the channel is not ours. */
@@ -56,7 +58,6 @@ export const makeFeed = (o: FeedOptions) => {
   const seen = new Map<number, number>()
   let closed = false
   let started = false
-  let everListened = false
   let listening: Client | undefined
   let lastError: string | undefined
   let reconnectTimer: ReturnType<typeof setTimeout> | undefined
@@ -112,8 +113,7 @@ export const makeFeed = (o: FeedOptions) => {
       await c.query(`LISTEN "${o.channel.replace(/"/g, '""')}"`)
       if (closed) return void c.end().catch(() => undefined)
       listening = c
-      for (const l of await o.catchUp(cursor, everListened, cursorAt, o.catchUpWindowMs)) deliver(l)
-      everListened = true
+      for (const l of await o.catchUp(cursor, cursorAt, o.catchUpWindowMs)) deliver(l)
       lastError = undefined
       backoff = 0
     } catch (e) {
