@@ -171,7 +171,7 @@ const settings = (opts: PostgresOptions): Settings => {
   if (!opts.encryptionKeys || opts.encryptionKeys.length === 0)
     throw configError(
       `${Rows.keySetting} is required for type: postgres: secret inputs and grants in a shared database are ` +
-        `encrypted with them (${Rows.keyHelp}; the first encrypts, all decrypt), e.g. ` +
+        `encrypted with them (a list of keys, each ${Rows.keyHelp}; the first encrypts, all decrypt), e.g. ` +
         'encryption_keys: ["${env:TESSERA_CONNECTION_KEY}"]'
     )
   const keys = Rows.ringFrom(opts.encryptionKeys)

@@ -16,7 +16,7 @@ import {
 import { isSealed, open, parseKey, ring, seal, type KeyRing, type Sealed } from "../secret-box.ts"
 
 export const keySetting = "connection_store.encryption_keys"
-export const keyHelp = "a list of 32-byte keys as base64 or 64 hex digits; make one with `openssl rand -base64 32`"
+export const keyHelp = "32 random bytes as base64 or 64 hex digits; make one with `openssl rand -base64 32`"
 
 /** Associated data: a sealed value copied to another connection, input or grant fails to open. */
 export const inputAad = (connection: string, input: string) => `tessera/connection/${connection}/${input}`
@@ -27,10 +27,10 @@ export const ringFrom = (keys: ReadonlyArray<Redacted.Redacted<string>>): KeyRin
   const parsed: Buffer[] = []
   for (const [i, k] of keys.entries()) {
     const key = parseKey(Redacted.value(k))
-    if (!key) return `${keySetting}[${i}] is not a key: ${keyHelp}`
+    if (!key) return `${keySetting}[${i}] is not a key: each key is ${keyHelp}`
     parsed.push(key)
   }
-  return parsed.length === 0 ? `${keySetting} is empty: ${keyHelp}` : ring(parsed)
+  return parsed.length === 0 ? `${keySetting} is empty: give at least one key, ${keyHelp}` : ring(parsed)
 }
 
 /** A stored connection as its columns hold it (JSON columns as text). */

@@ -7,6 +7,16 @@ import { describe, it } from "vitest"
 
 export const databaseUrl = process.env["DATABASE_URL"] || "postgres://postgres@127.0.0.1:5432/test"
 
+const withoutPassword = (url: string) => {
+  try {
+    const u = new URL(url)
+    if (u.password !== "") u.password = "***"
+    return u.toString()
+  } catch {
+    return "(unparsable DATABASE_URL)"
+  }
+}
+
 const reachable = async (url: string): Promise<string | undefined> => {
   const c = new Client({ connectionString: url, connectionTimeoutMillis: 1500 })
   c.on("error", () => undefined)
@@ -30,7 +40,7 @@ export const describePostgres = (name: string, body: () => void): void => {
     describe(name, body)
     return
   }
-  const why = `no PostgreSQL at ${databaseUrl} (${unreachable}; set DATABASE_URL)`
+  const why = `no PostgreSQL at ${withoutPassword(databaseUrl)} (${unreachable}; set DATABASE_URL)`
   if (process.env["CI"] === "true") {
     describe(name, () => {
       it("needs a reachable PostgreSQL on CI", () => {
