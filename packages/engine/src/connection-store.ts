@@ -114,7 +114,8 @@ export interface ConnectionStoreShape {
   readonly list: (query: ListQuery) => Effect.Effect<ListPage, ConnectionStoreError>
   readonly count: () => Effect.Effect<number, ConnectionStoreError>
   /** Rewrites every secret sealed under a key other than the first, without changing versions (safe while servers
-   *  run: each row is compared and swapped on its own). After it, keys other than the first can be dropped. */
+   *  run: each row is compared and swapped on its own). After it, keys other than the first can be dropped.
+   *  `total` counts the rows looked at (connections and grants), `rewritten` those that were sealed otherwise. */
   readonly reencrypt: () => Effect.Effect<{ readonly rewritten: number; readonly total: number }, ConnectionStoreError>
   readonly getGrant: (name: string) => Effect.Effect<Grant | undefined, ConnectionStoreError>
   /** Writes the grant if the stored one still has `expectedVersion` (undefined: none stored yet). False when
@@ -200,7 +201,7 @@ export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape
         return { items, more: false }
       }),
     count: () => Effect.sync(() => rows.size),
-    reencrypt: () => Effect.sync(() => ({ rewritten: 0, total: rows.size })),
+    reencrypt: () => Effect.sync(() => ({ rewritten: 0, total: rows.size + grants.size })),
     getGrant: (name) => Effect.sync(() => grants.get(name)),
     putGrant: (name, grant, expectedVersion) =>
       Effect.sync(() => {

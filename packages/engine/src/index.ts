@@ -6,6 +6,7 @@ export * as ConfigValue from "./config-value.ts"
 export * as Connection from "./connection.ts"
 export * as ConnectionRegistry from "./connection-registry.ts"
 export * as ConnectionStore from "./connection-store.ts"
+export * as ConnectionStoreSqlite from "./connection-store-sqlite.ts"
 export * as Engine from "./engine.ts"
 export * as Events from "./events.ts"
 export * as Expiry from "./expiry.ts"
@@ -26,6 +27,7 @@ export * as TokenResponse from "./token-response.ts"
 export * as TokenStore from "./token-store.ts"
 export * as Transport from "./transport.ts"
 export * as Upstream from "./upstream.ts"
-// The Redis store is a subpath export ("@tessera/engine/redis"): re-exporting it here would load the Redis client
-// into every process, which costs the CLI most of its start-up time.
+// The Redis store and the PostgreSQL connection store are subpath exports ("@tessera/engine/redis",
+// "@tessera/engine/postgres"): re-exporting them here would load their clients into every process, which costs the
+// CLI most of its start-up time. node:sqlite is built into Node and costs nothing until a database is opened.
 export { createTessera, type Tessera, type CreateOptions } from "./promise.ts"
