@@ -85,3 +85,21 @@ export const load = (
   given: Option.Option<string>
 ): Effect.Effect<Config.Config, ConfigNotFound | ManifestError.ConfigInvalid> =>
   Effect.flatMap(discover(given), (found) => Config.load(found.file))
+
+/** The config, or when nothing names one and there is no ./tessera.yaml, the bundled providers alone (connections
+ *  may still be in the connection store). `missing` is then the ConfigNotFound to report if the connection a
+ *  command asked for is not stored either, so a mistyped setup still says where tessera looked. */
+export const loadOrBundled = (
+  given: Option.Option<string>
+): Effect.Effect<
+  { readonly config: Config.Config; readonly missing?: ConfigNotFound | undefined },
+  ConfigNotFound | ManifestError.ConfigInvalid
+> =>
+  Effect.flatMap(discoverOptional(given), (found) =>
+    found
+      ? Effect.map(Config.load(found.file), (config) => ({ config }))
+      : Effect.map(Config.fromObject({}), (config) => ({
+          config,
+          missing: new ConfigNotFound({ path: resolve(process.cwd(), defaultName) })
+        }))
+  )

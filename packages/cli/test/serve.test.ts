@@ -25,7 +25,7 @@ describe("tessera serve", () => {
     // process.execPath, not a wrapper script: the signal must reach the server's own process.
     const child = spawn(process.execPath, [bin, "serve", "--config", config, "--port", "0"], {
       cwd: dir,
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", XDG_DATA_HOME: join(dir, ".data") },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let out = ""

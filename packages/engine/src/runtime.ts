@@ -50,13 +50,15 @@ export const openConnectionStore = (
     case "memory":
       return Effect.sync(() => ConnectionStore.makeMemory())
     case "sqlite":
+      return Effect.flatMap(
+        Effect.promise(() => import("./connection-store-sqlite.ts")),
+        (Sqlite) => Sqlite.make({ path: settings.path, encryptionKeys: settings.encryptionKeys })
+      )
     case "postgres":
-      return Effect.fail(
-        new ConnectionStore.ConnectionStoreError({
-          store: settings.type,
-          operation: "open",
-          reason: "not available in this build"
-        })
+      return Effect.flatMap(
+        Effect.promise(() => import("./connection-store-postgres.ts")),
+        (Postgres) =>
+          Postgres.make({ url: settings.url, encryptionKeys: settings.encryptionKeys, schema: settings.schema })
       )
   }
 }

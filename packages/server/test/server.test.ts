@@ -234,10 +234,13 @@ describe("Effect layer", () => {
 
 describe("main.ts", () => {
   const main = fileURLToPath(new URL("../src/main.ts", import.meta.url))
+  const dataHome = mkdtempSync(join(tmpdir(), "tessera-server-data-"))
+  afterAll(() => rmSync(dataHome, { recursive: true, force: true }))
   const run = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}) => {
     const child = spawn(process.execPath, [main, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...env }
+      // The default connection store is a SQLite file in the user data dir: keep it out of the real one.
+      env: { ...process.env, XDG_DATA_HOME: dataHome, ...env }
     })
     const lines: string[] = []
     let stderr = ""
@@ -304,7 +307,7 @@ describe("main.ts", () => {
         configText(sb, {
           keys: false,
           connections: ["jobs"],
-          extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:OPS_KEY}" }`
+          extra: `server:\n  api_keys:\n    - { name: ops, key: "\${env:OPS_KEY}", scopes: [token, 'connections:read'] }`
         })
       )
       p.child.kill("SIGHUP")

@@ -89,7 +89,9 @@ const describe = (engine: Engine.EngineShape, o: Options) =>
 
 export const handler = (o: Options) =>
   Effect.gen(function* () {
-    const config = yield* ConfigDiscovery.load(o.config).pipe(Effect.catch(Report.failWith({ json: o.json })))
+    const { config, missing } = yield* ConfigDiscovery.loadOrBundled(o.config).pipe(
+      Effect.catch(Report.failWith({ json: o.json }))
+    )
     // The level the CLI chose (--log-level, else $TESSERA_LOG_LEVEL) also governs the engine's logs.
     const level = yield* References.MinimumLogLevel
     const program = Effect.gen(function* () {
@@ -107,6 +109,8 @@ export const handler = (o: Options) =>
       Effect.provide(Runtime.layer(config, "file", { logLevel: level, connections: "sqlite" })),
       // The engine's warnings can quote a provider's message: log it terminal-safe.
       Effect.provide(Logger.layer([Terminal.logger])),
+      // Without a config file, a connection that is not stored either is best explained by the missing file.
+      Effect.catchTag("UnknownConnection", (e) => Effect.fail(missing ?? e)),
       Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
     )
   }).pipe(Effect.withSpan("tessera.cli.token"))
