@@ -131,7 +131,9 @@ const mutated = (doc: unknown) =>
       return copy
     })
 
-describe("fuzz", () => {
+// 10,000 cases per target take seconds on a quiet machine and several times that on a busy one: the timeout only
+// has to catch a hang, so it is generous.
+describe("fuzz", { timeout: 120_000 }, () => {
   it("templates: parse succeeds or throws TemplateSyntaxError; render never throws", () => {
     const n = runs(10_000)
     fc.assert(
