@@ -57,7 +57,7 @@ describe("a throw while answering a request", () => {
       )
       expect([first.request_id, second.request_id]).toEqual(["far-1", "far-2"])
       expect((await raw(url, "/healthz")).status).toBe(200)
-      expect((await raw(url, "/v1/connections")).json().connections[0].name).toBe("jobs")
+      expect((await raw(url, "/v1/connections")).json().items[0].name).toBe("jobs")
       expect(child.exitCode).toBeNull()
       const errors = lines.filter((l) => l.includes(`"type":"error"`)).map((l) => JSON.parse(l))
       const fastPath = errors.find((e) => e.request_id === "far-2")
