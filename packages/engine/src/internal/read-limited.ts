@@ -11,8 +11,9 @@ import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Sta
 
 export type TextRead =
   | { readonly _tag: "Text"; readonly text: string }
-  /** `reason` completes "<path> ...": "is a FIFO (named pipe), not a regular file", "does not exist". */
-  | { readonly _tag: "Refused"; readonly reason: string; readonly hint: string }
+  /** `reason` completes "<path> ...": "is a FIFO (named pipe), not a regular file", "does not exist". `code` is the
+   *  errno code when the file system refused (ENOENT, EACCES), else undefined. */
+  | { readonly _tag: "Refused"; readonly reason: string; readonly hint: string; readonly code?: string | undefined }
 
 const MiB = 1_048_576
 
@@ -56,7 +57,12 @@ const errnoText: Record<string, string> = {
 const fromError = (e: unknown): TextRead => {
   const code = (e as NodeJS.ErrnoException).code
   const what = code ? (errnoText[code] ?? "cannot be read") : "cannot be read"
-  return refused(code ? `${what} (${code})` : `${what}: ${String(e)}`, "check the path and the file's permissions")
+  return {
+    _tag: "Refused",
+    reason: code ? `${what} (${code})` : `${what}: ${String(e)}`,
+    hint: "check the path and the file's permissions",
+    code
+  }
 }
 
 const readAll = (fd: number, limit: number): Buffer => {
