@@ -37,7 +37,8 @@ type State = "owned" | "foreign" | "missing"
 /** Whether `dir` is a directory tessera created (its marker is there), another one, or absent. */
 const stateOf = async (dir: string): Promise<{ readonly state: State; readonly mode?: number }> => {
   const s = await stat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === "ENOENT") return undefined
+    // ENOTDIR: a part of the path is a file, so the directory cannot exist (creating it then fails, naming it).
+    if (e.code === "ENOENT" || e.code === "ENOTDIR") return undefined
     throw e
   })
   if (!s) return { state: "missing" }
@@ -59,7 +60,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** Creates `dir` (its parents as needed) with the marker. When another process created it a moment earlier, waits
  *  briefly for that process's marker instead of mistaking the directory for a foreign one. */
 const create = async (dir: string): Promise<State> => {
-  await mkdir(dirname(dir), { recursive: true, mode: 0o700 })
+  await mkdir(dirname(dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+    const code = codeOf(e)
+    if (code === "EEXIST" || code === "ENOTDIR")
+      throw refuse("open cache dir", `cannot create ${dir}: a part of its path is a file, not a directory`)
+    throw e
+  })
   try {
     await mkdir(dir, { mode: 0o700 })
   } catch (e) {
