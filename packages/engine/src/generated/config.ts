@@ -46,7 +46,7 @@ export interface Store {
  */
 type: ("memory" | "file" | "redis")
 /**
- * file: cache directory (default: $TESSERA_CACHE_DIR or the user cache dir).
+ * file: cache directory (default: $TESSERA_CACHE_DIR, else the user cache dir). tessera uses only a directory it created (marked by a .tessera-cache file): an existing directory without the marker is left unchanged and the cache goes into its tessera/ subdirectory. A path, not a value: `${...}` references are refused here.
  */
 path?: string
 /**

@@ -35,15 +35,18 @@ export const maxDepth = 64
 
 const depthHint = `tessera files nest at most ${maxDepth} levels of mappings and lists: flatten this part`
 
-/** Offset of the first collection nested deeper than `maxDepth`, found without recursion on the parser's tokens. */
-const tooDeep = (tokens: ReadonlyArray<CST.Token>): number | undefined => {
+/** Offset of the first collection nested deeper than `maxDepth`, found without recursion on the parser's tokens,
+ *  and whether the document uses aliases at all (only they can make the value deeper than its text). */
+const shape = (tokens: ReadonlyArray<CST.Token>): { readonly deep?: number; readonly aliases: boolean } => {
   const stack: Array<readonly [CST.Token, number]> = tokens.map((t) => [t, 0] as const).reverse()
+  let aliases = false
   for (let next = stack.pop(); next; next = stack.pop()) {
     const [t, depth] = next
-    if (t.type === "document") {
+    if (t.type === "alias") aliases = true
+    else if (t.type === "document") {
       if (t.value) stack.push([t.value, depth])
     } else if (CST.isCollection(t)) {
-      if (depth + 1 > maxDepth) return t.offset
+      if (depth + 1 > maxDepth) return { deep: t.offset, aliases }
       for (let i = t.items.length - 1; i >= 0; i--) {
         const item: CST.CollectionItem = t.items[i]!
         if (item.value) stack.push([item.value, depth + 1])
@@ -51,7 +54,7 @@ const tooDeep = (tokens: ReadonlyArray<CST.Token>): number | undefined => {
       }
     }
   }
-  return undefined
+  return { aliases }
 }
 
 /** Duplicate keys, found with one Set per mapping (the `yaml` package's own check compares each key with every
@@ -150,7 +153,7 @@ const compose = (tokens: ReadonlyArray<CST.Token>, length: number): Document.Par
 export const parse = (file: string, text: string): Parsed => {
   const lines = new LineCounter()
   const tokens = [...new Parser(lines.addNewLine).parse(text)]
-  const deep = tooDeep(tokens)
+  const { deep, aliases } = shape(tokens)
   if (deep !== undefined) {
     const pos = lines.linePos(deep)
     const message = `nested more than ${maxDepth} levels deep`
@@ -185,7 +188,7 @@ export const parse = (file: string, text: string): Parsed => {
   } catch (e) {
     return { ok: false, problems: [aliasProblem(file, lines, doc, e)] }
   }
-  const depth = valueDepth(value)
+  const depth = aliases ? valueDepth(value) : 0
   if (depth === "cycle" || depth > maxDepth)
     return { ok: false, problems: [aliasDepthProblem(file, lines, doc, depth)] }
   return { ok: true, source: { file, text, doc, lines, value } }
