@@ -42,8 +42,9 @@ export interface FileStoreOptions {
   readonly leaseMs?: number | undefined
   /** How long a caller waits for another process's lock before it says so on stderr (default 1 s). */
   readonly lockNoticeMs?: number | undefined
-  /** false: create nothing and change nothing on disk (for --dry-run, `cache list`): a missing directory or key is
-   *  an empty cache, and `set` fails. Default true. */
+  /** false: create nothing on disk (for --dry-run, `cache list`, `cache clear`): no directory, key file or lock is
+   *  made and nothing is chmod-ed, a missing directory or key is an empty cache and `set` fails; `delete` and
+   *  `clear` still remove what exists. Default true. */
   readonly create?: boolean | undefined
 }
 
@@ -86,7 +87,8 @@ const clearDir = (dir: string): Effect.Effect<number, StoreError> =>
   Effect.gen(function* () {
     const all = yield* Effect.tryPromise({ try: () => readdir(dir), catch: fault("clear", dir) })
     const tokens = all.filter((n) => n.endsWith(".token"))
-    const doomed = [...tokens, ...all.filter((n) => n.endsWith(".tmp"))]
+    // Only entry temp files (<key>.token.<pid>.<random>.tmp): a key or lock temp file may belong to a live run.
+    const doomed = [...tokens, ...all.filter((n) => n.endsWith(".tmp") && n.includes(".token."))]
     yield* Effect.forEach(doomed, (n) =>
       Effect.tryPromise({
         try: () =>
