@@ -15,9 +15,10 @@ const all: ReadonlyArray<() => Promise<Bench>> = [
   async () => (await import("./benches/herd.ts")).bench,
   async () => (await import("./benches/cli.ts")).bench,
   async () => (await import("./benches/memory.ts")).bench,
-  async () => (await import("./benches/connections.ts")).bench
+  async () => (await import("./benches/connections.ts")).bench,
+  async () => (await import("./benches/config.ts")).bench
 ]
-const names = ["server", "proxy", "cold", "cached", "herd", "cli", "memory", "connections"]
+const names = ["server", "proxy", "cold", "cached", "herd", "cli", "memory", "connections", "config"]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")

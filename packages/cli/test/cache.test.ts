@@ -1,6 +1,8 @@
 /** `tessera cache list` and `tessera cache clear`: the file store's entries without any secret, cleared per
  *  connection or all at once. */
 import { startSandbox, type Sandbox } from "@tessera/testkit"
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, tempDir, tessera, write } from "./services/cli.ts"
 
@@ -89,5 +91,43 @@ describe("tessera cache", () => {
     const all = await run("cache", "clear", "--json")
     expect(all.code, all.stderr).toBe(0)
     expect(JSON.parse(all.stdout)).toEqual({ removed: 1 })
+  })
+})
+
+describe("tessera cache and a directory tessera does not own", () => {
+  it("TESSERA_CACHE_DIR at an existing directory: never chmod-ed or cleared; the cache lives in its tessera/ subdirectory", async () => {
+    const cwd = tempDir()
+    const shared = join(cwd, "shared")
+    mkdirSync(shared, { mode: 0o755 })
+    chmodSync(shared, 0o755)
+    write(join(shared, "victim.token"), "someone else's file")
+    write(`${cwd}/tessera.yaml`, configText({ jobs: { provider: "dvinci", inputs: sb.credentials.dvinci } }))
+    const env = { TESSERA_CACHE_DIR: shared }
+    const token = await tessera(["token", "jobs"], { cwd, env })
+    expect(token.code, token.stderr).toBe(0)
+    expect(readdirSync(join(shared, "tessera")).filter((n) => n.endsWith(".token"))).toHaveLength(1)
+    const listed = await tessera(["cache", "list", "--json"], { cwd, env })
+    expect((JSON.parse(listed.stdout) as { tokens: Listed[] }).tokens.map((t) => t.connection)).toEqual(["jobs"])
+    const cleared = await tessera(["cache", "clear", "--json"], { cwd, env })
+    expect(JSON.parse(cleared.stdout)).toEqual({ removed: 1 })
+    expect(statSync(shared).mode & 0o777).toBe(0o755)
+    expect(readFileSync(join(shared, "victim.token"), "utf8")).toBe("someone else's file")
+  })
+
+  it("cache list and cache clear create no cache directory", async () => {
+    const cwd = tempDir()
+    const [list, clear] = await Promise.all([tessera(["cache", "list"], { cwd }), tessera(["cache", "clear"], { cwd })])
+    expect(list.stdout).toBe("No cached tokens.\n")
+    expect(clear.stdout).toBe("No cached tokens to remove.\n")
+    expect(existsSync(join(cwd, ".cache"))).toBe(false)
+  })
+
+  it("a cache error names the path", async () => {
+    const cwd = tempDir()
+    const dir = join(cwd, ".cache")
+    mkdirSync(join(dir, "tessera"), { recursive: true }) // neither is tessera's
+    const r = await tessera(["cache", "list"], { cwd })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`neither ${dir} nor ${dir}/tessera is a tessera cache directory`)
   })
 })

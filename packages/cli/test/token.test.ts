@@ -1,6 +1,10 @@
 /** `tessera token` against the loopback sandbox: every bundled provider end to end through the real binary,
  *  the file cache across invocations, --force / --no-cache / --dry-run / --curl, and the failure paths. */
 import { decodeJwt, PROVIDER_IDS, startSandbox, type ProviderId, type Sandbox } from "@tessera/testkit"
+import { spawn } from "node:child_process"
+import { existsSync, readdirSync, writeFileSync } from "node:fs"
+import { hostname } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, positionOf, tempDir, tessera, write } from "./services/cli.ts"
 
@@ -225,7 +229,7 @@ describe.concurrent("tessera token, failures", () => {
     const before = own.tokenRequests("dvinci").length
     const r = await tessera(["token", "unset-env"], { cwd })
     expect(r.code).toBe(2)
-    const at = positionOf(text, '"${env:TESSERA_TEST_NEVER_SET}"')
+    const at = positionOf(text, "${env:TESSERA_TEST_NEVER_SET}") // the reference itself, inside the quotes
     expect(r.stderr).toContain(
       `${cwd}/tessera.yaml:${at.line}:${at.col}: error: connections.unset-env.inputs.client_secret: environment variable TESSERA_TEST_NEVER_SET is not set`
     )
@@ -305,5 +309,103 @@ describe("tessera token --json, the expiry tessera acts on", () => {
     write(`${cwd}/tessera.yaml`, configText({ jobs: { provider: "dvinci", inputs: own.credentials.dvinci } }))
     const json = parse((await tessera(["token", "jobs", "--json"], { cwd })).stdout)
     expect(json["expiry_source"]).toBe("expires_in")
+  })
+})
+
+describe.concurrent("tessera token, a cache that cannot get in the way", () => {
+  let own: Sandbox
+  beforeAll(async () => {
+    own = await startSandbox()
+  })
+  afterAll(async () => {
+    await own?.close()
+  })
+  const setup = () => {
+    const cwd = tempDir()
+    write(`${cwd}/tessera.yaml`, configText({ api: { provider: "oauth2", inputs: own.credentials.oauth2 } }))
+    return cwd
+  }
+  const cacheFiles = (cwd: string) => readdirSync(join(cwd, ".cache"))
+
+  it("a full disk (ulimit -f 0 once the key exists): the token is printed, a warning names the path, no temp file is left", async () => {
+    const cwd = setup()
+    const first = await tessera(["token", "api"], { cwd })
+    expect(first.code, first.stderr).toBe(0)
+    const runs = await Promise.all([1, 2].map(() => tessera(["token", "api", "--force"], { cwd, fileSizeLimit: 0 })))
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout.trim()).toMatch(/^[\w.-]{20,}$/)
+      expect(r.stdout.trim()).not.toBe(first.stdout.trim())
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `cannot write the token cache \\(${cwd}/\\.cache/[0-9a-f]{40}\\.token: EFBIG\\); the token is used but not cached`
+        )
+      )
+      expect(r.stderr).toMatch(new RegExp(`cannot write a cache lock \\(${cwd}/\\.cache/[0-9a-f]{40}\\.lock: EFBIG\\)`))
+    }
+    expect(cacheFiles(cwd).filter((n) => n.endsWith(".tmp"))).toEqual([])
+    // The cache still holds the first token, intact.
+    const again = await tessera(["token", "api"], { cwd })
+    expect(again.stdout).toBe(first.stdout)
+  })
+
+  it("--no-cache and --dry-run need no cache directory; a plain call goes on without one, with a warning", async () => {
+    const cwd = setup()
+    write(`${cwd}/not-a-dir`, "")
+    const env = { TESSERA_CACHE_DIR: `${cwd}/not-a-dir/cache` } // cannot be created, not even by root
+    const [noCache, dryRun, plain] = await Promise.all([
+      tessera(["token", "api", "--no-cache"], { cwd, env }),
+      tessera(["token", "api", "--dry-run"], { cwd, env }),
+      tessera(["token", "api"], { cwd, env })
+    ])
+    expect(noCache.code, noCache.stderr).toBe(0)
+    expect(noCache.stdout.trim()).toMatch(/^[\w.-]{20,}$/)
+    expect(noCache.stderr).toBe("")
+    expect(dryRun.code, dryRun.stderr).toBe(0)
+    expect(dryRun.stdout).toMatch(/^POST http:\/\/127\.0\.0\.1:\d+\//)
+    expect(dryRun.stderr).toBe("")
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(plain.stdout.trim()).toMatch(/^[\w.-]{20,}$/)
+    expect(plain.stderr).toContain(
+      `token cache unavailable (cannot create ${cwd}/not-a-dir/cache: a part of its path is a file, not a directory); going on without a cache`
+    )
+  })
+
+  it("--dry-run creates no cache directory", async () => {
+    const cwd = setup()
+    const r = await tessera(["token", "api", "--dry-run"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    expect(existsSync(join(cwd, ".cache"))).toBe(false)
+  })
+
+  it("a damaged key file: a warning naming it, a new key, and the token", async () => {
+    const cwd = setup()
+    expect((await tessera(["token", "api"], { cwd })).code).toBe(0)
+    writeFileSync(join(cwd, ".cache", "key"), "")
+    const r = await tessera(["token", "api"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout.trim()).toMatch(/^[\w.-]{20,}$/)
+    expect(r.stderr).toContain(`cache key file ${cwd}/.cache/key is empty: moved it to ${cwd}/.cache/key.damaged-`)
+    expect((await tessera(["token", "api"], { cwd })).stderr).toBe("")
+  })
+
+  it("a lock left by a killed run is taken over at once, not after 30 s", async () => {
+    const cwd = setup()
+    expect((await tessera(["token", "api"], { cwd })).code).toBe(0)
+    const key = cacheFiles(cwd)
+      .find((n) => n.endsWith(".token"))!
+      .slice(0, -".token".length)
+    const killed = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"])
+    killed.kill("SIGKILL")
+    await new Promise((r) => killed.on("exit", r))
+    write(
+      join(cwd, ".cache", `${key}.lock`),
+      JSON.stringify({ pid: killed.pid, host: hostname(), started_at: new Date().toISOString(), nonce: "x" })
+    )
+    const t0 = Date.now()
+    const r = await tessera(["token", "api", "--force"], { cwd })
+    expect(r.code, r.stderr).toBe(0)
+    expect(Date.now() - t0).toBeLessThan(15_000)
+    expect(r.stderr).toBe("")
   })
 })

@@ -124,6 +124,20 @@ connections:
     expect(syntax.stdout).toMatch(/^tessera\.yaml:4:\d+: error: /m)
   })
 
+  it("a config nested 3000 deep: the nesting limit at its file:line:col, exit 2 (tessera token and validate)", async () => {
+    const cwd = tempDir()
+    write(
+      `${cwd}/tessera.yaml`,
+      `connections:\n  a:\n    provider: oauth2\n    inputs:\n      x: ${"[".repeat(3000)}${"]".repeat(3000)}\n`
+    )
+    const [token, validate] = await Promise.all([tessera(["token", "a"], { cwd }), tessera(["validate"], { cwd })])
+    expect(token.code, token.stderr).toBe(2)
+    expect(token.stderr).toContain("tessera.yaml:5:70: error: nested more than 64 levels deep")
+    expect(validate.code).toBe(2)
+    expect(validate.stdout).toContain("tessera.yaml:5:70: error: nested more than 64 levels deep")
+    expect(token.stderr + validate.stdout).not.toContain("call stack")
+  })
+
   it("--json prints {ok, files, problems}", async () => {
     const cwd = tempDir()
     write(`${cwd}/m/schema.yaml`, schema)

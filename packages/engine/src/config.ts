@@ -3,7 +3,6 @@
  *  wrong (say, an unset ${env:VAR}) fails only when used, so one broken connection does not block the others;
  *  `problems` still lists everything for `tessera validate`. */
 import { Effect, Redacted } from "effect"
-import { readFile } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import { stringify } from "yaml"
 import type { ConfigDocument, Server as ServerDocument } from "./generated/config.ts"
@@ -14,6 +13,7 @@ import { ConfigInvalid } from "./manifest-error.ts"
 import type { Problem } from "./problem.ts"
 import { check } from "./internal/schema-check.ts"
 import { closest } from "./internal/did-you-mean.ts"
+import { readText } from "./internal/read-limited.ts"
 import { parse as parseYaml, problemAt, type YamlSource } from "./internal/yaml-source.ts"
 
 export type { ConfigDocument }
@@ -107,6 +107,27 @@ const tagsOf = (tags: Readonly<Record<string, string | undefined>> | undefined):
 
 const fail = (problems: ReadonlyArray<Problem>) => new ConfigInvalid({ problems })
 
+/** The most a config file may hold: about 50 000 connections, far beyond any real one. */
+export const maxConfigBytes = 16 * 1_048_576
+
+/** `providers:` entries and `store.path` are paths, not values: a `${...}` there would silently name a directory
+ *  called "${env:X}", so it is refused instead. */
+const referencesInPaths = (src: YamlSource, doc: ConfigDocument): Problem[] => {
+  const found: Problem[] = []
+  const check = (path: Array<string | number>, s: string | undefined) => {
+    if (s?.includes("${"))
+      found.push(
+        problemAt(src, path, "${...} references are not resolved in a path", {
+          hint: "write the path itself; a relative path is taken from the config file's directory",
+          index: s.indexOf("${")
+        })
+      )
+  }
+  for (const [i, d] of (doc.providers ?? []).entries()) check(["providers", i], d)
+  check(["store", "path"], doc.store?.path)
+  return found
+}
+
 export const parse = (
   file: string,
   text: string,
@@ -122,6 +143,8 @@ export const parse = (
     const schemaProblems = src.value === null ? [] : check("config", src)
     if (schemaProblems.length > 0) return yield* fail(schemaProblems)
     const doc = value as ConfigDocument
+    const pathProblems = referencesInPaths(src, doc)
+    if (pathProblems.length > 0) return yield* fail(pathProblems)
     const dirs = (doc.providers ?? []).map((d) => resolve(dirname(file), d))
     const catalog = yield* Catalog.load(dirs).pipe(Effect.mapError((e) => fail(e.problems)))
     const problems: Problem[] = []
@@ -145,7 +168,8 @@ export const parse = (
         for (const [k, raw] of Object.entries(c.inputs ?? {})) {
           if (raw === undefined) continue
           const r = ConfigValue.resolveValue(raw, file, env)
-          if (r._tag === "Unresolved") here.push(problemAt(src, [...base, "inputs", k], r.message, { hint: r.hint }))
+          if (r._tag === "Unresolved")
+            here.push(problemAt(src, [...base, "inputs", k], r.message, { hint: r.hint, index: r.index }))
           else given.set(k, { value: r.value, literal: r.literal })
         }
         const unresolved = here.length > 0
@@ -199,7 +223,7 @@ export const parse = (
       if (raw === undefined) return undefined
       const r = ConfigValue.resolveValue(raw, file, env)
       if (r._tag === "Unresolved") {
-        problems.push(problemAt(src, path, r.message, { hint: r.hint }))
+        problems.push(problemAt(src, path, r.message, { hint: r.hint, index: r.index }))
         return undefined
       }
       if (r.literal)
@@ -278,10 +302,13 @@ export const parse = (
     } satisfies Config
   })
 
+/** Reads and parses a config file: only a regular file of at most `maxConfigBytes` is read (a FIFO or a device given
+ *  as the config is refused, never waited on). Used on start and by the server's reload alike. */
 export const load = (file: string, env: NodeJS.ProcessEnv = process.env): Effect.Effect<Config, ConfigInvalid> =>
-  Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
-    catch: (e) =>
+  Effect.suspend(() => {
+    const r = readText(file, maxConfigBytes, "a config is a YAML file")
+    if (r._tag === "Text") return parse(resolve(file), r.text, env)
+    return Effect.fail(
       fail([
         {
           severity: "error",
@@ -289,11 +316,12 @@ export const load = (file: string, env: NodeJS.ProcessEnv = process.env): Effect
           line: 1,
           col: 1,
           path: "",
-          message: `cannot read config: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
-          hint: "pass --config PATH, set TESSERA_CONFIG, or create ./tessera.yaml (tessera init)"
+          message: `cannot read config: ${file} ${r.reason}`,
+          hint: `${r.hint}; pass --config PATH, set TESSERA_CONFIG, or create ./tessera.yaml (tessera init)`
         }
       ])
-  }).pipe(Effect.flatMap((text) => parse(resolve(file), text, env)))
+    )
+  })
 
 /** A config given as a plain object (library users). Positions then refer to its YAML rendering. */
 export const fromObject = (

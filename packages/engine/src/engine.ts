@@ -7,7 +7,7 @@
  *  token is stored before the new access token is returned. While the provider fails, a token inside its
  *  early-refresh margin is still served (never past its real expiry). */
 import { Clock, Context, Deferred, Effect, Exit, Layer, Redacted } from "effect"
-import { createHash } from "node:crypto"
+import { createHmac } from "node:crypto"
 import type { Config, HttpSettings } from "./config.ts"
 import { defaultHttp } from "./config.ts"
 import type { Connection } from "./connection.ts"
@@ -99,9 +99,13 @@ export interface EngineShape {
 
 export class Engine extends Context.Service<Engine, EngineShape>()("tessera/Engine") {}
 
-/** Cache key: the connection and its effective inputs, hashed so no secret is ever part of a key. */
-export const cacheKey = (c: Connection): string => {
-  const h = createHash("sha256").update(c.manifest.id).update("\0").update(c.name)
+/** Cache key: an HMAC-SHA256 of the provider, the connection and its effective inputs under the store's
+ *  `keySecret` (token-store.ts). A key holds no secret, and without the store's secret it cannot be recomputed, so
+ *  whoever can list keys cannot test guesses of a secret input offline. What a key does reveal: it is stable for the
+ *  same inputs under the same store key, so one who sees keys can count the cached credentials and tell when a
+ *  connection's inputs change (its key changes). */
+export const cacheKey = (c: Connection, secret: Buffer): string => {
+  const h = createHmac("sha256", secret).update(c.manifest.id).update("\0").update(c.name)
   for (const [k, v] of [...c.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     h.update("\0").update(k).update("=").update(Template.reveal(v))
   // A replaced stored connection must not find the token of its previous version, even with equal inputs.
@@ -130,7 +134,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
   const keyOf = (c: Connection) => {
     let k = keys.get(c.name)
     if (!k || versions.get(c.name) !== c.version) {
-      k = cacheKey(c)
+      k = cacheKey(c, store.keySecret)
       keys.set(c.name, k)
       versions.set(c.name, c.version)
     }

@@ -2,13 +2,13 @@
  *  the schema cannot (template references, cycles, flow rules) and compile it into the form the engine
  *  interprets. Every problem is reported at once, each with file:line:col. */
 import { Effect } from "effect"
-import { readFile } from "node:fs/promises"
 import { basename, extname } from "node:path"
 import type { ManifestDocument, BodyValue, ExpirySource, Input } from "./generated/provider.ts"
 import { ManifestInvalid } from "./manifest-error.ts"
 import type { Problem } from "./problem.ts"
 import * as Template from "./template.ts"
 import { check } from "./internal/schema-check.ts"
+import { readText } from "./internal/read-limited.ts"
 import { parse as parseYaml, problemAt, type YamlSource } from "./internal/yaml-source.ts"
 
 export type { ManifestDocument }
@@ -472,10 +472,15 @@ export const parse = (file: string, text: string): Effect.Effect<Manifest, Manif
     return manifest ? Effect.succeed(manifest) : Effect.fail(new ManifestInvalid({ problems }))
   })
 
+/** The most a manifest file may hold; the bundled ones are a few KiB. */
+export const maxManifestBytes = 1_048_576
+
+/** Reads and parses a manifest file: only a regular file of at most `maxManifestBytes` is read. */
 export const load = (file: string): Effect.Effect<Manifest, ManifestInvalid> =>
-  Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
-    catch: (e) =>
+  Effect.suspend(() => {
+    const r = readText(file, maxManifestBytes, "a manifest is a YAML file: check the providers: directory")
+    if (r._tag === "Text") return parse(file, r.text)
+    return Effect.fail(
       new ManifestInvalid({
         problems: [
           {
@@ -484,9 +489,10 @@ export const load = (file: string): Effect.Effect<Manifest, ManifestInvalid> =>
             line: 1,
             col: 1,
             path: "",
-            message: `cannot read manifest: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
-            hint: "check the path"
+            message: `cannot read manifest: ${file} ${r.reason}`,
+            hint: r.hint
           }
         ]
       })
-  }).pipe(Effect.flatMap((text) => parse(file, text)))
+    )
+  })

@@ -6,7 +6,11 @@
  *
  *  - Values are sealed with AES-256-GCM (secret-box.ts) under `store.encryption_key`, which is
  *    required here. Each value names its key id, so after a key rotation an old entry reads as a miss and the next
- *    write replaces it. Keys hold no secret: `<prefix>token:<hash>`, the hash being the engine's cache key.
+ *    write replaces it. The entry's cache key is the associated data: a value copied under another key fails to
+ *    open (a miss, with one warning) instead of being served as that entry's token.
+ *  - Keys hold no secret: `<prefix>token:<key>`, the key being the engine's cache key, an HMAC under a secret
+ *    derived from the encryption key (token-store.ts `keySecretFrom`), so every instance with that key finds the
+ *    same entries and nobody without it can recompute one.
  *  - TTL: an entry lives until its access token expires. An entry holding a refresh token lives at least
  *    `refreshTokenTtlMs` (default 30 days): providers rarely say how long a refresh token lasts and it outlives the
  *    access token, so dropping it with the access token would force a full login; the cap bounds how long an
@@ -22,11 +26,11 @@
 import { Clock, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
-import { isSealed, keyId, openOrUndefined, parseKey, seal } from "./secret-box.ts"
+import { isSealed, keyId, open, parseKey, seal } from "./secret-box.ts"
 import * as ResilientStore from "./resilient-store.ts"
 import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
-import { TokenStore, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
+import { keySecretFrom, TokenStore, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…` (required). */
@@ -216,17 +220,36 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
         })
       )
 
-    const decode = (raw: string | null | undefined): Entry | undefined => {
-      if (!raw) return undefined
+    // Once per store: a value that does not open under our key and its own entry key was tampered with or copied
+    // from another entry. Either way it is a miss (the next write replaces it), worth saying once, not per read.
+    let warnedMisplaced = false
+    const misplaced = (k: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (warnedMisplaced) return Effect.void
+        warnedMisplaced = true
+        return Effect.logWarning(
+          `Redis entry ${tokenKey(k)} does not open under this store's key for this entry (tampered with, or copied from another entry); treated as a miss`
+        ).pipe(Effect.annotateLogs({ store: "redis" }))
+      })
+
+    /** The entry stored under `k`, or undefined: absent, sealed under another key (rotated), corrupt or misplaced. */
+    const decode = (k: string, raw: string | null | undefined): { entry?: Entry; misplaced?: true } => {
+      if (!raw) return {}
       try {
         const sealed: unknown = JSON.parse(raw)
-        const plain = isSealed(sealed) ? openOrUndefined(key, sealed) : undefined
-        if (plain === undefined) return undefined // sealed under another key (rotated) or corrupt: a miss, the next write replaces it
-        const e = JSON.parse(plain) as Entry
-        return isStored(e.token) ? e : undefined
+        if (!isSealed(sealed)) return {}
+        const opened = open(key, sealed, k)
+        if (opened._tag === "Damaged") return { misplaced: true }
+        if (opened._tag === "UnknownKey") return {}
+        const e = JSON.parse(opened.plain) as Entry
+        return isStored(e.token) ? { entry: e } : {}
       } catch {
-        return undefined
+        return {}
       }
+    }
+    const decodeOrWarn = (k: string, raw: string | null | undefined): Effect.Effect<Entry | undefined> => {
+      const d = decode(k, raw)
+      return d.misplaced ? Effect.as(misplaced(k), undefined) : Effect.succeed(d.entry)
     }
 
     const ttlFor = (entry: Entry, now: number): number => {
@@ -331,14 +354,15 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
 
     const store: RedisStoreShape = {
       name: "redis",
+      keySecret: keySecretFrom(key),
       tokenKey,
       lockKey,
       channel,
-      get: (k) => call("read", () => client.get(tokenKey(k))).pipe(Effect.map(decode)),
+      get: (k) => call("read", () => client.get(tokenKey(k))).pipe(Effect.flatMap((raw) => decodeOrWarn(k, raw))),
       set: (k, entry) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           call("write", () =>
-            client.set(tokenKey(k), JSON.stringify(seal(key, JSON.stringify(entry))), {
+            client.set(tokenKey(k), JSON.stringify(seal(key, JSON.stringify(entry), k)), {
               expiration: { type: "PX", value: ttlFor(entry, now) }
             })
           ).pipe(Effect.asVoid)
@@ -350,10 +374,11 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
           if (keys.length === 0) return []
           const values = yield* call("list", () => client.mGet(keys))
           const out: Array<readonly [string, Entry]> = []
-          keys.forEach((full, i) => {
-            const e = decode(values[i])
-            if (e) out.push([full.slice(tokenKey("").length), e])
-          })
+          for (const [i, full] of keys.entries()) {
+            const k = full.slice(tokenKey("").length)
+            const e = yield* decodeOrWarn(k, values[i])
+            if (e) out.push([k, e])
+          }
           return out
         }),
       clear: () =>

@@ -115,6 +115,8 @@ export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): Tok
 
   return {
     name: primary.name,
+    // The engine keys entries for the primary; the fallback only holds them meanwhile under the same keys.
+    keySecret: primary.keySecret,
     get: (key) =>
       route(
         () => primary.get(key),

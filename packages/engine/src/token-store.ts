@@ -1,8 +1,14 @@
 /** Where tokens are kept between calls and shared between processes. The engine keeps its own in-process copy in
  *  front of the store, so a store is read on a miss and written on every new token. `withLock` gives
  *  cross-process single-flight where the store supports it (file: a lock file; Redis: SET NX PX); the memory store
- *  needs none beyond the engine's own single-flight. */
+ *  needs none beyond the engine's own single-flight.
+ *
+ *  Every store holds a `keySecret`: the engine names entries with an HMAC of the connection's inputs under it
+ *  (engine.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
+ *  guesses of a secret input offline. Stores that persist derive it from their encryption key (`keySecretFrom`), so
+ *  every process holding that key finds the same entries; the memory store draws a random one. */
 import { Context, Effect, Layer } from "effect"
+import { hkdfSync, randomBytes } from "node:crypto"
 import type { Stored } from "./token.ts"
 import type { StoreError } from "./token-error.ts"
 
@@ -14,6 +20,8 @@ export interface Entry {
 
 export interface TokenStoreShape {
   readonly name: string
+  /** The HMAC key of this store's entry keys (32 bytes). Processes sharing the store must hold the same one. */
+  readonly keySecret: Buffer
   readonly get: (key: string) => Effect.Effect<Entry | undefined, StoreError>
   readonly set: (key: string, entry: Entry) => Effect.Effect<void, StoreError>
   readonly delete: (key: string) => Effect.Effect<void, StoreError>
@@ -32,11 +40,17 @@ export interface StoreHealth {
 
 export class TokenStore extends Context.Service<TokenStore, TokenStoreShape>()("tessera/TokenStore") {}
 
+/** The entry-key secret of a store whose values are sealed under `encryptionKey`: HKDF-SHA256 with its own label, so
+ *  the secret is not the encryption key itself and neither reveals the other. */
+export const keySecretFrom = (encryptionKey: Buffer): Buffer =>
+  Buffer.from(hkdfSync("sha256", encryptionKey, Buffer.alloc(0), "tessera/token-store/cache-key/v1", 32))
+
 /** This process only. */
 export const makeMemory = (): TokenStoreShape => {
   const entries = new Map<string, Entry>()
   return {
     name: "memory",
+    keySecret: randomBytes(32),
     get: (key) => Effect.sync(() => entries.get(key)),
     set: (key, entry) =>
       Effect.sync(() => {

@@ -72,7 +72,70 @@ describe("Config.parse: file-level mistakes fail the whole config", () => {
     Effect.gen(function* () {
       const text = "connections:\n  hr:\n    provider: dvinci\n  hr:\n    provider: cube\n"
       const problems = yield* invalid(text)
-      assertProblem(onlyError(problems), { ...locate(text, "hr", 2), path: "", message: "duplicate key" })
+      assertProblem(onlyError(problems), {
+        ...locate(text, "hr", 2),
+        path: "connections.hr",
+        message: "duplicate key"
+      })
+    })
+  )
+
+  it.effect("a duplicate key deep inside is located at the second key, with its path", () =>
+    Effect.gen(function* () {
+      const text = dvinci(
+        "      base_url: https://jobs.example.com\n      client_id: api-user\n      client_id: again\n      client_secret: ${env:DVINCI_TOKEN}\n"
+      )
+      const problems = yield* invalid(text)
+      assertProblem(onlyError(problems), {
+        ...locate(text, "client_id", 2),
+        path: "connections.hr.inputs.client_id",
+        message: "duplicate key: a key may appear only once in a mapping",
+        hint: "remove or rename one of the two keys"
+      })
+    })
+  )
+
+  it.effect('keys 1 and "1" are duplicates: both would become the same property', () =>
+    Effect.gen(function* () {
+      const text = 'http:\n  1: a\n  "1": b\n'
+      const problems = yield* invalid(text)
+      assertProblem(onlyError(problems), { ...locate(text, '"1"'), path: "http.1", message: "duplicate key" })
+    })
+  )
+
+  it.effect("YAML nested 3000 deep (flow or block) is a located problem with the limit, not a stack overflow", () =>
+    Effect.gen(function* () {
+      const flow = `connections:\n  a:\n    provider: oauth2\n    inputs:\n      x: ${"[".repeat(3000)}${"]".repeat(3000)}\n`
+      const block = `connections:\n${Array.from({ length: 3000 }, (_, i) => `${" ".repeat(i + 2)}k${i}:\n`).join("")}`
+      // The 65th collection: the top mapping, connections, a and inputs are four, so the 61st "[" (flow), or the
+      // mapping starting on line 65 (block).
+      for (const [text, line, col] of [
+        [flow, 5, 10 + 60],
+        [block, 65, 66]
+      ] as const) {
+        const problems = yield* invalid(text)
+        assertProblem(onlyError(problems), {
+          line,
+          col,
+          path: "",
+          message: "nested more than 64 levels deep",
+          hint: "at most 64 levels"
+        })
+      }
+    })
+  )
+
+  it.effect("64 levels load; an alias inside its own anchor is a problem, not an endless structure", () =>
+    Effect.gen(function* () {
+      const c = yield* load(`http: ${"[".repeat(63)}${"]".repeat(63)}\n`).pipe(Effect.flip)
+      assert.notInclude(c.problems[0]!.message, "nested")
+      const problems = yield* invalid("connections: &x\n  a: [*x]\n")
+      assertProblem(onlyError(problems), {
+        line: 2,
+        col: 7,
+        path: "",
+        message: "an alias refers to a collection that contains it"
+      })
     })
   )
 
@@ -333,7 +396,7 @@ describe("Config.parse: connection mistakes break only their connection", () => 
       assertProblem(onlyError(c.problems), {
         ...locate(text, "${file:"),
         path: "connections.hr.inputs.client_secret",
-        message: /cannot read .*fixtures\/loader\/secrets\/dvinci-token: ENOENT/,
+        message: /cannot read .*fixtures\/loader\/secrets\/dvinci-token: it does not exist \(ENOENT\)/,
         hint: "relative paths are taken from the config file's directory"
       })
     })

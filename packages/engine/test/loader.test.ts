@@ -72,7 +72,7 @@ describe("Manifest.parse: YAML", () => {
       const p = yield* error(text)
       assertProblem(p, {
         ...locate(text, "client_id", 2),
-        path: "",
+        path: "inputs.client_id",
         message: "duplicate key",
         hint: "remove or rename one of the two keys"
       })
@@ -90,6 +90,15 @@ describe("Manifest.parse: YAML", () => {
         message: "Unresolved alias",
         hint: "define the anchor (&name) before its alias (*name)"
       })
+    })
+  )
+
+  it.effect("a manifest nested 3000 deep is a located problem, not a stack overflow", () =>
+    Effect.gen(function* () {
+      const text = demo({ rest: `api: ${"{a: ".repeat(3000)}1${"}".repeat(3000)}\n` })
+      const p = yield* error(text)
+      // The top mapping is the first level and the first "{" the second, so the 64th "{" is the 65th collection.
+      assertProblem(p, { ...locate(text, "{a: ", 64), path: "", message: "nested more than 64 levels deep" })
     })
   )
 

@@ -32,6 +32,7 @@ const switchable = (opts: { lockFails?: StoreError } = {}) => {
     })
   const store: TokenStoreShape = {
     name: "fake",
+    keySecret: inner.keySecret,
     get: (k) => guard(inner.get(k)),
     set: (k, e) => guard(inner.set(k, e)),
     delete: (k) => guard(inner.delete(k)),

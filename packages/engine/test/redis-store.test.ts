@@ -1,7 +1,7 @@
 /** The Redis token store in one process: config wiring (`type: redis`), encrypted values with a key id, TTLs from
  *  the token's expiry, the lock (mutual exclusion, wake-up on release, compare-and-delete), and degrading to memory
  *  while Redis is down, then recovering. Cross-process behaviour is in redis-fleet.test.ts. */
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Effect, Layer, Logger, ManagedRuntime, Redacted } from "effect"
 import { afterEach, expect, it } from "vitest"
 import * as Config from "../src/config.ts"
 import * as Engine from "../src/engine.ts"
@@ -115,8 +115,9 @@ describeRedis("Redis token store", () => {
     await h.run(h.engine.getToken("brandbox"))
 
     raw = await rawClient()
-    const cubeKey = `${p}token:${Engine.cacheKey(h.config.connections.get("cube")!)}`
-    const brandboxKey = `${p}token:${Engine.cacheKey(h.config.connections.get("brandbox")!)}`
+    const cubeCacheKey = Engine.cacheKey(h.config.connections.get("cube")!, store.keySecret)
+    const cubeKey = `${p}token:${cubeCacheKey}`
+    const brandboxKey = `${p}token:${Engine.cacheKey(h.config.connections.get("brandbox")!, store.keySecret)}`
     expect(await keysUnder(raw, p)).toEqual([cubeKey, brandboxKey].sort())
     const value = (await raw.get(cubeKey))!
     const access = Redacted.value(cube.accessToken)
@@ -127,11 +128,15 @@ describeRedis("Redis token store", () => {
     const sealed = JSON.parse(value) as { v: 1; kid: string; iv: string; tag: string; ct: string }
     expect(Object.keys(sealed).sort()).toEqual(["ct", "iv", "kid", "tag", "v"])
     expect(sealed.kid).toBe(keyId(parseKey(key)!))
-    const plain = JSON.parse(open_(parseKey(key)!, sealed)!) as { connection: string; token: { access_token: string } }
+    const plain = JSON.parse(open_(parseKey(key)!, sealed, cubeCacheKey)!) as {
+      connection: string
+      token: { access_token: string }
+    }
     expect(plain.connection).toBe("cube")
     expect(plain.token.access_token).toBe(access)
-    // Under another key the same value does not open.
-    expect(open_(parseKey(newEncryptionKey())!, sealed)).toBeUndefined()
+    // Under another key the same value does not open, nor under the right key as another entry's value.
+    expect(open_(parseKey(newEncryptionKey())!, sealed, cubeCacheKey)).toBeUndefined()
+    expect(open_(parseKey(key)!, sealed, "another-entry")).toBeUndefined()
 
     const cubeTtl = await raw.pTTL(cubeKey)
     expect(cubeTtl).toBeGreaterThan(590_000)
@@ -173,6 +178,63 @@ describeRedis("Redis token store", () => {
     expect(await Effect.runPromise(store.clear())).toBe(1)
     raw = await rawClient()
     expect(await keysUnder(raw, p)).toEqual([])
+  })
+
+  it("a value copied under another entry's key does not open there: a miss, with one warning", async () => {
+    const p = prefix("aad")
+    const store = await openStore({
+      url: Redacted.make(redisUrl),
+      keyPrefix: p,
+      encryptionKey: Redacted.make(newEncryptionKey())
+    })
+    const now = Date.now()
+    const token = (at: string) => ({
+      v: 1 as const,
+      access_token: at,
+      token_type: "Bearer",
+      expires_at: now + 60_000,
+      obtained_at: now,
+      expiry_source: "expires_in" as const
+    })
+    await Effect.runPromise(store.set("victim", { connection: "victim", provider: "cube", token: token("at-victim") }))
+    await Effect.runPromise(store.set("other", { connection: "other", provider: "cube", token: token("at-other") }))
+    raw = await rawClient()
+    await raw.set(`${p}token:victim`, (await raw.get(`${p}token:other`))!) // an attacker with write access swaps values
+    await raw.set(`${p}token:third`, (await raw.get(`${p}token:other`))!)
+    const logged: string[] = []
+    const logger = Logger.make<unknown, void>((o) => {
+      logged.push(`${String(o.logLevel)} ${String(o.message)}`)
+    })
+    const withLogs = <A, E>(eff: Effect.Effect<A, E>) =>
+      Effect.runPromise(eff.pipe(Effect.provide(Logger.layer([logger]))))
+    expect(await withLogs(store.get("victim"))).toBeUndefined()
+    expect(await withLogs(store.get("third"))).toBeUndefined()
+    expect((await withLogs(store.get("other")))?.token.access_token).toBe("at-other")
+    expect((await withLogs(store.list())).map(([k]) => k)).toEqual(["other"])
+    const warned = logged.filter((l) => l.startsWith("Warn"))
+    expect(warned).toHaveLength(1)
+    expect(warned[0]).toContain(`Redis entry ${p}token:victim does not open`)
+  })
+
+  it("cache keys are an HMAC under a secret derived from the encryption key: stable per key, different across keys", async () => {
+    const config = await Effect.runPromise(
+      Config.fromObject({
+        connections: {
+          api: {
+            provider: "oauth2",
+            inputs: { token_url: "https://idp.example/token", client_id: "c", client_secret: "guessable" }
+          }
+        }
+      })
+    )
+    const c = config.connections.get("api")!
+    const k1 = newEncryptionKey()
+    const open = (key: string) =>
+      openStore({ url: Redacted.make(redisUrl), keyPrefix: prefix("hmac"), encryptionKey: Redacted.make(key) })
+    const [a, again, b] = await Promise.all([open(k1), open(k1), open(newEncryptionKey())])
+    expect(Engine.cacheKey(c, a.keySecret)).toBe(Engine.cacheKey(c, again.keySecret))
+    expect(Engine.cacheKey(c, a.keySecret)).not.toBe(Engine.cacheKey(c, b.keySecret))
+    expect(a.keySecret.equals(parseKey(k1)!)).toBe(false) // derived, not the encryption key itself
   })
 
   it("withLock excludes a second store instance, which is woken by the release message rather than by polling", async () => {
@@ -306,7 +368,8 @@ describeRedis("Redis token store", () => {
       await srv.start()
       expect(await eventually(async () => (await h!.run(h!.engine.storeHealth())).status === "ok", 5000)).toBe(true)
       raw = await rawClient(srv.url)
-      const keyOf = (name: string) => `${p}token:${Engine.cacheKey(h!.config.connections.get(name)!)}`
+      const keyOf = (name: string) =>
+        `${p}token:${Engine.cacheKey(h!.config.connections.get(name)!, h!.store.keySecret)}`
       expect(await keysUnder(raw, `${p}token:`)).toEqual([keyOf("cube")])
       raw.destroy()
       raw = undefined

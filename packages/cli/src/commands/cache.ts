@@ -1,6 +1,7 @@
 /** `tessera cache list` and `tessera cache clear [connection]`: the tokens the CLI's store holds (the encrypted
  *  file store unless the config names another), listed without any secret, and removed all at once or per
- *  connection. The config is optional: without one, the default file store is used. */
+ *  connection. The config is optional: without one, the default file store is used. Neither creates a cache
+ *  directory or key, and `clear` only ever removes files in a directory tessera created (file-store.ts). */
 import { Catalog, Config, Expiry, FileStore, Runtime, TokenError, TokenStore, type Manifest } from "@tessera/engine"
 import { Clock, Console, Effect, Layer, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -16,7 +17,8 @@ export interface Listed {
   readonly freshness: Expiry.Freshness
   readonly has_refresh_token: boolean
   readonly expiry_source: string
-  /** The store key: a hash of the connection and its inputs, never a secret. */
+  /** The store key: an HMAC of the connection and its inputs under the store's secret; it holds no secret and cannot
+   *  be recomputed without the store's key. */
   readonly key: string
 }
 
@@ -25,9 +27,15 @@ const setup = (given: Option.Option<string>) =>
   Effect.gen(function* () {
     const found = yield* ConfigDiscovery.discoverOptional(given)
     const config = found ? yield* Config.load(found.file) : undefined
-    const store: Layer.Layer<TokenStore.TokenStore, TokenError.StoreError> = config
-      ? Runtime.storeLayer(config, "file")
-      : FileStore.layerFile()
+    const file = FileStore.makeFile({
+      dir: config?.store?.path,
+      encryptionKey: config?.store?.encryptionKey,
+      create: false
+    })
+    const store: Layer.Layer<TokenStore.TokenStore, TokenError.StoreError> =
+      config && (config.store?.type ?? "file") !== "file"
+        ? Runtime.storeLayer(config, "file")
+        : Layer.effect(TokenStore.TokenStore, file)
     return { config, store }
   })
 
@@ -161,7 +169,8 @@ const clearCommand = Command.make(
 export const command = Command.make("cache").pipe(
   Command.withDescription(
     "Look at and clear the token cache: the encrypted file store ($TESSERA_CACHE_DIR, else the user " +
-      "cache directory) or the store the config names."
+      "cache directory; a directory tessera did not create is left alone and its tessera/ subdirectory used) " +
+      "or the store the config names."
   ),
   Command.withShortDescription("List or clear cached tokens"),
   Command.withExamples([

@@ -1,7 +1,11 @@
 /** `tessera token <connection>`: prints a connection's access token (alone, so `$(tessera token x)` works), or
  *  with --dry-run / --curl the request that would get one. Tokens live in the encrypted file store, so later
- *  invocations reuse them until the manifest's early-refresh margin. */
-import { Engine, Runtime, TokenRequest, type TokenError } from "@tessera/engine"
+ *  invocations reuse them until the manifest's early-refresh margin.
+ *
+ *  The cache never stands between the caller and a token: --no-cache uses no cache directory at all, --dry-run and
+ *  --curl only read one (and create nothing), a cache that cannot be opened is replaced by none, and a token that
+ *  cannot be cached (a full disk) is printed anyway; each with a warning on stderr naming the path. */
+import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type TokenError } from "@tessera/engine"
 import { Console, Effect, Logger, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
@@ -19,7 +23,9 @@ const flags = {
   ),
   noCache: Flag.Boolean("no-cache").pipe(
     Flag.withDefault(false),
-    Flag.withDescription("neither read nor write the token cache: always ask the provider")
+    Flag.withDescription(
+      "neither read nor write the token cache (no cache directory is needed): always ask the provider"
+    )
   ),
   force: Flag.Boolean("force").pipe(
     Flag.withDefault(false),
@@ -27,7 +33,9 @@ const flags = {
   ),
   dryRun: Flag.Boolean("dry-run").pipe(
     Flag.withDefault(false),
-    Flag.withDescription("print the request that would be sent, secrets masked as ***, and send nothing")
+    Flag.withDescription(
+      "print the request that would be sent, secrets masked as ***, and send nothing (the cache is only read, never created)"
+    )
   ),
   curl: Flag.Boolean("curl").pipe(
     Flag.withDefault(false),
@@ -87,6 +95,20 @@ const describe = (engine: Engine.EngineShape, o: Options) =>
     yield* Console.log(httpText(req.method, e))
   })
 
+/** The store for this invocation: a memory store for --no-cache (the engine neither reads nor writes it), the file
+ *  cache opened without creating anything for --dry-run / --curl, else the configured store, a file cache that
+ *  cannot be opened giving way to none (with a warning). */
+const storeFor = (config: Config.Config, o: Options): Effect.Effect<Runtime.StoreChoice, TokenError.StoreError> => {
+  if (o.noCache) return Effect.succeed(TokenStore.makeMemory())
+  // memory or redis: Runtime builds what the config names.
+  if ((config.store?.type ?? "file") !== "file") return Effect.succeed("file")
+  return FileStore.makeFileOrMemory({
+    dir: config.store?.path,
+    encryptionKey: config.store?.encryptionKey,
+    create: !(o.dryRun || o.curl)
+  })
+}
+
 export const handler = (o: Options) =>
   Effect.gen(function* () {
     const { config, missing } = yield* ConfigDiscovery.loadOrBundled(o.config).pipe(
@@ -94,6 +116,9 @@ export const handler = (o: Options) =>
     )
     // The level the CLI chose (--log-level, else $TESSERA_LOG_LEVEL) also governs the engine's logs.
     const level = yield* References.MinimumLogLevel
+    const store = yield* storeFor(config, o).pipe(
+      Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
+    )
     const program = Effect.gen(function* () {
       const engine = yield* Engine.Engine
       if (o.dryRun || o.curl) return yield* describe(engine, o)
@@ -106,7 +131,7 @@ export const handler = (o: Options) =>
       yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
     })
     yield* program.pipe(
-      Effect.provide(Runtime.layer(config, "file", { logLevel: level, connections: "sqlite" })),
+      Effect.provide(Runtime.layer(config, store, { logLevel: level, connections: "sqlite" })),
       // The engine's warnings can quote a provider's message: log it terminal-safe.
       Effect.provide(Logger.layer([Terminal.logger])),
       // Without a config file, a connection that is not stored either is best explained by the missing file.

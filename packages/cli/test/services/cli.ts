@@ -22,6 +22,8 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Standard input; stdin is closed (empty) without it. */
   readonly input?: string
+  /** Run under `ulimit -f` of this many 1 KiB blocks (0: no file may grow at all, as on a full disk). Needs sh. */
+  readonly fileSizeLimit?: number
 }
 
 const baseEnv = (): Record<string, string> => {
@@ -64,9 +66,14 @@ export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<
     () =>
       new Promise((resolve, reject) => {
         const env = { ...baseEnv(), ...ownDirs(opts.cwd), ...opts.env }
+        // RLIMIT_FSIZE makes every write past the limit fail with EFBIG (Node ignores SIGXFSZ), with no root needed.
+        const [file, argv] =
+          opts.fileSizeLimit === undefined
+            ? [process.execPath, [bin, ...args]]
+            : ["/bin/sh", ["-c", `ulimit -f ${opts.fileSizeLimit} && exec "$0" "$@"`, process.execPath, bin, ...args]]
         const child = execFile(
-          process.execPath,
-          [bin, ...args],
+          file,
+          argv,
           { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" },
           (error, stdout, stderr) => {
             if (error && typeof error.code !== "number")

@@ -1,11 +1,11 @@
 /* Generated from schemas/*.schema.json by packages/engine/scripts/gen-types.ts. Do not edit: run `pnpm gen:types`. */
 
 /**
- * Directories (relative to this file) holding <id>.yaml manifests. The bundled providers are always available; a manifest here with a bundled id replaces it.
+ * Directories (relative to this file) holding <id>.yaml manifests. The bundled providers are always available; a manifest here with a bundled id replaces it. A path, not a value: `${...}` references are refused here.
  */
 export type ExtraManifestDirectories = string[]
 /**
- * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
  */
 export type Value = (string | number | boolean)
 /**
@@ -14,7 +14,7 @@ export type Value = (string | number | boolean)
 export type ConnectionStore = ConnectionStore1
 
 /**
- * Connections to providers, where extra provider manifests live, the token store and the server. Values may be literals, `${env:VAR}` or `${file:PATH}` (relative to this file).
+ * Connections to providers, where extra provider manifests live, the token store and the server. Values (connection inputs, store.url, store.encryption_key, server API keys) may hold `${env:VAR}` and `${file:PATH}` references (see $defs/value). At most 64 levels of nesting; a key may appear once per mapping.
  */
 export interface ConfigDocument {
 $schema?: string
@@ -58,16 +58,16 @@ export interface Store {
  */
 type: ("memory" | "file" | "redis")
 /**
- * file: cache directory (default: $TESSERA_CACHE_DIR or the user cache dir).
+ * file: cache directory (default: $TESSERA_CACHE_DIR, else the user cache dir). tessera uses only a directory it created (marked by a .tessera-cache file): an existing directory without the marker is left unchanged and the cache goes into its tessera/ subdirectory. A path, not a value: `${...}` references are refused here.
  */
 path?: string
 /**
- * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
  */
 url?: (string | number | boolean)
 key_prefix?: string
 /**
- * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
  */
 encryption_key?: (string | number | boolean)
 }
