@@ -1,5 +1,6 @@
 /** @tessera/engine: provider manifests, the loader, the token engine and its stores. Effect users take the
  *  services and layers from here; plain TypeScript users take `createTessera` from "@tessera/engine/promise". */
+export * as Api from "./api.ts"
 export * as Catalog from "./catalog.ts"
 export * as Config from "./config.ts"
 export * as ConfigValue from "./config-value.ts"
@@ -24,4 +25,4 @@ export * as Transport from "./transport.ts"
 export * as Upstream from "./upstream.ts"
 // The Redis store is a subpath export ("@tessera/engine/redis"): re-exporting it here would load the Redis client
 // into every process, which costs the CLI most of its start-up time.
-export { createTessera, type Tessera, type CreateOptions } from "./promise.ts"
+export { createTessera, type Tessera, type CreateOptions, type FetchInit } from "./promise.ts"
