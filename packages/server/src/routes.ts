@@ -8,7 +8,7 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
-import { Engine, Template, type Connection } from "@tessera/engine"
+import { Api, Engine } from "@tessera/engine"
 import * as Metrics from "./metrics.ts"
 import type { Failure } from "./problem.ts"
 import * as Proxy from "./proxy.ts"
@@ -89,13 +89,6 @@ const token =
       return HttpServerResponse.jsonUnsafe(Engine.toJson(result), { headers: noStore })
     })
 
-/** The API base URL to show for a connection; null when the provider has none or it is built from a secret. */
-const shownBaseUrl = (c: Connection.Connection): string | null => {
-  if (!c.manifest.api) return null
-  const r = Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
-  return r._tag === "Value" && !Template.isSecret(r.value) ? r.value : null
-}
-
 export const routes: ReadonlyArray<RouteSpec> = [
   {
     method: "GET",
@@ -158,7 +151,7 @@ export const routes: ReadonlyArray<RouteSpec> = [
             name: c.name,
             provider: c.manifest.id,
             status: "ok",
-            api_base_url: shownBaseUrl(c),
+            api_base_url: Api.shownBase(c) ?? null,
             inputs: [...c.inputs.keys()].sort()
           }))
         const broken = [...config.broken]
