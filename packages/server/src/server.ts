@@ -14,7 +14,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { TokenError, type Config, type Runtime } from "@tessera/engine"
+import { Connection, TokenError, type Config, type Runtime } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as App from "./app.ts"
 import * as Generations from "./generations.ts"
@@ -49,9 +49,9 @@ export interface RunningServer {
   readonly reload: (config: Config.Config) => Promise<void>
 }
 
-/** Loopback hosts, where a server without API keys is reachable only from this machine. */
-export const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+/** Loopback hosts, where a server without API keys is reachable only from this machine: the engine's one rule,
+ *  the same that allows plain http to an API. */
+export const isLoopback = Connection.isLoopback
 
 const checkBind = (host: string, config: Config.Config) => {
   if (!isLoopback(host) && config.server.apiKeys.length === 0) {
