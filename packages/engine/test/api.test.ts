@@ -23,6 +23,18 @@ const seen: Array<{ path: string; authorization: string | undefined }> = []
 beforeAll(async () => {
   api = http.createServer((req, res) => {
     seen.push({ path: req.url ?? "", authorization: req.headers.authorization })
+    if (req.url?.startsWith("/plain/redirect")) {
+      res.writeHead(302, { location: `${apiUrl}/plain/landed` }).end()
+      return
+    }
+    if (req.url?.startsWith("/plain/slow")) {
+      setTimeout(() => res.end("late"), 1500)
+      return
+    }
+    if (req.url?.startsWith("/plain")) {
+      res.end("x".repeat(64))
+      return
+    }
     res.statusCode = req.url?.startsWith("/flaky") && !refuseAll ? 200 : 401
     res.end(res.statusCode === 200 ? '{"ok":true}' : '{"error":"invalid_token"}')
   })
@@ -32,6 +44,7 @@ beforeAll(async () => {
     extra: (sb) => ({
       refused: { provider: "oauth2", inputs: { ...sb.credentials.oauth2, api_base_url: `${apiUrl}/refused` } },
       flaky: { provider: "oauth2", inputs: { ...sb.credentials.oauth2, api_base_url: `${apiUrl}/flaky` } },
+      plain: { provider: "oauth2", inputs: { ...sb.credentials.oauth2, api_base_url: `${apiUrl}/plain` } },
       // Nothing listens on port 1.
       gone: { provider: "oauth2", inputs: { ...sb.credentials.oauth2, api_base_url: "http://127.0.0.1:1/v1" } }
     })
@@ -193,6 +206,38 @@ describe("Api.endToEnd", () => {
       { "x-b": "2", "set-cookie": ["a=1", "b=2"] }
     )
   })
+})
+
+describe("Api.call", () => {
+  const call = (path: string, options: Api.CallOptions = {}) =>
+    Api.call(h.engine, "plain", { method: "GET", target: path }, options)
+
+  it.effect("follows no redirect: the 3xx goes back to the caller, and its Location gets no token", () =>
+    Effect.gen(function* () {
+      const r = yield* call("/redirect")
+      assert.strictEqual(r.status, 302)
+      assert.deepInclude(r.headers, ["location", `${apiUrl}/plain/landed`])
+      assert.isFalse(seen.some((x) => x.path === "/plain/landed"))
+    })
+  )
+
+  it.effect("reads at most maxResponseBytes of an answer", () =>
+    Effect.gen(function* () {
+      assert.strictEqual((yield* call("/big", { maxResponseBytes: 64 })).body.length, 64)
+      const e = yield* Effect.flip(call("/big", { maxResponseBytes: 63 }))
+      assert.strictEqual(
+        e.message,
+        "plain (oauth2): cannot reach " + `${apiUrl}/plain/big: response larger than 63 bytes`
+      )
+    })
+  )
+
+  it.live("an answer slower than the time limit is an UpstreamTimeout", () =>
+    Effect.gen(function* () {
+      const e = yield* Effect.flip(call("/slow", { timeoutMs: 300 }))
+      assert.strictEqual(e.message, `plain (oauth2): no answer from ${apiUrl}/plain/slow within 300 ms`)
+    })
+  )
 })
 
 describe("the 401 rule", () => {
