@@ -9,52 +9,36 @@
  *    percent-encoded, is refused); an absolute URL must be on the API origin, unless the caller opts in with
  *    `allowForeignOrigin` (logged as a warning), since the token goes wherever the URL points;
  *  - the token applied per the manifest's `apply` rule (engine.authorization), over the caller's own header;
- *  - the 401 rule (unauthorized.ts): invalidate at most once per token, retry once when the body can be sent again,
- *    and a cool-down when a new token is refused too;
- *  - the sending, with one HTTP client: an undici Agent (keep-alive pools per origin, redirects never followed,
- *    since a redirect would carry the token elsewhere).
+ *  - the 401 rule (internal/unauthorized.ts): invalidate at most once per token, retry once when the body can be
+ *    sent again, and a cool-down when a new token is refused too;
+ *  - the sending (internal/api-http.ts), with one HTTP client: an undici Agent (keep-alive pools per origin,
+ *    redirects never followed, since a redirect would carry the token elsewhere).
  *
  *  Two forms: `call` buffers both bodies (the library and the CLI), `forward` streams both with backpressure (the
  *  server's proxy: the request body from a Node IncomingMessage, the answer as a Readable for the ServerResponse). */
 import { Effect, Redacted, Result } from "effect"
 import type { IncomingMessage } from "node:http"
-import { Readable } from "node:stream"
-import { Agent, type Dispatcher } from "undici"
+import type { Readable } from "node:stream"
 import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"
 import { checkUrl, type Connection } from "./connection.ts"
 import type { EngineShape } from "./engine.ts"
 import * as Template from "./template.ts"
-import { InputInvalid, TransportError, UpstreamTimeout, type TokenError } from "./token-error.ts"
+import { InputInvalid, UpstreamTimeout, type TokenError } from "./token-error.ts"
+import * as Http from "./internal/api-http.ts"
 import * as Unauthorized from "./internal/unauthorized.ts"
 
 export { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, isApiError, type ApiError } from "./api-error.ts"
 
-// ---------------------------------------------------------------------------------------------------------------
-// The HTTP client
-
-/** The connection pools API calls go through. One is shared by the process; a server makes its own so that
- *  closing it frees every socket. */
-export interface Client {
-  readonly dispatcher: Dispatcher
-  readonly destroy: () => void
-}
-
-export const makeClient = (): Client => {
-  // Keep-alive is undici's default; idle sockets do not hold the process open. No redirect interceptor: a 3xx goes
-  // back to the caller as it is.
-  const agent = new Agent({ keepAliveTimeout: 4_000 })
-  return { dispatcher: agent, destroy: () => void agent.destroy().catch(() => undefined) }
-}
-
-let shared: Client | undefined
-const sharedClient = (): Client => (shared ??= makeClient())
+/** The connection pools API calls go through (undici). One is shared by the process; a server makes its own so
+ *  that closing it frees every socket. */
+export type Client = Http.Client
+export const makeClient: () => Client = Http.makeClient
 
 // ---------------------------------------------------------------------------------------------------------------
 // The API base
 
 /** A connection's API base URL, checked. */
 export interface Base {
-  readonly url: URL
   readonly origin: string
   /** The base path without trailing slashes: "" or "/restApi". */
   readonly path: string
@@ -76,7 +60,6 @@ const compileBase = (c: Connection): Result.Result<Base, NoApiBaseUrl | InputInv
     return Result.fail(new InputInvalid({ ...whereOf(c), details: [`api.base_url ${bad.message} (${bad.hint})`] }))
   const url = new URL(text)
   return Result.succeed({
-    url,
     origin: url.origin,
     path: url.pathname.replace(/\/+$/, ""),
     text,
@@ -217,7 +200,7 @@ const hopByHop = new Set([
   "upgrade"
 ])
 
-export type HeaderMap = Record<string, string | Array<string>>
+export type HeaderMap = Http.HeaderMap
 
 /** The end-to-end headers of a message: without hop-by-hop ones (RFC 9110 §7.6.1: Connection and the names it
  *  lists, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade) and without `drop` (lower-case names).
@@ -260,106 +243,6 @@ const authorize = (engine: EngineShape, c: Connection, headers: HeaderMap) =>
     token: auth.result.accessToken
   }))
 
-// ---------------------------------------------------------------------------------------------------------------
-// Sending
-
-interface Where {
-  readonly connection: string
-  readonly provider: string
-  readonly url: string
-}
-
-interface Answer {
-  readonly status: number
-  readonly statusText: string
-  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
-  readonly body: Dispatcher.ResponseData["body"]
-}
-
-class ResponseTooLarge extends Error {}
-
-const reasons: Record<string, string> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset by the server",
-  EPIPE: "connection closed by the server",
-  UND_ERR_SOCKET: "connection closed by the server",
-  ENOTFOUND: "host not found (DNS)",
-  EAI_AGAIN: "DNS lookup failed (temporary)",
-  EHOSTUNREACH: "host unreachable",
-  ECONNABORTED: "connection aborted",
-  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: "the request body did not match its Content-Length",
-  UND_ERR_INVALID_ARG: "the request could not be sent (an invalid header)",
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "the response body did not match its Content-Length"
-}
-
-const timeouts = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CONNECT_TIMEOUT"])
-
-const codeOf = (e: unknown): string | undefined => {
-  const code = (e as { code?: unknown } | null)?.code
-  if (typeof code === "string") return code
-  const cause = (e as { cause?: unknown } | null)?.cause
-  return cause === undefined ? undefined : codeOf(cause)
-}
-
-/** A failure of the exchange as the engine's errors; a body refusal passes through. Never the error's own text:
- *  it may quote a header. */
-const failureOf = (
-  e: unknown,
-  where: Where,
-  timeoutMs: number,
-  maxResponseBytes: number
-): TransportError | UpstreamTimeout | BodyRefused => {
-  if (e instanceof BodyRefused) return e
-  const base = { ...where, attempts: 1 }
-  if (e instanceof ResponseTooLarge)
-    return new TransportError({ ...base, reason: `response larger than ${maxResponseBytes} bytes` })
-  const code = codeOf(e)
-  if (code !== undefined && timeouts.has(code)) return new UpstreamTimeout({ ...base, timeoutMs })
-  return new TransportError({ ...base, reason: (code && reasons[code]) ?? code ?? "network error" })
-}
-
-type SendBody = string | Uint8Array | Readable | null
-
-/** One exchange, up to the response headers. `timeoutMs` bounds the wait for the headers and, afterwards, each
- *  silence of the body (a stalled body is cut). Interruption aborts it. */
-const send = (
-  client: Client,
-  url: URL,
-  method: string,
-  headers: HeaderMap,
-  body: SendBody,
-  timeoutMs: number
-): Promise<Answer> =>
-  client.dispatcher
-    .request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method,
-      headers,
-      body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs
-    })
-    .then((r) => {
-      // Until someone reads it, an error on the body (a reset mid-body) must not become an uncaught exception.
-      r.body.on("error", () => undefined)
-      return { status: r.statusCode, statusText: r.statusText, headers: r.headers, body: r.body }
-    })
-
-const readAll = async (body: Readable, max: number): Promise<Uint8Array> => {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (total > max) {
-      body.destroy()
-      throw new ResponseTooLarge()
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, total)
-}
-
 const displayUrl = (u: URL) => `${u.origin}${u.pathname}`
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -396,13 +279,38 @@ export interface CallResponse {
 
 export const defaultMaxResponseBytes = 100 * 1024 * 1024
 
-const headerLines = (headers: Answer["headers"]): ReadonlyArray<readonly [string, string]> =>
+const headerLines = (headers: Http.Answer["headers"]): ReadonlyArray<readonly [string, string]> =>
   Object.entries(headers).flatMap(([k, v]) =>
     v === undefined ? [] : typeof v === "string" ? [[k, v] as const] : v.map((x) => [k, x] as const)
   )
 
 // Never taken from the caller: the client frames the body and picks the host from the URL.
 const framing = ["host", "content-length", "expect"]
+
+interface Exchange {
+  readonly client: Http.Client
+  readonly url: URL
+  readonly method: string
+  readonly body: string | Uint8Array | null
+  readonly timeoutMs: number
+  readonly maxResponseBytes: number
+  readonly where: Http.Where
+}
+
+/** One exchange with both bodies in memory, all of it within `timeoutMs`. */
+const exchangeAll = (x: Exchange, headers: HeaderMap) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const a = await Http.send(x.client, { ...x, headers, signal })
+      return { ...a, body: await Http.readBody(a.body, x.maxResponseBytes) }
+    },
+    catch: (e) => Http.failureOf(e, x.where, x)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: x.timeoutMs,
+      orElse: () => Effect.fail(new UpstreamTimeout({ ...x.where, timeoutMs: x.timeoutMs, attempts: 1 }))
+    })
+  )
 
 /** One API call for `connection`, both bodies buffered, so a 401 can always be retried once. */
 export const call = (
@@ -418,33 +326,20 @@ export const call = (
         ? request.target
         : yield* resolve(c, request.target instanceof Target ? request.target.url : request.target, options)
     const url = target.url
-    const client = options.client ?? sharedClient()
-    const timeoutMs = options.timeoutMs ?? engine.config.http.totalTimeoutMs
-    const max = options.maxResponseBytes ?? defaultMaxResponseBytes
-    const where = { ...whereOf(c), url: displayUrl(url) }
+    const exchange = {
+      client: options.client ?? Http.sharedClient(),
+      url,
+      method: request.method,
+      body: request.body ?? null,
+      timeoutMs: options.timeoutMs ?? engine.config.http.totalTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? defaultMaxResponseBytes,
+      where: { ...whereOf(c), url: displayUrl(url) }
+    }
     const headers = endToEnd(headerMap(request.headers ?? []), framing)
     const attempt = Effect.gen(function* () {
       const auth = yield* authorize(engine, c, headers)
-      const answer = yield* Effect.tryPromise({
-        try: async () => {
-          const a = await send(client, url, request.method, auth.headers, request.body ?? null, timeoutMs)
-          return { ...a, body: await readAll(a.body, max) }
-        },
-        catch: (e) => failureOf(e, where, timeoutMs, max)
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: timeoutMs,
-          orElse: () => Effect.fail(new UpstreamTimeout({ ...where, timeoutMs, attempts: 1 }))
-        })
-      )
-      return {
-        url,
-        status: answer.status,
-        statusText: answer.statusText,
-        headers: headerLines(answer.headers),
-        body: answer.body,
-        token: auth.token
-      }
+      const answer = yield* exchangeAll(exchange, auth.headers)
+      return { ...answer, url, headers: headerLines(answer.headers), token: auth.token }
     })
     return yield* Unauthorized.retryOnce(engine, c, attempt, { replayable: true })
   })
@@ -488,66 +383,6 @@ export interface Streamed {
   readonly body: Readable
 }
 
-type Body =
-  | { readonly kind: "none" }
-  | { readonly kind: "buffered"; readonly data: Buffer }
-  | { readonly kind: "stream"; readonly length: number | undefined }
-
-const readRequest = (source: IncomingMessage, length: number, refuse: () => BodyRefused) =>
-  Effect.callback<Buffer, BodyRefused>((resume) => {
-    const chunks: Buffer[] = []
-    const onData = (chunk: Buffer) => void chunks.push(chunk)
-    const onEnd = () => {
-      detach()
-      resume(Effect.succeed(Buffer.concat(chunks, length)))
-    }
-    const onClose = () => {
-      if (source.complete) return
-      detach()
-      resume(Effect.fail(refuse()))
-    }
-    const detach = () => {
-      source.off("data", onData).off("end", onEnd).off("close", onClose)
-    }
-    source.on("data", onData).on("end", onEnd).on("close", onClose)
-    return Effect.sync(detach)
-  })
-
-/** How the request body goes: none, buffered (small, with a Content-Length: replayable), or streamed. */
-const planBody = (c: Connection, source: IncomingMessage, limits: ForwardLimits): Effect.Effect<Body, BodyRefused> => {
-  const refuse = (reason: BodyRefused["reason"]) =>
-    new BodyRefused({ ...whereOf(c), reason, limit: limits.maxBodyBytes })
-  const cl = source.headers["content-length"]
-  if (cl === undefined)
-    return Effect.succeed(
-      source.headers["transfer-encoding"] === undefined ? { kind: "none" } : { kind: "stream", length: undefined }
-    )
-  const length = Number(cl)
-  if (!/^\d+$/.test(cl) || !Number.isSafeInteger(length)) return Effect.fail(refuse("invalid_length"))
-  if (length > limits.maxBodyBytes) return Effect.fail(refuse("too_large"))
-  if (length <= limits.replayBytes)
-    return Effect.map(
-      readRequest(source, length, () => refuse("incomplete")),
-      (data) => ({ kind: "buffered", data })
-    )
-  return Effect.succeed({ kind: "stream", length })
-}
-
-/** The caller's body as it arrives, counted: past the limit it stops with BodyRefused. Read without destroying
- *  the caller's request when it stops, so the refusal can still be answered. */
-async function* counted(source: IncomingMessage, limit: number, refuse: (r: BodyRefused["reason"]) => BodyRefused) {
-  let total = 0
-  try {
-    for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      total += chunk.length
-      if (total > limit) throw refuse("too_large")
-      yield chunk
-    }
-  } catch (e) {
-    throw e instanceof BodyRefused ? e : refuse("incomplete")
-  }
-}
-
 /** Forwards the caller's request for connection `c` to its API and answers with the API's response, both bodies
  *  streamed. A body small enough to buffer makes a 401 retryable once; a streamed one's 401 goes back as is. */
 export const forward = (
@@ -558,25 +393,27 @@ export const forward = (
 ): Effect.Effect<Streamed, ApiError | TokenError> =>
   Effect.gen(function* () {
     const url = yield* Effect.flatMap(base(c), (b) => joinPath(c, b, request.path))
-    const body = yield* planBody(c, request.source, options)
-    const client = options.client ?? sharedClient()
+    const refuse = (reason: BodyRefused["reason"]) =>
+      new BodyRefused({ ...whereOf(c), reason, limit: options.maxBodyBytes })
+    const body = yield* Http.planBody(request.source, options, refuse)
+    const client = options.client ?? Http.sharedClient()
     const where = { ...whereOf(c), url: displayUrl(url) }
     const headers: HeaderMap = { ...request.headers }
     if (body.kind === "stream" && body.length !== undefined) headers["content-length"] = String(body.length)
-    const refuse = (reason: BodyRefused["reason"]) =>
-      new BodyRefused({ ...whereOf(c), reason, limit: options.maxBodyBytes })
-    const payload = (): SendBody =>
-      body.kind === "none"
-        ? null
-        : body.kind === "buffered"
-          ? body.data
-          : Readable.from(counted(request.source, options.maxBodyBytes, refuse), { objectMode: false })
     const attempt = Effect.gen(function* () {
       const auth = yield* authorize(engine, c, headers)
       const started = performance.now()
       const answer = yield* Effect.tryPromise({
-        try: () => send(client, url, request.method, auth.headers, payload(), options.timeoutMs),
-        catch: (e) => failureOf(e, where, options.timeoutMs, 0)
+        try: (signal) =>
+          Http.send(client, {
+            url,
+            method: request.method,
+            headers: auth.headers,
+            body: Http.payload(body, request.source, options.maxBodyBytes, refuse),
+            timeoutMs: options.timeoutMs,
+            signal
+          }),
+        catch: (e) => Http.failureOf(e, where, options)
       })
       options.onExchange?.((performance.now() - started) / 1000)
       return { ...answer, token: auth.token }

@@ -169,7 +169,7 @@ describe("Api.resolve", () => {
       assert.include(foreign.message, `sends its token only to its API origin ${base.origin}`)
       assert.include(foreign.message, "allowForeignOrigin: true")
       // `localhost` is another origin than 127.0.0.1, even on the same port.
-      const host = yield* Effect.flip(Api.resolve(jobs(), base.url.href.replace("127.0.0.1", "localhost")))
+      const host = yield* Effect.flip(Api.resolve(jobs(), base.text.replace("127.0.0.1", "localhost")))
       assert.strictEqual(host._tag, "ForeignOrigin")
       const { result, lines } = yield* withLogs(
         Api.resolve(jobs(), "https://other.example/collect", { allowForeignOrigin: true })
