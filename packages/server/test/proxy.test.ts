@@ -356,6 +356,14 @@ describe("refusals", () => {
     expect(p).toMatchObject({ connection: "jobs", provider: "dvinci" })
   })
 
+  it("an API whose body stalls longer than the time limit: the caller's response is cut", async () => {
+    sb.injectApi("dvinci", { type: "slowBody", ms: 3000 })
+    const t0 = performance.now()
+    await expect(proxy("/v1/proxy/jobs/stalled")).rejects.toThrow()
+    expect(performance.now() - t0).toBeLessThan(2500)
+    expect((await proxy("/v1/proxy/jobs/after-stall")).status).toBe(200)
+  })
+
   it("an API that dies mid-body: the caller's response is cut, not completed", async () => {
     sb.injectApi("dvinci", { type: "resetMidBody" })
     await expect(proxy("/v1/proxy/jobs/mid-body")).rejects.toThrow()
