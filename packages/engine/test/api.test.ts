@@ -2,7 +2,7 @@
  *  kept below it, absolute URLs kept on its origin unless the caller opts in (logged), hop-by-hop headers, and the
  *  401 rule with its cool-down under TestClock, against a loopback API that refuses every token. */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Logger, Result } from "effect"
+import { Effect, Logger, Redacted, Result } from "effect"
 import { TestClock } from "effect/testing"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -304,6 +304,20 @@ describe("the 401 rule", () => {
       yield* get("flaky", "/revoked-again")
       assert.strictEqual(tokenRequests() - before, 2)
       refuseAll = false
+    })
+  )
+
+  it.effect("engine.invalidateIfCurrent forgets a token only while it is still the current one", () =>
+    Effect.gen(function* () {
+      const old = (yield* h.engine.getToken("oauth2")).accessToken
+      const renewed = (yield* h.engine.getToken("oauth2", { force: true })).accessToken
+      assert.isFalse(yield* h.engine.invalidateIfCurrent("oauth2", old))
+      const cached = (yield* h.engine.getToken("oauth2")).accessToken
+      assert.strictEqual(Redacted.value(cached), Redacted.value(renewed)) // still cached
+      assert.isTrue(yield* h.engine.invalidateIfCurrent("oauth2", renewed))
+      assert.isFalse(yield* h.engine.invalidateIfCurrent("oauth2", renewed)) // once
+      const next = (yield* h.engine.getToken("oauth2")).accessToken
+      assert.notStrictEqual(Redacted.value(next), Redacted.value(renewed))
     })
   )
 
