@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
-import { Agent, type Dispatcher } from "undici"
+import type { Agent, Dispatcher } from "undici"
 import { BodyRefused } from "../api-error.ts"
 import { TransportError, UpstreamTimeout } from "../token-error.ts"
 
@@ -16,15 +16,19 @@ import { TransportError, UpstreamTimeout } from "../token-error.ts"
 /** The connection pools API calls go through. One is shared by the process; a server makes its own so that
  *  closing it frees every socket. */
 export interface Client {
-  readonly dispatcher: Dispatcher
+  readonly dispatcher: () => Promise<Dispatcher>
   readonly destroy: () => void
 }
 
 export const makeClient = (): Client => {
-  // Keep-alive pools per origin are undici's default, and idle sockets do not hold the process open. No redirect
-  // interceptor: a 3xx goes back to the caller as it is, so the token never follows a Location elsewhere.
-  const agent = new Agent({ keepAliveTimeout: 4_000 })
-  return { dispatcher: agent, destroy: () => void agent.destroy().catch(() => undefined) }
+  // undici is loaded on the first call: most CLI runs make none, and it costs start-up time. Keep-alive pools per
+  // origin are its default, and idle sockets do not hold the process open. No redirect interceptor: a 3xx goes
+  // back to the caller as it is, so the token never follows a Location elsewhere.
+  let agent: Promise<Agent> | undefined
+  return {
+    dispatcher: () => (agent ??= import("undici").then((u) => new u.Agent({ keepAliveTimeout: 4_000 }))),
+    destroy: () => void agent?.then((a) => a.destroy()).catch(() => undefined)
+  }
 }
 
 let shared: Client | undefined
@@ -104,17 +108,20 @@ export const send = (
     readonly signal?: AbortSignal | undefined
   }
 ): Promise<Answer> =>
-  client.dispatcher
-    .request({
-      origin: request.url.origin,
-      path: `${request.url.pathname}${request.url.search}`,
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      headersTimeout: request.timeoutMs,
-      bodyTimeout: request.timeoutMs,
-      signal: request.signal ?? null
-    })
+  client
+    .dispatcher()
+    .then((d) =>
+      d.request({
+        origin: request.url.origin,
+        path: `${request.url.pathname}${request.url.search}`,
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        headersTimeout: request.timeoutMs,
+        bodyTimeout: request.timeoutMs,
+        signal: request.signal ?? null
+      })
+    )
     .then((r) => {
       // Until someone reads it, an error on the body (a reset mid-body) must not become an uncaught exception.
       r.body.on("error", () => undefined)
