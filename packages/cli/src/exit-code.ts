@@ -2,7 +2,7 @@
  *  0: success. 1: the provider, the network or the token store failed, or (tessera request) the API answered 400 or
  *  more; retrying later may help.
  *  2: the invocation or the configuration is wrong; fix it before retrying. */
-import type { ConnectionRegistry, ManifestError, TokenError } from "@tessera/engine"
+import type { Api, ConnectionRegistry, ManifestError, TokenError } from "@tessera/engine"
 import { CliError } from "effect/cli"
 import type { CliError as CliFailure } from "./cli-error.ts"
 import type { ConfigNotFound } from "./config-discovery.ts"
@@ -13,9 +13,15 @@ export const success: ExitCode = 0
 export const failure: ExitCode = 1
 export const usage: ExitCode = 2
 
-/** Every failure a command can end with: the engine's, plus config discovery and the CLI's own (cli-error.ts). */
+/** Every failure a command can end with: the engine's (tokens, API calls, the connection registry), plus config
+ *  discovery and the CLI's own (cli-error.ts). */
 export type Failure =
-  TokenError.TokenError | ConnectionRegistry.RegistryError | ManifestError.LoadError | ConfigNotFound | CliFailure
+  | TokenError.TokenError
+  | Api.ApiError
+  | ConnectionRegistry.RegistryError
+  | ManifestError.LoadError
+  | ConfigNotFound
+  | CliFailure
 
 // `satisfies` makes the table exhaustive: a new engine `_tag` fails the typecheck until it is mapped here.
 const table = {
@@ -26,6 +32,10 @@ const table = {
   ConfigNotFound: usage,
   InvalidArgument: usage,
   FileExists: usage,
+  NoApiBaseUrl: usage,
+  TargetRefused: usage,
+  ForeignOrigin: usage,
+  BodyRefused: usage,
   TransportError: failure,
   UpstreamTimeout: failure,
   UpstreamRejected: failure,

@@ -2,12 +2,25 @@
  *  command line, a file and stdin, extra headers, -i and --json, the one invalidate-and-retry after a 401, error
  *  answers (exit 1, body still printed), command-line mistakes (exit 2), and never the Authorization value. */
 import { startSandbox, type Sandbox } from "@tessera/testkit"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanup, configText, hasScript, tempDir, tessera, tesseraTty, write } from "./services/cli.ts"
 
 let sb: Sandbox
 let cwd: string
+/** Another origin on this machine, recording the Authorization header of every request it gets. */
+let other: http.Server
+let otherUrl: string
+const otherSaw: Array<string | undefined> = []
 beforeAll(async () => {
+  other = http.createServer((req, res) => {
+    otherSaw.push(req.headers.authorization)
+    res.setHeader("content-type", "application/json")
+    res.end('{"other":true}')
+  })
+  await new Promise<void>((r) => other.listen(0, "127.0.0.1", () => r()))
+  otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
   sb = await startSandbox()
   cwd = tempDir()
   write(
@@ -25,6 +38,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await sb?.close()
+  await new Promise<void>((r) => (other ? other.close(() => r()) : r()))
   cleanup()
 })
 
@@ -184,6 +198,27 @@ describe.concurrent("tessera request", () => {
       "tessera: -H Authorization is set by tessera, from the token (dvinci's apply rule puts the token in Authorization)\n"
     )
     expect(sb.requests.filter((r) => r.kind === "api" && /\/(x|me)$/.test(r.path))).toEqual([])
+  })
+
+  it("refuses an absolute URL outside the API origin unless --allow-foreign-origin, which is logged", async () => {
+    const [refused, allowed] = await Promise.all([
+      run(["jobs", "GET", `${otherUrl}/collect?page=1`]),
+      run(["jobs", "GET", `${otherUrl}/collect`, "--allow-foreign-origin"])
+    ])
+    const apiOrigin = new URL(sb.base("dvinci")).origin
+    expect(refused.code).toBe(2)
+    expect(refused.stdout).toBe("")
+    expect(refused.stderr).toBe(
+      `tessera: ${otherUrl}/collect is outside connection jobs's API origin ${apiOrigin} (tessera sends the token only to the API origin; pass --allow-foreign-origin to send it there anyway)\n`
+    )
+    expect(allowed.code, allowed.stderr).toBe(0)
+    expect(JSON.parse(allowed.stdout)).toEqual({ other: true })
+    expect(allowed.stderr).toMatch(
+      new RegExp(`WARN.*sending connection jobs's token to ${otherUrl}, outside its API origin ${apiOrigin}`)
+    )
+    // Only the allowed call reached the other origin.
+    expect(otherSaw).toHaveLength(1)
+    expect(otherSaw[0]).toMatch(/^Bearer /)
   })
 
   it.skipIf(!hasScript)("on a terminal, a slow call shows a spinner on stderr and erases it", async () => {

@@ -2,6 +2,7 @@
  *  input against the manifest (unknown, missing, enum, pattern, type, rules between inputs), fills defaults in
  *  dependency order and wraps secret inputs in Redacted before anything else sees them. */
 import { Redacted } from "effect"
+import { isIPv4, isIPv6 } from "node:net"
 import type { Manifest, InputSpec } from "./manifest.ts"
 import * as Template from "./template.ts"
 import { closest } from "./internal/did-you-mean.ts"
@@ -34,7 +35,18 @@ export interface GivenInput {
   readonly literal: boolean
 }
 
-const isLoopback = (host: string) => host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)
+/** Whether a host name is this machine's loopback: `localhost`, 127.0.0.0/8 or ::1 (bracketed or not, in any
+ *  spelling, also IPv4-mapped). The one rule for "plain http is safe here" (checkUrl, the API calls) and "a server
+ *  without keys may listen here" (the server's bind check). */
+export const isLoopback = (host: string): boolean => {
+  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host
+  if (h.toLowerCase() === "localhost") return true
+  if (isIPv4(h)) return h.startsWith("127.")
+  if (!isIPv6(h)) return false
+  // The URL parser writes every IPv6 spelling one way: 0:0:0:0:0:0:0:1 is [::1], ::ffff:127.0.0.1 is [::ffff:7f00:1].
+  const canonical = new URL(`http://[${h}]/`).hostname
+  return canonical === "[::1]" || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical)
+}
 
 /** Checks a URL value: absolute http(s); plain http only to loopback unless allowed. */
 export const checkUrl = (value: string, allowInsecureHttp: boolean): { message: string; hint: string } | undefined => {

@@ -20,7 +20,7 @@ import * as Template from "./template.ts"
 import { fromStored, toStored, type ExpirySource, type Token } from "./token.ts"
 import { InputInvalid, StoreError, type TokenError, type UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
-import { TokenStore, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
+import { TokenStore, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
 import * as Upstream from "./upstream.ts"
 
 export type Action = "reused" | "acquired" | "refreshed" | "served_stale"
@@ -73,6 +73,12 @@ export interface EngineShape {
   readonly getToken: (connection: string, options?: GetOptions) => Effect.Effect<TokenResult, TokenError>
   /** Forgets the access token (after a 401 from the API); a refresh token is kept for the next renewal. */
   readonly invalidate: (connection: string) => Effect.Effect<void, TokenError>
+  /** Forgets the access token only while it is still `token` (the one an API refused), and says whether it did: a
+   *  401 that arrives after another caller already replaced the token leaves the new one alone. */
+  readonly invalidateIfCurrent: (
+    connection: string,
+    token: Redacted.Redacted<string>
+  ) => Effect.Effect<boolean, TokenError>
   /** The header that authorizes an API call, per the manifest's apply rule. */
   readonly authorization: (
     connection: string,
@@ -365,11 +371,8 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
       return yield* Deferred.await(d)
     })
 
-  const invalidate = (name: string): Effect.Effect<void, TokenError> =>
+  const forget = (c: Connection, key: string, entry: Entry | undefined, reason: string) =>
     Effect.gen(function* () {
-      const c = yield* connection(name)
-      const key = keyOf(c)
-      const entry = yield* store.get(key)
       local.delete(key)
       if (entry?.token.refresh_token) {
         const now = yield* Clock.currentTimeMillis
@@ -378,7 +381,29 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
           token: { ...entry.token, expires_at: Math.min(entry.token.expires_at, now - 1) }
         })
       } else yield* store.delete(key)
-      yield* emit(c, "invalidated", "invalidated by the caller")
+      yield* emit(c, "invalidated", reason)
+    })
+
+  const invalidate = (name: string): Effect.Effect<void, TokenError> =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const key = keyOf(c)
+      yield* forget(c, key, yield* store.get(key), "invalidated by the caller")
+    })
+
+  const invalidateIfCurrent: EngineShape["invalidateIfCurrent"] = (name, token) =>
+    Effect.gen(function* () {
+      const c = yield* connection(name)
+      const key = keyOf(c)
+      const refused = Redacted.value(token)
+      const held = local.get(key)
+      if (held && Redacted.value(held.accessToken) === refused) local.delete(key)
+      const entry = yield* store.get(key)
+      const now = yield* Clock.currentTimeMillis
+      // The store is the truth across processes: another instance may have replaced the token already.
+      if (!entry || entry.token.access_token !== refused || entry.token.expires_at <= now) return false
+      yield* forget(c, key, entry, "the API refused the token")
+      return true
     })
 
   const authorization: EngineShape["authorization"] = (name, options) =>
@@ -443,6 +468,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
     peek,
     getToken,
     invalidate,
+    invalidateIfCurrent,
     authorization,
     describeRequest,
     cacheState,

@@ -1,5 +1,6 @@
 /** @tessera/engine: provider manifests, the loader, the token engine and its stores. Effect users take the
  *  services and layers from here; plain TypeScript users take `createTessera` from "@tessera/engine/promise". */
+export * as Api from "./api.ts"
 export * as Catalog from "./catalog.ts"
 export * as Config from "./config.ts"
 export * as ConfigValue from "./config-value.ts"
@@ -30,4 +31,4 @@ export * as Upstream from "./upstream.ts"
 // The Redis store and the PostgreSQL connection store are subpath exports ("@tessera/engine/redis",
 // "@tessera/engine/postgres"): re-exporting them here would load their clients into every process, which costs the
 // CLI most of its start-up time. node:sqlite is built into Node and costs nothing until a database is opened.
-export { createTessera, type Tessera, type CreateOptions } from "./promise.ts"
+export { createTessera, type Tessera, type CreateOptions, type FetchInit } from "./promise.ts"

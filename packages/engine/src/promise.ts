@@ -2,17 +2,17 @@
  *
  *    const tessera = await createTessera({ config: "tessera.yaml" })
  *    const token = await tessera.getToken("crm")            // the access token, renewed as needed
- *    const res = await tessera.fetch("dvinci", "/dvinciUsers/")   // relative to the manifest's api.base_url
+ *    const res = await tessera.fetch("dvinci", "/dvinciUsers/")   // below the manifest's api.base_url
  *    await tessera.close()
  */
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import * as Api from "./api.ts"
 import * as Config from "./config.ts"
 import type { ConfigDocument } from "./generated/config.ts"
 import type * as Registry from "./connection-registry.ts"
 import * as Engine from "./engine.ts"
 import type { Listener } from "./events.ts"
 import * as Runtime from "./runtime.ts"
-import * as Template from "./template.ts"
 
 export interface CreateOptions {
   /** A path to tessera.yaml, or the config itself as an object. */
@@ -25,14 +25,22 @@ export interface CreateOptions {
   readonly env?: NodeJS.ProcessEnv | undefined
 }
 
+export interface FetchInit extends RequestInit {
+  /** WARNING: lets an absolute URL on another origin than the connection's API origin carry its token. Each such
+   *  call is logged as a warning. */
+  readonly allowForeignOrigin?: boolean | undefined
+}
+
 export interface Tessera {
   /** The access token for a connection, from cache or renewed. */
   readonly getToken: (connection: string, options?: Engine.GetOptions) => Promise<string>
   /** The token with its type, expiry and the engine's decision. */
   readonly getTokenResult: (connection: string, options?: Engine.GetOptions) => Promise<Engine.TokenResult>
-  /** fetch() with the connection's token applied; a relative URL is resolved against the manifest's api.base_url.
-   *  On a 401 the token is invalidated and the call retried once (when the body can be sent again). */
-  readonly fetch: (connection: string, url: string | URL, init?: RequestInit) => Promise<Response>
+  /** fetch() with the connection's token applied (Api.call): a path is resolved below the manifest's api.base_url;
+   *  an absolute URL must be on that API origin unless `init.allowForeignOrigin` is set. On a 401 the token is
+   *  invalidated (once per token) and the call retried once. Redirects are not followed; both bodies are buffered
+   *  (answers up to 100 MiB), within the config's http.total_timeout_ms. */
+  readonly fetch: (connection: string, url: string | URL, init?: FetchInit) => Promise<Response>
   readonly invalidate: (connection: string) => Promise<void>
   readonly subscribe: (listener: Listener) => () => void
   /** Called: the names of the config file's connections. Its methods (`put`, `get`, `delete`, `list`) manage
@@ -43,21 +51,33 @@ export interface Tessera {
   readonly runtime: ManagedRuntime.ManagedRuntime<Engine.Engine, unknown>
 }
 
-const replayable = (body: RequestInit["body"]) =>
-  body === undefined ||
-  body === null ||
-  typeof body === "string" ||
-  body instanceof URLSearchParams ||
-  body instanceof Uint8Array ||
-  body instanceof ArrayBuffer ||
-  body instanceof Blob
+// RFC 9110 §15: these answers have no body, and a WHATWG Response refuses one for them.
+const nullBodyStatus = new Set([101, 103, 204, 205, 304])
 
-/** Resolves `url` against the connection's API base URL unless it is absolute. */
-export const apiUrl = (base: string | undefined, url: string | URL): URL => {
-  if (url instanceof URL) return url
-  if (/^https?:\/\//i.test(url)) return new URL(url)
-  if (!base) throw new TypeError(`"${url}" is relative but the connection's provider has no api.base_url`)
-  return new URL(`${base.replace(/\/+$/, "")}/${url.replace(/^\/+/, "")}`)
+// Fetch §2.2.1: these methods are normalized to upper case; any other is sent as written.
+const normalizedMethods = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"])
+
+/** The call as fetch() would send it: its method, header lines and body bytes (fetch's own extraction, so a string,
+ *  URLSearchParams, Blob, FormData or stream body gets the same bytes and default Content-Type). */
+const toCall = async (url: string | URL, init: FetchInit): Promise<Api.CallRequest> => {
+  const { allowForeignOrigin: _, ...rest } = init
+  const given = rest.method ?? "GET"
+  const method = normalizedMethods.has(given.toUpperCase()) ? given.toUpperCase() : given
+  const headers = new Headers(rest.headers)
+  if (rest.body === undefined || rest.body === null) return { method, target: url, headers: [...headers] }
+  if (method === "GET" || method === "HEAD") throw new TypeError("Request with GET/HEAD method cannot have body.")
+  const extracted = new Response(rest.body)
+  const body = new Uint8Array(await extracted.arrayBuffer())
+  const type = extracted.headers.get("content-type")
+  if (type !== null && !headers.has("content-type")) headers.set("content-type", type)
+  return { method, target: url, headers: [...headers], body }
+}
+
+const toResponse = (r: Api.CallResponse): Response => {
+  const headers = new Headers()
+  for (const [k, v] of r.headers) headers.append(k, v)
+  const body = nullBodyStatus.has(r.status) ? null : new Uint8Array(r.body)
+  return new Response(body, { status: r.status, statusText: r.statusText, headers })
 }
 
 /** The connection store through the Promise API. Failures reject with the engine's tagged errors
@@ -97,25 +117,16 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
   const engine: Engine.EngineShape = await runtime.runPromise(Engine.Engine)
   const run = <A>(eff: Effect.Effect<A, unknown, Engine.Engine>, signal?: AbortSignal | null): Promise<A> =>
     runtime.runPromise(eff, signal ? { signal } : undefined)
-  const baseUrl = (name: string): string | undefined => {
-    const c = config.connections.get(name)
-    if (!c?.manifest.api) return undefined
-    const r = Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
-    return r._tag === "Value" ? Template.reveal(r.value) : undefined
-  }
-  const authorizedFetch = async (name: string, url: string | URL, init: RequestInit = {}): Promise<Response> => {
-    const target = apiUrl(baseUrl(name), url)
-    const call = async (force: boolean) => {
-      const auth = await run(engine.authorization(name, force ? { force: true } : undefined), init.signal)
-      const headers = new Headers(init.headers)
-      headers.set(auth.header, Redacted.value(auth.value))
-      return fetch(target, { ...init, headers, redirect: init.redirect ?? "manual" })
+  const authorizedFetch = async (name: string, url: string | URL, init: FetchInit = {}): Promise<Response> => {
+    const call = await toCall(url, init)
+    try {
+      const options = { allowForeignOrigin: init.allowForeignOrigin }
+      return toResponse(await run(Api.call(engine, name, call, options), init.signal))
+    } catch (e) {
+      // Like fetch: an aborted call rejects with the signal's reason.
+      if (init.signal?.aborted) throw init.signal.reason
+      throw e
     }
-    const res = await call(false)
-    if (res.status !== 401 || !replayable(init.body)) return res
-    await res.body?.cancel()
-    await run(engine.invalidate(name))
-    return call(false)
   }
   return {
     // Not async: a cache hit costs one resolved promise, not an async function's machinery as well.

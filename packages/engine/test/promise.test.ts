@@ -1,11 +1,25 @@
-/** The Promise API: getToken, fetch with the token applied, one invalidate-and-retry on 401, relative URLs. */
+/** The Promise API: getToken, fetch with the token applied, one invalidate-and-retry on 401, paths below the API
+ *  base URL, and absolute URLs only on the API origin unless the caller opts in. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { startSandbox, type Sandbox } from "@tessera/testkit"
-import { apiUrl, createTessera, type Tessera } from "../src/promise.ts"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { createTessera, type Tessera } from "../src/promise.ts"
 
 let sb: Sandbox
 let t: Tessera
+/** Another origin on this machine, recording the Authorization header of every request it gets. */
+let other: http.Server
+let otherUrl: string
+const otherSaw: Array<string | undefined> = []
 beforeAll(async () => {
+  other = http.createServer((req, res) => {
+    otherSaw.push(req.headers.authorization)
+    res.setHeader("content-type", "application/json")
+    res.end('{"other":true}')
+  })
+  await new Promise<void>((r) => other.listen(0, "127.0.0.1", () => r()))
+  otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`
   sb = await startSandbox()
   t = await createTessera({
     config: {
@@ -19,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.close()
   await sb.close()
+  await new Promise<void>((r) => other.close(() => r()))
 })
 
 describe("Promise API", () => {
@@ -65,10 +80,45 @@ describe("Promise API", () => {
     await expect(t.getToken("nope")).rejects.toMatchObject({ _tag: "UnknownConnection", connection: "nope" })
   })
 
-  it("apiUrl keeps absolute URLs and refuses relative ones without a base", () => {
-    expect(apiUrl(undefined, "https://x.example/a").toString()).toBe("https://x.example/a")
-    expect(apiUrl("https://h.example/restApi/", "/u").toString()).toBe("https://h.example/restApi/u")
-    expect(() => apiUrl(undefined, "/u")).toThrow(/no api.base_url/)
+  it("an absolute URL on the API origin is used as is, with the token", async () => {
+    const res = await t.fetch("jobs", `${sb.base("dvinci")}/restApi/abs?x=1`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ path: "/dvinci/restApi/abs", query: { x: "1" } })
+  })
+
+  it("refuses an absolute URL on another origin: the token is not sent, unless allowForeignOrigin", async () => {
+    const refused = await t.fetch("jobs", `${otherUrl}/collect`).then(
+      () => undefined,
+      (e: unknown) => e
+    )
+    expect(refused).toMatchObject({ _tag: "ForeignOrigin", connection: "jobs", origin: otherUrl })
+    const message = (refused as Error).message
+    expect(message).toContain(new URL(sb.base("dvinci")).origin) // the API origin it would accept
+    expect(message).toContain("allowForeignOrigin: true")
+    expect(otherSaw).toEqual([])
+    const allowed = await t.fetch("jobs", `${otherUrl}/collect`, { allowForeignOrigin: true })
+    expect(allowed.status).toBe(200)
+    expect(otherSaw).toEqual([`Bearer ${await t.getToken("jobs")}`])
+  })
+
+  it("a relative path needs an api.base_url, and stays below it", async () => {
+    await expect(t.fetch("cube", "/me")).rejects.toMatchObject({ _tag: "NoApiBaseUrl", connection: "cube" })
+    await expect(t.fetch("cube", `${otherUrl}/x`)).rejects.toMatchObject({ _tag: "ForeignOrigin" })
+    for (const path of ["/../../cube/token", "/a/%2e%2e/%2E%2E/x", "/..%2fx"])
+      await expect(t.fetch("jobs", path), path).rejects.toMatchObject({ _tag: "TargetRefused", connection: "jobs" })
+  })
+
+  it("sends a body as fetch() would encode it, and answers with a WHATWG Response", async () => {
+    const res = await t.fetch("jobs", "/form", { method: "post", body: new URLSearchParams({ a: "1", b: "x y" }) })
+    expect(res).toBeInstanceOf(Response)
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/)
+    expect(await res.json()).toMatchObject({ method: "POST", path: "/dvinci/restApi/form" })
+    const seen = sb.requests.filter((r) => r.kind === "api" && r.path === "/dvinci/restApi/form").at(-1)!
+    expect(seen.headers["content-type"]).toBe("application/x-www-form-urlencoded;charset=UTF-8")
+    expect(seen.rawBody).toBe("a=1&b=x+y")
+    const aborted = new AbortController()
+    aborted.abort(new Error("caller gave up"))
+    await expect(t.fetch("jobs", "/x", { signal: aborted.signal })).rejects.toThrow("caller gave up")
   })
 })
 

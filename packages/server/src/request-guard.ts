@@ -10,11 +10,12 @@
  *  `make` builds the check for one config (it checks the allowed hosts then); server.ts runs it first for every
  *  request, before the token fast path and the router. */
 import type { IncomingHttpHeaders } from "node:http"
+import { Connection } from "@tessera/engine"
 import { Refusal } from "./problem.ts"
 
-/** Loopback hosts, where a server without API keys is reachable only from this machine. */
-export const isLoopback = (host: string): boolean =>
-  host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+/** Loopback hosts, where a server without API keys is reachable only from this machine: the engine's one rule, the
+ *  same that allows plain http to an API. */
+export const isLoopback = Connection.isLoopback
 
 export interface HostValue {
   /** Lowercased; an IPv6 address keeps its brackets. */

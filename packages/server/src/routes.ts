@@ -190,7 +190,8 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     description:
       "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
       "Send the tessera key in X-Tessera-Key; the caller's Authorization is not forwarded. An upstream 401 is retried " +
-      "once with a new token when the body was small enough to buffer. A `..` segment is refused.",
+      "once with a new token when the body was small enough to buffer; a token is invalidated at most once, and not " +
+      "at all for a cool-down (5 s, doubling to 60 s) once a new token was refused too. A `..` segment is refused.",
     responses: {
       200: { description: "Whatever the API answered (any status), streamed through.", mediaType: "*/*" },
       400: problem("A `..` segment or malformed path (code BadRequest)."),

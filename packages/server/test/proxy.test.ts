@@ -32,6 +32,8 @@ let upstreamUrl: string
 const captured = capture()
 /** Set by the own upstream when the first chunk of a streamed request arrives. */
 let onFirstChunk: (() => void) | undefined
+/** Calls the own upstream's /refused API got. */
+let refusedCalls = 0
 
 beforeAll(async () => {
   sb = await sandbox()
@@ -59,17 +61,31 @@ beforeAll(async () => {
       res.end("ok")
       return
     }
+    if (req.url?.startsWith("/refused")) {
+      refusedCalls++
+      res.statusCode = 401
+      res.setHeader("www-authenticate", 'Bearer error="invalid_token"')
+      res.end('{"error":"invalid_token"}')
+      return
+    }
     res.statusCode = 404
     res.end()
   })
   await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()))
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
-  const own = `  own:\n    provider: oauth2\n    inputs:\n${Object.entries({
-    ...sb.credentials.oauth2,
-    api_base_url: `${upstreamUrl}/base`
-  })
-    .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)
-    .join("\n")}`
+  const connection = (name: string, provider: string, inputs: Record<string, string>) =>
+    `  ${name}:\n    provider: ${provider}\n    inputs:\n${Object.entries(inputs)
+      .map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)
+      .join("\n")}`
+  const own = [
+    connection("own", "oauth2", { ...sb.credentials.oauth2, api_base_url: `${upstreamUrl}/base` }),
+    // An API that refuses every token (a misconfigured audience, say).
+    connection("refused", "oauth2", { ...sb.credentials.oauth2, api_base_url: `${upstreamUrl}/refused` }),
+    // Its own cool-down, so a test of repeated 401s does not disturb the calls of the others on jobs.
+    connection("loop", "dvinci", sb.credentials.dvinci),
+    // api.base_url is {{ inputs.audience }}, a plain string input: here plain http to a host that is not loopback.
+    connection("remote", "usage-engine", { ...sb.credentials["usage-engine"], audience: "http://api.example.test/v1" })
+  ].join("\n")
   const text = configText(sb, { connections: ["jobs", "cube"] }).replace("connections:\n", `connections:\n${own}\n`)
   s = await start(await parseConfig(text), captured, {
     limits: { maxBodyBytes: MAX_BODY, replayBytes: REPLAY, timeoutMs: 1000 }
@@ -119,32 +135,6 @@ describe("Proxy helpers", () => {
       const r = await target(bad)
       expect(Result.isFailure(r), bad).toBe(true)
     }
-  })
-
-  it("join concatenates below the base path, even for a rest that looks like an authority", async () => {
-    const base = new URL("https://api.example/restApi/")
-    const url = await Effect.runPromise(Proxy.join(base, { name: "j", rest: "//evil.example/x", search: "?q=1" }))
-    expect(url.origin).toBe("https://api.example")
-    expect(url.pathname).toBe("/restApi//evil.example/x")
-    expect(url.search).toBe("?q=1")
-  })
-
-  it("endToEnd drops hop-by-hop headers, the ones Connection names, Proxy-* and the given names", () => {
-    expect(
-      Proxy.endToEnd(
-        {
-          connection: "close, X-A",
-          "x-a": "1",
-          "keep-alive": "5",
-          te: "trailers",
-          "proxy-foo": "1",
-          upgrade: "h2c",
-          "x-b": "2",
-          authorization: "x"
-        },
-        ["authorization"]
-      )
-    ).toEqual({ "x-b": "2" })
   })
 })
 
@@ -284,9 +274,25 @@ describe("an upstream 401", () => {
 
   it("a second 401 goes back to the caller: no retry loop", async () => {
     sb.injectApi("dvinci", { type: "status", status: 401 }, 2)
-    const r = await proxy("/v1/proxy/jobs/twice")
+    const r = await proxy("/v1/proxy/loop/twice")
     expect(r.status).toBe(401)
     expect(apiRequests("/dvinci/restApi/twice")).toHaveLength(2)
+  })
+
+  it("an API that refuses every token: 30 calls make at most 2 token requests (the token and one replacement)", async () => {
+    const tokenRequests0 = sb.tokenRequests("oauth2").length
+    const statuses: number[] = []
+    // Six at a time, so that 401s for the same token arrive together and race for its invalidation.
+    for (let i = 0; i < 30; i += 6)
+      statuses.push(
+        ...(await Promise.all(Array.from({ length: 6 }, (_, j) => proxy(`/v1/proxy/refused/item/${i + j}`)))).map(
+          (r) => r.status
+        )
+      )
+    expect(statuses).toEqual(Array(30).fill(401))
+    expect(sb.tokenRequests("oauth2").length - tokenRequests0).toBe(2)
+    // The calls that had the first token were retried once with its replacement; after that, none was.
+    expect(refusedCalls).toBeLessThanOrEqual(30 + 6)
   })
 
   it("is returned as is when the body was too large to buffer; the next call gets a new token", async () => {
@@ -349,6 +355,14 @@ describe("refusals", () => {
     expect(p).toMatchObject({ connection: "jobs", provider: "dvinci" })
   })
 
+  it("an API whose body stalls longer than the time limit: the caller's response is cut", async () => {
+    sb.injectApi("dvinci", { type: "slowBody", ms: 3000 })
+    const t0 = performance.now()
+    await expect(proxy("/v1/proxy/jobs/stalled")).rejects.toThrow()
+    expect(performance.now() - t0).toBeLessThan(2500)
+    expect((await proxy("/v1/proxy/jobs/after-stall")).status).toBe(200)
+  })
+
   it("an API that dies mid-body: the caller's response is cut, not completed", async () => {
     sb.injectApi("dvinci", { type: "resetMidBody" })
     await expect(proxy("/v1/proxy/jobs/mid-body")).rejects.toThrow()
@@ -358,6 +372,13 @@ describe("refusals", () => {
   it("an API that drops the connection: 502 TransportError", async () => {
     sb.injectApi("dvinci", { type: "reset" })
     expectProblem(await proxy("/v1/proxy/jobs/reset"), 502, "TransportError")
+  })
+
+  it("plain http to an API host that is not loopback: 500 InputInvalid, and no token is even requested", async () => {
+    const tokens0 = sb.tokenRequests("usage-engine").length
+    const p = expectProblem(await proxy("/v1/proxy/remote/anything"), 500, "InputInvalid")
+    expect(p).toMatchObject({ connection: "remote", provider: "usage-engine" })
+    expect(sb.tokenRequests("usage-engine")).toHaveLength(tokens0)
   })
 
   it("a provider without api.base_url: 404 NoApiBaseUrl with a clear detail", async () => {

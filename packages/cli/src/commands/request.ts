@@ -1,10 +1,12 @@
 /** `tessera request <connection> <METHOD> <path-or-url>`: one authenticated API call, like curl with the token
- *  handled. A relative path is resolved against the manifest's `api.base_url`; the token goes in the header the
- *  manifest's `apply` rule names; a 401 invalidates the token and retries once with a new one. The response body
- *  goes to stdout as received (`-i` adds the status line and headers, `--json` gives {status, headers, body}).
- *  The Authorization value (and the token) is never printed. */
-import { Connection, Engine, Runtime, Template, Transport, TokenError } from "@tessera/engine"
-import { apiUrl } from "@tessera/engine/promise"
+ *  handled. The call is the engine's `Api.call` (shared with `tessera.fetch` and the server's proxy): a path is
+ *  resolved below the manifest's `api.base_url`, an absolute URL must be on that API origin (another one only with
+ *  --allow-foreign-origin), the token goes in the header the manifest's `apply` rule names, and a 401 invalidates
+ *  the token and retries once with a new one. This module holds what is the command's own: the command line, the
+ *  body and header defaults (like curl -d), and the output: the response body goes to stdout as received (`-i` adds
+ *  the status line and headers, `--json` gives {status, headers, body}). The Authorization value (and the token) is
+ *  never printed. */
+import { Api, Engine, Runtime, type Connection, type TokenError } from "@tessera/engine"
 import { Effect, Option, Redacted, References, Stdio, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readFile } from "node:fs/promises"
@@ -22,6 +24,7 @@ export interface Options {
   readonly header: ReadonlyArray<string>
   readonly include: boolean
   readonly json: boolean
+  readonly allowForeignOrigin: boolean
   readonly config: Option.Option<string>
 }
 
@@ -89,90 +92,84 @@ const isJson = (body: Uint8Array): boolean => {
   }
 }
 
-/** The absolute URL: a path against the manifest's api.base_url, or the URL as given. */
-export const targetUrl = (c: Connection.Connection, target: string): Effect.Effect<URL, InvalidArgument> =>
-  Effect.gen(function* () {
-    const base = c.manifest.api
-      ? Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
-      : undefined
-    const url = yield* Effect.try({
-      try: () => apiUrl(base?._tag === "Value" ? Template.reveal(base.value) : undefined, target),
-      catch: () =>
-        new InvalidArgument({
-          argument: target,
-          reason:
-            base?._tag === "Missing"
-              ? `is a relative path, and ${c.manifest.id}'s api.base_url needs ${base.names.join(", ")}, which connection ${c.name} does not set`
-              : /^[a-z][a-z0-9+.-]*:/i.test(target)
-                ? "is neither an http(s) URL nor a path"
-                : `is a relative path, and provider ${c.manifest.id} has no api.base_url`,
-          hint:
-            base?._tag === "Missing"
-              ? `set ${base.names.map((n) => n.replace(/^inputs\./, "")).join(", ")} in the connection's inputs, or pass an absolute URL`
-              : "pass an absolute URL"
-        })
-    })
-    const bad = Connection.checkUrl(url.toString(), c.allowInsecureHttp)
-    if (bad) return yield* new InvalidArgument({ argument: url.toString(), reason: bad.message, hint: bad.hint })
-    return url
-  })
+/** Api's refusals of where a call would go, as command-line mistakes (exit 2) with a hint for this command. */
+const refused = (c: Connection.Connection, target: string, e: Api.ApiError): InvalidArgument => {
+  switch (e._tag) {
+    case "NoApiBaseUrl":
+      return e.missing.length === 0
+        ? new InvalidArgument({
+            argument: target,
+            reason: `is a relative path, and provider ${c.manifest.id} has no api.base_url`,
+            hint: "pass an absolute URL"
+          })
+        : new InvalidArgument({
+            argument: target,
+            reason: `is a relative path, and ${c.manifest.id}'s api.base_url needs ${e.missing.join(", ")}, which connection ${c.name} does not set`,
+            hint: `set ${e.missing.map((n) => n.replace(/^inputs\./, "")).join(", ")} in the connection's inputs, or pass an absolute URL`
+          })
+    case "ForeignOrigin":
+      return new InvalidArgument({
+        argument: target.replace(/[?#].*$/s, ""),
+        reason:
+          e.apiOrigin === undefined
+            ? `is an absolute URL, and connection ${c.name} has no API origin (${c.manifest.id} has no api.base_url)`
+            : `is outside connection ${c.name}'s API origin ${e.apiOrigin}`,
+        hint: "tessera sends the token only to the API origin; pass --allow-foreign-origin to send it there anyway"
+      })
+    case "TargetRefused":
+      return new InvalidArgument({ argument: e.target, reason: e.reason, hint: e.hint })
+    case "BodyRefused":
+      return new InvalidArgument({ argument: "-d", reason: e.message })
+  }
+}
 
-const toResponse = (r: Transport.HttpResponse): Response => ({
+/** Where the call goes (Api.resolve), refusals as command-line mistakes. */
+export const targetOf = (
+  c: Connection.Connection,
+  o: Options
+): Effect.Effect<Api.Target, InvalidArgument | TokenError.InputInvalid> =>
+  Api.resolve(c, o.target, { allowForeignOrigin: o.allowForeignOrigin }).pipe(
+    Effect.mapError((e) => (Api.isApiError(e) ? refused(c, o.target, e) : e))
+  )
+
+const toResponse = (r: Api.CallResponse): Response => ({
   status: r.status,
   statusText: STATUS_CODES[r.status] ?? "",
   body: r.body,
-  headers: Object.entries(r.headers).flatMap(([k, v]) =>
-    v === undefined ? [] : typeof v === "string" ? [[k, v] as const] : v.map((x) => [k, x] as const)
-  )
+  headers: r.headers
 })
 
-/** Sends the call with the current token; on a 401, invalidates it and sends once more with a new one. */
+/** The headers the command sends: the -H lines, and like curl -d, a Content-Type for a body: form-encoded unless
+ *  said otherwise, but JSON when the body is JSON (what these APIs take). */
+const requestHeaders = (headers: ReadonlyArray<readonly [string, string]>, body: Uint8Array | undefined) => {
+  const lines = [...headers]
+  const has = (name: string) => lines.some(([k]) => k.toLowerCase() === name)
+  if (!has("accept")) lines.push(["accept", "application/json, */*;q=0.5"])
+  if (body !== undefined && !has("content-type"))
+    lines.push(["content-type", isJson(body) ? "application/json" : "application/x-www-form-urlencoded"])
+  return lines
+}
+
+/** Sends the call (Api.call: the token applied; on a 401, invalidated and sent once more with a new one). */
 export const send = (
   o: Options,
-  url: URL,
+  target: Api.Target,
   body: Uint8Array | undefined,
   headers: ReadonlyArray<readonly [string, string]>
-) =>
+): Effect.Effect<
+  { readonly response: Response; readonly token: Redacted.Redacted<string> },
+  Api.ApiError | TokenError.TokenError,
+  Engine.Engine
+> =>
   Effect.gen(function* () {
     const engine = yield* Engine.Engine
-    const c = yield* engine.connection(o.connection)
-    const where = { connection: c.name, provider: c.manifest.id }
-    const http = engine.config.http
-    const call = Effect.gen(function* () {
-      const auth = yield* engine.authorization(o.connection)
-      const sent: Record<string, string> = {}
-      for (const [k, v] of headers)
-        sent[k.toLowerCase()] = sent[k.toLowerCase()] === undefined ? v : `${sent[k.toLowerCase()]}, ${v}`
-      sent["accept"] ??= "application/json, */*;q=0.5"
-      // Like curl -d: form-encoded unless said otherwise, but JSON when the body is JSON (what these APIs take).
-      if (body !== undefined)
-        sent["content-type"] ??= isJson(body) ? "application/json" : "application/x-www-form-urlencoded"
-      sent[auth.header.toLowerCase()] = Redacted.value(auth.value)
-      const r = yield* Transport.send(
-        { method: o.method, url: url.toString(), headers: sent, body },
-        { timeoutMs: http.totalTimeoutMs, maxResponseBytes }
-      ).pipe(
-        Effect.mapError((f) =>
-          f.reason === "timeout"
-            ? new TokenError.UpstreamTimeout({
-                ...where,
-                url: url.toString(),
-                timeoutMs: http.totalTimeoutMs,
-                attempts: 1
-              })
-            : new TokenError.TransportError({ ...where, url: url.toString(), reason: f.detail, attempts: 1 })
-        )
-      )
-      return { response: toResponse(r), token: Redacted.value(auth.result.accessToken) }
-    })
-    const first = yield* call
-    if (first.response.status !== 401) return first
-    // RFC 6750 §3.1: 401 invalid_token means the token is no good (revoked, rotated): a new one may well work.
-    yield* Effect.logInfo("the API answered 401: invalidating the token and retrying once").pipe(
-      Effect.annotateLogs(where)
+    const r = yield* Api.call(
+      engine,
+      o.connection,
+      { method: o.method, target, headers: requestHeaders(headers, body), body },
+      { allowForeignOrigin: o.allowForeignOrigin, timeoutMs: engine.config.http.totalTimeoutMs, maxResponseBytes }
     )
-    yield* engine.invalidate(o.connection)
-    return yield* call
+    return { response: toResponse(r), token: r.token }
   })
 
 const text = (body: Uint8Array): string | undefined => {
@@ -184,7 +181,8 @@ const text = (body: Uint8Array): string | undefined => {
 }
 
 /** The response with the token masked: an API that echoes request headers must not make `request` print it. */
-const masked = (r: Response, token: string): Response => {
+const masked = (r: Response, secret: Redacted.Redacted<string>): Response => {
+  const token = Redacted.value(secret)
   if (token.length < 8) return r
   const t = text(r.body)
   return {
@@ -242,8 +240,9 @@ export const handler = (o: Options) =>
           reason: `cannot go with a ${method} request`,
           hint: "use POST, PUT or PATCH, or put parameters in the URL's query"
         })
-      const url = yield* targetUrl(c, o.target)
-      const { response, token } = yield* send({ ...o, method }, url, body, headers).pipe(
+      const target = yield* targetOf(c, o)
+      const url = target.url
+      const { response, token } = yield* send({ ...o, method }, target, body, headers).pipe(
         Terminal.withSpinner(`${method} ${url.origin}${url.pathname}`)
       )
       const shown = masked(response, token)
@@ -287,7 +286,9 @@ const flags = {
     Argument.withDescription("the HTTP method: GET, POST, PUT, PATCH, DELETE, ...")
   ),
   target: Argument.String("path-or-url").pipe(
-    Argument.withDescription("a path under the provider's api.base_url (/users?active=true), or an absolute URL")
+    Argument.withDescription(
+      "a path under the provider's api.base_url (/users?active=true), or an absolute URL on the same origin"
+    )
   ),
   data: Flag.String("data").pipe(
     Flag.withAlias("d"),
@@ -316,13 +317,20 @@ const flags = {
       "print {status, headers, body} as JSON: the body parsed when it is JSON, else as text (base64 when it is not UTF-8); failures as {error: {code, message}} on stderr"
     )
   ),
+  allowForeignOrigin: Flag.Boolean("allow-foreign-origin").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(
+      "WARNING: send the connection's token to an absolute URL outside its API origin (logged as a warning). Without it such a URL is refused"
+    )
+  ),
   config: ConfigDiscovery.flag
 }
 
 export const command = Command.make("request", flags, handler).pipe(
   Command.withDescription(
     "Make an authenticated API call with a connection's token, like curl: a path is resolved against the " +
-      "provider's api.base_url, an absolute URL is used as is, the token goes in the header the manifest's apply rule names, " +
+      "provider's api.base_url, an absolute URL must be on that API origin (another origin only with --allow-foreign-origin), " +
+      "the token goes in the header the manifest's apply rule names, " +
       "and a 401 answer invalidates the token and retries once with a new one. The response body goes to stdout; the " +
       "Authorization value is never printed. Exit 0 for a 2xx or 3xx answer (redirects are not followed), 1 for an answer of " +
       "400 or more (its body still printed) or when getting the token or reaching the API fails, 2 when the command line " +

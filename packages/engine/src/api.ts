@@ -1,0 +1,427 @@
+/** Calls a connection's API with its token: the one path behind `tessera.fetch`, `tessera request` and the
+ *  server's proxy.
+ *
+ *  Holds, each once:
+ *  - the API base of a connection (`base`), rendered from its inputs and checked once per connection: absolute
+ *    http(s), no credentials in the URL, plain http only to loopback unless the connection sets
+ *    `allow_insecure_http`;
+ *  - where a call goes (`resolve`): a path is joined below the base path (never above it: a `..` segment, also
+ *    percent-encoded, is refused); an absolute URL must be on the API origin, unless the caller opts in with
+ *    `allowForeignOrigin` (logged as a warning), since the token goes wherever the URL points;
+ *  - the token applied per the manifest's `apply` rule (engine.authorization), over the caller's own header;
+ *  - the 401 rule (internal/unauthorized.ts): invalidate at most once per token, retry once when the body can be
+ *    sent again, and a cool-down when a new token is refused too;
+ *  - the sending (internal/api-http.ts), with one HTTP client: an undici Agent (keep-alive pools per origin,
+ *    redirects never followed, since a redirect would carry the token elsewhere).
+ *
+ *  Two forms: `call` buffers both bodies (the library and the CLI), `forward` streams both with backpressure (the
+ *  server's proxy: the request body from a Node IncomingMessage, the answer as a Readable for the ServerResponse). */
+import { Effect, Redacted, Result } from "effect"
+import type { IncomingMessage } from "node:http"
+import type { Readable } from "node:stream"
+import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"
+import { checkUrl, type Connection } from "./connection.ts"
+import type { EngineShape } from "./engine.ts"
+import * as Template from "./template.ts"
+import { InputInvalid, UpstreamTimeout, type TokenError } from "./token-error.ts"
+import * as Http from "./internal/api-http.ts"
+import * as Unauthorized from "./internal/unauthorized.ts"
+
+export { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, isApiError, type ApiError } from "./api-error.ts"
+
+/** The connection pools API calls go through (undici). One is shared by the process; a server makes its own so
+ *  that closing it frees every socket. */
+export type Client = Http.Client
+export const makeClient: () => Client = Http.makeClient
+
+// ---------------------------------------------------------------------------------------------------------------
+// The API base
+
+/** A connection's API base URL, checked. */
+export interface Base {
+  readonly origin: string
+  /** The base path without trailing slashes: "" or "/restApi". */
+  readonly path: string
+  /** The URL as rendered from the manifest's template. */
+  readonly text: string
+  /** Whether a secret input went into it (then it is never shown). */
+  readonly secret: boolean
+}
+
+const whereOf = (c: Connection) => ({ connection: c.name, provider: c.manifest.id })
+
+const compileBase = (c: Connection): Result.Result<Base, NoApiBaseUrl | InputInvalid> => {
+  if (!c.manifest.api) return Result.fail(new NoApiBaseUrl({ ...whereOf(c), missing: [] }))
+  const r = Template.render(c.manifest.api.baseUrl, { inputs: (n) => c.inputs.get(n) })
+  if (r._tag === "Missing") return Result.fail(new NoApiBaseUrl({ ...whereOf(c), missing: r.names }))
+  const text = Template.reveal(r.value)
+  const bad = checkUrl(text, c.allowInsecureHttp)
+  if (bad)
+    return Result.fail(new InputInvalid({ ...whereOf(c), details: [`api.base_url ${bad.message} (${bad.hint})`] }))
+  const url = new URL(text)
+  return Result.succeed({
+    origin: url.origin,
+    path: url.pathname.replace(/\/+$/, ""),
+    text,
+    secret: Template.isSecret(r.value)
+  })
+}
+
+// A connection is immutable and lives as long as its config generation, so its base is compiled once.
+const bases = new WeakMap<Connection, Result.Result<Base, NoApiBaseUrl | InputInvalid>>()
+
+const compiled = (c: Connection): Result.Result<Base, NoApiBaseUrl | InputInvalid> => {
+  let b = bases.get(c)
+  if (!b) {
+    b = compileBase(c)
+    bases.set(c, b)
+  }
+  return b
+}
+
+/** The connection's API base, compiled on first use. */
+export const base = (c: Connection): Effect.Effect<Base, NoApiBaseUrl | InputInvalid> => Effect.fromResult(compiled(c))
+
+/** The API base URL as it may be shown (listings, inspect): undefined when there is none, or a secret went into it. */
+export const shownBase = (c: Connection): string | undefined => {
+  const b = compiled(c)
+  return Result.isSuccess(b) && !b.success.secret ? b.success.text : undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Where a call goes
+
+export interface ResolveOptions {
+  /** WARNING: lets an absolute URL on another origin than the API's carry the connection's token. Logged. */
+  readonly allowForeignOrigin?: boolean | undefined
+}
+
+/** A resolved destination, as `resolve` returned it: `call` sends to it without resolving again. */
+export class Target {
+  readonly connection: string
+  readonly href: string
+  constructor(connection: string, url: URL) {
+    this.connection = connection
+    this.href = url.href
+    Object.freeze(this)
+  }
+  get url(): URL {
+    return new URL(this.href)
+  }
+}
+
+/** What is wrong with a raw path's segments: a `..` (plain, percent-encoded, or behind an encoded slash or
+ *  backslash), or malformed percent-encoding. URL parsers resolve `%2e%2e` like `..`, and an API server may decode
+ *  `%2f`, so either could climb out of the API base path. */
+export const pathProblem = (path: string): "dot_segment" | "malformed" | undefined => {
+  for (const segment of path.split(/[/\\]/)) {
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      return "malformed"
+    }
+    if (decoded.split(/[/\\]/).some((p) => p === "..")) return "dot_segment"
+  }
+  return undefined
+}
+
+const pathReasons = {
+  dot_segment: 'has a ".." segment; a path reaches only what is below the connection\'s API base URL',
+  malformed: "has malformed percent-encoding"
+} as const
+
+/** A path (with its query) joined below the base path. String concatenation, never `new URL(path, base)`: a path
+ *  of "//evil.example" must stay a path. */
+const joinPath = (c: Connection, b: Base, target: string): Effect.Effect<URL, TargetRefused> => {
+  const cut = target.search(/[?#]/)
+  const path = cut === -1 ? target : target.slice(0, cut)
+  const refuse = (reason: string) => Effect.fail(new TargetRefused({ ...whereOf(c), target: path, reason }))
+  const problem = pathProblem(path)
+  if (problem) return refuse(pathReasons[problem])
+  const rest = path === "" || path.startsWith("/") ? path : `/${path}`
+  let url: URL
+  try {
+    url = new URL(`${b.origin}${b.path}${rest}${cut === -1 ? "" : target.slice(cut)}`)
+  } catch {
+    return refuse("is not a valid path")
+  }
+  const below = b.path === "" || url.pathname === b.path || url.pathname.startsWith(`${b.path}/`)
+  return url.origin === b.origin && below ? Effect.succeed(url) : refuse("leaves the connection's API base URL")
+}
+
+const absolute = /^[a-z][a-z0-9+.-]*:\/\//i
+
+const resolveAbsolute = (c: Connection, given: string | URL, options: ResolveOptions) =>
+  Effect.gen(function* () {
+    let url: URL
+    try {
+      url = new URL(given)
+    } catch {
+      return yield* new TargetRefused({ ...whereOf(c), target: String(given), reason: "is not a valid URL" })
+    }
+    const shown = `${url.origin}${url.pathname}`
+    const bad = checkUrl(url.href, c.allowInsecureHttp)
+    if (bad) return yield* new TargetRefused({ ...whereOf(c), target: shown, reason: bad.message, hint: bad.hint })
+    const b = compiled(c)
+    const apiOrigin = Result.isSuccess(b) ? b.success.origin : undefined
+    if (url.origin === apiOrigin) return url
+    if (!options.allowForeignOrigin) return yield* new ForeignOrigin({ ...whereOf(c), origin: url.origin, apiOrigin })
+    yield* Effect.logWarning(
+      `sending connection ${c.name}'s token to ${url.origin}, outside its API origin ${apiOrigin ?? "(none)"}, because the caller allowed a foreign origin`
+    ).pipe(Effect.annotateLogs(whereOf(c)))
+    return url
+  })
+
+/** Where a call for connection `c` goes: a path (with an optional query) below its API base URL, or an absolute
+ *  URL on its API origin (another origin only with `allowForeignOrigin`). */
+export const resolve = (
+  c: Connection,
+  target: string | URL,
+  options: ResolveOptions = {}
+): Effect.Effect<Target, ApiError | InputInvalid> => {
+  const url: Effect.Effect<URL, ApiError | InputInvalid> =
+    typeof target !== "string" || absolute.test(target)
+      ? resolveAbsolute(c, target, options)
+      : Effect.flatMap(base(c), (b) => joinPath(c, b, target))
+  return Effect.map(url, (u) => new Target(c.name, u))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Headers
+
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade"
+])
+
+export type HeaderMap = Http.HeaderMap
+
+/** The end-to-end headers of a message: without hop-by-hop ones (RFC 9110 §7.6.1: Connection and the names it
+ *  lists, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade) and without `drop` (lower-case names).
+ *  Those belong to one connection, and the client manages its own. */
+export const endToEnd = (
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>,
+  drop: ReadonlyArray<string> = []
+): HeaderMap => {
+  const connection = headers["connection"]
+  const listed = new Set(
+    (typeof connection === "string" ? connection : (connection ?? []).join(","))
+      .split(",")
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean)
+  )
+  const dropped = new Set(drop)
+  const out: HeaderMap = {}
+  for (const [name, value] of Object.entries(headers)) {
+    const n = name.toLowerCase()
+    if (value === undefined || hopByHop.has(n) || n.startsWith("proxy-") || listed.has(n) || dropped.has(n)) continue
+    out[n] = typeof value === "string" ? value : [...value]
+  }
+  return out
+}
+
+/** Header lines as a caller gives them (any case, repeated names) as one map; a repeated name joins with ", ". */
+const headerMap = (lines: ReadonlyArray<readonly [string, string]>): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of lines) {
+    const n = k.toLowerCase()
+    out[n] = out[n] === undefined ? v : `${out[n]}, ${v}`
+  }
+  return out
+}
+
+/** The caller's headers with the token applied per the manifest's apply rule, in place of any of the caller's. */
+const authorize = (engine: EngineShape, c: Connection, headers: HeaderMap) =>
+  Effect.map(engine.authorization(c.name), (auth) => ({
+    headers: { ...headers, [auth.header.toLowerCase()]: Redacted.value(auth.value) },
+    token: auth.result.accessToken
+  }))
+
+const displayUrl = (u: URL) => `${u.origin}${u.pathname}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// The buffered form: Api.call
+
+export interface CallRequest {
+  readonly method: string
+  /** A path (with its query) under the API base URL, an absolute URL on the API origin, or what `resolve` gave. */
+  readonly target: string | URL | Target
+  /** Header lines, as given; hop-by-hop ones are dropped and the token's header is set by tessera. */
+  readonly headers?: ReadonlyArray<readonly [string, string]> | undefined
+  readonly body?: string | Uint8Array | undefined
+}
+
+export interface CallOptions extends ResolveOptions {
+  /** The time limit for the whole exchange. Default: the config's `http.total_timeout_ms`. */
+  readonly timeoutMs?: number | undefined
+  /** The largest response body read. Default: 100 MiB (API answers such as exports are large). */
+  readonly maxResponseBytes?: number | undefined
+  readonly client?: Client | undefined
+}
+
+export interface CallResponse {
+  readonly url: URL
+  readonly status: number
+  /** The reason phrase the API sent. */
+  readonly statusText: string
+  /** As received, names in lower case, a repeated header once per value. */
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  readonly body: Uint8Array
+  /** The token the answer was obtained with, so that a caller can mask an API that echoes it. */
+  readonly token: Redacted.Redacted<string>
+}
+
+export const defaultMaxResponseBytes = 100 * 1024 * 1024
+
+const headerLines = (headers: Http.Answer["headers"]): ReadonlyArray<readonly [string, string]> =>
+  Object.entries(headers).flatMap(([k, v]) =>
+    v === undefined ? [] : typeof v === "string" ? [[k, v] as const] : v.map((x) => [k, x] as const)
+  )
+
+// Never taken from the caller: the client frames the body and picks the host from the URL.
+const framing = ["host", "content-length", "expect"]
+
+interface Exchange {
+  readonly client: Http.Client
+  readonly url: URL
+  readonly method: string
+  readonly body: string | Uint8Array | null
+  readonly timeoutMs: number
+  readonly maxResponseBytes: number
+  readonly where: Http.Where
+}
+
+/** One exchange with both bodies in memory, all of it within `timeoutMs`. */
+const exchangeAll = (x: Exchange, headers: HeaderMap) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const a = await Http.send(x.client, { ...x, headers, signal })
+      return { ...a, body: await Http.readBody(a.body, x.maxResponseBytes) }
+    },
+    catch: (e) => Http.failureOf(e, x.where, x)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: x.timeoutMs,
+      orElse: () => Effect.fail(new UpstreamTimeout({ ...x.where, timeoutMs: x.timeoutMs, attempts: 1 }))
+    })
+  )
+
+/** One API call for `connection`, both bodies buffered, so a 401 can always be retried once. */
+export const call = (
+  engine: EngineShape,
+  connection: string,
+  request: CallRequest,
+  options: CallOptions = {}
+): Effect.Effect<CallResponse, ApiError | TokenError> =>
+  Effect.gen(function* () {
+    const c = yield* engine.connection(connection)
+    const target =
+      request.target instanceof Target && request.target.connection === c.name
+        ? request.target
+        : yield* resolve(c, request.target instanceof Target ? request.target.url : request.target, options)
+    const url = target.url
+    const exchange = {
+      client: options.client ?? Http.sharedClient(),
+      url,
+      method: request.method,
+      body: request.body ?? null,
+      timeoutMs: options.timeoutMs ?? engine.config.http.totalTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? defaultMaxResponseBytes,
+      where: { ...whereOf(c), url: displayUrl(url) }
+    }
+    const headers = endToEnd(headerMap(request.headers ?? []), framing)
+    const attempt = Effect.gen(function* () {
+      const auth = yield* authorize(engine, c, headers)
+      const answer = yield* exchangeAll(exchange, auth.headers)
+      return { ...answer, url, headers: headerLines(answer.headers), token: auth.token }
+    })
+    return yield* Unauthorized.retryOnce(engine, c, attempt, { replayable: true })
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// The streaming form: Api.forward
+
+export interface ForwardLimits {
+  /** Largest request body forwarded; a larger one is refused (BodyRefused too_large). */
+  readonly maxBodyBytes: number
+  /** Request bodies with a Content-Length up to this size are buffered so a 401 can be retried once. */
+  readonly replayBytes: number
+  /** How long the API may take to answer with its headers (then UpstreamTimeout), and the longest silence while
+   *  its body streams (then the body is cut). */
+  readonly timeoutMs: number
+}
+
+export interface ForwardRequest {
+  readonly method: string
+  /** A path with its query, below the API base URL, as the caller sent it (percent-encoding kept). */
+  readonly path: string
+  /** End-to-end headers to send; the token's header is set by tessera. */
+  readonly headers: HeaderMap
+  /** The caller's request, whose body is forwarded. */
+  readonly source: IncomingMessage
+}
+
+export interface ForwardOptions extends ForwardLimits {
+  readonly client?: Client | undefined
+  /** Called after each exchange that got response headers, with its duration in seconds. */
+  readonly onExchange?: ((seconds: number) => void) | undefined
+  /** Called when a 401 is retried. */
+  readonly onRetry?: (() => void) | undefined
+}
+
+/** The API's answer, its body still streaming: give it to the caller's ServerResponse (pipe, with backpressure). */
+export interface Streamed {
+  readonly status: number
+  readonly statusText: string
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly body: Readable
+}
+
+/** Forwards the caller's request for connection `c` to its API and answers with the API's response, both bodies
+ *  streamed. A body small enough to buffer makes a 401 retryable once; a streamed one's 401 goes back as is. */
+export const forward = (
+  engine: EngineShape,
+  c: Connection,
+  request: ForwardRequest,
+  options: ForwardOptions
+): Effect.Effect<Streamed, ApiError | TokenError> =>
+  Effect.gen(function* () {
+    const url = yield* Effect.flatMap(base(c), (b) => joinPath(c, b, request.path))
+    const refuse = (reason: BodyRefused["reason"]) =>
+      new BodyRefused({ ...whereOf(c), reason, limit: options.maxBodyBytes })
+    const body = yield* Http.planBody(request.source, options, refuse)
+    const client = options.client ?? Http.sharedClient()
+    const where = { ...whereOf(c), url: displayUrl(url) }
+    const headers: HeaderMap = { ...request.headers }
+    if (body.kind === "stream" && body.length !== undefined) headers["content-length"] = String(body.length)
+    const attempt = Effect.gen(function* () {
+      const auth = yield* authorize(engine, c, headers)
+      const started = performance.now()
+      const answer = yield* Effect.tryPromise({
+        try: (signal) =>
+          Http.send(client, {
+            url,
+            method: request.method,
+            headers: auth.headers,
+            body: Http.payload(body, request.source, options.maxBodyBytes, refuse),
+            timeoutMs: options.timeoutMs,
+            signal
+          }),
+        catch: (e) => Http.failureOf(e, where, options)
+      })
+      options.onExchange?.((performance.now() - started) / 1000)
+      return { ...answer, token: auth.token }
+    })
+    return yield* Unauthorized.retryOnce(engine, c, attempt, {
+      replayable: body.kind !== "stream",
+      // Read and dropped (up to undici's small limit), so the connection can serve the retry.
+      discard: (a) => Effect.promise(() => a.body.dump().catch(() => undefined)),
+      onRetry: options.onRetry
+    })
+  })
