@@ -81,7 +81,7 @@ type: ("memory" | "sqlite" | "postgres")
  */
 path?: string
 /**
- * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
  */
 url?: (string | number | boolean)
 /**
@@ -116,7 +116,7 @@ api_keys?: {
  */
 name?: string
 /**
- * A literal, `${env:VAR}`, `${env:VAR:-fallback}` or `${file:PATH}` (trailing newline trimmed).
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
  */
 key: (string | number | boolean)
 /**
