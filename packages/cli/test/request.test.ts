@@ -200,6 +200,19 @@ describe.concurrent("tessera request", () => {
     expect(sb.requests.filter((r) => r.kind === "api" && /\/(x|me)$/.test(r.path))).toEqual([])
   })
 
+  it("a token cache that cannot be opened does not stand in the way: the call is made, with a warning", async () => {
+    write(`${cwd}/not-a-dir`, "")
+    const broken = { ...env(), TESSERA_CACHE_DIR: `${cwd}/not-a-dir/cache` }
+    const [request, inspect] = await Promise.all([
+      tessera(["request", "jobs", "GET", "/no-cache"], { cwd, env: broken }),
+      tessera(["inspect", "jobs"], { cwd, env: broken })
+    ])
+    expect(request.code, request.stderr).toBe(0)
+    expect(JSON.parse(request.stdout)).toMatchObject({ ok: true })
+    expect(request.stderr).toContain(`token cache unavailable (cannot create ${cwd}/not-a-dir/cache`)
+    expect(inspect.code, inspect.stderr).toBe(0)
+  })
+
   it("refuses an absolute URL outside the API origin unless --allow-foreign-origin, which is logged", async () => {
     const [refused, allowed] = await Promise.all([
       run(["jobs", "GET", `${otherUrl}/collect?page=1`]),

@@ -20,7 +20,11 @@ export const storeLayer = (
     case "memory":
       return layerMemory
     case "file":
-      return FileStore.layerFile({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
+      // The file cache is disposable: one that cannot be opened gives way to none, with a warning naming the path.
+      return Layer.effect(
+        TokenStore,
+        FileStore.makeFileOrMemory({ dir: config.store?.path, encryptionKey: config.store?.encryptionKey })
+      )
     // Loaded on demand: most processes (the CLI above all) never need the Redis client, and it costs start-up time.
     case "redis":
       return Layer.unwrap(
