@@ -91,6 +91,7 @@ export const bench: Bench = {
         log
       )
       const rss = ((await rssOf(many.pid)) ?? NaN) / MB
+      const rssOne = ((await rssOf(one.pid)) ?? NaN) / MB
       return {
         rows: [
           {
@@ -124,6 +125,7 @@ export const bench: Bench = {
             label: `RSS holding ${n} connections`,
             unit: "MB",
             value: rss,
+            baseline: { label: "one-connection config, same load", value: rssOne },
             target: { on: "value", op: "<=", limit: 250 },
             better: "lower"
           }
