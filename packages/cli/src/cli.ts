@@ -17,6 +17,7 @@ import * as Token from "./commands/token.ts"
 import * as Validate from "./commands/validate.ts"
 import * as ExitCode from "./exit-code.ts"
 import * as Report from "./report.ts"
+import * as Terminal from "./terminal.ts"
 
 export const version: string = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -104,6 +105,8 @@ export const run = (argv: ReadonlyArray<string>): Effect.Effect<ExitCode.ExitCod
     Effect.provideService(CliConfig.CliConfig, CliConfig.make({ builtIns })),
     // Logs go to stderr, so stdout carries only the command's output. --log-level (handled by runWith) wins over this.
     Effect.provideService(Logger.LogToStderr, true),
+    // Engine logs can quote a provider's text: every command logs terminal-safe.
+    Effect.provide(Logger.layer([Terminal.logger])),
     Effect.provideService(References.MinimumLogLevel, Runtime.logLevel())
   )
 }

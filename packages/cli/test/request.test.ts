@@ -249,4 +249,37 @@ describe.concurrent("tessera request", () => {
     expect(r.output).toMatch(/\r +\r\{"ok":true/)
     expect(r.output.endsWith("}\r\n")).toBe(true)
   })
+
+  it.skipIf(!hasScript)(
+    "on a terminal, an API's escape sequences are shown escaped; a pipe gets the bytes as sent",
+    async () => {
+      // A sandbox of its own: the API faults injected here must not answer the other tests' calls.
+      const own = await startSandbox()
+      try {
+        const dir = tempDir()
+        write(
+          `${dir}/tessera.yaml`,
+          configText({ ue: { provider: "usage-engine", inputs: own.credentials["usage-engine"] } })
+        )
+        const hostile = '{"note":"\u001b]0;pwned\u0007\u001b[2Jcleared"}'
+        const reply = {
+          type: "status" as const,
+          status: 200,
+          body: hostile,
+          headers: { "content-type": "application/json" }
+        }
+        const url = `${own.base("usage-engine")}/api/esc`
+        own.injectApi("usage-engine", reply)
+        const onTty = await tesseraTty(["request", "ue", "GET", url], { cwd: dir })
+        expect(onTty.code, onTty.output).toBe(0)
+        expect(onTty.output).not.toContain("\u001b")
+        expect(onTty.output).toContain("\\x1b]0;pwned\\x07\\x1b[2Jcleared")
+        own.injectApi("usage-engine", reply)
+        const piped = await tessera(["request", "ue", "GET", url], { cwd: dir })
+        expect(piped.stdout).toBe(hostile)
+      } finally {
+        await own.close()
+      }
+    }
+  )
 })

@@ -6,7 +6,7 @@
  *  body and header defaults (like curl -d), and the output: the response body goes to stdout as received (`-i` adds
  *  the status line and headers, `--json` gives {status, headers, body}). The Authorization value (and the token) is
  *  never printed. */
-import { Api, Engine, Runtime, type Connection, type TokenError } from "@tessera/engine"
+import { Api, Engine, Redaction, Runtime, Upstream, type Connection, type TokenError } from "@tessera/engine"
 import { Effect, Option, Redacted, References, Stdio, Stream } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { readFile } from "node:fs/promises"
@@ -180,15 +180,15 @@ const text = (body: Uint8Array): string | undefined => {
   }
 }
 
-/** The response with the token masked: an API that echoes request headers must not make `request` print it. */
-const masked = (r: Response, secret: Redacted.Redacted<string>): Response => {
-  const token = Redacted.value(secret)
-  if (token.length < 8) return r
+/** The response with the token and the connection's secrets masked in every encoding (Redaction.scrub): an API that
+ *  echoes request headers must not make `request` print them. */
+const masked = (r: Response, secrets: ReadonlyArray<string>): Response => {
   const t = text(r.body)
+  const scrubbed = t === undefined ? undefined : Redaction.scrub(t, secrets)
   return {
     ...r,
-    headers: r.headers.map(([k, v]) => [k, v.split(token).join("***")] as const),
-    body: t !== undefined && t.includes(token) ? Buffer.from(t.split(token).join("***"), "utf8") : r.body
+    headers: r.headers.map(([k, v]) => [k, Redaction.scrub(v, secrets)] as const),
+    body: scrubbed !== undefined && scrubbed !== t ? Buffer.from(scrubbed, "utf8") : r.body
   }
 }
 
@@ -245,21 +245,25 @@ export const handler = (o: Options) =>
       const { response, token } = yield* send({ ...o, method }, target, body, headers).pipe(
         Terminal.withSpinner(`${method} ${url.origin}${url.pathname}`)
       )
-      const shown = masked(response, token)
+      const shown = masked(response, [Redacted.value(token), ...Upstream.secretsOf(c)])
       if (o.json) yield* Report.json(toJson(shown), { pretty: true })
       else {
+        const stdio = yield* Stdio.Stdio
+        const tty = yield* stdio.stdoutIsTerminal
+        // A terminal acts on escape sequences: what the API sent is shown there with its control characters escaped.
+        const forTerminal = (v: string) => (tty ? Terminal.sanitize(v) : v)
         if (o.include) {
           const p = yield* Terminal.paint("stdout")
           const head = [
-            p.bold(`HTTP/1.1 ${shown.status} ${shown.statusText}`.trimEnd()),
-            ...shown.headers.map(([k, v]) => `${p.cyan(k)}: ${v}`)
+            p.bold(forTerminal(`HTTP/1.1 ${shown.status} ${shown.statusText}`.trimEnd())),
+            ...shown.headers.map(([k, v]) => `${p.cyan(k)}: ${forTerminal(v)}`)
           ]
           yield* Terminal.write("stdout", `${head.join("\n")}\n\n`)
         }
-        yield* Terminal.write("stdout", shown.body)
+        const bodyText = tty ? text(shown.body) : undefined
+        yield* Terminal.write("stdout", bodyText === undefined ? shown.body : Terminal.sanitize(bodyText))
         // On a terminal, end with a newline so the prompt does not follow the body; pipes get the bytes as sent.
-        const stdio = yield* Stdio.Stdio
-        if (shown.body.length > 0 && shown.body[shown.body.length - 1] !== 0x0a && (yield* stdio.stdoutIsTerminal))
+        if (shown.body.length > 0 && shown.body[shown.body.length - 1] !== 0x0a && tty)
           yield* Terminal.write("stdout", "\n")
       }
       if (response.status >= 400) {

@@ -6,7 +6,7 @@
  *  --curl only read one (and create nothing), a cache that cannot be opened is replaced by none, and a token that
  *  cannot be cached (a full disk) is printed anyway; each with a warning on stderr naming the path. */
 import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type TokenError } from "@tessera/engine"
-import { Console, Effect, Logger, Option, Redacted, References } from "effect"
+import { Console, Effect, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Report from "../report.ts"
@@ -132,8 +132,6 @@ export const handler = (o: Options) =>
     })
     yield* program.pipe(
       Effect.provide(Runtime.layer(config, store, { logLevel: level, connections: "sqlite" })),
-      // The engine's warnings can quote a provider's message: log it terminal-safe.
-      Effect.provide(Logger.layer([Terminal.logger])),
       // Without a config file, a connection that is not stored either is best explained by the missing file.
       Effect.catchTag("UnknownConnection", (e) => Effect.fail(missing ?? e)),
       Effect.catch(Report.failWith({ json: o.json, secrets: Report.secretsOf(config) }))
