@@ -16,9 +16,10 @@ const all: ReadonlyArray<() => Promise<Bench>> = [
   async () => (await import("./benches/cli.ts")).bench,
   async () => (await import("./benches/memory.ts")).bench,
   async () => (await import("./benches/connections.ts")).bench,
-  async () => (await import("./benches/config.ts")).bench
+  async () => (await import("./benches/config.ts")).bench,
+  async () => (await import("./benches/fleet.ts")).bench
 ]
-const names = ["server", "proxy", "cold", "cached", "herd", "cli", "memory", "connections", "config"]
+const names = ["server", "proxy", "cold", "cached", "herd", "cli", "memory", "connections", "config", "fleet"]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")

@@ -10,6 +10,8 @@ declare module "autocannon" {
     headers?: Record<string, string>
     method?: string
     timeout?: number
+    /** Requests cycled per connection; `setupRequest` may rewrite each one (e.g. a random path). */
+    requests?: ReadonlyArray<{ setupRequest?: (req: Record<string, unknown>) => Record<string, unknown> }>
   }
   interface Result {
     duration: number
