@@ -85,7 +85,19 @@ const bounded = (found: Found, expiresAt: number, sentAt: number): ExpiryResult 
   return { _tag: "Expiry", expiresAt: Math.floor(expiresAt), source: found.source }
 }
 
+/** The expiry from the manifest's sources, never later than the access token's own JWT `exp` when it has one: a
+ *  provider's `exp` is whole seconds from a rounded-down `iat`, up to a second before `sent + expires_in`, and a
+ *  token must not be served past either. */
 export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
+  const r = fromSources(manifest, input)
+  if (r._tag !== "Expiry" || r.source === "jwt_exp") return r
+  const exp = numeric(jwtPayload(input.accessToken)?.["exp"])
+  if (exp === undefined) return r
+  const cap = epochMs(exp) - input.skewMs
+  return cap < r.expiresAt && cap > input.sentAt ? { ...r, expiresAt: cap } : r
+}
+
+const fromSources = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
   const f = manifest.response.fields
   for (const spec of manifest.response.expiry) {
     switch (spec.source) {

@@ -175,7 +175,8 @@ describe("serve stale while the provider fails", () => {
   it("serves a token inside its margin when renewal fails, and never one past its real expiry", async () => {
     h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 3 } }, http: { retries: 0 } })
     const first = await h.run(h.engine.getToken("dvinci"))
-    await new Promise((r) => setTimeout(r, 2750))
+    // 150 ms before it expires: inside the margin (10 % of a 2-3 s lifetime; the JWT's exp is whole seconds).
+    await new Promise((r) => setTimeout(r, first.expiresAt!.getTime() - Date.now() - 150))
     h.sb.inject("dvinci", { type: "status", status: 503 }, 10)
     const stale = await h.run(h.engine.getToken("dvinci"))
     expect(stale.decision.action).toBe("served_stale")

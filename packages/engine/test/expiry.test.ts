@@ -145,3 +145,19 @@ describe("a fixed ttl", () => {
     expect(manifestWith("[{ source: ttl, seconds: 315576000 }]").response.expiry).toHaveLength(1)
   })
 })
+
+describe("a JWT's own exp caps every other source", () => {
+  it("expires_in says 3600 s but the JWT's exp (from a rounded-down iat) is earlier: the JWT wins", () => {
+    const exp = Math.floor(sentAt / 1000) + 3599
+    const r = compute(seconds, { expires_in: 3600 }, { accessToken: jwt({ exp }) })
+    expect(r).toEqual({ _tag: "Expiry", expiresAt: exp * 1000, source: "expires_in" })
+  })
+
+  it("a later JWT exp, one already past, or none changes nothing", () => {
+    const later = compute(seconds, { expires_in: 60 }, { accessToken: jwt({ exp: sentAt / 1000 + 3600 }) })
+    accepted(later, 60_000)
+    const past = compute(seconds, { expires_in: 60 }, { accessToken: jwt({ exp: sentAt / 1000 - 10 }) })
+    accepted(past, 60_000)
+    accepted(compute(seconds, { expires_in: 60 }, { accessToken: jwt({ sub: "x" }) }), 60_000)
+  })
+})
