@@ -25,6 +25,36 @@ export const defaultDir = (): string => {
 const fail = (operation: string) => (e: unknown) =>
   new StoreError({ store: "file", operation, reason: (e as NodeJS.ErrnoException).code ?? String(e) })
 
+/** One entry file opened with `key`: undefined when it does not exist or does not open. */
+const readEntryFile = async (key: Buffer, path: string): Promise<Entry | undefined> => {
+  let text: string
+  try {
+    text = await readFile(path, "utf8")
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    throw e
+  }
+  let plain: string | undefined
+  try {
+    const sealed: unknown = JSON.parse(text)
+    plain = isSealed(sealed) ? openOrUndefined(key, sealed) : undefined
+  } catch {
+    plain = undefined
+  }
+  if (plain === undefined) return undefined // another key, or corrupt: treat as a miss, the next write replaces it
+  const e = JSON.parse(plain) as Entry
+  return isStored(e.token) ? e : undefined
+}
+
+/** Reads the entry `key` of the file cache in `dir` under the cache's own key file, as `get` does but with no Effect
+ *  runtime, no lock and nothing created: the CLI's cache-hit path (packages/cli/src/fast-path.ts) calls it before
+ *  it loads anything else. undefined when the cache has no key file yet, no such entry, or the entry does not open. */
+export const readEntry = async (dir: string, key: string): Promise<Entry | undefined> => {
+  const keyText = await readFile(join(dir, "key"), "utf8").catch(() => undefined)
+  const k = keyText === undefined ? undefined : parseKey(keyText)
+  return k ? readEntryFile(k, join(dir, `${key}.token`)) : undefined
+}
+
 export interface FileStoreOptions {
   readonly dir?: string | undefined
   readonly encryptionKey?: Redacted.Redacted<string> | undefined
@@ -76,25 +106,7 @@ export const makeFile = (opts: FileStoreOptions = {}): Effect.Effect<TokenStoreS
       catch: fail("load key")
     })
     const file = (k: string) => join(dir, `${k}.token`)
-    const readEntry = async (path: string): Promise<Entry | undefined> => {
-      let text: string
-      try {
-        text = await readFile(path, "utf8")
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
-        throw e
-      }
-      let plain: string | undefined
-      try {
-        const sealed: unknown = JSON.parse(text)
-        plain = isSealed(sealed) ? openOrUndefined(key, sealed) : undefined
-      } catch {
-        plain = undefined
-      }
-      if (plain === undefined) return undefined // another key, or corrupt: treat as a miss, the next write replaces it
-      const e = JSON.parse(plain) as Entry
-      return isStored(e.token) ? e : undefined
-    }
+    const readEntry = (path: string) => readEntryFile(key, path)
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
     const acquireLock = async (k: string): Promise<string> => {
       const path = join(dir, `${k}.lock`)
