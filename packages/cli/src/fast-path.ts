@@ -1,4 +1,4 @@
-/** The fast path of `tessera`: answers `tessera --version` and a `tessera token <connection> [--config PATH]` cache
+/** The fast path of `tessera`: answers `tessera --version` (`-v`) and a `tessera token <connection> [--config PATH]` cache
  *  hit before anything heavy is loaded (neither Effect, nor the manifest compiler, nor Ajv: only the config file,
  *  the hit index and the file cache; see hit-index.ts). Any other invocation, and any doubt, returns false and the
  *  full CLI runs, so the output is always the one the full CLI would give: `tessera v<version>`, or the token alone.
@@ -64,7 +64,7 @@ const hit = async (call: TokenCall, env: NodeJS.ProcessEnv): Promise<string | un
 
 /** Answers `argv` if the fast path can; true when it has written the whole output. Never throws. */
 export const answer = async (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env): Promise<boolean> => {
-  if (argv.length === 1 && argv[0] === "--version") {
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
     if (levelOf(env) !== "" && !levels.includes(levelOf(env))) return false
     process.stdout.write(`tessera v${version}\n`)
     return true

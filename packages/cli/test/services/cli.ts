@@ -22,6 +22,10 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>
   /** Standard input; stdin is closed (empty) without it. */
   readonly input?: string
+  /** Another `tessera` executable (the bundle, say) instead of the repository's bin/tessera.mjs. */
+  readonly bin?: string
+  /** Node options before the executable, e.g. `--import` of a module-load recorder. */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 const baseEnv = (): Record<string, string> => {
@@ -54,7 +58,7 @@ const limited = <A>(start: () => Promise<A>): Promise<A> => {
   )
 }
 
-/** `node bin/tessera.mjs ...args`; the token cache is `<cwd>/.cache` unless env says otherwise. */
+/** `node bin/tessera.mjs ...args` (or `opts.bin`); the token cache is `<cwd>/.cache` unless env says otherwise. */
 export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> =>
   limited(
     () =>
@@ -62,7 +66,7 @@ export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<
         const env = { ...baseEnv(), TESSERA_CACHE_DIR: join(opts.cwd, ".cache"), ...opts.env }
         const child = execFile(
           process.execPath,
-          [bin, ...args],
+          [...(opts.nodeArgs ?? []), opts.bin ?? bin, ...args],
           { cwd: opts.cwd, env, timeout: 30_000, encoding: "utf8" },
           (error, stdout, stderr) => {
             if (error && typeof error.code !== "number")
