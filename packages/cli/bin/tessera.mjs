@@ -6,7 +6,7 @@ const minimum = 24
 const major = Number(process.versions.node.split(".")[0])
 if (!(major >= minimum)) {
   process.stderr.write(
-    `tessera: needs Node.js ${minimum} or later, but this is Node.js ${process.versions.node} (${process.execPath}).\n` +
+    `tessera needs Node.js ${minimum} or later, but this is Node.js ${process.versions.node} (${process.execPath}).\n` +
       `Install Node.js ${minimum} from https://nodejs.org/en/download or with a version manager ` +
       `(nvm install ${minimum}, fnm install ${minimum}, volta install node@${minimum}), then run tessera again.\n` +
       `Inside a tessera checkout, \`npx -y pnpm@10.34.9 exec tessera ...\` uses the repository's own Node.js ${minimum}.\n`
