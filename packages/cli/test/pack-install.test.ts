@@ -161,58 +161,63 @@ describe.skipIf(!reachable && !ci)("packed and installed with npm", () => {
     expect(r).toMatchObject({ code: 0, stdout: "ok\n" })
   }, 60_000)
 
-  it("runs `tessera serve` so that signals reach it: SIGHUP reloads, SIGTERM exits 0 and frees the port", async () => {
-    const child = spawn(
-      join(project, "node_modules", ".bin", "tessera"),
-      ["serve", "--config", config, "--port", "0"],
-      {
-        cwd: project,
-        env: env(secret()),
-        stdio: ["ignore", "pipe", "pipe"]
-      }
-    )
-    let out = ""
-    for (const s of [child.stdout, child.stderr]) s.on("data", (d: Buffer) => (out += d.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-    const waitFor = (re: RegExp) =>
-      new Promise<RegExpExecArray>((resolve, reject) => {
-        const t = setInterval(() => {
-          const m = re.exec(out)
-          if (m) {
+  it.each([["SIGTERM"], ["SIGINT"]] as const)(
+    "runs `tessera serve` so that signals reach it: SIGHUP reloads, %s exits 0 and frees the port",
+    async (stop) => {
+      const child = spawn(
+        join(project, "node_modules", ".bin", "tessera"),
+        ["serve", "--config", config, "--port", "0"],
+        {
+          cwd: project,
+          env: env(secret()),
+          stdio: ["ignore", "pipe", "pipe"]
+        }
+      )
+      let out = ""
+      for (const s of [child.stdout, child.stderr]) s.on("data", (d: Buffer) => (out += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+      const waitFor = (re: RegExp) =>
+        new Promise<RegExpExecArray>((resolve, reject) => {
+          const t = setInterval(() => {
+            const m = re.exec(out)
+            if (m) {
+              clearInterval(t)
+              resolve(m)
+            }
+          }, 50)
+          setTimeout(() => {
             clearInterval(t)
-            resolve(m)
-          }
-        }, 50)
-        setTimeout(() => {
-          clearInterval(t)
-          reject(new Error(`${re} not seen:\n${out}`))
-        }, 20_000)
-      })
-    try {
-      const url = (await waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1]!
-      expect((await fetch(`${url}/v1/connections/api/token`)).status).toBe(200)
-      child.kill("SIGHUP")
-      await waitFor(/config reloaded/)
-      expect((await fetch(`${url}/healthz`)).status).toBe(200)
-      const t0 = Date.now()
-      child.kill("SIGTERM")
-      expect(await exited).toBe(0)
-      expect(Date.now() - t0).toBeLessThan(5_000)
-      const port = Number(new URL(url).port)
-      await new Promise<void>((resolve, reject) => {
-        const probe = createServer().once("error", reject)
-        probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()))
-      })
-    } finally {
-      child.kill("SIGKILL")
-    }
-  }, 60_000)
+            reject(new Error(`${re} not seen:\n${out}`))
+          }, 20_000)
+        })
+      try {
+        const url = (await waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1]!
+        expect((await fetch(`${url}/v1/connections/api/token`)).status).toBe(200)
+        child.kill("SIGHUP")
+        await waitFor(/config reloaded/)
+        expect((await fetch(`${url}/healthz`)).status).toBe(200)
+        const t0 = Date.now()
+        child.kill(stop)
+        expect(await exited).toBe(0)
+        expect(Date.now() - t0).toBeLessThan(5_000)
+        const port = Number(new URL(url).port)
+        await new Promise<void>((resolve, reject) => {
+          const probe = createServer().once("error", reject)
+          probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()))
+        })
+      } finally {
+        child.kill("SIGKILL")
+      }
+    },
+    60_000
+  )
 
   it("puts `tessera` on the PATH with `pnpm cli:install` (the README's command), into a given npm prefix", async () => {
     const prefix = join(work, "global")
     const r = await exec("npx", ["-y", pnpm, "cli:install"], { cwd: repo, env: env({ NPM_CONFIG_PREFIX: prefix }) })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain(`installed tessera in ${join(prefix, "bin")}`)
+    expect(r.stdout).toContain(`note: ${join(prefix, "bin")} is not on your PATH`)
     const onPath = env({ ...secret(), PATH: [join(prefix, "bin"), PATH].join(delimiter) })
     const version = await exec("tessera", ["--version"], { cwd: work, env: onPath })
     expect(version.stdout).toMatch(/^tessera v\d+\.\d+\.\d+\n$/)
