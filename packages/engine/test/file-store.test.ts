@@ -79,6 +79,18 @@ describe("file store", () => {
     expect(await Effect.runPromise(store.get("k"))).toBeUndefined()
   })
 
+  it("readEntry reads what the store wrote, without Effect and without creating anything", async () => {
+    const empty = join(dir, "none")
+    expect(await FileStore.readEntry(empty, "k")).toBeUndefined()
+    expect(() => statSync(empty)).toThrow()
+    const store = await Effect.runPromise(FileStore.makeFile({ dir }))
+    await Effect.runPromise(store.set("k", entry))
+    expect(await FileStore.readEntry(dir, "k")).toEqual(entry)
+    expect(await FileStore.readEntry(dir, "other")).toBeUndefined()
+    writeFileSync(join(dir, "k.token"), "{not json")
+    expect(await FileStore.readEntry(dir, "k")).toBeUndefined()
+  })
+
   it("list and clear see only token files", async () => {
     const store = await Effect.runPromise(FileStore.makeFile({ dir }))
     await Effect.runPromise(store.set("a", entry))
