@@ -36,10 +36,13 @@ afterAll(async () => {
 /** Runs `tessera` and tells which modules it loaded and whether the full CLI ran. */
 const run = async (args: ReadonlyArray<string>, opts: RunOptions) => {
   const loads = join(opts.cwd, `loads-${Math.random().toString(36).slice(2)}.txt`)
+  // Built code prefers a package's own copy of the manifests (packages/cli/providers), which the pack-and-install
+  // test creates and removes while it packs: the bundle is pointed at the repository's, as the sources are.
+  const manifests = opts.bin === bundled ? { TESSERA_BUNDLED_PROVIDERS: repoProviders } : {}
   const r = await tessera(args, {
     ...opts,
     nodeArgs: ["--import", pathToFileURL(recorder).href],
-    env: { ...opts.env, TESSERA_TEST_LOADS: loads }
+    env: { ...manifests, ...opts.env, TESSERA_TEST_LOADS: loads }
   })
   const loaded = readFileSync(loads, "utf8").split("\n")
   const full = loaded.some((u) => /\/src\/main\.ts$|\/main-[A-Z0-9]+\.mjs$/.test(u))
