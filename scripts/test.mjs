@@ -2,16 +2,11 @@
 // report, and ends with the plain line "N passed, M failed" that CI reads. Exit code 1 on any failure.
 import { spawnSync } from "node:child_process"
 import { mkdirSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs"
+import { runTee } from "./tee.mjs"
 
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: "inherit", shell: false })
-/** Runs and also keeps the output, for the secret-leak scan. */
-const runTee = (cmd, args) => {
-  const r = spawnSync(cmd, args, { stdio: ["inherit", "pipe", "pipe"], shell: false, maxBuffer: 512 * 1024 * 1024 })
-  process.stdout.write(r.stdout ?? "")
-  process.stderr.write(r.stderr ?? "")
-  return r
-}
 let failedSteps = 0
+console.log("> typecheck")
 const tc = run("turbo", ["run", "typecheck", "--output-logs=errors-only"])
 if (tc.status !== 0) {
   console.error("typecheck failed")
@@ -33,7 +28,8 @@ mkdirSync("test-results", { recursive: true })
 const report = "test-results/vitest.json"
 rmSync(report, { force: true })
 rmSync("test-results/secrets", { recursive: true, force: true })
-const vt = runTee("vitest", [
+console.log("> vitest (a line per test file as it finishes)")
+const vt = await runTee("vitest", [
   "run",
   "--reporter=default",
   "--reporter=json",

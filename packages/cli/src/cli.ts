@@ -4,7 +4,6 @@
 import { Runtime } from "@tessera/engine"
 import { Cause, Console, Effect, Logger, References } from "effect"
 import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
-import { readFileSync } from "node:fs"
 import * as Cache from "./commands/cache.ts"
 import * as Connections from "./commands/connections.ts"
 import * as Init from "./commands/init.ts"
@@ -15,20 +14,21 @@ import * as Request from "./commands/request.ts"
 import * as Serve from "./commands/serve.ts"
 import * as Token from "./commands/token.ts"
 import * as Validate from "./commands/validate.ts"
+import { InvalidArgument } from "./cli-error.ts"
 import * as ExitCode from "./exit-code.ts"
 import * as Report from "./report.ts"
 import * as Terminal from "./terminal.ts"
+import { version } from "./version.ts"
 
-export const version: string = (
-  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-).version
+export { version } from "./version.ts"
 
 export const command = Command.make("tessera").pipe(
   Command.withDescription(
     "Gets and keeps API credentials for SaaS providers, as declared in provider manifests and a config file " +
       "(--config, else $TESSERA_CONFIG, else ./tessera.yaml). Exit codes: 0 ok, 1 provider/network/cache failure (for request: " +
       "also an API answer of 400 or more), 2 usage or config error. Colors only on a terminal and never with NO_COLOR; " +
-      "shell completion: --completions bash|zsh|fish prints a script to source."
+      "shell completion: --completions bash|zsh|fish prints a script to source. Logs go to stderr: --log-level, else " +
+      "$TESSERA_LOG_LEVEL (all, trace, debug, info, warn, error, fatal or none; default warn; any other value is an error)."
   ),
   Command.withExamples([
     { command: "tessera init", description: "Write a starter ./tessera.yaml (one commented example per provider)" },
@@ -84,6 +84,15 @@ const presenter = (json: boolean): CliOutput.Presenter => ({
 /** Runs `tessera` with `argv` (without "node" and the script) and returns the exit code; never fails. */
 export const run = (argv: ReadonlyArray<string>): Effect.Effect<ExitCode.ExitCode, never, Command.Environment> => {
   const json = argv.includes("--json")
+  // A mistyped level would otherwise hide the logs asked for without a word.
+  if (Runtime.parseLogLevel() === undefined) {
+    const e = new InvalidArgument({
+      argument: "TESSERA_LOG_LEVEL",
+      reason: `is ${JSON.stringify(process.env["TESSERA_LOG_LEVEL"])}, not a log level`,
+      hint: `use one of ${Runtime.levels.map((l) => l.toLowerCase()).join(", ")}; unset means warn`
+    })
+    return Effect.as(Console.error(Report.errorText(e, { json })), ExitCode.of(e))
+  }
   return Command.runWith(command, { version })(argv).pipe(
     Effect.as(ExitCode.success),
     Effect.catch((e): Effect.Effect<ExitCode.ExitCode> => {

@@ -34,6 +34,9 @@ describe.concurrent("tessera", () => {
     expect(token.stdout).not.toContain("--wizard")
     expect(root.stdout).toContain("--completions bash|zsh|fish")
     expect(root.stdout).toContain("source <(tessera --completions bash)")
+    expect(root.stdout).toContain(
+      "$TESSERA_LOG_LEVEL (all, trace, debug, info, warn, error, fatal or none; default warn; any other value is an error)"
+    )
   })
 
   it("--help on the new commands shows their description, flags and examples", async () => {

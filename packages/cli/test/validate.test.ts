@@ -194,4 +194,36 @@ connections:
     ])
     expect(drifted.stdout.trimEnd().split("\n").at(-1)).toBe("✗ 2 errors in 1 file")
   })
+
+  it("--fixtures on manifest files replays only those manifests' fixtures", async () => {
+    // A copy of the bundled providers where another provider's fixture drifted: checking cube must not report it.
+    const cwd = tempDir()
+    cpSync(repoProviders, join(cwd, "providers"), { recursive: true })
+    const file = join(cwd, "providers/fixtures/dvinci/success.json")
+    const fixture = JSON.parse(readFileSync(file, "utf8")) as { expect: Record<string, unknown> }
+    fixture.expect["lifetime_seconds"] = 1
+    writeFileSync(file, JSON.stringify(fixture, null, 2))
+    const env = { TESSERA_BUNDLED_PROVIDERS: join(cwd, "providers") }
+    const count = (id: string) => readdirSync(join(repoProviders, "fixtures", id)).length
+    const [cube, two, json] = await Promise.all([
+      tessera(["validate", "providers/cube.yaml", "--fixtures"], { cwd, env }),
+      tessera(["validate", "providers/cube.yaml", "providers/oauth2.yaml", "--fixtures"], { cwd, env }),
+      tessera(["validate", "providers/cube.yaml", "--fixtures", "--json"], { cwd, env })
+    ])
+    expect(cube).toMatchObject({ code: 0, stdout: `✓ 1 manifest, ${count("cube")} fixtures: no errors\n` })
+    expect(two).toMatchObject({
+      code: 0,
+      stdout: `✓ 2 manifests, ${count("cube") + count("oauth2")} fixtures: no errors\n`
+    })
+    const files = (JSON.parse(json.stdout) as { files: Array<{ file: string; kind: string }> }).files
+    expect(files.filter((f) => f.kind === "fixture").map((f) => f.file)).toEqual(
+      readdirSync(join(repoProviders, "fixtures", "cube"))
+        .sort()
+        .map((n) => `providers/fixtures/cube/${n}`)
+    )
+    // The drift is still found where it belongs.
+    const dvinci = await tessera(["validate", "providers/dvinci.yaml", "--fixtures"], { cwd, env })
+    expect(dvinci.code).toBe(2)
+    expect(dvinci.stdout).toContain("providers/fixtures/dvinci/success.json:1:1: error: expect.lifetime_seconds")
+  })
 })

@@ -14,10 +14,11 @@
  *  entry's file) is a miss, with a warning once. */
 import { Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
+import { lstatSync } from "node:fs"
 import { readdir, rename, stat, unlink, writeFile } from "node:fs/promises"
 import { homedir, platform } from "node:os"
 import { join } from "node:path"
-import { fault, loadKey, resolveDir } from "./internal/cache-dir.ts"
+import { fault, keyName, loadKey, markerName, resolveDir, subdirName } from "./internal/cache-dir.ts"
 import * as FileLock from "./internal/file-lock.ts"
 import { readText } from "./internal/read-limited.ts"
 import { isSealed, open, parseKey, seal } from "./secret-box.ts"
@@ -33,6 +34,67 @@ export const defaultDir = (): string => {
   if (platform() === "win32")
     return join(process.env["LOCALAPPDATA"] ?? join(homedir(), "AppData", "Local"), "tessera", "Cache")
   return join(process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache"), "tessera")
+}
+
+type Opened =
+  | { readonly _tag: "Found"; readonly entry: Entry }
+  /** Absent, corrupt, or sealed under another key (rotated): the next write replaces it. */
+  | { readonly _tag: "Miss" }
+  | { readonly _tag: "Unreadable"; readonly kind: string; readonly reason: string }
+  /** Opens under this key but not as this entry's: tampered with, or copied from another entry's file. */
+  | { readonly _tag: "Misplaced" }
+
+/** One entry file, read and opened with the cache's `key` and the entry key `k` as associated data. Synchronous and
+ *  Effect-free, so the CLI's cache-hit path can use it (`readEntry`). */
+const openEntryFile = (key: Buffer, k: string, path: string): Opened => {
+  const r = readText(path, maxEntryBytes, "a cache entry is a small JSON file")
+  if (r._tag === "Refused")
+    return r.code === "ENOENT" ? { _tag: "Miss" } : { _tag: "Unreadable", kind: r.code ?? r.reason, reason: r.reason }
+  const sealed = parseJson(r.text)
+  if (!isSealed(sealed)) return { _tag: "Miss" }
+  const opened = open(key, sealed, k)
+  if (opened._tag === "UnknownKey") return { _tag: "Miss" }
+  if (opened._tag === "Damaged") return { _tag: "Misplaced" }
+  const e = parseJson(opened.plain) as Entry | undefined
+  return e && isStored(e.token) ? { _tag: "Found", entry: e } : { _tag: "Miss" }
+}
+
+/** The directory the file store would use for `dir` without creating anything: `dir` when it carries tessera's
+ *  marker, else its `tessera/` subdirectory when that does (internal/cache-dir.ts), else none. */
+const existingDir = (dir: string): string | undefined =>
+  [dir, join(dir, subdirName)].find((d) => {
+    try {
+      return lstatSync(join(d, markerName)).isFile()
+    } catch {
+      return false
+    }
+  })
+
+/** Reads the entry `key` of the file cache at `dir` under the cache's own key file, as `get` does, with no Effect
+ *  runtime, no lock, no warning and nothing created: the CLI's cache-hit path (packages/cli/src/fast-path.ts) calls
+ *  it before it loads anything else. undefined when there is no such cache, key or entry, or the entry does not
+ *  open (the full path then says why). */
+export const readEntry = async (dir: string, key: string): Promise<Entry | undefined> => {
+  const found = existingKey(dir)
+  if (!found) return undefined
+  const r = openEntryFile(found.key, key, join(found.dir, `${key}.token`))
+  return r._tag === "Found" ? r.entry : undefined
+}
+
+/** The cache directory tessera owns for `dir` and the key in its key file, when both are there. */
+const existingKey = (dir: string): { readonly dir: string; readonly key: Buffer } | undefined => {
+  const owned = existingDir(dir)
+  if (owned === undefined) return undefined
+  const keyFile = readText(join(owned, keyName), 1024, "a cache key file holds one base64 key")
+  const key = keyFile._tag === "Text" ? parseKey(keyFile.text) : undefined
+  return key ? { dir: owned, key } : undefined
+}
+
+/** The secret the file cache at `dir` keys its entries with (`TokenStoreShape.keySecret`), read as `readEntry`
+ *  reads: undefined when there is no cache with a key file yet. */
+export const keySecretOf = (dir: string): Buffer | undefined => {
+  const found = existingKey(dir)
+  return found ? keySecretFrom(found.key) : undefined
 }
 
 export interface FileStoreOptions {
@@ -136,31 +198,29 @@ const present = (dir: string, key: Buffer, opts: FileStoreOptions, writable: boo
     })
 
   /** The entry in `path` for key `k`: undefined when absent, unreadable, damaged, sealed under another key, or not
-   *  this entry's (the associated data is the key). */
+   *  this entry's (the associated data is the key); the last ones with a warning once. */
   const readEntry = (k: string, path: string): Effect.Effect<Entry | undefined> =>
     Effect.suspend(() => {
-      const r = readText(path, maxEntryBytes, "a cache entry is a small JSON file")
-      if (r._tag === "Refused") {
-        if (r.code === "ENOENT") return Effect.succeed(undefined)
-        return Effect.as(
-          warnOnce(`read:${r.code ?? r.reason}`, `cannot read cache entry ${path}: it ${r.reason}; treated as a miss`),
-          undefined
-        )
+      const r = openEntryFile(key, k, path)
+      switch (r._tag) {
+        case "Found":
+          return Effect.succeed(r.entry)
+        case "Miss":
+          return Effect.succeed(undefined)
+        case "Unreadable":
+          return Effect.as(
+            warnOnce(`read:${r.kind}`, `cannot read cache entry ${path}: it ${r.reason}; treated as a miss`),
+            undefined
+          )
+        case "Misplaced":
+          return Effect.as(
+            warnOnce(
+              "misplaced",
+              `cache entry ${path} does not open under this cache's key for this entry (tampered with, or copied from another entry's file); treated as a miss`
+            ),
+            undefined
+          )
       }
-      const sealed = parseJson(r.text)
-      if (!isSealed(sealed)) return Effect.succeed(undefined) // corrupt: a miss, the next write replaces it
-      const opened = open(key, sealed, k)
-      if (opened._tag === "UnknownKey") return Effect.succeed(undefined) // another key (rotated): a miss
-      if (opened._tag === "Damaged")
-        return Effect.as(
-          warnOnce(
-            "misplaced",
-            `cache entry ${path} does not open under this cache's key for this entry (tampered with, or copied from another entry's file); treated as a miss`
-          ),
-          undefined
-        )
-      const e = parseJson(opened.plain) as Entry | undefined
-      return Effect.succeed(e && isStored(e.token) ? e : undefined)
     })
 
   const writeEntry = (k: string, entry: Entry): Effect.Effect<void> => {

@@ -84,11 +84,19 @@ export const connectionStoreOpener = (
   return Effect.cached(openConnectionStore(settings).pipe(Scope.provide(scope)))
 }
 
-const levels: ReadonlyArray<LogLevel> = ["All", "Fatal", "Error", "Warn", "Info", "Debug", "Trace", "None"]
+/** The values $TESSERA_LOG_LEVEL accepts (in any case), from the most verbose. */
+export const levels: ReadonlyArray<LogLevel> = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"]
 
-/** $TESSERA_LOG_LEVEL (any case), else Warn: a library should not chatter on its host's console. */
-export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel =>
-  levels.find((l) => l.toLowerCase() === (env["TESSERA_LOG_LEVEL"] ?? "").toLowerCase()) ?? "Warn"
+/** $TESSERA_LOG_LEVEL (any case) as a level, Warn when it is unset or empty (a library should not chatter on its
+ *  host's console), undefined when it names no level (the CLI then stops with exit 2). */
+export const parseLogLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel | undefined => {
+  const given = env["TESSERA_LOG_LEVEL"] ?? ""
+  return given === "" ? "Warn" : levels.find((l) => l.toLowerCase() === given.toLowerCase())
+}
+
+/** $TESSERA_LOG_LEVEL as `parseLogLevel` reads it, Warn for a value that names no level (a library cannot refuse
+ *  to start over its logging; the CLI checks the variable first). */
+export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel => parseLogLevel(env) ?? "Warn"
 
 /** The engine over the chosen store. `logLevel` defaults to `logLevel()` ($TESSERA_LOG_LEVEL, else Warn); the CLI
  *  passes the level its --log-level flag chose. */

@@ -410,4 +410,19 @@ describe("cache keys", () => {
     const unsalted = h.digest("hex").slice(0, 40)
     expect(Engine.cacheKey(c, (await open()).keySecret)).not.toBe(unsalted)
   })
+
+  it("readEntry reads what the store wrote, without Effect and without creating anything", async () => {
+    const empty = join(dir, "none")
+    expect(await FileStore.readEntry(empty, "k")).toBeUndefined()
+    expect(() => statSync(empty)).toThrow()
+    const store = await open()
+    await run(store.set("k", entry))
+    expect(await FileStore.readEntry(dir, "k")).toEqual(entry)
+    expect(await FileStore.readEntry(dir, "other")).toBeUndefined()
+    // Copied to another entry's name: it does not open there either.
+    copyFileSync(join(dir, "k.token"), join(dir, "other.token"))
+    expect(await FileStore.readEntry(dir, "other")).toBeUndefined()
+    writeFileSync(join(dir, "k.token"), "{not json")
+    expect(await FileStore.readEntry(dir, "k")).toBeUndefined()
+  })
 })

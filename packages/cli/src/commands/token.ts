@@ -9,6 +9,7 @@ import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type
 import { Console, Effect, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as HitRecord from "../hit-record.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
 
@@ -129,6 +130,8 @@ export const handler = (o: Options) =>
         Effect.annotateLogs({ connection: result.connection, provider: result.provider })
       )
       yield* o.json ? Report.json(Engine.toJson(result)) : Console.log(Redacted.value(result.accessToken))
+      // Lets the next plain `tessera token` for this connection answer from the fast path (src/fast-path.ts).
+      if (!o.noCache) yield* HitRecord.record(config, result)
     })
     yield* program.pipe(
       Effect.provide(Runtime.layer(config, store, { logLevel: level, connections: "sqlite" })),

@@ -49,6 +49,14 @@ export const kindOf = (file: string, text: string): Kind | undefined => {
 type Target =
   { readonly file: string; readonly kind: Kind } | { readonly file: string; readonly problem: Problem.Problem }
 
+const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(resolve(path)).isDirectory()
+  } catch {
+    return false
+  }
+}
+
 /** Expands the paths given on the command line: a directory stands for the manifests (*.yaml, *.yml) in it. */
 const targets = (paths: ReadonlyArray<string>): ReadonlyArray<Target> =>
   paths.flatMap((p): Target[] => {
@@ -114,34 +122,53 @@ export const fixturesDir: string = join(Catalog.bundledDir, "fixtures")
 
 const shownValue = (v: unknown): string => (v === undefined ? "(absent)" : JSON.stringify(v))
 
-/** The fixtures of the manifests outside the bundled directory, beside each: `<its dir>/fixtures/<id>/<case>.json`. */
-const ownFixtures = (catalog: Catalog.Catalog): ReadonlyArray<string> =>
-  [...catalog.manifests.values()]
-    .filter((m) => !isBundled(m.file))
-    .flatMap((m) => {
-      const dir = join(dirname(m.file), "fixtures", m.id)
-      try {
-        return readdirSync(dir)
-          .filter((n) => n.endsWith(".json"))
-          .sort()
-          .map((n) => join(dir, n))
-      } catch {
-        return []
-      }
-    })
+/** The `*.json` files in `dir`, sorted; none when it cannot be read. */
+const jsonFiles = (dir: string): ReadonlyArray<string> => {
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.endsWith(".json"))
+      .sort()
+      .map((n) => join(dir, n))
+  } catch {
+    return []
+  }
+}
 
-/** Replays the bundled fixtures and those beside the other manifests against `catalog`; every mismatch and every
- *  unreplayable fixture is an error at its file. */
-const replayFixtures = (catalog: Catalog.Catalog) =>
+/** The fixtures of the manifests outside the bundled directory, beside each: `<its dir>/fixtures/<id>/<case>.json`. */
+const ownFixtures = (catalog: Catalog.Catalog, only?: ReadonlySet<string>): ReadonlyArray<string> =>
+  [...catalog.manifests.values()]
+    .filter((m) => !isBundled(m.file) && (only === undefined || only.has(m.id)))
+    .flatMap((m) => jsonFiles(join(dirname(m.file), "fixtures", m.id)))
+
+/** Replays each file; like `Fixture.replayAll`, one that cannot be replayed does not stop the others. */
+const replayEach = (files: ReadonlyArray<string>, catalog: Catalog.Catalog): Effect.Effect<Fixture.ReplayAll> =>
+  Effect.map(
+    Effect.forEach(files, (f) => Effect.result(Fixture.replay(f, catalog))),
+    (rs): Fixture.ReplayAll => ({
+      replays: rs.flatMap((x) => (x._tag === "Success" ? [x.success] : [])),
+      invalid: rs.flatMap((x) => (x._tag === "Failure" ? [x.failure] : []))
+    })
+  )
+
+/** Replays the fixtures against `catalog`: all of them (the bundled ones and those beside the other manifests), or,
+ *  given `only`, those of these provider ids. Every mismatch and every unreplayable fixture is an error at its file. */
+const replayFixtures = (catalog: Catalog.Catalog, only?: ReadonlySet<string>) =>
   Effect.gen(function* () {
-    const r = yield* Effect.result(Fixture.replayAll(fixturesDir, catalog))
-    if (r._tag === "Failure") return { files: [], problems: r.failure.problems.map((m) => problem(r.failure.file, m)) }
-    const own = yield* Effect.forEach(
-      ownFixtures(catalog).filter((f) => !r.success.replays.some((x) => x.file === f)),
-      (f) => Effect.result(Fixture.replay(f, catalog))
+    const r = yield* Effect.result(
+      only === undefined
+        ? Fixture.replayAll(fixturesDir, catalog)
+        : replayEach(
+            [...only].sort().flatMap((id) => jsonFiles(join(fixturesDir, id))),
+            catalog
+          )
     )
-    const replays = [...r.success.replays, ...own.flatMap((x) => (x._tag === "Success" ? [x.success] : []))]
-    const invalids = [...r.success.invalid, ...own.flatMap((x) => (x._tag === "Failure" ? [x.failure] : []))]
+    if (r._tag === "Failure") return { files: [], problems: r.failure.problems.map((m) => problem(r.failure.file, m)) }
+    const own = yield* replayEach(
+      ownFixtures(catalog, only).filter((f) => !r.success.replays.some((x) => x.file === f)),
+      catalog
+    )
+    const replays = [...r.success.replays, ...own.replays]
+    const invalids = [...r.success.invalid, ...own.invalid]
     const problems: Problem.Problem[] = []
     for (const replay of replays) {
       for (const m of replay.mismatches) {
@@ -212,6 +239,11 @@ export const check = (
         }
       }
     }
+    // Manifest files named on the command line (no directory of them, no config) replay only their own fixtures.
+    const onlyNamed =
+      paths.length > 0 && !paths.some(isDirectory) && !list.some((t) => "kind" in t && t.kind === "config")
+        ? new Set(checked.map((m) => m.id))
+        : undefined
     if (opts.fixtures) {
       // Against the config's catalog when one was checked (its manifests may replace bundled ones), else the bundled,
       // either with the manifests checked by path on top: a new manifest's fixtures replay before it is configured.
@@ -220,7 +252,7 @@ export const check = (
           manifests: new Map([...base.manifests, ...checked.map((m) => [m.id, m] as const)]),
           bundled: base.bundled
         })),
-        Effect.flatMap(replayFixtures),
+        Effect.flatMap((c) => replayFixtures(c, onlyNamed)),
         Effect.catchTag("ManifestInvalid", (e) => Effect.succeed({ files: [], problems: e.problems }))
       )
       for (const f of replayed.files) kinds.set(f, "fixture")

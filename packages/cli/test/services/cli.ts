@@ -24,6 +24,10 @@ export interface RunOptions {
   readonly input?: string
   /** Run under `ulimit -f` of this many 1 KiB blocks (0: no file may grow at all, as on a full disk). Needs sh. */
   readonly fileSizeLimit?: number
+  /** Another `tessera` executable (the bundle, say) instead of the repository's bin/tessera.mjs. */
+  readonly bin?: string
+  /** Node options before the executable, e.g. `--import` of a module-load recorder. */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 const baseEnv = (): Record<string, string> => {
@@ -60,17 +64,18 @@ const limited = <A>(start: () => Promise<A>): Promise<A> => {
  *  test writes to the real home directory. */
 const ownDirs = (cwd: string) => ({ TESSERA_CACHE_DIR: join(cwd, ".cache"), XDG_DATA_HOME: join(cwd, ".data") })
 
-/** `node bin/tessera.mjs ...args`; the token cache is `<cwd>/.cache` unless env says otherwise. */
+/** `node bin/tessera.mjs ...args` (or `opts.bin`); the token cache is `<cwd>/.cache` unless env says otherwise. */
 export const tessera = (args: ReadonlyArray<string>, opts: RunOptions): Promise<Result> =>
   limited(
     () =>
       new Promise((resolve, reject) => {
         const env = { ...baseEnv(), ...ownDirs(opts.cwd), ...opts.env }
         // RLIMIT_FSIZE makes every write past the limit fail with EFBIG (Node ignores SIGXFSZ), with no root needed.
+        const command = [...(opts.nodeArgs ?? []), opts.bin ?? bin, ...args]
         const [file, argv] =
           opts.fileSizeLimit === undefined
-            ? [process.execPath, [bin, ...args]]
-            : ["/bin/sh", ["-c", `ulimit -f ${opts.fileSizeLimit} && exec "$0" "$@"`, process.execPath, bin, ...args]]
+            ? [process.execPath, command]
+            : ["/bin/sh", ["-c", `ulimit -f ${opts.fileSizeLimit} && exec "$0" "$@"`, process.execPath, ...command]]
         const child = execFile(
           file,
           argv,
