@@ -18,7 +18,13 @@ export interface ExpiryInput {
 }
 
 export type ExpiryResult =
-  | { readonly _tag: "Expiry"; readonly expiresAt: number; readonly source: ExpirySource }
+  | {
+      readonly _tag: "Expiry"
+      readonly expiresAt: number
+      readonly source: ExpirySource
+      /** True when the token's own JWT exp cut the expiry short (see `compute`). */
+      readonly cappedByJwt?: boolean | undefined
+    }
   | { readonly _tag: "Invalid"; readonly field: string; readonly problem: string }
 
 /** A number, or a string of digits (CRM.COM sends JWT exp as "1518104864"); anything else is not a number. A digit
@@ -94,7 +100,7 @@ export const compute = (manifest: Manifest, input: ExpiryInput): ExpiryResult =>
   const exp = numeric(jwtPayload(input.accessToken)?.["exp"])
   if (exp === undefined) return r
   const cap = epochMs(exp) - input.skewMs
-  return cap < r.expiresAt && cap > input.sentAt ? { ...r, expiresAt: cap } : r
+  return cap < r.expiresAt && cap > input.sentAt ? { ...r, expiresAt: cap, cappedByJwt: true } : r
 }
 
 const fromSources = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {

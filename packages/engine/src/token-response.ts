@@ -185,6 +185,19 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     inputs: (n) => ctx.connection.inputs.get(n)
   })
   if (expiry._tag === "Invalid") return invalid(expiry.field, expiry.problem)
+  // Issued late in a second, a very short-lived token can arrive past its whole-second JWT exp: ask again.
+  if (expiry.expiresAt <= res.receivedAt && expiry.cappedByJwt)
+    return {
+      _tag: "Rejected",
+      error: new UpstreamRejected({
+        ...where,
+        status: res.status,
+        kind: "transient",
+        attempts: ctx.attempts,
+        code: "expired_on_arrival",
+        providerMessage: "the token's JWT exp had passed when it arrived"
+      })
+    }
   if (expiry.expiresAt <= res.receivedAt)
     return invalid(
       expiry.source,

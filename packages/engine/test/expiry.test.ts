@@ -150,7 +150,7 @@ describe("a JWT's own exp caps every other source", () => {
   it("expires_in says 3600 s but the JWT's exp (from a rounded-down iat) is earlier: the JWT wins", () => {
     const exp = Math.floor(sentAt / 1000) + 3599
     const r = compute(seconds, { expires_in: 3600 }, { accessToken: jwt({ exp }) })
-    expect(r).toEqual({ _tag: "Expiry", expiresAt: exp * 1000, source: "expires_in" })
+    expect(r).toEqual({ _tag: "Expiry", expiresAt: exp * 1000, source: "expires_in", cappedByJwt: true })
   })
 
   it("a later JWT exp, one already past, or none changes nothing", () => {
