@@ -26,7 +26,7 @@ export * as TokenError from "./token-error.ts"
 export * as TokenRequest from "./token-request.ts"
 export * as TokenResponse from "./token-response.ts"
 export * as TokenStore from "./token-store.ts"
-export * as Transport from "./transport.ts"
+export * as Http from "./http.ts"
 export * as Upstream from "./upstream.ts"
 // The Redis store and the PostgreSQL connection store are subpath exports ("@tessera/engine/redis",
 // "@tessera/engine/postgres"): re-exporting them here would load their clients into every process, which costs the

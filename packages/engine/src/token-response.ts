@@ -10,17 +10,17 @@ import * as Redaction from "./redaction.ts"
 import type { ErrorMatch, Manifest } from "./manifest.ts"
 import type { Token } from "./token.ts"
 import { ResponseInvalid, UpstreamRejected } from "./token-error.ts"
-import type { HttpResponse } from "./transport.ts"
+import { header, type Response } from "./http.ts"
+
+/** An answer as the decoder reads it: the response and when it arrived (local epoch ms, from the Clock). */
+export interface Answer extends Response {
+  readonly receivedAt: number
+}
 
 export type Decoded =
   | { readonly _tag: "Token"; readonly token: Token; readonly skewMs: number }
   | { readonly _tag: "Rejected"; readonly error: UpstreamRejected; readonly retryAfterMs?: number | undefined }
   | { readonly _tag: "Invalid"; readonly error: ResponseInvalid }
-
-const header = (res: HttpResponse, name: string): string | undefined => {
-  const v = res.headers[name]
-  return Array.isArray(v) ? v[0] : typeof v === "string" ? v : undefined
-}
 
 const matches = (m: ErrorMatch, status: number | undefined, code: string | number | undefined) =>
   (status !== undefined && m.status.includes(status)) ||
@@ -75,7 +75,7 @@ export interface DecodeContext {
   readonly secrets: ReadonlyArray<string>
 }
 
-export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
+export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
   const m = ctx.connection.manifest
   const where = { connection: ctx.connection.name, provider: m.id }
   // Provider text is scrubbed before it is cut or folded: a secret cut in half, or with its whitespace changed,
@@ -86,7 +86,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     error: new ResponseInvalid({ ...where, status: res.status, field, problem: Redaction.scrub(problem, ctx.secrets) })
   })
   const text = Buffer.from(res.body).toString("utf8")
-  const contentType = header(res, "content-type") ?? ""
+  const contentType = header(res.headers, "content-type") ?? ""
   const isJson = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim())
   let body: unknown
   let parsed = false
@@ -119,7 +119,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     const kind = classify(m, res.status >= 200 && res.status < 300 ? undefined : res.status, code)
     return {
       _tag: "Rejected",
-      retryAfterMs: retryAfterMs(header(res, "retry-after"), Date.now()),
+      retryAfterMs: retryAfterMs(header(res.headers, "retry-after"), res.receivedAt),
       error: new UpstreamRejected({
         ...where,
         status: res.status,
@@ -176,7 +176,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     if (problem) return invalid(path(field), problem)
   }
   const scope = JsonPath.get(envelope, "scope")
-  const skewMs = Expiry.skewFromDate(header(res, "date"), res.receivedAt)
+  const skewMs = Expiry.skewFromDate(header(res.headers, "date"), res.receivedAt)
   const expiry = Expiry.compute(m, {
     envelope,
     accessToken: access,

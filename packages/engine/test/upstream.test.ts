@@ -8,6 +8,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import * as Config from "../src/config.ts"
 import * as Engine from "../src/engine.ts"
+import * as Http from "../src/http.ts"
 import { makeMemory } from "../src/token-store.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-upstream-"))
@@ -46,9 +47,11 @@ describe("a secret in the token URL", () => {
         }
       )
     )
-    const engine = Engine.make(config, makeMemory(), {
-      http: { timeoutMs: 500, totalTimeoutMs: 1000, retries: 0, maxResponseBytes: 1024 }
-    })
+    const engine = Effect.runSync(
+      Engine.make(config, makeMemory(), {
+        http: { timeoutMs: 500, totalTimeoutMs: 1000, retries: 0, maxResponseBytes: 1024 }
+      }).pipe(Effect.provide(Http.layer))
+    )
     const e = await Effect.runPromise(Effect.flip(engine.getToken("k")))
     expect(e._tag).toBe("TransportError")
     expect(e.message).toContain(`http://127.0.0.1:${port}/t/***/token`)
