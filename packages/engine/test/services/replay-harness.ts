@@ -51,7 +51,7 @@ export const tokenAnswer = (id: string, change: TokenChange = {}, delayMs?: numb
   const f = fixture(id, base[id] ?? "success")
   const body = structuredClone(f.response.body) as Record<string, unknown>
   Object.assign(holder(body), change)
-  return { ...Fixture.recorded({ ...f, response: { ...f.response, body } }), delayMs }
+  return { ...Fixture.recorded({ ...f, response: { ...f.response, body: body as Schema.Json } }), delayMs }
 }
 
 /** A provider's answer with this status and JSON body, on its token URL. */
