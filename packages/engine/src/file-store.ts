@@ -21,9 +21,8 @@ import { fault, loadKey, resolveDir } from "./internal/cache-dir.ts"
 import * as FileLock from "./internal/file-lock.ts"
 import { readText } from "./internal/read-limited.ts"
 import { isSealed, open, parseKey, seal } from "./secret-box.ts"
-import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
-import { keySecretFrom, makeMemory, TokenStore, type Entry, type TokenStoreShape } from "./token-store.ts"
+import { decodeEntry, keySecretFrom, makeMemory, TokenStore, type Entry, type TokenStoreShape } from "./token-store.ts"
 
 /** $TESSERA_CACHE_DIR, else the platform's user cache dir. */
 export const defaultDir = (): string => {
@@ -159,8 +158,7 @@ const present = (dir: string, key: Buffer, opts: FileStoreOptions, writable: boo
           ),
           undefined
         )
-      const e = parseJson(opened.plain) as Entry | undefined
-      return Effect.succeed(e && isStored(e.token) ? e : undefined)
+      return Effect.succeed(decodeEntry(opened.plain))
     })
 
   const writeEntry = (k: string, entry: Entry): Effect.Effect<void> => {

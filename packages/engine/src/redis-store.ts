@@ -28,9 +28,15 @@ import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
 import { isSealed, keyId, open, parseKey, seal } from "./secret-box.ts"
 import * as ResilientStore from "./resilient-store.ts"
-import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
-import { keySecretFrom, TokenStore, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
+import {
+  decodeEntry,
+  keySecretFrom,
+  TokenStore,
+  type Entry,
+  type StoreHealth,
+  type TokenStoreShape
+} from "./token-store.ts"
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…` (required). */
@@ -242,8 +248,8 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
         const opened = open(key, sealed, k)
         if (opened._tag === "Damaged") return { misplaced: true }
         if (opened._tag === "UnknownKey") return {}
-        const e = JSON.parse(opened.plain) as Entry
-        return isStored(e.token) ? { entry: e } : {}
+        const entry = decodeEntry(opened.plain)
+        return entry ? { entry } : {}
       } catch {
         return {}
       }

@@ -7,16 +7,18 @@
  *  - The associated data (`aad`) binds a ciphertext to where it belongs (say, the entry's key or the connection and
  *    input name): a value copied to another place fails to open instead of being read as that place's secret.
  *  - Keys are 32 random bytes, given as base64 or 64 hex digits (`openssl rand -base64 32`). */
+import { Schema } from "effect"
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
 
 /** The stored form of one secret value. */
-export interface Sealed {
-  readonly v: 1
-  readonly kid: string
-  readonly iv: string
-  readonly tag: string
-  readonly ct: string
-}
+export const Sealed = Schema.Struct({
+  v: Schema.Literal(1),
+  kid: Schema.String,
+  iv: Schema.String,
+  tag: Schema.String,
+  ct: Schema.String
+})
+export type Sealed = typeof Sealed.Type
 
 /** The keys a store may use: `primary` seals, every key in `byId` opens. */
 export interface KeyRing {
@@ -86,14 +88,4 @@ export const openOrUndefined = (keys: Buffer | KeyRing, s: Sealed, aad = ""): st
   return o._tag === "Opened" ? o.plain : undefined
 }
 
-export const isSealed = (u: unknown): u is Sealed => {
-  if (u === null || typeof u !== "object") return false
-  const s = u as Record<string, unknown>
-  return (
-    s["v"] === 1 &&
-    typeof s["kid"] === "string" &&
-    typeof s["iv"] === "string" &&
-    typeof s["tag"] === "string" &&
-    typeof s["ct"] === "string"
-  )
-}
+export const isSealed: (u: unknown) => u is Sealed = Schema.is(Sealed)

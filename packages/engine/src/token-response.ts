@@ -2,7 +2,7 @@
  *  predicate (brandbox `code == 0`, CRM.COM `status.code == "OK"`, even on HTTP 200), the envelope path, the
  *  token fields (refusing any a header could not carry) and the expiry. Also classifies rejections
  *  (re-authenticate / transient / rate limit). Provider text in its errors goes through `Redaction.scrub`. */
-import { Redacted } from "effect"
+import { Option, Redacted, Schema } from "effect"
 import type { Connection } from "./connection.ts"
 import * as Expiry from "./expiry.ts"
 import * as JsonPath from "./json-path.ts"
@@ -68,6 +68,12 @@ export const tokenProblem = (value: string): string | undefined => {
 
 const names: Readonly<Record<number, string>> = { 0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL" }
 
+/** The body as JSON (a JSON text, any value), or none when it is not JSON. */
+const parseJson = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Unknown))
+
+/** RFC 6749 §5.2: an error response is an object whose `error` is a string. */
+const isOAuthError = Schema.is(Schema.Struct({ error: Schema.String }))
+
 export interface DecodeContext {
   readonly connection: Connection
   readonly sentAt: number
@@ -88,16 +94,9 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
   const text = Buffer.from(res.body).toString("utf8")
   const contentType = header(res.headers, "content-type") ?? ""
   const isJson = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim())
-  let body: unknown
-  let parsed = false
-  if (isJson && text.trim() !== "") {
-    try {
-      body = JSON.parse(text)
-      parsed = true
-    } catch {
-      /* reported below */
-    }
-  }
+  const json = isJson && text.trim() !== "" ? parseJson(text) : Option.none()
+  const parsed = Option.isSome(json)
+  const body = Option.getOrUndefined(json)
 
   const errorOf = (): { code?: string | undefined; message?: string | undefined } => {
     if (!parsed) return { message: text.trim() ? quote(text, 200) : undefined }
@@ -142,11 +141,7 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
   if (m.response.success) {
     const v = JsonPath.get(body, m.response.success.path)
     if (!m.response.success.accepted.some((a) => a === v)) return rejected()
-  } else if (
-    body !== null &&
-    typeof body === "object" &&
-    typeof (body as Record<string, unknown>)["error"] === "string"
-  ) {
+  } else if (isOAuthError(body)) {
     return rejected() // an OAuth error object sent with 200
   }
   const envelope = JsonPath.get(body, m.response.envelope)

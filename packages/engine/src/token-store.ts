@@ -7,16 +7,20 @@
  *  (engine.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
  *  guesses of a secret input offline. Stores that persist derive it from their encryption key (`keySecretFrom`), so
  *  every process holding that key finds the same entries; the memory store draws a random one. */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { hkdfSync, randomBytes } from "node:crypto"
-import type { Stored } from "./token.ts"
+import { Stored } from "./token.ts"
 import type { StoreError } from "./token-error.ts"
 
-export interface Entry {
-  readonly connection: string
-  readonly provider: string
-  readonly token: Stored
-}
+/** What a store keeps under a key: whose token it is, and the token. */
+export const Entry = Schema.Struct({ connection: Schema.String, provider: Schema.String, token: Stored })
+export type Entry = typeof Entry.Type
+
+const decodeEntryJson = Schema.decodeUnknownOption(Schema.fromJsonString(Entry))
+
+/** An entry from the JSON text a store opened; undefined when it is not JSON or not an entry of this version
+ *  (damaged, or written by another version: a miss, which the next write replaces). */
+export const decodeEntry = (text: string): Entry | undefined => Option.getOrUndefined(decodeEntryJson(text))
 
 export interface TokenStoreShape {
   readonly name: string
