@@ -75,11 +75,21 @@ const decoded = (body: Readable, encoding: string | ReadonlyArray<string> | unde
   return body.pipe(out as unknown as NodeJS.WritableStream) as unknown as Readable
 }
 
+/** The flow's own headers first (a provider that echoes a request shows them within its first lines), then who is
+ *  asking and what it decodes, unless the flow set them. */
+const withDefaults = (headers: Readonly<Record<string, string>>): Record<string, string> => {
+  const out: Record<string, string> = { ...headers }
+  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name)
+  if (!has("user-agent")) out["user-agent"] = "tessera/0.1"
+  if (!has("accept-encoding")) out["accept-encoding"] = "gzip, deflate, br"
+  return out
+}
+
 const exchange = async (client: Undici.Client, request: Request, limits: Limits, signal: AbortSignal) => {
   const answer = await Undici.send(client, {
     url: new URL(request.url),
     method: request.method,
-    headers: { "user-agent": "tessera/0.1", "accept-encoding": "gzip, deflate, br", ...request.headers },
+    headers: withDefaults(request.headers),
     body: request.body ?? null,
     timeoutMs: limits.timeoutMs,
     signal
