@@ -187,7 +187,7 @@ const settings = (opts: PostgresOptions): Settings => {
 
 type Row = Record<string, unknown>
 
-const { text, textOrNull } = Rows
+const { text } = Rows
 const num = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v

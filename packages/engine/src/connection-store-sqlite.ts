@@ -119,7 +119,7 @@ export const latestVersion = migrations.at(-1)?.version ?? 0
 
 type Row = Record<string, SQLOutputValue>
 
-const { text, textOrNull } = Rows
+const { text } = Rows
 const int = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v
