@@ -4,7 +4,7 @@
  *  needs none beyond the engine's own single-flight.
  *
  *  Every store holds a `keySecret`: the engine names entries with an HMAC of the connection's inputs under it
- *  (engine.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
+ *  (token-cache.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
  *  guesses of a secret input offline. Stores that persist derive it from their encryption key (`keySecretFrom`), so
  *  every process holding that key finds the same entries; the memory store draws a random one. */
 import { Context, Effect, Layer, Option, Schema } from "effect"
