@@ -86,15 +86,9 @@ describe("retries: a Schedule keyed on the error's kind", () => {
   effect.effect("429 waits exactly the Retry-After the provider sent", () =>
     Effect.gen(function* () {
       yield* TestClock.setTime(recordedAt)
-      const limited = statusAnswer("usage-engine", 429, { error: "slow_down" })
+      const limited = statusAnswer("usage-engine", 429, { error: "slow_down" }, { "retry-after": "1" })
       const h = yield* Replayed.make({
-        answers: [
-          {
-            ...limited,
-            response: { ...limited.response, headers: { ...limited.response.headers, "retry-after": "1" } }
-          },
-          tokenAnswer("usage-engine")
-        ]
+        answers: [limited, tokenAnswer("usage-engine")]
       })
       const got = yield* Effect.forkChild(h.engine.getToken("usage-engine"))
       assert.strictEqual(yield* sentAfter(h, 999), 1)
@@ -106,14 +100,9 @@ describe("retries: a Schedule keyed on the error's kind", () => {
   effect.effect("a Retry-After beyond the overall time limit fails at once instead of sleeping", () =>
     Effect.gen(function* () {
       yield* TestClock.setTime(recordedAt)
-      const limited = statusAnswer("usage-engine", 429, { error: "slow_down" })
+      const limited = statusAnswer("usage-engine", 429, { error: "slow_down" }, { "retry-after": "30" })
       const h = yield* Replayed.make({
-        answers: [
-          {
-            ...limited,
-            response: { ...limited.response, headers: { ...limited.response.headers, "retry-after": "30" } }
-          }
-        ],
+        answers: [limited],
         http: { totalTimeoutMs: 2000 }
       })
       const e = yield* Effect.flip(h.engine.getToken("usage-engine"))

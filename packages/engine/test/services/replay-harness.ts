@@ -54,12 +54,17 @@ export const tokenAnswer = (id: string, change: TokenChange = {}, delayMs?: numb
   return { ...Fixture.recorded({ ...f, response: { ...f.response, body: body as Schema.Json } }), delayMs }
 }
 
-/** A provider's answer with this status and JSON body, on its token URL. */
-export const statusAnswer = (id: string, status: number, body: unknown = {}): Http.Recorded => {
+/** A provider's answer with this status, JSON body and extra headers, on its token URL. */
+export const statusAnswer = (
+  id: string,
+  status: number,
+  body: unknown = {},
+  headers: Record<string, string> = {}
+): Http.Recorded => {
   const f = fixture(id, base[id] ?? "success")
   return Fixture.recorded({
     ...f,
-    response: { status, headers: { "content-type": "application/json" }, body: body as Schema.Json }
+    response: { status, headers: { "content-type": "application/json", ...headers }, body: body as Schema.Json }
   })
 }
 
