@@ -1,15 +1,15 @@
 /** cold: one token acquisition with no cache, end to end (client CPU + loopback round trip + the sandbox issuing a
  *  signed token), by three clients against the same sandbox token endpoint, one request at a time:
- *    tessera  `tessera.getToken("api", { noCache: true })` (Promise API; engine: template rendering, got, response
- *             decoding and expiry, events)
+ *    tessera  `tessera.getToken("api", { noCache: true })` (Promise API; engine: template rendering, Http (undici),
+ *             response decoding and expiry, events)
  *    got      a raw `got.post` of the same form body with the same Basic header over a keep-alive agent, JSON parsed
  *    openid-client  `clientCredentialsGrant` (v6, fetch-based) with client_secret_basic
- *  Two more clients split the engine's overhead (info rows): `Transport.send`, the engine's own got call run as an
- *  Effect, and `Upstream.exchange`, the whole token exchange (request building, got, response decoding, time limit)
+ *  Two more clients split the engine's overhead (info rows): `Http.send`, the engine's own undici call run as an
+ *  Effect, and `Upstream.exchange`, the whole token exchange (request building, Http, response decoding, time limit)
  *  without the engine's cache and single-flight layer.
  *  Calls are interleaved (A, B, C, ... rotating the order) after a warm-up, so drift hits all clients alike. Targets
  *  on the median time per acquisition: ≤ 1.2× raw got, ≤ 1.0× openid-client. */
-import { Config, Transport, Upstream } from "@tessera/engine"
+import { Config, Http, Upstream } from "@tessera/engine"
 import { createTessera } from "@tessera/engine/promise"
 import { Effect } from "effect"
 import got from "got"
@@ -53,6 +53,7 @@ export const bench: Bench = {
       oidc.allowInsecureRequests(oidcConfig) // plain http on loopback
       const config = await Effect.runPromise(Config.fromObject(configDoc(sb.info)))
       const conn = config.connections.get(CONNECTION)!
+      const http = Http.make()
       const wire = {
         method: "POST",
         url: tokenUrl,
@@ -87,10 +88,10 @@ export const bench: Bench = {
         },
         { name: "openid-client", call: async () => (await oidc.clientCredentialsGrant(oidcConfig)).access_token },
         {
-          name: "Transport.send",
+          name: "Http.send",
           call: async () => {
             const r = await Effect.runPromise(
-              Transport.send(wire, { timeoutMs: config.http.timeoutMs, maxResponseBytes: config.http.maxResponseBytes })
+              http.send(wire, { timeoutMs: config.http.timeoutMs, maxResponseBytes: config.http.maxResponseBytes })
             )
             return (JSON.parse(Buffer.from(r.body).toString("utf8")) as { access_token: string }).access_token
           }
@@ -98,7 +99,11 @@ export const bench: Bench = {
         {
           name: "Upstream.exchange",
           call: async () => {
-            const x = await Effect.runPromise(Upstream.exchange(conn, conn.manifest.flows.acquire, config.http))
+            const x = await Effect.runPromise(
+              Upstream.exchange(conn, conn.manifest.flows.acquire, config.http).pipe(
+                Effect.provideService(Http.Http, http)
+              )
+            )
             return x.token.accessToken ? "ok" : ""
           }
         }
@@ -169,9 +174,9 @@ export const bench: Bench = {
             better: "lower"
           },
           {
-            label: "split: Transport.send (engine's got call), median",
+            label: "split: Http.send (engine's undici call), median",
             unit: "ms",
-            value: st["Transport.send"]!.median,
+            value: st["Http.send"]!.median,
             baseline: { label: "raw got", value: g.median },
             better: "lower"
           },

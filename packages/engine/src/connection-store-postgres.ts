@@ -187,12 +187,7 @@ const settings = (opts: PostgresOptions): Settings => {
 
 type Row = Record<string, unknown>
 
-const text = (r: Row, k: string): string => {
-  const v = r[k]
-  if (typeof v === "string") return v
-  throw new TypeError(`column ${k} is not text`)
-}
-const textOrNull = (r: Row, k: string): string | null => (r[k] === null ? null : text(r, k))
+const { text } = Rows
 const num = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v
@@ -206,13 +201,7 @@ const bool = (r: Row, k: string): boolean => {
 }
 
 const newerThanKnown = (found: number) =>
-  new ConnectionStoreError({
-    store: "postgres",
-    operation: "migrate",
-    reason:
-      `the database is at schema version ${found}, newer than this tessera knows (${latestVersion}): ` +
-      "upgrade tessera, or point connection_store at another database or schema"
-  })
+  Rows.newerThanKnown("postgres", found, latestVersion, "connection_store at another database or schema")
 
 /** Runs the missing migrations up to `upTo` in one transaction under the schema's advisory lock. */
 const migrateWith = async (c: ClientBase, schema: string, upTo: number) => {
@@ -285,26 +274,7 @@ export const migrate = (opts: {
 const COLUMNS =
   "name, provider, inputs::text AS inputs, secrets::text AS secrets, tags::text AS tags, allow_insecure_http, created_at, updated_at, version"
 
-const connectionRow = (r: Row): Rows.ConnectionRow => ({
-  name: text(r, "name"),
-  provider: text(r, "provider"),
-  inputs: text(r, "inputs"),
-  secrets: text(r, "secrets"),
-  tags: text(r, "tags"),
-  allowInsecureHttp: bool(r, "allow_insecure_http"),
-  createdAt: num(r, "created_at"),
-  updatedAt: num(r, "updated_at"),
-  version: num(r, "version")
-})
-
-const grantRow = (r: Row): Rows.GrantRow => ({
-  refreshToken: text(r, "refresh_token"),
-  scope: textOrNull(r, "scope"),
-  status: text(r, "status"),
-  detail: textOrNull(r, "detail"),
-  updatedAt: num(r, "updated_at"),
-  version: num(r, "version")
-})
+const { connectionRow, grantRow } = Rows.readers({ num, bool })
 
 const loggedOf = (r: Row): Logged | undefined => {
   const kind = r["kind"]

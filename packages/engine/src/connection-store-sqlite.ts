@@ -119,12 +119,7 @@ export const latestVersion = migrations.at(-1)?.version ?? 0
 
 type Row = Record<string, SQLOutputValue>
 
-const text = (r: Row, k: string): string => {
-  const v = r[k]
-  if (typeof v === "string") return v
-  throw new TypeError(`column ${k} is not text`)
-}
-const textOrNull = (r: Row, k: string): string | null => (r[k] === null ? null : text(r, k))
+const { text } = Rows
 const int = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v
@@ -168,13 +163,7 @@ const openDatabase = (path: string, busyTimeoutMs: number): DatabaseSync => {
 }
 
 const newerThanKnown = (found: number) =>
-  new ConnectionStoreError({
-    store: "sqlite",
-    operation: "migrate",
-    reason:
-      `the database is at schema version ${found}, newer than this tessera knows (${latestVersion}): ` +
-      "upgrade tessera, or point connection_store.path at another file"
-  })
+  Rows.newerThanKnown("sqlite", found, latestVersion, "connection_store.path at another file")
 
 const migrateDb = (db: DatabaseSync, upTo: number) =>
   inTransaction(db, () => {
@@ -270,26 +259,7 @@ const keyRing = (opts: SqliteOptions, path: string): KeyRing => {
 
 const COLUMNS = "name, provider, inputs, secrets, tags, allow_insecure_http, created_at, updated_at, version"
 
-const connectionRow = (r: Row): Rows.ConnectionRow => ({
-  name: text(r, "name"),
-  provider: text(r, "provider"),
-  inputs: text(r, "inputs"),
-  secrets: text(r, "secrets"),
-  tags: text(r, "tags"),
-  allowInsecureHttp: int(r, "allow_insecure_http") !== 0,
-  createdAt: int(r, "created_at"),
-  updatedAt: int(r, "updated_at"),
-  version: int(r, "version")
-})
-
-const grantRow = (r: Row): Rows.GrantRow => ({
-  refreshToken: text(r, "refresh_token"),
-  scope: textOrNull(r, "scope"),
-  status: text(r, "status"),
-  detail: textOrNull(r, "detail"),
-  updatedAt: int(r, "updated_at"),
-  version: int(r, "version")
-})
+const { connectionRow, grantRow } = Rows.readers({ num: int, bool: (r, k) => int(r, k) !== 0 })
 
 const statements = (db: DatabaseSync) => ({
   get: db.prepare(`SELECT ${COLUMNS} FROM connections WHERE name = ?`),
@@ -524,21 +494,24 @@ const reencryptTable = (attempt: Attempt, t: Sealed) =>
 
 const reencrypt = (attempt: Attempt, st: Statements, codec: Rows.Codec) =>
   Effect.gen(function* () {
-    const c = yield* reencryptTable(attempt, {
-      page: st.secretsPage,
-      reread: st.secretsOf,
-      swap: st.swapSecrets,
-      column: "secrets",
-      reseal: (name, cur) => Rows.resealSecrets(codec, name, cur)
-    })
-    const g = yield* reencryptTable(attempt, {
-      page: st.tokensPage,
-      reread: st.tokenOf,
-      swap: st.swapToken,
-      column: "refresh_token",
-      reseal: (name, cur) => Rows.resealRefreshToken(codec, name, cur)
-    })
-    return { rewritten: c.rewritten + g.rewritten, total: c.total + g.total }
+    const columns = [
+      ["secrets", st.secretsPage, st.secretsOf, st.swapSecrets, Rows.resealSecrets],
+      ["refresh_token", st.tokensPage, st.tokenOf, st.swapToken, Rows.resealRefreshToken]
+    ] as const
+    let rewritten = 0
+    let total = 0
+    for (const [column, page, reread, swap, reseal] of columns) {
+      const n = yield* reencryptTable(attempt, {
+        column,
+        page,
+        reread,
+        swap,
+        reseal: (name, cur) => reseal(codec, name, cur)
+      })
+      rewritten += n.rewritten
+      total += n.total
+    }
+    return { rewritten, total }
   })
 
 const putGrant = (

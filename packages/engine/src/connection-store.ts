@@ -142,6 +142,20 @@ export const matchesTags = (tags: Readonly<Record<string, string>>, wanted: Read
   Object.entries(wanted).every(([k, v]) => Object.hasOwn(tags, k) && tags[k] === v)
 
 /** This process only, nothing at rest: for tests and for libraries that keep connections themselves. */
+/** The record a write stored, built from what was written (no re-read). */
+export const recordOf = (input: PutInput, createdAt: number, updatedAt: number, version: number): ConnectionRecord => ({
+  name: input.name,
+  provider: input.provider,
+  inputs: new Map(
+    input.inputs.map((i) => [i.name, i.secret ? Redacted.make(i.value, { label: i.name }) : i.value] as const)
+  ),
+  tags: { ...input.tags },
+  allowInsecureHttp: input.allowInsecureHttp ?? false,
+  createdAt,
+  updatedAt,
+  version
+})
+
 export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape => {
   const rows = new Map<string, ConnectionRecord>()
   const grants = new Map<string, Grant>()
@@ -155,18 +169,8 @@ export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape
       }
     }
   }
-  const toRecord = (input: PutInput, previous: ConnectionRecord | undefined, now: number): ConnectionRecord => ({
-    name: input.name,
-    provider: input.provider,
-    inputs: new Map(
-      input.inputs.map((i) => [i.name, i.secret ? Redacted.make(i.value, { label: i.name }) : i.value] as const)
-    ),
-    tags: { ...input.tags },
-    allowInsecureHttp: input.allowInsecureHttp ?? false,
-    createdAt: previous?.createdAt ?? now,
-    updatedAt: now,
-    version: (previous?.version ?? 0) + 1
-  })
+  const toRecord = (input: PutInput, previous: ConnectionRecord | undefined, now: number): ConnectionRecord =>
+    recordOf(input, previous?.createdAt ?? now, now, (previous?.version ?? 0) + 1)
   return {
     kind: "memory",
     describe: "memory (this process only)",

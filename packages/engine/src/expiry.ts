@@ -2,6 +2,7 @@
  *  and when it should be renewed (the early-refresh margin). Server-clock values (absolute timestamps, a JWT's
  *  exp) are corrected by the skew measured from the response's Date header. Every source is bounded: an expiry
  *  that is no time, or more than 10 years ahead (`maxLifetimeMs`), is Invalid and names its field. */
+import { decodeJwt, decodeProtectedHeader } from "jose"
 import type { Manifest } from "./manifest.ts"
 import * as JsonPath from "./json-path.ts"
 import * as Template from "./template.ts"
@@ -47,26 +48,21 @@ const shown = (v: unknown): string => {
   return text.length > 40 ? `${text.slice(0, 40)}…` : text
 }
 
-/** The payload of a JWS compact serialization, unverified: only used to schedule renewal. */
+/** The claims of a JWT (JWS compact serialization), unverified: only used to schedule renewal and to show in
+ *  `tessera inspect`. Undefined when the token is no JWT. Decoded by jose. */
 export const jwtPayload = (token: string): Record<string, unknown> | undefined => {
-  const parts = token.split(".")
-  if (parts.length !== 3 || !parts[1]) return undefined
   try {
-    const payload: unknown = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"))
-    return payload !== null && typeof payload === "object" && !Array.isArray(payload)
-      ? (payload as Record<string, unknown>)
-      : undefined
+    return decodeJwt(token)
   } catch {
     return undefined
   }
 }
 
+/** The protected header of a JWT, unverified; undefined when the token is no JWT. */
 export const jwtHeader = (token: string): Record<string, unknown> | undefined => {
-  const first = token.split(".")[0]
-  if (!first || token.split(".").length !== 3) return undefined
+  if (jwtPayload(token) === undefined) return undefined
   try {
-    const h: unknown = JSON.parse(Buffer.from(first, "base64url").toString("utf8"))
-    return h !== null && typeof h === "object" && !Array.isArray(h) ? (h as Record<string, unknown>) : undefined
+    return decodeProtectedHeader(token)
   } catch {
     return undefined
   }

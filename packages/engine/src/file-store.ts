@@ -21,10 +21,9 @@ import { join } from "node:path"
 import { fault, keyName, loadKey, markerName, resolveDir, subdirName } from "./internal/cache-dir.ts"
 import * as FileLock from "./internal/file-lock.ts"
 import { readText } from "./internal/read-limited.ts"
-import { isSealed, open, parseKey, seal } from "./secret-box.ts"
-import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
-import { keySecretFrom, makeMemory, TokenStore, type Entry, type TokenStoreShape } from "./token-store.ts"
+import { isSealed, keySecretFrom, open, parseKey, seal } from "./secret-box.ts"
+import { decodeEntry, makeMemory, TokenStore, type Entry, type TokenStoreShape } from "./token-store.ts"
 
 /** $TESSERA_CACHE_DIR, else the platform's user cache dir. */
 export const defaultDir = (): string => {
@@ -37,15 +36,15 @@ export const defaultDir = (): string => {
 }
 
 type Opened =
-  | { readonly _tag: "Found"; readonly entry: Entry }
+  | { readonly _tag: "Found"; readonly plain: string }
   /** Absent, corrupt, or sealed under another key (rotated): the next write replaces it. */
   | { readonly _tag: "Miss" }
   | { readonly _tag: "Unreadable"; readonly kind: string; readonly reason: string }
   /** Opens under this key but not as this entry's: tampered with, or copied from another entry's file. */
   | { readonly _tag: "Misplaced" }
 
-/** One entry file, read and opened with the cache's `key` and the entry key `k` as associated data. Synchronous and
- *  Effect-free, so the CLI's cache-hit path can use it (`readEntry`). */
+/** One entry file, read and opened with the cache's `key` and the entry key `k` as associated data; its JSON text
+ *  when it opens. Synchronous and Effect-free, so the CLI's cache-hit path can use it (`readEntry`). */
 const openEntryFile = (key: Buffer, k: string, path: string): Opened => {
   const r = readText(path, maxEntryBytes, "a cache entry is a small JSON file")
   if (r._tag === "Refused")
@@ -55,8 +54,28 @@ const openEntryFile = (key: Buffer, k: string, path: string): Opened => {
   const opened = open(key, sealed, k)
   if (opened._tag === "UnknownKey") return { _tag: "Miss" }
   if (opened._tag === "Damaged") return { _tag: "Misplaced" }
-  const e = parseJson(opened.plain) as Entry | undefined
-  return e && isStored(e.token) ? { _tag: "Found", entry: e } : { _tag: "Miss" }
+  return { _tag: "Found", plain: opened.plain }
+}
+
+/** What the cache-hit path reads of an entry. */
+export interface EntryView {
+  readonly connection: string
+  readonly token: { readonly access_token: string; readonly expires_at: number; readonly obtained_at: number }
+}
+
+/** The hit path's view of an entry's JSON, checked field by field rather than with the entry's Schema
+ *  (`decodeEntry`), which would load Effect into that path. The text opened under the cache's key with the entry key
+ *  as associated data, so tessera wrote it; the hit path also checks a digest over these very fields. */
+export const entryView = (plain: string): EntryView | undefined => {
+  const e = parseJson(plain)
+  if (typeof e !== "object" || e === null || !("connection" in e) || !("token" in e)) return undefined
+  const t = e.token
+  if (typeof e.connection !== "string" || typeof t !== "object" || t === null) return undefined
+  if (!("access_token" in t) || !("expires_at" in t) || !("obtained_at" in t)) return undefined
+  const { access_token, expires_at, obtained_at } = t
+  if (typeof access_token !== "string" || typeof expires_at !== "number" || typeof obtained_at !== "number")
+    return undefined
+  return { connection: e.connection, token: { access_token, expires_at, obtained_at } }
 }
 
 /** The directory the file store would use for `dir` without creating anything: `dir` when it carries tessera's
@@ -74,11 +93,11 @@ const existingDir = (dir: string): string | undefined =>
  *  runtime, no lock, no warning and nothing created: the CLI's cache-hit path (packages/cli/src/fast-path.ts) calls
  *  it before it loads anything else. undefined when there is no such cache, key or entry, or the entry does not
  *  open (the full path then says why). */
-export const readEntry = async (dir: string, key: string): Promise<Entry | undefined> => {
+export const readEntry = async (dir: string, key: string): Promise<EntryView | undefined> => {
   const found = existingKey(dir)
   if (!found) return undefined
   const r = openEntryFile(found.key, key, join(found.dir, `${key}.token`))
-  return r._tag === "Found" ? r.entry : undefined
+  return r._tag === "Found" ? entryView(r.plain) : undefined
 }
 
 /** The cache directory tessera owns for `dir` and the key in its key file, when both are there. */
@@ -204,7 +223,7 @@ const present = (dir: string, key: Buffer, opts: FileStoreOptions, writable: boo
       const r = openEntryFile(key, k, path)
       switch (r._tag) {
         case "Found":
-          return Effect.succeed(r.entry)
+          return Effect.succeed(decodeEntry(r.plain))
         case "Miss":
           return Effect.succeed(undefined)
         case "Unreadable":

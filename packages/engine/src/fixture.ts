@@ -1,6 +1,7 @@
-/** Replays recorded token exchanges offline: rebuilds a fixture's request with the engine's request builder and
- *  compares it with the recorded one, then feeds the recorded response to the response decoder and compares
- *  the outcome with the fixture's expectation. No network: `tessera validate --fixtures` proves that a manifest
+/** Replays recorded token exchanges offline, through the engine's own exchange (upstream.ts: request builder,
+ *  `Http`, response decoder) on `Http.makeReplay` and a clock that stands at the recording's time: the request the
+ *  engine sent is compared with the recorded one, and the outcome of the recorded answer with the fixture's
+ *  expectation. No socket: `tessera validate --fixtures` proves that a manifest
  *  still sends what its provider accepted and still reads what its provider answered.
  *
  *  Holds the fixture format (`Fixture`), `replay` (one file), `replayAll` (a directory of `<id>/<case>.json`)
@@ -40,16 +41,17 @@
  *  or an absolute `expires_at` give the same `lifetime_seconds` on every run; without a Date header it is
  *  `recorded.at`, or the epoch. Inputs count as given through `${env:…}`, so a secret in a fixture draws no
  *  "written literally" warning: fixtures hold sandbox credentials only. */
-import { Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { Clock, Effect, Redacted, Schema, SchemaIssue } from "effect"
 import { readdir, readFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import type { Catalog } from "./catalog.ts"
 import * as Connection from "./connection.ts"
+import * as Http from "./http.ts"
 import type { FlowName } from "./manifest.ts"
 import type { Token } from "./token.ts"
+import type { InputInvalid, UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
-import * as TokenResponse from "./token-response.ts"
-import { secretsOf } from "./upstream.ts"
+import * as Upstream from "./upstream.ts"
 
 export const formatVersion = "tessera-fixture/1"
 
@@ -171,53 +173,63 @@ const clockOf = (f: Fixture): number => {
   return at ?? 0
 }
 
-const compareRequest = (built: TokenRequest.BuildResult, f: Fixture, out: Mismatch[]): void => {
-  if (built._tag === "Invalid") {
-    out.push({ field: "request", expected: "a request", actual: built.details.join("; ") })
-    return
-  }
-  const wire = TokenRequest.encode(built.request)
-  if (built.request.method !== f.request.method)
-    out.push({ field: "request.method", expected: f.request.method, actual: built.request.method })
-  if (wire.url !== f.request.url) out.push({ field: "request.url", expected: f.request.url, actual: wire.url })
-  const sent = new Map(Object.entries(wire.headers).map(([k, v]) => [k.toLowerCase(), v] as const))
+/** The recorded request against the one the engine sent (its wire form, as `Http` got it). */
+const compareRequest = (
+  sent: Http.Request,
+  encoding: TokenRequest.TokenRequest["encoding"],
+  f: Fixture,
+  out: Mismatch[]
+): void => {
+  if (sent.method !== f.request.method)
+    out.push({ field: "request.method", expected: f.request.method, actual: sent.method })
+  if (sent.url !== f.request.url) out.push({ field: "request.url", expected: f.request.url, actual: sent.url })
+  const headers = new Map(Object.entries(sent.headers).map(([k, v]) => [k.toLowerCase(), v] as const))
   for (const [name, expected] of Object.entries(f.request.headers ?? {})) {
-    const actual = sent.get(name.toLowerCase())
+    const actual = headers.get(name.toLowerCase())
     if ((expected ?? undefined) !== actual)
       out.push({ field: `request.headers.${name.toLowerCase()}`, expected, actual })
   }
+  const body = typeof sent.body === "string" ? sent.body : sent.body && Buffer.from(sent.body).toString("utf8")
   if (f.request.form !== undefined) {
-    if (built.request.encoding !== "form") {
-      out.push({ field: "request.encoding", expected: "form", actual: built.request.encoding })
+    if (encoding !== "form") {
+      out.push({ field: "request.encoding", expected: "form", actual: encoding })
       return
     }
-    const fields = [...new URLSearchParams(wire.body ?? new URL(wire.url).search)]
-    const actual = new Map<string, string>()
-    for (const [k, v] of fields) {
-      if (actual.has(k)) out.push({ field: `request.form.${k}`, expected: "sent once", actual: "sent more than once" })
-      actual.set(k, v)
-    }
-    for (const k of new Set([...Object.keys(f.request.form), ...actual.keys()])) {
-      const expected = Object.hasOwn(f.request.form, k) ? f.request.form[k] : undefined
-      if (expected !== actual.get(k)) out.push({ field: `request.form.${k}`, expected, actual: actual.get(k) })
-    }
+    compareForm(new URLSearchParams(body ?? new URL(sent.url).search), f.request.form, out)
   }
   if (f.request.json !== undefined) {
-    if (built.request.encoding !== "json") {
-      out.push({ field: "request.encoding", expected: "json", actual: built.request.encoding })
+    if (encoding !== "json") {
+      out.push({ field: "request.encoding", expected: "json", actual: encoding })
       return
     }
     let actual: unknown
     try {
-      actual = JSON.parse(wire.body ?? "")
+      actual = JSON.parse(body ?? "")
     } catch {
-      actual = wire.body
+      actual = body
     }
     diffJson("request.json", f.request.json, actual, out)
   }
 }
 
-const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: number, out: Mismatch[]): void => {
+/** Form fields in both directions: a missing, an extra or a repeated field is a mismatch. */
+const compareForm = (fields: URLSearchParams, form: Readonly<Record<string, string>>, out: Mismatch[]): void => {
+  const actual = new Map<string, string>()
+  for (const [k, v] of fields) {
+    if (actual.has(k)) out.push({ field: `request.form.${k}`, expected: "sent once", actual: "sent more than once" })
+    actual.set(k, v)
+  }
+  for (const k of new Set([...Object.keys(form), ...actual.keys()])) {
+    const expected = Object.hasOwn(form, k) ? form[k] : undefined
+    if (expected !== actual.get(k)) out.push({ field: `request.form.${k}`, expected, actual: actual.get(k) })
+  }
+}
+
+type Outcome =
+  | { readonly _tag: "Token"; readonly token: Token }
+  | { readonly _tag: "Error"; readonly error: UpstreamError | InputInvalid }
+
+const compareOutcome = (decoded: Outcome, f: Fixture, sentAt: number, out: Mismatch[]): void => {
   const e = f.expect
   const check = (key: string, expected: unknown, actual: unknown) => {
     if (expected !== actual) out.push({ field: `expect.${key}`, expected, actual })
@@ -229,7 +241,7 @@ const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: numb
     }
     const err = decoded.error
     check("error", e.error, err._tag)
-    if (e.status !== undefined) check("status", e.status, err.status)
+    if (e.status !== undefined) check("status", e.status, "status" in err ? err.status : undefined)
     if (e.kind !== undefined) check("kind", e.kind, err._tag === "UpstreamRejected" ? err.kind : undefined)
     if (e.code !== undefined) check("code", e.code ?? undefined, err._tag === "UpstreamRejected" ? err.code : undefined)
     if (e.field !== undefined) check("field", e.field, err._tag === "ResponseInvalid" ? err.field : undefined)
@@ -248,6 +260,33 @@ const compareOutcome = (decoded: TokenResponse.Decoded, f: Fixture, sentAt: numb
   if (e.expiry_source !== undefined) check("expiry_source", e.expiry_source, t.expirySource)
   if (e.lifetime_seconds !== undefined) check("lifetime_seconds", e.lifetime_seconds, (t.expiresAt - sentAt) / 1000)
 }
+
+/** One attempt, no retry: a fixture is one exchange. */
+const replaySettings = { timeoutMs: 10_000, totalTimeoutMs: 10_000, retries: 0, maxResponseBytes: 1_048_576 }
+
+/** The recorded answer as `Http` gives it. */
+export const recordedResponse = (f: Fixture): Http.Response => ({
+  status: f.response.status,
+  headers: Object.fromEntries(Object.entries(f.response.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+  body: new TextEncoder().encode(f.response.text ?? JSON.stringify(f.response.body))
+})
+
+/** The fixture's exchange for `Http.makeReplay`: its request and its answer. */
+export const recorded = (f: Fixture): Http.Recorded => ({
+  request: { method: f.request.method, url: f.request.url },
+  response: recordedResponse(f)
+})
+
+/** A clock that stands still at `at`: the replay's "now" whenever the engine asks. */
+const fixedClock = (at: number): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => at,
+  currentTimeMillis: Effect.sync(() => at),
+  currentTimeNanosUnsafe: () => BigInt(at) * 1_000_000n,
+  currentTimeNanos: Effect.sync(() => BigInt(at) * 1_000_000n),
+  monotonicTimeNanosUnsafe: () => BigInt(at) * 1_000_000n,
+  monotonicTimeNanos: Effect.sync(() => BigInt(at) * 1_000_000n),
+  sleep: () => Effect.void
+})
 
 const decodeFixture = Schema.decodeUnknownEffect(Fixture)
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
@@ -314,19 +353,22 @@ export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, Fi
             obtainedAt: clock,
             expirySource: "default"
           }
-    compareRequest(TokenRequest.build(connection, flow, token), f, mismatches)
-
-    const body = f.response.text ?? JSON.stringify(f.response.body)
-    const decoded = TokenResponse.decode(
-      {
-        status: f.response.status,
-        headers: f.response.headers ?? {},
-        body: new TextEncoder().encode(body),
-        receivedAt: clock
-      },
-      { connection, sentAt: clock, attempts: 1, secrets: secretsOf(connection, token) }
+    const http = Http.makeReplay([{ response: recordedResponse(f) }])
+    const outcome: Outcome = yield* Upstream.exchange(connection, flow, replaySettings, token).pipe(
+      Effect.map((x): Outcome => ({ _tag: "Token", token: x.token })),
+      Effect.catch((error) => Effect.succeed<Outcome>({ _tag: "Error", error })),
+      Effect.provideService(Http.Http, http),
+      Effect.provideService(Clock.Clock, fixedClock(clock))
     )
-    compareOutcome(decoded, f, clock, mismatches)
+    const sent = http.sent[0]
+    const built = TokenRequest.build(connection, flow, token)
+    if (sent && built._tag === "Request") compareRequest(sent, built.request.encoding, f, mismatches)
+    else {
+      const why = built._tag === "Invalid" ? built.details.join("; ") : "none sent"
+      mismatches.push({ field: "request", expected: "a request", actual: why })
+    }
+    // A request that could not be built is reported above; its InputInvalid says nothing about the answer.
+    if (outcome._tag === "Token" || outcome.error._tag !== "InputInvalid") compareOutcome(outcome, f, clock, mismatches)
     return { file, provider: f.provider, name, description: f.description, flow: f.flow, mismatches } satisfies Replay
   })
 

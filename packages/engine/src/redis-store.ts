@@ -23,14 +23,20 @@
  *  - Bounded when Redis is down: a connect timeout, no offline queue (commands fail at once while disconnected), a
  *    timeout on every command and a capped reconnect backoff that never gives up. `make`/`layer` wrap the store in
  *    `ResilientStore` (memory fallback, logged once, `degraded` health, recovery); `makeRedis` is the bare store. */
-import { Clock, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
+import { Clock, Effect, Fiber, Layer, Redacted, Schedule, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
 import { isSealed, keyId, open, parseKey, seal } from "./secret-box.ts"
 import * as ResilientStore from "./resilient-store.ts"
-import { isStored } from "./token.ts"
 import { StoreError } from "./token-error.ts"
-import { keySecretFrom, TokenStore, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
+import {
+  decodeEntry,
+  keySecretFrom,
+  TokenStore,
+  type Entry,
+  type StoreHealth,
+  type TokenStoreShape
+} from "./token-store.ts"
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…` (required). */
@@ -176,6 +182,7 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
             socket: {
               connectTimeout: connectTimeoutMs,
               // Never give up (a client that stops reconnecting would stay down after Redis returns); capped and jittered.
+              // node-redis asks this callback for each delay, outside any fiber: no place for a Schedule.
               reconnectStrategy: (retries: number) =>
                 Math.round(Math.min(50 * 2 ** Math.min(retries, 10), reconnectMaxMs) * (0.8 + Math.random() * 0.4))
             }
@@ -241,8 +248,8 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
         const opened = open(key, sealed, k)
         if (opened._tag === "Damaged") return { misplaced: true }
         if (opened._tag === "UnknownKey") return {}
-        const e = JSON.parse(opened.plain) as Entry
-        return isStored(e.token) ? { entry: e } : {}
+        const entry = decodeEntry(opened.plain)
+        return entry ? { entry } : {}
       } catch {
         return {}
       }
@@ -297,21 +304,29 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
         Effect.ignore
       )
 
+    // While held, the lease is renewed every third of it; a renewal that finds the lock gone ends it. Redis down:
+    // keep trying, the work goes on under the local fallback anyway.
+    const every = Math.max(50, Math.floor(leaseMs / 3))
+    const renewLease = (k: string, token: string): Effect.Effect<boolean> =>
+      call("renew lock", () => client.eval(RENEW, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] })).pipe(
+        Effect.result,
+        Effect.map((r) => !(r._tag === "Success" && Number(r.success) === 0))
+      )
     const keepLease = (k: string, token: string): Effect.Effect<void> =>
-      Effect.gen(function* () {
-        for (;;) {
-          yield* Effect.sleep(Math.max(50, Math.floor(leaseMs / 3)))
-          const r = yield* call("renew lock", () =>
-            client.eval(RENEW, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] })
-          ).pipe(Effect.result)
-          // Redis down: keep trying; the work goes on under the local fallback anyway.
-          if (r._tag === "Success" && Number(r.success) === 0) {
-            return yield* Effect.logWarning(
-              "lost the Redis lock lease before the renewal finished; another instance may renew too"
-            ).pipe(Effect.annotateLogs({ store: "redis" }))
-          }
-        }
-      })
+      Effect.sleep(every).pipe(
+        Effect.andThen(renewLease(k, token)),
+        Effect.repeat(
+          Schedule.spaced(every).pipe(
+            Schedule.setInputType<boolean>(),
+            Schedule.while(({ input }) => input)
+          )
+        ),
+        Effect.andThen(
+          Effect.logWarning(
+            "lost the Redis lock lease before the renewal finished; another instance may renew too"
+          ).pipe(Effect.annotateLogs({ store: "redis" }))
+        )
+      )
 
     const withLock = <A, E, R>(k: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StoreError, R> =>
       Effect.uninterruptibleMask((restore) =>
@@ -332,6 +347,7 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
               })
             }
             // Pub/sub normally wakes us first; polling covers a lost message, and never sleeps past the lease's end.
+            // Not a Schedule: a Schedule's delay is a sleep, and this wait must end early when a release is announced.
             const backoff = Math.min(25 * 2 ** attempt, 500)
             yield* restore(awaitRelease(k, seen, r.leftMs > 0 ? Math.min(backoff, r.leftMs + 5) : backoff))
           }

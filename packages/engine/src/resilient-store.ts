@@ -65,8 +65,8 @@ export const make = (primary: TokenStoreShape, opts: ResilientOptions = {}): Tok
     ).pipe(Effect.annotateLogs({ store: primary.name }))
   }).pipe(
     Effect.catch((e: StoreError) =>
-      Effect.sync(() => {
-        outage = { since: outage?.since ?? Date.now(), reason: `${e.operation}: ${e.reason}` }
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        outage = { since: outage?.since ?? now, reason: `${e.operation}: ${e.reason}` }
       })
     )
   )

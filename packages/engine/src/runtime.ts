@@ -6,6 +6,7 @@ import type { Config, ConnectionStoreSettings } from "./config.ts"
 import * as ConnectionStore from "./connection-store.ts"
 import * as Engine from "./engine.ts"
 import * as FileStore from "./file-store.ts"
+import * as Http from "./http.ts"
 import type { StoreError } from "./token-error.ts"
 import { TokenStore, layerMemory, type TokenStoreShape } from "./token-store.ts"
 
@@ -103,11 +104,17 @@ export const logLevel = (env: NodeJS.ProcessEnv = process.env): LogLevel => pars
 export const layer = (
   config: Config,
   store: StoreChoice = "memory",
-  opts: { readonly logLevel?: LogLevel; readonly connections?: ConnectionStoreChoice | undefined } = {}
+  opts: {
+    readonly logLevel?: LogLevel
+    readonly connections?: ConnectionStoreChoice | undefined
+    /** How token exchanges are sent (default: `Http.layer`, undici; tests give `Http.layerReplay`). */
+    readonly http?: Layer.Layer<Http.Http> | undefined
+  } = {}
 ): Layer.Layer<Engine.Engine, StoreError> =>
   Layer.merge(
     engineLayer(config, opts.connections ?? "memory").pipe(
-      Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store))
+      Layer.provide(typeof store === "string" ? storeLayer(config, store) : Layer.succeed(TokenStore, store)),
+      Layer.provide(opts.http ?? Http.layer)
     ),
     Layer.succeed(References.MinimumLogLevel, opts.logLevel ?? logLevel())
   ) as Layer.Layer<Engine.Engine, StoreError>
@@ -117,7 +124,7 @@ export const layer = (
 const engineLayer = (
   config: Config,
   connections: ConnectionStoreChoice
-): Layer.Layer<Engine.Engine, never, TokenStore> =>
+): Layer.Layer<Engine.Engine, never, TokenStore | Http.Http> =>
   Layer.effect(
     Engine.Engine,
     Effect.gen(function* () {
@@ -125,6 +132,6 @@ const engineLayer = (
       const scope = yield* Effect.scope
       const opener = connectionStoreOpener(config, connections, scope)
       const connectionStore = opener ? yield* opener : undefined
-      return Engine.make(config, store, { connectionStore })
+      return yield* Engine.make(config, store, { connectionStore })
     })
   )

@@ -7,7 +7,9 @@
  *  - The associated data (`aad`) binds a ciphertext to where it belongs (say, the entry's key or the connection and
  *    input name): a value copied to another place fails to open instead of being read as that place's secret.
  *  - Keys are 32 random bytes, given as base64 or 64 hex digits (`openssl rand -base64 32`). */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto"
+
+// No Effect here: the CLI's cache-hit path opens cache entries with this module before it loads anything heavy.
 
 /** The stored form of one secret value. */
 export interface Sealed {
@@ -86,14 +88,14 @@ export const openOrUndefined = (keys: Buffer | KeyRing, s: Sealed, aad = ""): st
   return o._tag === "Opened" ? o.plain : undefined
 }
 
-export const isSealed = (u: unknown): u is Sealed => {
-  if (u === null || typeof u !== "object") return false
-  const s = u as Record<string, unknown>
-  return (
-    s["v"] === 1 &&
-    typeof s["kid"] === "string" &&
-    typeof s["iv"] === "string" &&
-    typeof s["tag"] === "string" &&
-    typeof s["ct"] === "string"
-  )
-}
+/** Whether `u` has the shape of a sealed value (whether it opens is `open`'s to say). */
+export const isSealed = (u: unknown): u is Sealed =>
+  typeof u === "object" &&
+  u !== null &&
+  "v" in u &&
+  u.v === 1 &&
+  ["kid", "iv", "tag", "ct"].every((k) => typeof (u as Record<string, unknown>)[k] === "string")
+
+/** The secret a store derives from its encryption key to name its entries (TokenStoreShape.keySecret). */
+export const keySecretFrom = (encryptionKey: Buffer): Buffer =>
+  Buffer.from(hkdfSync("sha256", encryptionKey, Buffer.alloc(0), "tessera/token-store/cache-key/v1", 32))

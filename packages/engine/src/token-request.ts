@@ -34,6 +34,13 @@ export const basicAuth = (id: string, secret: string): Redacted.Redacted<string>
     label: "authorization"
   })
 
+const request = (
+  flow: FlowSpec,
+  url: string,
+  headers: TokenRequest["headers"],
+  body: Pick<TokenRequest, "encoding" | "form" | "json">
+): BuildResult => ({ _tag: "Request", request: { flow: flow.name, method: flow.method, url, headers, ...body } })
+
 export const build = (connection: Connection, flow: FlowSpec, token?: Token): BuildResult => {
   const details: string[] = []
   const ctx: Template.Context = {
@@ -124,32 +131,14 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     const json: Record<string, Json> = {}
     for (const [k, v] of fields)
       Object.defineProperty(json, k, { value: v, enumerable: true, writable: true, configurable: true })
-    return {
-      _tag: "Request",
-      request: {
-        flow: flow.name,
-        method: flow.method,
-        url,
-        headers: [...headers, ["Content-Type", "application/json"]],
-        encoding: "json",
-        json
-      }
-    }
+    return request(flow, url, [...headers, ["Content-Type", "application/json"]], { encoding: "json", json })
   }
   const form = fields
     .map(([k, v]) => [k, typeof v === "number" || typeof v === "boolean" ? String(v) : v] as const)
     .filter((f): f is readonly [string, Template.Value] => typeof f[1] === "string" || Redacted.isRedacted(f[1]))
-  return {
-    _tag: "Request",
-    request: {
-      flow: flow.name,
-      method: flow.method,
-      url,
-      headers: flow.method === "GET" ? headers : [...headers, ["Content-Type", "application/x-www-form-urlencoded"]],
-      encoding: "form",
-      form
-    }
-  }
+  const formHeaders =
+    flow.method === "GET" ? headers : [...headers, ["Content-Type", "application/x-www-form-urlencoded"] as const]
+  return request(flow, url, formHeaders, { encoding: "form", form })
 }
 
 const revealJson = (v: Json, mask: boolean): unknown => {

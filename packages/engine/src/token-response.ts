@@ -2,7 +2,7 @@
  *  predicate (brandbox `code == 0`, CRM.COM `status.code == "OK"`, even on HTTP 200), the envelope path, the
  *  token fields (refusing any a header could not carry) and the expiry. Also classifies rejections
  *  (re-authenticate / transient / rate limit). Provider text in its errors goes through `Redaction.scrub`. */
-import { Redacted } from "effect"
+import { Option, Redacted, Schema } from "effect"
 import type { Connection } from "./connection.ts"
 import * as Expiry from "./expiry.ts"
 import * as JsonPath from "./json-path.ts"
@@ -10,17 +10,17 @@ import * as Redaction from "./redaction.ts"
 import type { ErrorMatch, Manifest } from "./manifest.ts"
 import type { Token } from "./token.ts"
 import { ResponseInvalid, UpstreamRejected } from "./token-error.ts"
-import type { HttpResponse } from "./transport.ts"
+import { header, type Response } from "./http.ts"
+
+/** An answer as the decoder reads it: the response and when it arrived (local epoch ms, from the Clock). */
+export interface Answer extends Response {
+  readonly receivedAt: number
+}
 
 export type Decoded =
   | { readonly _tag: "Token"; readonly token: Token; readonly skewMs: number }
   | { readonly _tag: "Rejected"; readonly error: UpstreamRejected; readonly retryAfterMs?: number | undefined }
   | { readonly _tag: "Invalid"; readonly error: ResponseInvalid }
-
-const header = (res: HttpResponse, name: string): string | undefined => {
-  const v = res.headers[name]
-  return Array.isArray(v) ? v[0] : typeof v === "string" ? v : undefined
-}
 
 const matches = (m: ErrorMatch, status: number | undefined, code: string | number | undefined) =>
   (status !== undefined && m.status.includes(status)) ||
@@ -68,6 +68,12 @@ export const tokenProblem = (value: string): string | undefined => {
 
 const names: Readonly<Record<number, string>> = { 0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 27: "ESC", 127: "DEL" }
 
+/** The body as JSON (a JSON text, any value), or none when it is not JSON. */
+const parseJson = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Unknown))
+
+/** RFC 6749 §5.2: an error response is an object whose `error` is a string. */
+const isOAuthError = Schema.is(Schema.Struct({ error: Schema.String }))
+
 export interface DecodeContext {
   readonly connection: Connection
   readonly sentAt: number
@@ -75,7 +81,7 @@ export interface DecodeContext {
   readonly secrets: ReadonlyArray<string>
 }
 
-export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
+export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
   const m = ctx.connection.manifest
   const where = { connection: ctx.connection.name, provider: m.id }
   // Provider text is scrubbed before it is cut or folded: a secret cut in half, or with its whitespace changed,
@@ -86,18 +92,11 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     error: new ResponseInvalid({ ...where, status: res.status, field, problem: Redaction.scrub(problem, ctx.secrets) })
   })
   const text = Buffer.from(res.body).toString("utf8")
-  const contentType = header(res, "content-type") ?? ""
+  const contentType = header(res.headers, "content-type") ?? ""
   const isJson = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim())
-  let body: unknown
-  let parsed = false
-  if (isJson && text.trim() !== "") {
-    try {
-      body = JSON.parse(text)
-      parsed = true
-    } catch {
-      /* reported below */
-    }
-  }
+  const json = isJson && text.trim() !== "" ? parseJson(text) : Option.none()
+  const parsed = Option.isSome(json)
+  const body = Option.getOrUndefined(json)
 
   const errorOf = (): { code?: string | undefined; message?: string | undefined } => {
     if (!parsed) return { message: text.trim() ? quote(text, 200) : undefined }
@@ -119,7 +118,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     const kind = classify(m, res.status >= 200 && res.status < 300 ? undefined : res.status, code)
     return {
       _tag: "Rejected",
-      retryAfterMs: retryAfterMs(header(res, "retry-after"), Date.now()),
+      retryAfterMs: retryAfterMs(header(res.headers, "retry-after"), res.receivedAt),
       error: new UpstreamRejected({
         ...where,
         status: res.status,
@@ -142,11 +141,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
   if (m.response.success) {
     const v = JsonPath.get(body, m.response.success.path)
     if (!m.response.success.accepted.some((a) => a === v)) return rejected()
-  } else if (
-    body !== null &&
-    typeof body === "object" &&
-    typeof (body as Record<string, unknown>)["error"] === "string"
-  ) {
+  } else if (isOAuthError(body)) {
     return rejected() // an OAuth error object sent with 200
   }
   const envelope = JsonPath.get(body, m.response.envelope)
@@ -176,7 +171,7 @@ export const decode = (res: HttpResponse, ctx: DecodeContext): Decoded => {
     if (problem) return invalid(path(field), problem)
   }
   const scope = JsonPath.get(envelope, "scope")
-  const skewMs = Expiry.skewFromDate(header(res, "date"), res.receivedAt)
+  const skewMs = Expiry.skewFromDate(header(res.headers, "date"), res.receivedAt)
   const expiry = Expiry.compute(m, {
     envelope,
     accessToken: access,

@@ -4,19 +4,23 @@
  *  needs none beyond the engine's own single-flight.
  *
  *  Every store holds a `keySecret`: the engine names entries with an HMAC of the connection's inputs under it
- *  (engine.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
+ *  (token-cache.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
  *  guesses of a secret input offline. Stores that persist derive it from their encryption key (`keySecretFrom`), so
  *  every process holding that key finds the same entries; the memory store draws a random one. */
-import { Context, Effect, Layer } from "effect"
-import { hkdfSync, randomBytes } from "node:crypto"
-import type { Stored } from "./token.ts"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { randomBytes } from "node:crypto"
+import { Stored } from "./token.ts"
 import type { StoreError } from "./token-error.ts"
 
-export interface Entry {
-  readonly connection: string
-  readonly provider: string
-  readonly token: Stored
-}
+/** What a store keeps under a key: whose token it is, and the token. */
+export const Entry = Schema.Struct({ connection: Schema.String, provider: Schema.String, token: Stored })
+export type Entry = typeof Entry.Type
+
+const decodeEntryJson = Schema.decodeUnknownOption(Schema.fromJsonString(Entry))
+
+/** An entry from the JSON text a store opened; undefined when it is not JSON or not an entry of this version
+ *  (damaged, or written by another version: a miss, which the next write replaces). */
+export const decodeEntry = (text: string): Entry | undefined => Option.getOrUndefined(decodeEntryJson(text))
 
 export interface TokenStoreShape {
   readonly name: string
@@ -41,9 +45,8 @@ export interface StoreHealth {
 export class TokenStore extends Context.Service<TokenStore, TokenStoreShape>()("tessera/TokenStore") {}
 
 /** The entry-key secret of a store whose values are sealed under `encryptionKey`: HKDF-SHA256 with its own label, so
- *  the secret is not the encryption key itself and neither reveals the other. */
-export const keySecretFrom = (encryptionKey: Buffer): Buffer =>
-  Buffer.from(hkdfSync("sha256", encryptionKey, Buffer.alloc(0), "tessera/token-store/cache-key/v1", 32))
+ *  the secret is not the encryption key itself and neither reveals the other (secret-box.ts, which needs no Effect). */
+export { keySecretFrom } from "./secret-box.ts"
 
 /** This process only. */
 export const makeMemory = (): TokenStoreShape => {

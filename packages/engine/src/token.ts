@@ -1,6 +1,6 @@
 /** A token as tessera keeps it: the access token (and refresh token) redacted, when it expires on this machine's
  *  clock, and where that expiry came from. Also its storable form, which stores encrypt. */
-import { Redacted } from "effect"
+import { Redacted, Schema } from "effect"
 
 export type ExpirySource = "expires_in" | "expires_at" | "jwt_exp" | "ttl" | "default"
 
@@ -15,16 +15,21 @@ export interface Token {
   readonly scope?: string | undefined
 }
 
-export interface Stored {
-  readonly v: 1
-  readonly access_token: string
-  readonly refresh_token?: string | undefined
-  readonly token_type: string
-  readonly expires_at: number
-  readonly obtained_at: number
-  readonly expiry_source: ExpirySource
-  readonly scope?: string | undefined
-}
+/** A time a Date can hold (ECMA-262 §21.4.1.22: ±8.64e15 ms), so that no stored entry makes an Invalid Date. */
+const Time = Schema.Finite.pipe(Schema.check(Schema.isBetween({ minimum: -8.64e15, maximum: 8.64e15 })))
+
+/** A token as stores keep it (inside their encryption): version 1. */
+export const Stored = Schema.Struct({
+  v: Schema.Literal(1),
+  access_token: Schema.String,
+  refresh_token: Schema.optional(Schema.String),
+  token_type: Schema.String,
+  expires_at: Time,
+  obtained_at: Time,
+  expiry_source: Schema.Literals(["expires_in", "expires_at", "jwt_exp", "ttl", "default"]),
+  scope: Schema.optional(Schema.String)
+})
+export type Stored = typeof Stored.Type
 
 export const toStored = (t: Token): Stored => ({
   v: 1,
@@ -46,20 +51,3 @@ export const fromStored = (s: Stored): Token => ({
   expirySource: s.expiry_source,
   scope: s.scope
 })
-
-/** A time a Date can hold (ECMA-262 §21.4.1.22: ±8.64e15 ms), so that no stored entry makes an Invalid Date. */
-const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && Math.abs(v) <= 8.64e15
-
-export const isStored = (u: unknown): u is Stored => {
-  if (u === null || typeof u !== "object") return false
-  const s = u as Record<string, unknown>
-  return (
-    s["v"] === 1 &&
-    typeof s["access_token"] === "string" &&
-    typeof s["token_type"] === "string" &&
-    isTime(s["expires_at"]) &&
-    isTime(s["obtained_at"]) &&
-    typeof s["expiry_source"] === "string" &&
-    (s["refresh_token"] === undefined || typeof s["refresh_token"] === "string")
-  )
-}

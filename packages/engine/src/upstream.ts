@@ -1,24 +1,18 @@
-/** One token-endpoint exchange with retries: send the flow's request, decode the answer, and retry transient
- *  failures (network errors, 5xx, 429) with exponential backoff and jitter, honouring Retry-After, within an
- *  overall time limit. Credentials rejected (4xx, invalid_grant) are never retried. */
-import { Clock, Effect, Random } from "effect"
+/** One token-endpoint exchange with retries: send the flow's request through `Http`, decode the answer, and retry
+ *  transient failures (network errors, 5xx, 429) on `retryPolicy`, a Schedule keyed on the error's kind:
+ *  exponential backoff with jitter, the provider's Retry-After, within an overall time limit. Credentials rejected
+ *  (4xx, invalid_grant) are never retried. */
+import { Clock, Duration, Effect, Schedule } from "effect"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
+import * as Http from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
-import {
-  InputInvalid,
-  ResponseInvalid,
-  TransportError,
-  UpstreamTimeout,
-  type UpstreamRejected,
-  type UpstreamError
-} from "./token-error.ts"
+import { InputInvalid, ResponseInvalid, TransportError, UpstreamTimeout, type UpstreamError } from "./token-error.ts"
 import * as TokenRequest from "./token-request.ts"
 import * as TokenResponse from "./token-response.ts"
-import * as Transport from "./transport.ts"
 
 export interface Exchange {
   readonly token: Token
@@ -64,17 +58,92 @@ const displayUrl = (url: string) => {
   }
 }
 
-export const backoffMs = (attempt: number, random: number): number =>
-  Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random)
+/** One attempt's failure, with the provider's Retry-After when it sent one: what the retry Schedule reads. */
+class Failed {
+  readonly error: UpstreamError
+  readonly retryAfterMs: number | undefined
+  constructor(error: UpstreamError, retryAfterMs?: number) {
+    this.error = error
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** Worth another attempt: the network, a timeout, or a rejection the manifest calls transient or rate_limit. Never a
+ *  credential rejection (reauthenticate), any other rejection, or an answer that cannot be read. */
+export const isRetryable = (e: UpstreamError): boolean =>
+  e._tag === "UpstreamTimeout" ||
+  e._tag === "TransportError" ||
+  (e._tag === "UpstreamRejected" && (e.kind === "transient" || e.kind === "rate_limit"))
+
+/** When to try again: exponential from 250 ms, capped at 5 s, with jitter (x0.8 to x1.2), or the provider's
+ *  Retry-After as given; at most `http.retries` times, and never when the delay would pass `deadline`. */
+export const retryPolicy = (http: HttpSettings, deadline: number) =>
+  Schedule.min([Schedule.exponential(250, 2), Schedule.spaced(5000)]).pipe(
+    Schedule.jittered,
+    Schedule.setInputType<Failed>(),
+    Schedule.modifyDelay(({ input, duration }) => Effect.succeed(input.retryAfterMs ?? duration)),
+    Schedule.while(({ input }) => isRetryable(input.error)),
+    Schedule.upTo({ times: http.retries }),
+    Schedule.while(({ now, duration }) => now + Duration.toMillis(duration) < deadline)
+  )
+
+/** The flow's request sent once and its answer decoded: a token, or why not. */
+const attempt = (
+  connection: Connection,
+  built: TokenRequest.TokenRequest,
+  http: HttpSettings,
+  context: {
+    readonly url: string
+    readonly secrets: ReadonlyArray<string>
+    readonly deadline: number
+    readonly n: number
+  }
+): Effect.Effect<TokenResponse.Decoded & { readonly _tag: "Token" }, Failed, Http.Http> =>
+  Effect.gen(function* () {
+    const where = { connection: connection.name, provider: connection.manifest.id }
+    const wire = TokenRequest.encode(built)
+    const sentAt = yield* Clock.currentTimeMillis
+    const client = yield* Http.Http
+    const result = yield* Effect.result(
+      client.send(
+        { method: built.method, url: wire.url, headers: wire.headers, body: wire.body },
+        {
+          timeoutMs: Math.min(http.timeoutMs, Math.max(1, context.deadline - sentAt)),
+          maxResponseBytes: http.maxResponseBytes
+        }
+      )
+    )
+    const receivedAt = yield* Clock.currentTimeMillis
+    if (result._tag === "Failure") {
+      const f = result.failure
+      if (f.reason === "too_large")
+        return yield* Effect.fail(
+          new Failed(new ResponseInvalid({ ...where, status: 200, field: "body", problem: f.detail }))
+        )
+      return yield* Effect.fail(
+        new Failed(
+          f.reason === "timeout"
+            ? new UpstreamTimeout({ ...where, url: context.url, timeoutMs: http.timeoutMs, attempts: context.n })
+            : new TransportError({ ...where, url: context.url, reason: f.detail, attempts: context.n })
+        )
+      )
+    }
+    const decoded = TokenResponse.decode(
+      { ...result.success, receivedAt },
+      { connection, sentAt, attempts: context.n, secrets: context.secrets }
+    )
+    if (decoded._tag === "Token") return decoded
+    return yield* Effect.fail(new Failed(decoded.error, decoded._tag === "Rejected" ? decoded.retryAfterMs : undefined))
+  })
 
 /** Bounded without an outer timeout (which would fork a fiber per acquisition): each attempt's timeout is cut to the
- *  time left, and a retry whose delay would pass the deadline is not made. */
+ *  time left, and `retryPolicy` makes no retry whose delay would pass the deadline. */
 export const exchange = (
   connection: Connection,
   flow: FlowSpec,
   http: HttpSettings,
   current?: Token
-): Effect.Effect<Exchange, UpstreamError | InputInvalid> => {
+): Effect.Effect<Exchange, UpstreamError | InputInvalid, Http.Http> => {
   const where = { connection: connection.name, provider: connection.manifest.id }
   const built = TokenRequest.build(connection, flow, current)
   if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
@@ -82,56 +151,22 @@ export const exchange = (
   // The URL goes into timeout and transport errors: a secret input templated into its path must not.
   const url = Redaction.scrub(displayUrl(built.request.url), secrets)
   return Effect.gen(function* () {
-    const wire = TokenRequest.encode(built.request)
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
-    for (let attempt = 1; ; attempt++) {
-      const sentAt = yield* Clock.currentTimeMillis
-      const result = yield* Effect.result(
-        Transport.send(
-          { method: built.request.method, url: wire.url, headers: wire.headers, body: wire.body },
-          {
-            timeoutMs: Math.min(http.timeoutMs, Math.max(1, deadline - sentAt)),
-            maxResponseBytes: http.maxResponseBytes
-          }
+    let n = 0
+    const once = Effect.suspend(() => attempt(connection, built.request, http, { url, secrets, deadline, n: ++n }))
+    const logged = retryPolicy(http, deadline).pipe(
+      Schedule.tap(({ input, duration }) =>
+        Effect.logDebug(`retrying ${flow.name} after ${input.error._tag}`).pipe(
+          Effect.annotateLogs({ ...where, attempt: n, delayMs: Math.round(Duration.toMillis(duration)) })
         )
       )
-      const now = yield* Clock.currentTimeMillis
-      let failure: UpstreamError
-      let retryAfter: number | undefined
-      if (result._tag === "Failure") {
-        const f = result.failure
-        if (f.reason === "too_large")
-          return yield* new ResponseInvalid({ ...where, status: 200, field: "body", problem: f.detail })
-        failure =
-          f.reason === "timeout"
-            ? new UpstreamTimeout({ ...where, url, timeoutMs: http.timeoutMs, attempts: attempt })
-            : new TransportError({ ...where, url, reason: f.detail, attempts: attempt })
-      } else {
-        const decoded = TokenResponse.decode(
-          { ...result.success, receivedAt: now },
-          { connection, sentAt, attempts: attempt, secrets }
-        )
-        if (decoded._tag === "Token")
-          return { token: decoded.token, skewMs: decoded.skewMs, attempts: attempt, durationMs: now - started }
-        if (decoded._tag === "Invalid") return yield* decoded.error
-        failure = decoded.error
-        retryAfter = decoded.retryAfterMs
-        const kind = (failure as UpstreamRejected).kind
-        if (kind !== "transient" && kind !== "rate_limit") return yield* failure
-      }
-      if (attempt > http.retries) return yield* failure
-      const delay = retryAfter ?? backoffMs(attempt, yield* Random.next)
-      if (now + delay >= deadline) return yield* failure
-      yield* Effect.logDebug(`retrying ${flow.name} after ${failure._tag}`).pipe(
-        Effect.annotateLogs({
-          connection: connection.name,
-          provider: connection.manifest.id,
-          attempt,
-          delayMs: Math.round(delay)
-        })
-      )
-      yield* Effect.sleep(delay)
-    }
+    )
+    const decoded = yield* once.pipe(
+      Effect.retry(logged),
+      Effect.mapError((f) => f.error)
+    )
+    const now = yield* Clock.currentTimeMillis
+    return { token: decoded.token, skewMs: decoded.skewMs, attempts: n, durationMs: now - started }
   })
 }

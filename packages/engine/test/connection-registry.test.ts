@@ -4,6 +4,7 @@ import { Effect, Redacted } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import * as ConnectionStore from "../src/connection-store.ts"
 import * as Engine from "../src/engine.ts"
+import * as Http from "../src/http.ts"
 import * as Registry from "../src/connection-registry.ts"
 import { makeMemory } from "../src/token-store.ts"
 import { makeHarness, type Harness } from "./services/harness.ts"
@@ -17,7 +18,11 @@ afterEach(async () => {
 const withStore = async () => {
   h = await makeHarness()
   const connections = ConnectionStore.makeMemory()
-  const engine = Engine.make(h.config, makeMemory(), { connectionStore: Effect.succeed(connections) })
+  const engine = Effect.runSync(
+    Engine.make(h.config, makeMemory(), { connectionStore: Effect.succeed(connections) }).pipe(
+      Effect.provide(Http.layer)
+    )
+  )
   return { h, engine, connections, reg: engine.registry }
 }
 
@@ -156,7 +161,7 @@ describe("list", () => {
 
   it("without a connection store only the config's connections exist, and writes say how to add one", async () => {
     h = await makeHarness()
-    const engine = Engine.make(h.config, makeMemory())
+    const engine = Effect.runSync(Engine.make(h.config, makeMemory()).pipe(Effect.provide(Http.layer)))
     expect((await h.run(engine.registry.list())).items).toHaveLength(6)
     const e = await h.fail(engine.registry.put("x", { provider: "cube", inputs: {} }))
     expect(e._tag).toBe("ConnectionStoreError")

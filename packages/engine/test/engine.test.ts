@@ -1,200 +1,301 @@
 /** Engine behaviour: single-flight, caching and the early-refresh margin, refresh with rotation, falling back to
- *  acquire when a refresh token is rejected, invalidation, serve-stale, and events. */
-import { Effect, Redacted } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
+ *  acquire when a refresh token is rejected, invalidation, serve-stale, and events. In-process: the provider's
+ *  answers are its recorded fixtures (test/services/replay-harness.ts), time is TestClock. */
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Fiber, Redacted } from "effect"
+import { TestClock } from "effect/testing"
 import type { TokenEvent } from "../src/events.ts"
-import { makeHarness, type Harness } from "./services/harness.ts"
+import * as Replayed from "./services/replay-harness.ts"
+import { form, recordedAt, statusAnswer, tokenAnswer } from "./services/replay-harness.ts"
 
-let h: Harness | undefined
-afterEach(async () => {
-  await h?.close()
-  h = undefined
-})
+const value = (r: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(r.accessToken)
+const events = (h: Replayed.Replayed) => {
+  const seen: TokenEvent[] = []
+  h.engine.subscribe((e) => seen.push(e))
+  return seen
+}
+const start = TestClock.setTime(recordedAt)
 
 describe("single-flight", () => {
-  it("1000 concurrent cold callers cause exactly one upstream request and all get the same token", async () => {
-    h = await makeHarness()
-    h.sb.inject("cube", { type: "delay", ms: 50 })
-    const results = await h.run(
-      Effect.all(
-        Array.from({ length: 1000 }, () => h!.engine.getToken("cube")),
+  it.effect("1000 concurrent cold callers cause exactly one upstream request and all get the same token", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("cube", {}, 50)] })
+      const all = yield* Effect.forkChild(
+        Effect.all(
+          Array.from({ length: 1000 }, () => h.engine.getToken("cube")),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* TestClock.adjust(50)
+      const results = yield* Fiber.join(all)
+      assert.strictEqual(h.replay.sent.length, 1)
+      assert.strictEqual(new Set(results.map(value)).size, 1)
+    })
+  )
+
+  it.effect("concurrent callers share the leader's failure instead of each asking", () =>
+    Effect.gen(function* () {
+      const h = yield* Replayed.make({ answers: [Replayed.statusAnswer("dvinci", 401, { error: "invalid_client" })] })
+      const results = yield* Effect.all(
+        Array.from({ length: 50 }, () => Effect.result(h.engine.getToken("dvinci"))),
         { concurrency: "unbounded" }
       )
-    )
-    expect(h.sb.tokenRequests("cube")).toHaveLength(1)
-    expect(new Set(results.map((r) => Redacted.value(r.accessToken))).size).toBe(1)
-  })
+      assert.isTrue(results.every((r) => r._tag === "Failure"))
+      assert.strictEqual(h.replay.sent.length, 1)
+    })
+  )
 
-  it("concurrent callers share the leader's failure instead of each asking", async () => {
-    h = await makeHarness({ inputs: { dvinci: { client_secret: "wrong-secret-value" } } })
-    const results = await h.run(
-      Effect.all(
-        Array.from({ length: 50 }, () => Effect.result(h!.engine.getToken("dvinci"))),
-        { concurrency: "unbounded" }
-      )
-    )
-    expect(results.every((r) => r._tag === "Failure")).toBe(true)
-    expect(h.sb.tokenRequests("dvinci")).toHaveLength(1)
-  })
+  it.effect("interrupting the caller that started a renewal does not wedge the others (a client hanging up)", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("cube", {}, 300)] })
+      const leader = yield* Effect.forkChild(Effect.timeoutOption(h.engine.getToken("cube"), "50 millis"))
+      yield* TestClock.adjust(50)
+      assert.strictEqual((yield* Fiber.join(leader))._tag, "None") // interrupted mid-renewal
+      const follower = yield* Effect.forkChild(h.engine.getToken("cube"))
+      yield* TestClock.adjust(250)
+      assert.match((yield* Fiber.join(follower)).decision.action, /acquired|reused/)
+      assert.strictEqual(h.replay.sent.length, 1)
+      assert.strictEqual((yield* h.engine.getToken("cube")).decision.action, "reused")
+    })
+  )
 
-  it("interrupting the caller that started a renewal does not wedge the others (a client hanging up)", async () => {
-    h = await makeHarness()
-    h.sb.inject("cube", { type: "delay", ms: 300 })
-    const leader = await h.run(Effect.timeoutOption(h.engine.getToken("cube"), "50 millis"))
-    expect(leader._tag).toBe("None") // interrupted mid-renewal
-    const follower = await h.run(Effect.timeout(h.engine.getToken("cube"), "3 seconds"))
-    expect(follower.decision.action).toMatch(/acquired|reused/)
-    expect(h.sb.tokenRequests("cube")).toHaveLength(1)
-    const later = await h.run(Effect.timeout(h.engine.getToken("cube"), "3 seconds"))
-    expect(later.decision.action).toBe("reused")
-  })
-
-  it("connections with different inputs do not share a token", async () => {
-    h = await makeHarness({ extra: (sb) => ({ cube2: { provider: "cube", inputs: { ...sb.credentials.cube } } }) })
-    const [a, b] = await h.run(Effect.all([h.engine.getToken("cube"), h.engine.getToken("cube2")], { concurrency: 2 }))
-    expect(Redacted.value(a.accessToken)).not.toBe(Redacted.value(b.accessToken))
-    expect(h.sb.tokenRequests("cube")).toHaveLength(2)
-  })
+  it.effect("connections with different inputs do not share a token", () =>
+    Effect.gen(function* () {
+      yield* start
+      const cube = Replayed.fixture("cube", "success").inputs
+      const h = yield* Replayed.make({
+        answers: [tokenAnswer("cube", { access_token: "token-a" }), tokenAnswer("cube", { access_token: "token-b" })],
+        extra: { cube2: { provider: "cube", inputs: { ...cube } } }
+      })
+      const [a, b] = yield* Effect.all([h.engine.getToken("cube"), h.engine.getToken("cube2")], { concurrency: 2 })
+      assert.notStrictEqual(value(a), value(b))
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
 })
 
 describe("expiry and the early-refresh margin", () => {
-  it("a short-lived token is renewed inside min(60 s, 10 % of its life), not before", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 3 } } })
-    const first = await h.run(h.engine.getToken("dvinci"))
-    const again = await h.run(h.engine.getToken("dvinci"))
-    expect(again.decision.action).toBe("reused")
-    // margin = 10 % of 3 s = 0.3 s: at 2.8 s the token is inside it.
-    await new Promise((r) => setTimeout(r, 2800))
-    const renewed = await h.run(h.engine.getToken("dvinci"))
-    expect(renewed.decision.action).toBe("acquired")
-    expect(Redacted.value(renewed.accessToken)).not.toBe(Redacted.value(first.accessToken))
-    expect(h.sb.tokenRequests("dvinci")).toHaveLength(2)
-  })
+  it.effect("a short-lived token is renewed inside min(60 s, 10 % of its life), not before", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("dvinci", { access_token: "first", expires_in: 3 }),
+          tokenAnswer("dvinci", { access_token: "second", expires_in: 3 })
+        ]
+      })
+      const first = yield* h.engine.getToken("dvinci")
+      assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "reused")
+      // margin = 10 % of 3 s = 0.3 s: at 2.69 s the token is still fresh, at 2.7 s inside the margin.
+      yield* TestClock.adjust(2690)
+      assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "reused")
+      yield* TestClock.adjust(10)
+      const renewed = yield* h.engine.getToken("dvinci")
+      assert.strictEqual(renewed.decision.action, "acquired")
+      assert.notStrictEqual(value(renewed), value(first))
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
 
-  it("peek answers synchronously: nothing when cold, the token when fresh, nothing inside the margin", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 2 } } })
-    expect(h.engine.peek("dvinci")).toBeUndefined()
-    expect(h.engine.peek("no-such-connection")).toBeUndefined()
-    const r = await h.run(h.engine.getToken("dvinci"))
-    const hit = h.engine.peek("dvinci")
-    expect(hit?.decision.action).toBe("reused")
-    expect(Redacted.value(hit!.accessToken)).toBe(Redacted.value(r.accessToken))
-    await new Promise((res) => setTimeout(res, 1850)) // margin: 10 % of 2 s
-    expect(h.engine.peek("dvinci")).toBeUndefined()
-  })
+  it.effect("peek answers synchronously: nothing when cold, the token when fresh, nothing inside the margin", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("dvinci", { expires_in: 2 })] })
+      assert.isUndefined(h.engine.peek("dvinci"))
+      assert.isUndefined(h.engine.peek("no-such-connection"))
+      const r = yield* h.engine.getToken("dvinci")
+      const hit = h.engine.peek("dvinci")
+      assert.strictEqual(hit?.decision.action, "reused")
+      assert.strictEqual(hit?.decision.reason, "cached token valid for 2 s more")
+      assert.strictEqual(value(hit!), value(r))
+      yield* TestClock.adjust(1800) // margin: 10 % of 2 s
+      assert.isUndefined(h.engine.peek("dvinci"))
+    })
+  )
 
-  it("force renews a fresh token", async () => {
-    h = await makeHarness()
-    await h.run(h.engine.getToken("usage-engine"))
-    const r = await h.run(h.engine.getToken("usage-engine", { force: true }))
-    expect(r.decision.action).toBe("acquired")
-    expect(r.decision.reason).toMatch(/forced/)
-    expect(h.sb.tokenRequests("usage-engine")).toHaveLength(2)
-  })
+  it.effect("force renews a fresh token", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("usage-engine")] })
+      yield* h.engine.getToken("usage-engine")
+      const r = yield* h.engine.getToken("usage-engine", { force: true })
+      assert.strictEqual(r.decision.action, "acquired")
+      assert.match(r.decision.reason, /forced/)
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
 
-  it("noCache neither reads nor writes the store", async () => {
-    h = await makeHarness()
-    await h.run(h.engine.getToken("cube", { noCache: true }))
-    await h.run(h.engine.getToken("cube", { noCache: true }))
-    expect(h.sb.tokenRequests("cube")).toHaveLength(2)
-    expect(await h.run(h.store.list())).toHaveLength(0)
-  })
+  it.effect("noCache neither reads nor writes the store", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("cube")] })
+      yield* h.engine.getToken("cube", { noCache: true })
+      yield* h.engine.getToken("cube", { noCache: true })
+      assert.strictEqual(h.replay.sent.length, 2)
+      assert.lengthOf(yield* h.store.list(), 0)
+    })
+  )
 })
 
 describe("refresh tokens", () => {
-  it("brandbox: an expiring token is renewed with the refresh token, which rotates and is stored before return", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { brandbox: 2 } } })
-    const first = await h.run(h.engine.getToken("brandbox"))
-    const initialRefresh = h.sb.tokenRequests("brandbox")[0]!
-    expect(initialRefresh.form?.["grant_type"]).toBe("password")
-    await new Promise((r) => setTimeout(r, 2000))
-    const events: TokenEvent[] = []
-    h.engine.subscribe((e) => events.push(e))
-    const r = await h.run(h.engine.getToken("brandbox"))
-    expect(r.decision.action).toBe("refreshed")
-    const req = h.sb.tokenRequests("brandbox")[1]!
-    expect(req.form).toMatchObject({
-      grant_type: "refresh_token",
-      client_id: h.sb.credentials.brandbox["client_id"],
-      client_secret: "-"
-    })
-    expect(req.form?.["refresh_token"]).toBeTruthy()
-    expect(Redacted.value(r.accessToken)).not.toBe(Redacted.value(first.accessToken))
-    expect(events.map((e) => e.type)).toEqual(["rotated", "refreshed"])
-    // The rotated refresh token is what the store holds now.
-    const [, entry] = (await h.run(h.store.list()))[0]!
-    expect(entry.token.refresh_token).toBeTruthy()
-    expect(entry.token.refresh_token).not.toBe(req.form?.["refresh_token"])
-  })
+  it.effect(
+    "brandbox: an expiring token is renewed with the refresh token, which rotates and is stored before return",
+    () =>
+      Effect.gen(function* () {
+        yield* start
+        const h = yield* Replayed.make({
+          answers: [
+            tokenAnswer("brandbox", { access_token: "first", refresh_token: "refresh-1", expires_in: 2 }),
+            tokenAnswer("brandbox", { access_token: "second", refresh_token: "refresh-2", expires_in: 2 })
+          ]
+        })
+        const first = yield* h.engine.getToken("brandbox")
+        assert.strictEqual(form(h.replay.sent[0])["grant_type"], "password")
+        yield* TestClock.adjust(2000)
+        const seen = events(h)
+        const r = yield* h.engine.getToken("brandbox")
+        assert.strictEqual(r.decision.action, "refreshed")
+        assert.deepInclude(form(h.replay.sent[1]), {
+          grant_type: "refresh_token",
+          client_id: "42",
+          client_secret: "-",
+          refresh_token: "refresh-1"
+        })
+        assert.notStrictEqual(value(r), value(first))
+        assert.deepStrictEqual(
+          seen.map((e) => e.type),
+          ["rotated", "refreshed"]
+        )
+        // The rotated refresh token is what the store holds now.
+        const [, entry] = (yield* h.store.list())[0]!
+        assert.strictEqual(entry.token.refresh_token, "refresh-2")
+      })
+  )
 
-  it("a rejected refresh token (invalid_grant) falls back to a full acquire", async () => {
-    h = await makeHarness({
-      sandbox: { ttlSeconds: { oauth2: 2 } },
-      inputs: { oauth2: { grant_type: "password", username: "alice", password: "alice-password" } }
+  it.effect("a refresh without a new refresh token keeps the old one (RFC 6749 §6)", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("brandbox", { refresh_token: "refresh-1", expires_in: 2 }),
+          tokenAnswer("brandbox", { access_token: "second", expires_in: 2, refresh_token: "" })
+        ]
+      })
+      yield* h.engine.getToken("brandbox")
+      yield* TestClock.adjust(2000)
+      assert.strictEqual(
+        (yield* h.engine.getToken("brandbox")).decision.reason,
+        "cached token expired: redeemed the refresh token"
+      )
+      assert.strictEqual((yield* h.store.list())[0]![1].token.refresh_token, "refresh-1")
     })
-    await h.run(h.engine.getToken("oauth2"))
-    h.sb.inject("oauth2", {
-      type: "status",
-      status: 400,
-      body: JSON.stringify({ error: "invalid_grant", error_description: "refresh token revoked" }),
-      headers: { "content-type": "application/json" }
+  )
+
+  it.effect("a rejected refresh token (invalid_grant) falls back to a full acquire", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("oauth2", { refresh_token: "refresh-1", expires_in: 2 }),
+          statusAnswer("oauth2", 400, { error: "invalid_grant", error_description: "refresh token revoked" }),
+          tokenAnswer("oauth2", { access_token: "again", expires_in: 60 })
+        ]
+      })
+      yield* h.engine.getToken("oauth2")
+      yield* TestClock.adjust(2000)
+      const seen = events(h)
+      const r = yield* h.engine.getToken("oauth2")
+      assert.strictEqual(r.decision.action, "acquired")
+      assert.match(r.decision.reason, /refresh token rejected/)
+      assert.deepStrictEqual(
+        h.replay.sent.map((q) => form(q)["grant_type"]),
+        ["password", "refresh_token", "password"]
+      )
+      assert.include(
+        seen.map((e) => e.type),
+        "refresh_rejected"
+      )
     })
-    await new Promise((r) => setTimeout(r, 2000))
-    const events: TokenEvent[] = []
-    h.engine.subscribe((e) => events.push(e))
-    const r = await h.run(h.engine.getToken("oauth2"))
-    expect(r.decision.action).toBe("acquired")
-    expect(r.decision.reason).toMatch(/refresh token rejected/)
-    expect(h.sb.tokenRequests("oauth2").map((q) => q.form?.["grant_type"])).toEqual([
-      "password",
-      "refresh_token",
-      "password"
-    ])
-    expect(events.map((e) => e.type)).toContain("refresh_rejected")
-  })
+  )
 
-  it("invalidate keeps the refresh token, so the next call refreshes instead of logging in again", async () => {
-    h = await makeHarness()
-    await h.run(h.engine.getToken("brandbox"))
-    await h.run(h.engine.invalidate("brandbox"))
-    const r = await h.run(h.engine.getToken("brandbox"))
-    expect(r.decision.action).toBe("refreshed")
-    expect(h.sb.tokenRequests("brandbox").map((q) => q.form?.["grant_type"])).toEqual(["password", "refresh_token"])
-  })
+  it.effect("invalidate keeps the refresh token, so the next call refreshes instead of logging in again", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("brandbox", { refresh_token: "refresh-1" })] })
+      yield* h.engine.getToken("brandbox")
+      yield* h.engine.invalidate("brandbox")
+      assert.strictEqual((yield* h.engine.getToken("brandbox")).decision.action, "refreshed")
+      assert.deepStrictEqual(
+        h.replay.sent.map((q) => form(q)["grant_type"]),
+        ["password", "refresh_token"]
+      )
+    })
+  )
 
-  it("invalidate without a refresh token forgets the token", async () => {
-    h = await makeHarness()
-    await h.run(h.engine.getToken("cube"))
-    await h.run(h.engine.invalidate("cube"))
-    expect((await h.run(h.engine.getToken("cube"))).decision.action).toBe("acquired")
-    expect(h.sb.tokenRequests("cube")).toHaveLength(2)
-  })
+  it.effect("invalidate without a refresh token forgets the token", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({ answers: [tokenAnswer("cube")] })
+      yield* h.engine.getToken("cube")
+      yield* h.engine.invalidate("cube")
+      assert.strictEqual((yield* h.engine.getToken("cube")).decision.action, "acquired")
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
+
+  it.effect("invalidateIfCurrent leaves a token alone that another caller already replaced", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [tokenAnswer("cube", { access_token: "old" }), tokenAnswer("cube", { access_token: "new" })]
+      })
+      const old = yield* h.engine.getToken("cube")
+      yield* h.engine.getToken("cube", { force: true })
+      assert.isFalse(yield* h.engine.invalidateIfCurrent("cube", old.accessToken))
+      assert.strictEqual(value(yield* h.engine.getToken("cube")), "new")
+      assert.isTrue(yield* h.engine.invalidateIfCurrent("cube", Redacted.make("new")))
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
 })
 
 describe("serve stale while the provider fails", () => {
-  it("serves a token inside its margin when renewal fails, and never one past its real expiry", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 3 } }, http: { retries: 0 } })
-    const first = await h.run(h.engine.getToken("dvinci"))
-    // 150 ms before it expires: inside the margin (10 % of a 2-3 s lifetime; the JWT's exp is whole seconds).
-    await new Promise((r) => setTimeout(r, first.expiresAt!.getTime() - Date.now() - 150))
-    h.sb.inject("dvinci", { type: "status", status: 503 }, 10)
-    const stale = await h.run(h.engine.getToken("dvinci"))
-    expect(stale.decision.action).toBe("served_stale")
-    expect(Redacted.value(stale.accessToken)).toBe(Redacted.value(first.accessToken))
-    expect(stale.expiresAt!.getTime()).toBeGreaterThan(Date.now())
-    await new Promise((r) => setTimeout(r, 400))
-    const e = await h.fail(h.engine.getToken("dvinci"))
-    expect(e._tag).toBe("UpstreamRejected")
-    expect(h.logs.some((l) => l.includes("serving the cached token"))).toBe(true)
-  })
+  it.effect("serves a token inside its margin when renewal fails, and never one past its real expiry", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [tokenAnswer("dvinci", { expires_in: 3 }), statusAnswer("dvinci", 503)],
+        http: { retries: 0 }
+      })
+      const first = yield* h.engine.getToken("dvinci")
+      yield* TestClock.adjust(2750)
+      const stale = yield* h.logged(h.engine.getToken("dvinci"))
+      assert.strictEqual(stale.decision.action, "served_stale")
+      assert.strictEqual(value(stale), value(first))
+      assert.isAbove(stale.expiresAt.getTime(), yield* Clock.currentTimeMillis)
+      yield* TestClock.adjust(250)
+      const e = yield* Effect.flip(h.engine.getToken("dvinci"))
+      assert.strictEqual(e._tag, "UpstreamRejected")
+      assert.isTrue(h.logs.some((l) => l.includes("serving the cached token")))
+    })
+  )
 
-  it("emits recovered once the provider answers again", async () => {
-    h = await makeHarness({ sandbox: { ttlSeconds: { dvinci: 2 } }, http: { retries: 0 } })
-    const events: TokenEvent[] = []
-    h.engine.subscribe((e) => events.push(e))
-    h.sb.inject("dvinci", { type: "status", status: 503 })
-    await h.fail(h.engine.getToken("dvinci"))
-    await h.run(h.engine.getToken("dvinci"))
-    expect(events.map((e) => e.type)).toEqual(["failed", "acquired", "recovered"])
-  })
+  it.effect("emits recovered once the provider answers again", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [statusAnswer("dvinci", 503), tokenAnswer("dvinci")],
+        http: { retries: 0 }
+      })
+      const seen = events(h)
+      yield* Effect.flip(h.engine.getToken("dvinci"))
+      yield* h.engine.getToken("dvinci")
+      assert.deepStrictEqual(
+        seen.map((e) => e.type),
+        ["failed", "acquired", "recovered"]
+      )
+    })
+  )
 })

@@ -417,12 +417,40 @@ describe("cache keys", () => {
     expect(() => statSync(empty)).toThrow()
     const store = await open()
     await run(store.set("k", entry))
-    expect(await FileStore.readEntry(dir, "k")).toEqual(entry)
+    expect(await FileStore.readEntry(dir, "k")).toEqual(FileStore.entryView(JSON.stringify(entry)))
     expect(await FileStore.readEntry(dir, "other")).toBeUndefined()
     // Copied to another entry's name: it does not open there either.
     copyFileSync(join(dir, "k.token"), join(dir, "other.token"))
     expect(await FileStore.readEntry(dir, "other")).toBeUndefined()
     writeFileSync(join(dir, "k.token"), "{not json")
     expect(await FileStore.readEntry(dir, "k")).toBeUndefined()
+  })
+})
+
+describe("the cache-hit path's view of an entry", () => {
+  it("agrees with the entry Schema on what it reads, and refuses what the Schema refuses there", async () => {
+    const { decodeEntry } = await import("../src/token-store.ts")
+    const good = JSON.stringify(entry)
+    expect(FileStore.entryView(good)).toEqual({
+      connection: entry.connection,
+      token: {
+        access_token: entry.token.access_token,
+        expires_at: entry.token.expires_at,
+        obtained_at: entry.token.obtained_at
+      }
+    })
+    expect(decodeEntry(good)).toEqual(entry)
+    const broken = [
+      "{",
+      "null",
+      JSON.stringify({ ...entry, connection: 1 }),
+      JSON.stringify({ ...entry, token: { ...entry.token, access_token: 7 } }),
+      JSON.stringify({ ...entry, token: { ...entry.token, expires_at: "soon" } }),
+      JSON.stringify({ connection: "x" })
+    ]
+    for (const b of broken) {
+      expect(FileStore.entryView(b), b).toBeUndefined()
+      expect(decodeEntry(b), b).toBeUndefined()
+    }
   })
 })

@@ -206,6 +206,18 @@ describe("Fixture.replay reports drift field by field", () => {
     })
   )
 
+  it.effect("a missing input is named, and the request it leaves unbuilt; the answer is not blamed", () =>
+    Effect.gen(function* () {
+      const r = yield* replayAltered("cube", "success", (f) => {
+        delete f["inputs"].client_id
+      })
+      assert.sameMembers(
+        r.mismatches.map((m) => m.field),
+        ["inputs.client_id", "request"]
+      )
+    })
+  )
+
   it.effect("a wrong URL and method", () =>
     Effect.gen(function* () {
       const r = yield* replayAltered("dvinci", "success", (f) => {

@@ -1,6 +1,6 @@
-/** Token.isStored: a stored entry is only taken for a token when its times are ones a Date can hold, so that a
+/** Token.Stored: a stored entry is only taken for a token when its times are ones a Date can hold, so that a
  *  damaged or hostile cache entry (written before expiries were bounded, say) never becomes an Invalid Date. */
-import { Redacted } from "effect"
+import { Redacted, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import * as Token from "../src/token.ts"
 
@@ -12,10 +12,19 @@ const stored = Token.toStored({
   expirySource: "expires_in"
 })
 
-describe("Token.isStored", () => {
+const isStored = Schema.is(Token.Stored)
+
+describe("Token.Stored", () => {
   it("takes an entry with real times", () => {
-    expect(Token.isStored(stored)).toBe(true)
-    expect(Token.isStored({ ...stored, expires_at: 8.64e15 })).toBe(true)
+    expect(isStored(stored)).toBe(true)
+    expect(isStored({ ...stored, expires_at: 8.64e15 })).toBe(true)
+    expect(isStored({ ...stored, refresh_token: "r", scope: "read" })).toBe(true)
+  })
+
+  it("refuses an unknown expiry source, and a refresh token or scope that is not a string", () => {
+    expect(isStored({ ...stored, expiry_source: "guess" })).toBe(false)
+    expect(isStored({ ...stored, refresh_token: 1 })).toBe(false)
+    expect(isStored({ ...stored, scope: null })).toBe(false)
   })
 
   for (const [name, value] of [
@@ -26,8 +35,8 @@ describe("Token.isStored", () => {
     ["a string", "1700000000000"]
   ] as const) {
     it(`refuses an expires_at of ${name}, and an obtained_at of it`, () => {
-      expect(Token.isStored({ ...stored, expires_at: value })).toBe(false)
-      expect(Token.isStored({ ...stored, obtained_at: value })).toBe(false)
+      expect(isStored({ ...stored, expires_at: value })).toBe(false)
+      expect(isStored({ ...stored, obtained_at: value })).toBe(false)
     })
   }
 })

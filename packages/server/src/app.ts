@@ -4,77 +4,45 @@
  *  server itself: it owns listening, draining and reloads. */
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, References, type Scope } from "effect"
-import { FindMyWay, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
-import type * as Http from "node:http"
-import { Runtime, TokenError, Upstream } from "@tessera/engine"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type * as NodeHttp from "node:http"
+import { Http, Runtime, Upstream } from "@tessera/engine"
+import * as Access from "./access.ts"
 import * as AccessLog from "./access-log.ts"
-import * as ApiKeyAuth from "./api-key-auth.ts"
 import * as Problem from "./problem.ts"
 import * as RequestCtx from "./request-context.ts"
 import { RequestContext } from "./request-context.ts"
-import { isOpen, type Deps, type RouteSpec } from "./routes.ts"
+import { matcher, type Deps, type RouteSpec } from "./routes.ts"
 
-const header = (req: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
-  const v = req.headers[name]
-  return v === undefined || v === "" ? undefined : v
-}
-
-/** Runs the route's access check (see `Access` and `isOpen` in routes.ts), then its handler. The request guard
+/** Runs the route's access check (access.ts, shared with the token fast path), then its handler. The request guard
  *  (Host, Origin) has already run, in server.ts, before the request reached this app. */
 const guarded = (spec: RouteSpec, deps: Deps) =>
   Effect.gen(function* () {
     const ctx = yield* RequestContext
-    ctx.route = spec.path
     const name = (yield* HttpRouter.params)["name"]
-    if (name !== undefined) ctx.connection = name
-    if (spec.access !== "public" && !isOpen(spec, ctx.generation.config.server.publicRoutes)) {
-      const auth = ctx.generation.auth
-      if (!auth.enabled) ctx.principal = ApiKeyAuth.anonymous
-      else {
-        const req = yield* HttpServerRequest.HttpServerRequest
-        const presented = ApiKeyAuth.presentedKey((name) => header(req, name), spec.access)
-        const principal = auth.verify(presented)
-        if (!principal) {
-          const how =
-            spec.access === "proxyKey"
-              ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)"
-              : "as Authorization: Bearer <key> or in X-Tessera-Key"
-          return yield* new Problem.Refusal({
-            code: "Unauthorized",
-            detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid"
-          })
-        }
-        ctx.principal = principal
-        if (name !== undefined && !principal.allows(name)) {
-          return yield* new Problem.Refusal({
-            code: "Forbidden",
-            connection: name,
-            detail: `API key "${principal.name}" may not use connection "${name}"`
-          })
-        }
-        if (name !== undefined) yield* visible(principal, name)
-        if (spec.scope !== undefined && !principal.can(spec.scope)) {
-          return yield* new Problem.Refusal({
-            code: "Forbidden",
-            ...(name !== undefined ? { connection: name } : {}),
-            detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
-          })
-        }
-      }
+    RequestCtx.label(ctx, spec.path, name)
+    const req = yield* HttpServerRequest.HttpServerRequest
+    const { auth, config } = ctx.generation
+    const caller = Access.identify(spec, config.server.publicRoutes, auth, (n) => Http.header(req.headers, n))
+    if (caller._tag === "Refused") return yield* caller.refusal
+    if (caller._tag === "Principal") {
+      const principal = caller.principal
+      ctx.principal = principal
+      const forbidden = Access.allowed(principal, name)
+      if (forbidden) return yield* forbidden
+      const tags = name !== undefined && Access.needsTags(principal) ? yield* tagsOf(name) : undefined
+      const refused = Access.permitted(spec, principal, name, tags)
+      if (refused) return yield* refused
     }
     return yield* spec.handler(deps)
   })
 
-/** A connection outside a key's tags does not exist for that key: the same 404 as an unknown name, on every route
- *  and before any scope check, so a key cannot even learn that another tenant's connection is there. */
-const visible = (principal: ApiKeyAuth.Principal, name: string) =>
+/** The tags of connection `name`, config or stored (a broken one's too); undefined when there is none. */
+const tagsOf = (name: string) =>
   Effect.gen(function* () {
-    if (Object.keys(principal.tags).length === 0) return
     const ctx = yield* RequestContext
     const found = yield* ctx.generation.engine.registry.find(name)
-    const tags = found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
-    if (tags !== undefined && !principal.sees(tags))
-      return yield* new TokenError.UnknownConnection({ connection: name, known: [] })
+    return found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
   })
 
 const isFailure = (e: unknown): e is Problem.Failure =>
@@ -88,7 +56,7 @@ export const make = (
   routes: ReadonlyArray<RouteSpec>,
   deps: Deps,
   log: AccessLog.LogSink
-): Effect.Effect<(req: Http.IncomingMessage, res: Http.ServerResponse) => void, never, Scope.Scope> =>
+): Effect.Effect<(req: NodeHttp.IncomingMessage, res: NodeHttp.ServerResponse) => void, never, Scope.Scope> =>
   Effect.gen(function* () {
     const router = yield* HttpRouter.make
     // The cast drops the router's "Requires RequestContext" marker: `app` below provides it to every request.
@@ -96,19 +64,14 @@ export const make = (
       routes.map((spec) => HttpRouter.route(spec.method, spec.path, guarded(spec, deps)))
     ) as Effect.Effect<void>
 
-    // A second matcher over the same table answers "which methods does this path take?" for 405 + Allow.
-    const methods = FindMyWay.make<string>()
-    for (const r of routes) {
-      if (r.method === "*") methods.all(r.path, "*")
-      else methods.on(r.method, r.path, r.method)
-    }
-    const allowed = (url: string) =>
-      ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => methods.find(m, url) !== undefined)
+    // The table's matcher (routes.ts, also the token fast path's) answers "which methods does this path take?" for
+    // 405 + Allow.
+    const table = matcher(routes)
 
     const level = Runtime.logLevel()
     const app = Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const meta = RequestCtx.of(NodeHttpServerRequest.toIncomingMessage(request) as Http.IncomingMessage)
+      const meta = RequestCtx.of(NodeHttpServerRequest.toIncomingMessage(request) as NodeHttp.IncomingMessage)
       if (!meta) return yield* Effect.die(new Error("request reached the app without a RequestMeta"))
       const instance = AccessLog.pathOf(request.url)
       const respond = (failure: Problem.Failure) => {
@@ -126,7 +89,7 @@ export const make = (
             const e = error.value
             if (isFailure(e)) return Effect.succeed(respond(e))
             if (HttpServerError.isHttpServerError(e) && e.reason._tag === "RouteNotFound") {
-              const allow = allowed(request.url)
+              const allow = table.methods(request.url)
               return Effect.succeed(
                 respond(
                   allow.length > 0

@@ -43,31 +43,30 @@ const readJson = Effect.gen(function* () {
   )
 })
 
+/** The request's connection registry and its `:name`: what every handler of one connection starts from. */
+const target = Effect.gen(function* () {
+  const ctx = yield* RequestContext
+  return { ctx, name: yield* nameParam, registry: ctx.generation.engine.registry }
+})
+
 const put: Handler = () =>
   Effect.gen(function* () {
-    const ctx = yield* RequestContext
-    const name = yield* nameParam
-    const body = yield* readJson
-    const r = yield* ctx.generation.engine.registry.put(name, body, { requiredTags: ctx.principal?.tags })
+    const { ctx, name, registry } = yield* target
+    const r = yield* registry.put(name, yield* readJson, { requiredTags: ctx.principal?.tags })
     return HttpServerResponse.jsonUnsafe(r.view, { status: r.created ? 201 : 200, headers: noStore })
   })
 
 const show: Handler = () =>
   Effect.gen(function* () {
-    const ctx = yield* RequestContext
-    const name = yield* nameParam
-    const view = yield* ctx.generation.engine.registry.view(name)
-    if (!view) return yield* unknown(name)
-    return HttpServerResponse.jsonUnsafe(view, { headers: noStore })
+    const { name, registry } = yield* target
+    const view = yield* registry.view(name)
+    return view ? HttpServerResponse.jsonUnsafe(view, { headers: noStore }) : yield* unknown(name)
   })
 
 const remove: Handler = () =>
   Effect.gen(function* () {
-    const ctx = yield* RequestContext
-    const name = yield* nameParam
-    const existed = yield* ctx.generation.engine.registry.remove(name)
-    if (!existed) return yield* unknown(name)
-    return HttpServerResponse.empty({ status: 204 })
+    const { name, registry } = yield* target
+    return (yield* registry.remove(name)) ? HttpServerResponse.empty({ status: 204 }) : yield* unknown(name)
   })
 
 const unknown = (name: string) => Effect.fail(new TokenError.UnknownConnection({ connection: name, known: [] }))

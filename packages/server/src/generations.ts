@@ -10,7 +10,7 @@
  *  inputs, so a connection whose inputs changed gets a fresh one) and never reconnects to Redis or PostgreSQL.
  *  Changing `store:` or `connection_store:` takes a restart; a reload that changes them says so in the log. */
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { Engine, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
+import { Engine, Http, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 
 export interface Generation {
@@ -89,7 +89,9 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
   let next = 1
   const build = (c: Config.Config): Slot => {
     const auth = ApiKeyAuth.make(c.server.apiKeys)
-    const engine = Engine.make(c, shared.tokenStore, { connectionStore: shared.connectionStore })
+    const engine = Effect.runSync(
+      Engine.make(c, shared.tokenStore, { connectionStore: shared.connectionStore }).pipe(Effect.provide(Http.layer))
+    )
     const unsubscribe = options.onEvent ? engine.subscribe(options.onEvent) : () => {}
     const generation: Generation = { id: next++, config: c, engine, auth }
     return {

@@ -20,6 +20,13 @@ export interface RequestMeta {
   principal?: Principal | undefined
 }
 
+/** Labels a request for the access log and metrics: the route template it matched and its connection. The router
+ *  and the token fast path both label through this. */
+export const label = (meta: RequestMeta, route: string, connection: string | undefined): void => {
+  meta.route = route
+  if (connection !== undefined) meta.connection = connection
+}
+
 export class RequestContext extends Context.Service<RequestContext, RequestMeta>()("tessera/server/RequestContext") {}
 
 const sane = /^[A-Za-z0-9._-]{1,128}$/

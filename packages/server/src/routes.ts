@@ -6,7 +6,7 @@
  *  app.ts turns those into problem+json. Authentication happens before a handler runs (see `Access`). */
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { FindMyWay, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
 import { Engine, type Config } from "@tessera/engine"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
@@ -70,6 +70,22 @@ export interface RouteSpec {
  *  and the OpenAPI document both ask this. */
 export const isOpen = (spec: RouteSpec, publicRoutes: ReadonlyArray<Config.PublicRoute>): boolean =>
   spec.access === "public" || (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
+
+/** The route table as a matcher, with the router's matching rules (Effect's FindMyWay): the route a method and URL
+ *  go to with its parameters, and the methods a path answers (for 405 + Allow). The router dispatches on the same
+ *  table (app.ts); the token fast path matches with this. */
+export const matcher = (table: ReadonlyArray<RouteSpec>) => {
+  const byMethod = FindMyWay.make<RouteSpec>()
+  for (const r of table) {
+    if (r.method === "*") byMethod.all(r.path, r)
+    else byMethod.on(r.method, r.path, r)
+  }
+  return {
+    match: (method: string, url: string) => byMethod.find(method, url),
+    methods: (url: string) =>
+      ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].filter((m) => byMethod.find(m, url) !== undefined)
+  }
+}
 
 const noStore = { "cache-control": "no-store" }
 

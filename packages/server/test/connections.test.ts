@@ -133,6 +133,16 @@ describe("PUT, GET, DELETE", () => {
     expect((await call(READER, "DELETE", "/v1/connections/scoped-1")).status).toBe(403)
     expect((await call(READER, "GET", "/v1/connections/scoped-1/token")).status).toBe(403)
   })
+
+  it("scopes hold on a cache hit too: the fast path answers only a key with the token scope", async () => {
+    await call(ADMIN, "PUT", "/v1/connections/scoped-hit", dvinci("acme"))
+    const first = await call(ADMIN, "GET", "/v1/connections/scoped-hit/token")
+    captured.tokens.add(first.json().access_token)
+    expect((await call(ADMIN, "GET", "/v1/connections/scoped-hit/token")).status).toBe(200) // a fresh hit
+    const refused = await call(READER, "GET", "/v1/connections/scoped-hit/token")
+    expect(refused.status).toBe(403)
+    expect(refused.json().detail).toMatch(/lacks the scope "token"/)
+  })
 })
 
 describe("tenant isolation", () => {

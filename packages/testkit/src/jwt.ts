@@ -1,4 +1,7 @@
-/** Minimal HS256 JSON Web Tokens: signing the sandbox's tokens and decoding them in tests. */
+/** HS256 JSON Web Tokens for the sandbox: signing its tokens (synchronously, with node:crypto: the sandbox issues a
+ *  token inside a request handler, and jose signs only asynchronously), checking them, and decoding them in tests
+ *  (jose). */
+import { decodeJwt as joseDecodeJwt, decodeProtectedHeader } from "jose"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
 
 const HEADER = { typ: "JWT", alg: "HS256" } as const
@@ -22,18 +25,10 @@ export interface DecodedJwt {
   payload: Record<string, unknown>
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-}
-
-/** Decodes a JWT without checking its signature; undefined when it is not JWT-shaped. */
+/** Decodes a JWT without checking its signature (jose); undefined when it is not JWT-shaped. */
 export function decodeJwt(token: string): DecodedJwt | undefined {
-  const parts = token.split(".")
-  if (parts.length !== 3) return undefined
   try {
-    const header: unknown = JSON.parse(Buffer.from(parts[0] ?? "", "base64url").toString("utf8"))
-    const payload: unknown = JSON.parse(Buffer.from(parts[1] ?? "", "base64url").toString("utf8"))
-    return isRecord(header) && isRecord(payload) ? { header, payload } : undefined
+    return { header: decodeProtectedHeader(token), payload: joseDecodeJwt(token) }
   } catch {
     return undefined
   }

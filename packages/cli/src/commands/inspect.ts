@@ -6,6 +6,7 @@ import {
   Config,
   Engine,
   Expiry,
+  Http,
   Redaction,
   Runtime,
   Template,
@@ -95,7 +96,7 @@ export const inspect = (
 ): Effect.Effect<Inspection, TokenError.TokenError, TokenStore.TokenStore> =>
   Effect.gen(function* () {
     const store = yield* TokenStore.TokenStore
-    const engine = Engine.make(config, store)
+    const engine = yield* Engine.make(config, store).pipe(Effect.provide(Http.layer))
     const c = yield* engine.connection(name)
     const m = c.manifest
     const state = yield* engine.cacheState(name)

@@ -1,6 +1,6 @@
-/** The HTTP side of API calls (api.ts): the undici client, one exchange, its failures as the engine's errors, and
- *  the caller's request body for the streaming form (buffered when small enough to send twice, else streamed and
- *  counted against the limit).
+/** The engine's one HTTP client (undici), as API calls (api.ts) and token exchanges (http.ts) use it: the client,
+ *  one exchange, what its failures mean (one table for both), and the caller's request body for the streaming form
+ *  of API calls (buffered when small enough to send twice, else streamed and counted against the limit).
  *
  *  @internal */
 import { Effect } from "effect"
@@ -20,13 +20,23 @@ export interface Client {
   readonly destroy: () => void
 }
 
+type Undici = typeof import("undici")
+
+/** undici's exports. Node gives a CommonJS package's exports by name; a bundle (the published CLI) gives them as
+ *  the namespace's `default`. */
+const loadUndici = (): Promise<Undici> =>
+  import("undici").then((m): Undici => {
+    const ns: Partial<Undici> & { readonly default?: Undici } = m
+    return typeof ns.Agent === "function" ? m : (ns.default ?? m)
+  })
+
 export const makeClient = (): Client => {
   // undici is loaded on the first call: most CLI runs make none, and it costs start-up time. Keep-alive pools per
   // origin are its default, and idle sockets do not hold the process open. No redirect interceptor: a 3xx goes
   // back to the caller as it is, so the token never follows a Location elsewhere.
   let agent: Promise<Agent> | undefined
   return {
-    dispatcher: () => (agent ??= import("undici").then((u) => new u.Agent({ keepAliveTimeout: 4_000 }))),
+    dispatcher: () => (agent ??= loadUndici().then((u) => new u.Agent({ keepAliveTimeout: 4_000 }))),
     destroy: () => void agent?.then((a) => a.destroy()).catch(() => undefined)
   }
 }
@@ -64,6 +74,9 @@ const reasons: Record<string, string> = {
   EAI_AGAIN: "DNS lookup failed (temporary)",
   EHOSTUNREACH: "host unreachable",
   ECONNABORTED: "connection aborted",
+  ERR_STREAM_PREMATURE_CLOSE: "connection closed before the response was complete",
+  Z_DATA_ERROR: "could not read the response body (bad compression)",
+  Z_BUF_ERROR: "could not read the response body (bad compression)",
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: "the request body did not match its Content-Length",
   UND_ERR_INVALID_ARG: "the request could not be sent (an invalid header)",
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "the response body did not match its Content-Length"
@@ -77,8 +90,21 @@ const codeOf = (e: unknown): string | undefined => {
   return "cause" in e ? codeOf(e.cause) : undefined
 }
 
-/** A failure of the exchange as the engine's errors; a body refusal passes through. Never the error's own text:
- *  it may quote a header. */
+/** What went wrong in an exchange, never in the error's own words (they may quote a header). */
+export interface Failure {
+  readonly kind: "timeout" | "too_large" | "network"
+  readonly detail: string
+}
+
+export const describe = (e: unknown, maxResponseBytes?: number): Failure => {
+  if (e instanceof ResponseTooLarge)
+    return { kind: "too_large", detail: `response larger than ${maxResponseBytes} bytes` }
+  const code = codeOf(e)
+  if (code !== undefined && timeouts.has(code)) return { kind: "timeout", detail: "timed out" }
+  return { kind: "network", detail: (code && reasons[code]) ?? code ?? "network error" }
+}
+
+/** A failure of an API exchange as the engine's errors; a body refusal passes through. */
 export const failureOf = (
   e: unknown,
   where: Where,
@@ -86,11 +112,10 @@ export const failureOf = (
 ): TransportError | UpstreamTimeout | BodyRefused => {
   if (e instanceof BodyRefused) return e
   const base = { ...where, attempts: 1 }
-  if (e instanceof ResponseTooLarge)
-    return new TransportError({ ...base, reason: `response larger than ${limits.maxResponseBytes} bytes` })
-  const code = codeOf(e)
-  if (code !== undefined && timeouts.has(code)) return new UpstreamTimeout({ ...base, timeoutMs: limits.timeoutMs })
-  return new TransportError({ ...base, reason: (code && reasons[code]) ?? code ?? "network error" })
+  const f = describe(e, limits.maxResponseBytes)
+  return f.kind === "timeout"
+    ? new UpstreamTimeout({ ...base, timeoutMs: limits.timeoutMs })
+    : new TransportError({ ...base, reason: f.detail })
 }
 
 export type SendBody = string | Uint8Array | Readable | null

@@ -68,19 +68,7 @@ export const encodeInputs = (keys: KeyRing, input: PutInput) => {
   return { inputs: JSON.stringify(clear), secrets: JSON.stringify(secrets), tags: JSON.stringify(input.tags) }
 }
 
-/** The record a write stored, built from what was written (no re-read). */
-export const recordOf = (input: PutInput, createdAt: number, updatedAt: number, version: number): ConnectionRecord => ({
-  name: input.name,
-  provider: input.provider,
-  inputs: new Map(
-    input.inputs.map((i) => [i.name, i.secret ? Redacted.make(i.value, { label: i.name }) : i.value] as const)
-  ),
-  tags: { ...input.tags },
-  allowInsecureHttp: input.allowInsecureHttp ?? false,
-  createdAt,
-  updatedAt,
-  version
-})
+export { recordOf } from "../connection-store.ts"
 
 export const encodeRefreshToken = (keys: KeyRing, name: string, grant: GrantInput) =>
   JSON.stringify(seal(keys, Redacted.value(grant.refreshToken), grantAad(name)))
@@ -251,3 +239,52 @@ export const reasonOf = (e: unknown): string => {
 
 /** Clamps a page size to the contract's 1..1000. */
 export const pageSize = (limit: number) => Math.min(1000, Math.max(1, Number.isFinite(limit) ? Math.trunc(limit) : 1))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading a driver's rows
+
+type Row = Readonly<Record<string, unknown>>
+
+/** A text column; a driver that gives anything else is a bug worth a defect. */
+export const text = (r: Row, k: string): string => {
+  const v = r[k]
+  if (typeof v === "string") return v
+  throw new TypeError(`column ${k} is not text`)
+}
+export const textOrNull = (r: Row, k: string): string | null => (r[k] === null ? null : text(r, k))
+
+/** The row readers of a driver, given how it hands over integers and booleans. */
+export const readers = <R extends Row>(columns: {
+  readonly num: (r: R, k: string) => number
+  readonly bool: (r: R, k: string) => boolean
+}) => ({
+  connectionRow: (r: R): ConnectionRow => ({
+    name: text(r, "name"),
+    provider: text(r, "provider"),
+    inputs: text(r, "inputs"),
+    secrets: text(r, "secrets"),
+    tags: text(r, "tags"),
+    allowInsecureHttp: columns.bool(r, "allow_insecure_http"),
+    createdAt: columns.num(r, "created_at"),
+    updatedAt: columns.num(r, "updated_at"),
+    version: columns.num(r, "version")
+  }),
+  grantRow: (r: R): GrantRow => ({
+    refreshToken: text(r, "refresh_token"),
+    scope: textOrNull(r, "scope"),
+    status: text(r, "status"),
+    detail: textOrNull(r, "detail"),
+    updatedAt: columns.num(r, "updated_at"),
+    version: columns.num(r, "version")
+  })
+})
+
+/** A database whose schema a newer tessera migrated: `where` says what to point elsewhere instead. */
+export const newerThanKnown = (store: ConnectionStoreError["store"], found: number, latest: number, where: string) =>
+  new ConnectionStoreError({
+    store,
+    operation: "migrate",
+    reason:
+      `the database is at schema version ${found}, newer than this tessera knows (${latest}): ` +
+      `upgrade tessera, or point ${where}`
+  })

@@ -9,7 +9,7 @@
  *    does not remove a lock someone else took meanwhile (a window of one read remains; the worst case is two
  *    renewals of one credential, which the engine tolerates).
  *  @internal */
-import { Effect } from "effect"
+import { Clock, Effect, Schedule } from "effect"
 import { randomBytes } from "node:crypto"
 import { link, stat, unlink, writeFile } from "node:fs/promises"
 import { hostname } from "node:os"
@@ -77,10 +77,12 @@ const removeIfSame = (path: string, seen: Holder | undefined) =>
   })
 
 const ageOf = (path: string) =>
-  Effect.promise(() =>
-    stat(path).then(
-      (s) => Date.now() - s.mtimeMs,
-      () => undefined
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.promise(() =>
+      stat(path).then(
+        (s) => now - s.mtimeMs,
+        () => undefined
+      )
     )
   )
 
@@ -104,7 +106,7 @@ export const acquire = (path: string, opts: LockOptions): Effect.Effect<Held, St
     const me: Holder = {
       pid: process.pid,
       host: hostname(),
-      started_at: new Date().toISOString(),
+      started_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
       nonce: randomBytes(12).toString("hex")
     }
     const tmp = `${path}.${process.pid}.${me.nonce}.tmp`
@@ -116,35 +118,68 @@ export const acquire = (path: string, opts: LockOptions): Effect.Effect<Held, St
     return yield* Effect.andThen(written, waitFor(tmp, path, me, opts)).pipe(Effect.ensuring(cleanup))
   })
 
+/** The lock is held by someone else: try again `now` (it was freed, or its holder is gone), or after the backoff. */
+class Busy {
+  readonly now: boolean
+  constructor(now: boolean) {
+    this.now = now
+  }
+}
+
+/** How a waiter polls: 5 ms doubling to 100 ms; at once when the lock was just freed or taken over. */
+const polling = Schedule.min([Schedule.exponential(5, 2), Schedule.spaced(100)]).pipe(
+  Schedule.setInputType<Busy | StoreError>(),
+  Schedule.while(({ input }) => input instanceof Busy),
+  Schedule.modifyDelay(({ input, duration }) => Effect.succeed(input instanceof Busy && input.now ? 0 : duration))
+)
+
+/** One try: take the lock, or take over a dead or expired holder's (then Busy(now)), or say whom we wait for. */
+const tryOnce = (
+  tmp: string,
+  path: string,
+  me: Holder,
+  opts: LockOptions,
+  notice: (holder: Holder | undefined) => Effect.Effect<void>
+): Effect.Effect<Held, Busy | StoreError> =>
+  Effect.gen(function* () {
+    if (yield* tryLink(tmp, path)) return { path, nonce: me.nonce }
+    const holder = readHolder(path)
+    const age = yield* ageOf(path)
+    if (holder === "gone" || age === undefined) return yield* Effect.fail(new Busy(true)) // released meanwhile
+    if (holder && holder.host === me.host && holder.pid !== me.pid && !isAlive(holder.pid)) {
+      yield* Effect.logDebug(`taking over the cache lock ${path}: ${describe(holder)}, no longer running`)
+      yield* removeIfSame(path, holder)
+      return yield* Effect.fail(new Busy(true))
+    }
+    if (age > opts.leaseMs) {
+      yield* Effect.logWarning(
+        `taking over the cache lock ${path} after ${Math.round(age / 1000)} s: held by ${describe(holder)}, longer than its ${Math.round(opts.leaseMs / 1000)} s lease`
+      )
+      yield* removeIfSame(path, holder)
+      return yield* Effect.fail(new Busy(true))
+    }
+    yield* notice(holder)
+    return yield* Effect.fail(new Busy(false))
+  })
+
 const waitFor = (tmp: string, path: string, me: Holder, opts: LockOptions): Effect.Effect<Held, StoreError> =>
   Effect.gen(function* () {
-    const start = Date.now()
+    const start = yield* Clock.currentTimeMillis
     let noticed = false
-    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-      if (yield* tryLink(tmp, path)) return { path, nonce: me.nonce }
-      const holder = readHolder(path)
-      const age = yield* ageOf(path)
-      if (holder === "gone" || age === undefined) continue // released meanwhile: try again at once
-      if (holder && holder.host === me.host && holder.pid !== me.pid && !isAlive(holder.pid)) {
-        yield* Effect.logDebug(`taking over the cache lock ${path}: ${describe(holder)}, no longer running`)
-        yield* removeIfSame(path, holder)
-        continue
-      }
-      if (age > opts.leaseMs) {
-        yield* Effect.logWarning(
-          `taking over the cache lock ${path} after ${Math.round(age / 1000)} s: held by ${describe(holder)}, longer than its ${Math.round(opts.leaseMs / 1000)} s lease`
-        )
-        yield* removeIfSame(path, holder)
-        continue
-      }
-      if (!noticed && Date.now() - start >= opts.noticeMs) {
+    // Once, after `noticeMs`: whom we wait for, so a user sees why the command is slow.
+    const notice = (holder: Holder | undefined) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (noticed || now - start < opts.noticeMs) return Effect.void
         noticed = true
-        yield* Effect.logWarning(
+        return Effect.logWarning(
           `waiting for the cache lock ${path}, held by ${describe(holder)} (another tessera renewing this token; taken over after ${Math.round(opts.leaseMs / 1000)} s at most)`
         )
-      }
-      yield* Effect.sleep(wait)
-    }
+      })
+    // `polling` stops only on a StoreError: a Busy is always tried again.
+    return yield* tryOnce(tmp, path, me, opts, notice).pipe(
+      Effect.retry(polling),
+      Effect.catch((e) => (e instanceof Busy ? Effect.die(new Error("lock polling ended while busy")) : Effect.fail(e)))
+    )
   })
 
 /** Removes our lock unless someone took it over meanwhile. */

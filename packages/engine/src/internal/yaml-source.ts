@@ -122,16 +122,12 @@ const valueDepth = (root: unknown): number | "cycle" => {
 const syntaxProblem = (file: string, lines: LineCounter, e: YAMLParseError): Problem => {
   // With prettyErrors: false the parser leaves linePos unset, so place the error from its offset.
   const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0])
-  return {
-    severity: "error",
-    file,
-    line: pos.line,
-    col: pos.col,
-    path: "",
-    message: e.message.split("\n")[0] ?? e.message,
-    hint: "fix the YAML syntax at this position"
-  }
+  return errorAt(file, pos, e.message.split("\n")[0] ?? e.message, "fix the YAML syntax at this position")
 }
+
+/** An error at a place in the document (not at a config path). */
+const errorAt = (file: string, pos: { readonly line: number; readonly col: number }, message: string, hint: string) =>
+  ({ severity: "error", file, line: pos.line, col: pos.col, path: "", message, hint }) satisfies Problem
 
 /** Composes the first document from the parser's tokens, as `parseDocument` does (a second document is an error). */
 const compose = (tokens: ReadonlyArray<CST.Token>, length: number): Document.Parsed => {
@@ -229,15 +225,7 @@ const aliasDepthProblem = (
     depth === "cycle"
       ? "an alias refers to a collection that contains it"
       : `nested more than ${maxDepth} levels deep once aliases are expanded`
-  return {
-    severity: "error",
-    file,
-    line: pos.line,
-    col: pos.col,
-    path: "",
-    message,
-    hint: "write the values out instead of aliasing them"
-  }
+  return errorAt(file, pos, message, "write the values out instead of aliasing them")
 }
 
 /** Position of the node at `path`. With `key: true`, the position of the mapping key holding it (for unknown keys).

@@ -4,6 +4,7 @@
 import { Effect, Redacted, References } from "effect"
 import * as Config from "../../src/config.ts"
 import * as Engine from "../../src/engine.ts"
+import * as Http from "../../src/http.ts"
 import * as FileStore from "../../src/file-store.ts"
 
 const [dir, a, b, c] = process.argv.slice(2)
@@ -26,7 +27,7 @@ if (a === "--seal") {
       connections: { api: { provider: "oauth2", inputs: { token_url: a!, client_id: b!, client_secret: c! } } }
     })
   )
-  const engine = Engine.make(config, store)
+  const engine = Effect.runSync(Engine.make(config, store).pipe(Effect.provide(Http.layer)))
   // Quiet, as Runtime.layer makes library use: stdout carries only the token.
   const r = await Effect.runPromise(quiet(engine.getToken("api")))
   process.stdout.write(`${Redacted.value(r.accessToken)}\n`)

@@ -4,6 +4,7 @@ import { Cause, Effect, Logger, References } from "effect"
 import { startSandbox, type ProviderId, type Sandbox, type SandboxOptions } from "@tessera/testkit"
 import * as Config from "../../src/config.ts"
 import * as Engine from "../../src/engine.ts"
+import * as Http from "../../src/http.ts"
 import type { HttpSettings } from "../../src/config.ts"
 import { makeMemory, type TokenStoreShape } from "../../src/token-store.ts"
 
@@ -47,7 +48,9 @@ export const makeHarness = async (
   for (const [k, v] of Object.entries(opts.extra?.(sb) ?? {})) connections[k] = v
   const config = await Effect.runPromise(Config.fromObject({ connections }))
   const store = opts.store ?? makeMemory()
-  const engine = Engine.make(config, store, { http: { ...fastHttp, ...opts.http } })
+  const engine = Effect.runSync(
+    Engine.make(config, store, { http: { ...fastHttp, ...opts.http } }).pipe(Effect.provide(Http.layer))
+  )
   const logs: string[] = []
   const logger = Logger.make<unknown, void>((o) => {
     logs.push(

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto"
 import { createInterface } from "node:readline"
 import * as Config from "../../src/config.ts"
 import * as Engine from "../../src/engine.ts"
+import * as Http from "../../src/http.ts"
 import * as RedisStore from "../../src/redis-store.ts"
 
 export interface WorkerSettings {
@@ -48,7 +49,7 @@ const main = async () => {
     Layer.mergeAll(
       Engine.layer(config, {
         http: { timeoutMs: 15_000, totalTimeoutMs: 20_000, retries: 0, maxResponseBytes: 64 * 1024 }
-      }).pipe(Layer.provide(store)),
+      }).pipe(Layer.provide(store), Layer.provide(Http.layer)),
       Logger.layer([toStderr]),
       Layer.succeed(References.MinimumLogLevel, "Warn")
     )

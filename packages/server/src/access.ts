@@ -1,0 +1,79 @@
+/** Who may call a route, decided once for the router (app.ts `guarded`) and the token fast path
+ *  (token-fast-path.ts), so the two can never disagree. In the router's order:
+ *  1. `identify`: a route that is public or opened by `server.public_routes` needs no key; without configured keys
+ *     every caller is `anonymous`; else the presented key must be valid (401);
+ *  2. `allowed`: the key's allowlist must name the connection (403);
+ *  3. `permitted`: a connection outside the key's tags does not exist for it (404, the same as an unknown name, on
+ *     every route and before any scope check, so a key cannot learn that another tenant's connection is there),
+ *     then the key needs the route's scope (403).
+ *  Step 3 needs the connection's tags: the router looks them up, the fast path takes those of a connection it
+ *  already holds (and leaves any other to the router). */
+import { TokenError, type Config } from "@tessera/engine"
+import * as ApiKeyAuth from "./api-key-auth.ts"
+import * as Problem from "./problem.ts"
+import { isOpen, type RouteSpec } from "./routes.ts"
+
+/** The caller of a route: no one to check (an open route), or a principal, or a refusal. */
+export type Caller =
+  | { readonly _tag: "Open" }
+  | { readonly _tag: "Principal"; readonly principal: ApiKeyAuth.Principal }
+  | { readonly _tag: "Refused"; readonly refusal: Problem.Refusal }
+
+const open: Caller = { _tag: "Open" }
+const anonymous: Caller = { _tag: "Principal", principal: ApiKeyAuth.anonymous }
+
+export const identify = (
+  spec: RouteSpec,
+  publicRoutes: ReadonlyArray<Config.PublicRoute>,
+  auth: ApiKeyAuth.ApiKeyAuth,
+  header: (name: string) => string | undefined
+): Caller => {
+  if (spec.access === "public" || isOpen(spec, publicRoutes)) return open
+  if (!auth.enabled) return anonymous
+  const access = spec.access === "proxyKey" ? "proxyKey" : "key"
+  const presented = ApiKeyAuth.presentedKey(header, access)
+  const principal = auth.verify(presented)
+  if (principal) return { _tag: "Principal", principal }
+  const how =
+    access === "proxyKey"
+      ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)"
+      : "as Authorization: Bearer <key> or in X-Tessera-Key"
+  return {
+    _tag: "Refused",
+    refusal: new Problem.Refusal({
+      code: "Unauthorized",
+      detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid"
+    })
+  }
+}
+
+/** The key's allowlist names the connection, else a 403. */
+export const allowed = (principal: ApiKeyAuth.Principal, name: string | undefined): Problem.Refusal | undefined =>
+  name === undefined || principal.allows(name)
+    ? undefined
+    : new Problem.Refusal({
+        code: "Forbidden",
+        connection: name,
+        detail: `API key "${principal.name}" may not use connection "${name}"`
+      })
+
+/** Whether `permitted` needs the connection's tags: only for a key with tags. */
+export const needsTags = (principal: ApiKeyAuth.Principal): boolean => Object.keys(principal.tags).length > 0
+
+/** The connection exists for the key (`tags`: the connection's, undefined when there is none), and the key has the
+ *  route's scope. */
+export const permitted = (
+  spec: RouteSpec,
+  principal: ApiKeyAuth.Principal,
+  name: string | undefined,
+  tags: Readonly<Record<string, string>> | undefined
+): Problem.Refusal | TokenError.UnknownConnection | undefined => {
+  if (name !== undefined && tags !== undefined && needsTags(principal) && !principal.sees(tags))
+    return new TokenError.UnknownConnection({ connection: name, known: [] })
+  if (spec.scope === undefined || principal.can(spec.scope)) return undefined
+  return new Problem.Refusal({
+    code: "Forbidden",
+    ...(name !== undefined ? { connection: name } : {}),
+    detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
+  })
+}
