@@ -14,6 +14,7 @@ import type { Connection } from "./connection.ts"
 import * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Observability from "./observability.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
 import * as Registry from "./connection-registry.ts"
 import * as Template from "./template.ts"
@@ -351,7 +352,7 @@ export const make = (config: Config, store: TokenStoreShape, opts: Options = {})
       // hung up), the others waiting on the same credential still get the result instead of waiting forever.
       yield* Effect.forkDetach(
         store.withLock(key, renew(c, key, options)).pipe(
-          Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } }),
+          Observability.renewalSpan(c.name, c.manifest.id),
           Effect.onExit((exit) =>
             Effect.gen(function* () {
               inflight.delete(flightKey)

@@ -5,6 +5,7 @@ import { Clock, Effect, Random } from "effect"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Observability from "./observability.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
@@ -133,5 +134,5 @@ export const exchange = (
       )
       yield* Effect.sleep(delay)
     }
-  })
+  }).pipe(Observability.exchangeSpan(connection.name, connection.manifest.id, flow.name))
 }

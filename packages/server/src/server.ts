@@ -32,6 +32,7 @@ import * as Problem from "./problem.ts"
 import * as Proxy from "./proxy.ts"
 import * as RequestCtx from "./request-context.ts"
 import * as RequestGuard from "./request-guard.ts"
+import * as Telemetry from "./telemetry.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
 import { routes, type Deps } from "./routes.ts"
 
@@ -53,6 +54,9 @@ export interface ServerOptions {
   readonly limits?: Partial<Proxy.Limits> | undefined
   /** How long `close()` waits for requests in flight before cutting them. Default 30 s. */
   readonly drainTimeoutMs?: number | undefined
+  /** Where the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) are read (telemetry.ts). Default
+   *  process.env. */
+  readonly env?: NodeJS.ProcessEnv | undefined
 }
 
 export interface RunningServer {
@@ -90,6 +94,13 @@ const sleep = (ms: number) =>
 /** Why a reload failed, as the operator should read it: located problems for a config, else the message. */
 const reloadFailure = (e: unknown): string =>
   e instanceof ManifestError.ConfigInvalid ? Located.formatAll(e.problems) : e instanceof Error ? e.message : String(e)
+
+/** What a request's span learns while it is handled: the connection and the key's name (never the key). */
+const spanExtra = (meta: RequestCtx.RequestMeta): Record<string, string> => ({
+  "tessera.request_id": meta.id,
+  ...(meta.connection === undefined ? {} : { "tessera.connection": meta.connection }),
+  ...(meta.principal === undefined ? {} : { "tessera.api_key": meta.principal.name })
+})
 
 /** Writes a problem straight to a Node response: for answers given before the router (the guard, a defect). */
 const sendProblem = (res: http.ServerResponse, p: Problem.Problem) => {
@@ -142,10 +153,14 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
 
   const metrics = Metrics.make()
+  const telemetry = await Telemetry.make({ env: options.env ?? process.env, metrics: metrics.registry.context, routes })
   const generations = await Generations.make(config, {
     store: options.store,
     connections: options.connections,
     onEvent: metrics.onEngineEvent
+  }).catch(async (e: unknown) => {
+    await telemetry.close()
+    throw e
   })
   const agents = Proxy.makeAgents()
   const documents = new Map<string, unknown>()
@@ -160,12 +175,16 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     await Effect.runPromise(Scope.close(scope, Exit.void))
     agents.destroy()
     await generations.dispose()
+    // Last: the spans of the final requests and renewals are flushed.
+    await telemetry.close()
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void
   const server = http.createServer()
   try {
-    handler = await Effect.runPromise(App.make(routes, deps, log).pipe(Scope.provide(scope)))
+    handler = await Effect.runPromise(
+      App.make(routes, deps, log).pipe(Scope.provide(scope), Effect.provide(telemetry.context))
+    )
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject)
       server.listen({ port, host }, () => {
@@ -207,6 +226,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     const durationMs = performance.now() - started
     metrics.httpRequests.inc({ method, route, status: String(status) })
     metrics.httpDuration.observe(durationMs / 1000, { method, route })
+    if (meta.span) telemetry.endRequest(meta.span, res.headersSent ? status : undefined, spanExtra(meta))
     AccessLog.access(log, {
       method,
       path: req.url ?? "/",
@@ -230,7 +250,8 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     const lease = generations.acquire()
     const meta: RequestCtx.RequestMeta = {
       id: RequestCtx.requestId(req.headers["x-request-id"]),
-      generation: lease.generation
+      generation: lease.generation,
+      span: telemetry.startRequest(req)
     }
     RequestCtx.attach(req, meta)
     res.setHeader("x-request-id", meta.id)
