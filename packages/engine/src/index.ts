@@ -17,6 +17,7 @@ export * as JsonPath from "./json-path.ts"
 export * as Manifest from "./manifest.ts"
 export * as Observability from "./observability.ts"
 export * as ManifestError from "./manifest-error.ts"
+export * as Notify from "./notify.ts"
 export * as Problem from "./problem.ts"
 export * as Redaction from "./redaction.ts"
 export * as Runtime from "./runtime.ts"
@@ -29,6 +30,7 @@ export * as TokenResponse from "./token-response.ts"
 export * as TokenStore from "./token-store.ts"
 export * as Transport from "./transport.ts"
 export * as Upstream from "./upstream.ts"
+export * as WebhookSignature from "./webhook-signature.ts"
 // The Redis store and the PostgreSQL connection store are subpath exports ("@tessera/engine/redis",
 // "@tessera/engine/postgres"): re-exporting them here would load their clients into every process, which costs the
 // CLI most of its start-up time. node:sqlite is built into Node and costs nothing until a database is opened.

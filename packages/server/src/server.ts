@@ -22,7 +22,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { ManifestError, Problem as Located, TokenError, type Config, type Runtime } from "@tessera/engine"
+import { ManifestError, Problem as Located, TokenError, type Config, type Events, type Runtime } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as App from "./app.ts"
 import * as Generations from "./generations.ts"
@@ -34,6 +34,7 @@ import * as RequestCtx from "./request-context.ts"
 import * as RequestGuard from "./request-guard.ts"
 import * as Telemetry from "./telemetry.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
+import * as Webhooks from "./webhooks.ts"
 import { routes, type Deps } from "./routes.ts"
 
 export { isLoopback } from "./request-guard.ts"
@@ -57,6 +58,8 @@ export interface ServerOptions {
   /** Where the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) are read (telemetry.ts). Default
    *  process.env. */
   readonly env?: NodeJS.ProcessEnv | undefined
+  /** Webhook delivery: retry Schedule, request time limit, outbox poll interval (webhooks.ts). */
+  readonly webhooks?: Webhooks.Tuning | undefined
 }
 
 export interface RunningServer {
@@ -73,7 +76,7 @@ export interface RunningServer {
 /** What a config must satisfy to be served on `host`: server settings without errors (a key that did not
  *  resolve must not leave the server with fewer keys than the file lists), and keys unless `host` is loopback. */
 const checkConfig = (host: string, config: Config.Config) => {
-  const serverErrors = config.problems.filter((p) => p.severity === "error" && /^server(\.|\[|$)/.test(p.path))
+  const serverErrors = config.problems.filter((p) => p.severity === "error" && /^(server|notify)(\.|\[|$)/.test(p.path))
   if (serverErrors.length > 0) throw new ManifestError.ConfigInvalid({ problems: serverErrors })
   RequestGuard.parseAllowed(config.server.allowedHosts)
   if (!RequestGuard.isLoopback(host) && config.server.apiKeys.length === 0) {
@@ -154,14 +157,35 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
 
   const metrics = Metrics.make()
   const telemetry = await Telemetry.make({ env: options.env ?? process.env, metrics: metrics.registry.context, routes })
+  // Engine events go to every listener, each on its own: one that throws does not keep the others from it.
+  const listeners: Events.Listener[] = [metrics.onEngineEvent]
+  const onEvent: Events.Listener = (e) => {
+    for (const l of listeners) {
+      try {
+        l(e)
+      } catch {
+        /* a listener's bug must not cost the others their event */
+      }
+    }
+  }
   const generations = await Generations.make(config, {
     store: options.store,
     connections: options.connections,
-    onEvent: metrics.onEngineEvent
+    onEvent
   }).catch(async (e: unknown) => {
     await telemetry.close()
     throw e
   })
+  const webhooks = Webhooks.start({
+    endpoints: () => generations.current().config.notify,
+    outbox: generations.outbox,
+    connection: (name) => generations.current().engine.registry.peek(name),
+    log,
+    metrics,
+    context: telemetry.context,
+    tuning: options.webhooks
+  })
+  listeners.push(webhooks.onEngineEvent)
   const agents = Proxy.makeAgents()
   const documents = new Map<string, unknown>()
   const openapi = (publicRoutes: ReadonlyArray<Config.PublicRoute>) => {
@@ -174,6 +198,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const release = async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     agents.destroy()
+    await webhooks.close()
     await generations.dispose()
     // Last: the spans of the final requests and renewals are flushed.
     await telemetry.close()
