@@ -8,8 +8,9 @@
  *    `failed` if that fails too.
  *  - Body: `{type: "connection.<event>", timestamp, data: {connection, provider, tags, reason, error}}`. Names,
  *    tags, codes and the engine's reason only: the caller scrubs the reason of the connection's secrets first.
- *  - Retries: `retryPolicy`, a Schedule: 10 s doubling up to 4 h, jittered, 16 attempts in all (about 22 hours). */
-import { Duration, Effect, Option, Pull, Schedule } from "effect"
+ *  - Retries: `retryPolicy`, a Schedule: 10 s doubling up to 4 h, jittered, 16 attempts in all (about 22 hours);
+ *    retry-delay.ts reads its delays, since the outbox, not a fiber, counts the attempts. */
+import { Duration, Effect, Schedule } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import type { TokenEvent } from "./events.ts"
 
@@ -100,22 +101,3 @@ export const retryPolicy: Schedule.Schedule<unknown> = Schedule.max([
   ),
   Schedule.recurs(15)
 ])
-
-/** The delay before the next attempt once `attempts` have failed, or none when `policy` gives up. */
-export const nextDelay = (
-  policy: Schedule.Schedule<unknown>,
-  attempts: number,
-  now: number
-): Effect.Effect<Option.Option<Duration.Duration>> =>
-  Effect.gen(function* () {
-    const step = yield* Schedule.toStep(policy)
-    let delay = Option.none<Duration.Duration>()
-    for (let i = 0; i < attempts; i++) {
-      delay = yield* step(now, undefined).pipe(
-        Effect.map(([, d]) => Option.some(d)),
-        Pull.catchDone(() => Effect.succeed(Option.none<Duration.Duration>()))
-      )
-      if (Option.isNone(delay)) return delay
-    }
-    return delay
-  })

@@ -4,6 +4,7 @@ import { Duration, Effect, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import type { TokenEvent } from "../src/events.ts"
 import * as Notify from "../src/notify.ts"
+import * as RetryDelay from "../src/retry-delay.ts"
 
 const event = (type: TokenEvent["type"], connection = "crm", extra: Partial<TokenEvent> = {}): TokenEvent => ({
   type,
@@ -87,7 +88,7 @@ describe("Notify.retryPolicy", () => {
     const delays = await Effect.runPromise(
       Effect.forEach(
         Array.from({ length: 16 }, (_, i) => i + 1),
-        (attempts) => Effect.map(Notify.nextDelay(Notify.retryPolicy, attempts, 0), Option.map(Duration.toSeconds))
+        (attempts) => Effect.map(RetryDelay.after(Notify.retryPolicy, attempts, 0), Option.map(Duration.toSeconds))
       )
     )
     const expected = [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 14400, 14400, 14400, 14400]

@@ -25,6 +25,7 @@ import type { AddressInfo } from "node:net"
 import { ManifestError, Problem as Located, TokenError, type Config, type Events, type Runtime } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as App from "./app.ts"
+import * as BackgroundRefresh from "./background-refresh.ts"
 import * as Generations from "./generations.ts"
 import * as Metrics from "./metrics.ts"
 import * as OpenApi from "./openapi.ts"
@@ -186,6 +187,16 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     tuning: options.webhooks
   })
   listeners.push(webhooks.onEngineEvent)
+  const refresher = BackgroundRefresh.start({
+    engine: () => generations.current().engine,
+    settings: () => generations.current().config.server.backgroundRefresh,
+    store: generations.tokenStore,
+    log,
+    metrics,
+    context: telemetry.context
+  })
+  listeners.push(refresher.onEngineEvent)
+  void refresher.seed()
   const agents = Proxy.makeAgents()
   const documents = new Map<string, unknown>()
   const openapi = (publicRoutes: ReadonlyArray<Config.PublicRoute>) => {
@@ -198,6 +209,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const release = async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     agents.destroy()
+    await refresher.close()
     await webhooks.close()
     await generations.dispose()
     // Last: the spans of the final requests and renewals are flushed.

@@ -17,6 +17,7 @@ import { hostname } from "node:os"
 import {
   Notify,
   Redaction,
+  RetryDelay,
   Upstream,
   WebhookSignature,
   type Config,
@@ -126,7 +127,7 @@ export const start = (options: Options): Webhooks => {
         return
       }
       const attempts = m.attempts + 1
-      const delay = outcome.gone ? Option.none() : yield* Notify.nextDelay(retry, attempts, now)
+      const delay = outcome.gone ? Option.none() : yield* RetryDelay.after(retry, attempts, now)
       const fields = { id: m.id, receiver: ep.origin, attempt: attempts, error: outcome.error }
       if (Option.isNone(delay)) {
         yield* outbox.retry(m.id, owner, { nextAttemptAt: now, error: outcome.error, dead: true })
