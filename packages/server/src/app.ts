@@ -45,10 +45,13 @@ const guarded = (spec: RouteSpec, deps: Deps) =>
           const how =
             spec.access === "proxyKey"
               ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)"
-              : "as Authorization: Bearer <key> or in X-Tessera-Key"
+              : spec.access === "pageKey"
+                ? "as the password your browser asks for (HTTP Basic), as Authorization: Bearer <key> or in X-Tessera-Key"
+                : "as Authorization: Bearer <key> or in X-Tessera-Key"
           return yield* new Problem.Refusal({
             code: "Unauthorized",
-            detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid"
+            detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid",
+            ...(spec.access === "pageKey" ? { challenge: "basic" as const } : {})
           })
         }
         ctx.principal = principal

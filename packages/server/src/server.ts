@@ -22,8 +22,18 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { ManifestError, Problem as Located, TokenError, type Config, type Events, type Runtime } from "@tessera/engine"
+import {
+  ManifestError,
+  Problem as Located,
+  Redaction,
+  TokenError,
+  Upstream,
+  type Config,
+  type Events,
+  type Runtime
+} from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
+import * as Activity from "./activity.ts"
 import * as App from "./app.ts"
 import * as BackgroundRefresh from "./background-refresh.ts"
 import * as Generations from "./generations.ts"
@@ -196,6 +206,11 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     context: telemetry.context
   })
   listeners.push(refresher.onEngineEvent)
+  const activity = Activity.make((name, text) => {
+    const c = generations.current().engine.registry.peek(name)
+    return Redaction.scrub(text, c ? Upstream.secretsOf(c) : [])
+  })
+  listeners.push(activity.onEngineEvent)
   void refresher.seed()
   const agents = Proxy.makeAgents()
   const documents = new Map<string, unknown>()
@@ -204,7 +219,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     if (!documents.has(key)) documents.set(key, OpenApi.document(routes, { publicRoutes }))
     return documents.get(key)
   }
-  const deps: Deps = { limits, agents, metrics, openapi }
+  const deps: Deps = { limits, agents, metrics, openapi, activity }
   const scope = Effect.runSync(Scope.make())
   const release = async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
