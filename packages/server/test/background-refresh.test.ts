@@ -3,10 +3,15 @@
  *  is always answered from the cache, while the same server with background refresh off makes callers wait. */
 import { assert, describe, it } from "@effect/vitest"
 import type { Sandbox } from "@tessera/testkit"
-import { Effect, Fiber } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { TestClock } from "effect/testing"
 import { afterAll, beforeAll, expect, it as test } from "vitest"
-import { Catalog, Config, type Manifest } from "@tessera/engine"
+import { Catalog, Config, RetryDelay, TokenStore, type Manifest } from "@tessera/engine"
 import * as BackgroundRefresh from "../src/background-refresh.ts"
 import {
   OPS_KEY,
@@ -96,6 +101,45 @@ describe("plan", () => {
     )
   })
 
+  it("has the documented defaults, and reads server.background_refresh", async () => {
+    assert.deepStrictEqual(Config.defaultBackgroundRefresh, {
+      enabled: true,
+      concurrency: 4,
+      perProviderPerSecond: 5,
+      leadSeconds: 30,
+      jitterSeconds: 10,
+      idleAfterSeconds: 3600
+    })
+    const text = [
+      "connections: {}",
+      "server:",
+      "  background_refresh: { enabled: false, concurrency: 2, per_provider_per_second: 0.5, lead_seconds: 5, jitter_seconds: 0, idle_after_seconds: 600 }"
+    ].join("\n")
+    const c = await Effect.runPromise(Config.parse("/tmp/bg.yaml", text, {}))
+    assert.deepStrictEqual(c.server.backgroundRefresh, {
+      enabled: false,
+      concurrency: 2,
+      perProviderPerSecond: 0.5,
+      leadSeconds: 5,
+      jitterSeconds: 0,
+      idleAfterSeconds: 600
+    })
+  })
+
+  it("waits 5 s after a failure, doubling up to 5 min, jittered", async () => {
+    const delays = await Effect.runPromise(
+      Effect.forEach([1, 2, 3, 7, 20], (n) =>
+        Effect.map(RetryDelay.after(BackgroundRefresh.failurePolicy, n, 0), (d) =>
+          Duration.toSeconds(Option.getOrThrow(d))
+        )
+      )
+    )
+    for (const [i, base] of [5, 10, 20, 300, 300].entries()) {
+      assert.isAtLeast(delays[i]!, base * 0.8)
+      assert.isAtMost(delays[i]!, base * 1.2)
+    }
+  })
+
   it.effect("spaces renewals at one provider 1/per_second apart, each provider on its own (TestClock)", () =>
     Effect.gen(function* () {
       const slot = BackgroundRefresh.makeLimiter()
@@ -179,6 +223,82 @@ describe("over sockets", () => {
       )
     } finally {
       await s.close()
+    }
+  }, 20_000)
+
+  test("renews at most `concurrency` tokens at once", async () => {
+    // A token endpoint that counts the requests in flight: 2 s tokens, answered after 300 ms.
+    let inFlight = 0
+    let most = 0
+    let served = 0
+    const endpoint = http.createServer((req, res) => {
+      req.resume()
+      inFlight++
+      most = Math.max(most, inFlight)
+      setTimeout(() => {
+        inFlight--
+        served++
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(JSON.stringify({ access_token: `t-${served}-${Math.random()}`, token_type: "Bearer", expires_in: 2 }))
+      }, 300)
+    })
+    await new Promise<void>((r) => endpoint.listen(0, "127.0.0.1", r))
+    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/token`
+    const names = ["c1", "c2", "c3", "c4"]
+    const text = [
+      "connections:",
+      ...names.map(
+        (n) =>
+          `  ${n}: { provider: oauth2, inputs: { token_url: "${url}", client_id: ${n}, client_secret: s3cr3t-${n} } }`
+      ),
+      "server:",
+      "  background_refresh: { concurrency: 2, per_provider_per_second: 1000, lead_seconds: 1, jitter_seconds: 0 }",
+      "http: { timeout_ms: 3000, total_timeout_ms: 5000, retries: 0 }"
+    ].join("\n")
+    const s = await start(await parseConfig(text), capture())
+    try {
+      // Used at once: their tokens come due together.
+      await Promise.all(names.map((n) => raw(s.url, `/v1/connections/${n}/token`)))
+      most = 0
+      const before = served
+      await new Promise((r) => setTimeout(r, 3_000))
+      expect(served - before).toBeGreaterThanOrEqual(4)
+      expect(most).toBe(2)
+    } finally {
+      await s.close()
+      await new Promise<void>((r) => endpoint.close(() => r()))
+    }
+  }, 20_000)
+
+  test("keeps alive, on keep_alive_seconds, a refresh token this instance never served (found in the store)", async () => {
+    sb.reset()
+    const dir = mkdtempSync(join(tmpdir(), "tessera-keepalive-"))
+    try {
+      const manifestPath = new URL("../../../providers/oauth2.yaml", import.meta.url)
+      writeFileSync(
+        join(dir, "oauth2.yaml"),
+        `${readFileSync(manifestPath, "utf8")}refresh:\n  keep_alive_seconds: 1\n`
+      )
+      const text = configText(sb, { connections: ["jobs", "oauth-pw"], extra: `providers: ["${dir}"]` })
+      const store = TokenStore.makeMemory()
+      const refreshes = () =>
+        sb.tokenRequests("oauth2").filter((r) => r.form?.["grant_type"] === "refresh_token").length
+      const first = await start(await parseConfig(text), capture(), { store })
+      expect((await raw(first.url, "/v1/connections/oauth-pw/token", { headers: key })).status).toBe(200)
+      await first.close()
+      expect(refreshes()).toBe(0)
+      // A new instance on the same store: nobody calls it, and it still redeems the idle refresh token.
+      const second = await start(await parseConfig(text), capture(), { store })
+      try {
+        const t0 = Date.now()
+        while (refreshes() === 0 && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 50))
+        expect(refreshes()).toBe(1)
+        expect(second.url).toBeTruthy()
+      } finally {
+        await second.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   }, 20_000)
 

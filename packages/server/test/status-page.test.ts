@@ -23,6 +23,7 @@ import {
 } from "./services/harness.ts"
 
 const ACME_KEY = "acme-page-key-5e2c8b1d9f"
+const TOKENS_KEY = "tokens-only-key-8a3f6c0e2b"
 const results = fileURLToPath(new URL("../../../test-results/", import.meta.url))
 
 let sb: Sandbox
@@ -31,14 +32,15 @@ let captured: Captured
 beforeAll(async () => {
   sb = await sandbox()
   captured = capture()
-  const text = configText(sb, { connections: ["jobs", "cube", "crm"] })
+  const text = configText(sb, { connections: ["jobs", "cube", "crm", "broken"] })
     .replace(
       "  cube:\n    provider: cube\n",
       '  cube:\n    provider: cube\n    tags: { tenant: acme, note: "<img src=x onerror=alert(1)>" }\n'
     )
     .replace(
       "  api_keys:\n",
-      `  api_keys:\n    - { name: acme, key: "${ACME_KEY}", tags: { tenant: acme }, scopes: ["connections:read", token] }\n`
+      `  api_keys:\n    - { name: acme, key: "${ACME_KEY}", tags: { tenant: acme }, scopes: ["connections:read", token] }\n` +
+        `    - { name: tokens-only, key: "${TOKENS_KEY}", scopes: [token] }\n`
     )
   s = await start(await parseConfig(text), captured)
 })
@@ -64,6 +66,9 @@ describe("GET /ui over sockets", () => {
     const tokenOnly = await raw(s.url, "/v1/connections/jobs/token", { headers: { authorization: basic(OPS_KEY) } })
     expect(tokenOnly.status).toBe(401) // Basic is the page's alone
     expect((await raw(s.url, "/ui", { headers: { authorization: basic(JOBS_KEY) } })).status).toBe(200)
+    const noScope = await raw(s.url, "/ui", { headers: { authorization: basic(TOKENS_KEY) } })
+    expect(noScope.status).toBe(403)
+    expect(noScope.json().detail).toContain("connections:read")
   })
 
   it("answers without a key on a server that has none (loopback only)", async () => {
@@ -88,6 +93,10 @@ describe("GET /ui over sockets", () => {
     expect(page.headers["x-frame-options"]).toBe("DENY")
     expect(page.headers["x-content-type-options"]).toBe("nosniff")
     expect(page.text.match(/<script>/g)).toHaveLength(1)
+    expect(page.text).toContain('data-refresh-ms="5000"')
+    expect((await raw(s.url, "/ui?refresh=2", { headers: { authorization: basic(OPS_KEY) } })).text).toContain(
+      'data-refresh-ms="2000"'
+    )
     expect(page.text).not.toMatch(/<script src|<link|<img|<iframe|<[^>]*\son[a-z]+=/i)
   })
 
@@ -96,7 +105,7 @@ describe("GET /ui over sockets", () => {
     expect(page.text).toContain("note=&lt;img src=x onerror=alert(1)&gt;")
     expect(page.text).not.toContain("<img")
     const rows = (html: string) => [...html.matchAll(/data-connection="([^"]+)"/g)].map((m) => m[1])
-    expect(rows(page.text)).toEqual(["crm", "cube", "jobs"])
+    expect(rows(page.text)).toEqual(["broken", "crm", "cube", "jobs"])
     const filtered = await raw(s.url, "/ui?tag=tenant:acme", { headers: { authorization: basic(OPS_KEY) } })
     expect(rows(filtered.text)).toEqual(["cube"])
     expect(filtered.text).toContain('value="tenant:acme"')
@@ -104,6 +113,30 @@ describe("GET /ui over sockets", () => {
     expect(acme.json().items.map((r: { name: string }) => r.name)).toEqual(["cube"])
     const jobsOnly = await raw(s.url, "/ui/status", { headers: { authorization: basic(JOBS_KEY) } })
     expect(jobsOnly.json().items.map((r: { name: string }) => r.name)).toEqual(["jobs"])
+  })
+
+  it("shows a token as fresh, then expiring inside its margin, then expired", async () => {
+    sb.setTtl("dvinci", 4)
+    const text = configText(sb, {
+      connections: ["jobs"],
+      keys: false,
+      server: ["background_refresh: { enabled: false }"]
+    })
+    const quiet = await start(await parseConfig(text), capture())
+    try {
+      const statusOf = async () => (await raw(quiet.url, "/ui/status")).json().items[0].status
+      const got = await raw(quiet.url, "/v1/connections/jobs/token")
+      expect(got.status).toBe(200)
+      const expiresAt = Date.parse(got.json().expires_at)
+      const until = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())))
+      expect(await statusOf()).toBe("fresh")
+      await until(expiresAt - 200) // the margin: the last 0.4 s of 4
+      expect(await statusOf()).toBe("expiring")
+      await until(expiresAt + 50)
+      expect(await statusOf()).toBe("expired")
+    } finally {
+      await quiet.close()
+    }
   })
 
   it("shows freshness, expiry, the last renewal and the last error, and no secret", async () => {
@@ -121,6 +154,7 @@ describe("GET /ui over sockets", () => {
     expect(byName["jobs"]!.cells.renewal).toMatch(/^acquired \d+ s ago$/)
     expect(byName["crm"]).toMatchObject({ status: "failing", last_error: { code: "UpstreamRejected" } })
     expect(byName["cube"]).toMatchObject({ status: "no token", expires_at: null, last_error: null })
+    expect(byName["broken"]).toMatchObject({ status: "misconfigured", cells: { error: "misconfigured inputs" } })
     const page = await raw(s.url, "/ui", { headers: { authorization: basic(OPS_KEY) } })
     const leaked = secretsOf(sb, captured).filter((x) => page.text.includes(x) || status.text.includes(x))
     expect(leaked).toEqual([])
@@ -155,7 +189,7 @@ describeBrowser("the status page in headless Chromium", () => {
       expect(await cube.locator("td.error").textContent()).toMatch(/^UpstreamRejected \d+ s ago: .*503/)
       const failing = (await raw(s.url, "/ui/status", { headers: bearer })).json().failing
       expect(failing).toBeGreaterThanOrEqual(1)
-      expect(await page.locator("#summary").textContent()).toBe(`3 connections, ${failing} failing`)
+      expect(await page.locator("#summary").textContent()).toBe(`4 connections, ${failing} failing`)
       expect(violations).toEqual([])
 
       mkdirSync(results, { recursive: true })

@@ -104,6 +104,32 @@ describe("traces", () => {
     expect(leaked).toEqual([])
   })
 
+  it("traces each background renewal on its own, with the engine's renewal under it", async () => {
+    receiver = await startReceiver()
+    sb.setTtl("dvinci", 1)
+    const config = await parseConfig(configText(sb, { connections: ["jobs"] }))
+    const s = await start(config, capture(), {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" }
+    })
+    expect((await raw(s.url, "/v1/connections/jobs/token", { headers: key })).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 1_500)) // 1 s tokens: renewed in the background about 0.45 s in
+    await s.close()
+    expect(receiver.received.every((r) => r.contentType.startsWith("application/json"))).toBe(true)
+    expect(receiver.resources()[0]).toMatchObject({ "service.name": "tessera", "service.version": "0.1.0" })
+    const spans = receiver.spans()
+    const background = spans.filter((x) => x.name === "tessera.background_renewal")
+    expect(background.length).toBeGreaterThanOrEqual(1)
+    expect(background[0]!.parentSpanId).toBe("")
+    expect(background[0]!.attributes).toMatchObject({
+      "tessera.connection": "jobs",
+      "tessera.provider": "dvinci",
+      "tessera.kind": "warm",
+      "tessera.outcome": "renewed"
+    })
+    const renew = spans.find((x) => x.name === "tessera.renew" && x.parentSpanId === background[0]!.spanId)
+    expect(renew?.attributes).toMatchObject({ "tessera.outcome": "acquired" })
+  })
+
   it("takes a per-signal endpoint and JSON, exports the server's metrics, and no traces when they are off", async () => {
     receiver = await startReceiver()
     const captured = capture()
@@ -112,6 +138,7 @@ describe("traces", () => {
       env: {
         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${receiver.url}/custom/v1/metrics`,
         OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_HEADERS: "x-team=ops%20team",
         OTEL_TRACES_EXPORTER: "none"
       }
     })
@@ -119,6 +146,9 @@ describe("traces", () => {
     await s.close()
     expect(receiver.received.map((r) => r.path)).toEqual(expect.arrayContaining(["/custom/v1/metrics"]))
     expect(receiver.received.filter((r) => r.path.endsWith("/traces"))).toEqual([])
+    expect(receiver.received.every((r) => r.headers["x-team"] === "ops team")).toBe(true)
+    const payload = receiver.received.map((r) => r.body.toString("utf8")).join("\n")
+    expect(secretsOf(sb, captured).filter((secret) => payload.includes(secret))).toEqual([])
     expect(receiver.points()).toEqual(
       expect.arrayContaining([
         {

@@ -143,6 +143,28 @@ describe("webhooks", () => {
     expect(captured.logs.some((l) => l.includes("WebhookGivenUp") && l.includes("HTTP 410"))).toBe(true)
   })
 
+  it("waits as long as a Retry-After asks, and takes a redirect as a failed attempt, not as a place to go", async () => {
+    const secret = newSecret()
+    const r = await startReceiver(secret)
+    const elsewhere = await startReceiver(secret)
+    open.push(r, elsewhere)
+    r.answer([
+      { status: 302, headers: { location: elsewhere.url } },
+      { status: 503, headers: { "retry-after": "1" } }
+    ])
+    const text = configText(sb, { connections: ["jobs", "cube"], extra: notifyBlock([{ url: r.url, secret }]) })
+    const s = await start(await parseConfig(text), capture(), { webhooks: fast })
+    open.push(s)
+    sb.inject("cube", { type: "status", status: 503 })
+    expect((await raw(s.url, "/v1/connections/cube/token", { headers: key })).status).toBe(502)
+    await until(() => r.accepted().length === 1)
+    expect(r.deliveries.map((d) => d.status)).toEqual([302, 503, 200])
+    expect(elsewhere.deliveries).toEqual([])
+    // The schedule alone would have waited 50 ms; Retry-After said 1 s.
+    expect(r.deliveries[2]!.at - r.deliveries[1]!.at).toBeGreaterThanOrEqual(950)
+    expect(r.deliveries[1]!.at - r.deliveries[0]!.at).toBeLessThan(900)
+  })
+
   it("refuses to start with a notify entry that has a bad secret or a plain http URL to another host", async () => {
     const text = configText(sb, {
       connections: ["jobs", "cube"],

@@ -24,6 +24,7 @@ export interface Point {
 
 export interface Received {
   readonly path: string
+  readonly headers: http.IncomingHttpHeaders
   readonly contentType: string
   readonly body: Buffer
 }
@@ -199,6 +200,7 @@ export const startReceiver = async (): Promise<Receiver> => {
     req.on("end", () => {
       received.push({
         path: req.url ?? "",
+        headers: req.headers,
         contentType: String(req.headers["content-type"] ?? ""),
         body: Buffer.concat(chunks)
       })

@@ -11,14 +11,18 @@ export interface Delivery {
   readonly status: number
   /** What verifying the signature with the receiver's secret said, at arrival. */
   readonly verdict: WebhookSignature.Verdict
+  /** Epoch ms of arrival. */
+  readonly at: number
 }
+
+export type Answer = number | { readonly status: number; readonly headers: Readonly<Record<string, string>> }
 
 export interface Receiver {
   readonly url: string
   readonly port: number
   readonly deliveries: Delivery[]
-  /** The status for the next requests: a list consumed one per request, then `then`. */
-  readonly answer: (next: ReadonlyArray<number>, then?: number) => void
+  /** The status for the next requests (with headers, if given): a list consumed one per request, then `then`. */
+  readonly answer: (next: ReadonlyArray<Answer>, then?: number) => void
   /** Accepted deliveries, one per webhook-id, in arrival order. */
   readonly accepted: () => Delivery[]
   readonly close: () => Promise<void>
@@ -30,17 +34,18 @@ export const startReceiver = async (secret: string, port = 0): Promise<Receiver>
   const key = WebhookSignature.parseSecret(secret)
   if (!Buffer.isBuffer(key)) throw new Error(key.problem)
   const deliveries: Delivery[] = []
-  let queue: number[] = []
+  let queue: Answer[] = []
   let fallback = 200
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on("data", (c: Buffer) => chunks.push(c))
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString("utf8")
-      const status = queue.shift() ?? fallback
+      const next = queue.shift() ?? fallback
+      const { status, headers } = typeof next === "number" ? { status: next, headers: {} } : next
       const verdict = WebhookSignature.verify(key, req.headers, body, Math.floor(Date.now() / 1000))
-      deliveries.push({ headers: req.headers, body, status, verdict })
-      res.writeHead(status).end()
+      deliveries.push({ headers: req.headers, body, status, verdict, at: Date.now() })
+      res.writeHead(status, headers).end()
     })
   })
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve))
