@@ -144,7 +144,7 @@ export const start = (options: Options): BackgroundRefresh => {
         }
       : undefined
 
-  const next = (name: string, failures: number) =>
+  const planNext = (name: string, failures: number) =>
     Effect.gen(function* () {
       const settings = options.settings()
       if (!settings.enabled) return undefined
@@ -178,7 +178,10 @@ export const start = (options: Options): BackgroundRefresh => {
           if (state?.obtainedAt !== p.obtainedAt) return "skipped" as const
           const now = yield* Clock.currentTimeMillis
           if (p.kind === "warm" && !isWarm(lastUsed.get(name), now, options.settings())) return "idle" as const
-          yield* limiter(provider, options.settings().perProviderPerSecond)
+          const settings = options.settings()
+          yield* limiter(provider, settings.perProviderPerSecond)
+          // A reload may have changed it.
+          yield* Semaphore.resize(permits, settings.concurrency)
           ours.add(name)
           const r = yield* Semaphore.withPermits(
             permits,
@@ -205,12 +208,13 @@ export const start = (options: Options): BackgroundRefresh => {
     Effect.gen(function* () {
       let failures = 0
       for (;;) {
-        const next_ = yield* next(name, failures).pipe(Effect.catch(() => Effect.succeed(undefined)))
-        if (!next_) return
+        // A connection that went away (or a store that cannot say) ends the watch; the next use starts another.
+        const planned = yield* planNext(name, failures).pipe(Effect.catch(() => Effect.succeed(undefined)))
+        if (!planned) return
         const now = yield* Clock.currentTimeMillis
-        if (next_.plan.at > now) yield* Effect.sleep(Duration.millis(next_.plan.at - now))
-        const outcome = yield* renew(name, next_.plan, next_.provider)
-        if (outcome !== "idle") metrics.backgroundRenewals.inc({ provider: next_.provider, outcome })
+        if (planned.plan.at > now) yield* Effect.sleep(Duration.millis(planned.plan.at - now))
+        const outcome = yield* renew(name, planned.plan, planned.provider)
+        if (outcome !== "idle") metrics.backgroundRenewals.inc({ provider: planned.provider, outcome })
         failures = outcome === "failed" ? failures + 1 : 0
       }
     })

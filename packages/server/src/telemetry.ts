@@ -20,6 +20,7 @@ import { FetchHttpClient, FindMyWay, Headers, HttpTraceContext } from "effect/ht
 import { OtlpMetrics, OtlpSerialization, OtlpTracer } from "effect/observability"
 import type * as http from "node:http"
 import { readFileSync } from "node:fs"
+import { Redaction } from "@tessera/engine"
 
 export interface Telemetry {
   /** Whether request spans are recorded (a traces endpoint is set). */
@@ -101,6 +102,13 @@ export const routeMatcher = (
   return (method, path) => router.find(method === "HEAD" ? "GET" : method, path)?.handler
 }
 
+/** A start-up error naming the variable at fault, with the collector headers (they may hold a token) masked. */
+const misconfigured = (env: NodeJS.ProcessEnv, e: unknown): TypeError => {
+  const headers = Object.entries(env).flatMap(([k, v]) => (/^OTEL_EXPORTER_OTLP_.*HEADERS$/.test(k) && v ? [v] : []))
+  const text = Redaction.scrub(e instanceof Error ? e.message : String(e), headers)
+  return new TypeError(`OpenTelemetry is misconfigured: ${text}. Fix the OTEL_* variable, or unset it`)
+}
+
 const off = (metrics: Context.Context<never>): Telemetry => ({
   tracing: false,
   exporting: false,
@@ -132,7 +140,10 @@ export const make = async (options: {
     Layer.provide(Layer.succeedContext(metrics))
   )
   const scope = Effect.runSync(Scope.make())
-  const built = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  const built = await Effect.runPromise(Layer.buildWithScope(layer, scope)).catch(async (e: unknown) => {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw misconfigured(env, e)
+  })
   const context = Context.merge(metrics, built)
   const tracer = Context.get(context, Tracer.Tracer)
   const match = routeMatcher(options.routes)

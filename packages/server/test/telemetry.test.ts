@@ -188,6 +188,13 @@ describe("off", () => {
       })
     ).rejects.toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/)
   })
+
+  it("refuses a malformed endpoint at start, naming the variable", async () => {
+    const config = await parseConfig(configText(sb, { connections: ["jobs"] }))
+    await expect(
+      startServer(config, { port: 0, log: false, env: { OTEL_EXPORTER_OTLP_ENDPOINT: "not a url" } })
+    ).rejects.toThrow(/OpenTelemetry is misconfigured: .*OTEL_EXPORTER_OTLP_ENDPOINT/s)
+  })
 })
 
 const hasChild = (spans: Span[], s: Span) => spans.some((x) => x.parentSpanId === s.spanId)
