@@ -9,6 +9,8 @@ import type { ConfigDocument, Server as ServerDocument } from "./generated/confi
 import * as Catalog from "./catalog.ts"
 import * as Connection from "./connection.ts"
 import * as ConfigValue from "./config-value.ts"
+import * as Notify from "./notify.ts"
+import * as WebhookSignature from "./webhook-signature.ts"
 import { ConfigInvalid } from "./manifest-error.ts"
 import type { Problem } from "./problem.ts"
 import { check } from "./internal/schema-check.ts"
@@ -77,6 +79,39 @@ export interface ServerSettings {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** Operations routes answered without a key even when keys are configured. */
   readonly publicRoutes: ReadonlyArray<PublicRoute>
+  readonly backgroundRefresh: BackgroundRefreshSettings
+}
+
+/** `server.background_refresh` (the server's background-refresh.ts). */
+export interface BackgroundRefreshSettings {
+  readonly enabled: boolean
+  readonly concurrency: number
+  readonly perProviderPerSecond: number
+  readonly leadSeconds: number
+  readonly jitterSeconds: number
+  readonly idleAfterSeconds: number
+}
+
+export const defaultBackgroundRefresh: BackgroundRefreshSettings = {
+  enabled: true,
+  concurrency: 4,
+  perProviderPerSecond: 5,
+  leadSeconds: 30,
+  jitterSeconds: 10,
+  idleAfterSeconds: 3600
+}
+
+/** One `notify:` receiver (the server's webhooks.ts). */
+export interface NotifySetting {
+  /** May hold the receiver's token: never logged or stored (see `origin`, `endpoint`). */
+  readonly url: Redacted.Redacted<string>
+  /** The URL's origin, for log lines. */
+  readonly origin: string
+  /** How the outbox names this receiver: a digest of the URL. */
+  readonly endpoint: string
+  readonly events: ReadonlyArray<Notify.EventType>
+  /** The `whsec_...` secret, as written. */
+  readonly secret: Redacted.Redacted<string>
 }
 
 export interface Config {
@@ -90,6 +125,8 @@ export interface Config {
   readonly connectionStore?: ConnectionStoreSettings | undefined
   readonly server: ServerSettings
   readonly http: HttpSettings
+  /** Lifecycle webhooks; empty when the config has none. */
+  readonly notify: ReadonlyArray<NotifySetting>
   /** Every error and warning found, for `tessera validate`. */
   readonly problems: ReadonlyArray<Problem>
 }
@@ -127,6 +164,73 @@ const referencesInPaths = (src: YamlSource, doc: ConfigDocument): Problem[] => {
   check(["store", "path"], doc.store?.path)
   return found
 }
+
+const backgroundRefreshOf = (doc: ConfigDocument): BackgroundRefreshSettings => {
+  const b = doc.server?.background_refresh ?? {}
+  const d = defaultBackgroundRefresh
+  return {
+    enabled: b.enabled ?? d.enabled,
+    concurrency: b.concurrency ?? d.concurrency,
+    perProviderPerSecond: b.per_provider_per_second ?? d.perProviderPerSecond,
+    leadSeconds: b.lead_seconds ?? d.leadSeconds,
+    jitterSeconds: b.jitter_seconds ?? d.jitterSeconds,
+    idleAfterSeconds: b.idle_after_seconds ?? d.idleAfterSeconds
+  }
+}
+
+/** `notify:` entries: each URL an https one (plain http to loopback only) and each secret a Standard Webhooks
+ *  `whsec_` secret, else a problem at that entry. */
+const notifySettings = (
+  src: YamlSource,
+  doc: ConfigDocument,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  problems: Problem[],
+  secretValue: (
+    path: Array<string | number>,
+    raw: ConfigValue.Raw | undefined,
+    label: string
+  ) => Redacted.Redacted<string> | undefined
+): ReadonlyArray<NotifySetting> =>
+  (doc.notify ?? []).flatMap((n, i): NotifySetting[] => {
+    const at = ["notify", i]
+    const before = problems.length
+    const r = ConfigValue.resolveValue(n.url, file, env)
+    let url: URL | undefined
+    if (r._tag === "Unresolved")
+      problems.push(problemAt(src, [...at, "url"], r.message, { hint: r.hint, index: r.index }))
+    else {
+      const bad = Connection.checkUrl(r.value, false)
+      if (bad)
+        problems.push(
+          problemAt(src, [...at, "url"], `the webhook URL ${bad.message}`, {
+            hint: bad.message.includes("credentials") ? "the receiver authenticates tessera by the signature" : bad.hint
+          })
+        )
+      else url = new URL(r.value)
+    }
+    const secret = secretValue([...at, "secret"], n.secret, "notify.secret")
+    if (secret) {
+      const key = WebhookSignature.parseSecret(Redacted.value(secret))
+      if (!Buffer.isBuffer(key))
+        problems.push(
+          problemAt(src, [...at, "secret"], key.problem, {
+            hint: "make one with: echo whsec_$(openssl rand -base64 32)"
+          })
+        )
+    }
+    if (!url || !secret || (problems.length > before && problems.slice(before).some((p) => p.severity === "error")))
+      return []
+    return [
+      {
+        url: Redacted.make(url.href, { label: "notify.url" }),
+        origin: url.origin,
+        endpoint: Notify.endpointId(url.href),
+        events: n.events ?? Notify.eventTypes,
+        secret
+      }
+    ]
+  })
 
 export const parse = (
   file: string,
@@ -277,6 +381,7 @@ export const parse = (
           })
         }
       : undefined
+    const notify = notifySettings(src, doc, file, env, problems, secretValue)
     const http: HttpSettings = {
       timeoutMs: doc.http?.timeout_ms ?? defaultHttp.timeoutMs,
       totalTimeoutMs: doc.http?.total_timeout_ms ?? defaultHttp.totalTimeoutMs,
@@ -291,13 +396,15 @@ export const parse = (
       store,
       connectionStore,
       http,
+      notify,
       problems,
       server: {
         host: doc.server?.host ?? "127.0.0.1",
         port: doc.server?.port ?? 8787,
         apiKeys,
         allowedHosts: doc.server?.allowed_hosts?.map((h) => h.toLowerCase()),
-        publicRoutes: doc.server?.public_routes ?? []
+        publicRoutes: doc.server?.public_routes ?? [],
+        backgroundRefresh: backgroundRefreshOf(doc)
       }
     } satisfies Config
   })

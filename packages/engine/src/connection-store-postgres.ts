@@ -14,6 +14,8 @@
  *    every reconnect (internal/postgres-change-feed.ts), so an instance that lost its connection misses nothing
  *    the log still holds; it keeps `changeRetentionMs` (an instance cut off for longer should be restarted).
  *  - Names sort in byte order (`COLLATE "C"`); tag filters are `tags @> $1` on a GIN index.
+ *  - The webhook outbox (`outbox` table, migration 3) is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so each
+ *    message goes to one instance at a time and a dead instance's messages are taken over when its lease ends.
  *  - The URL's password is in no `describe`, error or log. */
 import { Clock, Effect, Layer, Redacted, type Scope } from "effect"
 import { Client, Pool, type ClientBase } from "pg"
@@ -23,6 +25,8 @@ import {
   type ConnectionStoreShape,
   type GrantInput,
   type ListQuery,
+  type OutboxMessage,
+  type OutboxShape,
   type PutInput
 } from "./connection-store.ts"
 import * as Rows from "./internal/connection-rows.ts"
@@ -105,6 +109,24 @@ CREATE TABLE ${s}.connection_changes (
 );
 CREATE INDEX connection_changes_at ON ${s}.connection_changes (at);
 CREATE INDEX connections_tags ON ${s}.connections USING gin (tags jsonb_path_ops)`
+  },
+  {
+    version: 3,
+    name: "webhook outbox",
+    sql: (s) => `CREATE TABLE ${s}.outbox (
+  id text COLLATE "C" PRIMARY KEY,
+  endpoint text NOT NULL,
+  body text NOT NULL,
+  created_at bigint NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at bigint NOT NULL,
+  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'dead')),
+  last_error text,
+  lease_owner text,
+  lease_until bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_due ON ${s}.outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX outbox_created ON ${s}.outbox (created_at)`
   }
 ]
 
@@ -187,7 +209,7 @@ const settings = (opts: PostgresOptions): Settings => {
 
 type Row = Record<string, unknown>
 
-const { text } = Rows
+const { text, textOrNull } = Rows
 const num = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v
@@ -319,7 +341,70 @@ const sql = (s: string) => {
     // Also what was logged shortly before the latest change seen: it may have committed since.
     catchUp: `SELECT seq, name, kind, version, (extract(epoch FROM at) * 1000)::float8 AS at FROM ${s}.connection_changes
       WHERE seq > $1 OR at > to_timestamp($2 / 1000.0) - make_interval(secs => $3 / 1000.0) ORDER BY seq`,
-    prune: `DELETE FROM ${s}.connection_changes WHERE at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`
+    prune: `DELETE FROM ${s}.connection_changes WHERE at < clock_timestamp() - make_interval(secs => $1 / 1000.0)`,
+    outboxAdd: `INSERT INTO ${s}.outbox (id, endpoint, body, created_at, next_attempt_at)
+      SELECT m.id, m.endpoint, m.body, $4, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS m(id, endpoint, body)
+      ON CONFLICT (id) DO NOTHING`,
+    // SKIP LOCKED: instances claiming at once each take other rows instead of waiting for one another.
+    outboxClaim: `UPDATE ${s}.outbox o SET lease_owner = $1, lease_until = $2 FROM (
+        SELECT id FROM ${s}.outbox WHERE status = 'pending' AND next_attempt_at <= $3 AND lease_until <= $3
+          AND endpoint = ANY($4::text[]) ORDER BY next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) due
+      WHERE o.id = due.id RETURNING o.id, o.endpoint, o.body, o.created_at, o.attempts, o.next_attempt_at, o.last_error`,
+    outboxComplete: `DELETE FROM ${s}.outbox WHERE id = $1 AND lease_owner = $2`,
+    outboxRetry: `UPDATE ${s}.outbox SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4, status = $5,
+      lease_owner = NULL, lease_until = 0 WHERE id = $1 AND lease_owner = $2`,
+    outboxStats: `SELECT status, count(*)::int AS n FROM ${s}.outbox GROUP BY status`,
+    outboxPrune: `DELETE FROM ${s}.outbox WHERE created_at < $1`
+  }
+}
+
+const outboxRow = (r: Row): OutboxMessage => {
+  const lastError = textOrNull(r, "last_error")
+  return {
+    id: text(r, "id"),
+    endpoint: text(r, "endpoint"),
+    body: text(r, "body"),
+    createdAt: num(r, "created_at"),
+    attempts: num(r, "attempts"),
+    nextAttemptAt: num(r, "next_attempt_at"),
+    ...(lastError === null ? {} : { lastError })
+  }
+}
+
+/** The outbox: every operation one statement, so instances share it without a lock of their own. */
+const makeOutbox = (ctx: Ctx): OutboxShape => {
+  const { q } = ctx
+  const now = <A>(operation: string, f: (now: number) => Promise<A>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (t) => call(ctx, operation, () => f(t)))
+  return {
+    add: (messages) =>
+      now("outbox add", async (t) => {
+        const cols = [messages.map((m) => m.id), messages.map((m) => m.endpoint), messages.map((m) => m.body)]
+        await ctx.pool.query(q.outboxAdd, [...cols, t])
+      }),
+    claim: (c) =>
+      now("outbox claim", async (t) =>
+        (await rows(ctx, q.outboxClaim, [c.owner, t + c.leaseMs, t, [...c.endpoints], c.limit]))
+          .map(outboxRow)
+          .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1))
+      ),
+    complete: (id, owner) =>
+      call(ctx, "outbox complete", async () => (await ctx.pool.query(q.outboxComplete, [id, owner])).rowCount === 1),
+    retry: (id, owner, a) =>
+      call(
+        ctx,
+        "outbox retry",
+        async () =>
+          (await ctx.pool.query(q.outboxRetry, [id, owner, a.nextAttemptAt, a.error, a.dead ? "dead" : "pending"]))
+            .rowCount === 1
+      ),
+    stats: () =>
+      call(ctx, "outbox stats", async () => {
+        const by = new Map((await rows(ctx, q.outboxStats, [])).map((r) => [text(r, "status"), num(r, "n")] as const))
+        return { pending: by.get("pending") ?? 0, dead: by.get("dead") ?? 0 }
+      }),
+    prune: (before) =>
+      call(ctx, "outbox prune", async () => (await ctx.pool.query(q.outboxPrune, [before])).rowCount ?? 0)
   }
 }
 
@@ -579,7 +664,8 @@ const build = (
           return { status: "ok" as const, detail: `postgres ${st.where}${trouble ? `; ${trouble}` : ""}` }
         }),
         Effect.catch((e) => Effect.succeed({ status: "down" as const, detail: `postgres ${e.reason}` }))
-      )
+      ),
+    outbox: makeOutbox(ctx)
   }
   return {
     store,

@@ -16,7 +16,9 @@
  *  - Changes: every write appends to `connection_changes` in its own transaction. A subscriber gets this instance's
  *    writes at once and other processes' by polling (`PRAGMA data_version` first: an idle poll reads no table), so
  *    a CLI writing the file is seen by a server within a poll interval. The log keeps `changeRetentionMs`.
- *  - Tag filters use the `connection_tags` side table (indexed by key, value, name) in name order. */
+ *  - Tag filters use the `connection_tags` side table (indexed by key, value, name) in name order.
+ *  - The webhook outbox (`outbox` table, migration 3) is claimed with one UPDATE ... RETURNING, so processes sharing
+ *    the file each get their own messages. */
 import { Clock, Effect, Layer, type Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs"
@@ -30,6 +32,8 @@ import {
   type ConnectionStoreShape,
   type GrantInput,
   type ListQuery,
+  type OutboxMessage,
+  type OutboxShape,
   type PutInput
 } from "./connection-store.ts"
 import * as Rows from "./internal/connection-rows.ts"
@@ -112,6 +116,24 @@ CREATE TABLE connection_tags (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX connection_tags_match ON connection_tags (key, value, name);
 INSERT INTO connection_tags (name, key, value) SELECT c.name, t.key, t.value FROM connections c, json_each(c.tags) t`
+  },
+  {
+    version: 3,
+    name: "webhook outbox",
+    sql: `CREATE TABLE outbox (
+  id TEXT COLLATE BINARY PRIMARY KEY,
+  endpoint TEXT NOT NULL,
+  body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'dead')),
+  last_error TEXT,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_created ON outbox (created_at)`
   }
 ]
 
@@ -119,7 +141,7 @@ export const latestVersion = migrations.at(-1)?.version ?? 0
 
 type Row = Record<string, SQLOutputValue>
 
-const { text } = Rows
+const { text, textOrNull } = Rows
 const int = (r: Row, k: string): number => {
   const v = r[k]
   if (typeof v === "number") return v
@@ -300,6 +322,76 @@ const statements = (db: DatabaseSync) => ({
   dataVersion: db.prepare("PRAGMA data_version"),
   ping: db.prepare("SELECT 1 AS ok")
 })
+
+const OUTBOX_COLUMNS = "id, endpoint, body, created_at, attempts, next_attempt_at, last_error"
+
+const outboxStatements = (db: DatabaseSync) => ({
+  add: db.prepare(
+    `INSERT INTO outbox (id, endpoint, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO NOTHING`
+  ),
+  // One statement: the due rows are picked and leased together, so two processes never claim the same row.
+  claim: db.prepare(
+    `UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN (
+       SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? AND lease_until <= ?
+         AND endpoint IN (SELECT value FROM json_each(?)) ORDER BY next_attempt_at, id LIMIT ?)
+     RETURNING ${OUTBOX_COLUMNS}`
+  ),
+  complete: db.prepare("DELETE FROM outbox WHERE id = ? AND lease_owner = ?"),
+  retry: db.prepare(
+    `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, status = ?, lease_owner = NULL,
+       lease_until = 0 WHERE id = ? AND lease_owner = ?`
+  ),
+  stats: db.prepare("SELECT status, count(*) AS n FROM outbox GROUP BY status"),
+  prune: db.prepare("DELETE FROM outbox WHERE created_at < ?")
+})
+
+const outboxRow = (r: Row): OutboxMessage => {
+  const lastError = textOrNull(r, "last_error")
+  return {
+    id: text(r, "id"),
+    endpoint: text(r, "endpoint"),
+    body: text(r, "body"),
+    createdAt: int(r, "created_at"),
+    attempts: int(r, "attempts"),
+    nextAttemptAt: int(r, "next_attempt_at"),
+    ...(lastError === null ? {} : { lastError })
+  }
+}
+
+/** The outbox on the same file: every operation one statement (or one transaction), so processes share it safely. */
+const makeOutbox = (db: DatabaseSync, attempt: Attempt): OutboxShape => {
+  const st = outboxStatements(db)
+  const now = <A>(operation: string, f: (now: number) => A) =>
+    Effect.flatMap(Clock.currentTimeMillis, (t) => attempt(operation, () => f(t)))
+  return {
+    add: (messages) =>
+      now("outbox add", (t) =>
+        inTransaction(db, () => {
+          for (const m of messages) st.add.run(m.id, m.endpoint, m.body, t, t)
+        })
+      ),
+    claim: (c) =>
+      now("outbox claim", (t) =>
+        st.claim
+          .all(c.owner, t + c.leaseMs, t, t, JSON.stringify(c.endpoints), c.limit)
+          .map(outboxRow)
+          .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1))
+      ),
+    complete: (id, owner) => attempt("outbox complete", () => changesOf(st.complete.run(id, owner)) === 1),
+    retry: (id, owner, a) =>
+      attempt(
+        "outbox retry",
+        () => changesOf(st.retry.run(a.nextAttemptAt, a.error, a.dead ? "dead" : "pending", id, owner)) === 1
+      ),
+    stats: () =>
+      attempt("outbox stats", () => {
+        const by = new Map(st.stats.all().map((r) => [text(r, "status"), int(r, "n")] as const))
+        return { pending: by.get("pending") ?? 0, dead: by.get("dead") ?? 0 }
+      }),
+    prune: (before) => attempt("outbox prune", () => changesOf(st.prune.run(before)))
+  }
+}
 
 /** The tag filter, driven by the first tag's index range in name order; one statement per number of tags. */
 const tagQuery = (db: DatabaseSync, cache: Map<number, StatementSync>, n: number): StatementSync => {
@@ -582,7 +674,8 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
       attempt("health", () => st.ping.get()).pipe(
         Effect.as({ status: "ok" as const, detail: `sqlite ${path}` }),
         Effect.catch((e) => Effect.succeed({ status: "down" as const, detail: `sqlite ${e.reason}` }))
-      )
+      ),
+    outbox: makeOutbox(db, attempt)
   }
   return {
     store,

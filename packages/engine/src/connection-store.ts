@@ -11,9 +11,11 @@
  *  - `subscribe` reports changes made by ANY process sharing the store (PostgreSQL: LISTEN/NOTIFY with a change log
  *    to catch up after a reconnect; SQLite: polling the change log), so every instance forgets a replaced or
  *    deleted connection's cached state within a second.
+ *  - `outbox` holds webhook messages until they are delivered (the server's notify dispatcher), claimed with a
+ *    lease so that with several instances one delivers each.
  *  - Implementations: `layerMemory` here (tests, libraries); SQLite (connection-store-sqlite.ts, Node's built-in
  *    node:sqlite, the embedded default); PostgreSQL (`@tessera/engine/postgres`, for several instances). */
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Redacted, Schema } from "effect"
 
 /** A connection as stored; secret inputs come back decrypted and wrapped in Redacted. */
 export interface ConnectionRecord {
@@ -87,6 +89,62 @@ export interface GrantInput {
   readonly detail?: string | undefined
 }
 
+/** A webhook message waiting for delivery to one endpoint (the server's notify dispatcher): the outbox makes a
+ *  lifecycle event survive a restart in a durable store, and lets several instances share the work, each message
+ *  claimed by one of them for a lease. Its body is the JSON payload, which never holds a secret, so it is stored in
+ *  clear; the endpoint is named by a digest of its URL (a URL can hold a token), never the URL itself. */
+export interface OutboxMessage {
+  /** The `webhook-id`: the same on every attempt, for the receiver's idempotency. */
+  readonly id: string
+  readonly endpoint: string
+  readonly body: string
+  /** Epoch ms. */
+  readonly createdAt: number
+  /** Attempts made so far. */
+  readonly attempts: number
+  readonly nextAttemptAt: number
+  /** Why the last attempt failed (never a secret). */
+  readonly lastError?: string | undefined
+}
+
+export interface OutboxInput {
+  readonly id: string
+  readonly endpoint: string
+  readonly body: string
+}
+
+export interface OutboxClaim {
+  /** Who claims: an id unique to this process. */
+  readonly owner: string
+  /** Only messages for these endpoints (the ones the running config has). */
+  readonly endpoints: ReadonlyArray<string>
+  readonly limit: number
+  /** How long the claim holds: an owner that dies frees its messages when it ends. */
+  readonly leaseMs: number
+}
+
+export interface OutboxAttempt {
+  /** When the message is due again (ignored when `dead`). */
+  readonly nextAttemptAt: number
+  readonly error: string
+  /** Give up: the message is kept, for inspection, until pruned, and never claimed again. */
+  readonly dead?: boolean | undefined
+}
+
+export interface OutboxShape {
+  /** Adds messages; one whose id is already there is left as it is. */
+  readonly add: (messages: ReadonlyArray<OutboxInput>) => Effect.Effect<void, ConnectionStoreError>
+  /** Claims up to `limit` messages that are due (oldest due first) and not claimed by anyone whose lease holds. */
+  readonly claim: (claim: OutboxClaim) => Effect.Effect<ReadonlyArray<OutboxMessage>, ConnectionStoreError>
+  /** Delivered: removes the message, if `owner` still holds its claim (else false: another owner has it). */
+  readonly complete: (id: string, owner: string) => Effect.Effect<boolean, ConnectionStoreError>
+  /** A failed attempt: counts it, records why, and frees the message until `nextAttemptAt` (if `owner` holds it). */
+  readonly retry: (id: string, owner: string, attempt: OutboxAttempt) => Effect.Effect<boolean, ConnectionStoreError>
+  readonly stats: () => Effect.Effect<{ readonly pending: number; readonly dead: number }, ConnectionStoreError>
+  /** Removes messages created before `before` (epoch ms), whatever their state; returns how many. */
+  readonly prune: (before: number) => Effect.Effect<number, ConnectionStoreError>
+}
+
 /** The store failed: unreachable, a migration failed, a row could not be decrypted. Never carries a secret. */
 export class ConnectionStoreError extends Schema.TaggedError<ConnectionStoreError>()("ConnectionStoreError", {
   store: Schema.String,
@@ -128,6 +186,8 @@ export interface ConnectionStoreShape {
   ) => Effect.Effect<boolean, ConnectionStoreError>
   /** Changes by any process sharing the store. Returns the unsubscribe function. */
   readonly subscribe: (listener: (change: Change) => void) => () => void
+  /** Webhook messages awaiting delivery. */
+  readonly outbox: OutboxShape
   readonly health: () => Effect.Effect<{ readonly status: "ok" | "down"; readonly detail: string }>
 }
 
@@ -140,6 +200,74 @@ export const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 
 export const matchesTags = (tags: Readonly<Record<string, string>>, wanted: Readonly<Record<string, string>> = {}) =>
   Object.entries(wanted).every(([k, v]) => Object.hasOwn(tags, k) && tags[k] === v)
+
+interface Held {
+  message: OutboxMessage
+  dead: boolean
+  owner?: string | undefined
+  leaseUntil: number
+}
+
+/** An outbox in this process only (a memory connection store's, or the server's when it has no connection store). */
+export const makeMemoryOutbox = (): OutboxShape => {
+  const rows = new Map<string, Held>()
+  const owned = (id: string, owner: string) => {
+    const r = rows.get(id)
+    return r !== undefined && r.owner === owner ? r : undefined
+  }
+  return {
+    add: (messages) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        for (const m of messages)
+          if (!rows.has(m.id))
+            rows.set(m.id, {
+              message: { ...m, createdAt: now, attempts: 0, nextAttemptAt: now },
+              dead: false,
+              leaseUntil: 0
+            })
+      }),
+    claim: (c) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const due = [...rows.values()]
+          .filter((r) => !r.dead && r.message.nextAttemptAt <= now && r.leaseUntil <= now)
+          .filter((r) => c.endpoints.includes(r.message.endpoint))
+          .sort((a, b) => a.message.nextAttemptAt - b.message.nextAttemptAt || (a.message.id < b.message.id ? -1 : 1))
+          .slice(0, c.limit)
+        for (const r of due) {
+          r.owner = c.owner
+          r.leaseUntil = now + c.leaseMs
+        }
+        return due.map((r) => r.message)
+      }),
+    complete: (id, owner) => Effect.sync(() => owned(id, owner) !== undefined && rows.delete(id)),
+    retry: (id, owner, a) =>
+      Effect.sync(() => {
+        const r = owned(id, owner)
+        if (!r) return false
+        r.message = {
+          ...r.message,
+          attempts: r.message.attempts + 1,
+          nextAttemptAt: a.nextAttemptAt,
+          lastError: a.error
+        }
+        r.dead = a.dead ?? false
+        r.owner = undefined
+        r.leaseUntil = 0
+        return true
+      }),
+    stats: () =>
+      Effect.sync(() => {
+        const all = [...rows.values()]
+        return { pending: all.filter((r) => !r.dead).length, dead: all.filter((r) => r.dead).length }
+      }),
+    prune: (before) =>
+      Effect.sync(() => {
+        let n = 0
+        for (const [id, r] of rows) if (r.message.createdAt < before && rows.delete(id)) n++
+        return n
+      })
+  }
+}
 
 /** This process only, nothing at rest: for tests and for libraries that keep connections themselves. */
 /** The record a write stored, built from what was written (no re-read). */
@@ -220,7 +348,8 @@ export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape
         listeners.delete(listener)
       }
     },
-    health: () => Effect.succeed({ status: "ok", detail: "memory" })
+    health: () => Effect.succeed({ status: "ok", detail: "memory" }),
+    outbox: makeMemoryOutbox()
   }
 }
 

@@ -14,6 +14,7 @@ import { defaultHttp } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
 import * as Registry from "./connection-registry.ts"
+import * as Observability from "./observability.ts"
 import * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import { Http } from "./http.ts"
@@ -220,9 +221,7 @@ export const make = (
     const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
       Effect.flatMap(connection(name), (c) => {
         if (options.noCache) return renewal.renew(c, options)
-        const work = renewal
-          .renew(c, options)
-          .pipe(Effect.withSpan("tessera.renew", { attributes: { connection: c.name, provider: c.manifest.id } }))
+        const work = renewal.renew(c, options).pipe(Observability.renewalSpan(c.name, c.manifest.id))
         return cache.singleFlight(c, (key) => (options.force ? `${key}:force` : key), work)
       })
 

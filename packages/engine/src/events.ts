@@ -10,6 +10,8 @@ export type EventType =
   | "served_stale"
   | "invalidated"
   | "refresh_rejected"
+  /** A user-granted connection's refresh token was refused: only the user can restore it by authorizing again. */
+  | "needs_reauth"
 
 export interface TokenEvent {
   readonly type: EventType

@@ -106,6 +106,8 @@ export interface Manifest {
     readonly marginSeconds: number
     readonly marginFraction: number
     readonly defaultTtlSeconds: number
+    /** How long an unused refresh token may rest before the server's background refresh redeems it; 0: never. */
+    readonly keepAliveSeconds: number
   }
   readonly apply: { readonly header: string; readonly value: Template.Template }
   readonly api?: { readonly baseUrl: Template.Template } | undefined
@@ -439,7 +441,8 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     refresh: {
       marginSeconds: doc.refresh?.margin_seconds ?? 60,
       marginFraction: doc.refresh?.margin_fraction ?? 0.1,
-      defaultTtlSeconds: doc.refresh?.default_ttl_seconds ?? 3600
+      defaultTtlSeconds: doc.refresh?.default_ttl_seconds ?? 3600,
+      keepAliveSeconds: doc.refresh?.keep_alive_seconds ?? 86400
     },
     apply: { header: doc.apply?.header ?? "Authorization", value: applyValue },
     api: doc.api ? { baseUrl: parseT(["api", "base_url"], doc.api.base_url, false) } : undefined,

@@ -7,6 +7,7 @@ import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import * as Http from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Observability from "./observability.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
@@ -168,5 +169,5 @@ export const exchange = (
     )
     const now = yield* Clock.currentTimeMillis
     return { token: decoded.token, skewMs: decoded.skewMs, attempts: n, durationMs: now - started }
-  })
+  }).pipe(Observability.exchangeSpan(connection.name, connection.manifest.id, flow.name))
 }

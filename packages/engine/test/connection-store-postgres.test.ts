@@ -164,21 +164,27 @@ describePostgres("postgres connection store", () => {
 
   it("migrates an empty schema (creating it) to the latest version once", async () => {
     const schema = freshSchema()
-    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 0, to: 2 })
-    expect(Postgres.latestVersion).toBe(2)
-    expect(await migrated(schema)).toEqual([1, 2])
-    expect(await tablesIn(schema)).toEqual(["connection_changes", "connections", "grants", "tessera_migrations"])
+    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 0, to: 3 })
+    expect(Postgres.latestVersion).toBe(3)
+    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await tablesIn(schema)).toEqual([
+      "connection_changes",
+      "connections",
+      "grants",
+      "outbox",
+      "tessera_migrations"
+    ])
     await openIn(schema, [newKey()])
     await opener.closeAll()
-    expect(await migrated(schema)).toEqual([1, 2])
-    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 2, to: 2 })
+    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 3, to: 3 })
   })
 
   it("lets three instances migrate the same empty schema at once", async () => {
     const schema = freshSchema()
     const key = newKey()
     const stores = await Promise.all([openIn(schema, [key]), openIn(schema, [key]), openIn(schema, [key])])
-    expect(await migrated(schema)).toEqual([1, 2])
+    expect(await migrated(schema)).toEqual([1, 2, 3])
     await Promise.all(
       stores.map((s, i) => run(s.put({ name: `i${i}`, provider: "p", inputs: [], tags: { by: String(i) } })))
     )
@@ -220,7 +226,7 @@ describePostgres("postgres connection store", () => {
     ])
 
     const store = await openIn(schema, [key])
-    expect(await migrated(schema)).toEqual([1, 2])
+    expect(await migrated(schema)).toEqual([1, 2, 3])
     const got = await run(store.get("old-1"))
     expect(got?.version).toBe(3)
     expect(got?.createdAt).toBe(1000)
@@ -238,6 +244,22 @@ describePostgres("postgres connection store", () => {
     expect(r.seen).toEqual([{ name: "old-1", kind: "put", version: 4 }])
   })
 
+  it("migrates a schema from version 2 to the outbox, keeping its connections and grants", async () => {
+    const schema = freshSchema()
+    const key = newKey()
+    expect(await run(Postgres.migrate({ url: databaseUrl, schema, upTo: 2 }))).toEqual({ from: 0, to: 2 })
+    expect(await tablesIn(schema)).not.toContain("outbox")
+    await query(
+      `INSERT INTO "${schema}".connections (name, provider, inputs, secrets, tags, allow_insecure_http, created_at, updated_at, version)
+       VALUES ('kept', 'oauth2', '{}'::jsonb, '{}'::jsonb, '{"tenant":"acme"}'::jsonb, false, 1000, 1000, 1)`
+    )
+    const store = await openIn(schema, [key])
+    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect((await run(store.get("kept")))?.tags).toEqual({ tenant: "acme" })
+    await run(store.outbox.add([{ id: "msg_1", endpoint: "ep", body: "{}" }]))
+    expect(await run(store.outbox.stats())).toEqual({ pending: 1, dead: 0 })
+  })
+
   it("refuses a schema at a newer version than it knows, and changes nothing in it", async () => {
     const schema = freshSchema()
     await query(`CREATE SCHEMA "${schema}"`)
@@ -249,7 +271,7 @@ describePostgres("postgres connection store", () => {
     expect(e).toBeInstanceOf(ConnectionStoreError)
     const msg = e instanceof Error ? e.message : ""
     expect(msg).toContain("schema version 7")
-    expect(msg).toContain("knows (2)")
+    expect(msg).toContain("knows (3)")
     expect(await tablesIn(schema)).toEqual(["tessera_migrations"])
     expect((await failure(Postgres.migrate({ url: databaseUrl, schema }))).reason).toContain("schema version 7")
   })

@@ -1,6 +1,7 @@
 /** The connection store contract, one suite for every implementation (memory, SQLite, PostgreSQL): records and
  *  versions, byte-ordered pages with tag filters, grants compared and set on their version, changes to
- *  subscribers (once, also from another instance), key rotation with `reencrypt`, and 10k connections.
+ *  subscribers (once, also from another instance), key rotation with `reencrypt`, 10k connections, and the webhook
+ *  outbox (idempotent adds, claims under a lease, retries, dead messages, instances claiming at once).
  *  Each `*-store-*.test.ts` calls `runConnectionStoreSuite` with its backend. */
 import { Effect, Redacted } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
@@ -40,6 +41,8 @@ const putInput = (name: string, over: Partial<PutInput> = {}, secret = "s3cr3t")
   tags: { tenant: "acme" },
   ...over
 })
+
+const message = (id: string, endpoint: string) => ({ id, endpoint, body: JSON.stringify({ n: id }) })
 
 /** Inputs with secrets unwrapped, for comparing. */
 const plainInputs = (r: ConnectionRecord | undefined) =>
@@ -291,7 +294,80 @@ export const runConnectionStoreSuite = (backend: Backend) =>
       expect((await allPages(store, undefined, 1000)).flat()).toHaveLength(n)
     })
 
+    it("outbox: adds once per id, claims what is due for the given endpoints, completes it", async () => {
+      const store = await one()
+      const box = store.outbox
+      await run(box.add([message("msg_1", "ep-a"), message("msg_2", "ep-b"), message("msg_3", "ep-a")]))
+      await run(box.add([{ ...message("msg_1", "ep-a"), body: '{"changed":true}' }]))
+      expect(await run(box.stats())).toEqual({ pending: 3, dead: 0 })
+      const claimed = await run(box.claim({ owner: "me", endpoints: ["ep-a"], limit: 10, leaseMs: 60_000 }))
+      expect(claimed.map((m) => [m.id, m.endpoint, m.body, m.attempts])).toEqual([
+        ["msg_1", "ep-a", '{"n":"msg_1"}', 0],
+        ["msg_3", "ep-a", '{"n":"msg_3"}', 0]
+      ])
+      expect(claimed[0]!.createdAt).toBeGreaterThan(Date.now() - 60_000)
+      // Claimed: nobody claims them again while the lease holds.
+      expect(await run(box.claim({ owner: "other", endpoints: ["ep-a"], limit: 10, leaseMs: 60_000 }))).toEqual([])
+      expect(await run(box.complete("msg_1", "other"))).toBe(false)
+      expect(await run(box.complete("msg_1", "me"))).toBe(true)
+      expect(await run(box.complete("msg_1", "me"))).toBe(false)
+      expect(await run(box.stats())).toEqual({ pending: 2, dead: 0 })
+      const limited = await run(box.claim({ owner: "me", endpoints: ["ep-a", "ep-b"], limit: 1, leaseMs: 60_000 }))
+      expect(limited.map((m) => m.id)).toEqual(["msg_2"])
+    })
+
+    it("outbox: a failed attempt is counted and waits until it is due; a dead message is never claimed", async () => {
+      const store = await one()
+      const box = store.outbox
+      await run(box.add([message("msg_r", "ep"), message("msg_d", "ep")]))
+      const claim = (owner: string) => run(box.claim({ owner, endpoints: ["ep"], limit: 10, leaseMs: 60_000 }))
+      expect((await claim("me")).map((m) => m.id)).toEqual(["msg_d", "msg_r"])
+      expect(await run(box.retry("msg_r", "other", { nextAttemptAt: 0, error: "nope" }))).toBe(false)
+      expect(await run(box.retry("msg_r", "me", { nextAttemptAt: Date.now() + 300, error: "HTTP 500" }))).toBe(true)
+      expect(await run(box.retry("msg_d", "me", { nextAttemptAt: 0, error: "HTTP 410", dead: true }))).toBe(true)
+      expect(await claim("me")).toEqual([])
+      await sleep(350)
+      const again = await claim("other")
+      expect(again.map((m) => [m.id, m.attempts, m.lastError])).toEqual([["msg_r", 1, "HTTP 500"]])
+      expect(await run(box.stats())).toEqual({ pending: 1, dead: 1 })
+      expect(await run(box.prune(Date.now() + 1))).toBe(2)
+      expect(await run(box.stats())).toEqual({ pending: 0, dead: 0 })
+    })
+
+    it("outbox: a claim whose lease ended is taken over, and its first owner can no longer complete it", async () => {
+      const store = await one()
+      const box = store.outbox
+      await run(box.add([message("msg_l", "ep")]))
+      expect(await run(box.claim({ owner: "dies", endpoints: ["ep"], limit: 10, leaseMs: 150 }))).toHaveLength(1)
+      expect(await run(box.claim({ owner: "next", endpoints: ["ep"], limit: 10, leaseMs: 60_000 }))).toEqual([])
+      await sleep(200)
+      expect(
+        (await run(box.claim({ owner: "next", endpoints: ["ep"], limit: 10, leaseMs: 60_000 }))).map((m) => m.id)
+      ).toEqual(["msg_l"])
+      expect(await run(box.complete("msg_l", "dies"))).toBe(false)
+      expect(await run(box.complete("msg_l", "next"))).toBe(true)
+    })
+
     if (!backend.durable) return
+
+    it("outbox: instances claiming at once each get other messages, and a reopened store still has them", async () => {
+      const db = await backend.fresh()
+      const a = await db.open()
+      const b = await db.open()
+      const ids = Array.from({ length: 60 }, (_, i) => `msg_${String(i).padStart(2, "0")}`)
+      await run(a.outbox.add(ids.map((id) => message(id, "ep"))))
+      await db.closeInstances()
+      const [x, y, z] = [await db.open(), await db.open(), await db.open()]
+      const claims = await Promise.all(
+        [x, y, z, x, y, z].map((s, i) =>
+          run(s.outbox.claim({ owner: `owner-${i}`, endpoints: ["ep"], limit: 15, leaseMs: 60_000 }))
+        )
+      )
+      const all = claims.flat().map((m) => m.id)
+      expect(all).toHaveLength(60)
+      expect(new Set(all).size).toBe(60)
+      expect(b).toBeDefined()
+    })
 
     it("keeps what it stored across a close and a reopen", async () => {
       const db = await backend.fresh()

@@ -30,19 +30,22 @@ export const identify = (
 ): Caller => {
   if (spec.access === "public" || isOpen(spec, publicRoutes)) return open
   if (!auth.enabled) return anonymous
-  const access = spec.access === "proxyKey" ? "proxyKey" : "key"
+  const access = spec.access
   const presented = ApiKeyAuth.presentedKey(header, access)
   const principal = auth.verify(presented)
   if (principal) return { _tag: "Principal", principal }
   const how =
     access === "proxyKey"
       ? "in the X-Tessera-Key header (Authorization is forwarded to the API, not read)"
-      : "as Authorization: Bearer <key> or in X-Tessera-Key"
+      : access === "pageKey"
+        ? "as the password your browser asks for (HTTP Basic), as Authorization: Bearer <key> or in X-Tessera-Key"
+        : "as Authorization: Bearer <key> or in X-Tessera-Key"
   return {
     _tag: "Refused",
     refusal: new Problem.Refusal({
       code: "Unauthorized",
-      detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid"
+      detail: presented === undefined ? `send a tessera API key ${how}` : "the API key is not valid",
+      ...(access === "pageKey" ? { challenge: "basic" as const } : {})
     })
   }
 }

@@ -85,13 +85,26 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
 }
 
 /** The key a request presents. Token and listing routes read X-Tessera-Key, else `Authorization: Bearer`; the proxy
- *  reads only X-Tessera-Key, since its Authorization header belongs to the caller's own API call. The router and the
- *  token fast path both ask this, so they can never disagree about who is calling. */
+ *  reads only X-Tessera-Key, since its Authorization header belongs to the caller's own API call; the status page
+ *  also takes the password of `Authorization: Basic` (a browser's only way; the user name is not looked at). The
+ *  router and the token fast path both ask this, so they can never disagree about who is calling. */
 export const presentedKey = (
   header: (name: string) => string | undefined,
-  access: "key" | "proxyKey"
-): string | undefined =>
-  access === "proxyKey" ? header("x-tessera-key") : (header("x-tessera-key") ?? bearer(header("authorization")))
+  access: "key" | "proxyKey" | "pageKey"
+): string | undefined => {
+  if (access === "proxyKey") return header("x-tessera-key")
+  const key = header("x-tessera-key") ?? bearer(header("authorization"))
+  return access === "pageKey" ? (key ?? basicPassword(header("authorization"))) : key
+}
+
+/** The password of an `Authorization: Basic <base64(user:password)>` header (RFC 7617). */
+export const basicPassword = (authorization: string | undefined): string | undefined => {
+  const m = /^\s*basic\s+([A-Za-z0-9+/]+=*)\s*$/i.exec(authorization ?? "")
+  if (!m) return undefined
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  return colon === -1 ? undefined : decoded.slice(colon + 1) || undefined
+}
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 §11.1). */
 export const bearer = (authorization: string | undefined): string | undefined => {

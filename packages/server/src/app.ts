@@ -4,7 +4,7 @@
  *  server itself: it owns listening, draining and reloads. */
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, References, type Scope } from "effect"
-import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as NodeHttp from "node:http"
 import { Http, Runtime, Upstream } from "@tessera/engine"
 import * as Access from "./access.ts"
@@ -115,12 +115,17 @@ export const make = (
           return Effect.succeed(Problem.toResponse(Problem.internal(instance, meta.id)))
         }),
         Effect.provideService(RequestContext, meta),
-        Effect.provideService(References.MinimumLogLevel, level)
+        Effect.provideService(References.MinimumLogLevel, level),
+        (self) => (meta.span ? Effect.withParentSpan(self, meta.span) : self)
       )
     })
     const scope = yield* Effect.scope
     return yield* NodeHttpServer.makeHandler(
       app as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, HttpServerRequest.HttpServerRequest>,
       { scope }
+    ).pipe(
+      // A request's server span is server.ts's own (telemetry.ts), so that the token fast path has one too; Effect's
+      // would be a second one, and it records the query string.
+      Effect.provideService(HttpMiddleware.TracerDisabledWhen, () => true)
     )
   })

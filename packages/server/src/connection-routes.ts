@@ -8,6 +8,7 @@
 import { ByteSize, Effect } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { TokenError, type ConnectionRegistry } from "@tessera/engine"
+import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { Refusal } from "./problem.ts"
 import { RequestContext } from "./request-context.ts"
 import type { Handler, ResponseDoc, RouteSpec } from "./routes.ts"
@@ -72,7 +73,7 @@ const remove: Handler = () =>
 const unknown = (name: string) => Effect.fail(new TokenError.UnknownConnection({ connection: name, known: [] }))
 
 /** `tag=k:v` (repeatable), `limit`, `cursor`. */
-const listQuery = (url: string): { tags: Record<string, string>; limit?: number; cursor?: string } | Refusal => {
+export const listQuery = (url: string): { tags: Record<string, string>; limit?: number; cursor?: string } | Refusal => {
   const params = new URL(url, "http://localhost").searchParams
   const tags: Record<string, string> = {}
   for (const t of params.getAll("tag")) {
@@ -94,6 +95,17 @@ const listQuery = (url: string): { tags: Record<string, string>; limit?: number;
   }
 }
 
+/** The key's selector narrows every list: a conflicting query tag matches nothing. */
+export const narrowed = (
+  query: Readonly<Record<string, string>>,
+  principal: ApiKeyAuth.Principal | undefined
+): Record<string, string> => {
+  const tags = { ...query }
+  for (const [k, v] of Object.entries(principal?.tags ?? {}))
+    tags[k] = tags[k] === undefined || tags[k] === v ? v : "\u0000no match"
+  return tags
+}
+
 const list: Handler = () =>
   Effect.gen(function* () {
     const ctx = yield* RequestContext
@@ -101,10 +113,7 @@ const list: Handler = () =>
     const q = listQuery(request.url)
     if (q instanceof Refusal) return yield* q
     const principal = ctx.principal
-    // The key's selector narrows every list: a conflicting query tag matches nothing.
-    const tags = { ...q.tags }
-    for (const [k, v] of Object.entries(principal?.tags ?? {}))
-      tags[k] = tags[k] === undefined || tags[k] === v ? v : "\u0000no match"
+    const tags = narrowed(q.tags, principal)
     const page: ConnectionRegistry.ListPage = yield* ctx.generation.engine.registry
       .list({ ...q, tags })
       .pipe(

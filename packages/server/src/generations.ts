@@ -8,9 +8,10 @@
  *  The token store (memory, file or Redis) and the connection store are opened once, from the config the server
  *  started with, and shared by every generation: a reload keeps every cached token (keys hash the connection's
  *  inputs, so a connection whose inputs changed gets a fresh one) and never reconnects to Redis or PostgreSQL.
- *  Changing `store:` or `connection_store:` takes a restart; a reload that changes them says so in the log. */
+ *  Changing `store:` or `connection_store:` takes a restart; a reload that changes them says so in the log. The
+ *  webhook outbox is the connection store's (a process-local one without a store). */
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { Engine, Http, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
+import { ConnectionStore, Engine, Http, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 
 export interface Generation {
@@ -36,6 +37,10 @@ export interface Generations {
   readonly dispose: () => Promise<void>
   /** Whether `config` names other stores than the running ones (a restart applies them). */
   readonly storesDiffer: (config: Config.Config) => boolean
+  /** The shared token store (background refresh takes its lock). */
+  readonly tokenStore: TokenStore.TokenStoreShape
+  /** The webhook outbox: the connection store's, or one in this process when there is none. */
+  readonly outbox: ConnectionStore.OutboxShape
 }
 
 export interface Options {
@@ -76,13 +81,14 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
     await closeScope()
     throw e
   })
-  if (shared.connectionStore) {
-    // Fail at start, not at the first request, when the connection store cannot be opened or migrated.
-    await Effect.runPromise(shared.connectionStore).catch(async (e: unknown) => {
-      await closeScope()
-      throw e
-    })
-  }
+  // Fail at start, not at the first request, when the connection store cannot be opened or migrated.
+  const opened = shared.connectionStore
+    ? await Effect.runPromise(shared.connectionStore).catch(async (e: unknown) => {
+        await closeScope()
+        throw e
+      })
+    : undefined
+  const outbox = opened?.outbox ?? ConnectionStore.makeMemoryOutbox()
   const storeSettings = (c: Config.Config) => JSON.stringify([c.store ?? null, c.connectionStore ?? null])
   const started = storeSettings(config)
 
@@ -144,6 +150,8 @@ export const make = async (config: Config.Config, options: Options = {}): Promis
       live.clear()
       await closeScope()
     },
-    storesDiffer: (c) => storeSettings(c) !== started
+    storesDiffer: (c) => storeSettings(c) !== started,
+    tokenStore: shared.tokenStore,
+    outbox
   }
 }

@@ -1,28 +1,18 @@
-/** Prometheus metrics for the server, rendered in the text exposition format (version 0.0.4) at `/metrics`.
+/** Prometheus metrics for the server, kept in Effect's `Metric` registry and rendered at `/metrics` by Effect's
+ *  `PrometheusMetrics` (text exposition format 0.0.4); the OTLP exporter (telemetry.ts) reads the same registry.
  *
- *  Holds a minimal registry (counters, gauges, histograms with labels) and the server's metric set: HTTP requests
- *  by route template and status, request latency, the engine's credential events by provider (acquisitions,
- *  refreshes, failures, cache hits) and upstream latencies. Labels are route templates, provider ids and codes,
- *  never raw paths, connection inputs or tokens, so no secret can reach a label and cardinality stays bounded. */
+ *  Holds a thin typed layer over `Metric` (families with fixed label names, checked when they are defined, and one
+ *  Effect metric per label set, so an update is one map lookup) and the server's metric set: HTTP requests by route
+ *  template and status, request latency, the engine's credential events by provider (acquisitions, refreshes,
+ *  failures, cache hits), upstream latencies, background renewals and webhook deliveries. Labels are route
+ *  templates, provider ids and codes, never raw paths, connection inputs or tokens, so no secret can reach a label
+ *  and cardinality stays bounded. Each server has a registry of its own (`Metric.MetricRegistry`), so two servers
+ *  in one process never count into each other. */
+import { Context, Metric } from "effect"
+import { PrometheusMetrics } from "effect/observability"
 import type { Events } from "@tessera/engine"
 
 type Labels = Readonly<Record<string, string>>
-
-interface Family {
-  readonly render: () => string
-}
-
-const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
-
-const labelText = (names: ReadonlyArray<string>, labels: Labels, extra?: readonly [string, string]): string => {
-  const parts = names.map((n) => `${n}="${escapeLabel(labels[n] ?? "")}"`)
-  if (extra) parts.push(`${extra[0]}="${escapeLabel(extra[1])}"`)
-  return parts.length ? `{${parts.join(",")}}` : ""
-}
-
-const keyOf = (names: ReadonlyArray<string>, labels: Labels) => names.map((n) => labels[n] ?? "").join("\u0000")
-
-const formatNumber = (n: number) => (Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN")
 
 export interface Counter {
   readonly inc: (labels?: Labels, by?: number) => void
@@ -36,6 +26,8 @@ export interface Histogram {
 }
 
 export interface Registry {
+  /** The Effect context holding this registry (`Metric.MetricRegistry`): exporters snapshot it. */
+  readonly context: Context.Context<never>
   readonly counter: (name: string, help: string, labelNames?: ReadonlyArray<string>) => Counter
   readonly gauge: (name: string, help: string, labelNames?: ReadonlyArray<string>) => Gauge
   readonly histogram: (
@@ -47,99 +39,67 @@ export interface Registry {
   readonly render: () => string
 }
 
+// `le` is the bucket label; `unit` and `time_unit` are attributes Effect's formatter leaves out.
+const reservedLabels = new Set(["le", "unit", "time_unit"])
+
 const checkName = (name: string, labelNames: ReadonlyArray<string>) => {
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name)) throw new TypeError(`invalid metric name "${name}"`)
   for (const l of labelNames)
-    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(l) || l === "le") throw new TypeError(`invalid label name "${l}" on ${name}`)
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(l) || reservedLabels.has(l))
+      throw new TypeError(`invalid label name "${l}" on ${name}`)
+}
+
+/** One Effect metric per label set, its attributes in the family's label order (the order they render in). */
+const seriesOf = <M>(labelNames: ReadonlyArray<string>, make: (attributes: Labels) => M) => {
+  const series = new Map<string, M>()
+  return (labels: Labels): M => {
+    const key = labelNames.map((n) => labels[n] ?? "").join("\u0000")
+    let m = series.get(key)
+    if (m === undefined) {
+      m = make(Object.fromEntries(labelNames.map((n) => [n, labels[n] ?? ""])))
+      series.set(key, m)
+    }
+    return m
+  }
 }
 
 export const makeRegistry = (): Registry => {
-  const families: Family[] = []
+  const context = Context.make(Metric.MetricRegistry, new Map())
   const names = new Set<string>()
   const register = (name: string, labelNames: ReadonlyArray<string>) => {
     checkName(name, labelNames)
     if (names.has(name)) throw new TypeError(`metric "${name}" registered twice`)
     names.add(name)
   }
-
-  const scalar = (kind: "counter" | "gauge", name: string, help: string, labelNames: ReadonlyArray<string>) => {
-    register(name, labelNames)
-    const values = new Map<string, { labels: Labels; value: number }>()
-    families.push({
-      render: () =>
-        [
-          `# HELP ${name} ${help}`,
-          `# TYPE ${name} ${kind}`,
-          ...[...values.values()].map((v) => `${name}${labelText(labelNames, v.labels)} ${formatNumber(v.value)}`)
-        ].join("\n")
-    })
-    const slot = (labels: Labels) => {
-      const k = keyOf(labelNames, labels)
-      let v = values.get(k)
-      if (!v) {
-        v = { labels, value: 0 }
-        values.set(k, v)
-      }
-      return v
-    }
-    return { values, slot }
-  }
-
   return {
+    context,
     counter: (name, help, labelNames = []) => {
-      const { values, slot } = scalar("counter", name, help, labelNames)
+      register(name, labelNames)
+      const series = seriesOf(labelNames, (attributes) =>
+        Metric.counter(name, { description: help, attributes, incremental: true })
+      )
       return {
         inc: (labels = {}, by = 1) => {
           if (by < 0) throw new RangeError("a counter only goes up")
-          slot(labels).value += by
+          series(labels).updateUnsafe(by, context)
         },
-        get: (labels = {}) => values.get(keyOf(labelNames, labels))?.value ?? 0
+        get: (labels = {}) => series(labels).valueUnsafe(context).count
       }
     },
     gauge: (name, help, labelNames = []) => {
-      const { slot } = scalar("gauge", name, help, labelNames)
-      return {
-        set: (value, labels = {}) => {
-          slot(labels).value = value
-        }
-      }
+      register(name, labelNames)
+      const series = seriesOf(labelNames, (attributes) => Metric.gauge(name, { description: help, attributes }))
+      return { set: (value, labels = {}) => series(labels).updateUnsafe(value, context) }
     },
     histogram: (name, help, labelNames, buckets) => {
       register(name, labelNames)
-      const bounds = [...buckets].sort((a, b) => a - b)
-      const series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>()
-      families.push({
-        render: () => {
-          const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`]
-          for (const s of series.values()) {
-            bounds.forEach((b, i) =>
-              lines.push(`${name}_bucket${labelText(labelNames, s.labels, ["le", formatNumber(b)])} ${s.counts[i]}`)
-            )
-            lines.push(`${name}_bucket${labelText(labelNames, s.labels, ["le", "+Inf"])} ${s.count}`)
-            lines.push(`${name}_sum${labelText(labelNames, s.labels)} ${formatNumber(s.sum)}`)
-            lines.push(`${name}_count${labelText(labelNames, s.labels)} ${s.count}`)
-          }
-          return lines.join("\n")
-        }
-      })
-      return {
-        observe: (value, labels = {}) => {
-          const k = keyOf(labelNames, labels)
-          let s = series.get(k)
-          if (!s) {
-            s = { labels, counts: bounds.map(() => 0), sum: 0, count: 0 }
-            series.set(k, s)
-          }
-          // Buckets are cumulative: an observation counts in every bucket whose bound it does not exceed.
-          bounds.forEach((b, i) => {
-            if (value <= b) s.counts[i]! += 1
-          })
-          s.sum += value
-          s.count += 1
-        }
-      }
+      const boundaries = [...buckets].sort((a, b) => a - b)
+      const series = seriesOf(labelNames, (attributes) =>
+        Metric.histogram(name, { description: help, attributes, boundaries })
+      )
+      return { observe: (value, labels = {}) => series(labels).updateUnsafe(value, context) }
     },
-    render: () => families.map((f) => f.render()).join("\n\n") + "\n"
+    render: () => PrometheusMetrics.formatUnsafe(context)
   }
 }
 
@@ -154,6 +114,10 @@ export interface Metrics {
   readonly proxyUpstreamDuration: Histogram
   readonly proxyRetries: Counter
   readonly reloads: Counter
+  /** Renewals the background refresher started, by provider and outcome (`renewed`, `skipped`, `failed`). */
+  readonly backgroundRenewals: Counter
+  /** Webhook delivery attempts, by outcome (`delivered`, `retry`, `dead`). */
+  readonly webhookDeliveries: Counter
   /** Subscribe this to each engine: counts its credential events. */
   readonly onEngineEvent: Events.Listener
 }
@@ -209,6 +173,16 @@ export const make = (): Metrics => {
     ["provider"]
   )
   const reloads = registry.counter("tessera_config_reloads_total", "Config reloads, by result.", ["result"])
+  const backgroundRenewals = registry.counter(
+    "tessera_background_renewals_total",
+    "Renewals started by the background refresher, by outcome (renewed, skipped when another instance had, failed).",
+    ["provider", "outcome"]
+  )
+  const webhookDeliveries = registry.counter(
+    "tessera_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome (delivered, retry, dead).",
+    ["outcome"]
+  )
 
   const onEngineEvent: Events.Listener = (e) => {
     const provider = { provider: e.provider }
@@ -237,7 +211,18 @@ export const make = (): Metrics => {
     }
   }
 
-  return { registry, httpRequests, httpDuration, inFlight, proxyUpstreamDuration, proxyRetries, reloads, onEngineEvent }
+  return {
+    registry,
+    httpRequests,
+    httpDuration,
+    inFlight,
+    proxyUpstreamDuration,
+    proxyRetries,
+    reloads,
+    backgroundRenewals,
+    webhookDeliveries,
+    onEngineEvent
+  }
 }
 
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"

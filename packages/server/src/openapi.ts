@@ -14,7 +14,13 @@ export const methodsOf = (r: RouteSpec): ReadonlyArray<string> =>
   r.method === "*" ? ["get", "put", "post", "delete", "options", "head", "patch"] : [r.method.toLowerCase()]
 
 const security = (access: Access, open: boolean) =>
-  open ? [] : access === "proxyKey" ? [{ tesseraKey: [] }] : [{ bearerKey: [] }, { tesseraKey: [] }]
+  open
+    ? []
+    : access === "proxyKey"
+      ? [{ tesseraKey: [] }]
+      : access === "pageKey"
+        ? [{ bearerKey: [] }, { tesseraKey: [] }, { basicKey: [] }]
+        : [{ bearerKey: [] }, { tesseraKey: [] }]
 
 /** What every route can answer before it runs: the request guard's refusals (request-guard.ts). */
 const guardRefusals =
@@ -272,6 +278,11 @@ export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}
           in: "header",
           name: "X-Tessera-Key",
           description: "A tessera API key; the only way for /v1/proxy."
+        },
+        basicKey: {
+          type: "http",
+          scheme: "basic",
+          description: "A tessera API key as the password of HTTP Basic (any user name): how a browser sends it to /ui."
         }
       },
       parameters: {

@@ -90,7 +90,9 @@ export class Refusal extends Schema.TaggedError<Refusal>()("Refusal", {
   connection: Schema.optional(Schema.String),
   provider: Schema.optional(Schema.String),
   /** For 405: the methods the path does answer. */
-  allow: Schema.optional(Schema.Array(Schema.String))
+  allow: Schema.optional(Schema.Array(Schema.String)),
+  /** For 401: `basic` challenges with HTTP Basic, so that a browser asks for the key (the status page). */
+  challenge: Schema.optional(Schema.Literal("basic"))
 }) {
   override get message() {
     return this.detail
@@ -179,7 +181,11 @@ export const fromFailure = (
   const connection = "connection" in e ? e.connection : undefined
   const provider = "provider" in e ? e.provider : undefined
   const headers: Record<string, string> = {}
-  if (code === "Unauthorized") headers["www-authenticate"] = `Bearer realm="tessera"`
+  if (code === "Unauthorized")
+    headers["www-authenticate"] =
+      e._tag === "Refusal" && e.challenge === "basic"
+        ? `Basic realm="tessera", charset="UTF-8"`
+        : `Bearer realm="tessera"`
   if (e._tag === "Refusal" && e.allow) headers["allow"] = e.allow.join(", ")
   const body: ProblemBody = {
     type: typeUri(code),

@@ -4,7 +4,7 @@
  *  The Node request listener creates it before the Effect app runs (so the lease and the log line cover the whole
  *  exchange, body streaming included) and attaches it to the Node request; the app's outermost middleware
  *  provides it as the `RequestContext` service. */
-import { Context } from "effect"
+import { Context, type Tracer } from "effect"
 import { randomUUID } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import type { Principal } from "./api-key-auth.ts"
@@ -18,6 +18,8 @@ export interface RequestMeta {
   connection?: string | undefined
   /** Who the API key says the caller is (its name is logged). */
   principal?: Principal | undefined
+  /** The request's server span when tracing is on (telemetry.ts); the engine's spans become its children. */
+  readonly span?: Tracer.Span | undefined
 }
 
 /** Labels a request for the access log and metrics: the route template it matched and its connection. The router

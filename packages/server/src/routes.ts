@@ -9,21 +9,25 @@ import { Effect } from "effect"
 import { FindMyWay, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
 import { Engine, type Config } from "@tessera/engine"
+import type * as Activity from "./activity.ts"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { connectionRoutes } from "./connection-routes.ts"
 import * as Metrics from "./metrics.ts"
 import type { Failure } from "./problem.ts"
 import * as Proxy from "./proxy.ts"
 import { RequestContext } from "./request-context.ts"
+import { statusPageRoutes } from "./status-page.ts"
 
 /** Who may call a route:
  *  - `public`: anyone (the liveness probe);
  *  - `key`: an API key as `Authorization: Bearer <key>` or `X-Tessera-Key: <key>`;
- *  - `proxyKey`: an API key as `X-Tessera-Key` only, because Authorization belongs to the proxied call.
+ *  - `proxyKey`: an API key as `X-Tessera-Key` only, because Authorization belongs to the proxied call;
+ *  - `pageKey`: as `key`, or as the password of HTTP Basic, the one way a browser can send it (the status page);
+ *    its 401 challenges with Basic so that a browser asks for it.
  *  A route with a `:name` parameter also needs the key to allow that connection. A route with a `publicAs` name
  *  is open when `server.public_routes` lists that name. Without configured keys every route is open (the server
  *  then binds loopback only and answers loopback Host values only, request-guard.ts). */
-export type Access = "public" | "key" | "proxyKey"
+export type Access = "public" | "key" | "proxyKey" | "pageKey"
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE" | "*"
 
@@ -35,6 +39,8 @@ export interface ResponseDoc {
 }
 
 export interface Deps extends Proxy.Deps {
+  /** What this instance saw of each connection's renewals (the status page). */
+  readonly activity: Activity.Activity
   /** The OpenAPI document for a config's public routes (built once per set from this table). */
   readonly openapi: (publicRoutes: ReadonlyArray<Config.PublicRoute>) => unknown
 }
@@ -305,4 +311,4 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
   }
 ]
 
-export const routes: ReadonlyArray<RouteSpec> = [...ownRoutes, ...connectionRoutes]
+export const routes: ReadonlyArray<RouteSpec> = [...ownRoutes, ...connectionRoutes, ...statusPageRoutes]

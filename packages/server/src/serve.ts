@@ -10,6 +10,7 @@ import { startServer, type RunningServer, type ServerOptions } from "./server.ts
 export interface ServeOptions extends ServerOptions {
   /** Path to tessera.yaml. */
   readonly config: string
+  /** For the config's ${env:...} references and the OTEL_* variables (default process.env). */
   readonly env?: NodeJS.ProcessEnv | undefined
   /** Install SIGHUP/SIGTERM/SIGINT handlers (default true). */
   readonly signals?: boolean | undefined

@@ -22,9 +22,20 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { ManifestError, Problem as Located, TokenError, type Config, type Runtime } from "@tessera/engine"
+import {
+  ManifestError,
+  Problem as Located,
+  Redaction,
+  TokenError,
+  Upstream,
+  type Config,
+  type Events,
+  type Runtime
+} from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
+import * as Activity from "./activity.ts"
 import * as App from "./app.ts"
+import * as BackgroundRefresh from "./background-refresh.ts"
 import * as Generations from "./generations.ts"
 import * as Metrics from "./metrics.ts"
 import * as OpenApi from "./openapi.ts"
@@ -32,7 +43,9 @@ import * as Problem from "./problem.ts"
 import * as Proxy from "./proxy.ts"
 import * as RequestCtx from "./request-context.ts"
 import * as RequestGuard from "./request-guard.ts"
+import * as Telemetry from "./telemetry.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
+import * as Webhooks from "./webhooks.ts"
 import { routes, type Deps } from "./routes.ts"
 
 export { isLoopback } from "./request-guard.ts"
@@ -53,6 +66,11 @@ export interface ServerOptions {
   readonly limits?: Partial<Proxy.Limits> | undefined
   /** How long `close()` waits for requests in flight before cutting them. Default 30 s. */
   readonly drainTimeoutMs?: number | undefined
+  /** Where the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) are read (telemetry.ts). Default
+   *  process.env. */
+  readonly env?: NodeJS.ProcessEnv | undefined
+  /** Webhook delivery: retry Schedule, request time limit, outbox poll interval (webhooks.ts). */
+  readonly webhooks?: Webhooks.Tuning | undefined
 }
 
 export interface RunningServer {
@@ -69,7 +87,7 @@ export interface RunningServer {
 /** What a config must satisfy to be served on `host`: server settings without errors (a key that did not
  *  resolve must not leave the server with fewer keys than the file lists), and keys unless `host` is loopback. */
 const checkConfig = (host: string, config: Config.Config) => {
-  const serverErrors = config.problems.filter((p) => p.severity === "error" && /^server(\.|\[|$)/.test(p.path))
+  const serverErrors = config.problems.filter((p) => p.severity === "error" && /^(server|notify)(\.|\[|$)/.test(p.path))
   if (serverErrors.length > 0) throw new ManifestError.ConfigInvalid({ problems: serverErrors })
   RequestGuard.parseAllowed(config.server.allowedHosts)
   if (!RequestGuard.isLoopback(host) && config.server.apiKeys.length === 0) {
@@ -90,6 +108,13 @@ const sleep = (ms: number) =>
 /** Why a reload failed, as the operator should read it: located problems for a config, else the message. */
 const reloadFailure = (e: unknown): string =>
   e instanceof ManifestError.ConfigInvalid ? Located.formatAll(e.problems) : e instanceof Error ? e.message : String(e)
+
+/** What a request's span learns while it is handled: the connection and the key's name (never the key). */
+const spanExtra = (meta: RequestCtx.RequestMeta): Record<string, string> => ({
+  "tessera.request_id": meta.id,
+  ...(meta.connection === undefined ? {} : { "tessera.connection": meta.connection }),
+  ...(meta.principal === undefined ? {} : { "tessera.api_key": meta.principal.name })
+})
 
 /** Writes a problem straight to a Node response: for answers given before the router (the guard, a defect). */
 const sendProblem = (res: http.ServerResponse, p: Problem.Problem) => {
@@ -142,11 +167,51 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
 
   const metrics = Metrics.make()
+  const telemetry = await Telemetry.make({ env: options.env ?? process.env, metrics: metrics.registry.context, routes })
+  // Engine events go to every listener, each on its own: one that throws does not keep the others from it.
+  const listeners: Events.Listener[] = [metrics.onEngineEvent]
+  const onEvent: Events.Listener = (e) => {
+    for (const l of listeners) {
+      try {
+        l(e)
+      } catch {
+        /* a listener's bug must not cost the others their event */
+      }
+    }
+  }
   const generations = await Generations.make(config, {
     store: options.store,
     connections: options.connections,
-    onEvent: metrics.onEngineEvent
+    onEvent
+  }).catch(async (e: unknown) => {
+    await telemetry.close()
+    throw e
   })
+  const webhooks = Webhooks.start({
+    endpoints: () => generations.current().config.notify,
+    outbox: generations.outbox,
+    connection: (name) => generations.current().engine.registry.peek(name),
+    log,
+    metrics,
+    context: telemetry.context,
+    tuning: options.webhooks
+  })
+  listeners.push(webhooks.onEngineEvent)
+  const refresher = BackgroundRefresh.start({
+    engine: () => generations.current().engine,
+    settings: () => generations.current().config.server.backgroundRefresh,
+    store: generations.tokenStore,
+    log,
+    metrics,
+    context: telemetry.context
+  })
+  listeners.push(refresher.onEngineEvent)
+  const activity = Activity.make((name, text) => {
+    const c = generations.current().engine.registry.peek(name)
+    return Redaction.scrub(text, c ? Upstream.secretsOf(c) : [])
+  })
+  listeners.push(activity.onEngineEvent)
+  void refresher.seed()
   const agents = Proxy.makeAgents()
   const documents = new Map<string, unknown>()
   const openapi = (publicRoutes: ReadonlyArray<Config.PublicRoute>) => {
@@ -154,18 +219,24 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     if (!documents.has(key)) documents.set(key, OpenApi.document(routes, { publicRoutes }))
     return documents.get(key)
   }
-  const deps: Deps = { limits, agents, metrics, openapi }
+  const deps: Deps = { limits, agents, metrics, openapi, activity }
   const scope = Effect.runSync(Scope.make())
   const release = async () => {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     agents.destroy()
+    await refresher.close()
+    await webhooks.close()
     await generations.dispose()
+    // Last: the spans of the final requests and renewals are flushed.
+    await telemetry.close()
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void
   const server = http.createServer()
   try {
-    handler = await Effect.runPromise(App.make(routes, deps, log).pipe(Scope.provide(scope)))
+    handler = await Effect.runPromise(
+      App.make(routes, deps, log).pipe(Scope.provide(scope), Effect.provide(telemetry.context))
+    )
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject)
       server.listen({ port, host }, () => {
@@ -207,6 +278,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     const durationMs = performance.now() - started
     metrics.httpRequests.inc({ method, route, status: String(status) })
     metrics.httpDuration.observe(durationMs / 1000, { method, route })
+    if (meta.span) telemetry.endRequest(meta.span, res.headersSent ? status : undefined, spanExtra(meta))
     AccessLog.access(log, {
       method,
       path: req.url ?? "/",
@@ -230,7 +302,8 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     const lease = generations.acquire()
     const meta: RequestCtx.RequestMeta = {
       id: RequestCtx.requestId(req.headers["x-request-id"]),
-      generation: lease.generation
+      generation: lease.generation,
+      span: telemetry.startRequest(req)
     }
     RequestCtx.attach(req, meta)
     res.setHeader("x-request-id", meta.id)

@@ -1,7 +1,8 @@
 /** Three `tessera serve` processes (main.ts) on one Redis (tokens) and one PostgreSQL (connections): a connection
  *  PUT through one instance is served by the others within a second, a replacement or deletion reaches them as
  *  fast, 300 concurrent token requests spread over the three make one upstream call, and a refresh token rotated
- *  on one instance is the one the next refresh uses on another. */
+ *  on one instance is the one the next refresh uses on another, and a token all three keep warm in the background
+ *  is renewed by one of them each time. */
 import { startSandbox, type Sandbox } from "@tessera/testkit"
 import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -18,7 +19,7 @@ import {
   uniqueSchema
 } from "../../engine/test/services/postgres-available.ts"
 import { redisUp, redisUrl, uniquePrefix } from "../../engine/test/services/redis-available.ts"
-import { raw, type Reply } from "./services/harness.ts"
+import { raw, sample, type Reply } from "./services/harness.ts"
 
 const KEY = "fleet-admin-key-6b1e9d4c2a7f"
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url))
@@ -177,4 +178,31 @@ describeFleet("three instances on one Redis and one PostgreSQL", () => {
     expect(new Set(refreshes.map((r) => r.form?.["refresh_token"])).size).toBe(refreshes.length)
     expect(passwordGrants()).toBe(grants)
   })
+
+  it("background refresh: one instance renews a token all three keep warm, the others find it renewed", async () => {
+    sb.setTtl("dvinci", 6)
+    const put = await call(0, "PUT", "/v1/connections/warm", { provider: "dvinci", inputs: sb.credentials.dvinci })
+    expect(put.status).toBe(201)
+    for (const i of [0, 1, 2]) expect((await call(i, "GET", "/v1/connections/warm/token")).status).toBe(200)
+    const before = sb.tokenRequests("dvinci").length
+    await new Promise((r) => setTimeout(r, 8_000))
+    const renewals = sb.tokenRequests("dvinci").length - before
+    const counted = async (outcome: string) => {
+      let n = 0
+      for (const i of [0, 1, 2])
+        n += sample(
+          (await call(i, "GET", "/metrics")).text,
+          "tessera_background_renewals_total",
+          `{provider="dvinci",outcome="${outcome}"}`
+        )
+      return n
+    }
+    // 6 s tokens, renewed 1.35 to 2.7 s after they were obtained: 3 to 6 renewals in 8 s, each by one instance.
+    expect(renewals).toBeGreaterThanOrEqual(2)
+    expect(renewals).toBeLessThanOrEqual(7)
+    expect(await counted("renewed")).toBe(renewals)
+    // The instances that woke later found the token renewed under the lock and left it alone.
+    expect(await counted("skipped")).toBeGreaterThanOrEqual(renewals)
+    expect(await counted("failed")).toBe(0)
+  }, 30_000)
 })

@@ -1,4 +1,6 @@
-/** The Prometheus registry and the engine-event mapping: exposition format, escaping, cumulative buckets. */
+/** The Prometheus registry (Effect's `Metric` registry rendered by `PrometheusMetrics`) and the engine-event mapping:
+ *  exposition format, escaping, cumulative buckets, one registry per server. */
+import { Metric } from "effect"
 import { describe, expect, it } from "vitest"
 import { Metrics } from "../src/index.ts"
 
@@ -35,6 +37,19 @@ describe("Metrics.makeRegistry", () => {
     expect(() => r.counter("ok_total", "x")).toThrow(/twice/)
     expect(() => r.counter("bad-name", "x")).toThrow(/invalid metric name/)
     expect(() => r.histogram("h", "x", ["le"], [1])).toThrow(/invalid label/)
+    expect(() => r.counter("u_total", "x", ["unit"])).toThrow(/invalid label/)
+  })
+
+  it("keeps its series in Effect's MetricRegistry, one registry per server", () => {
+    const a = Metrics.makeRegistry()
+    const b = Metrics.makeRegistry()
+    a.counter("hits_total", "Hits.", ["provider"]).inc({ provider: "cube" }, 2)
+    b.counter("hits_total", "Hits.", ["provider"]).inc({ provider: "cube" })
+    const snapshot = Metric.snapshotUnsafe(a.context)
+    expect(snapshot.map((s) => [s.id, s.type, s.attributes, s.state])).toEqual([
+      ["hits_total", "Counter", { provider: "cube" }, { count: 2, incremental: true }]
+    ])
+    expect(b.render()).toContain(`hits_total{provider="cube"} 1`)
   })
 })
 

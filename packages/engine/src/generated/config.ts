@@ -12,6 +12,10 @@ export type Value = (string | number | boolean)
  * Where connections created at runtime (the server's connections API, `tessera connections put`, the library's `connections.put`) are kept, beside the ones in this file. Default for the CLI and `tessera serve`: `sqlite` in the user data dir; for the library and `startServer`: `memory`. Secret inputs are stored AES-256-GCM encrypted.
  */
 export type ConnectionStore = ConnectionStore1
+/**
+ * Receivers that `tessera serve` tells of credential lifecycle events with a signed POST (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`). Retried with exponential backoff and jitter until a 2xx (16 attempts over about 22 hours, from 10 s doubling up to 4 h; a Retry-After is honoured; 410 Gone stops at once), delivered at least once: with a durable connection_store (sqlite, postgres) an event not yet delivered survives a restart, and with several instances one of them delivers each event. The body is `{type, timestamp, data: {connection, provider, tags, reason, error}}` and never holds a token or a secret.
+ */
+export type LifecycleWebhooks = Notify[]
 
 /**
  * Connections to providers, where extra provider manifests live, the token store and the server. Values (connection inputs, store.url, store.encryption_key, server API keys) may hold `${env:VAR}` and `${file:PATH}` references (see $defs/value). At most 64 levels of nesting; a key may appear once per mapping.
@@ -24,6 +28,7 @@ store?: Store
 connection_store?: ConnectionStore
 server?: Server
 http?: Http
+notify?: LifecycleWebhooks
 }
 /**
  * A connection is a provider plus the inputs that identify one account at it.
@@ -137,6 +142,35 @@ allowed_hosts?: string[]
  * With api_keys, /metrics, /readyz and /openapi.json need a key (any valid one) unless listed here: `metrics`, `readyz`, `openapi`. /healthz (liveness) is always public. Without api_keys every route is open to loopback callers anyway.
  */
 public_routes?: ("metrics" | "readyz" | "openapi")[]
+/**
+ * How `tessera serve` renews tokens before their early-refresh margin, so that callers are answered from the cache and never wait for a provider. Only connections a caller used (within `idle_after_seconds`) are kept warm; a refresh token is also kept alive on the manifest's `refresh.keep_alive_seconds` schedule, even while unused. With several instances on one Redis store, the store's lock lets one of them do each renewal. The CLI never renews in the background.
+ */
+background_refresh?: {
+/**
+ * Off: tokens are renewed only when a caller asks for one inside its margin.
+ */
+enabled?: boolean
+/**
+ * Renewals at once, across all providers.
+ */
+concurrency?: number
+/**
+ * At most this many background renewals per second at each provider, so that warming many connections never floods one token endpoint.
+ */
+per_provider_per_second?: number
+/**
+ * Renew this long before the early-refresh margin begins (at most half of the time left before it), so the renewal is done before a caller would have to wait for it.
+ */
+lead_seconds?: number
+/**
+ * A random extra lead of up to this long per renewal (at most a quarter of the time left before the margin), so instances sharing a store do not all wake at once.
+ */
+jitter_seconds?: number
+/**
+ * A connection no caller used for this long is no longer renewed ahead; its refresh token is still kept alive.
+ */
+idle_after_seconds?: number
+}
 }
 /**
  * Labels of a connection, such as `tenant: acme`. API keys can be scoped to connections whose tags match (`server.api_keys[].tags`), and lists filter on them. At most 32 tags.
@@ -152,4 +186,20 @@ timeout_ms?: number
 total_timeout_ms?: number
 retries?: number
 max_response_bytes?: number
+}
+export interface Notify {
+/**
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
+ */
+url: (string | number | boolean)
+/**
+ * Which events to send (default all): `refresh_failed` (a connection's renewal failed where it used to work; sent once until it recovers), `needs_reauth` (a user-granted connection's refresh token was refused: the user must authorize again), `recovered` (renewals work again after a failure), `rotated` (the provider issued a new refresh token). The body's `type` is `connection.<event>`.
+ * 
+ * @minItems 1
+ */
+events?: [("refresh_failed" | "needs_reauth" | "recovered" | "rotated"), ...(("refresh_failed" | "needs_reauth" | "recovered" | "rotated"))[]]
+/**
+ * Text with optional references, several allowed and anywhere in the text: `${env:VAR}` (an environment variable; unset or empty is an error), `${env:VAR:-fallback}`, `${file:PATH}` (a regular file of at most 1 MiB, UTF-8, trailing newline trimmed; a relative PATH is taken from this file's directory). `$${` is a literal `${`. Any other `${` is an error: an unknown or wrongly cased kind (`${FILE:x}`), `${VAR}` without a kind, an empty name or path, a missing `}`. A value with a reference is not a secret written literally.
+ */
+secret: (string | number | boolean)
 }

@@ -246,6 +246,10 @@ margin_fraction?: number
  * Lifetime assumed when no expiry source yields a value, in seconds; at most 315576000 (10 years).
  */
 default_ttl_seconds?: number
+/**
+ * Keep an unused refresh token alive: the server (background refresh) redeems it when this long has passed since the connection's last renewal, for providers that expire refresh tokens left unused. Default a day, as Nango does; 0 turns it off. Only for a manifest with a refresh flow.
+ */
+keep_alive_seconds?: number
 }
 export interface HowAPICallsCarryTheToken {
 header?: string
