@@ -3,7 +3,7 @@
  *  Exit codes: 0 stopped cleanly, 1 could not start (bind refused, port in use, store failed), 2 bad usage or a
  *  broken config file. */
 import { parseArgs } from "node:util"
-import { ManifestError, Problem } from "@tessera/engine"
+import { ManifestError, Problem, Runtime } from "@tessera/engine"
 import { serve } from "./serve.ts"
 
 const usage = "usage: node packages/server/src/main.ts --config tessera.yaml [--port 8787] [--host 127.0.0.1]"
@@ -34,6 +34,12 @@ const main = async (argv: ReadonlyArray<string>): Promise<number | undefined> =>
   if (values.help) {
     process.stdout.write(`${usage}\n`)
     return 0
+  }
+  if (Runtime.parseLogLevel() === undefined) {
+    process.stderr.write(
+      `TESSERA_LOG_LEVEL=${JSON.stringify(process.env["TESSERA_LOG_LEVEL"])} names no log level; use one of: ${Runtime.levels.map((l) => l.toLowerCase()).join(", ")}\n`
+    )
+    return 2
   }
   const config = values.config ?? process.env["TESSERA_CONFIG"] ?? "tessera.yaml"
   let port: number | undefined

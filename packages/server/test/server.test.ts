@@ -347,14 +347,18 @@ describe("main.ts", () => {
     writeFileSync(file, "connections: {}\nbogus_key: 1\n")
     const p = run(["--config", file, "--port", "0"])
     const q = run(["--port", "abc"])
+    const l = run(["--config", file, "--port", "0"], { TESSERA_LOG_LEVEL: "loud" })
     try {
       expect(await p.exit).toBe(2)
       expect(p.stderr()).toMatch(/broken\.yaml:2:1: error: .*unknown key "bogus_key"/)
       expect(await q.exit).toBe(2)
       expect(q.stderr()).toMatch(/--port/)
+      expect(await l.exit).toBe(2)
+      expect(l.stderr()).toMatch(/TESSERA_LOG_LEVEL="loud" names no log level; use one of: all, trace/)
     } finally {
       p.child.kill("SIGKILL")
       q.child.kill("SIGKILL")
+      l.child.kill("SIGKILL")
     }
   }, 15_000)
 })

@@ -6,6 +6,7 @@ import { Catalog, Config, Expiry, FileStore, Runtime, TokenError, TokenStore, ty
 import { Clock, Console, Effect, Layer, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
 
@@ -92,11 +93,9 @@ const listCommand = Command.make(
   "list",
   {
     config: ConfigDiscovery.flag,
-    json: Flag.Boolean("json").pipe(
-      Flag.withDefault(false),
-      Flag.withDescription(
-        "print {tokens: [{connection, provider, obtained_at, expires_at, freshness, has_refresh_token, expiry_source, key}]}"
-      )
+    json: Flags.toggle(
+      "json",
+      "print {tokens: [{connection, provider, obtained_at, expires_at, freshness, has_refresh_token, expiry_source, key}]}"
     )
   },
   (o) =>
@@ -130,7 +129,7 @@ const clearCommand = Command.make(
       Argument.optional
     ),
     config: ConfigDiscovery.flag,
-    json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {removed: N}"))
+    json: Flags.toggle("json", "print {removed: N}")
   },
   (o) =>
     Effect.gen(function* () {

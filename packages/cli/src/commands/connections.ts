@@ -7,10 +7,11 @@ import { Argument, Command, Flag } from "effect/cli"
 import { join } from "node:path"
 import { InvalidArgument } from "../cli-error.ts"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
 
-const json = Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print JSON"))
+const json = Flags.toggle("json", "print JSON")
 const name = Argument.String("name").pipe(Argument.withDescription("the connection's name"))
 const pairs = (flag: string, description: string) =>
   Flag.String(flag).pipe(Flag.withMetavar("KEY=VALUE"), Flag.withDescription(description), Flag.atLeast(0))
@@ -98,10 +99,7 @@ const put = Command.make(
     inputEnv: pairs("input-env", "an input from an environment variable: NAME=VAR (repeatable)"),
     inputFile: pairs("input-file", "an input from a file (trailing newline trimmed): NAME=PATH (repeatable)"),
     tag: pairs("tag", "a tag, e.g. tenant=acme (repeatable)"),
-    allowInsecureHttp: Flag.Boolean("allow-insecure-http").pipe(
-      Flag.withDefault(false),
-      Flag.withDescription("WARNING: allow plain http:// to hosts other than loopback")
-    ),
+    allowInsecureHttp: Flags.toggle("allow-insecure-http", "WARNING: allow plain http:// to hosts other than loopback"),
     config: ConfigDiscovery.flag,
     json
   },

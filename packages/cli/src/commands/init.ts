@@ -10,6 +10,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from "node:path"
 import { fileURLToPath } from "node:url"
 import { FileExists } from "../cli-error.ts"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 
 /** The repository's schemas/ directory (present when tessera runs from a checkout). */
@@ -131,8 +132,8 @@ const flags = {
       `the file to write (default: $${ConfigDiscovery.envVar}, else ./${ConfigDiscovery.defaultName})`
     )
   ),
-  force: Flag.Boolean("force").pipe(Flag.withDefault(false), Flag.withDescription("overwrite the file if it exists")),
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {file, connections} as JSON"))
+  force: Flags.toggle("force", "overwrite the file if it exists"),
+  json: Flags.toggle("json", "print {file, connections} as JSON")
 }
 
 export const command = Command.make("init", flags, handler).pipe(

@@ -19,6 +19,7 @@ import {
 import { Clock, Console, Effect, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
 import { sourceOf } from "./providers.ts"
@@ -257,10 +258,7 @@ export const handler = (o: Options) =>
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription("print {connection, provider, inputs, flows, request, api, cache, jwt} as JSON")
-  )
+  json: Flags.toggle("json", "print {connection, provider, inputs, flows, request, api, cache, jwt} as JSON")
 }
 
 export const command = Command.make("inspect", flags, handler).pipe(

@@ -10,6 +10,7 @@ import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path"
 import { FileExists, InvalidArgument } from "../cli-error.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 import { schemaRef } from "./init.ts"
 
@@ -313,50 +314,32 @@ const flags = {
   id: Argument.String("id").pipe(
     Argument.withDescription("the provider id: kebab-case, also the file name (acme-hr -> acme-hr.yaml)")
   ),
-  name: Flag.String("name").pipe(
-    Flag.withMetavar("NAME"),
-    Flag.optional,
-    Flag.withDescription("display name (default: from the id, acme-hr -> Acme Hr)")
+  name: Flags.optionalText("name", "NAME", "display name (default: from the id, acme-hr -> Acme Hr)"),
+  grant: Flags.optionalChoice("grant", grants, "OAuth 2.0 grant (default: client_credentials)"),
+  tokenUrl: Flags.optionalText(
+    "token-url",
+    "URL",
+    "token endpoint, the default of input token_url (default: none, so each connection gives token_url)"
   ),
-  grant: Flag.Literals("grant", grants).pipe(
-    Flag.optional,
-    Flag.withDescription("OAuth 2.0 grant (default: client_credentials)")
+  encoding: Flags.optionalChoice("encoding", encodings, "token request body encoding (default: form)"),
+  clientAuth: Flags.optionalChoice(
+    "client-auth",
+    clientAuths,
+    "how the client authenticates (default: client_secret_basic)"
   ),
-  tokenUrl: Flag.String("token-url").pipe(
-    Flag.withMetavar("URL"),
-    Flag.optional,
-    Flag.withDescription(
-      "token endpoint, the default of input token_url (default: none, so each connection gives token_url)"
-    )
+  envelope: Flags.optionalText(
+    "envelope",
+    "PATH",
+    "dot path to the token fields in the response, e.g. data (default: top level)"
   ),
-  encoding: Flag.Literals("encoding", encodings).pipe(
-    Flag.optional,
-    Flag.withDescription("token request body encoding (default: form)")
+  dir: Flags.optionalText(
+    "dir",
+    "DIR",
+    "where to write <id>.yaml and fixtures/<id>/success.json (default: ./providers)"
   ),
-  clientAuth: Flag.Literals("client-auth", clientAuths).pipe(
-    Flag.optional,
-    Flag.withDescription("how the client authenticates (default: client_secret_basic)")
-  ),
-  envelope: Flag.String("envelope").pipe(
-    Flag.withMetavar("PATH"),
-    Flag.optional,
-    Flag.withDescription("dot path to the token fields in the response, e.g. data (default: top level)")
-  ),
-  dir: Flag.String("dir").pipe(
-    Flag.withMetavar("DIR"),
-    Flag.optional,
-    Flag.withDescription("where to write <id>.yaml and fixtures/<id>/success.json (default: ./providers)")
-  ),
-  yes: Flag.Boolean("yes").pipe(
-    Flag.withAlias("y"),
-    Flag.withDefault(false),
-    Flag.withDescription("ask nothing: take the flags and the defaults (also the behaviour without a terminal)")
-  ),
-  force: Flag.Boolean("force").pipe(Flag.withDefault(false), Flag.withDescription("overwrite existing files")),
-  json: Flag.Boolean("json").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription("print {manifest, fixture, answers} as JSON")
-  )
+  yes: Flags.toggle("yes", "ask nothing: take the flags and the defaults (also the behaviour without a terminal)", "y"),
+  force: Flags.toggle("force", "overwrite existing files"),
+  json: Flags.toggle("json", "print {manifest, fixture, answers} as JSON")
 }
 
 const provider = Command.make("provider", flags, handler).pipe(

@@ -2,14 +2,15 @@
  *  directories, with the inputs a connection to each must (and may) give. The config is optional here. */
 import { Catalog, Config, type Manifest } from "@tessera/engine"
 import { Console, Effect, type Option } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Command } from "effect/cli"
 import { relative, resolve, sep } from "node:path"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 
 const flags = {
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {providers: [...]} as JSON"))
+  json: Flags.toggle("json", "print {providers: [...]} as JSON")
 }
 
 export interface InputEntry {

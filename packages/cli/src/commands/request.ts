@@ -13,6 +13,7 @@ import { readFile } from "node:fs/promises"
 import { STATUS_CODES } from "node:http"
 import { ApiStatus, InvalidArgument } from "../cli-error.ts"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
 
@@ -310,22 +311,14 @@ const flags = {
       "an extra request header; repeat for more. The token's header (Authorization) is set by tessera"
     )
   ),
-  include: Flag.Boolean("include").pipe(
-    Flag.withAlias("i"),
-    Flag.withDefault(false),
-    Flag.withDescription("print the status line and the response headers before the body")
+  include: Flags.toggle("include", "print the status line and the response headers before the body", "i"),
+  json: Flags.toggle(
+    "json",
+    "print {status, headers, body} as JSON: the body parsed when it is JSON, else as text (base64 when it is not UTF-8); failures as {error: {code, message}} on stderr"
   ),
-  json: Flag.Boolean("json").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      "print {status, headers, body} as JSON: the body parsed when it is JSON, else as text (base64 when it is not UTF-8); failures as {error: {code, message}} on stderr"
-    )
-  ),
-  allowForeignOrigin: Flag.Boolean("allow-foreign-origin").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      "WARNING: send the connection's token to an absolute URL outside its API origin (logged as a warning). Without it such a URL is refused"
-    )
+  allowForeignOrigin: Flags.toggle(
+    "allow-foreign-origin",
+    "WARNING: send the connection's token to an absolute URL outside its API origin (logged as a warning). Without it such a URL is refused"
   ),
   config: ConfigDiscovery.flag
 }

@@ -9,6 +9,7 @@ import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type
 import { Console, Effect, Option, Redacted, References } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as HitRecord from "../hit-record.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
@@ -16,36 +17,24 @@ import * as Terminal from "../terminal.ts"
 const flags = {
   connection: Argument.String("connection").pipe(Argument.withDescription("a connection name from the config")),
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      "print one JSON object {connection, provider, access_token, token_type, expires_at, expiry_source}: expires_at is when tessera treats the token as expired, expiry_source where that came from (expires_in, expires_at, jwt_exp, ttl, or default: the manifest's default lifetime); failures as {error: {code, message}} on stderr"
-    )
+  json: Flags.toggle(
+    "json",
+    "print one JSON object {connection, provider, access_token, token_type, expires_at, expiry_source}: expires_at is when tessera treats the token as expired, expiry_source where that came from (expires_in, expires_at, jwt_exp, ttl, or default: the manifest's default lifetime); failures as {error: {code, message}} on stderr"
   ),
-  noCache: Flag.Boolean("no-cache").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      "neither read nor write the token cache (no cache directory is needed): always ask the provider"
-    )
+  noCache: Flags.toggle(
+    "no-cache",
+    "neither read nor write the token cache (no cache directory is needed): always ask the provider"
   ),
-  force: Flag.Boolean("force").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription("renew even if the cached token is still fresh (uses the refresh token when there is one)")
+  force: Flags.toggle(
+    "force",
+    "renew even if the cached token is still fresh (uses the refresh token when there is one)"
   ),
-  dryRun: Flag.Boolean("dry-run").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      "print the request that would be sent, secrets masked as ***, and send nothing (the cache is only read, never created)"
-    )
+  dryRun: Flags.toggle(
+    "dry-run",
+    "print the request that would be sent, secrets masked as ***, and send nothing (the cache is only read, never created)"
   ),
-  curl: Flag.Boolean("curl").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription("print the request as a curl command, secrets masked, and send nothing")
-  ),
-  showSecrets: Flag.Boolean("show-secrets").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription("with --dry-run or --curl: print secrets instead of ***")
-  )
+  curl: Flags.toggle("curl", "print the request as a curl command, secrets masked, and send nothing"),
+  showSecrets: Flags.toggle("show-secrets", "with --dry-run or --curl: print secrets instead of ***")
 }
 
 export interface Options {

@@ -3,10 +3,11 @@
  *  offline. Exit 0 when there is no error (warnings allowed), 2 otherwise. */
 import { Catalog, Config, Fixture, Manifest, Problem } from "@tessera/engine"
 import { Console, Effect, Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command } from "effect/cli"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, isAbsolute, join, relative, resolve } from "node:path"
 import * as ConfigDiscovery from "../config-discovery.ts"
+import * as Flags from "../flags.ts"
 import * as ExitCode from "../exit-code.ts"
 import * as Report from "../report.ts"
 import * as Terminal from "../terminal.ts"
@@ -334,12 +335,10 @@ const flags = {
     Argument.variadic()
   ),
   config: ConfigDiscovery.flag,
-  json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("print {ok, files, problems} as JSON")),
-  fixtures: Flag.Boolean("fixtures").pipe(
-    Flag.withDefault(false),
-    Flag.withDescription(
-      `also replay the recorded provider exchanges offline (${shown(fixturesDir)}/<id>/<case>.json, and fixtures/<id>/<case>.json beside any other manifest): does each manifest still send what its provider accepted and read what it answered?`
-    )
+  json: Flags.toggle("json", "print {ok, files, problems} as JSON"),
+  fixtures: Flags.toggle(
+    "fixtures",
+    `also replay the recorded provider exchanges offline (${shown(fixturesDir)}/<id>/<case>.json, and fixtures/<id>/<case>.json beside any other manifest): does each manifest still send what its provider accepted and read what it answered?`
   )
 }
 
