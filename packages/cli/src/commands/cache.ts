@@ -4,7 +4,7 @@
  *  directory or key, and `clear` only ever removes files in a directory tessera created (file-store.ts). */
 import { Catalog, Config, Expiry, FileStore, Runtime, TokenError, TokenStore, type Manifest } from "@tessera/engine"
 import { Clock, Console, Effect, Layer, type Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"

@@ -17,7 +17,7 @@ import {
   type TokenError
 } from "@tessera/engine"
 import { Clock, Console, Effect, type Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"

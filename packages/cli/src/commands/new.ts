@@ -5,7 +5,7 @@
  *  it takes the defaults and never waits for input. */
 import { Catalog, Connection, Fixture, Manifest, TokenRequest } from "@tessera/engine"
 import { Console, Effect, Option, Stdio } from "effect"
-import { Argument, Command, Flag, Prompt } from "effect/cli"
+import { Argument, Command, Prompt } from "effect/cli"
 import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path"

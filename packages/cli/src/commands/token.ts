@@ -7,7 +7,7 @@
  *  cannot be cached (a full disk) is printed anyway; each with a warning on stderr naming the path. */
 import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type TokenError } from "@tessera/engine"
 import { Console, Effect, Option, Redacted, References } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command } from "effect/cli"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as HitRecord from "../hit-record.ts"
