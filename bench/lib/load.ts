@@ -109,3 +109,33 @@ export const compare = async (
   }
   return { target: t, baseline: b }
 }
+
+/** `compare` for several sides: warms each up, then `rounds` rounds of all of them, the order rotating each round
+ *  (and reversed every other round), so drift falls on every side alike. Throws on any failed request. */
+export const compareMany = async <K extends string>(
+  sides: Readonly<Record<K, LoadOptions>>,
+  s: { readonly rounds: number; readonly warmupS: number },
+  log: (line: string) => void
+): Promise<Record<K, LoadResult[]>> => {
+  const names = Object.keys(sides) as K[]
+  const out = Object.fromEntries(names.map((n) => [n, [] as LoadResult[]])) as Record<K, LoadResult[]>
+  for (const n of names) await load({ ...sides[n], durationS: s.warmupS })
+  for (let i = 0; i < s.rounds; i++) {
+    const rotated = names.map((_, k) => names[(k + i) % names.length]!)
+    const order = i % 2 === 0 ? rotated : rotated.reverse()
+    for (const n of order) {
+      const r = await load(sides[n])
+      if (r.bad > 0 || r.ok === 0)
+        throw new Error(`${n}: ${r.bad} failed requests of ${r.ok + r.bad} (${sides[n].url})`)
+      log(
+        `  round ${i + 1} ${n}: ${Math.round(r.reqPerSec)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; CPU (cores) ${Object.entries(
+          r.cpu
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`
+      )
+      out[n].push(r)
+    }
+  }
+  return out
+}

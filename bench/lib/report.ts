@@ -20,6 +20,8 @@ export interface Row {
   readonly target?: Target | undefined
   /** Lower is better (times, memory, calls) or higher is better (req/s); shapes nothing but the README wording. */
   readonly better?: "lower" | "higher" | undefined
+  /** Why the row could not be measured in this run (a peer that is not installed): shown as SKIP. */
+  readonly skipped?: string | undefined
 }
 
 export interface EvaluatedRow extends Row {
@@ -41,6 +43,7 @@ const compareOp = (x: number, op: Target["op"], limit: number) =>
   op === ">=" ? x >= limit : op === "<=" ? x <= limit : x === limit
 
 export const evaluate = (r: Row): EvaluatedRow => {
+  if (r.skipped !== undefined) return { ...r, ratio: undefined, pass: undefined }
   const ratio = r.baseline && r.baseline.value !== 0 ? r.value / r.baseline.value : undefined
   if (!r.target) return { ...r, ratio }
   const x = r.target.on === "ratio" ? ratio : r.value
@@ -71,7 +74,7 @@ export const tableRows = (results: ReadonlyArray<BenchResult>): string[][] => {
         row.baseline ? `${fmt(row.baseline.value, row.unit)} (${row.baseline.label})` : "-",
         row.ratio === undefined ? "-" : `${row.ratio >= 100 ? Math.round(row.ratio) : row.ratio.toPrecision(3)}×`,
         targetText(row.target, row.unit),
-        row.pass === undefined ? "info" : row.pass ? "PASS" : "MISS"
+        row.skipped !== undefined ? "SKIP" : row.pass === undefined ? "info" : row.pass ? "PASS" : "MISS"
       ])
     }
   }
