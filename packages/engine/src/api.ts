@@ -16,7 +16,7 @@
  *
  *  Two forms: `call` buffers both bodies (the library and the CLI), `forward` streams both with backpressure (the
  *  server's proxy: the request body from a Node IncomingMessage, the answer as a Readable for the ServerResponse). */
-import { Effect, Redacted, Result } from "effect"
+import { Cause, Effect, Exit, Redacted, Result } from "effect"
 import type { IncomingMessage } from "node:http"
 import type { Readable } from "node:stream"
 import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"
@@ -133,10 +133,10 @@ const pathReasons = {
 
 /** A path (with its query) joined below the base path. String concatenation, never `new URL(path, base)`: a path
  *  of "//evil.example" must stay a path. */
-const joinPath = (c: Connection, b: Base, target: string): Effect.Effect<URL, TargetRefused> => {
+const joinPathSync = (c: Connection, b: Base, target: string): URL | TargetRefused => {
   const cut = target.search(/[?#]/)
   const path = cut === -1 ? target : target.slice(0, cut)
-  const refuse = (reason: string) => Effect.fail(new TargetRefused({ ...whereOf(c), target: path, reason }))
+  const refuse = (reason: string) => new TargetRefused({ ...whereOf(c), target: path, reason })
   const problem = pathProblem(path)
   if (problem) return refuse(pathReasons[problem])
   const rest = path === "" || path.startsWith("/") ? path : `/${path}`
@@ -147,7 +147,12 @@ const joinPath = (c: Connection, b: Base, target: string): Effect.Effect<URL, Ta
     return refuse("is not a valid path")
   }
   const below = b.path === "" || url.pathname === b.path || url.pathname.startsWith(`${b.path}/`)
-  return url.origin === b.origin && below ? Effect.succeed(url) : refuse("leaves the connection's API base URL")
+  return url.origin === b.origin && below ? url : refuse("leaves the connection's API base URL")
+}
+
+const joinPath = (c: Connection, b: Base, target: string): Effect.Effect<URL, TargetRefused> => {
+  const u = joinPathSync(c, b, target)
+  return u instanceof URL ? Effect.succeed(u) : Effect.fail(u)
 }
 
 const absolute = /^[a-z][a-z0-9+.-]*:\/\//i
@@ -210,20 +215,32 @@ export const endToEnd = (
   drop: ReadonlyArray<string> = []
 ): HeaderMap => {
   const connection = headers["connection"]
-  const listed = new Set(
-    (typeof connection === "string" ? connection : (connection ?? []).join(","))
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean)
-  )
-  const dropped = new Set(drop)
+  const listed =
+    connection === undefined
+      ? undefined
+      : new Set(
+          (typeof connection === "string" ? connection : connection.join(","))
+            .split(",")
+            .map((s) => s.trim().toLowerCase())
+            .filter(Boolean)
+        )
+  const dropped = dropSet(drop)
   const out: HeaderMap = {}
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name]
     const n = name.toLowerCase()
-    if (value === undefined || hopByHop.has(n) || n.startsWith("proxy-") || listed.has(n) || dropped.has(n)) continue
+    if (value === undefined || hopByHop.has(n) || n.startsWith("proxy-") || listed?.has(n) || dropped.has(n)) continue
     out[n] = typeof value === "string" ? value : [...value]
   }
   return out
+}
+
+// The drop lists are constants of their callers: one Set each.
+const dropSets = new WeakMap<ReadonlyArray<string>, ReadonlySet<string>>()
+const dropSet = (drop: ReadonlyArray<string>): ReadonlySet<string> => {
+  let s = dropSets.get(drop)
+  if (!s) dropSets.set(drop, (s = new Set(drop)))
+  return s
 }
 
 /** Header lines as a caller gives them (any case, repeated names) as one map; a repeated name joins with ", ". */
@@ -425,3 +442,113 @@ export const forward = (
       onRetry: options.onRetry
     })
   })
+
+// ---------------------------------------------------------------------------------------------------------------
+// The streaming form's hot path: Api.forwardFast
+
+/** Runs an effect for `forwardFast` (with the caller's logger, tracer and log level) to its Exit. */
+export type Runner = <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, E>>
+
+export type FastOutcome =
+  | { readonly _tag: "Answered"; readonly answer: Streamed }
+  | { readonly _tag: "Failed"; readonly error: ApiError | TokenError }
+
+// The characters of a path and query that URL parsing leaves as they are (RFC 3986 unreserved, sub-delims, ":",
+// "@", "/", "?" and percent-escapes).
+const plain = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/
+
+/** The request path below the base path, as `joinPath` would resolve it, when that needs no URL parsing: plain
+ *  characters and no `.` or `..` segment (also percent-encoded). Else undefined (then `joinPath` decides). */
+const plainPath = (b: Base, target: string): string | undefined => {
+  if (!plain.test(target)) return undefined
+  const q = target.indexOf("?")
+  const path = q === -1 ? target : target.slice(0, q)
+  if (path !== "" && !path.startsWith("/")) return undefined
+  if (path.includes(".") || path.includes("%2") || path.includes("%5")) {
+    // A dot, or an escape that may spell one or a slash: only when no segment decodes to "." or "..".
+    for (const segment of path.split("/")) {
+      let d: string
+      try {
+        d = decodeURIComponent(segment)
+      } catch {
+        return undefined
+      }
+      if (d === "." || d === ".." || /[/\\]/.test(d)) return undefined
+    }
+  }
+  const joined = `${b.path}${path}`
+  return `${joined === "" ? "/" : joined}${q === -1 ? "" : target.slice(q)}`
+}
+
+/** `forward` without a fiber, for the common case: a request without a body (no Content-Length, no
+ *  Transfer-Encoding, so it can always be sent again), a fresh token in this process (`engine.peekAuthorization`)
+ *  and a path that resolves below the API base URL. Returns undefined when any of these does not hold: the caller
+ *  then runs `forward`, which answers every other case (and every refusal) in its one place. Otherwise the same
+ *  exchange as `forward`: the same headers, time limits and client; after a 401 the same rule
+ *  (internal/unauthorized.ts), run with `run`, then at most one retry with the token then current. */
+export const forwardFast = (
+  engine: EngineShape,
+  c: Connection,
+  request: ForwardRequest,
+  options: ForwardOptions & { readonly run: Runner }
+): Promise<FastOutcome> | undefined => {
+  const src = request.source.headers
+  if (src["content-length"] !== undefined || src["transfer-encoding"] !== undefined) return undefined
+  const b = compiled(c)
+  if (!Result.isSuccess(b)) return undefined
+  const path = plainPath(b.success, request.path)
+  if (path === undefined) return undefined
+  const auth = engine.peekAuthorization(c.name)
+  if (!auth) return undefined
+  const client = options.client ?? Http.sharedClient()
+  const origin = b.success.origin
+  const where = {
+    ...whereOf(c),
+    get url() {
+      const q = path.indexOf("?")
+      return `${origin}${q === -1 ? path : path.slice(0, q)}`
+    }
+  }
+  const send = (a: { readonly header: string; readonly value: Redacted.Redacted<string> }) => {
+    const started = performance.now()
+    return Http.sendTo(client, {
+      origin,
+      path,
+      method: request.method,
+      headers: { ...request.headers, [a.header.toLowerCase()]: Redacted.value(a.value) },
+      body: null,
+      timeoutMs: options.timeoutMs
+    }).then((answer) => {
+      options.onExchange?.((performance.now() - started) / 1000)
+      return answer
+    })
+  }
+  const failed = (e: unknown): FastOutcome => ({ _tag: "Failed", error: Http.failureOf(e, where, options) })
+  return send(auth).then((first): FastOutcome | Promise<FastOutcome> => {
+    if (first.status !== 401) {
+      Unauthorized.onAccepted(engine, c)
+      return { _tag: "Answered", answer: first }
+    }
+    // The rare path, as `forward` takes it (Unauthorized.retryOnce), with the first answer already in hand.
+    const retry = Effect.gen(function* () {
+      const decision = yield* Unauthorized.onUnauthorized(engine, c, auth.result.accessToken)
+      if (decision === "return") return first
+      yield* Effect.promise(() => first.body.dump().catch(() => undefined))
+      options.onRetry?.()
+      const next = yield* engine.authorization(c.name)
+      const second = yield* Effect.tryPromise({
+        try: () => send(next),
+        catch: (e) => Http.failureOf(e, where, options)
+      })
+      if (second.status === 401) yield* Unauthorized.onUnauthorized(engine, c, next.result.accessToken)
+      else Unauthorized.onAccepted(engine, c)
+      return second
+    })
+    return options.run(retry).then((exit): FastOutcome => {
+      if (Exit.isSuccess(exit)) return { _tag: "Answered", answer: exit.value }
+      const error = Cause.findErrorOption(exit.cause)
+      if (error._tag === "Some") return { _tag: "Failed", error: error.value }
+      throw Cause.squash(exit.cause)
+    })
+  }, failed)
+}

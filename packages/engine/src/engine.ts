@@ -66,6 +66,9 @@ export interface EngineShape {
     connection: string,
     token: Redacted.Redacted<string>
   ) => Effect.Effect<boolean, TokenError>
+  /** `authorization` for a fresh cached token, synchronously (one object per token, reused by every hit);
+   *  undefined means "call authorization". The proxy's hot path. */
+  readonly peekAuthorization: (connection: string) => Authorization | undefined
   /** The header that authorizes an API call, per the manifest's apply rule. */
   readonly authorization: (
     connection: string,
@@ -90,6 +93,13 @@ export interface EngineShape {
   readonly config: Config
 }
 
+/** The header that authorizes an API call with a token. */
+export interface Authorization {
+  readonly header: string
+  readonly value: Redacted.Redacted<string>
+  readonly result: TokenResult
+}
+
 export class Engine extends Context.Service<Engine, EngineShape>()("tessera/Engine") {}
 
 export interface Options {
@@ -103,26 +113,31 @@ export interface Options {
 const storeError = (e: ConnectionStoreError) =>
   new StoreError({ store: `connections (${e.store})`, operation: e.operation, reason: e.reason })
 
-/** The header that authorizes an API call: the manifest's apply rule rendered with the token. */
-const apply = (c: Connection, r: TokenResult) => {
+/** The header that authorizes an API call: the manifest's apply rule rendered with the token, or the names the
+ *  rule needs and the connection lacks. */
+const applyRule = (c: Connection, r: TokenResult): Authorization | ReadonlyArray<string> => {
   const rendered = Template.render(c.manifest.apply.value, {
     inputs: (n) => c.inputs.get(n),
     token: (f) => (f === "access_token" ? r.accessToken : f === "token_type" ? r.tokenType : undefined)
   })
-  if (rendered._tag === "Missing")
-    return Effect.fail(
-      new InputInvalid({
-        connection: c.name,
-        provider: c.manifest.id,
-        details: [`apply.value needs ${rendered.names.join(", ")}`]
-      })
-    )
+  if (rendered._tag === "Missing") return rendered.names
   const v = rendered.value
-  return Effect.succeed({
-    header: c.manifest.apply.header,
-    value: Template.isSecret(v) ? v : Redacted.make(v),
-    result: r
-  })
+  return { header: c.manifest.apply.header, value: Template.isSecret(v) ? v : Redacted.make(v), result: r }
+}
+
+const isApplied = (a: Authorization | ReadonlyArray<string>): a is Authorization => "header" in a
+
+const apply = (c: Connection, r: TokenResult): Effect.Effect<Authorization, InputInvalid> => {
+  const a = applyRule(c, r)
+  return isApplied(a)
+    ? Effect.succeed(a)
+    : Effect.fail(
+        new InputInvalid({
+          connection: c.name,
+          provider: c.manifest.id,
+          details: [`apply.value needs ${a.join(", ")}`]
+        })
+      )
 }
 
 /** The request a flow would send now, for --dry-run: the refresh flow with the stored refresh token. */
@@ -218,6 +233,22 @@ export const make = (
       return r
     }
 
+    // One rendered header per hit result (itself one per cached token): a proxied call on a fresh token renders
+    // nothing.
+    const applied = new WeakMap<TokenResult, Authorization>()
+    const peekAuthorization = (name: string): Authorization | undefined => {
+      const r = peek(name)
+      if (!r) return undefined
+      let a = applied.get(r)
+      if (!a) {
+        const c = registry.peek(name)
+        const x = c && applyRule(c, r)
+        if (!x || !isApplied(x)) return undefined
+        applied.set(r, (a = x))
+      }
+      return a
+    }
+
     const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
       Effect.flatMap(connection(name), (c) => {
         if (options.noCache) return renewal.renew(c, options)
@@ -252,6 +283,7 @@ export const make = (
       getToken,
       invalidate,
       invalidateIfCurrent,
+      peekAuthorization,
       authorization: (name, options) =>
         Effect.flatMap(getToken(name, options), (r) => Effect.flatMap(connection(name), (c) => apply(c, r))),
       describeRequest: (name, flow = "acquire") => Effect.flatMap(connection(name), (c) => dryRun(c, flow, cache)),

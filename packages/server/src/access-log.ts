@@ -30,8 +30,8 @@ export const pathOf = (target: string): string => {
   return path.length > maxPath ? `${path.slice(0, maxPath)}...` : path
 }
 
-const line = (fields: Record<string, unknown>) =>
-  JSON.stringify(Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined))) + "\n"
+// JSON.stringify leaves out the fields whose value is undefined.
+const line = (fields: Record<string, unknown>) => JSON.stringify(fields) + "\n"
 
 export const access = (sink: LogSink, e: AccessEntry, now: Date = new Date()): void => {
   sink.write(

@@ -80,3 +80,24 @@ export const permitted = (
     detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
   })
 }
+
+/** The whole check, synchronously, for the fast paths (token-fast-path.ts, proxy-fast-path.ts): the caller to
+ *  serve (`principal` undefined for an open route), or undefined where the router must answer instead (a refusal,
+ *  or a tag-scoped key asking for a connection whose tags `tagsOf` does not hold here). The router then runs the
+ *  same three steps and gives the refusal. */
+export const admit = (
+  spec: RouteSpec,
+  publicRoutes: ReadonlyArray<Config.PublicRoute>,
+  auth: ApiKeyAuth.ApiKeyAuth,
+  header: (name: string) => string | undefined,
+  name: string,
+  tagsOf: (name: string) => Readonly<Record<string, string>> | undefined
+): { readonly principal: ApiKeyAuth.Principal | undefined } | undefined => {
+  const caller = identify(spec, publicRoutes, auth, header)
+  if (caller._tag !== "Principal") return caller._tag === "Open" ? { principal: undefined } : undefined
+  const p = caller.principal
+  if (allowed(p, name)) return undefined
+  const tags = needsTags(p) ? tagsOf(name) : undefined
+  if (needsTags(p) && tags === undefined) return undefined
+  return permitted(spec, p, name, tags) ? undefined : { principal: p }
+}

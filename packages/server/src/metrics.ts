@@ -53,7 +53,8 @@ const checkName = (name: string, labelNames: ReadonlyArray<string>) => {
 const seriesOf = <M>(labelNames: ReadonlyArray<string>, make: (attributes: Labels) => M) => {
   const series = new Map<string, M>()
   return (labels: Labels): M => {
-    const key = labelNames.map((n) => labels[n] ?? "").join("\u0000")
+    let key = ""
+    for (let i = 0; i < labelNames.length; i++) key += (i === 0 ? "" : "\u0000") + (labels[labelNames[i]!] ?? "")
     let m = series.get(key)
     if (m === undefined) {
       m = make(Object.fromEntries(labelNames.map((n) => [n, labels[n] ?? ""])))

@@ -9,6 +9,7 @@
  *  credentials in named places (an echoed `Authorization` header, a `client_secret=` field) never leave in a
  *  problem whatever their value. The two that could say more than a caller should see (misconfigured inputs,
  *  store failures) are summarized here and logged in full by the server. */
+import type * as NodeHttp from "node:http"
 import { Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { Redaction, type ConnectionRegistry, type TokenError } from "@tessera/engine"
@@ -221,3 +222,16 @@ export const toResponse = (p: Problem): HttpServerResponse.HttpServerResponse =>
     contentType,
     headers: { ...p.headers, "cache-control": "no-store" }
   })
+
+/** Writes a problem straight to a Node response: for answers given outside the router (the request guard, a
+ *  defect, the proxy fast path). */
+export const send = (res: NodeHttp.ServerResponse, p: Problem): void => {
+  const body = JSON.stringify(p.body)
+  res.writeHead(p.body.status, {
+    ...p.headers,
+    "content-type": contentType,
+    "cache-control": "no-store",
+    "content-length": Buffer.byteLength(body)
+  })
+  res.end(body)
+}

@@ -50,25 +50,30 @@ export interface Target {
   readonly search: string
 }
 
-/** Splits the raw request target `/v1/proxy/<name>/<rest>?<query>` and refuses path traversal. */
-export const parseTarget = (rawUrl: string): Effect.Effect<Target, Refusal> => {
+/** Splits the raw request target `/v1/proxy/<name>/<rest>?<query>` and refuses path traversal (synchronously:
+ *  the proxy fast path's form). */
+export const targetOf = (rawUrl: string): Target | Refusal => {
   const q = rawUrl.indexOf("?")
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q)
   const search = q === -1 ? "" : rawUrl.slice(q)
   const m = /^\/+v1\/+proxy\/+([^/]*)(.*)$/.exec(path)
-  if (!m) return Effect.fail(new Refusal({ code: "BadRequest", detail: "expected /v1/proxy/<connection>/<path>" }))
+  if (!m) return new Refusal({ code: "BadRequest", detail: "expected /v1/proxy/<connection>/<path>" })
   switch (Api.pathProblem(path)) {
     case "malformed":
-      return Effect.fail(new Refusal({ code: "BadRequest", detail: "the path has malformed percent-encoding" }))
+      return new Refusal({ code: "BadRequest", detail: "the path has malformed percent-encoding" })
     case "dot_segment":
-      return Effect.fail(
-        new Refusal({
-          code: "BadRequest",
-          detail: 'the path has a ".." segment; the proxy only reaches paths below the connection\'s API base URL'
-        })
-      )
+      return new Refusal({
+        code: "BadRequest",
+        detail: 'the path has a ".." segment; the proxy only reaches paths below the connection\'s API base URL'
+      })
   }
-  return Effect.succeed({ name: m[1]!, rest: m[2]!, search })
+  return { name: m[1]!, rest: m[2]!, search }
+}
+
+/** `targetOf` as an Effect (the router's form). */
+export const parseTarget = (rawUrl: string): Effect.Effect<Target, Refusal> => {
+  const t = targetOf(rawUrl)
+  return t instanceof Refusal ? Effect.fail(t) : Effect.succeed(t)
 }
 
 export interface Deps {
@@ -78,7 +83,7 @@ export interface Deps {
 }
 
 /** Api's refusals as the server's problems. */
-const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | TokenError.InputInvalid => {
+export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | TokenError.InputInvalid => {
   const where = { connection: c.name, provider: c.manifest.id }
   switch (e._tag) {
     case "NoApiBaseUrl":
@@ -103,7 +108,7 @@ const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | TokenErro
 }
 
 // Never forwarded: the caller's credentials for tessera, and what the client sets itself.
-const dropped = ["host", "authorization", "x-tessera-key", "content-length", "expect", "x-request-id"]
+export const dropped = ["host", "authorization", "x-tessera-key", "content-length", "expect", "x-request-id"]
 
 /** Forwards the current request for connection `c` and returns the upstream answer as a streamed response. */
 export const forward = (

@@ -18,7 +18,7 @@
  *  - A host that is not loopback is refused unless the config has API keys: without keys every route is open. A
  *    config whose server settings have errors (say, an API key from an unset variable) is refused too, rather
  *    than run with fewer keys than it lists. */
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, References, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -29,8 +29,8 @@ import {
   TokenError,
   Upstream,
   type Config,
-  type Events,
-  type Runtime
+  Runtime,
+  type Events
 } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import * as Activity from "./activity.ts"
@@ -44,6 +44,7 @@ import * as Proxy from "./proxy.ts"
 import * as RequestCtx from "./request-context.ts"
 import * as RequestGuard from "./request-guard.ts"
 import * as Telemetry from "./telemetry.ts"
+import * as ProxyFastPath from "./proxy-fast-path.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
 import * as Webhooks from "./webhooks.ts"
 import { routes, type Deps } from "./routes.ts"
@@ -116,17 +117,7 @@ const spanExtra = (meta: RequestCtx.RequestMeta): Record<string, string> => ({
   ...(meta.principal === undefined ? {} : { "tessera.api_key": meta.principal.name })
 })
 
-/** Writes a problem straight to a Node response: for answers given before the router (the guard, a defect). */
-const sendProblem = (res: http.ServerResponse, p: Problem.Problem) => {
-  const body = JSON.stringify(p.body)
-  res.writeHead(p.body.status, {
-    ...p.headers,
-    "content-type": Problem.contentType,
-    "cache-control": "no-store",
-    "content-length": Buffer.byteLength(body)
-  })
-  res.end(body)
-}
+const sendProblem = Problem.send
 
 /** Logs something that threw while one request was answered. If the log itself throws, stderr gets the line. */
 const logDefect = (log: AccessLog.LogSink, requestId: string, e: unknown) => {
@@ -290,11 +281,32 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       key: meta.principal?.name
     })
   }
-  /** The request guard first, then the token fast path, then the router. */
+  // The proxy fast path's rare Effect part (after a 401) runs as the router's effects do: the same services
+  // (telemetry.context), log level and parent span.
+  const level = Runtime.logLevel()
+  const fastDeps: ProxyFastPath.FastDeps = {
+    ...deps,
+    log,
+    run: (meta) => (effect) =>
+      Effect.runPromiseExit(
+        (meta.span ? Effect.withParentSpan(effect, meta.span) : effect).pipe(
+          Effect.provideService(References.MinimumLogLevel, level),
+          Effect.provide(telemetry.context)
+        )
+      )
+  }
+  /** The request guard first, then the token and proxy fast paths, then the router. */
   const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta) => {
     const refusal = guardOf(meta.generation)(req.headers)
     if (refusal) sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
-    else if (!TokenFastPath.tryAnswer(req, res, meta.generation, meta)) handler(req, res)
+    else {
+      const found = TokenFastPath.match(req)
+      if (
+        !TokenFastPath.tryAnswer(req, res, meta.generation, meta, found) &&
+        !ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)
+      )
+        handler(req, res)
+    }
   }
 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {

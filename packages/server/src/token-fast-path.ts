@@ -12,36 +12,41 @@ import type { Generation } from "./generations.ts"
 import * as RequestCtx from "./request-context.ts"
 import { matcher, routes, type RouteSpec } from "./routes.ts"
 
-const table = matcher(routes)
+/** The route table's matcher, shared by the fast paths: server.ts matches each request once, without its query. */
+export const table = matcher(routes)
+
+/** The route a request goes to, matched on its path alone (the query is not parsed). */
+export const match = (req: http.IncomingMessage) => {
+  const url = req.url ?? ""
+  const q = url.indexOf("?")
+  return table.match((req.method ?? "GET").toUpperCase(), q === -1 ? url : url.slice(0, q))
+}
+export type Match = ReturnType<typeof match>
+
 const tokenRoute: RouteSpec = routes.find((r) => r.operationId === "getToken")!
 export const route = tokenRoute.path
-
-/** The router's access check (access.ts) for the token route; false where the router must answer (a refusal, or a
- *  tag-scoped key asking for a connection not resolved here). */
-const admitted = (req: http.IncomingMessage, generation: Generation, name: string) => {
-  const { auth, config, engine } = generation
-  const caller = Access.identify(tokenRoute, config.server.publicRoutes, auth, (n) => Http.header(req.headers, n))
-  if (caller._tag !== "Principal") return caller._tag === "Open" ? { principal: undefined } : undefined
-  const p = caller.principal
-  if (Access.allowed(p, name)) return undefined
-  const tags = Access.needsTags(p) ? engine.registry.peek(name)?.tags : undefined
-  if (Access.needsTags(p) && tags === undefined) return undefined
-  return Access.permitted(tokenRoute, p, name, tags) ? undefined : { principal: p }
-}
 
 export const tryAnswer = (
   req: http.IncomingMessage,
   res: http.ServerResponse,
   generation: Generation,
-  meta: RequestCtx.RequestMeta
+  meta: RequestCtx.RequestMeta,
+  found: Match = match(req)
 ): boolean => {
   if (req.method !== "GET") return false
-  const found = table.match("GET", req.url ?? "")
   const name = found?.handler === tokenRoute ? found.params["name"] : undefined
   if (name === undefined) return false
-  const admission = admitted(req, generation, name)
+  const { auth, config, engine } = generation
+  const admission = Access.admit(
+    tokenRoute,
+    config.server.publicRoutes,
+    auth,
+    (n) => Http.header(req.headers, n),
+    name,
+    (n) => engine.registry.peek(n)?.tags
+  )
   if (!admission) return false
-  const hit = generation.engine.peek(name)
+  const hit = engine.peek(name)
   if (!hit) return false
   RequestCtx.label(meta, tokenRoute.path, name)
   meta.principal = admission.principal

@@ -153,6 +153,36 @@ export const send = (
       return { status: r.statusCode, statusText: r.statusText, headers: r.headers, body: r.body }
     })
 
+/** `send` to an origin and a request path already resolved (the proxy's hot path, which parses no URL). */
+export const sendTo = (
+  client: Client,
+  request: {
+    readonly origin: string
+    readonly path: string
+    readonly method: string
+    readonly headers: HeaderMap
+    readonly body: SendBody
+    readonly timeoutMs: number
+  }
+): Promise<Answer> =>
+  client
+    .dispatcher()
+    .then((d) =>
+      d.request({
+        origin: request.origin,
+        path: request.path,
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        headersTimeout: request.timeoutMs,
+        bodyTimeout: request.timeoutMs
+      })
+    )
+    .then((r) => {
+      r.body.on("error", () => undefined)
+      return { status: r.statusCode, statusText: r.statusText, headers: r.headers, body: r.body }
+    })
+
 /** The whole body, or ResponseTooLarge past `max` bytes (the rest is not read). */
 export const readBody = async (body: Readable, max: number): Promise<Uint8Array> => {
   const chunks: Buffer[] = []

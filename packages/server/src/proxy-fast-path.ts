@@ -1,0 +1,131 @@
+/** Forwards `ANY /v1/proxy/:name/*` straight from the node:http listener, without an Effect fiber, when nothing
+ *  but the exchange itself is left to do: the caller's key is admitted (access.ts, the router's own check), the
+ *  connection is held in this process, the request has no body, and the engine holds a fresh token
+ *  (Api.forwardFast: the same headers, limits, client and 401 rule as Api.forward). The upstream answer is
+ *  streamed to the caller with backpressure (`pipe`); a body that fails or stalls cuts the caller's response, and
+ *  a caller that goes away destroys the upstream body. Anything else (a refusal, a body, a token to fetch, a path
+ *  that does not resolve) returns false before anything was read or written, and the router answers it on its one
+ *  code path (routes.ts `proxy`, proxy.ts). The request guard and the net that turns a throw into a 500 run
+ *  before this, in server.ts; the access log line and the metrics are written there when the response closes. */
+import { Api, Http, Upstream, type Connection } from "@tessera/engine"
+import type * as http from "node:http"
+import * as Access from "./access.ts"
+import * as AccessLog from "./access-log.ts"
+import type { Generation } from "./generations.ts"
+import * as Problem from "./problem.ts"
+import * as Proxy from "./proxy.ts"
+import * as RequestCtx from "./request-context.ts"
+import { routes, type RouteSpec } from "./routes.ts"
+import * as TokenFastPath from "./token-fast-path.ts"
+
+const proxyRoute: RouteSpec = routes.find((r) => r.operationId === "proxy")!
+
+export interface FastDeps extends Proxy.Deps {
+  readonly log: AccessLog.LogSink
+  /** Runs the rare Effect part (after a 401) for one request, under that request's span. */
+  readonly run: (meta: RequestCtx.RequestMeta) => Api.Runner
+}
+
+/** How many requests this path took, for the tests that check which path answered. @internal */
+export const stats = { forwarded: 0 }
+
+// Statuses whose answers have no body (RFC 9110 §15.3.5, §15.4.5).
+const noBody = new Set([204, 304])
+
+/** Writes the API's answer and pipes its body; both ends are torn down together when either fails. */
+const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.Streamed) => {
+  const body = a.body
+  if (res.destroyed) {
+    body.destroy()
+    return
+  }
+  for (const [name, value] of Object.entries(Api.endToEnd(a.headers, ["x-request-id"]))) res.setHeader(name, value)
+  res.writeHead(a.status, a.statusText)
+  if (req.method === "HEAD" || noBody.has(a.status)) {
+    res.end()
+    body.destroy()
+    return
+  }
+  body.once("error", () => res.destroy())
+  res.once("close", () => {
+    if (!body.readableEnded) body.destroy()
+  })
+  body.pipe(res)
+}
+
+const fail = (
+  deps: FastDeps,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  meta: RequestCtx.RequestMeta,
+  c: Connection.Connection,
+  error: Api.ApiError | Parameters<typeof Problem.fromFailure>[0]
+) => {
+  const failure = Api.isApiError(error) ? Proxy.refusal(c, error) : error
+  const p = Problem.fromFailure(failure, AccessLog.pathOf(req.url ?? "/"), meta.id, Upstream.secretsOf(c))
+  if (p.logDetail) AccessLog.error(deps.log, { requestId: meta.id, code: p.body.code, message: p.logDetail })
+  if (res.headersSent || res.destroyed) res.destroy()
+  else Problem.send(res, p)
+}
+
+/** Takes the request when the fast path can answer it all (see the header); false leaves it untouched. */
+export const tryForward = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  generation: Generation,
+  meta: RequestCtx.RequestMeta,
+  deps: FastDeps,
+  found: TokenFastPath.Match = TokenFastPath.match(req)
+): boolean => {
+  const url = req.url ?? ""
+  const method = (req.method ?? "GET").toUpperCase()
+  const name = found?.handler === proxyRoute ? found.params["name"] : undefined
+  if (name === undefined) return false
+  const target = Proxy.targetOf(url)
+  if (target instanceof Problem.Refusal) return false
+  const { auth, config, engine } = generation
+  const admission = Access.admit(
+    proxyRoute,
+    config.server.publicRoutes,
+    auth,
+    (n) => Http.header(req.headers, n),
+    name,
+    (n) => engine.registry.peek(n)?.tags
+  )
+  if (!admission) return false
+  const c = engine.registry.peek(name)
+  if (!c) return false
+  const headers = Api.endToEnd(req.headers, Proxy.dropped)
+  headers["x-request-id"] = meta.id
+  const labels = { provider: c.manifest.id }
+  const pending = Api.forwardFast(
+    engine,
+    c,
+    { method, path: `${target.rest}${target.search}`, headers, source: req },
+    {
+      ...deps.limits,
+      client: deps.agents,
+      onExchange: (seconds) => deps.metrics.proxyUpstreamDuration.observe(seconds, labels),
+      onRetry: () => deps.metrics.proxyRetries.inc(labels),
+      run: deps.run(meta)
+    }
+  )
+  if (!pending) return false
+  RequestCtx.label(meta, proxyRoute.path, name)
+  meta.principal = admission.principal
+  stats.forwarded++
+  pending
+    .then((outcome) =>
+      outcome._tag === "Answered" ? stream(req, res, outcome.answer) : fail(deps, req, res, meta, c, outcome.error)
+    )
+    .catch((e: unknown) => {
+      AccessLog.error(deps.log, {
+        requestId: meta.id,
+        code: "Internal",
+        message: e instanceof Error ? (e.stack ?? e.message) : String(e)
+      })
+      if (res.headersSent || res.destroyed) res.destroy()
+      else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+    })
+  return true
+}
