@@ -57,6 +57,8 @@ export interface CacheState {
 export interface EngineShape {
   /** The cached token if it is fresh, synchronously; undefined means "call getToken". The hot path of hot paths. */
   readonly peek: (connection: string) => TokenResult | undefined
+  /** `peek`'s access token, as a string: the Promise API's `getToken` on a hit. */
+  readonly peekValue: (connection: string) => string | undefined
   readonly getToken: (connection: string, options?: GetOptions) => Effect.Effect<TokenResult, TokenError>
   /** Forgets the access token (after a 401 from the API); a refresh token is kept for the next renewal. */
   readonly invalidate: (connection: string) => Effect.Effect<void, TokenError>
@@ -215,23 +217,58 @@ export const make = (
       registry.get(name).pipe(Effect.catchTag("ConnectionStoreError", (e) => Effect.fail(storeError(e))))
     const reused = hitResults(clock)
 
-    const peek = (name: string): TokenResult | undefined => {
+    // The hit of the last peek per name, while the token cache's in-process copy has not changed since (its stamp)
+    // and the token is fresh: a repeated hit is one Map lookup and a clock read. Filled and checked by `peek`.
+    interface Hot {
+      readonly stamp: number
+      /** Until when (epoch ms) the token is fresh (Expiry.freshness). */
+      readonly freshUntil: number
+      readonly result: TokenResult
+      readonly value: string
+    }
+    const hot = new Map<string, Hot>()
+
+    const lookup = (name: string, now: number): Hot | undefined => {
+      const h = hot.get(name)
+      if (h !== undefined && h.stamp === cache.stamp() && now < h.freshUntil) return h
+      const stamp = cache.stamp()
       const c = registry.peek(name)
       const t = c && cache.local(c)
       if (!c || !t) return undefined
-      const now = clock.currentTimeMillisUnsafe()
       if (Expiry.freshness(c.manifest, t, now) !== "fresh") return undefined
-      const r = reused(c, t)
-      if (emitter.active())
+      const result = reused(c, t)
+      const next: Hot = {
+        stamp,
+        freshUntil: Math.min(t.expiresAt, t.expiresAt - Expiry.marginMs(c.manifest, t.expiresAt - t.obtainedAt)),
+        result,
+        value: Redacted.value(result.accessToken)
+      }
+      if (hot.size >= 10_000 && !hot.has(name)) hot.clear()
+      hot.set(name, next)
+      return next
+    }
+
+    const peekHot = (name: string): Hot | undefined => {
+      const now = clock.currentTimeMillisUnsafe()
+      const h = lookup(name, now)
+      if (h !== undefined && emitter.active()) {
+        const decision = h.result.decision
         emitter.emit({
           type: "reused",
-          connection: c.name,
-          provider: c.manifest.id,
+          connection: h.result.connection,
+          provider: h.result.provider,
           at: now,
-          reason: r.decision.reason
+          // Rendered only if a listener reads it (most count hits and never do).
+          get reason() {
+            return decision.reason
+          }
         })
-      return r
+      }
+      return h
     }
+
+    const peek = (name: string): TokenResult | undefined => peekHot(name)?.result
+    const peekValue = (name: string): string | undefined => peekHot(name)?.value
 
     // One rendered header per hit result (itself one per cached token): a proxied call on a fresh token renders
     // nothing.
@@ -280,6 +317,7 @@ export const make = (
 
     return {
       peek,
+      peekValue,
       getToken,
       invalidate,
       invalidateIfCurrent,

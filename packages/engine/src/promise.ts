@@ -128,13 +128,18 @@ export const createTessera = async (options: CreateOptions): Promise<Tessera> =>
       throw e
     }
   }
+  // The last hit's resolved promise: the same token asked for again is given the same promise (a promise is
+  // immutable once resolved), so a repeated hit allocates nothing.
+  let last: { readonly name: string; readonly value: string; readonly promise: Promise<string> } | undefined
   return {
     // Not async: a cache hit costs one resolved promise, not an async function's machinery as well.
     getToken: (name, opts) => {
-      const hit = opts?.force || opts?.noCache ? undefined : engine.peek(name)
-      return hit
-        ? Promise.resolve(Redacted.value(hit.accessToken))
-        : run(engine.getToken(name, opts)).then((r) => Redacted.value(r.accessToken))
+      const hit = opts?.force || opts?.noCache ? undefined : engine.peekValue(name)
+      if (hit === undefined) return run(engine.getToken(name, opts)).then((r) => Redacted.value(r.accessToken))
+      if (last !== undefined && last.value === hit && last.name === name) return last.promise
+      const promise = Promise.resolve(hit)
+      last = { name, value: hit, promise }
+      return promise
     },
     getTokenResult: (name, opts) => run(engine.getToken(name, opts)),
     fetch: authorizedFetch,

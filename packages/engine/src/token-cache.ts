@@ -37,6 +37,9 @@ export interface TokenCacheShape {
   readonly key: (c: Connection) => string
   /** The in-process copy, fresh or not; undefined when this process holds none. */
   readonly local: (c: Connection) => Token | undefined
+  /** A number that changes whenever the in-process copy does (a token kept, replaced or forgotten, a key
+   *  changed): what `local` answered stays true while it is the same. */
+  readonly stamp: () => number
   /** Keeps a token read from the store in the in-process copy. */
   readonly keep: (c: Connection, t: Token) => void
   /** The store's entry for the connection. */
@@ -64,15 +67,37 @@ export interface TokenCacheShape {
 
 export class TokenCache extends Context.Service<TokenCache, TokenCacheShape>()("tessera/TokenCache") {}
 
+/** A Map whose every change bumps `stamp.value`. */
+class StampedMap<K, V> extends Map<K, V> {
+  private readonly stamp: { value: number }
+  constructor(stamp: { value: number }) {
+    super()
+    this.stamp = stamp
+  }
+  override set(k: K, v: V): this {
+    this.stamp.value++
+    return super.set(k, v)
+  }
+  override delete(k: K): boolean {
+    this.stamp.value++
+    return super.delete(k)
+  }
+  override clear(): void {
+    this.stamp.value++
+    super.clear()
+  }
+}
+
 const localCopy = () => {
-  const tokens = new Map<string, Token>()
+  const stamp = { value: 0 }
+  const tokens = new StampedMap<string, Token>(stamp)
   // name -> cache key of the connection as last resolved, with the version it was computed for.
-  const keys = new Map<string, { readonly key: string; readonly version: number }>()
-  return { tokens, keys }
+  const keys = new StampedMap<string, { readonly key: string; readonly version: number }>(stamp)
+  return { tokens, keys, stamp }
 }
 
 export const make = (store: TokenStoreShape): TokenCacheShape => {
-  const { tokens, keys } = localCopy()
+  const { tokens, keys, stamp } = localCopy()
   const inflight = new Map<string, Deferred.Deferred<unknown, unknown>>()
 
   const key = (c: Connection) => {
@@ -137,6 +162,7 @@ export const make = (store: TokenStoreShape): TokenCacheShape => {
     store,
     key,
     local: (c) => tokens.get(key(c)),
+    stamp: () => stamp.value,
     keep: (c, t) => void tokens.set(key(c), t),
     entry: (c) => store.get(key(c)),
     read: (c) => Effect.map(store.get(key(c)), (e) => (e ? fromStored(e.token) : undefined)),

@@ -115,6 +115,54 @@ describe("expiry and the early-refresh margin", () => {
     })
   )
 
+  it.effect(
+    "the repeated-hit lookups (peek, peekValue, peekAuthorization) agree with getToken through every change",
+    () =>
+      Effect.gen(function* () {
+        yield* start
+        const h = yield* Replayed.make({
+          answers: [
+            tokenAnswer("dvinci", { access_token: "tok-1", expires_in: 100 }),
+            tokenAnswer("dvinci", { access_token: "tok-2", expires_in: 100 }),
+            tokenAnswer("dvinci", { access_token: "tok-3", expires_in: 100 })
+          ]
+        })
+        const agree = function* () {
+          yield* h.engine.getToken("dvinci") // acquires when there is no token: a result of its own
+          const viaEffect = yield* h.engine.getToken("dvinci") // a hit
+          assert.strictEqual(viaEffect.decision.action, "reused")
+          const auth = yield* h.engine.authorization("dvinci")
+          for (let i = 0; i < 3; i++) {
+            // Asked repeatedly, so the second and third answers come from the hot entry.
+            assert.strictEqual(h.engine.peek("dvinci"), viaEffect)
+            assert.strictEqual(h.engine.peekValue("dvinci"), value(viaEffect))
+            const fast = h.engine.peekAuthorization("dvinci")
+            assert.strictEqual(fast?.header, auth.header)
+            assert.strictEqual(Redacted.value(fast!.value), Redacted.value(auth.value))
+            assert.strictEqual(fast?.result, viaEffect)
+          }
+          return value(viaEffect)
+        }
+        assert.strictEqual(yield* agree(), "tok-1")
+        // Invalidated: the hot entry must not outlive the token it holds.
+        yield* h.engine.invalidate("dvinci")
+        assert.isUndefined(h.engine.peek("dvinci"))
+        assert.isUndefined(h.engine.peekValue("dvinci"))
+        assert.strictEqual(yield* agree(), "tok-2")
+        // Replaced by a forced renewal: the new token at once.
+        yield* h.engine.getToken("dvinci", { force: true })
+        assert.strictEqual(h.engine.peekValue("dvinci"), "tok-3")
+        assert.strictEqual(yield* agree(), "tok-3")
+        // Inside the refresh margin (10 % of 100 s): no longer fresh, for the hot entry as for getToken's rule.
+        yield* TestClock.adjust(89_000)
+        assert.strictEqual(h.engine.peekValue("dvinci"), "tok-3")
+        yield* TestClock.adjust(2_000)
+        assert.isUndefined(h.engine.peek("dvinci"))
+        assert.isUndefined(h.engine.peekValue("dvinci"))
+        assert.isUndefined(h.engine.peekAuthorization("dvinci"))
+      })
+  )
+
   it.effect("force renews a fresh token", () =>
     Effect.gen(function* () {
       yield* start

@@ -9,6 +9,44 @@ export interface LogSink {
 
 export const silent: LogSink = { write: () => true }
 
+// The batches with lines pending, written out when the process exits.
+const atExit = new Set<() => void>()
+process.once("exit", () => {
+  for (const flush of atExit) flush()
+})
+
+/** A sink that hands `target` the lines written during one turn of the event loop in one write (at the latest
+ *  in the loop's check phase, or at once past 64 KiB), instead of one write (a system call for a file) per line.
+ *  `flush` writes what is pending now; the server calls it when it closes, and at exit it runs by itself. */
+export const batched = (target: LogSink): LogSink & { readonly flush: () => void } => {
+  let pending: string[] = []
+  let size = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (pending.length === 0) return
+    const text = pending.length === 1 ? pending[0]! : pending.join("")
+    pending = []
+    size = 0
+    atExit.delete(flush)
+    target.write(text)
+  }
+  return {
+    write: (line: string) => {
+      if (pending.length === 0) atExit.add(flush)
+      pending.push(line)
+      size += line.length
+      if (size > 65_536) flush()
+      else if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+      return true
+    },
+    flush
+  }
+}
+
 export interface AccessEntry {
   readonly method: string
   /** The request path; the query string is cut off here, whatever the caller passes. */

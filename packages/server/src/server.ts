@@ -22,6 +22,7 @@ import { Context, Effect, Exit, Layer, References, Scope } from "effect"
 import { HttpServerError } from "effect/http"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import { Writable } from "node:stream"
 import {
   ManifestError,
   Problem as Located,
@@ -155,7 +156,11 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000
   if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)
     throw new TypeError("drainTimeoutMs must be a non-negative number")
-  const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
+  // A stream (process.stdout, a file) gets each event-loop turn's lines in one write; any other sink (a test's,
+  // a logger's) gets one call per line, as written.
+  const sink = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
+  const batch = sink instanceof Writable ? AccessLog.batched(sink) : undefined
+  const log: AccessLog.LogSink = batch ?? sink
 
   const metrics = Metrics.make()
   const telemetry = await Telemetry.make({ env: options.env ?? process.env, metrics: metrics.registry.context, routes })
@@ -218,8 +223,9 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     await refresher.close()
     await webhooks.close()
     await generations.dispose()
-    // Last: the spans of the final requests and renewals are flushed.
+    // Last: the spans of the final requests and renewals are flushed, and the last log lines written.
     await telemetry.close()
+    batch?.flush()
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void

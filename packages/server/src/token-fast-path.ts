@@ -26,6 +26,25 @@ export type Match = ReturnType<typeof match>
 const tokenRoute: RouteSpec = routes.find((r) => r.operationId === "getToken")!
 export const route = tokenRoute.path
 
+// One body per hit result (the engine reuses one per cached token): a hit encodes nothing.
+const bodies = new WeakMap<Engine.TokenResult, { readonly body: Buffer; readonly headers: Record<string, string> }>()
+const bodyOf = (hit: Engine.TokenResult) => {
+  let b = bodies.get(hit)
+  if (!b) {
+    const body = Buffer.from(JSON.stringify(Engine.toJson(hit)))
+    b = {
+      body,
+      headers: {
+        "content-type": "application/json",
+        "cache-control": "no-store",
+        "content-length": String(body.length)
+      }
+    }
+    bodies.set(hit, b)
+  }
+  return b
+}
+
 export const tryAnswer = (
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -50,12 +69,7 @@ export const tryAnswer = (
   if (!hit) return false
   RequestCtx.label(meta, tokenRoute.path, name)
   meta.principal = admission.principal
-  const body = JSON.stringify(Engine.toJson(hit))
-  res.writeHead(200, {
-    "content-type": "application/json",
-    "cache-control": "no-store",
-    "content-length": Buffer.byteLength(body)
-  })
-  res.end(body)
+  res.writeHead(200, bodyOf(hit).headers)
+  res.end(bodyOf(hit).body)
   return true
 }
