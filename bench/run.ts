@@ -1,6 +1,7 @@
 /** `pnpm bench [name...] [--quick]`: runs the benches (all by default) one after the other, prints a table of
  *  ratio / target / PASS-MISS and writes bench/results/latest.json (bench/results/quick.json with --quick).
  *  Exit code: 0 when every bench ran (a MISS is a finding, not a failure), 1 when one could not run. */
+import { loadavg } from "node:os"
 import { fileURLToPath } from "node:url"
 import { backgroundLoad, stopAll } from "./lib/child.ts"
 import { evaluate, machine, table, tableRows, write, type BenchResult } from "./lib/report.ts"
@@ -36,6 +37,8 @@ console.log(
   `tessera benches${quick ? " (--quick)" : ""}: ${chosen.join(", ")} on ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, node ${m.node}`
 )
 // Other work on the machine skews every figure; ratios to a baseline measured alongside cancel part of it, not all.
+const loadStart = loadavg().map((x) => Math.round(x * 100) / 100)
+console.log(`load average at start (uptime): ${loadStart.join(", ")}`)
 const background = await backgroundLoad(1000)
 if (background !== undefined) {
   console.log(
@@ -77,13 +80,24 @@ for (const name of chosen) {
   }
 }
 const totalS = (performance.now() - started) / 1000
+const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100)
 
 console.log(`\n${table(tableRows(results))}`)
 const rows = results.flatMap((r) => r.rows)
 console.log(
-  `\n${rows.filter((r) => r.pass === true).length} PASS, ${rows.filter((r) => r.pass === false).length} MISS${failed ? `, ${failed} bench(es) failed to run` : ""}; total ${totalS.toFixed(1)} s`
+  `\n${rows.filter((r) => r.pass === true).length} PASS, ${rows.filter((r) => r.pass === false).length} MISS${failed ? `, ${failed} bench(es) failed to run` : ""}; total ${totalS.toFixed(1)} s; load average at the end: ${loadEnd.join(", ")}`
 )
 const file = fileURLToPath(new URL(`./results/${quick ? "quick" : "latest"}.json`, import.meta.url))
-await write(file, { all: wanted.length === 0, quick, totalS, backgroundCores: background }, results)
+await write(
+  file,
+  {
+    all: wanted.length === 0,
+    quick,
+    totalS,
+    backgroundCores: background,
+    loadAverage: { start: loadStart, end: loadEnd }
+  },
+  results
+)
 console.log(`results: ${file}`)
 process.exit(failed ? 1 : 0)

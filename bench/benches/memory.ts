@@ -1,7 +1,8 @@
 /** memory: the tessera server's resident set size after N sequential requests, each on a NEW TCP connection (no
  *  keep-alive), to the cached-token route; sampled every N/10 requests, so growth shows as a trend rather than one
  *  number. Baseline: the bare node:http server of `server`, given the same N connections. RSS is read from
- *  /proc/<pid>/status by the parent (no GC is forced). Target: tessera ≤ 150 MB after N = 10 000.
+ *  /proc/<pid>/status by the parent (no GC is forced). Targets: tessera ≤ 150 MB after N = 10 000, and ≤ 1.3× the
+ *  bare server's RSS after the same connections (issue 14).
  *  Info rows: RSS at start, and the heap after one forced full GC at the end vs at start (a leak would stay). */
 import { request } from "node:http"
 import { rssOf, start, type Child } from "../lib/child.ts"
@@ -82,6 +83,14 @@ export const bench: Bench = {
             value: t.final,
             baseline: { label: "bare node:http", value: b.final },
             target: { on: "value", op: "<=", limit: 150 },
+            better: "lower"
+          },
+          {
+            label: `RSS after ${n} new connections`,
+            unit: "MB",
+            value: t.final,
+            baseline: { label: "bare node:http", value: b.final },
+            target: { on: "ratio", op: "<=", limit: 1.3 },
             better: "lower"
           },
           {

@@ -113,6 +113,8 @@ export const write = async (
     readonly quick: boolean
     readonly totalS: number
     readonly backgroundCores?: number | undefined
+    /** `uptime`'s 1, 5 and 15 minute load averages when the run started and ended. */
+    readonly loadAverage?: { readonly start: ReadonlyArray<number>; readonly end: ReadonlyArray<number> } | undefined
   },
   results: ReadonlyArray<BenchResult>
 ): Promise<void> => {
@@ -131,7 +133,7 @@ export const write = async (
     at,
     quick: run.quick,
     totalS: run.all ? run.totalS : undefined,
-    machine: { ...machine(), backgroundCoresAtStart: run.backgroundCores },
+    machine: { ...machine(), backgroundCoresAtStart: run.backgroundCores, loadAverage: run.loadAverage },
     summary: {
       pass: Object.values(benches)
         .flatMap((b) => (b as BenchResult).rows)
@@ -144,4 +146,16 @@ export const write = async (
   }
   await mkdir(dirname(file), { recursive: true })
   await writeFile(file, JSON.stringify(doc, null, 2) + "\n")
+  // The picture beside it (chart.ts), of every bench the file now holds.
+  const { chartRows, svg } = await import("./chart.ts")
+  const m = doc.machine
+  const caption = `${at.slice(0, 16).replace("T", " ")} UTC, ${m.cores} cores, node ${m.node}${
+    m.loadAverage ? `, load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.end[0]} at the end` : ""
+  }${m.backgroundCoresAtStart === undefined ? "" : `, other work at start ${m.backgroundCoresAtStart} cores`}${
+    run.all ? "" : " (last run; rows of benches run before are kept)"
+  }${run.quick ? ", --quick" : ""}`
+  await writeFile(
+    file.replace(/\.json$/, ".svg"),
+    svg(chartRows(Object.values(benches) as ReadonlyArray<BenchResult>), caption)
+  )
 }

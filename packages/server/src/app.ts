@@ -2,7 +2,8 @@
  *  and every failure turned into problem+json in one place (unknown routes: 404, or 405 with `Allow`).
  *  `make` returns a Node request listener (via `NodeHttpServer.makeHandler`), so server.ts keeps the Node
  *  server itself: it owns listening, draining and reloads. */
-import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Cause, Effect, References, type Scope } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as NodeHttp from "node:http"

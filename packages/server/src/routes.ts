@@ -4,7 +4,7 @@
  *
  *  Handlers find the request's engine generation in `RequestContext` and fail with engine errors or `Refusal`s;
  *  app.ts turns those into problem+json. Authentication happens before a handler runs (see `Access`). */
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect } from "effect"
 import { FindMyWay, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type * as Http from "node:http"
