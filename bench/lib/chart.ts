@@ -58,13 +58,13 @@ export const chartRows = (results: ReadonlyArray<BenchResult>): ChartRow[] =>
 const escape = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
 
-/** The SVG document for `rows`, with `caption` under the title (when and where it was measured). */
-export const svg = (rows: ReadonlyArray<ChartRow>, caption: string): string => {
+/** The SVG document for `rows`, with `caption` lines under the title (when and where it was measured). */
+export const svg = (rows: ReadonlyArray<ChartRow>, caption: ReadonlyArray<string>): string => {
   const rowH = 26
   const labelW = 470
   const barW = 360
   const textW = 200
-  const top = 58
+  const top = 46 + caption.length * 16
   const width = labelW + barW + textW
   const height = top + rows.length * rowH + 34
   const min = Math.log10(0.1)
@@ -75,7 +75,7 @@ export const svg = (rows: ReadonlyArray<ChartRow>, caption: string): string => {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="ui-sans-serif, system-ui, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="12" y="22" font-size="15" font-weight="600">tessera benchmarks: each figure against its target</text>`,
-    `<text x="12" y="42" fill="#555555">${escape(caption)}</text>`
+    ...caption.map((line, i) => `<text x="12" y="${42 + i * 16}" fill="#555555">${escape(line)}</text>`)
   ]
   for (const tick of [0.1, 0.2, 0.5, 1, 2, 5, 10]) {
     const x = xOf(tick)

@@ -149,11 +149,14 @@ export const write = async (
   // The picture beside it (chart.ts), of every bench the file now holds.
   const { chartRows, svg } = await import("./chart.ts")
   const m = doc.machine
-  const caption = `${at.slice(0, 16).replace("T", " ")} UTC, ${m.cores} cores, node ${m.node}${
-    m.loadAverage ? `, load average ${m.loadAverage.start[0]} at start, ${m.loadAverage.end[0]} at the end` : ""
-  }${m.backgroundCoresAtStart === undefined ? "" : `, other work at start ${m.backgroundCoresAtStart} cores`}${
-    run.all ? "" : " (last run; rows of benches run before are kept)"
-  }${run.quick ? ", --quick" : ""}`
+  const caption = [
+    `${at.slice(0, 16).replace("T", " ")} UTC, ${m.cores} cores (${m.cpu}), node ${m.node}${run.quick ? ", --quick" : ""}${
+      run.all ? "" : "; the rows of benches not in this run are from earlier runs"
+    }`,
+    `${m.loadAverage ? `load average ${m.loadAverage.start[0]} at the start, ${m.loadAverage.end[0]} at the end; ` : ""}${
+      m.backgroundCoresAtStart === undefined ? "" : `other work at the start: ${m.backgroundCoresAtStart} cores`
+    }`
+  ]
   await writeFile(
     file.replace(/\.json$/, ".svg"),
     svg(chartRows(Object.values(benches) as ReadonlyArray<BenchResult>), caption)
