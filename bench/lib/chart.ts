@@ -19,7 +19,7 @@ export interface ChartRow {
   readonly pass: boolean | undefined
 }
 
-const shown = (x: number): string => (x >= 100 ? String(Math.round(x)) : x.toPrecision(3))
+const shown = (x: number): string => (Number.isInteger(x) || x >= 100 ? String(Math.round(x)) : x.toPrecision(3))
 
 export const chartRows = (results: ReadonlyArray<BenchResult>): ChartRow[] =>
   results.flatMap((r) =>

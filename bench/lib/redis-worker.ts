@@ -5,7 +5,7 @@
  *    prepare { prefix }  -> builds a fresh engine whose Redis keys start with `prefix` (a cold cache), connected
  *    get { n }           -> n concurrent getToken calls; { actions: {acquired: 1, reused: 999}, errors: [...], ms }
  *    health              -> the store's health */
-import { Engine, Config } from "@tessera/engine"
+import { Engine, Config, Http } from "@tessera/engine"
 import { RedisStore } from "@tessera/engine/redis"
 import { Effect, Layer, ManagedRuntime, Redacted, References } from "effect"
 import { serve } from "./child.ts"
@@ -35,7 +35,8 @@ const prepare = async (prefix: string) => {
   })
   const rt = ManagedRuntime.make(
     Layer.merge(
-      Engine.layer(config).pipe(Layer.provide(store)),
+      // The engine's token exchanges go through the Http service (issue 13): the Node one, over undici.
+      Engine.layer(config).pipe(Layer.provide(store), Layer.provide(Http.layer)),
       Layer.succeed(References.MinimumLogLevel, "Warn")
     ) as Layer.Layer<Engine.Engine, unknown>
   )
