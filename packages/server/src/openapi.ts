@@ -128,6 +128,29 @@ const schemas = {
       allow_insecure_http: { type: "boolean", description: "WARNING: allow plain http:// to non-loopback hosts." }
     }
   },
+  ConnectLinkRequest: {
+    type: "object",
+    required: ["connection"],
+    additionalProperties: false,
+    properties: {
+      connection: { type: "string", description: "The connection to connect a user's account to." },
+      redirect_after: {
+        type: "string",
+        format: "uri",
+        description:
+          "Where the browser goes once done (https://, or http:// to loopback), with tessera_connection, tessera_status (connected, denied, failed) and tessera_code added to its query. Absent: a result page."
+      },
+      ttl_seconds: { type: "integer", minimum: 1, maximum: 3600, default: 900, description: "How long the link lives." }
+    }
+  },
+  ConnectLink: {
+    type: "object",
+    required: ["url", "expires_at"],
+    properties: {
+      url: { type: "string", format: "uri", description: "Send the user's browser here." },
+      expires_at: { type: "string", format: "date-time" }
+    }
+  },
   ProviderList: {
     type: "object",
     required: ["providers"],
@@ -231,7 +254,17 @@ export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}
         ...(r.description ? { description: r.description } : {}),
         tags: [r.tag],
         security: security(r.access, open),
-        parameters: [...parameters, { $ref: "#/components/parameters/RequestId" }],
+        parameters: [
+          ...parameters,
+          ...(r.query ?? []).map((q) => ({
+            name: q.name,
+            in: "query",
+            required: q.required ?? false,
+            description: q.description,
+            schema: { type: "string" }
+          })),
+          { $ref: "#/components/parameters/RequestId" }
+        ],
         ...(r.requestSchema
           ? {
               requestBody: {
@@ -256,6 +289,11 @@ export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}
     tags: [
       { name: "tokens", description: "Tokens of connections." },
       { name: "connections", description: "Connections created at runtime, beside the config file's." },
+      {
+        name: "connect",
+        description:
+          "Connecting a user's account (authorization code + PKCE): a link from POST /v1/connect-links, then the browser's two routes, which take no API key."
+      },
       { name: "catalog", description: "What is configured." },
       { name: "proxy", description: "API calls with the connection's token applied." },
       {

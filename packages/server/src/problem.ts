@@ -26,6 +26,8 @@ export const refusalCodes = [
   "MethodNotAllowed",
   "NoApiBaseUrl",
   "PayloadTooLarge",
+  "NotAuthorizationCode",
+  "ConnectNotConfigured",
   "Internal"
 ] as const
 
@@ -57,6 +59,8 @@ export const status: { readonly [C in Code]: number } = {
   MethodNotAllowed: 405,
   NoApiBaseUrl: 404,
   PayloadTooLarge: 413,
+  NotAuthorizationCode: 409, // connect-routes.ts: the provider has no authorization-code flow
+  ConnectNotConfigured: 501, // connect-routes.ts: server.public_url or server.connect_keys is missing
   Internal: 500
 }
 
@@ -80,6 +84,8 @@ const titles: { readonly [C in Code]: string } = {
   MethodNotAllowed: "Method not allowed",
   NoApiBaseUrl: "No API base URL",
   PayloadTooLarge: "Payload too large",
+  NotAuthorizationCode: "No authorization-code flow",
+  ConnectNotConfigured: "Connect flow not configured",
   Internal: "Internal server error"
 }
 
