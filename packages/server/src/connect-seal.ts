@@ -83,6 +83,7 @@ const openAs = <A extends { readonly exp: number }>(
   const parts = text.split(".")
   if (parts.length !== 4 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return { _tag: "Invalid" }
   const [kid, iv, tag, ct] = parts as [string, string, string, string]
+  if (!/^[0-9a-f]{8}$/.test(kid)) return { _tag: "Invalid" }
   const opened = SecretBox.open(
     ring,
     { v: 1, kid, iv: fromB64url(iv), tag: fromB64url(tag), ct: fromB64url(ct) },
