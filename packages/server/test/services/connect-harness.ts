@@ -3,7 +3,7 @@
  *  seal links and states with the test's key and present the browser-binding cookie. */
 import { Effect, Redacted } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { Config } from "@tessera/engine"
+import { Config, SecretBox } from "@tessera/engine"
 import type { RunningServer, ServerOptions } from "../../src/index.ts"
 import * as Seal from "../../src/connect-seal.ts"
 import { start, type Captured } from "./harness.ts"
@@ -17,7 +17,7 @@ export const ONLY_OTHER = "connect-other-key-9d8c7b6a5f4e"
 
 export const env = { CONNECT_KEY }
 
-export const ring = Seal.ringOf([Redacted.make(CONNECT_KEY)])!
+export const ring: SecretBox.KeyRing = Seal.ringOf([Redacted.make(CONNECT_KEY)])!
 
 /** The `server:` block's lines; `publicUrl` undefined leaves it out. */
 export const serverLines = (publicUrl: string | undefined, opts: { connectKeys?: boolean } = {}): string[] => [
