@@ -11,7 +11,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
-import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, serverLines } from "./services/connect-harness.ts"
+import * as Seal from "../src/connect-seal.ts"
+import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, ring, serverLines } from "./services/connect-harness.ts"
 import { capture, raw, sample, start, type Reply } from "./services/harness.ts"
 import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
@@ -148,6 +149,15 @@ describe("the connect flow, wire-exact", () => {
     expect(String(flow.toProvider.headers["set-cookie"])).toMatch(
       /^tessera_connect_[A-Za-z0-9_-]+=[A-Za-z0-9_-]{32}; Path=\/v1\/connect\/callback; Max-Age=600; HttpOnly; SameSite=Lax$/
     )
+    // Sealed with the server's connect key: 10 minutes to come back, the verifier of this challenge inside.
+    const opened = Seal.openState(ring, q["state"]!, Math.floor(Date.now() / 1000))
+    expect(opened._tag).toBe("Opened")
+    if (opened._tag === "Opened") {
+      expect(opened.value.exp - Date.now() / 1000).toBeGreaterThan(598)
+      expect(opened.value.exp - Date.now() / 1000).toBeLessThanOrEqual(601)
+      expect(s256(opened.value.pv)).toBe(q["code_challenge"])
+      expect(opened.value.c).toBe("acme-crm")
+    }
     expect(flow.toProvider.headers["referrer-policy"]).toBe("no-referrer")
     expect(flow.toProvider.headers["cache-control"]).toBe("no-store")
   })
@@ -181,7 +191,12 @@ describe("the connect flow, wire-exact", () => {
 
   it("the result page holds no code, state, verifier or token, and clears the browser cookie", () => {
     const f = idp.tokenRequests()[0]!.form
-    for (const secret of [f["code"]!, f["code_verifier"]!, flow.callback.searchParams.get("state")!, ...idp.refreshTokens()])
+    for (const secret of [
+      f["code"]!,
+      f["code_verifier"]!,
+      flow.callback.searchParams.get("state")!,
+      ...idp.refreshTokens()
+    ])
       expect(page.text).not.toContain(secret)
     expect(page.text).not.toContain(idp.clientSecret)
     expect(page.text).toContain("Account connected")

@@ -44,6 +44,10 @@ const text = (publicUrl: string | undefined) =>
     "    tags: { tenant: globex }",
     "    inputs:",
     ...Object.entries(sb.credentials.cube).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
+    "  callback:",
+    "    provider: cube",
+    "    inputs:",
+    ...Object.entries(sb.credentials.cube).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
     ...serverLines(publicUrl),
     "http: { timeout_ms: 800, total_timeout_ms: 1000, retries: 0 }"
   ].join("\n")
@@ -263,6 +267,14 @@ describe("GET /v1/connect/:name: a bad link is a page", () => {
   })
 })
 
+describe("a connection named callback", () => {
+  it("is reached at /v1/connect/callback by its link (link=, not state=)", async () => {
+    const link = sealLink({ c: "callback", cv: 0, exp: nowSeconds() + 60 })
+    // Past the link's checks: the provider check answers, so the link was read as a link.
+    expectPage(await browse(`/v1/connect/callback?link=${link}`), 409, "NotAuthorizationCode")
+  })
+})
+
 describe("GET /v1/connect/callback: every failure is a clear page", () => {
   const cb = (query: string, cookie?: string) => browse(`/v1/connect/callback?${query}`, cookie ? { cookie } : {})
 
@@ -411,5 +423,31 @@ describe("the request guard and the connect routes", () => {
     } finally {
       await t.close()
     }
+  })
+})
+
+describe("OpenAPI", () => {
+  it("documents the link route (scope connections:write) and the two browser routes (no key, their query)", async () => {
+    const doc = (await raw(s.url, "/openapi.json", { headers: { authorization: `Bearer ${ADMIN}` } })).json()
+    const link = doc.paths["/v1/connect-links"].post
+    expect(link).toMatchObject({ operationId: "createConnectLink", "x-tessera-scope": "connections:write" })
+    expect(link.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/ConnectLinkRequest")
+    expect(Object.keys(link.responses)).toEqual(
+      expect.arrayContaining(["201", "400", "401", "403", "404", "409", "501"])
+    )
+    const begin = doc.paths["/v1/connect/{name}"].get
+    expect(begin.security).toEqual([])
+    expect(begin.parameters).toContainEqual(expect.objectContaining({ name: "link", in: "query", required: true }))
+    expect(Object.keys(begin.responses)).toEqual(expect.arrayContaining(["302", "400", "404", "409", "410"]))
+    const callback = doc.paths["/v1/connect/callback"].get
+    expect(callback.security).toEqual([])
+    expect(callback.description).toContain("/v1/connect/callback")
+    expect(callback.parameters.map((p: { name?: string }) => p.name)).toEqual(
+      expect.arrayContaining(["state", "code", "error"])
+    )
+    expect(Object.keys(callback.responses)).toEqual(
+      expect.arrayContaining(["200", "303", "400", "403", "404", "409", "410", "502", "503"])
+    )
+    expect(doc.components.schemas.ConnectLink.required).toEqual(["url", "expires_at"])
   })
 })

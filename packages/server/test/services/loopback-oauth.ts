@@ -62,7 +62,12 @@ export const startLoopbackOAuth = async (): Promise<LoopbackOAuth> => {
     n++
     const rt = `rt-${n}-${randomBytes(10).toString("hex")}`
     refresh.add(rt)
-    return { access_token: `at-${n}-${randomBytes(10).toString("hex")}`, token_type: "Bearer", expires_in: 3600, refresh_token: rt }
+    return {
+      access_token: `at-${n}-${randomBytes(10).toString("hex")}`,
+      token_type: "Bearer",
+      expires_in: 3600,
+      refresh_token: rt
+    }
   }
   const self: LoopbackOAuth = {
     url: "",
