@@ -44,6 +44,7 @@ const table = {
   ConnectionInvalid: usage,
   ConnectionConflict: usage,
   ConnectionStoreError: failure,
+  AuthorizationRequired: failure,
   ApiStatus: failure
 } as const satisfies Record<Failure["_tag"], ExitCode>
 

@@ -110,6 +110,8 @@ export interface Registry {
   /** Opens the store now (a server checks it at start instead of at the first request). */
   readonly warm: () => Effect.Effect<void, ConnectionStoreError>
   readonly store: () => Effect.Effect<ConnectionStoreShape, ConnectionStoreError>
+  /** Whether a connection store is configured (else `store()` fails). */
+  readonly hasStore: boolean
   /** Stops listening to the store's changes (a server's retired generation). */
   readonly dispose: () => void
 }
@@ -472,7 +474,8 @@ export const make = (
       disposed = true
       unsubscribe?.()
     },
-    store: () => store
+    store: () => store,
+    hasStore: openStore !== undefined
   }
 }
 

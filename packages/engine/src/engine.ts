@@ -11,6 +11,10 @@
 import { Clock, Context, Effect, Layer, Redacted } from "effect"
 import type { Config, HttpSettings } from "./config.ts"
 import { defaultHttp } from "./config.ts"
+import * as Authorization from "./authorization.ts"
+import type { AuthorizationFailed } from "./authorization-error.ts"
+import * as DeviceFlow from "./device-flow.ts"
+import * as Grants from "./grants.ts"
 import type { Connection } from "./connection.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
 import * as Registry from "./connection-registry.ts"
@@ -54,6 +58,44 @@ export interface CacheState {
   readonly expirySource?: string | undefined
 }
 
+/** What a user-grant operation can fail with: a token failure, or the user's authorization not completing. */
+export type GrantError = TokenError | AuthorizationFailed
+
+/** A connection's durable grant as shown (GET, `tessera connections show`): never the refresh token. */
+export interface GrantView {
+  readonly status: "active" | "needs_reauth"
+  readonly scope?: string | undefined
+  readonly detail?: string | undefined
+  readonly updated_at: string
+  readonly version: number
+}
+
+/** The user-grant flows on one connection (authorization.ts, device-flow.ts), their grants kept in the connection
+ *  store (grants.ts). The server's connect routes and `tessera login` are built on these. */
+export interface GrantsShape {
+  /** The authorization URL (state + PKCE S256) for `redirectUri`; keep the result until the callback. */
+  readonly authorize: (connection: string, redirectUri: string) => Effect.Effect<Authorization.Pending, GrantError>
+  /** Checks the redirect's query against `pending` (state first), exchanges the code and stores the grant. */
+  readonly complete: (
+    connection: string,
+    pending: Authorization.Pending,
+    callback: URLSearchParams
+  ) => Effect.Effect<TokenResult, GrantError>
+  /** Asks for a device code: show `userCode` and `verificationUri` to the user. */
+  readonly startDevice: (connection: string) => Effect.Effect<DeviceFlow.Started, GrantError>
+  /** Polls until the user approves (interval, slow_down), then stores the grant. */
+  readonly completeDevice: (
+    connection: string,
+    started: DeviceFlow.Started,
+    onWait?: (info: { readonly intervalSeconds: number; readonly reason: string }) => Effect.Effect<void>
+  ) => Effect.Effect<TokenResult, GrantError>
+  /** Stores a token a user's grant produced: its refresh token durably as the connection's grant, then the token
+   *  in the token cache. Fails with StoreError when no connection store is configured. */
+  readonly save: (connection: string, token: Token, how: string) => Effect.Effect<TokenResult, GrantError>
+  /** The stored grant, if any. */
+  readonly get: (connection: string) => Effect.Effect<GrantView | undefined, GrantError>
+}
+
 export interface EngineShape {
   /** The cached token if it is fresh, synchronously; undefined means "call getToken". The hot path of hot paths. */
   readonly peek: (connection: string) => TokenResult | undefined
@@ -88,6 +130,8 @@ export interface EngineShape {
   readonly subscribe: (listener: Events.Listener) => () => void
   readonly storeHealth: () => Effect.Effect<StoreHealth>
   readonly config: Config
+  /** User grants: authorization code with PKCE, device flow, durable grants. */
+  readonly grants: GrantsShape
 }
 
 export class Engine extends Context.Service<Engine, EngineShape>()("tessera/Engine") {}
@@ -192,8 +236,16 @@ export const make = (
       Effect.flatMap(Clock.currentTimeMillis, (at) =>
         Effect.sync(() => emitter.emit({ type, connection: c.name, provider: c.manifest.id, at, reason, ...extra }))
       )
-    const renewal = Renewal.make({ cache, http, settings: opts.http ?? config.http ?? defaultHttp, emit })
     const registry = opts.registry ?? Registry.make(config, opts.connectionStore)
+    // Refresh tokens live in the connection store's grants (grants.ts) for every connection when `connection_store:`
+    // is configured, and for stored and user-granted connections whenever there is a store at all.
+    const explicitStore = config.connectionStore !== undefined
+    const grantsFor = (c: Connection) =>
+      registry.hasStore && (explicitStore || c.source === "api" || Authorization.isUserGranted(c))
+        ? Effect.mapError(registry.store(), storeError)
+        : Effect.succeed(undefined)
+    const settings = opts.http ?? config.http ?? defaultHttp
+    const renewal = Renewal.make({ cache, http, settings, emit, grants: grantsFor })
     // A connection that changed or went away (on any instance): nobody is served a token got with the old inputs.
     registry.onChange(cache.evict)
     const connection = (name: string): Effect.Effect<Connection, TokenError> =>
@@ -247,7 +299,70 @@ export const make = (
         return forgot
       })
 
+    const grantStore = Effect.suspend(() =>
+      registry.hasStore
+        ? Effect.mapError(registry.store(), storeError)
+        : Effect.fail(
+            new StoreError({
+              store: "connections (none)",
+              operation: "put grant",
+              reason: "a user's grant must be kept durably: add connection_store: to the config"
+            })
+          )
+    )
+    const saveGrant: GrantsShape["save"] = (name, token, how) =>
+      Effect.gen(function* () {
+        const c = yield* connection(name)
+        const s = yield* grantStore
+        if (token.refreshToken) yield* Grants.save(s, c.name, token.refreshToken, token.scope)
+        else
+          yield* Effect.logWarning(
+            "the provider issued no refresh token: the user must authorize again when this token expires"
+          ).pipe(Effect.annotateLogs({ connection: c.name, provider: c.manifest.id }))
+        yield* cache.save(c, token)
+        const reason = `${how}: the user granted access${token.refreshToken ? " (refresh token stored in the connection store)" : ""}`
+        yield* emit(c, "acquired", reason)
+        return Renewal.result(c, token, "acquired", reason)
+      })
+    const grants: GrantsShape = {
+      authorize: (name, redirectUri) => Effect.flatMap(connection(name), (c) => Authorization.start(c, redirectUri)),
+      complete: (name, pending, query) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const code = yield* Authorization.callback(c, query, pending.state)
+          const x = yield* Authorization.exchange(
+            c,
+            { code, verifier: pending.verifier, redirectUri: pending.redirectUri },
+            settings
+          ).pipe(Effect.provideService(Http, http))
+          return yield* saveGrant(name, x.token, "authorization code")
+        }),
+      startDevice: (name) =>
+        Effect.flatMap(connection(name), (c) => DeviceFlow.start(c, settings).pipe(Effect.provideService(Http, http))),
+      completeDevice: (name, started, onWait) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const x = yield* DeviceFlow.poll(c, started, settings, onWait).pipe(Effect.provideService(Http, http))
+          return yield* saveGrant(name, x.token, "device authorization")
+        }),
+      save: saveGrant,
+      get: (name) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const g = yield* Grants.read(yield* grantStore, c.name)
+          if (!g) return undefined
+          return {
+            status: g.status,
+            ...(g.scope !== undefined ? { scope: g.scope } : {}),
+            ...(g.detail !== undefined ? { detail: g.detail } : {}),
+            updated_at: new Date(g.updatedAt).toISOString(),
+            version: g.version
+          }
+        })
+    }
+
     return {
+      grants,
       peek,
       getToken,
       invalidate,

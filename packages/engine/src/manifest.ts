@@ -52,6 +52,39 @@ export interface FlowSpec {
   readonly body: ReadonlyArray<readonly [string, BodySpec]>
 }
 
+export interface AuthorizationSpec {
+  readonly url: Template.Template
+  readonly scope?: Template.Template | undefined
+  readonly params: ReadonlyArray<readonly [string, Template.Template]>
+  readonly body: ReadonlyArray<readonly [string, Template.Template]>
+  readonly redirectPort?: number | undefined
+}
+
+export interface DeviceSpec {
+  readonly url: Template.Template
+  readonly scope?: Template.Template | undefined
+  readonly params: ReadonlyArray<readonly [string, Template.Template]>
+}
+
+/** Query parameters and body fields tessera sets itself in the user-grant flows (RFC 6749 §4.1, RFC 7636, RFC 8628). */
+const reservedParams = [
+  "response_type",
+  "client_id",
+  "redirect_uri",
+  "state",
+  "code_challenge",
+  "code_challenge_method"
+]
+const reservedBody = [
+  "grant_type",
+  "code",
+  "redirect_uri",
+  "code_verifier",
+  "client_id",
+  "client_secret",
+  "device_code"
+]
+
 export type ExpirySpec =
   | { readonly source: "expires_in"; readonly unit: "s" | "ms" }
   | { readonly source: "expires_at" }
@@ -111,6 +144,10 @@ export interface Manifest {
   }
   readonly apply: { readonly header: string; readonly value: Template.Template }
   readonly api?: { readonly baseUrl: Template.Template } | undefined
+  /** The authorization code flow (authorization.ts): where a user grants access in a browser. */
+  readonly authorization?: AuthorizationSpec | undefined
+  /** The device authorization grant (device-flow.ts). */
+  readonly device?: DeviceSpec | undefined
   readonly errors: {
     readonly reauthenticate: ErrorMatch
     readonly transient: ErrorMatch
@@ -408,6 +445,31 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     if (inputs.get(ref.name)?.secret)
       warn(["apply", "value"], `apply.value sends secret input "${ref.name}" on every API call`)
 
+  const templates = (
+    path: ReadonlyArray<string>,
+    m: Readonly<Record<string, string | undefined>> | undefined,
+    reserved: ReadonlyArray<string>
+  ) =>
+    Object.entries(m ?? {}).map(([k, v]) => {
+      if (reserved.includes(k)) at([...path, k], `"${k}" is set by tessera`, "remove it", { key: true })
+      return [k, parseT([...path, k], v ?? "", false)] as const
+    })
+  const authorization: AuthorizationSpec | undefined = doc.authorization && {
+    url: parseT(["authorization", "url"], doc.authorization.url, false),
+    scope:
+      doc.authorization.scope === undefined
+        ? undefined
+        : parseT(["authorization", "scope"], doc.authorization.scope, false),
+    params: templates(["authorization", "params"], doc.authorization.params, reservedParams),
+    body: templates(["authorization", "body"], doc.authorization.body, reservedBody),
+    redirectPort: doc.authorization.redirect_port
+  }
+  const device: DeviceSpec | undefined = doc.device && {
+    url: parseT(["device", "url"], doc.device.url, false),
+    scope: doc.device.scope === undefined ? undefined : parseT(["device", "scope"], doc.device.scope, false),
+    params: templates(["device", "params"], doc.device.params, [...reservedBody, "scope"])
+  }
+
   const match = (m: { status?: number[]; codes?: Array<string | number> } | undefined, d: ErrorMatch): ErrorMatch => ({
     status: m?.status ?? d.status,
     codes: m?.codes ?? d.codes
@@ -446,6 +508,8 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     },
     apply: { header: doc.apply?.header ?? "Authorization", value: applyValue },
     api: doc.api ? { baseUrl: parseT(["api", "base_url"], doc.api.base_url, false) } : undefined,
+    authorization,
+    device,
     errors: {
       reauthenticate: match(doc.errors?.reauthenticate, defaultErrors.reauthenticate),
       transient: match(doc.errors?.transient, defaultErrors.transient),

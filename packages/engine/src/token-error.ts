@@ -90,8 +90,25 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   }
 }
 
+/** The connection's tokens come from a user's grant (authorization code or device flow), and there is none to use:
+ *  never granted ("no_grant"), or its refresh token was refused ("needs_reauth"). Only the user can fix it, by
+ *  authorizing again (`tessera login <connection>`, or the server's connect link). */
+export class AuthorizationRequired extends Schema.TaggedError<AuthorizationRequired>()("AuthorizationRequired", {
+  ...where,
+  reason: Schema.Literals(["no_grant", "needs_reauth"]),
+  detail: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    const why =
+      this.reason === "no_grant"
+        ? "has no user grant yet"
+        : `needs the user to authorize again (${this.detail ?? "the provider refused its refresh token"})`
+    return `connection "${this.connection}" (${this.provider}) ${why}: run \`tessera login ${this.connection}\` or send the user a connect link`
+  }
+}
+
 export type UpstreamError = TransportError | UpstreamTimeout | UpstreamRejected | ResponseInvalid
-export type TokenError = UnknownConnection | InputInvalid | UpstreamError | StoreError
+export type TokenError = UnknownConnection | InputInvalid | UpstreamError | StoreError | AuthorizationRequired
 
 export const isUpstreamError = (e: { readonly _tag: string }): e is UpstreamError =>
   e._tag === "TransportError" ||

@@ -41,7 +41,14 @@ const request = (
   body: Pick<TokenRequest, "encoding" | "form" | "json">
 ): BuildResult => ({ _tag: "Request", request: { flow: flow.name, method: flow.method, url, headers, ...body } })
 
-export const build = (connection: Connection, flow: FlowSpec, token?: Token): BuildResult => {
+/** `extra` fields go after the flow's own body: the code, redirect_uri and code_verifier of an authorization code
+ *  exchange, or the device_code of a device flow poll (authorization.ts, device-flow.ts). */
+export const build = (
+  connection: Connection,
+  flow: FlowSpec,
+  token?: Token,
+  extra: ReadonlyArray<readonly [string, Template.Value]> = []
+): BuildResult => {
   const details: string[] = []
   const ctx: Template.Context = {
     inputs: (n) => connection.inputs.get(n),
@@ -94,6 +101,11 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
         )
     }
   }
+  if (method === "none") {
+    // A public client identifies itself in the body (RFC 6749 §4.1.3, §3.2.1), when the manifest names its id.
+    const id = Template.render(flow.clientAuth.id, ctx)
+    if (id._tag === "Value" && Template.reveal(id.value) !== "") fields.push(["client_id", id.value])
+  }
   const renderBody = (spec: BodySpec): Json | undefined => {
     switch (spec.kind) {
       case "literal":
@@ -117,6 +129,7 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     const v = renderBody(spec)
     if (v !== undefined) fields.push([k, v])
   }
+  fields.push(...extra)
   if (flow.name === "refresh") {
     if (token?.refreshToken) fields.push(["refresh_token", token.refreshToken])
     else details.push("the refresh flow needs a refresh token and there is none")

@@ -143,12 +143,16 @@ export const exchange = (
   connection: Connection,
   flow: FlowSpec,
   http: HttpSettings,
-  current?: Token
+  current?: Token,
+  extra: ReadonlyArray<readonly [string, Template.Value]> = []
 ): Effect.Effect<Exchange, UpstreamError | InputInvalid, Http.Http> => {
   const where = { connection: connection.name, provider: connection.manifest.id }
-  const built = TokenRequest.build(connection, flow, current)
+  const built = TokenRequest.build(connection, flow, current, extra)
   if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
-  const secrets = secretsOf(connection, current)
+  const secrets = [
+    ...secretsOf(connection, current),
+    ...extra.flatMap(([, v]) => (Template.isSecret(v) ? [Template.reveal(v)] : []))
+  ]
   // The URL goes into timeout and transport errors: a secret input templated into its path must not.
   const url = Redaction.scrub(displayUrl(built.request.url), secrets)
   return Effect.gen(function* () {

@@ -49,6 +49,7 @@ export const status: { readonly [C in Code]: number } = {
   ConnectionInvalid: 422,
   ConnectionConflict: 409,
   ConnectionStoreError: 503,
+  AuthorizationRequired: 409, // a user must authorize (again): a connect link, or `tessera login`
   // the server's own refusals
   BadRequest: 400,
   Unauthorized: 401,
@@ -66,6 +67,7 @@ export const status: { readonly [C in Code]: number } = {
 
 const titles: { readonly [C in Code]: string } = {
   UnknownConnection: "Unknown connection",
+  AuthorizationRequired: "User authorization required",
   InputInvalid: "Connection misconfigured",
   TransportError: "Provider unreachable",
   UpstreamRejected: "Provider rejected the request",
@@ -157,6 +159,7 @@ const detailOf = (
         extensions: { errors: e.errors }
       }
     case "ConnectionConflict":
+    case "AuthorizationRequired":
       return { detail: e.message }
     case "UpstreamRejected":
       return {

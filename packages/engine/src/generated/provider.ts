@@ -93,6 +93,8 @@ refresh?: WhenToRenew
 apply?: HowAPICallsCarryTheToken
 api?: ProviderAPI
 errors?: ErrorClassification
+authorization?: AuthorizationCodeFlowUserGrant
+device?: DeviceAuthorizationGrantRFC8628
 }
 /**
  * Every value a connection supplies. Keys are snake_case; templates may only reference inputs declared here.
@@ -281,4 +283,52 @@ status?: number[]
  * Values of the response's error code (see response.error.code).
  */
 codes?: (string | number)[]
+}
+/**
+ * A user grants access in a browser: tessera sends them to `url` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, a random `state` and a PKCE S256 `code_challenge` (RFC 6749 §4.1, RFC 7636; PKCE is always used), checks `state` on the way back, and exchanges the code at `flows.acquire`'s token endpoint (its url, encoding, client_auth and headers) with grant_type=authorization_code, code, redirect_uri and code_verifier. The refresh token it returns is the connection's durable grant (kept in the connection store); the acquire flow of such a connection (grant_type `authorization_code`) is never run unattended.
+ */
+export interface AuthorizationCodeFlowUserGrant {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+url: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+scope?: string
+/**
+ * Extra query parameters of the authorization request (templates; one whose inputs are unset is left out). `response_type`, `client_id`, `redirect_uri`, `state`, `code_challenge` and `code_challenge_method` are tessera's.
+ */
+params?: {
+[k: string]: Template | undefined
+}
+/**
+ * Extra body fields of the code exchange (templates), beside grant_type, code, redirect_uri and code_verifier.
+ */
+body?: {
+[k: string]: Template | undefined
+}
+/**
+ * A fixed port for `tessera login`'s loopback redirect `http://127.0.0.1:<port>/callback` (RFC 8252 §7.3), for providers that register exact redirect URIs; without it a random free port is used.
+ */
+redirect_port?: number
+}
+/**
+ * For machines without a browser (`tessera login <connection> --device`): tessera posts to `url` (the device authorization endpoint) with the client's authentication and `scope`, shows the user `verification_uri` and `user_code`, then polls `flows.acquire`'s token endpoint with grant_type=urn:ietf:params:oauth:grant-type:device_code every `interval` seconds (default 5; `slow_down` adds 5 s) until the user approves (`authorization_pending` keeps polling; `access_denied` and `expired_token` end it). The refresh token it returns is the connection's durable grant.
+ */
+export interface DeviceAuthorizationGrantRFC8628 {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+url: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+scope?: string
+/**
+ * Extra form fields of the device authorization request (templates; one whose inputs are unset is left out).
+ */
+params?: {
+[k: string]: Template | undefined
+}
 }
