@@ -43,12 +43,6 @@ const cookiePrefix = "tessera_connect_"
 
 const sha256url = (s: string) => createHash("sha256").update(s, "utf8").digest("base64url")
 
-/** RFC 7636 §4.1-4.2: a 43-character verifier from 32 random bytes, and its S256 challenge. */
-export const pkce = (): { readonly verifier: string; readonly challenge: string } => {
-  const verifier = randomBytes(32).toString("base64url")
-  return { verifier, challenge: sha256url(verifier) }
-}
-
 const problem = (description: string): ResponseDoc => ({
   description,
   schema: "Problem",
@@ -154,7 +148,7 @@ const outcome = (status: number, code: string, title: string, message: string, c
   code,
   title,
   message,
-  connection
+  connection: connection === "" ? undefined : connection
 })
 
 const startAgain = "Ask the application that sent you here for a new link, and start again."
@@ -230,12 +224,20 @@ const outcomes = {
       "You declined to give access, so nothing was connected. You can close this window, or start again from the application.",
       c
     ),
-  providerError: (c: string, code: string) =>
+  providerError: (c: string, detail: string) =>
     outcome(
       502,
       "ProviderError",
       "The provider refused",
-      `The provider answered with "${code}" instead of granting access. ${startAgain}`,
+      `The provider answered "${detail}" instead of granting access. ${startAgain}`,
+      c
+    ),
+  misconfigured: (c: string) =>
+    outcome(
+      500,
+      "InputInvalid",
+      "The connection is misconfigured",
+      "The server's operator must fix this connection before it can be connected.",
       c
     ),
   noCode: (c: string) =>
@@ -295,25 +297,26 @@ const asPage = (
   >
 ) =>
   body.pipe(
-    Effect.catch((e: unknown) =>
-      e instanceof Refusal && e.code === "ConnectNotConfigured"
-        ? show(outcomes.notConfigured(e.detail.replace(/^the connect flow needs /, "it needs ")))
-        : Effect.flatMap(RequestContext, (ctx) =>
-            Effect.flatMap(Effect.logError("connect flow failed", e), () =>
-              Effect.succeed(
-                Page.response(
-                  outcome(
-                    500,
-                    "Internal",
-                    "Something went wrong",
-                    `The server could not finish this step. ${startAgain}`
-                  ),
-                  ctx.id
-                )
-              )
-            )
+    Effect.catch((e: unknown) => {
+      const tag = typeof e === "object" && e !== null && "_tag" in e ? String(e._tag) : ""
+      const connection =
+        typeof e === "object" && e !== null && "connection" in e && typeof e.connection === "string" ? e.connection : ""
+      if (e instanceof Refusal && e.code === "ConnectNotConfigured")
+        return show(outcomes.notConfigured(e.detail.replace(/^the connect flow needs /, "it needs ")))
+      if (tag === "StoreError" || tag === "ConnectionStoreError") return show(outcomes.storeFailed(connection))
+      if (tag === "UnknownConnection") return show(outcomes.unknownConnection(connection))
+      if (tag === "InputInvalid") return show(outcomes.misconfigured(connection))
+      // A bug: the page says only that it happened (and the request id); the log gets the cause.
+      return Effect.flatMap(RequestContext, (ctx) =>
+        Effect.as(
+          Effect.logError("connect flow failed", e),
+          Page.response(
+            outcome(500, "Internal", "Something went wrong", `The server could not finish this step. ${startAgain}`),
+            ctx.id
           )
-    )
+        )
+      )
+    })
   )
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -338,8 +341,9 @@ const begin = (name: string, linkText: string | null) =>
       if (c.version !== link.cv) return yield* show(outcomes.replaced(name))
       const unsupported = yield* Effect.flip(ConnectGrant.check(c)).pipe(Effect.option)
       if (unsupported._tag === "Some") return yield* show(outcomes.unsupported(name, unsupported.value.detail))
-      const grantVersion = yield* ConnectGrant.grantVersion(ctx.generation.engine, name)
-      const { verifier, challenge } = pkce()
+      const engine = ctx.generation.engine
+      const grantVersion = yield* ConnectGrant.grantVersion(engine, name)
+      const authorization = yield* ConnectGrant.authorize(engine, c, redirectUriOf(publicUrl))
       const browser = randomBytes(24).toString("base64url")
       const id = randomBytes(9).toString("base64url")
       const state = Seal.sealState(ring, {
@@ -348,15 +352,11 @@ const begin = (name: string, linkText: string | null) =>
         cv: c.version,
         gv: grantVersion ?? null,
         exp: (yield* nowSeconds) + Seal.stateTtlSeconds,
-        pv: verifier,
+        pv: Redacted.value(authorization.verifier),
         bh: sha256url(browser),
         ...(link.ra !== undefined ? { ra: link.ra } : {})
       })
-      const location = yield* ConnectGrant.authorizeUrl(ctx.generation.engine, c, {
-        redirectUri: redirectUriOf(publicUrl),
-        state,
-        codeChallenge: challenge
-      })
+      const location = authorization.url(state)
       const secure = publicUrl.startsWith("https:") ? "; Secure" : ""
       const cookiePath = `${new URL(publicUrl).pathname.replace(/\/+$/, "")}${callbackPath}`
       return HttpServerResponse.empty({
@@ -394,9 +394,6 @@ const sameBrowser = (cookieHeader: string | undefined, state: Seal.State): boole
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-/** RFC 6749 §4.1.2.1 error codes are ASCII without quotes or backslashes; show only a code of that shape. */
-const errorCode = (e: string): string => (/^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(e) ? e : "an unreadable error")
-
 const callback: Handler = () =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -431,29 +428,34 @@ const complete = (q: URLSearchParams, cookie: string | undefined) =>
     // One use: the grant must still be the one the flow began from (see the module header).
     const before = yield* ConnectGrant.grantVersion(ctx.generation.engine, name)
     if ((before ?? null) !== state.gv) return yield* done(outcomes.replayed(name))
-    const error = q.get("error")
-    if (error !== null)
-      return yield* done(
-        error === "access_denied" ? outcomes.denied(name) : outcomes.providerError(name, errorCode(error))
-      )
-    const code = q.get("code")
-    if (code === null || code === "") return yield* done(outcomes.noCode(name))
-    const stored = yield* ConnectGrant.exchange(ctx.generation.engine, c, {
-      code: Redacted.make(code, { label: "authorization_code" }),
-      codeVerifier: Redacted.make(state.pv, { label: "code_verifier" }),
+    const finished = yield* ConnectGrant.complete(ctx.generation.engine, c, {
       redirectUri: redirectUriOf(publicUrl),
-      expectedGrantVersion: state.gv ?? undefined
+      state: stateText,
+      verifier: Redacted.make(state.pv, { label: "code_verifier" }),
+      query: q
     }).pipe(
-      Effect.map((r) => (r.stored ? outcomes.connected(name) : outcomes.replayed(name))),
-      Effect.catch((e) =>
-        Effect.succeed(
-          e._tag === "ConnectionStoreError" || e._tag === "StoreError"
-            ? outcomes.storeFailed(name)
-            : outcomes.exchangeFailed(name, ConnectGrant.describe(e, Upstream.secretsOf(c), code, state.pv))
-        )
-      )
+      Effect.as(outcomes.connected(name)),
+      Effect.catch((e) => {
+        const why = ConnectGrant.classify(e, [...Upstream.secretsOf(c), stateText, state.pv, q.get("code") ?? ""])
+        switch (why._tag) {
+          case "Denied":
+            return Effect.succeed(outcomes.denied(name))
+          case "ProviderError":
+            return Effect.succeed(outcomes.providerError(name, why.detail))
+          case "NoCode":
+            return Effect.succeed(outcomes.noCode(name))
+          case "Exchange":
+            return Effect.succeed(outcomes.exchangeFailed(name, why.detail))
+          case "Misconfigured":
+            return Effect.succeed(outcomes.misconfigured(name))
+          case "Store":
+            return Effect.succeed(outcomes.storeFailed(name))
+          case "Unknown":
+            return Effect.succeed(outcomes.unknownConnection(name))
+        }
+      })
     )
-    return yield* done(stored)
+    return yield* done(finished)
   })
 
 const failures: Readonly<Record<number, ResponseDoc>> = {

@@ -30,7 +30,7 @@ const text = (publicUrl: string | undefined) =>
   [
     "providers: [./providers]",
     `connection_store: { type: sqlite, path: ./connections.db, encryption_keys: ["${STORE_KEY}"] }`,
-    ...serverLines(publicUrl),
+    ...serverLines(publicUrl, { allowlisted: false }),
     "http: { timeout_ms: 2000, total_timeout_ms: 3000, retries: 0 }"
   ].join("\n")
 

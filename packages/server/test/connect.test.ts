@@ -321,7 +321,7 @@ describe("GET /v1/connect/callback: every failure is a clear page", () => {
     expect(r.text).not.toContain("<script>")
     expect(r.text).toContain("&lt;script&gt;alert(1)&lt;/script&gt;")
     const quoted = await cb(`state=${text}&error=${encodeURIComponent('a"b')}`, cookie)
-    expect(quoted.text).toContain("an unreadable error")
+    expect(quoted.text).toContain("a&quot;b")
   })
 
   it("a state whose grant has moved on (a replayed or superseded callback): 409 AlreadyUsed, before any exchange", async () => {

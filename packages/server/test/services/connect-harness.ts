@@ -20,7 +20,10 @@ export const env = { CONNECT_KEY }
 export const ring: SecretBox.KeyRing = Seal.ringOf([Redacted.make(CONNECT_KEY)])!
 
 /** The `server:` block's lines; `publicUrl` undefined leaves it out. */
-export const serverLines = (publicUrl: string | undefined, opts: { connectKeys?: boolean } = {}): string[] => [
+export const serverLines = (
+  publicUrl: string | undefined,
+  opts: { connectKeys?: boolean; allowlisted?: boolean } = {}
+): string[] => [
   "server:",
   ...(publicUrl !== undefined ? [`  public_url: "${publicUrl}"`] : []),
   ...((opts.connectKeys ?? true) ? ['  connect_keys: ["${env:CONNECT_KEY}"]'] : []),
@@ -29,7 +32,9 @@ export const serverLines = (publicUrl: string | undefined, opts: { connectKeys?:
   `    - { name: acme, key: "${ACME}", tags: { tenant: acme }, scopes: ["connections:read", "connections:write"] }`,
   `    - { name: globex, key: "${GLOBEX}", tags: { tenant: globex }, scopes: ["connections:read", "connections:write"] }`,
   `    - { name: reader, key: "${READER}", scopes: ["connections:read", token] }`,
-  `    - { name: only-other, key: "${ONLY_OTHER}", connections: [other], scopes: ["connections:write"] }`
+  ...((opts.allowlisted ?? true)
+    ? [`    - { name: only-other, key: "${ONLY_OTHER}", connections: [other], scopes: ["connections:write"] }`]
+    : [])
 ]
 
 export const parse = (text: string, file = "/tmp/tessera-connect-test/tessera.yaml"): Promise<Config.Config> =>
