@@ -259,7 +259,7 @@ const outcomes = {
       c
     ),
   connected: (c: string) =>
-    outcome(200, "Connected", "Account connected", "The account is connected. You can close this window.", c)
+    outcome(200, "Connected", "Account connected", "Access was granted, and the connection is ready to use.", c)
 }
 
 /** `redirect_after` with the outcome: `tessera_connection`, `tessera_status` (connected, denied, failed) and, for

@@ -5,11 +5,13 @@
  *  lifecycle event counted, a replayed callback refused before any exchange, a provider's refusal shown as a page
  *  with no secret; a callback answered by a second instance sharing the store; and the grant's refresh token
  *  still working after both servers are gone and a new one starts on the same store. */
+import { Effect } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { ConnectionStore } from "@tessera/engine"
 import type { RunningServer } from "../src/index.ts"
 import * as Seal from "../src/connect-seal.ts"
 import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, ring, serverLines } from "./services/connect-harness.ts"
@@ -220,6 +222,15 @@ describe("the connect flow, wire-exact", () => {
     expect(idp.tokenRequests().length).toBe(n)
   })
 
+  it("a link can be opened again until it expires: each opening starts its own flow (own state, own verifier)", async () => {
+    const url = flow.link.json().url
+    const [one, two] = [await navigate(url), await navigate(url)]
+    expect([one.status, two.status]).toEqual([302, 302])
+    const stateOf = (r: Reply) => new URL(String(r.headers.location)).searchParams
+    expect(stateOf(one).get("state")).not.toBe(stateOf(two).get("state"))
+    expect(stateOf(one).get("code_challenge")).not.toBe(stateOf(two).get("code_challenge"))
+  })
+
   it("a key outside the connection's tags cannot make a link for it (404, as if absent)", async () => {
     const r = await api(a.url, GLOBEX, "POST", "/v1/connect-links", { connection: "acme-crm" })
     expect(r.status).toBe(404)
@@ -307,6 +318,64 @@ describe("several instances, and a restart", () => {
       expect(r.json().access_token).toMatch(/^at-/)
     } finally {
       await c.close()
+    }
+  })
+})
+
+describe("the connection store fails", () => {
+  it("a grant that cannot be saved is a 503 page, and the user can start again later", async () => {
+    const base = ConnectionStore.makeMemory()
+    let failing = true
+    const store: ConnectionStore.ConnectionStoreShape = {
+      ...base,
+      putGrant: (name, grant, expected) =>
+        failing
+          ? Effect.fail(
+              new ConnectionStore.ConnectionStoreError({
+                store: "test",
+                operation: "put grant",
+                reason: "disk on fire"
+              })
+            )
+          : base.putGrant(name, grant, expected)
+    }
+    const noStore = (u: string | undefined) =>
+      [
+        "providers: [./providers]",
+        ...serverLines(u, { allowlisted: false }),
+        "http: { timeout_ms: 2000, total_timeout_ms: 3000, retries: 0 }"
+      ].join("\n")
+    const own = capture()
+    const t = await start(await parse(noStore(undefined), file), own, { connections: store })
+    try {
+      await t.reload(await parse(noStore(t.url), file))
+      const put = await api(t.url, ADMIN, "PUT", "/v1/connections/acme-fragile", {
+        provider: "user-oauth",
+        inputs: {
+          authorize_url: idp.authorizeUrl,
+          token_url: idp.tokenUrl,
+          client_id: idp.clientId,
+          client_secret: idp.clientSecret
+        },
+        tags: { tenant: "acme" }
+      })
+      expect(put.status).toBe(201)
+      const link = await api(t.url, ACME, "POST", "/v1/connect-links", { connection: "acme-fragile" })
+      const toProvider = await navigate(link.json().url)
+      const cookie = String(toProvider.headers["set-cookie"]).split(";")[0]!
+      const back = await fetch(String(toProvider.headers.location), { redirect: "manual" })
+      const r = await navigate(back.headers.get("location")!, cookie)
+      expect(r.status).toBe(503)
+      expect(pageCode(r.text)).toBe("ConnectionStoreError")
+      expect(r.text).not.toContain("disk on fire")
+      failing = false
+      const again = await api(t.url, ACME, "POST", "/v1/connect-links", { connection: "acme-fragile" })
+      const nav = await navigate(again.json().url)
+      const back2 = await fetch(String(nav.headers.location), { redirect: "manual" })
+      const ok = await navigate(back2.headers.get("location")!, String(nav.headers["set-cookie"]).split(";")[0]!)
+      expect(pageCode(ok.text)).toBe("Connected")
+    } finally {
+      await t.close()
     }
   })
 })
