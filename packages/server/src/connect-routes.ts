@@ -10,10 +10,11 @@
  *  - `GET /v1/connect/callback?state=&code=` opens the state, exchanges the code and stores the grant.
  *
  *  No server keeps state for a flow. One use across instances comes from the connection store itself: the state
- *  names the grant version it started from, and the grant is written only over that version (`putGrant`'s
- *  compare-and-swap), so a replayed callback, or the slower of two racing ones, finds the grant moved on and is
- *  refused; it is also checked before the code is exchanged. The state is bound to the browser that began (RFC
- *  9700 §4.7.1): a random cookie for the callback path, whose digest the state holds.
+ *  names the version of the connection's grant when the flow began, and a callback is refused unless the grant is
+ *  still at that version. Storing the grant moves it on, so a replayed callback, on any instance, is refused before
+ *  its code is sent anywhere. (Two callbacks racing in the same instant both pass this check; the provider's
+ *  one-use code, RFC 6749 §4.1.2, refuses the second.) The state is bound to the browser that began (RFC 9700
+ *  §4.7.1): a random cookie for the callback path, whose digest the state holds.
  *
  *  These two GET routes take no API key (the link and the state are the credential) and admit a browser's
  *  top-level navigation from another site (request-guard.ts); every failure is an HTML page (connect-page.ts)
@@ -111,7 +112,8 @@ const createLink: Handler = () =>
     if (req instanceof Refusal) return yield* req
     const name = req.connection
     RequestCtx.label(ctx, "/v1/connect-links", name)
-    // The same rules as a route with `:name` (app.ts): allowlist 403, out of the key's tags 404, then the scope.
+    // The rules of a route with `:name` (app.ts), for the body's name: allowlist 403, out of the key's tags 404. (The
+    // scope was checked before the handler ran; it does not depend on the connection, so it reveals nothing.)
     const principal = ctx.principal
     if (principal) {
       const forbidden = Access.allowed(principal, name)
