@@ -6,6 +6,8 @@
  *  provider and a real IdP, is in connect-flow.test.ts. */
 import type { Sandbox } from "@tessera/testkit"
 import { Effect } from "effect"
+import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Config } from "@tessera/engine"
 import type { RunningServer } from "../src/index.ts"
@@ -449,5 +451,30 @@ describe("OpenAPI", () => {
       expect.arrayContaining(["200", "303", "400", "403", "404", "409", "410", "502", "503"])
     )
     expect(doc.components.schemas.ConnectLink.required).toEqual(["url", "expires_at"])
+  })
+})
+
+describe("the README's connect example", () => {
+  it("is a valid config: the public URL, one connect key, the onboarding key's scopes", async () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+    const section = readme.slice(readme.indexOf("## Connecting a user's account"))
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]
+    expect(example).toContain("public_url:")
+    const config = await Effect.runPromise(
+      Config.parse("/tmp/readme/tessera.yaml", example!, {
+        DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
+        TESSERA_KEY_1: randomBytes(32).toString("base64"),
+        TESSERA_CONNECT_KEY: randomBytes(32).toString("base64"),
+        ONBOARDING_KEY: "onboarding-key-1234567890"
+      })
+    )
+    expect(config.problems.filter((p) => p.severity === "error")).toEqual([])
+    expect(config.server.publicUrl).toBe("https://tessera.example.com")
+    expect(config.server.connectKeys).toHaveLength(1)
+    expect(config.server.apiKeys[0]?.scopes).toEqual(["connections:read", "connections:write"])
+    // The one redirect URI the section says to register.
+    const { redirectUriOf } = await import("../src/connect-routes.ts")
+    expect(redirectUriOf(config.server.publicUrl!)).toBe("https://tessera.example.com/v1/connect/callback")
+    expect(section).toContain("`https://tessera.example.com/v1/connect/callback`")
   })
 })
