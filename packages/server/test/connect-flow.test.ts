@@ -89,6 +89,9 @@ const putConnection = (name: string, tenant = "acme") =>
     tags: { tenant }
   })
 
+/** Every link and state handed out: bearer credentials, never logged. */
+const issued: string[] = []
+
 /** The link, the 302 to the provider, and the provider's redirect back (code + state), as a browser would go. */
 const beginFlow = async (name: string, body: Record<string, unknown> = {}) => {
   const link = await api(a.url, ACME, "POST", "/v1/connect-links", { connection: name, ...body })
@@ -97,6 +100,7 @@ const beginFlow = async (name: string, body: Record<string, unknown> = {}) => {
   expect(toProvider.status).toBe(302)
   const cookie = String(toProvider.headers["set-cookie"]).split(";")[0]!
   const authorize = new URL(String(toProvider.headers.location))
+  issued.push(new URL(link.json().url).searchParams.get("link")!, authorize.searchParams.get("state")!)
   const back = await fetch(authorize, { redirect: "manual" })
   expect(back.status).toBe(302)
   return { link, toProvider, authorize, cookie, callback: new URL(back.headers.get("location")!) }
@@ -381,8 +385,11 @@ describe("the connection store fails", () => {
 })
 
 describe("secrets", () => {
-  it("no client secret, code, verifier, refresh token or connect key in any log line or problem", () => {
+  it("no client secret, code, verifier, refresh token, link, state or connect key in any log line or problem", () => {
+    expect(issued.length).toBeGreaterThan(8)
+    expect(captured.logs.length).toBeGreaterThan(20)
     const secrets = [
+      ...issued,
       idp.clientSecret,
       CONNECT_KEY,
       STORE_KEY,
