@@ -15,10 +15,19 @@ import * as Expiry from "./expiry.ts"
 import { Http, type HttpShape } from "./http.ts"
 import type { ExpirySource, Token } from "./token.ts"
 import { TokenCache, type TokenCacheShape } from "./token-cache.ts"
-import type { InputInvalid, StoreError, TokenError, UpstreamError, UpstreamRejected } from "./token-error.ts"
+import type {
+  InputInvalid,
+  StaticCredential,
+  StoreError,
+  TokenError,
+  UpstreamError,
+  UpstreamRejected
+} from "./token-error.ts"
 import * as Upstream from "./upstream.ts"
+import { staticCredential } from "./static-credential.ts"
 
-export type Action = "reused" | "acquired" | "refreshed" | "served_stale"
+/** `static`: a static credential (kind api_key or basic) applied from the inputs; nothing was renewed. */
+export type Action = "reused" | "acquired" | "refreshed" | "served_stale" | "static"
 
 export interface TokenResult {
   readonly connection: string
@@ -77,7 +86,7 @@ export interface Deps {
   readonly emit: Emit
 }
 
-type Renewed = Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError>
+type Renewed = Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError | StaticCredential>
 
 const why = (c: Connection, cached: Token | undefined, options: GetOptions, now: number) =>
   options.force
@@ -96,7 +105,10 @@ export const make = (deps: Deps): RenewalShape => {
   const acquire = (c: Connection, options: GetOptions, reason: string): Renewed =>
     Effect.gen(function* () {
       const started = yield* Clock.currentTimeMillis
-      const x = yield* exchange(c, c.manifest.flows.acquire)
+      const flow = c.manifest.flows.acquire
+      // Only kind oauth2 has flows, and the engine never renews a static credential (static-credential.ts).
+      if (!flow) return yield* staticCredential(c)
+      const x = yield* exchange(c, flow)
       if (!options.noCache) yield* cache.save(c, x.token)
       yield* emit(c, "acquired", reason, { durationMs: x.durationMs })
       yield* Effect.logInfo("token acquired").pipe(
