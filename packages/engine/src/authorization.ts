@@ -38,7 +38,9 @@ export const userGrantTypes: ReadonlyArray<string> = [
 
 /** Whether the connection's tokens come from a user's grant: its acquire flow's grant type is one a user starts. */
 export const isUserGranted = (c: Connection): boolean => {
-  const r = Template.render(c.manifest.flows.acquire.grantType, { inputs: (n) => c.inputs.get(n) })
+  const acquire = c.manifest.flows.acquire
+  if (!acquire) return false
+  const r = Template.render(acquire.grantType, { inputs: (n) => c.inputs.get(n) })
   return r._tag === "Value" && userGrantTypes.includes(Template.reveal(r.value))
 }
 
@@ -53,7 +55,8 @@ const render = (c: Connection, t: Template.Template) => Template.render(t, { inp
 
 /** The client id the acquire flow authenticates with (`client_auth.id`, by default `{{ inputs.client_id }}`). */
 export const clientIdOf = (c: Connection): string | undefined => {
-  const r = render(c, c.manifest.flows.acquire.clientAuth.id)
+  const acquire = c.manifest.flows.acquire
+  const r = acquire ? render(c, acquire.clientAuth.id) : ({ _tag: "Missing", names: [] } as const)
   const fallback = c.inputs.get("client_id")
   const v = r._tag === "Value" ? Template.reveal(r.value) : ""
   return v !== "" ? v : fallback === undefined ? undefined : Template.reveal(fallback)
@@ -66,7 +69,7 @@ const unsupported = (c: Connection, what: string) =>
 export const start = (c: Connection, redirectUri: string): Effect.Effect<Pending, InputInvalid | AuthorizationFailed> =>
   Effect.suspend((): Effect.Effect<Pending, InputInvalid | AuthorizationFailed> => {
     const spec = c.manifest.authorization
-    if (!spec) return Effect.fail(unsupported(c, "authorization"))
+    if (!spec || !c.manifest.flows.acquire) return Effect.fail(unsupported(c, "authorization"))
     const details: string[] = []
     const url = render(c, spec.url)
     if (url._tag === "Missing") details.push(`authorization.url needs ${url.names.join(", ")}, which is not set`)
@@ -134,9 +137,10 @@ export const callback = (
   })
 
 /** The acquire flow turned into the code exchange: same endpoint, encoding, client auth and headers. */
-export const exchangeFlow = (c: Connection): FlowSpec => ({
-  ...c.manifest.flows.acquire,
+export const exchangeFlow = (acquire: FlowSpec, c: Connection): FlowSpec => ({
+  ...acquire,
   grantType: Template.literal("authorization_code"),
+  assertion: undefined,
   body: (c.manifest.authorization?.body ?? []).map(([k, t]) => [k, { kind: "template", template: t }] as const)
 })
 
@@ -150,8 +154,8 @@ export const exchange = (
   },
   settings: HttpSettings
 ): Effect.Effect<Upstream.Exchange, UpstreamError | InputInvalid | AuthorizationFailed, Http> =>
-  c.manifest.authorization
-    ? Upstream.exchange(c, exchangeFlow(c), settings, undefined, [
+  c.manifest.authorization && c.manifest.flows.acquire
+    ? Upstream.exchange(c, exchangeFlow(c.manifest.flows.acquire, c), settings, undefined, [
         ["code", input.code],
         ["redirect_uri", input.redirectUri],
         ["code_verifier", input.verifier]
