@@ -15,6 +15,7 @@ import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import { Http, header } from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Discovery from "./discovery.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, ResponseInvalid, TransportError, UpstreamTimeout, type UpstreamError } from "./token-error.ts"
@@ -87,7 +88,8 @@ export const start = (
         detail: `${c.manifest.id} has no device section`
       })
     // RFC 8628 §3.1: the acquire flow's client authentication (a public client's client_id, token-request.ts).
-    const built = TokenRequest.build(c, requestFlow(acquire, c, spec.url))
+    const discovered = yield* Discovery.endpoint(c, "device_authorization_endpoint", settings)
+    const built = TokenRequest.build(c, requestFlow(acquire, c, spec.url), undefined, { tokenUrl: discovered })
     if (built._tag === "Invalid") return yield* new InputInvalid({ ...where(c), details: built.details })
     const wire = TokenRequest.encode(built.request)
     const secrets = Upstream.secretsOf(c)

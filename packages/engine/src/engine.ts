@@ -355,7 +355,10 @@ export const make = (
         return Renewal.result(c, token, "acquired", reason)
       })
     const grants: GrantsShape = {
-      authorize: (name, redirectUri) => Effect.flatMap(connection(name), (c) => Authorization.start(c, redirectUri)),
+      authorize: (name, redirectUri) =>
+        Effect.flatMap(connection(name), (c) =>
+          Authorization.start(c, redirectUri, settings).pipe(Effect.provideService(Http, http))
+        ),
       complete: (name, pending, query) =>
         Effect.gen(function* () {
           const c = yield* connection(name)
