@@ -189,7 +189,7 @@ describe("each kind validated on its own terms", () => {
         manifest('kind: basic\ninputs: { username: {}, password: {} }\napply: { value: "x {{ inputs.username }}" }\n')
       )
       assert.deepStrictEqual(p, [
-        "5:10 apply.value: kind basic sends Authorization: Basic from apply.username and apply.password"
+        "5:17 apply.value: kind basic sends Authorization: Basic from apply.username and apply.password"
       ])
     })
   )
