@@ -42,6 +42,7 @@ const table = {
   UpstreamRejected: failure,
   ResponseInvalid: failure,
   StoreError: failure,
+  StaticCredential: usage, // a static credential has no token: use tessera request
   ConnectionInvalid: usage,
   ConnectionConflict: usage,
   ConnectionStoreError: failure,

@@ -204,8 +204,8 @@ export const sign = (spec: JwtSpec, ctx: SignContext): Effect.Effect<Redacted.Re
     const claims: Record<string, string> = { ...ctx.defaults }
     for (const [k, t] of spec.claims) {
       const r = Template.render(t, tctx)
+      // A claim whose inputs are unset is left out, or keeps the value known at send time (`aud`).
       if (r._tag === "Value") claims[k] = Template.reveal(r.value)
-      else delete claims[k]
     }
     const now = Math.floor(ctx.now / 1000)
     const header: { alg: string; typ: string; kid?: string } = { alg: algorithm, typ: "JWT" }

@@ -168,6 +168,10 @@ export interface Manifest {
     readonly value: Template.Template
     readonly query?: string | undefined
     readonly basic?: { readonly username: Template.Template; readonly password: Template.Template } | undefined
+    /** kind api_key: header and query parameter named by inputs (`{{ inputs.header }}`); the first that renders
+     *  is where the key goes. `header` / `query` above are then their template sources. */
+    readonly names?:
+      { readonly header?: Template.Template | undefined; readonly query?: Template.Template | undefined } | undefined
   }
   readonly api?: { readonly baseUrl: Template.Template } | undefined
   /** The authorization code flow (authorization.ts): where a user grants access in a browser. */
@@ -207,6 +211,21 @@ const compileApply = (
 ): Manifest["apply"] => {
   const a = doc.apply ?? {}
   const query = a.query
+  const templated = (v: string | undefined) => v !== undefined && v.includes("{{")
+  if (kind !== "api_key")
+    for (const k of ["header", "query"] as const)
+      if (templated(a[k]))
+        at(["apply", k], `only kind api_key can name its ${k} by an input`, `write the ${k} name itself`)
+  if (kind === "api_key" && (templated(a.header) || templated(a.query))) {
+    const names = {
+      header: a.header !== undefined ? parseT(["apply", "header"], a.header, false) : undefined,
+      query: a.query !== undefined ? parseT(["apply", "query"], a.query, false) : undefined
+    }
+    if (a.value === undefined)
+      at(["apply"], "kind api_key needs apply.value: the key as it is sent", 'e.g. value: "{{ inputs.api_key }}"')
+    const value = parseT(["apply", "value"], a.value ?? "", false)
+    return { header: a.header ?? "", value, query, names }
+  }
   if (query !== undefined && a.header !== undefined)
     at(["apply", "query"], "give apply.header or apply.query, not both")
   const header = query !== undefined ? "" : (a.header ?? "Authorization")

@@ -62,9 +62,29 @@ export const render = (c: Connection): Effect.Effect<Applied, InputInvalid> =>
     const text = Template.reveal(v.value)
     if (text === "") return invalid("apply.value is empty: the API key input has no value")
     if (/[\r\n\0]/.test(text)) return invalid("apply.value contains a line break or NUL, which no header can carry")
-    return Effect.succeed({
-      place: m.apply.query !== undefined ? "query" : "header",
-      name: m.apply.query ?? m.apply.header,
-      value: Redacted.make(text, { label: "api_key" })
-    })
+    const value = Redacted.make(text, { label: "api_key" })
+    const names = m.apply.names
+    if (!names)
+      return Effect.succeed({
+        place: m.apply.query !== undefined ? "query" : "header",
+        name: m.apply.query ?? m.apply.header,
+        value
+      })
+    // Names from inputs: the header when its input is set, else the query parameter.
+    for (const place of ["header", "query"] as const) {
+      const t = names[place]
+      const r = t && Template.render(t, ctx)
+      if (!r || r._tag === "Missing") continue
+      const name = Template.reveal(r.value)
+      if (name === "") continue
+      const ok = place === "header" ? /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/ : /^[A-Za-z0-9_.~-]+$/
+      if (!ok.test(name))
+        return invalid(
+          `apply.${place} renders to ${JSON.stringify(name)}, which is not a valid ${place === "header" ? "header" : "query parameter"} name`
+        )
+      return Effect.succeed({ place, name, value })
+    }
+    return invalid(
+      `apply.header and apply.query both need inputs that are not set: give one (${[names.header?.source, names.query?.source].filter(Boolean).join(" or ")})`
+    )
   })

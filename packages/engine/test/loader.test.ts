@@ -823,8 +823,20 @@ describe("bundled manifests", () => {
     .map((f) => f.replace(/\.yaml$/, ""))
     .sort()
 
-  it("are the six providers", () => {
-    assert.deepStrictEqual(ids, ["brandbox", "crm-com", "cube", "dvinci", "oauth2", "usage-engine"])
+  it("are the eleven providers", () => {
+    assert.deepStrictEqual(ids, [
+      "api-key",
+      "basic",
+      "brandbox",
+      "crm-com",
+      "cube",
+      "dvinci",
+      "github-app",
+      "google-service-account",
+      "oauth2",
+      "salesforce-jwt",
+      "usage-engine"
+    ])
   })
 
   for (const id of ids) {
@@ -837,7 +849,7 @@ describe("bundled manifests", () => {
     )
   }
 
-  it.effect("the catalog holds all six", () =>
+  it.effect("the catalog holds all of them", () =>
     Effect.gen(function* () {
       const c = yield* Catalog.load()
       assert.deepStrictEqual([...c.manifests.keys()].sort(), ids)

@@ -350,7 +350,7 @@ keep_alive_seconds?: number
 }
 export interface HowAPICallsCarryTheToken {
 /**
- * The header the credential goes in. Default Authorization. Give `header` or `query`, not both.
+ * The header the credential goes in. Default Authorization. kind api_key may name it by one input, `{{ inputs.header }}`: then the key goes in that header when the input is set, else in the query parameter `query` names. Otherwise give `header` or `query`, not both.
  */
 header?: string
 /**
@@ -358,7 +358,7 @@ header?: string
  */
 value?: string
 /**
- * Put the credential in this query parameter of every API call instead of a header (api_key: `?api_key=...`). A query string ends up in access logs, so prefer a header when the API takes one.
+ * Put the credential in this query parameter of every API call instead of a header (api_key: `?api_key=...`); kind api_key may name it by one input, `{{ inputs.query }}`. A query string ends up in access logs, so prefer a header when the API takes one.
  */
 query?: string
 /**
