@@ -17,6 +17,7 @@ import type { HttpSettings } from "./config.ts"
 import { checkUrl, type Connection } from "./connection.ts"
 import type { Http } from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Discovery from "./discovery.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, type UpstreamError } from "./token-error.ts"
@@ -38,7 +39,9 @@ export const userGrantTypes: ReadonlyArray<string> = [
 
 /** Whether the connection's tokens come from a user's grant: its acquire flow's grant type is one a user starts. */
 export const isUserGranted = (c: Connection): boolean => {
-  const r = Template.render(c.manifest.flows.acquire.grantType, { inputs: (n) => c.inputs.get(n) })
+  const acquire = c.manifest.flows.acquire
+  if (!acquire) return false
+  const r = Template.render(acquire.grantType, { inputs: (n) => c.inputs.get(n) })
   return r._tag === "Value" && userGrantTypes.includes(Template.reveal(r.value))
 }
 
@@ -53,7 +56,8 @@ const render = (c: Connection, t: Template.Template) => Template.render(t, { inp
 
 /** The client id the acquire flow authenticates with (`client_auth.id`, by default `{{ inputs.client_id }}`). */
 export const clientIdOf = (c: Connection): string | undefined => {
-  const r = render(c, c.manifest.flows.acquire.clientAuth.id)
+  const acquire = c.manifest.flows.acquire
+  const r = acquire ? render(c, acquire.clientAuth.id) : ({ _tag: "Missing", names: [] } as const)
   const fallback = c.inputs.get("client_id")
   const v = r._tag === "Value" ? Template.reveal(r.value) : ""
   return v !== "" ? v : fallback === undefined ? undefined : Template.reveal(fallback)
@@ -62,20 +66,26 @@ export const clientIdOf = (c: Connection): string | undefined => {
 const unsupported = (c: Connection, what: string) =>
   new AuthorizationFailed({ ...where(c), reason: "unsupported", detail: `${c.manifest.id} has no ${what} section` })
 
-/** Builds the authorization URL for `redirectUri`, with a fresh state and PKCE verifier. */
-export const start = (c: Connection, redirectUri: string): Effect.Effect<Pending, InputInvalid | AuthorizationFailed> =>
-  Effect.suspend((): Effect.Effect<Pending, InputInvalid | AuthorizationFailed> => {
+/** Builds the authorization URL for `redirectUri`, with a fresh state and PKCE verifier. A connection that names an
+ *  `issuer` (discovery.ts) gets the authorization endpoint from the issuer's metadata. */
+export const start = (
+  c: Connection,
+  redirectUri: string,
+  settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
+): Effect.Effect<Pending, InputInvalid | AuthorizationFailed | UpstreamError, Http> =>
+  Effect.gen(function* () {
     const spec = c.manifest.authorization
-    if (!spec) return Effect.fail(unsupported(c, "authorization"))
+    if (!spec || !c.manifest.flows.acquire) return yield* unsupported(c, "authorization")
     const details: string[] = []
-    const url = render(c, spec.url)
+    const discovered = yield* Discovery.endpoint(c, "authorization_endpoint", settings)
+    const url = discovered === undefined ? render(c, spec.url) : ({ _tag: "Value", value: discovered } as const)
     if (url._tag === "Missing") details.push(`authorization.url needs ${url.names.join(", ")}, which is not set`)
     const base = url._tag === "Value" ? Template.reveal(url.value) : ""
     const bad = url._tag === "Value" ? checkUrl(base, c.allowInsecureHttp) : undefined
     if (bad) details.push(`authorization URL ${base} ${bad.message} (hint: ${bad.hint})`)
     const clientId = clientIdOf(c)
     if (clientId === undefined) details.push("the authorization request needs a client id (input client_id)")
-    if (details.length > 0 || clientId === undefined) return Effect.fail(new InputInvalid({ ...where(c), details }))
+    if (details.length > 0 || clientId === undefined) return yield* new InputInvalid({ ...where(c), details })
     const state = random()
     const verifier = random()
     const u = new URL(base)
@@ -92,12 +102,12 @@ export const start = (c: Connection, redirectUri: string): Effect.Effect<Pending
       const v = render(c, t)
       if (v._tag === "Value") u.searchParams.set(k, Template.reveal(v.value))
     }
-    return Effect.succeed({
+    return {
       url: u.toString(),
       redirectUri,
       state: Redacted.make(state, { label: "state" }),
       verifier: Redacted.make(verifier, { label: "code_verifier" })
-    })
+    }
   })
 
 const sameSecret = (a: string, b: string) => {
@@ -134,9 +144,10 @@ export const callback = (
   })
 
 /** The acquire flow turned into the code exchange: same endpoint, encoding, client auth and headers. */
-export const exchangeFlow = (c: Connection): FlowSpec => ({
-  ...c.manifest.flows.acquire,
+export const exchangeFlow = (acquire: FlowSpec, c: Connection): FlowSpec => ({
+  ...acquire,
   grantType: Template.literal("authorization_code"),
+  assertion: undefined,
   body: (c.manifest.authorization?.body ?? []).map(([k, t]) => [k, { kind: "template", template: t }] as const)
 })
 
@@ -150,8 +161,8 @@ export const exchange = (
   },
   settings: HttpSettings
 ): Effect.Effect<Upstream.Exchange, UpstreamError | InputInvalid | AuthorizationFailed, Http> =>
-  c.manifest.authorization
-    ? Upstream.exchange(c, exchangeFlow(c), settings, undefined, [
+  c.manifest.authorization && c.manifest.flows.acquire
+    ? Upstream.exchange(c, exchangeFlow(c.manifest.flows.acquire, c), settings, undefined, [
         ["code", input.code],
         ["redirect_uri", input.redirectUri],
         ["code_verifier", input.verifier]

@@ -15,6 +15,7 @@ import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import { Http, header } from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Discovery from "./discovery.ts"
 import * as Redaction from "./redaction.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, ResponseInvalid, TransportError, UpstreamTimeout, type UpstreamError } from "./token-error.ts"
@@ -49,10 +50,11 @@ const Answer = Schema.Struct({
 const decodeAnswer = Schema.decodeUnknownOption(Schema.fromJsonString(Answer))
 
 /** The device authorization request: the acquire flow's client auth, sent to `device.url`, with no grant_type. */
-const requestFlow = (c: Connection, url: Template.Template): FlowSpec => {
+const requestFlow = (acquire: FlowSpec, c: Connection, url: Template.Template): FlowSpec => {
   const spec = c.manifest.device!
   return {
-    ...c.manifest.flows.acquire,
+    ...acquire,
+    assertion: undefined,
     url,
     grantType: Template.literal("none"),
     body: [
@@ -78,14 +80,16 @@ export const start = (
 ): Effect.Effect<Started, InputInvalid | AuthorizationFailed | UpstreamError, Http> =>
   Effect.gen(function* () {
     const spec = c.manifest.device
-    if (!spec)
+    const acquire = c.manifest.flows.acquire
+    if (!spec || !acquire)
       return yield* new AuthorizationFailed({
         ...where(c),
         reason: "unsupported",
         detail: `${c.manifest.id} has no device section`
       })
     // RFC 8628 §3.1: the acquire flow's client authentication (a public client's client_id, token-request.ts).
-    const built = TokenRequest.build(c, requestFlow(c, spec.url))
+    const discovered = yield* Discovery.endpoint(c, "device_authorization_endpoint", settings)
+    const built = TokenRequest.build(c, requestFlow(acquire, c, spec.url), undefined, { tokenUrl: discovered })
     if (built._tag === "Invalid") return yield* new InputInvalid({ ...where(c), details: built.details })
     const wire = TokenRequest.encode(built.request)
     const secrets = Upstream.secretsOf(c)
@@ -138,8 +142,9 @@ export const start = (
   })
 
 /** The token endpoint poll: the acquire flow with the device code grant. */
-export const pollFlow = (c: Connection): FlowSpec => ({
-  ...c.manifest.flows.acquire,
+export const pollFlow = (acquire: FlowSpec): FlowSpec => ({
+  ...acquire,
+  assertion: undefined,
   grantType: Template.literal(grantType),
   body: []
 })
@@ -153,6 +158,13 @@ export const poll = (
     Effect.void
 ): Effect.Effect<Upstream.Exchange, InputInvalid | AuthorizationFailed | UpstreamError, Http> =>
   Effect.gen(function* () {
+    const acquire = c.manifest.flows.acquire
+    if (!acquire)
+      return yield* new AuthorizationFailed({
+        ...where(c),
+        reason: "unsupported",
+        detail: `${c.manifest.id} has no token flow`
+      })
     const once = { ...settings, retries: 0 }
     let interval = started.interval
     const wait = (reason: string) =>
@@ -163,7 +175,7 @@ export const poll = (
       if (now >= started.expiresAt)
         return yield* new AuthorizationFailed({ ...where(c), reason: "expired", detail: "the device code expired" })
       const r = yield* Effect.result(
-        Upstream.exchange(c, pollFlow(c), once, undefined, [["device_code", started.deviceCode]])
+        Upstream.exchange(c, pollFlow(acquire), once, undefined, [["device_code", started.deviceCode]])
       )
       if (r._tag === "Success") return r.success
       const e = r.failure

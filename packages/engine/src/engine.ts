@@ -23,7 +23,10 @@ import * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import { Http } from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Assertion from "./assertion.ts"
 import * as Renewal from "./renewal.ts"
+import * as Upstream from "./upstream.ts"
+import * as StaticCredential from "./static-credential.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
 import * as TokenCache from "./token-cache.ts"
@@ -108,12 +111,19 @@ export interface EngineShape {
     connection: string,
     token: Redacted.Redacted<string>
   ) => Effect.Effect<boolean, TokenError>
-  /** The header that authorizes an API call, per the manifest's apply rule. */
+  /** The header that authorizes an API call, per the manifest's apply rule; with `query` set (a static api_key
+   *  applied as a query parameter) the value goes in that query parameter instead, and `header` is "". A static
+   *  credential's `result` has action "static" and its credential as `accessToken` (for masking an API's echo). */
   readonly authorization: (
     connection: string,
     options?: GetOptions
   ) => Effect.Effect<
-    { readonly header: string; readonly value: Redacted.Redacted<string>; readonly result: TokenResult },
+    {
+      readonly header: string
+      readonly value: Redacted.Redacted<string>
+      readonly result: TokenResult
+      readonly query?: string | undefined
+    },
     TokenError
   >
   /** The request the acquire (or refresh) flow would send, without sending it. */
@@ -165,20 +175,39 @@ const apply = (c: Connection, r: TokenResult) => {
   return Effect.succeed({
     header: c.manifest.apply.header,
     value: Template.isSecret(v) ? v : Redacted.make(v),
-    result: r
+    result: r,
+    query: c.manifest.apply.query
   })
 }
 
+/** A static credential applied: no token, no cache; the result says so. */
+const applyStatic = (c: Connection) =>
+  Effect.map(StaticCredential.render(c), (a) => ({
+    header: a.place === "header" ? a.name : "",
+    value: a.value,
+    query: a.place === "query" ? a.name : undefined,
+    result: {
+      connection: c.name,
+      provider: c.manifest.id,
+      accessToken: a.value,
+      tokenType: c.manifest.kind,
+      expiresAt: new Date(8.64e15),
+      expirySource: "default" as const,
+      hasRefreshToken: false,
+      decision: { action: "static" as const, reason: `static credential (kind: ${c.manifest.kind}) from the inputs` }
+    }
+  }))
+
 /** The request a flow would send now, for --dry-run: the refresh flow with the stored refresh token. */
-const dryRun = (c: Connection, flow: FlowSpec["name"], cache: TokenCache.TokenCacheShape) =>
+const dryRun = (c: Connection, flow: FlowSpec["name"], cache: TokenCache.TokenCacheShape, settings: HttpSettings) =>
   Effect.gen(function* () {
     const where = { connection: c.name, provider: c.manifest.id }
+    if (StaticCredential.isStatic(c.manifest)) return yield* StaticCredential.staticCredential(c)
     const spec = flow === "refresh" ? c.manifest.flows.refresh : c.manifest.flows.acquire
     if (!spec) return yield* new InputInvalid({ ...where, details: [`${c.manifest.id} has no ${flow} flow`] })
     const token = flow === "refresh" ? yield* cache.read(c) : undefined
-    const built = TokenRequest.build(c, spec, token)
-    if (built._tag === "Invalid") return yield* new InputInvalid({ ...where, details: built.details })
-    return built.request
+    const request = yield* Upstream.prepare(c, spec, settings, token)
+    return yield* Assertion.complete(c, request, yield* Clock.currentTimeMillis)
   })
 
 const cacheStateOf = (c: Connection, cache: TokenCache.TokenCacheShape): Effect.Effect<CacheState, StoreError> =>
@@ -272,6 +301,7 @@ export const make = (
 
     const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
       Effect.flatMap(connection(name), (c) => {
+        if (StaticCredential.isStatic(c.manifest)) return StaticCredential.staticCredential(c)
         if (options.noCache) return renewal.renew(c, options)
         const work = renewal.renew(c, options).pipe(Observability.renewalSpan(c.name, c.manifest.id))
         return cache.singleFlight(c, (key) => (options.force ? `${key}:force` : key), work)
@@ -325,7 +355,10 @@ export const make = (
         return Renewal.result(c, token, "acquired", reason)
       })
     const grants: GrantsShape = {
-      authorize: (name, redirectUri) => Effect.flatMap(connection(name), (c) => Authorization.start(c, redirectUri)),
+      authorize: (name, redirectUri) =>
+        Effect.flatMap(connection(name), (c) =>
+          Authorization.start(c, redirectUri, settings).pipe(Effect.provideService(Http, http))
+        ),
       complete: (name, pending, query) =>
         Effect.gen(function* () {
           const c = yield* connection(name)
@@ -368,8 +401,15 @@ export const make = (
       invalidate,
       invalidateIfCurrent,
       authorization: (name, options) =>
-        Effect.flatMap(getToken(name, options), (r) => Effect.flatMap(connection(name), (c) => apply(c, r))),
-      describeRequest: (name, flow = "acquire") => Effect.flatMap(connection(name), (c) => dryRun(c, flow, cache)),
+        Effect.flatMap(connection(name), (c) =>
+          StaticCredential.isStatic(c.manifest)
+            ? applyStatic(c)
+            : Effect.flatMap(getToken(name, options), (r) => apply(c, r))
+        ),
+      describeRequest: (name, flow = "acquire") =>
+        Effect.flatMap(connection(name), (c) =>
+          dryRun(c, flow, cache, opts.http ?? config.http ?? defaultHttp).pipe(Effect.provideService(Http, http))
+        ),
       cacheState: (name) => Effect.flatMap(connection(name), (c) => cacheStateOf(c, cache)),
       connection,
       connections: () => [...config.connections.values()],

@@ -22,14 +22,17 @@ import { TokenCache, type TokenCacheShape } from "./token-cache.ts"
 import {
   AuthorizationRequired,
   type InputInvalid,
+  type StaticCredential,
   type StoreError,
   type TokenError,
   type UpstreamError,
   type UpstreamRejected
 } from "./token-error.ts"
 import * as Upstream from "./upstream.ts"
+import { staticCredential } from "./static-credential.ts"
 
-export type Action = "reused" | "acquired" | "refreshed" | "served_stale"
+/** `static`: a static credential (kind api_key or basic) applied from the inputs; nothing was renewed. */
+export type Action = "reused" | "acquired" | "refreshed" | "served_stale" | "static"
 
 export interface TokenResult {
   readonly connection: string
@@ -91,7 +94,10 @@ export interface Deps {
   readonly grants?: ((c: Connection) => Effect.Effect<ConnectionStoreShape | undefined, StoreError>) | undefined
 }
 
-type Renewed = Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError | AuthorizationRequired>
+type Renewed = Effect.Effect<
+  TokenResult,
+  UpstreamError | InputInvalid | StoreError | AuthorizationRequired | StaticCredential
+>
 
 /** A token to fill `{{ token.* }}` of the refresh flow when only the durable grant is at hand. */
 const withRefreshToken = (cached: Token | undefined, refreshToken: Redacted.Redacted<string>): Token =>
@@ -132,7 +138,10 @@ export const make = (deps: Deps): RenewalShape => {
       // A user's grant cannot be started unattended: only `tessera login` or a connect link can.
       if (isUserGranted(c)) return yield* new AuthorizationRequired({ ...where(c), reason: "no_grant" })
       const started = yield* Clock.currentTimeMillis
-      const x = yield* exchange(c, c.manifest.flows.acquire)
+      const flow = c.manifest.flows.acquire
+      // Only kind oauth2 has flows, and the engine never renews a static credential (static-credential.ts).
+      if (!flow) return yield* staticCredential(c)
+      const x = yield* exchange(c, flow)
       // The refresh token goes to the durable grant before anything else has it (never only in a cache).
       if (store && x.token.refreshToken && !options.noCache)
         yield* Grants.save(store, c.name, x.token.refreshToken, x.token.scope)

@@ -79,6 +79,18 @@ export class ResponseInvalid extends Schema.TaggedError<ResponseInvalid>()("Resp
   }
 }
 
+/** The connection's credential is static (manifest kind api_key or basic): there is no token to get, renew or hand
+ *  out. tessera applies it to API calls itself (`tessera request`, the proxy, `fetch`); the credential is the
+ *  long-lived secret, so no route or command gives it away. */
+export class StaticCredential extends Schema.TaggedError<StaticCredential>()("StaticCredential", {
+  ...where,
+  kind: Schema.Literals(["api_key", "basic"])
+}) {
+  override get message() {
+    return `connection "${this.connection}" (${this.provider}) uses a static credential (kind: ${this.kind}): it has no token to get or hand out; call its API through tessera instead (tessera request, the proxy /v1/proxy/${this.connection}/..., or fetch), which applies the credential`
+  }
+}
+
 /** The token store failed (file permissions, Redis). */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   store: Schema.String,
@@ -108,7 +120,8 @@ export class AuthorizationRequired extends Schema.TaggedError<AuthorizationRequi
 }
 
 export type UpstreamError = TransportError | UpstreamTimeout | UpstreamRejected | ResponseInvalid
-export type TokenError = UnknownConnection | InputInvalid | UpstreamError | StoreError | AuthorizationRequired
+export type TokenError =
+  UnknownConnection | InputInvalid | UpstreamError | StoreError | StaticCredential | AuthorizationRequired
 
 export const isUpstreamError = (e: { readonly _tag: string }): e is UpstreamError =>
   e._tag === "TransportError" ||

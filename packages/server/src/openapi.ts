@@ -95,7 +95,19 @@ const schemas = {
         description: "Effective inputs (defaults included); a secret input shows as ***."
       },
       source: { enum: ["api", "config"], description: "api: stored at runtime; config: the config file." },
-      status: { enum: ["ok", "misconfigured"] },
+      status: {
+        enum: ["ok", "misconfigured", "needs_reauth"],
+        description: "needs_reauth: the user's grant was refused by the provider; the user must authorize again."
+      },
+      grant: {
+        type: ["object", "null"],
+        description: "The durable grant (GET of one connection, with a connection store): never the refresh token.",
+        properties: {
+          status: { enum: ["active", "needs_reauth"] },
+          updated_at: { type: "string", format: "date-time" },
+          detail: { type: "string" }
+        }
+      },
       created_at: { type: ["string", "null"], format: "date-time", description: "null for config connections." },
       updated_at: { type: ["string", "null"], format: "date-time" }
     }

@@ -46,6 +46,8 @@ export const status: { readonly [C in Code]: number } = {
   ResponseInvalid: 502,
   UpstreamTimeout: 504,
   StoreError: 503,
+  // A static credential (api_key, basic) has no token; the key itself is never handed out: use the proxy.
+  StaticCredential: 409,
   ConnectionInvalid: 422,
   ConnectionConflict: 409,
   ConnectionStoreError: 503,
@@ -74,6 +76,7 @@ const titles: { readonly [C in Code]: string } = {
   ResponseInvalid: "Unusable provider response",
   UpstreamTimeout: "Provider timed out",
   StoreError: "Token store unavailable",
+  StaticCredential: "Static credential: no token to hand out",
   ConnectionInvalid: "Invalid connection",
   ConnectionConflict: "Connection defined in the config file",
   ConnectionStoreError: "Connection store unavailable",
@@ -151,6 +154,8 @@ const detailOf = (
       }
     case "StoreError":
       return { detail: `the token store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
+    case "StaticCredential":
+      return { detail: e.message, extensions: { kind: e.kind } }
     case "ConnectionStoreError":
       return { detail: `the connection store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
     case "ConnectionInvalid":

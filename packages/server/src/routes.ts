@@ -122,6 +122,13 @@ const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
   504: problem("The provider did not answer in time (code UpstreamTimeout).")
 }
 
+/** A static credential (manifest kind api_key or basic) is the long-lived secret itself: never handed out. */
+const staticFailure: Readonly<Record<number, ResponseDoc>> = {
+  409: problem(
+    "The connection's credential is static (kind api_key or basic): there is no token, and the key itself is never handed out; call the API through the proxy (code StaticCredential)."
+  )
+}
+
 const token =
   (force: boolean): Handler =>
   () =>
@@ -142,7 +149,7 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     scope: "token",
     summary: "Get a connection's access token",
     description: "Answers from the cache while the token is fresh, else renews it (refresh flow when possible).",
-    responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures },
+    responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures, ...staticFailure },
     handler: token(false)
   },
   {
@@ -154,7 +161,7 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     scope: "token",
     summary: "Renew a connection's token now",
     description: "Forces a renewal even if the cached token is fresh, and answers with the new token.",
-    responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures },
+    responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures, ...staticFailure },
     handler: token(true)
   },
   {
