@@ -110,6 +110,7 @@ export const classify = (
     case "UnknownConnection":
       return { _tag: "Unknown" }
     case "InputInvalid":
+    case "StaticCredential":
       return { _tag: "Misconfigured" }
     case "StoreError":
       return { _tag: "Store" }
