@@ -5,21 +5,33 @@
  *  for one use. The protocol is the engine's; this module only adapts it to what connect-routes.ts asks and says
  *  in words what went wrong. */
 import { Effect, Redacted } from "effect"
-import { Redaction, TokenError, type AuthorizationError, type Connection, type Engine } from "@tessera/engine"
+import {
+  Authorization,
+  Redaction,
+  TokenError,
+  type AuthorizationError,
+  type Connection,
+  type Engine
+} from "@tessera/engine"
 import { Refusal } from "./problem.ts"
 
 export const unknown = (name: string) => Effect.fail(new TokenError.UnknownConnection({ connection: name, known: [] }))
 
-/** Fails with NotAuthorizationCode unless the connection's provider has an authorization-code flow. */
+/** Fails with NotAuthorizationCode unless the connection's provider has an authorization-code flow and the
+ *  connection's tokens come from a user's grant (a client-credentials connection of the same provider has no user
+ *  to ask). */
 export const check = (c: Connection.Connection): Effect.Effect<void, Refusal> =>
-  c.manifest.authorization !== undefined
+  c.manifest.authorization !== undefined && Authorization.isUserGranted(c)
     ? Effect.void
     : Effect.fail(
         new Refusal({
           code: "NotAuthorizationCode",
           connection: c.name,
           provider: c.manifest.id,
-          detail: `provider "${c.manifest.id}" has no authorization-code flow (an authorization: section in its manifest)`
+          detail:
+            c.manifest.authorization === undefined
+              ? `provider "${c.manifest.id}" has no authorization-code flow (an authorization: section in its manifest)`
+              : `connection "${c.name}" does not take a user's grant (its grant_type is not authorization_code)`
         })
       )
 
@@ -29,7 +41,7 @@ export const grantVersion = (
   name: string
 ): Effect.Effect<number | undefined, Engine.GrantError> => Effect.map(engine.grants.get(name), (g) => g?.version)
 
-export interface Authorization {
+export interface AuthorizationRequest {
   /** The authorization URL carrying `state` instead of the engine's own. */
   readonly url: (state: string) => string
   /** The PKCE verifier of the URL's code_challenge: it goes into the sealed state. */
@@ -43,7 +55,7 @@ export const authorize = (
   engine: Engine.EngineShape,
   c: Connection.Connection,
   redirectUri: string
-): Effect.Effect<Authorization, Engine.GrantError> =>
+): Effect.Effect<AuthorizationRequest, Engine.GrantError> =>
   Effect.map(engine.grants.authorize(c.name, redirectUri), (pending) => ({
     verifier: pending.verifier,
     url: (state) => {

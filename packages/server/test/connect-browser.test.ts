@@ -1,11 +1,12 @@
 /** The connect flow in a real headless Chromium against a real IdP (the npm package oidc-provider, started by
- *  @tessera/testkit/oidc-idp): the app's link opens the IdP's login page, the test signs in and consents on the
+ *  @tessera/testkit/oidc-idp), with the bundled generic `oauth2` manifest finding the IdP's endpoints by discovery
+ *  (`issuer`): the app's link opens the IdP's login page, the test signs in and consents on the
  *  IdP's own pages, the browser comes back to the server's callback and ends on "Account connected" under the
  *  page's CSP, and the grant is stored in the connection store (SQLite): after the server is gone, a new one on the
  *  same store gets a token with the user's refresh token. Denied consent ends on the ConsentDenied page. A
  *  screenshot of each result is written under test-results/. */
 import { startOidcIdp, type OidcIdp } from "@tessera/testkit/oidc-idp"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -16,7 +17,6 @@ import type { RunningServer } from "../src/index.ts"
 import { ACME, ADMIN, parse, serverLines } from "./services/connect-harness.ts"
 import { describeBrowser, launch } from "./services/chromium-available.ts"
 import { capture, raw, start, type Reply } from "./services/harness.ts"
-import { manifestYaml } from "./services/loopback-oauth.ts"
 
 const results = fileURLToPath(new URL("../../../test-results/", import.meta.url))
 const STORE_KEY = randomBytes(32).toString("base64")
@@ -25,11 +25,8 @@ const CLIENT_SECRET = `idp-secret-${randomBytes(12).toString("hex")}`
 describeBrowser("the connect flow in Chromium against oidc-provider", () => {
   const dir = mkdtempSync(join(tmpdir(), "tessera-connect-browser-"))
   const file = join(dir, "tessera.yaml")
-  mkdirSync(join(dir, "providers"))
-  writeFileSync(join(dir, "providers", "user-oauth.yaml"), manifestYaml)
   const text = (publicUrl: string | undefined) =>
     [
-      "providers: [./providers]",
       `connection_store: { type: sqlite, path: ./connections.db, encryption_keys: ["${STORE_KEY}"] }`,
       ...serverLines(publicUrl, { allowlisted: false }),
       "http: { timeout_ms: 5000, total_timeout_ms: 8000, retries: 0 }"
@@ -38,7 +35,6 @@ describeBrowser("the connect flow in Chromium against oidc-provider", () => {
   let s: RunningServer
   let idp: OidcIdp
   let browser: Browser
-  let authorizationEndpoint: string
   const captured = capture()
 
   beforeAll(async () => {
@@ -58,10 +54,6 @@ describeBrowser("the connect flow in Chromium against oidc-provider", () => {
       // A refresh token for every code exchange (else oidc-provider wants offline_access and prompt=consent).
       configuration: { issueRefreshToken: async () => true }
     })
-    const meta = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as {
-      authorization_endpoint: string
-    }
-    authorizationEndpoint = meta.authorization_endpoint
     browser = await launch()
     mkdirSync(results, { recursive: true })
   }, 60_000)
@@ -89,10 +81,10 @@ describeBrowser("the connect flow in Chromium against oidc-provider", () => {
 
   const connect = async (name: string): Promise<string> => {
     const put = await api(s.url, ADMIN, "PUT", `/v1/connections/${name}`, {
-      provider: "user-oauth",
+      provider: "oauth2",
       inputs: {
-        authorize_url: authorizationEndpoint,
-        token_url: idp.tokenEndpoint,
+        issuer: idp.issuer,
+        grant_type: "authorization_code",
         client_id: "tessera-web",
         client_secret: CLIENT_SECRET,
         scope: "openid"
@@ -143,7 +135,7 @@ describeBrowser("the connect flow in Chromium against oidc-provider", () => {
       // The token the grant produced is served like any other.
       const token = await api(s.url, ADMIN, "GET", "/v1/connections/acme-idp/token")
       expect(token.status).toBe(200)
-      expect(token.json()).toMatchObject({ connection: "acme-idp", provider: "user-oauth", token_type: "Bearer" })
+      expect(token.json()).toMatchObject({ connection: "acme-idp", provider: "oauth2", token_type: "Bearer" })
     } finally {
       await context.close()
     }

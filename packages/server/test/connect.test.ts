@@ -46,6 +46,11 @@ const text = (publicUrl: string | undefined) =>
     "    tags: { tenant: globex }",
     "    inputs:",
     ...Object.entries(sb.credentials.cube).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
+    "  cc-oauth2:",
+    "    provider: oauth2",
+    "    tags: { tenant: acme }",
+    "    inputs:",
+    ...Object.entries(sb.credentials.oauth2).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
     "  callback:",
     "    provider: cube",
     "    inputs:",
@@ -192,6 +197,13 @@ describe("POST /v1/connect-links: the connections API's rules", () => {
     const r = await post(ACME, { connection: "cube" })
     expect(r.status).toBe(409)
     expect(r.json()).toMatchObject({ code: "NotAuthorizationCode", connection: "cube", provider: "cube" })
+  })
+
+  it("a client-credentials connection of a provider that has the flow: 409 too (no user to ask)", async () => {
+    const r = await post(ACME, { connection: "cc-oauth2" })
+    expect(r.status).toBe(409)
+    expect(r.json()).toMatchObject({ code: "NotAuthorizationCode", connection: "cc-oauth2" })
+    expect(r.json().detail).toContain("does not take a user's grant")
   })
 
   it("a bad body is a 400 saying which field", async () => {
