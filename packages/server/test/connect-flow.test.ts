@@ -12,6 +12,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ConnectionStore } from "@tessera/engine"
+import {
+  describeRedis,
+  dropPrefix,
+  keysUnder,
+  rawClient,
+  redisUrl,
+  uniquePrefix
+} from "../../engine/test/services/redis-available.ts"
 import type { RunningServer } from "../src/index.ts"
 import * as Seal from "../src/connect-seal.ts"
 import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, ring, serverLines } from "./services/connect-harness.ts"
@@ -322,6 +330,62 @@ describe("several instances, and a restart", () => {
       expect(r.json().access_token).toMatch(/^at-/)
     } finally {
       await c.close()
+    }
+  })
+})
+
+describeRedis("the token cache on Redis", () => {
+  it("a user's refresh token survives a flush of every key the server had in Redis, and a restart", async () => {
+    const prefix = uniquePrefix("connect")
+    const cacheKey = randomBytes(32).toString("base64")
+    const onRedis = (u: string | undefined) =>
+      [
+        "providers: [./providers]",
+        `connection_store: { type: sqlite, path: ./connections-redis.db, encryption_keys: ["${STORE_KEY}"] }`,
+        `store: { type: redis, url: "${redisUrl}", key_prefix: "${prefix}", encryption_key: "${cacheKey}" }`,
+        ...serverLines(u, { allowlisted: false }),
+        "http: { timeout_ms: 2000, total_timeout_ms: 3000, retries: 0 }"
+      ].join("\n")
+    const redis = await rawClient()
+    const own = capture()
+    let t = await start(await parse(onRedis(undefined), file), own)
+    try {
+      await t.reload(await parse(onRedis(t.url), file))
+      const put = await api(t.url, ADMIN, "PUT", "/v1/connections/acme-redis", {
+        provider: "user-oauth",
+        inputs: {
+          authorize_url: idp.authorizeUrl,
+          token_url: idp.tokenUrl,
+          client_id: idp.clientId,
+          client_secret: idp.clientSecret
+        },
+        tags: { tenant: "acme" }
+      })
+      expect(put.status).toBe(201)
+      const link = await api(t.url, ACME, "POST", "/v1/connect-links", { connection: "acme-redis" })
+      const nav = await navigate(link.json().url)
+      const back = await fetch(String(nav.headers.location), { redirect: "manual" })
+      const done = await navigate(back.headers.get("location")!, String(nav.headers["set-cookie"]).split(";")[0]!)
+      expect(pageCode(done.text)).toBe("Connected")
+      const rt = idp.refreshTokens().at(-1)!
+      expect((await keysUnder(redis, prefix)).length).toBeGreaterThan(0)
+      await t.close()
+      expect(await dropPrefix(redis, prefix)).toBeGreaterThan(0)
+      expect(await keysUnder(redis, prefix)).toEqual([])
+      t = await start(await parse(onRedis(undefined), file), own)
+      const n = idp.tokenRequests().length
+      const token = await api(t.url, ADMIN, "GET", "/v1/connections/acme-redis/token")
+      expect(token.status).toBe(200)
+      expect(
+        idp
+          .tokenRequests()
+          .slice(n)
+          .map((r) => r.form)
+      ).toEqual([{ grant_type: "refresh_token", refresh_token: rt }])
+    } finally {
+      await t.close()
+      await dropPrefix(redis, prefix)
+      redis.destroy()
     }
   })
 })
