@@ -234,6 +234,14 @@ const outcomes = {
       `The provider answered "${detail}" instead of granting access. ${startAgain}`,
       c
     ),
+  providerUnreachable: (c: string) =>
+    outcome(
+      502,
+      "ProviderUnreachable",
+      "The provider could not be reached",
+      `The server could not reach the provider to send you there. ${startAgain}`,
+      c
+    ),
   misconfigured: (c: string) =>
     outcome(
       500,
@@ -308,6 +316,9 @@ const asPage = (
       if (tag === "StoreError" || tag === "ConnectionStoreError") return show(outcomes.storeFailed(connection))
       if (tag === "UnknownConnection") return show(outcomes.unknownConnection(connection))
       if (tag === "InputInvalid") return show(outcomes.misconfigured(connection))
+      // Discovery of the authorization endpoint failed (the engine has scrubbed its message; the page needs none).
+      if (["TransportError", "UpstreamTimeout", "UpstreamRejected", "ResponseInvalid"].includes(tag))
+        return show(outcomes.providerUnreachable(connection))
       // A bug: the page says only that it happened (and the request id); the log gets the cause.
       return Effect.flatMap(RequestContext, (ctx) =>
         Effect.as(
@@ -542,6 +553,7 @@ export const connectRoutes: ReadonlyArray<RouteSpec> = [
       409: page(
         "The connection was replaced, or has no authorization-code flow (codes ConnectionReplaced, NotAuthorizationCode)."
       ),
+      502: page("The provider's metadata (discovery) could not be read (code ProviderUnreachable)."),
       410: page("The link expired (code LinkExpired)."),
       501: page("server.public_url or server.connect_keys is not set (code ConnectNotConfigured).")
     },

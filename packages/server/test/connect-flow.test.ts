@@ -4,7 +4,8 @@
  *  code_verifier whose SHA-256 is that challenge; the grant stored in the connection store (SQLite here), the
  *  lifecycle event counted, a replayed callback refused before any exchange, a provider's refusal shown as a page
  *  with no secret; a callback answered by a second instance sharing the store; and the grant's refresh token
- *  still working after both servers are gone and a new one starts on the same store. */
+ *  still working after both servers are gone and a new one starts on the same store, or after every key the
+ *  server had in Redis is deleted. */
 import { Effect } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"

@@ -281,6 +281,31 @@ describe("GET /v1/connect/:name: a bad link is a page", () => {
   })
 })
 
+describe("the provider cannot be reached", () => {
+  it("discovery of the authorization endpoint failing is a 502 ProviderUnreachable page", async () => {
+    const put = await raw(s.url, "/v1/connections/disc-down", {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        provider: "oauth2",
+        tags: { tenant: "acme" },
+        inputs: {
+          issuer: "http://127.0.0.1:9",
+          grant_type: "authorization_code",
+          client_id: "x",
+          client_secret: "secret-disc-down-123"
+        }
+      })
+    })
+    expect(put.status).toBe(201)
+    const link = await post(ACME, { connection: "disc-down" })
+    expect(link.status).toBe(201)
+    const r = await browse(new URL(link.json().url).pathname + new URL(link.json().url).search)
+    expectPage(r, 502, "ProviderUnreachable")
+    expect(r.text).not.toContain("secret-disc-down-123")
+  })
+})
+
 describe("a connection named callback", () => {
   it("is reached at /v1/connect/callback by its link (link=, not state=)", async () => {
     const link = sealLink({ c: "callback", cv: 0, exp: nowSeconds() + 60 })
