@@ -349,7 +349,8 @@ const begin = (name: string, linkText: string | null) =>
       if (link.c !== name) return yield* show(outcomes.linkMismatch())
       if (opened._tag === "Expired") return yield* show(outcomes.linkExpired(name))
       const found = yield* ctx.generation.engine.registry.find(name)
-      if (found === undefined || found._tag === "Broken") return yield* show(outcomes.unknownConnection(name))
+      if (found === undefined) return yield* show(outcomes.unknownConnection(name))
+      if (found._tag === "Broken") return yield* show(outcomes.misconfigured(name))
       const c = found.connection
       if (c.version !== link.cv) return yield* show(outcomes.replaced(name))
       const unsupported = yield* Effect.flip(ConnectGrant.check(c)).pipe(Effect.option)
@@ -435,7 +436,8 @@ const complete = (q: URLSearchParams, cookie: string | undefined) =>
     if (opened._tag === "Expired") return yield* done(outcomes.stateExpired(name))
     if (!sameBrowser(cookie, state)) return yield* show(outcomes.otherBrowser(name))
     const found = yield* ctx.generation.engine.registry.find(name)
-    if (found === undefined || found._tag === "Broken") return yield* done(outcomes.unknownConnection(name))
+    if (found === undefined) return yield* done(outcomes.unknownConnection(name))
+    if (found._tag === "Broken") return yield* done(outcomes.misconfigured(name))
     const c = found.connection
     if (c.version !== state.cv) return yield* done(outcomes.replaced(name))
     // One use: the grant must still be the one the flow began from (see the module header).

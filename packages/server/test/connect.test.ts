@@ -51,6 +51,9 @@ const text = (publicUrl: string | undefined) =>
     "    tags: { tenant: acme }",
     "    inputs:",
     ...Object.entries(sb.credentials.oauth2).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
+    "  broken:",
+    "    provider: cube",
+    "    inputs: {}",
     "  callback:",
     "    provider: cube",
     "    inputs:",
@@ -242,6 +245,13 @@ describe("GET /v1/connect/:name: a bad link is a page", () => {
   it("a link for another connection: 400 LinkInvalid", async () => {
     const link = sealLink({ c: "other", cv: 0, exp: nowSeconds() + 60 })
     expectPage(await browse(`/v1/connect/cube?link=${link}`), 400, "LinkInvalid")
+  })
+
+  it("a connection misconfigured on the server: 500 InputInvalid, saying the operator must fix it", async () => {
+    const link = sealLink({ c: "broken", cv: 0, exp: nowSeconds() + 60 })
+    const r = await browse(`/v1/connect/broken?link=${link}`)
+    expectPage(r, 500, "InputInvalid")
+    expect(r.text).toContain("operator must fix this connection")
   })
 
   it("an expired link: 410 LinkExpired", async () => {
