@@ -115,6 +115,7 @@ run(reachable)("a user's grant behind tessera serve", () => {
       expect(refused.json()).toMatchObject({ code: "AuthorizationRequired", connection: "app" })
       expect(refused.json<{ detail: string }>().detail).toContain("tessera login app")
       // The access token already issued stays usable until it expires; once it is gone, the route says why.
+      expect((await raw(s.url, "/v1/connections/app/token")).status).toBe(200)
       expect((await raw(s.url, "/v1/connections/app/token", { method: "DELETE" })).status).toBe(204)
       const again = await raw(s.url, "/v1/connections/app/token")
       expect(again.status).toBe(409)
