@@ -170,6 +170,7 @@ describe("tessera login", () => {
     const live = tesseraLive(["login", "app", "--device"], { cwd, env })
     const [, uri, code] = await live.waitFor(/open (\S+) and enter the code: ([0-9A-F]{8})\n/)
     expect(uri).toBe(`${gs.origin}/activate`)
+    await live.waitFor(new RegExp(`\\(or open ${gs.origin}/activate\\?user_code=${code}\\)`))
     gs.approve(code!)
     const r = await live.done
     expect(r.code, r.stderr).toBe(0)

@@ -6,6 +6,13 @@
  *    the provider rejects (reauthenticate, other) falls back to the acquire flow;
  *  - else the acquire flow;
  *  - while the provider fails, a token still valid for real (inside its early-refresh margin) is served stale.
+ *  Durable grants (grants.ts): with a connection store for the connection (every connection when `connection_store:`
+ *  is configured; stored and user-granted ones whenever there is a store), the refresh token is read from the
+ *  store's grant, its rotation claimed by CAS before it is redeemed (an instance that loses waits for the winner's
+ *  result, never redeeming a spent token), and the rotated one written under the claim before the access token is
+ *  cached. A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
+ *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
+ *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
 import { Clock, Context, Effect, Exit, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
@@ -253,6 +260,9 @@ export const make = (deps: Deps): RenewalShape => {
       Effect.catch((e): Renewed => {
         if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))
         if (!user) return fallBack(c, e, options, reason, store)
+        // Only a refused grant (invalid_grant and its kin) needs the user; another rejection (invalid_scope, say) is
+        // a configuration problem: the grant stays active and the error is reported as it is.
+        if (e.kind !== "reauthenticate") return Effect.andThen(release, Effect.fail(e))
         const detail = `the provider refused the refresh token (${e.code ?? `HTTP ${e.status}`})`
         return Effect.gen(function* () {
           yield* Grants.needsReauth(store, c.name, claimed, g, detail)

@@ -170,6 +170,69 @@ describe("authorization code + PKCE", () => {
     expect((await run(engine.getToken("app", { force: true }))).decision.action).toBe("refreshed")
   })
 
+  it("another rejection (invalid_scope) is reported as it is and leaves the grant active", async () => {
+    gs = await startGrantServer({ refuseScope: "admin" })
+    const store = makeMemory()
+    const { engine, run, events } = await makeGrantEngine({
+      connections: { app: { provider: "oauth2", inputs: grantInputs(gs, { scope: "admin" }) } },
+      connectionStore: store
+    })
+    const p = await run(engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    await run(engine.grants.complete("app", p, await consent(p.url)))
+    // The token in hand is still valid, so it is served stale; the failure is the provider's answer as it is.
+    const r = await run(engine.getToken("app", { force: true }))
+    expect(r.decision.action).toBe("served_stale")
+    expect(events.find((e) => e.type === "failed")).toMatchObject({ error: "UpstreamRejected" })
+    expect(events.find((e) => e.type === "failed")?.reason).toContain("invalid_scope")
+    expect(events.some((e) => e.type === "needs_reauth")).toBe(false)
+    const g = await run(store.getGrant("app"))
+    expect(g).toMatchObject({ status: "active" })
+    expect(g?.detail).toBeUndefined() // the claim was released
+  })
+
+  it("waits for another instance's live rotation claim and uses its result; takes over a dead claimer's expired one", async () => {
+    const { engine, run, store } = await setup()
+    const p = await run(engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    await run(engine.grants.complete("app", p, await consent(p.url)))
+    const g = (await run(store.getGrant("app")))!
+    // Another instance claims the rotation (its lease holds for a minute) ...
+    const claim = {
+      refreshToken: g.refreshToken,
+      status: "active" as const,
+      detail: `rotating until ${Date.now() + 60_000} by other1`
+    }
+    expect(await run(store.putGrant("app", claim, g.version))).toBe(true)
+    const waiting = run(engine.getToken("app", { force: true }))
+    await new Promise((r) => setTimeout(r, 300))
+    expect(tokenRequests()).toHaveLength(1) // nothing redeemed while the claim holds
+    // ... and finishes: it redeemed the refresh token and wrote the rotated one.
+    const rotated = await fetch(`${gs.origin}/token`, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString("base64")}`,
+        "content-type": "application/x-www-form-urlencoded"
+      },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: Redacted.value(g.refreshToken) })
+    }).then((r) => r.json() as Promise<{ refresh_token: string }>)
+    const next = { refreshToken: Redacted.make(rotated.refresh_token), status: "active" as const }
+    expect(await run(store.putGrant("app", next, g.version + 1))).toBe(true)
+    const r = await waiting
+    expect(r.decision.action).toBe("refreshed")
+    expect(gs.reused).toEqual([])
+    expect(gs.redeemed).toEqual([Redacted.value(g.refreshToken), rotated.refresh_token])
+    // A claimer that died: its lease ran out, so the next renewal takes the claim over at once.
+    const h = (await run(store.getGrant("app")))!
+    const dead = {
+      refreshToken: h.refreshToken,
+      status: "active" as const,
+      detail: `rotating until ${Date.now() - 1} by dead1`
+    }
+    expect(await run(store.putGrant("app", dead, h.version))).toBe(true)
+    expect((await run(engine.getToken("app", { force: true }))).decision.action).toBe("refreshed")
+    expect(gs.reused).toEqual([])
+    expect(gs.redeemed.at(-1)).toBe(Redacted.value(h.refreshToken))
+  })
+
   it("a public client (client_auth none) sends its client_id in the body and no secret", async () => {
     const { engine, run } = await setup({ client_id: "public", client_auth: "none", client_secret: "" })
     const p = await run(engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))

@@ -3,10 +3,11 @@
  *  an engine restart and a Redis FLUSHDB of the token cache; and two engines sharing PostgreSQL, refreshing at the
  *  same time, redeem each one-time refresh token exactly once (the loopback server refuses and counts reuse). */
 import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { startSandbox } from "@tessera/testkit"
 import { startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { ConnectionStore, type ConnectionStoreShape, type ConnectionStoreError } from "../src/connection-store.ts"
 import * as Postgres from "../src/connection-store-postgres.ts"
@@ -15,8 +16,14 @@ import * as RedisStore from "../src/redis-store.ts"
 import { makeMemory, TokenStore, type TokenStoreShape } from "../src/token-store.ts"
 import type { StoreError } from "../src/token-error.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
-import { newKey, redactAll } from "./services/connection-stores.ts"
-import { databaseUrl, dropSchemas, postgresUp, uniqueSchema } from "./services/postgres-available.ts"
+import { leaks, newKey, redactAll } from "./services/connection-stores.ts"
+import {
+  databaseUrl,
+  dropSchemas,
+  postgresUp,
+  rawClient as pgClient,
+  uniqueSchema
+} from "./services/postgres-available.ts"
 import { newEncryptionKey, rawClient, redisUp, redisUrl } from "./services/redis-available.ts"
 
 // A Redis database of its own on the shared server, so that FLUSHDB empties only what this file wrote.
@@ -39,6 +46,15 @@ const connectionStore = (layer: Layer.Layer<ConnectionStore, ConnectionStoreErro
     layer,
     Effect.map(ConnectionStore, (s) => s)
   ) as Promise<ConnectionStoreShape>
+
+const rawRows = async (sql: string) => {
+  const c = await pgClient()
+  try {
+    return (await c.query(sql)).rows
+  } finally {
+    await c.end()
+  }
+}
 
 const flushRedis = async () => {
   const c = await rawClient(redisDb)
@@ -101,6 +117,13 @@ for (const [kind, s] of Object.entries(stores)) {
       await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
       const granted = gs.live()
       expect(granted).toHaveLength(1)
+      // At rest the refresh token is sealed: not in the database in any encoding.
+      await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+      const atRest =
+        kind === "sqlite"
+          ? readFileSync(join(dirs[0]!, "connections.db"))
+          : JSON.stringify(await rawRows(`SELECT * FROM "${schemas[0]}".grants`))
+      expect(leaks(atRest, granted)).toEqual([])
       // Restart: every store closed, Redis emptied, then a new engine over the same database.
       await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
       await flushRedis()
@@ -143,6 +166,34 @@ for (const [kind, s] of Object.entries(stores)) {
       expect((await b.run(b.engine.getToken("svc"))).decision.action).toBe("refreshed")
       expect(gs.requests.filter((x) => x.form["grant_type"] === "password")).toHaveLength(1)
       expect(gs.reused).toEqual([])
+    })
+
+    it("brandbox (password grant): its refresh token is kept in the grant, so a FLUSHDB sends no second password", async () => {
+      if (!need(redisUp, "Redis") || !need(s.up, kind)) return
+      const sb = await startSandbox()
+      try {
+        const connections = { bb: { provider: "brandbox", inputs: sb.credentials.brandbox } }
+        const a = await makeGrantEngine({
+          connections,
+          explicitStore: true,
+          connectionStore: await connectionStore(s.make()),
+          tokenStore: await tokenStore()
+        })
+        expect((await a.run(a.engine.getToken("bb"))).hasRefreshToken).toBe(true)
+        await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+        await flushRedis()
+        const b = await makeGrantEngine({
+          connections,
+          explicitStore: true,
+          connectionStore: await connectionStore(s.make()),
+          tokenStore: await tokenStore()
+        })
+        expect((await b.run(b.engine.getToken("bb"))).decision.action).toBe("refreshed")
+        const grants = sb.tokenRequests("brandbox").map((r) => r.form?.["grant_type"])
+        expect(grants).toEqual(["password", "refresh_token"])
+      } finally {
+        await sb.close()
+      }
     })
   })
 }

@@ -31,6 +31,8 @@ export interface GrantServerOptions {
   readonly deviceExpiresIn?: number | undefined
   /** Milliseconds each token answer is held back (to make concurrent refreshes overlap). */
   readonly tokenDelayMs?: number | undefined
+  /** A refresh asking for this scope is answered `invalid_scope` (RFC 6749 §5.2). */
+  readonly refuseScope?: string | undefined
 }
 
 export interface GrantServer {
@@ -107,6 +109,8 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
       }
       case "refresh_token": {
         const rt = form["refresh_token"] ?? ""
+        if (opts.refuseScope !== undefined && form["scope"] === opts.refuseScope)
+          return oauthError(res, "invalid_scope")
         const state = refresh.get(rt)
         if (state === "spent") reused.push(rt)
         if (state !== "live") return oauthError(res, "invalid_grant")

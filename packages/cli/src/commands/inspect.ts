@@ -9,6 +9,7 @@ import {
   Http,
   Redaction,
   Runtime,
+  StaticCredential,
   Template,
   TokenRequest,
   TokenStore,
@@ -108,6 +109,8 @@ export const inspect = (
     const flow = m.flows.refresh && state.hasRefreshToken ? "refresh" : "acquire"
     const req = m.flows.acquire ? yield* engine.describeRequest(name, flow) : undefined
     const wire = req ? TokenRequest.encode(req, { mask: true }) : undefined
+    // A static credential's header or query parameter may be named by an input: show where it goes for this one.
+    const place = StaticCredential.isStatic(m) ? yield* StaticCredential.render(c) : undefined
     const now = yield* Clock.currentTimeMillis
     const access = entry?.token.access_token
     const header = access ? Expiry.jwtHeader(access) : undefined
@@ -138,7 +141,13 @@ export const inspect = (
           : null,
       api: {
         base_url: m.api ? shown(c, m.api.baseUrl) : null,
-        header: m.apply.query !== undefined ? `?${m.apply.query}=` : m.apply.header,
+        header: place
+          ? place.place === "query"
+            ? `?${place.name}=`
+            : place.name
+          : m.apply.query !== undefined
+            ? `?${m.apply.query}=`
+            : m.apply.header,
         value: m.apply.basic
           ? `Basic base64(${m.apply.basic.username.source}:${m.apply.basic.password.source})`
           : m.apply.value.source

@@ -209,13 +209,13 @@ export const tesseraLive = (args: ReadonlyArray<string>, opts: RunOptions): Live
   child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
   child.stderr.on("data", (c: Buffer) => {
     stderr += c.toString("utf8")
-    for (const w of [...watchers]) w()
+    for (const w of watchers.slice()) w()
   })
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
   const done = new Promise<Result>((resolve) =>
     child.on("close", (code) => {
       clearTimeout(timer)
-      for (const w of [...watchers]) w()
+      for (const w of watchers.slice()) w()
       resolve({ code: code ?? -1, stdout, stderr })
     })
   )
