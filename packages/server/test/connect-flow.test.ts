@@ -293,6 +293,29 @@ describe("the provider refuses", () => {
   })
 })
 
+describe("reconnecting a user whose grant was refused", () => {
+  it("a connection marked needs_reauth is active again after a new connect flow", async () => {
+    expect((await putConnection("acme-reauth")).status).toBe(201)
+    const first = await beginFlow("acme-reauth")
+    expect(pageCode((await navigate(first.callback.href, first.cookie)).text)).toBe("Connected")
+    idp.fail = (r) =>
+      r.form["grant_type"] === "refresh_token" ? { status: 400, body: { error: "invalid_grant" } } : undefined
+    try {
+      const refused = await api(a.url, ADMIN, "POST", "/v1/connections/acme-reauth/refresh")
+      expect(refused.status).toBeGreaterThanOrEqual(400)
+    } finally {
+      idp.fail = undefined
+    }
+    expect((await api(a.url, ADMIN, "GET", "/v1/connections/acme-reauth")).json().grant?.status).toBe("needs_reauth")
+    const again = await beginFlow("acme-reauth")
+    expect(pageCode((await navigate(again.callback.href, again.cookie)).text)).toBe("Connected")
+    expect((await api(a.url, ADMIN, "GET", "/v1/connections/acme-reauth")).json().grant?.status).toBe("active")
+    const rt = idp.refreshTokens().at(-1)!
+    expect((await api(a.url, ADMIN, "POST", "/v1/connections/acme-reauth/refresh")).status).toBe(200)
+    expect(idp.tokenRequests().at(-1)!.form).toEqual({ grant_type: "refresh_token", refresh_token: rt })
+  })
+})
+
 describe("several instances, and a restart", () => {
   it("a callback answered by a second instance sharing the connection store stores the grant for both", async () => {
     // Both instances are behind one public URL (here: a's address); the browser's callback reaches b.
