@@ -51,7 +51,18 @@ describe.concurrent("tessera inspect", () => {
     expect(text.code, text.stderr).toBe(0)
     expect(json.code, json.stderr).toBe(0)
     const i = JSON.parse(json.stdout) as Inspection
-    expect(Object.keys(i)).toEqual(["connection", "provider", "inputs", "flows", "request", "api", "cache", "jwt"])
+    expect(Object.keys(i)).toEqual([
+      "connection",
+      "provider",
+      "inputs",
+      "kind",
+      "flows",
+      "request",
+      "api",
+      "cache",
+      "jwt"
+    ])
+    expect(i.kind).toBe("oauth2")
     expect(i.provider).toEqual({
       id: "brandbox",
       name: "brandbox",
