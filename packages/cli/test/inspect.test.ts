@@ -29,6 +29,7 @@ interface Inspection {
   connection: string
   provider: { id: string; name: string; docs: string | null; source: string }
   inputs: Array<{ name: string; value: string; secret: boolean }>
+  kind: string
   flows: { acquire: Record<string, unknown>; refresh: Record<string, unknown> | null }
   request: { flow: string; method: string; url: string; headers: Record<string, string>; body: string | null }
   api: { base_url: string | null; header: string; value: string }
