@@ -65,9 +65,8 @@ export interface ConnectionView {
   readonly status: "ok" | "misconfigured" | "needs_reauth"
   readonly created_at: string | null
   readonly updated_at: string | null
-  /** The durable grant (grants.ts), in a single connection's view when a connection store is configured: null when
-   *  none is stored. Never the refresh token. */
-  readonly grant?: GrantSummary | null | undefined
+  /** The durable grant (grants.ts), in a single connection's view when one is stored. Never the refresh token. */
+  readonly grant?: GrantSummary | undefined
 }
 
 export interface GrantSummary {
@@ -357,7 +356,7 @@ export const make = (
       : Effect.map(
           Effect.flatMap(store, (s) => s.getGrant(v.name)),
           (g): ConnectionView => {
-            if (!g) return { ...v, grant: null }
+            if (!g) return v
             const refused = g.status === "needs_reauth"
             return {
               ...v,

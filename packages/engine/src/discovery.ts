@@ -173,6 +173,15 @@ export const endpoint = (
   Effect.gen(function* () {
     const issuer = issuerOf(c)
     if (issuer === undefined) return undefined
+    const bad = checkUrl(issuer, c.allowInsecureHttp)
+    if (bad || /[?#]/.test(issuer))
+      return yield* new InputInvalid({
+        connection: c.name,
+        provider: c.manifest.id,
+        details: [
+          `discovery.issuer ${bad ? `${bad.message} (hint: ${bad.hint})` : "has a query or fragment, which an issuer never has (RFC 8414 §2)"}`
+        ]
+      })
     const m = yield* discover(issuer, {
       connection: c.name,
       provider: c.manifest.id,

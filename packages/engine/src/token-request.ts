@@ -121,6 +121,8 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token, opt
     const id = Template.render(flow.clientAuth.id, ctx)
     if (id._tag === "Value" && Template.reveal(id.value) !== "") fields.push(["client_id", id.value])
   }
+  // The client id is the assertion's iss and sub: say so when it is unset rather than send an assertion without.
+  if (method === "private_key_jwt" || method === "client_secret_jwt") required("client_auth.id", flow.clientAuth.id)
   if ((method === "private_key_jwt" || method === "client_secret_jwt") && flow.clientAuth.jwt) {
     // RFC 7523 §2.2; client_id may go too (RFC 7521 §4.2) but is left out: the assertion's sub names the client.
     fields.push(["client_assertion_type", Assertion.clientAssertionType])

@@ -108,9 +108,16 @@ const attempt = (
     // Signed per attempt: a server refuses a JWT whose jti it has seen (RFC 7523 §3, item 7).
     const signed = yield* Assertion.complete(connection, built, sentAt).pipe(Effect.mapError((e) => new Failed(e)))
     const wire = TokenRequest.encode(signed)
-    const jwts = [...signed.headers, ...(signed.form ?? [])]
-      .filter(([k]) => k === "Authorization" || k === "assertion" || k === "client_assertion")
-      .flatMap(([, v]) => (Template.isSecret(v) ? [Redacted.value(v)] : []))
+    // The JWTs just signed (the entries `complete` added), so that a provider echoing them cannot show them.
+    const before = new Set<unknown>([...built.headers, ...(built.form ?? [])])
+    const jwts = [...signed.headers, ...(signed.form ?? []), ...Object.values(signed.json ?? {})]
+      .filter((e) => !before.has(e) && (Array.isArray(e) || Redacted.isRedacted(e)))
+      .flatMap((e) => {
+        const v = Array.isArray(e) ? (e as readonly [string, Template.Value])[1] : e
+        if (!Template.isSecret(v as Template.Value)) return []
+        const text = Redacted.value(v as Redacted.Redacted<string>)
+        return [text.startsWith("Bearer ") ? text.slice(7) : text]
+      })
     const secrets = jwts.length > 0 ? [...context.secrets, ...jwts] : context.secrets
     const client = yield* Http.Http
     const result = yield* Effect.result(

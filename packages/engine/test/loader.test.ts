@@ -142,7 +142,7 @@ describe("Manifest.parse: schema", () => {
         col: 1,
         path: "",
         message: 'missing required key "flows"',
-        hint: 'add "flows:" here'
+        hint: "kind oauth2 (the default) gets tokens from flows; a static credential says kind: api_key or basic and needs only apply"
       })
     })
   )

@@ -180,6 +180,27 @@ describe("each kind validated on its own terms", () => {
     })
   )
 
+  it.effect("basic with errors and discovery: both refused, each at its key", () =>
+    Effect.gen(function* () {
+      const p = yield* problems(
+        manifest(
+          [
+            "kind: basic",
+            "inputs: { username: {}, password: { secret: true } }",
+            "apply: {}",
+            "errors: { reauthenticate: { status: [401] } }",
+            'discovery: { issuer: "https://idp.example" }',
+            ""
+          ].join("\n")
+        )
+      )
+      assert.deepStrictEqual(p, [
+        '6:1 errors: key "errors" does not apply to kind: basic',
+        '7:1 discovery: key "discovery" does not apply to kind: basic'
+      ])
+    })
+  )
+
   it.effect("api_key without apply, and basic with a value", () =>
     Effect.gen(function* () {
       assert.deepStrictEqual(yield* problems(manifest("kind: api_key\ninputs: { key: {} }\n")), [

@@ -100,8 +100,8 @@ const schemas = {
         description: "needs_reauth: the user's grant was refused by the provider; the user must authorize again."
       },
       grant: {
-        type: ["object", "null"],
-        description: "The durable grant (GET of one connection, with a connection store): never the refresh token.",
+        type: "object",
+        description: "The durable grant (GET of one connection, when one is stored): never the refresh token.",
         properties: {
           status: { enum: ["active", "needs_reauth"] },
           updated_at: { type: "string", format: "date-time" },
