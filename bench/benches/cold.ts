@@ -100,7 +100,7 @@ export const bench: Bench = {
           name: "Upstream.exchange",
           call: async () => {
             const x = await Effect.runPromise(
-              Upstream.exchange(conn, conn.manifest.flows.acquire, config.http).pipe(
+              Upstream.exchange(conn, conn.manifest.flows.acquire!, config.http).pipe(
                 Effect.provideService(Http.Http, http)
               )
             )

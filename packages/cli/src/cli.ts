@@ -8,6 +8,7 @@ import * as Cache from "./commands/cache.ts"
 import * as Connections from "./commands/connections.ts"
 import * as Init from "./commands/init.ts"
 import * as Inspect from "./commands/inspect.ts"
+import * as Login from "./commands/login.ts"
 import * as New from "./commands/new.ts"
 import * as Providers from "./commands/providers.ts"
 import * as Request from "./commands/request.ts"
@@ -45,6 +46,10 @@ export const command = Command.make("tessera").pipe(
         "tessera connections put acme --provider cube --input tenant=acme --input client_id=x --input-env client_secret=S",
       description: "Store a connection for one customer (SQLite in the user data dir unless connection_store: says)"
     },
+    {
+      command: "tessera login github",
+      description: "Authorize a connection in the browser and store the user's grant"
+    },
     { command: "tessera new provider acme-hr", description: "Scaffold a provider manifest and its fixture" },
     { command: "tessera serve --port 8787", description: "Run the HTTP token service and auth-injecting proxy" },
     {
@@ -61,6 +66,7 @@ export const command = Command.make("tessera").pipe(
     Inspect.command,
     Cache.command,
     Connections.command,
+    Login.command,
     New.command,
     Serve.command
   ])

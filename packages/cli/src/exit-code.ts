@@ -2,7 +2,7 @@
  *  0: success. 1: the provider, the network or the token store failed, or (tessera request) the API answered 400 or
  *  more; retrying later may help.
  *  2: the invocation or the configuration is wrong; fix it before retrying. */
-import type { Api, ConnectionRegistry, ManifestError, TokenError } from "@tessera/engine"
+import type { Api, AuthorizationError, ConnectionRegistry, ManifestError, TokenError } from "@tessera/engine"
 import { CliError } from "effect/cli"
 import type { CliError as CliFailure } from "./cli-error.ts"
 import type { ConfigNotFound } from "./config-discovery.ts"
@@ -17,6 +17,7 @@ export const usage: ExitCode = 2
  *  discovery and the CLI's own (cli-error.ts). */
 export type Failure =
   | TokenError.TokenError
+  | AuthorizationError.AuthorizationFailed
   | Api.ApiError
   | ConnectionRegistry.RegistryError
   | ManifestError.LoadError
@@ -41,9 +42,12 @@ const table = {
   UpstreamRejected: failure,
   ResponseInvalid: failure,
   StoreError: failure,
+  StaticCredential: usage, // a static credential has no token: use tessera request
   ConnectionInvalid: usage,
   ConnectionConflict: usage,
   ConnectionStoreError: failure,
+  AuthorizationRequired: failure,
+  AuthorizationFailed: failure,
   ApiStatus: failure
 } as const satisfies Record<Failure["_tag"], ExitCode>
 

@@ -122,7 +122,7 @@ describe.concurrent("colors", () => {
     const { cwd, env } = setup()
     const r = await tessera(["validate"], { cwd, env: { ...env, NO_COLOR: "" } })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toBe("✓ 6 manifests, 1 config: no errors\n")
+    expect(r.stdout).toBe("✓ 11 manifests, 1 config: no errors\n")
     expect(r.stdout + r.stderr).not.toContain("\x1b[")
   })
 
@@ -133,7 +133,7 @@ describe.concurrent("colors", () => {
       tesseraTty(["inspect", "c"], { cwd, env: { ...env, NO_COLOR: "1" } })
     ])
     expect(colored.code, colored.output).toBe(0)
-    expect(colored.output).toContain("\x1b[32m✓ 6 manifests, 1 config: no errors\x1b[39m")
+    expect(colored.output).toContain("\x1b[32m✓ 11 manifests, 1 config: no errors\x1b[39m")
     expect(plain.code, plain.output).toBe(0)
     expect(plain.output).toContain("Inputs")
     expect(plain.output).not.toContain("\x1b[")

@@ -1,12 +1,16 @@
 /** `tessera init`: a starter tessera.yaml that passes validate as written and once an example is uncommented,
  *  the right schema line inside and outside the repository, and no overwrite without --force. */
-import { readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { PROVIDER_IDS } from "@tessera/testkit"
 import { afterAll, describe, expect, it } from "vitest"
 import { schemaRef } from "../src/commands/init.ts"
 import { cleanup, tempDir, tessera } from "./services/cli.ts"
+
+/** Every bundled manifest id: providers/*.yaml. */
+const BUNDLED = readdirSync(new URL("../../../providers/", import.meta.url))
+  .filter((f) => f.endsWith(".yaml"))
+  .map((f) => f.replace(/\.yaml$/, ""))
 
 afterAll(cleanup)
 
@@ -17,12 +21,14 @@ describe.concurrent("tessera init", () => {
     const cwd = tempDir()
     const first = await tessera(["init"], { cwd })
     expect(first.code, first.stderr).toBe(0)
-    expect(first.stdout.split("\n")[0]).toBe("Wrote tessera.yaml with 6 example connections (commented out).")
+    expect(first.stdout.split("\n")[0]).toBe(
+      `Wrote tessera.yaml with ${BUNDLED.length} example connections (commented out).`
+    )
     const text = readFileSync(join(cwd, "tessera.yaml"), "utf8")
     // Outside the repository the schema is referenced by its $id.
     expect(text.split("\n")[0]).toBe("# yaml-language-server: $schema=https://tessera.dev/schemas/config.schema.json")
     expect(text).toMatch(/^connections: \{\}$/m)
-    for (const id of PROVIDER_IDS) expect(text).toContain(`#  ${id}:\n#    provider: ${id}\n`)
+    for (const id of BUNDLED) expect(text).toContain(`#  ${id}:\n#    provider: ${id}\n`)
     expect(text).toContain('#      client_secret: "${env:DVINCI_CLIENT_SECRET}"')
     expect(text).toContain('#      api_key: "${env:CRM_COM_API_KEY}"')
     expect(text).not.toMatch(/^[^#\n].*\$\{env:/m) // every secret reference is commented out
@@ -43,7 +49,7 @@ describe.concurrent("tessera init", () => {
       tessera(["validate", "--config", edited], { cwd, env: { DVINCI_CLIENT_SECRET: "s3cret" } })
     ])
     expect(valid.code, valid.stdout).toBe(0)
-    expect(valid.stdout).toBe("✓ 6 manifests, 1 config: no errors\n")
+    expect(valid.stdout).toBe(`✓ ${BUNDLED.length} manifests, 1 config: no errors\n`)
     expect(editedValid.code, editedValid.stdout).toBe(0)
     expect(again.code).toBe(2)
     expect(JSON.parse(again.stderr)).toEqual({

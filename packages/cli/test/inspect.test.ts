@@ -29,6 +29,7 @@ interface Inspection {
   connection: string
   provider: { id: string; name: string; docs: string | null; source: string }
   inputs: Array<{ name: string; value: string; secret: boolean }>
+  kind: string
   flows: { acquire: Record<string, unknown>; refresh: Record<string, unknown> | null }
   request: { flow: string; method: string; url: string; headers: Record<string, string>; body: string | null }
   api: { base_url: string | null; header: string; value: string }
@@ -51,7 +52,18 @@ describe.concurrent("tessera inspect", () => {
     expect(text.code, text.stderr).toBe(0)
     expect(json.code, json.stderr).toBe(0)
     const i = JSON.parse(json.stdout) as Inspection
-    expect(Object.keys(i)).toEqual(["connection", "provider", "inputs", "flows", "request", "api", "cache", "jwt"])
+    expect(Object.keys(i)).toEqual([
+      "connection",
+      "provider",
+      "inputs",
+      "kind",
+      "flows",
+      "request",
+      "api",
+      "cache",
+      "jwt"
+    ])
+    expect(i.kind).toBe("oauth2")
     expect(i.provider).toEqual({
       id: "brandbox",
       name: "brandbox",

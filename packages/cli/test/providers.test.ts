@@ -1,7 +1,13 @@
 /** `tessera providers`: the bundled providers without a config, plus the config's own provider directories. */
-import { PROVIDER_IDS } from "@tessera/testkit"
 import { afterAll, describe, expect, it } from "vitest"
 import { cleanup, tempDir, tessera, write } from "./services/cli.ts"
+
+import { readdirSync } from "node:fs"
+
+/** Every bundled manifest id: providers/*.yaml. */
+const BUNDLED = readdirSync(new URL("../../../providers/", import.meta.url))
+  .filter((f) => f.endsWith(".yaml"))
+  .map((f) => f.replace(/\.yaml$/, ""))
 
 afterAll(cleanup)
 
@@ -21,12 +27,12 @@ interface Entry {
 }
 
 describe.concurrent("tessera providers", () => {
-  it("lists the six bundled providers in a table, marking secret inputs", async () => {
+  it("lists every bundled provider in a table, marking secret inputs", async () => {
     const r = await tessera(["providers"], { cwd: tempDir() })
     expect(r.code, r.stderr).toBe(0)
     const lines = r.stdout.split("\n")
     expect(lines[0]).toMatch(/^ID +NAME +SOURCE +REQUIRED INPUTS +OPTIONAL INPUTS$/)
-    for (const id of PROVIDER_IDS) expect(lines.some((l) => l.startsWith(`${id} `) && l.includes("bundled"))).toBe(true)
+    for (const id of BUNDLED) expect(lines.some((l) => l.startsWith(`${id} `) && l.includes("bundled"))).toBe(true)
     expect(lines.find((l) => l.startsWith("cube "))).toMatch(
       /client_id, client_secret\*, tenant +scope, resource, acr_values, token_url$/
     )
@@ -57,8 +63,8 @@ flows:
     const r = await tessera(["providers", "--json"], { cwd })
     expect(r.code, r.stderr).toBe(0)
     const list = (JSON.parse(r.stdout) as { providers: Entry[] }).providers
-    expect(list.map((p) => p.id)).toEqual([...PROVIDER_IDS, "acme"].sort())
-    for (const id of PROVIDER_IDS) expect(list.find((p) => p.id === id)?.source).toBe("bundled")
+    expect(list.map((p) => p.id)).toEqual([...BUNDLED, "acme"].sort())
+    for (const id of BUNDLED) expect(list.find((p) => p.id === id)?.source).toBe("bundled")
     const cube = list.find((p) => p.id === "cube")!
     expect(cube.source).toBe("bundled")
     expect(cube.required).toEqual([

@@ -186,7 +186,7 @@ connections:
       tessera(["validate", "--fixtures"], { cwd, env: { TESSERA_BUNDLED_PROVIDERS: join(cwd, "providers") } })
     ])
     expect(clean.code, clean.stdout).toBe(0)
-    expect(clean.stdout).toBe(`✓ 6 manifests, ${recorded} fixtures: no errors\n`)
+    expect(clean.stdout).toBe(`✓ 11 manifests, ${recorded} fixtures: no errors\n`)
     expect(drifted.code).toBe(2)
     expect(drifted.stdout.split("\n").filter((l) => l.includes(": error: "))).toEqual([
       'providers/fixtures/cube/success.json:1:1: error: request.form.scope: expected "openid", got "profile"',

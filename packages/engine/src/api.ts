@@ -22,6 +22,7 @@ import type { Readable } from "node:stream"
 import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"
 import { checkUrl, type Connection } from "./connection.ts"
 import type { EngineShape } from "./engine.ts"
+import { isStatic } from "./static-credential.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, UpstreamTimeout, type TokenError } from "./token-error.ts"
 import * as Http from "./internal/api-http.ts"
@@ -253,12 +254,33 @@ const headerMap = (lines: ReadonlyArray<readonly [string, string]>): Record<stri
   return out
 }
 
-/** The caller's headers with the token applied per the manifest's apply rule, in place of any of the caller's. */
-const authorize = (engine: EngineShape, c: Connection, headers: HeaderMap) =>
-  Effect.map(engine.authorization(c.name), (auth) => ({
-    headers: { ...headers, [auth.header.toLowerCase()]: Redacted.value(auth.value) },
-    token: auth.result.accessToken
-  }))
+/** The caller's headers with the token applied per the manifest's apply rule, in place of any of the caller's; or,
+ *  for a key applied as a query parameter, the URL with that parameter set (in place of the caller's). */
+const authorize = (engine: EngineShape, c: Connection, headers: HeaderMap, url: URL) =>
+  Effect.map(engine.authorization(c.name), (auth) => {
+    if (auth.query === undefined)
+      return {
+        headers: { ...headers, [auth.header.toLowerCase()]: Redacted.value(auth.value) },
+        url,
+        token: auth.result.accessToken
+      }
+    const withKey = new URL(url.href)
+    withKey.searchParams.set(auth.query, Redacted.value(auth.value))
+    return { headers, url: withKey, token: auth.result.accessToken }
+  })
+
+/** The 401 rule, except for a static credential: invalidating it changes nothing, so its 401 goes back as is. */
+const withRetry = <A extends { readonly status: number; readonly token: Redacted.Redacted<string> }, E>(
+  engine: EngineShape,
+  c: Connection,
+  attempt: Effect.Effect<A, E>,
+  options: {
+    readonly replayable: boolean
+    readonly discard?: ((a: A) => Effect.Effect<void>) | undefined
+    readonly onRetry?: (() => void) | undefined
+  }
+): Effect.Effect<A, E | TokenError> =>
+  isStatic(c.manifest) ? attempt : Unauthorized.retryOnce(engine, c, attempt, options)
 
 const displayUrl = (u: URL) => `${u.origin}${u.pathname}`
 
@@ -354,11 +376,11 @@ export const call = (
     }
     const headers = endToEnd(headerMap(request.headers ?? []), framing)
     const attempt = Effect.gen(function* () {
-      const auth = yield* authorize(engine, c, headers)
-      const answer = yield* exchangeAll(exchange, auth.headers)
+      const auth = yield* authorize(engine, c, headers, url)
+      const answer = yield* exchangeAll({ ...exchange, url: auth.url }, auth.headers)
       return { ...answer, url, headers: headerLines(answer.headers), token: auth.token }
     })
-    return yield* Unauthorized.retryOnce(engine, c, attempt, { replayable: true })
+    return yield* withRetry(engine, c, attempt, { replayable: true })
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -418,12 +440,12 @@ export const forward = (
     const headers: HeaderMap = { ...request.headers }
     if (body.kind === "stream" && body.length !== undefined) headers["content-length"] = String(body.length)
     const attempt = Effect.gen(function* () {
-      const auth = yield* authorize(engine, c, headers)
+      const auth = yield* authorize(engine, c, headers, url)
       const started = performance.now()
       const answer = yield* Effect.tryPromise({
         try: (signal) =>
           Http.send(client, {
-            url,
+            url: auth.url,
             method: request.method,
             headers: auth.headers,
             body: Http.payload(body, request.source, options.maxBodyBytes, refuse),
@@ -435,7 +457,7 @@ export const forward = (
       options.onExchange?.((performance.now() - started) / 1000)
       return { ...answer, token: auth.token }
     })
-    return yield* Unauthorized.retryOnce(engine, c, attempt, {
+    return yield* withRetry(engine, c, attempt, {
       replayable: body.kind !== "stream",
       // Read and dropped (up to undici's small limit), so the connection can serve the retry.
       discard: (a) => Effect.promise(() => a.body.dump().catch(() => undefined)),

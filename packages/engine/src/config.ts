@@ -10,6 +10,7 @@ import * as Catalog from "./catalog.ts"
 import * as Connection from "./connection.ts"
 import * as ConfigValue from "./config-value.ts"
 import * as Notify from "./notify.ts"
+import * as SecretBox from "./secret-box.ts"
 import * as WebhookSignature from "./webhook-signature.ts"
 import { ConfigInvalid } from "./manifest-error.ts"
 import type { Problem } from "./problem.ts"
@@ -80,6 +81,11 @@ export interface ServerSettings {
   /** Operations routes answered without a key even when keys are configured. */
   readonly publicRoutes: ReadonlyArray<PublicRoute>
   readonly backgroundRefresh: BackgroundRefreshSettings
+  /** `server.public_url`, normalized (no trailing slash): where a user's browser reaches the server. The connect
+   *  flow's links and redirect_uri are built from it. */
+  readonly publicUrl?: string | undefined
+  /** `server.connect_keys`: 32-byte keys sealing the connect flow's links and state; the first seals. */
+  readonly connectKeys: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /** `server.background_refresh` (the server's background-refresh.ts). */
@@ -232,6 +238,32 @@ const notifySettings = (
     ]
   })
 
+/** `server.public_url`: an absolute https URL (http to loopback only, where the browser is on this machine), with
+ *  no credentials, query or fragment. Returned without its trailing slash, so paths can be appended. */
+const publicUrlOf = (src: YamlSource, value: string | undefined, problems: Problem[]): string | undefined => {
+  if (value === undefined) return undefined
+  const at = ["server", "public_url"]
+  const bad = Connection.checkUrl(value, false)
+  if (bad) {
+    problems.push(
+      problemAt(src, at, `server.public_url ${bad.message}`, {
+        hint: bad.message.includes("http://") ? "use the https:// address your users' browsers reach" : bad.hint
+      })
+    )
+    return undefined
+  }
+  const url = new URL(value)
+  if (url.search !== "" || url.hash !== "" || value.includes("?") || value.includes("#")) {
+    problems.push(
+      problemAt(src, at, "server.public_url has a query or fragment", {
+        hint: "give the base address only, e.g. https://tessera.example.com"
+      })
+    )
+    return undefined
+  }
+  return url.href.replace(/\/+$/, "")
+}
+
 export const parse = (
   file: string,
   text: string,
@@ -382,6 +414,20 @@ export const parse = (
         }
       : undefined
     const notify = notifySettings(src, doc, file, env, problems, secretValue)
+    const publicUrl = publicUrlOf(src, doc.server?.public_url, problems)
+    const connectKeys = (doc.server?.connect_keys ?? []).flatMap((raw, i) => {
+      const at = ["server", "connect_keys", i]
+      const v = secretValue(at, raw, "connect_key")
+      if (v && SecretBox.parseKey(Redacted.value(v)) === undefined) {
+        problems.push(
+          problemAt(src, at, "a connect key is 32 random bytes in base64 (or 64 hex digits)", {
+            hint: "make one with: openssl rand -base64 32"
+          })
+        )
+        return []
+      }
+      return v ? [v] : []
+    })
     const http: HttpSettings = {
       timeoutMs: doc.http?.timeout_ms ?? defaultHttp.timeoutMs,
       totalTimeoutMs: doc.http?.total_timeout_ms ?? defaultHttp.totalTimeoutMs,
@@ -404,7 +450,9 @@ export const parse = (
         apiKeys,
         allowedHosts: doc.server?.allowed_hosts?.map((h) => h.toLowerCase()),
         publicRoutes: doc.server?.public_routes ?? [],
-        backgroundRefresh: backgroundRefreshOf(doc)
+        backgroundRefresh: backgroundRefreshOf(doc),
+        publicUrl,
+        connectKeys
       }
     } satisfies Config
   })

@@ -60,10 +60,20 @@ export interface ConnectionView {
   /** Given inputs; a secret one shows as "***". */
   readonly inputs: Readonly<Record<string, string>>
   readonly source: "config" | "api"
-  /** "misconfigured" when it cannot be used as it is (say, an unset ${env:VAR}, or a manifest that changed). */
-  readonly status: "ok" | "misconfigured"
+  /** "misconfigured" when it cannot be used as it is (say, an unset ${env:VAR}, or a manifest that changed);
+   *  "needs_reauth" when its user grant's refresh token was refused (only a new authorization restores it). */
+  readonly status: "ok" | "misconfigured" | "needs_reauth"
   readonly created_at: string | null
   readonly updated_at: string | null
+  /** The durable grant (grants.ts), in a single connection's view when one is stored. Never the refresh token. */
+  readonly grant?: GrantSummary | undefined
+}
+
+export interface GrantSummary {
+  readonly status: "active" | "needs_reauth"
+  readonly updated_at: string
+  /** Why it needs a new authorization. */
+  readonly detail?: string | undefined
 }
 
 export interface ListQuery {
@@ -110,6 +120,8 @@ export interface Registry {
   /** Opens the store now (a server checks it at start instead of at the first request). */
   readonly warm: () => Effect.Effect<void, ConnectionStoreError>
   readonly store: () => Effect.Effect<ConnectionStoreShape, ConnectionStoreError>
+  /** Whether a connection store is configured (else `store()` fails). */
+  readonly hasStore: boolean
   /** Stops listening to the store's changes (a server's retired generation). */
   readonly dispose: () => void
 }
@@ -338,12 +350,34 @@ export const make = (
     }
   }
 
+  const withGrant = (v: ConnectionView | undefined): Effect.Effect<ConnectionView | undefined, ConnectionStoreError> =>
+    !v || !openStore
+      ? Effect.succeed(v)
+      : Effect.map(
+          Effect.flatMap(store, (s) => s.getGrant(v.name)),
+          (g): ConnectionView => {
+            if (!g) return v
+            const refused = g.status === "needs_reauth"
+            return {
+              ...v,
+              status: refused && v.status === "ok" ? "needs_reauth" : v.status,
+              grant: {
+                status: g.status,
+                updated_at: iso(g.updatedAt),
+                ...(refused && g.detail !== undefined ? { detail: g.detail } : {})
+              }
+            }
+          }
+        )
+
   const view: Registry["view"] = (name) =>
     Effect.suspend(() => {
       const v = viewOfConfig(name)
-      if (v) return Effect.succeed(v)
+      if (v) return withGrant(v)
       if (!openStore || !namePattern.test(name)) return Effect.succeed(undefined)
-      return Effect.flatMap(store, (s) => s.get(name)).pipe(Effect.map((r) => (r ? viewOfRecord(r) : undefined)))
+      return Effect.flatMap(store, (s) => s.get(name)).pipe(
+        Effect.flatMap((r) => withGrant(r ? viewOfRecord(r) : undefined))
+      )
     })
 
   const validate = (name: string, body: Body, options: PutOptions): Result.Result<Body, ConnectionInvalid> => {
@@ -472,7 +506,8 @@ export const make = (
       disposed = true
       unsubscribe?.()
     },
-    store: () => store
+    store: () => store,
+    hasStore: openStore !== undefined
   }
 }
 

@@ -11,6 +11,10 @@
 import { Clock, Context, Effect, Layer, Redacted } from "effect"
 import type { Config, HttpSettings } from "./config.ts"
 import { defaultHttp } from "./config.ts"
+import * as Authorization from "./authorization.ts"
+import type { AuthorizationFailed } from "./authorization-error.ts"
+import * as DeviceFlow from "./device-flow.ts"
+import * as Grants from "./grants.ts"
 import type { Connection } from "./connection.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
 import * as Registry from "./connection-registry.ts"
@@ -19,7 +23,10 @@ import * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import { Http } from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
+import * as Assertion from "./assertion.ts"
 import * as Renewal from "./renewal.ts"
+import * as Upstream from "./upstream.ts"
+import * as StaticCredential from "./static-credential.ts"
 import * as Template from "./template.ts"
 import type { Token } from "./token.ts"
 import * as TokenCache from "./token-cache.ts"
@@ -54,6 +61,44 @@ export interface CacheState {
   readonly expirySource?: string | undefined
 }
 
+/** What a user-grant operation can fail with: a token failure, or the user's authorization not completing. */
+export type GrantError = TokenError | AuthorizationFailed
+
+/** A connection's durable grant as shown (GET, `tessera connections show`): never the refresh token. */
+export interface GrantView {
+  readonly status: "active" | "needs_reauth"
+  readonly scope?: string | undefined
+  readonly detail?: string | undefined
+  readonly updated_at: string
+  readonly version: number
+}
+
+/** The user-grant flows on one connection (authorization.ts, device-flow.ts), their grants kept in the connection
+ *  store (grants.ts). The server's connect routes and `tessera login` are built on these. */
+export interface GrantsShape {
+  /** The authorization URL (state + PKCE S256) for `redirectUri`; keep the result until the callback. */
+  readonly authorize: (connection: string, redirectUri: string) => Effect.Effect<Authorization.Pending, GrantError>
+  /** Checks the redirect's query against `pending` (state first), exchanges the code and stores the grant. */
+  readonly complete: (
+    connection: string,
+    pending: Authorization.Pending,
+    callback: URLSearchParams
+  ) => Effect.Effect<TokenResult, GrantError>
+  /** Asks for a device code: show `userCode` and `verificationUri` to the user. */
+  readonly startDevice: (connection: string) => Effect.Effect<DeviceFlow.Started, GrantError>
+  /** Polls until the user approves (interval, slow_down), then stores the grant. */
+  readonly completeDevice: (
+    connection: string,
+    started: DeviceFlow.Started,
+    onWait?: (info: { readonly intervalSeconds: number; readonly reason: string }) => Effect.Effect<void>
+  ) => Effect.Effect<TokenResult, GrantError>
+  /** Stores a token a user's grant produced: its refresh token durably as the connection's grant, then the token
+   *  in the token cache. Fails with StoreError when no connection store is configured. */
+  readonly save: (connection: string, token: Token, how: string) => Effect.Effect<TokenResult, GrantError>
+  /** The stored grant, if any. */
+  readonly get: (connection: string) => Effect.Effect<GrantView | undefined, GrantError>
+}
+
 export interface EngineShape {
   /** The cached token if it is fresh, synchronously; undefined means "call getToken". The hot path of hot paths. */
   readonly peek: (connection: string) => TokenResult | undefined
@@ -69,16 +114,13 @@ export interface EngineShape {
     token: Redacted.Redacted<string>
   ) => Effect.Effect<boolean, TokenError>
   /** `authorization` for a fresh cached token, synchronously (one object per token, reused by every hit);
-   *  undefined means "call authorization". The proxy's hot path. */
-  readonly peekAuthorization: (connection: string) => Authorization | undefined
-  /** The header that authorizes an API call, per the manifest's apply rule. */
-  readonly authorization: (
-    connection: string,
-    options?: GetOptions
-  ) => Effect.Effect<
-    { readonly header: string; readonly value: Redacted.Redacted<string>; readonly result: TokenResult },
-    TokenError
-  >
+   *  undefined means "call authorization" (always for a static credential or a query-applied rule). The proxy's hot
+   *  path. */
+  readonly peekAuthorization: (connection: string) => AppliedAuthorization | undefined
+  /** The header that authorizes an API call, per the manifest's apply rule; with `query` set (a static api_key
+   *  applied as a query parameter) the value goes in that query parameter instead, and `header` is "". A static
+   *  credential's `result` has action "static" and its credential as `accessToken` (for masking an API's echo). */
+  readonly authorization: (connection: string, options?: GetOptions) => Effect.Effect<AppliedAuthorization, TokenError>
   /** The request the acquire (or refresh) flow would send, without sending it. */
   readonly describeRequest: (
     connection: string,
@@ -93,13 +135,17 @@ export interface EngineShape {
   readonly subscribe: (listener: Events.Listener) => () => void
   readonly storeHealth: () => Effect.Effect<StoreHealth>
   readonly config: Config
+  /** User grants: authorization code with PKCE, device flow, durable grants. */
+  readonly grants: GrantsShape
 }
 
 /** The header that authorizes an API call with a token. */
-export interface Authorization {
+export interface AppliedAuthorization {
   readonly header: string
   readonly value: Redacted.Redacted<string>
   readonly result: TokenResult
+  /** Set when the value goes in this query parameter instead of a header. */
+  readonly query?: string | undefined
 }
 
 export class Engine extends Context.Service<Engine, EngineShape>()("tessera/Engine") {}
@@ -117,19 +163,24 @@ const storeError = (e: ConnectionStoreError) =>
 
 /** The header that authorizes an API call: the manifest's apply rule rendered with the token, or the names the
  *  rule needs and the connection lacks. */
-const applyRule = (c: Connection, r: TokenResult): Authorization | ReadonlyArray<string> => {
+const applyRule = (c: Connection, r: TokenResult): AppliedAuthorization | ReadonlyArray<string> => {
   const rendered = Template.render(c.manifest.apply.value, {
     inputs: (n) => c.inputs.get(n),
     token: (f) => (f === "access_token" ? r.accessToken : f === "token_type" ? r.tokenType : undefined)
   })
   if (rendered._tag === "Missing") return rendered.names
   const v = rendered.value
-  return { header: c.manifest.apply.header, value: Template.isSecret(v) ? v : Redacted.make(v), result: r }
+  return {
+    header: c.manifest.apply.header,
+    value: Template.isSecret(v) ? v : Redacted.make(v),
+    result: r,
+    query: c.manifest.apply.query
+  }
 }
 
-const isApplied = (a: Authorization | ReadonlyArray<string>): a is Authorization => "header" in a
+const isApplied = (a: AppliedAuthorization | ReadonlyArray<string>): a is AppliedAuthorization => "header" in a
 
-const apply = (c: Connection, r: TokenResult): Effect.Effect<Authorization, InputInvalid> => {
+const apply = (c: Connection, r: TokenResult): Effect.Effect<AppliedAuthorization, InputInvalid> => {
   const a = applyRule(c, r)
   return isApplied(a)
     ? Effect.succeed(a)
@@ -142,16 +193,34 @@ const apply = (c: Connection, r: TokenResult): Effect.Effect<Authorization, Inpu
       )
 }
 
+/** A static credential applied: no token, no cache; the result says so. */
+const applyStatic = (c: Connection) =>
+  Effect.map(StaticCredential.render(c), (a) => ({
+    header: a.place === "header" ? a.name : "",
+    value: a.value,
+    query: a.place === "query" ? a.name : undefined,
+    result: {
+      connection: c.name,
+      provider: c.manifest.id,
+      accessToken: a.value,
+      tokenType: c.manifest.kind,
+      expiresAt: new Date(8.64e15),
+      expirySource: "default" as const,
+      hasRefreshToken: false,
+      decision: { action: "static" as const, reason: `static credential (kind: ${c.manifest.kind}) from the inputs` }
+    }
+  }))
+
 /** The request a flow would send now, for --dry-run: the refresh flow with the stored refresh token. */
-const dryRun = (c: Connection, flow: FlowSpec["name"], cache: TokenCache.TokenCacheShape) =>
+const dryRun = (c: Connection, flow: FlowSpec["name"], cache: TokenCache.TokenCacheShape, settings: HttpSettings) =>
   Effect.gen(function* () {
     const where = { connection: c.name, provider: c.manifest.id }
+    if (StaticCredential.isStatic(c.manifest)) return yield* StaticCredential.staticCredential(c)
     const spec = flow === "refresh" ? c.manifest.flows.refresh : c.manifest.flows.acquire
     if (!spec) return yield* new InputInvalid({ ...where, details: [`${c.manifest.id} has no ${flow} flow`] })
     const token = flow === "refresh" ? yield* cache.read(c) : undefined
-    const built = TokenRequest.build(c, spec, token)
-    if (built._tag === "Invalid") return yield* new InputInvalid({ ...where, details: built.details })
-    return built.request
+    const request = yield* Upstream.prepare(c, spec, settings, token)
+    return yield* Assertion.complete(c, request, yield* Clock.currentTimeMillis)
   })
 
 const cacheStateOf = (c: Connection, cache: TokenCache.TokenCacheShape): Effect.Effect<CacheState, StoreError> =>
@@ -209,8 +278,16 @@ export const make = (
       Effect.flatMap(Clock.currentTimeMillis, (at) =>
         Effect.sync(() => emitter.emit({ type, connection: c.name, provider: c.manifest.id, at, reason, ...extra }))
       )
-    const renewal = Renewal.make({ cache, http, settings: opts.http ?? config.http ?? defaultHttp, emit })
     const registry = opts.registry ?? Registry.make(config, opts.connectionStore)
+    // Refresh tokens live in the connection store's grants (grants.ts) for every connection when `connection_store:`
+    // is configured, and for stored and user-granted connections whenever there is a store at all.
+    const explicitStore = config.connectionStore !== undefined
+    const grantsFor = (c: Connection) =>
+      registry.hasStore && (explicitStore || c.source === "api" || Authorization.isUserGranted(c))
+        ? Effect.mapError(registry.store(), storeError)
+        : Effect.succeed(undefined)
+    const settings = opts.http ?? config.http ?? defaultHttp
+    const renewal = Renewal.make({ cache, http, settings, emit, grants: grantsFor })
     // A connection that changed or went away (on any instance): nobody is served a token got with the old inputs.
     registry.onChange(cache.evict)
     const connection = (name: string): Effect.Effect<Connection, TokenError> =>
@@ -272,15 +349,15 @@ export const make = (
 
     // One rendered header per hit result (itself one per cached token): a proxied call on a fresh token renders
     // nothing.
-    const applied = new WeakMap<TokenResult, Authorization>()
-    const peekAuthorization = (name: string): Authorization | undefined => {
+    const applied = new WeakMap<TokenResult, AppliedAuthorization>()
+    const peekAuthorization = (name: string): AppliedAuthorization | undefined => {
       const r = peek(name)
       if (!r) return undefined
       let a = applied.get(r)
       if (!a) {
         const c = registry.peek(name)
         const x = c && applyRule(c, r)
-        if (!x || !isApplied(x)) return undefined
+        if (!x || !isApplied(x) || x.query !== undefined) return undefined
         applied.set(r, (a = x))
       }
       return a
@@ -288,6 +365,7 @@ export const make = (
 
     const obtain = (name: string, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
       Effect.flatMap(connection(name), (c) => {
+        if (StaticCredential.isStatic(c.manifest)) return StaticCredential.staticCredential(c)
         if (options.noCache) return renewal.renew(c, options)
         const work = renewal.renew(c, options).pipe(Observability.renewalSpan(c.name, c.manifest.id))
         return cache.singleFlight(c, (key) => (options.force ? `${key}:force` : key), work)
@@ -315,7 +393,73 @@ export const make = (
         return forgot
       })
 
+    const grantStore = Effect.suspend(() =>
+      registry.hasStore
+        ? Effect.mapError(registry.store(), storeError)
+        : Effect.fail(
+            new StoreError({
+              store: "connections (none)",
+              operation: "put grant",
+              reason: "a user's grant must be kept durably: add connection_store: to the config"
+            })
+          )
+    )
+    const saveGrant: GrantsShape["save"] = (name, token, how) =>
+      Effect.gen(function* () {
+        const c = yield* connection(name)
+        const s = yield* grantStore
+        if (token.refreshToken) yield* Grants.save(s, c.name, token.refreshToken, token.scope)
+        else
+          yield* Effect.logWarning(
+            "the provider issued no refresh token: the user must authorize again when this token expires"
+          ).pipe(Effect.annotateLogs({ connection: c.name, provider: c.manifest.id }))
+        yield* cache.save(c, token)
+        const reason = `${how}: the user granted access${token.refreshToken ? " (refresh token stored in the connection store)" : ""}`
+        yield* emit(c, "acquired", reason)
+        return Renewal.result(c, token, "acquired", reason)
+      })
+    const grants: GrantsShape = {
+      authorize: (name, redirectUri) =>
+        Effect.flatMap(connection(name), (c) =>
+          Authorization.start(c, redirectUri, settings).pipe(Effect.provideService(Http, http))
+        ),
+      complete: (name, pending, query) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const code = yield* Authorization.callback(c, query, pending.state)
+          const x = yield* Authorization.exchange(
+            c,
+            { code, verifier: pending.verifier, redirectUri: pending.redirectUri },
+            settings
+          ).pipe(Effect.provideService(Http, http))
+          return yield* saveGrant(name, x.token, "authorization code")
+        }),
+      startDevice: (name) =>
+        Effect.flatMap(connection(name), (c) => DeviceFlow.start(c, settings).pipe(Effect.provideService(Http, http))),
+      completeDevice: (name, started, onWait) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const x = yield* DeviceFlow.poll(c, started, settings, onWait).pipe(Effect.provideService(Http, http))
+          return yield* saveGrant(name, x.token, "device authorization")
+        }),
+      save: saveGrant,
+      get: (name) =>
+        Effect.gen(function* () {
+          const c = yield* connection(name)
+          const g = yield* Grants.read(yield* grantStore, c.name)
+          if (!g) return undefined
+          return {
+            status: g.status,
+            ...(g.scope !== undefined ? { scope: g.scope } : {}),
+            ...(g.detail !== undefined ? { detail: g.detail } : {}),
+            updated_at: new Date(g.updatedAt).toISOString(),
+            version: g.version
+          }
+        })
+    }
+
     return {
+      grants,
       peek,
       peekValue,
       getToken,
@@ -323,8 +467,15 @@ export const make = (
       invalidateIfCurrent,
       peekAuthorization,
       authorization: (name, options) =>
-        Effect.flatMap(getToken(name, options), (r) => Effect.flatMap(connection(name), (c) => apply(c, r))),
-      describeRequest: (name, flow = "acquire") => Effect.flatMap(connection(name), (c) => dryRun(c, flow, cache)),
+        Effect.flatMap(connection(name), (c) =>
+          StaticCredential.isStatic(c.manifest)
+            ? applyStatic(c)
+            : Effect.flatMap(getToken(name, options), (r) => apply(c, r))
+        ),
+      describeRequest: (name, flow = "acquire") =>
+        Effect.flatMap(connection(name), (c) =>
+          dryRun(c, flow, cache, opts.http ?? config.http ?? defaultHttp).pipe(Effect.provideService(Http, http))
+        ),
       cacheState: (name) => Effect.flatMap(connection(name), (c) => cacheStateOf(c, cache)),
       connection,
       connections: () => [...config.connections.values()],

@@ -33,6 +33,17 @@
  *  }
  *  ```
  *
+ *  A signed JWT the request carries (a JWT bearer `assertion`, a `client_assertion`, an `Authorization: Bearer` app
+ *  JWT) is listed under `request.jwts`, keyed by where it is (`form.assertion`, `form.client_assertion`,
+ *  `json.assertion`, `headers.authorization`): that value is not compared as text but verified with jose against
+ *  the public `key` (PEM or JWK), at the replay clock, and its protected header and claims compared exactly (`"*"`
+ *  for a claim that must be there with any value, such as a random `jti`):
+ *
+ *  ```jsonc
+ *  "jwts": { "form.assertion": { "key": "-----BEGIN PUBLIC KEY-----...", "header": { "alg": "RS256", "typ": "JWT" },
+ *            "claims": { "iss": "svc@example.iam.gserviceaccount.com", "aud": "...", "iat": 1795433778, "exp": 1795437378 } } }
+ *  ```
+ *
  *  Comparison rules. `request.method` and `request.url` must be equal. Only the headers listed are compared
  *  (names case-insensitively); `null` means the header must not be sent. `form` is compared field by field in
  *  both directions (a missing or an extra field is a mismatch); `json` is compared deeply. In `expect`, only the
@@ -42,6 +53,7 @@
  *  `recorded.at`, or the epoch. Inputs count as given through `${env:…}`, so a secret in a fixture draws no
  *  "written literally" warning: fixtures hold sandbox credentials only. */
 import { Clock, Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { decodeProtectedHeader, importJWK, importSPKI, jwtVerify, type JWK } from "jose"
 import { readdir, readFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import type { Catalog } from "./catalog.ts"
@@ -93,7 +105,17 @@ export const Fixture = Schema.Struct({
     url: Schema.String,
     headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.NullOr(Schema.String))),
     form: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
-    json: Schema.optionalKey(Schema.Json)
+    json: Schema.optionalKey(Schema.Json),
+    jwts: Schema.optionalKey(
+      Schema.Record(
+        Schema.String,
+        Schema.Struct({
+          key: Schema.String,
+          header: Schema.Record(Schema.String, Schema.Json),
+          claims: Schema.Record(Schema.String, Schema.Json)
+        })
+      )
+    )
   }),
   response: Schema.Struct({
     status: Schema.Int,
@@ -184,7 +206,9 @@ const compareRequest = (
     out.push({ field: "request.method", expected: f.request.method, actual: sent.method })
   if (sent.url !== f.request.url) out.push({ field: "request.url", expected: f.request.url, actual: sent.url })
   const headers = new Map(Object.entries(sent.headers).map(([k, v]) => [k.toLowerCase(), v] as const))
+  const jwtAt = new Set(Object.keys(f.request.jwts ?? {}))
   for (const [name, expected] of Object.entries(f.request.headers ?? {})) {
+    if (jwtAt.has(`headers.${name.toLowerCase()}`)) continue
     const actual = headers.get(name.toLowerCase())
     if ((expected ?? undefined) !== actual)
       out.push({ field: `request.headers.${name.toLowerCase()}`, expected, actual })
@@ -195,7 +219,7 @@ const compareRequest = (
       out.push({ field: "request.encoding", expected: "form", actual: encoding })
       return
     }
-    compareForm(new URLSearchParams(body ?? new URL(sent.url).search), f.request.form, out)
+    compareForm(new URLSearchParams(body ?? new URL(sent.url).search), f.request.form, out, jwtAt)
   }
   if (f.request.json !== undefined) {
     if (encoding !== "json") {
@@ -208,22 +232,87 @@ const compareRequest = (
     } catch {
       actual = body
     }
-    diffJson("request.json", f.request.json, actual, out)
+    const strip = (v: unknown) => {
+      if (!isRecord(v)) return v
+      const copy = { ...v }
+      for (const at of jwtAt) if (at.startsWith("json.")) delete copy[at.slice(5)]
+      return copy
+    }
+    diffJson("request.json", strip(f.request.json), strip(actual), out)
   }
 }
 
 /** Form fields in both directions: a missing, an extra or a repeated field is a mismatch. */
-const compareForm = (fields: URLSearchParams, form: Readonly<Record<string, string>>, out: Mismatch[]): void => {
+const compareForm = (
+  fields: URLSearchParams,
+  form: Readonly<Record<string, string>>,
+  out: Mismatch[],
+  jwtAt: ReadonlySet<string>
+): void => {
   const actual = new Map<string, string>()
   for (const [k, v] of fields) {
     if (actual.has(k)) out.push({ field: `request.form.${k}`, expected: "sent once", actual: "sent more than once" })
     actual.set(k, v)
   }
   for (const k of new Set([...Object.keys(form), ...actual.keys()])) {
+    if (jwtAt.has(`form.${k}`)) {
+      if (!actual.has(k)) out.push({ field: `request.form.${k}`, expected: "a signed JWT", actual: undefined })
+      continue
+    }
     const expected = Object.hasOwn(form, k) ? form[k] : undefined
     if (expected !== actual.get(k)) out.push({ field: `request.form.${k}`, expected, actual: actual.get(k) })
   }
 }
+
+const jwtPlaces = ["form.assertion", "form.client_assertion", "json.assertion", "headers.authorization"]
+
+/** The JWT sent at `at` (`form.assertion`, `headers.authorization`...), as the request carried it. */
+const sentJwt = (sent: Http.Request, at: string): string | undefined => {
+  const [place, name] = [at.slice(0, at.indexOf(".")), at.slice(at.indexOf(".") + 1)]
+  const body = typeof sent.body === "string" ? sent.body : sent.body && Buffer.from(sent.body).toString("utf8")
+  if (place === "headers") {
+    const v = Object.entries(sent.headers).find(([k]) => k.toLowerCase() === name)?.[1]
+    return v?.startsWith("Bearer ") ? v.slice(7) : v
+  }
+  if (place === "form") return new URLSearchParams(body ?? "").get(name) ?? undefined
+  try {
+    const json: unknown = JSON.parse(body ?? "")
+    const v = isRecord(json) ? json[name] : undefined
+    return typeof v === "string" ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const publicKey = (text: string, alg: string) =>
+  text.trim().startsWith("{") ? importJWK(JSON.parse(text) as JWK, alg) : importSPKI(text, alg)
+
+/** Each listed JWT verified (signature, and exp at the replay clock) and its header and claims compared. */
+const verifyJwts = (sent: Http.Request, f: Fixture, clock: number, out: Mismatch[]): Effect.Effect<void> =>
+  Effect.forEach(Object.entries(f.request.jwts ?? {}), ([at, expected]) =>
+    Effect.promise(async () => {
+      const field = `request.jwts.${at}`
+      const jwt = sentJwt(sent, at)
+      if (jwt === undefined) return void out.push({ field, expected: "a signed JWT", actual: undefined })
+      let header: Record<string, unknown>
+      try {
+        header = decodeProtectedHeader(jwt)
+      } catch {
+        return void out.push({ field, expected: "a JWT", actual: "not a JWT" })
+      }
+      diffJson(`${field}.header`, expected.header, header, out)
+      try {
+        const key = await publicKey(expected.key, typeof header["alg"] === "string" ? header["alg"] : "RS256")
+        const { payload } = await jwtVerify(jwt, key, { currentDate: new Date(clock) })
+        const claims: Record<string, unknown> = { ...payload }
+        for (const [k, v] of Object.entries(expected.claims))
+          if (v === "*" && typeof claims[k] === "string" && claims[k] !== "") claims[k] = "*"
+        diffJson(`${field}.claims`, expected.claims, claims, out)
+      } catch (e) {
+        out.push({ field: `${field}.signature`, expected: "valid", actual: e instanceof Error ? e.message : "invalid" })
+      }
+    })
+  ).pipe(Effect.asVoid)
 
 type Outcome =
   | { readonly _tag: "Token"; readonly token: Token }
@@ -317,6 +406,9 @@ export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, Fi
     if (dir !== f.provider) return yield* invalid(`provider "${f.provider}" does not match its directory "${dir}"`)
     if ((f.request.form === undefined) === (f.request.json === undefined))
       return yield* invalid("request: give exactly one of form or json")
+    for (const at of Object.keys(f.request.jwts ?? {}))
+      if (!jwtPlaces.includes(at))
+        return yield* invalid(`request.jwts: "${at}" is not a place a JWT goes; use one of ${jwtPlaces.join(", ")}`)
     if ((f.response.body === undefined) === (f.response.text === undefined))
       return yield* invalid("response: give exactly one of body or text")
     const flow = manifest.flows[f.flow]
@@ -362,8 +454,10 @@ export const replay = (file: string, catalog: Catalog): Effect.Effect<Replay, Fi
     )
     const sent = http.sent[0]
     const built = TokenRequest.build(connection, flow, token)
-    if (sent && built._tag === "Request") compareRequest(sent, built.request.encoding, f, mismatches)
-    else {
+    if (sent && built._tag === "Request") {
+      compareRequest(sent, built.request.encoding, f, mismatches)
+      yield* verifyJwts(sent, f, clock, mismatches)
+    } else {
       const why = built._tag === "Invalid" ? built.details.join("; ") : "none sent"
       mismatches.push({ field: "request", expected: "a request", actual: why })
     }

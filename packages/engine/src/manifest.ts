@@ -3,6 +3,7 @@
  *  interprets. Every problem is reported at once, each with file:line:col. */
 import { Effect } from "effect"
 import { basename, extname } from "node:path"
+import * as Assertion from "./assertion.ts"
 import type { ManifestDocument, BodyValue, ExpirySource, Input } from "./generated/provider.ts"
 import { ManifestInvalid } from "./manifest-error.ts"
 import type { Problem } from "./problem.ts"
@@ -13,8 +14,18 @@ import { parse as parseYaml, problemAt, type YamlSource } from "./internal/yaml-
 
 export type { ManifestDocument }
 
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "none"
-export const clientAuthMethods: ReadonlyArray<ClientAuthMethod> = ["client_secret_basic", "client_secret_post", "none"]
+export type ClientAuthMethod =
+  "client_secret_basic" | "client_secret_post" | "private_key_jwt" | "client_secret_jwt" | "none"
+export const clientAuthMethods: ReadonlyArray<ClientAuthMethod> = [
+  "client_secret_basic",
+  "client_secret_post",
+  "private_key_jwt",
+  "client_secret_jwt",
+  "none"
+]
+
+/** `oauth2`: tokens from a token endpoint; `api_key` and `basic`: static credentials applied from the inputs. */
+export type AuthKind = "oauth2" | "api_key" | "basic"
 export const tokenFields = ["access_token", "refresh_token", "token_type"] as const
 
 export interface InputSpec {
@@ -47,10 +58,47 @@ export interface FlowSpec {
     readonly method: Template.Template
     readonly id: Template.Template
     readonly secret: Template.Template
+    /** The client assertion (private_key_jwt, client_secret_jwt); compiled when the method can be one of them. */
+    readonly jwt?: Assertion.JwtSpec | undefined
   }
+  /** A signed JWT: the JWT bearer grant's `assertion`, or an `Authorization: Bearer` JWT (GitHub App). */
+  readonly assertion?: Assertion.FlowAssertion | undefined
   readonly headers: ReadonlyArray<readonly [string, Template.Template]>
   readonly body: ReadonlyArray<readonly [string, BodySpec]>
 }
+
+export interface AuthorizationSpec {
+  readonly url: Template.Template
+  readonly scope?: Template.Template | undefined
+  readonly params: ReadonlyArray<readonly [string, Template.Template]>
+  readonly body: ReadonlyArray<readonly [string, Template.Template]>
+  readonly redirectPort?: number | undefined
+}
+
+export interface DeviceSpec {
+  readonly url: Template.Template
+  readonly scope?: Template.Template | undefined
+  readonly params: ReadonlyArray<readonly [string, Template.Template]>
+}
+
+/** Query parameters and body fields tessera sets itself in the user-grant flows (RFC 6749 §4.1, RFC 7636, RFC 8628). */
+const reservedParams = [
+  "response_type",
+  "client_id",
+  "redirect_uri",
+  "state",
+  "code_challenge",
+  "code_challenge_method"
+]
+const reservedBody = [
+  "grant_type",
+  "code",
+  "redirect_uri",
+  "code_verifier",
+  "client_id",
+  "client_secret",
+  "device_code"
+]
 
 export type ExpirySpec =
   | { readonly source: "expires_in"; readonly unit: "s" | "ms" }
@@ -87,7 +135,11 @@ export interface Manifest {
   readonly document: ManifestDocument
   readonly inputs: ReadonlyMap<string, InputSpec>
   readonly inputRules: ReadonlyArray<InputRule>
-  readonly flows: { readonly acquire: FlowSpec; readonly refresh?: FlowSpec | undefined }
+  readonly kind: AuthKind
+  /** kind oauth2 only; `acquire` is always there for it, never for a static kind. */
+  readonly flows: { readonly acquire?: FlowSpec | undefined; readonly refresh?: FlowSpec | undefined }
+  /** RFC 8414 / OIDC discovery (discovery.ts): when the issuer renders, the token endpoint comes from it. */
+  readonly discovery?: { readonly issuer: Template.Template } | undefined
   readonly response: {
     readonly envelope?: string | undefined
     readonly success?:
@@ -109,8 +161,23 @@ export interface Manifest {
     /** How long an unused refresh token may rest before the server's background refresh redeems it; 0: never. */
     readonly keepAliveSeconds: number
   }
-  readonly apply: { readonly header: string; readonly value: Template.Template }
+  /** How API calls carry the credential: `header` (empty when `query` is set) with `value`; kind basic renders
+   *  `basic` into `Basic base64(user:password)` instead of `value`. */
+  readonly apply: {
+    readonly header: string
+    readonly value: Template.Template
+    readonly query?: string | undefined
+    readonly basic?: { readonly username: Template.Template; readonly password: Template.Template } | undefined
+    /** kind api_key: header and query parameter named by inputs (`{{ inputs.header }}`); the first that renders
+     *  is where the key goes. `header` / `query` above are then their template sources. */
+    readonly names?:
+      { readonly header?: Template.Template | undefined; readonly query?: Template.Template | undefined } | undefined
+  }
   readonly api?: { readonly baseUrl: Template.Template } | undefined
+  /** The authorization code flow (authorization.ts): where a user grants access in a browser. */
+  readonly authorization?: AuthorizationSpec | undefined
+  /** The device authorization grant (device-flow.ts). */
+  readonly device?: DeviceSpec | undefined
   readonly errors: {
     readonly reauthenticate: ErrorMatch
     readonly transient: ErrorMatch
@@ -125,6 +192,79 @@ const defaultErrors = {
   transient: { status: [500, 502, 503, 504], codes: ["server_error", "temporarily_unavailable"] },
   rateLimit: { status: [429], codes: ["slow_down"] }
 } as const
+
+type At = (
+  path: ReadonlyArray<string | number>,
+  message: string,
+  hint?: string,
+  opts?: { key?: boolean; index?: number | undefined }
+) => void
+
+/** The apply rule, checked on the terms of the manifest's kind. */
+const compileApply = (
+  kind: AuthKind,
+  doc: ManifestDocument,
+  parseT: (path: ReadonlyArray<string | number>, source: string, allowToken: boolean) => Template.Template,
+  at: At,
+  warn: (path: ReadonlyArray<string | number>, message: string, hint?: string) => void,
+  inputs: ReadonlyMap<string, InputSpec>
+): Manifest["apply"] => {
+  const a = doc.apply ?? {}
+  const query = a.query
+  const templated = (v: string | undefined) => v !== undefined && v.includes("{{")
+  if (kind !== "api_key")
+    for (const k of ["header", "query"] as const)
+      if (templated(a[k]))
+        at(["apply", k], `only kind api_key can name its ${k} by an input`, `write the ${k} name itself`)
+  if (kind === "api_key" && (templated(a.header) || templated(a.query))) {
+    const names = {
+      header: a.header !== undefined ? parseT(["apply", "header"], a.header, false) : undefined,
+      query: a.query !== undefined ? parseT(["apply", "query"], a.query, false) : undefined
+    }
+    if (a.value === undefined)
+      at(["apply"], "kind api_key needs apply.value: the key as it is sent", 'e.g. value: "{{ inputs.api_key }}"')
+    const value = parseT(["apply", "value"], a.value ?? "", false)
+    return { header: a.header ?? "", value, query, names }
+  }
+  if (query !== undefined && a.header !== undefined)
+    at(["apply", "query"], "give apply.header or apply.query, not both")
+  const header = query !== undefined ? "" : (a.header ?? "Authorization")
+  if (kind === "basic") {
+    for (const k of ["value", "query"] as const)
+      if (a[k] !== undefined)
+        at(
+          ["apply", k],
+          `kind basic sends Authorization: Basic from apply.username and apply.password`,
+          `remove apply.${k}`
+        )
+    const username = parseT(["apply", "username"], a.username ?? "{{ inputs.username }}", false)
+    const password = parseT(["apply", "password"], a.password ?? "{{ inputs.password }}", false)
+    return { header, value: Template.literal(""), basic: { username, password } }
+  }
+  for (const k of ["username", "password"] as const)
+    if (a[k] !== undefined) at(["apply", k], `apply.${k} is for kind basic`, "set kind: basic, or remove it")
+  if (kind === "api_key") {
+    if (a.value === undefined)
+      at(["apply"], "kind api_key needs apply.value: the key as it is sent", 'e.g. value: "{{ inputs.api_key }}"')
+    if (a.header === undefined && query === undefined)
+      at(["apply"], "kind api_key needs apply.header or apply.query: where the key goes", "e.g. header: X-API-Key")
+    const value = parseT(["apply", "value"], a.value ?? "", false)
+    if (a.value !== undefined && Template.refs(value, "inputs").length === 0)
+      at(
+        ["apply", "value"],
+        "apply.value uses no input: the key would be written in the manifest",
+        'e.g. "{{ inputs.api_key }}"'
+      )
+    return { header, value, query }
+  }
+  const value = parseT(["apply", "value"], a.value ?? "Bearer {{ token.access_token }}", true)
+  if (!Template.refs(value, "token").some((x) => x.name === "access_token"))
+    at(["apply", "value"], "apply.value never uses {{ token.access_token }}", "e.g. Bearer {{ token.access_token }}")
+  for (const ref of Template.refs(value, "inputs"))
+    if (inputs.get(ref.name)?.secret)
+      warn(["apply", "value"], `apply.value sends secret input "${ref.name}" on every API call`)
+  return { header, value, query }
+}
 
 /** Compiles a schema-valid document. Collects problems instead of stopping at the first. */
 const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest; problems: Problem[] } => {
@@ -309,8 +449,54 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     }
   }
 
+  /** The values a (possibly templated) client_auth.method can take: its literal, or its input's enum. */
+  const possibleMethods = (t: Template.Template): ReadonlyArray<string> => {
+    const rs = Template.refs(t)
+    if (rs.length === 0) return [t.source]
+    return inputs.get(rs[0]!.name)?.enum ?? []
+  }
+
+  const compileJwt = (
+    path: ReadonlyArray<string | number>,
+    spec: Parameters<typeof Assertion.compile>[0],
+    defaults: Parameters<typeof Assertion.compile>[3]
+  ): Assertion.JwtSpec => {
+    for (const k of Object.keys(spec?.claims ?? {}))
+      if ((Assertion.reservedClaims as ReadonlyArray<string>).includes(k))
+        at(
+          [...path, "claims", k],
+          `claim "${k}" is set by tessera`,
+          "use lifetime_seconds, iat_backdate_seconds or jti"
+        )
+    if (spec?.alg !== undefined) {
+      const alg = parseT([...path, "alg"], spec.alg, false)
+      checkChoice([...path, "alg"], alg, Assertion.algorithms, "alg")
+      if (Template.refs(alg).length === 0 && defaults.symmetric && !alg.source.startsWith("HS"))
+        at(
+          [...path, "alg"],
+          `client_secret_jwt signs with the client secret: use HS256, HS384 or HS512, not ${alg.source}`
+        )
+      if (Template.refs(alg).length === 0 && !defaults.symmetric && defaults.key !== "" && alg.source.startsWith("HS"))
+        at(
+          [...path, "alg"],
+          `${alg.source} signs with a shared secret, not a private key`,
+          "use RS256, PS256, ES256 or EdDSA"
+        )
+    }
+    if (defaults.key !== "" && spec?.key === undefined && !declared.has("private_key"))
+      at(
+        path.slice(0, -1),
+        "a JWT signed with a private key needs one",
+        `declare inputs.private_key (secret) or set ${path.join(".")}.key`
+      )
+    return Assertion.compile(spec, path, (p, source) => parseT(p, source, false), {
+      ...defaults,
+      key: defaults.key !== "" && spec?.key === undefined && !declared.has("private_key") ? "" : defaults.key
+    })
+  }
+
   const compileFlow = (name: FlowName): FlowSpec | undefined => {
-    const f = doc.flows[name]
+    const f = doc.flows?.[name]
     if (!f) return undefined
     const base = ["flows", name]
     const allowToken = name === "refresh"
@@ -337,11 +523,50 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
       ca.id ?? (usesCredentials ? "{{ inputs.client_id }}" : ""),
       false
     )
+    const usesSecret = possibleMethods(method).some(
+      (m) => m === "client_secret_basic" || m === "client_secret_post" || m === "client_secret_jwt"
+    )
     const secret = parseT(
       [...base, "client_auth", ...(ca.secret !== undefined ? ["secret"] : [])],
-      ca.secret ?? (usesCredentials ? "{{ inputs.client_secret }}" : ""),
+      ca.secret ?? (usesCredentials && usesSecret ? "{{ inputs.client_secret }}" : ""),
       false
     )
+    const jwtMethods = possibleMethods(method).filter((m) => m === "private_key_jwt" || m === "client_secret_jwt")
+    const jwt =
+      jwtMethods.length === 0
+        ? (ca.jwt !== undefined &&
+            at([...base, "client_auth", "jwt"], "client_auth.jwt is only for private_key_jwt or client_secret_jwt"),
+          undefined)
+        : compileJwt([...base, "client_auth", "jwt"], ca.jwt, {
+            claims: { iss: ca.id ?? "{{ inputs.client_id }}", sub: ca.id ?? "{{ inputs.client_id }}" },
+            key: jwtMethods.includes("private_key_jwt") ? "{{ inputs.private_key }}" : "",
+            symmetric: !jwtMethods.includes("private_key_jwt")
+          })
+    const assertion = f.assertion
+      ? {
+          ...compileJwt([...base, "assertion"], f.assertion, { key: "{{ inputs.private_key }}", symmetric: false }),
+          send: f.assertion.send ?? "body"
+        }
+      : undefined
+    const jwtBearer = grantType.source === Assertion.jwtBearerGrant
+    if (assertion?.send === "body" && Template.refs(grantType).length === 0 && !jwtBearer)
+      at(
+        [...base, "grant_type"],
+        `an assertion sent in the body belongs to the JWT bearer grant, found grant_type "${f.grant_type}"`,
+        `use grant_type: ${Assertion.jwtBearerGrant} (RFC 7523 §2.1), or assertion.send: authorization`
+      )
+    if (jwtBearer && assertion?.send !== "body")
+      at(
+        [...base, "grant_type"],
+        "the JWT bearer grant sends a signed JWT as `assertion`",
+        `add ${base.join(".")}.assertion`
+      )
+    if (assertion?.send === "authorization" && possibleMethods(method).includes("client_secret_basic"))
+      at(
+        [...base, "assertion", "send"],
+        "assertion.send: authorization and client_secret_basic both need the Authorization header",
+        "use client_auth: { method: none } or client_secret_post"
+      )
     const url = parseT([...base, "url"], f.url, false)
     if (Template.refs(url).length === 0)
       warn(
@@ -367,12 +592,14 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
       method: f.method ?? "POST",
       grantType,
       encoding,
-      clientAuth: { method, id, secret },
+      clientAuth: { method, id, secret, jwt },
+      assertion,
       headers,
       body
     }
   }
-  const acquire = compileFlow("acquire")!
+  const kind: AuthKind = doc.kind ?? "oauth2"
+  const acquire = compileFlow("acquire")
   const refreshFlow = compileFlow("refresh")
 
   const r = doc.response ?? {}
@@ -401,12 +628,39 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     }
   )
 
-  const applyValue = parseT(["apply", "value"], doc.apply?.value ?? "Bearer {{ token.access_token }}", true)
-  if (!Template.refs(applyValue, "token").some((x) => x.name === "access_token"))
-    at(["apply", "value"], "apply.value never uses {{ token.access_token }}", "e.g. Bearer {{ token.access_token }}")
-  for (const ref of Template.refs(applyValue, "inputs"))
-    if (inputs.get(ref.name)?.secret)
-      warn(["apply", "value"], `apply.value sends secret input "${ref.name}" on every API call`)
+  const apply = compileApply(
+    kind,
+    doc,
+    (path, source, allowToken) => parseT(path, source, allowToken),
+    at,
+    warn,
+    inputs
+  )
+
+  const templates = (
+    path: ReadonlyArray<string>,
+    m: Readonly<Record<string, string | undefined>> | undefined,
+    reserved: ReadonlyArray<string>
+  ) =>
+    Object.entries(m ?? {}).map(([k, v]) => {
+      if (reserved.includes(k)) at([...path, k], `"${k}" is set by tessera`, "remove it", { key: true })
+      return [k, parseT([...path, k], v ?? "", false)] as const
+    })
+  const authorization: AuthorizationSpec | undefined = doc.authorization && {
+    url: parseT(["authorization", "url"], doc.authorization.url, false),
+    scope:
+      doc.authorization.scope === undefined
+        ? undefined
+        : parseT(["authorization", "scope"], doc.authorization.scope, false),
+    params: templates(["authorization", "params"], doc.authorization.params, reservedParams),
+    body: templates(["authorization", "body"], doc.authorization.body, reservedBody),
+    redirectPort: doc.authorization.redirect_port
+  }
+  const device: DeviceSpec | undefined = doc.device && {
+    url: parseT(["device", "url"], doc.device.url, false),
+    scope: doc.device.scope === undefined ? undefined : parseT(["device", "scope"], doc.device.scope, false),
+    params: templates(["device", "params"], doc.device.params, [...reservedBody, "scope"])
+  }
 
   const match = (m: { status?: number[]; codes?: Array<string | number> } | undefined, d: ErrorMatch): ErrorMatch => ({
     status: m?.status ?? d.status,
@@ -422,7 +676,9 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     document: doc,
     inputs,
     inputRules,
+    kind,
     flows: { acquire, refresh: refreshFlow },
+    discovery: doc.discovery ? { issuer: parseT(["discovery", "issuer"], doc.discovery.issuer, false) } : undefined,
     response: {
       envelope: r.envelope,
       success: r.success
@@ -444,8 +700,10 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
       defaultTtlSeconds: doc.refresh?.default_ttl_seconds ?? 3600,
       keepAliveSeconds: doc.refresh?.keep_alive_seconds ?? 86400
     },
-    apply: { header: doc.apply?.header ?? "Authorization", value: applyValue },
+    apply,
     api: doc.api ? { baseUrl: parseT(["api", "base_url"], doc.api.base_url, false) } : undefined,
+    authorization,
+    device,
     errors: {
       reauthenticate: match(doc.errors?.reauthenticate, defaultErrors.reauthenticate),
       transient: match(doc.errors?.transient, defaultErrors.transient),

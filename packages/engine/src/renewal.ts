@@ -6,19 +6,40 @@
  *    the provider rejects (reauthenticate, other) falls back to the acquire flow;
  *  - else the acquire flow;
  *  - while the provider fails, a token still valid for real (inside its early-refresh margin) is served stale.
+ *  Durable grants (grants.ts): with a connection store for the connection (every connection when `connection_store:`
+ *  is configured; stored and user-granted ones whenever there is a store), the refresh token is read from the
+ *  store's grant, its rotation claimed by CAS before it is redeemed (an instance that loses waits for the winner's
+ *  result, never redeeming a spent token), and the rotated one written under the claim before the access token is
+ *  cached. A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
+ *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
+ *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
 import { Clock, Context, Effect, Exit, Layer, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { isUserGranted } from "./authorization.ts"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
+import type { ConnectionStoreShape, Grant } from "./connection-store.ts"
+import * as Grants from "./grants.ts"
 import type * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
 import { Http, type HttpShape } from "./http.ts"
 import type { ExpirySource, Token } from "./token.ts"
 import { TokenCache, type TokenCacheShape } from "./token-cache.ts"
-import type { InputInvalid, StoreError, TokenError, UpstreamError, UpstreamRejected } from "./token-error.ts"
+import {
+  AuthorizationRequired,
+  type InputInvalid,
+  type StaticCredential,
+  type StoreError,
+  type TokenError,
+  type UpstreamError,
+  type UpstreamRejected
+} from "./token-error.ts"
 import * as Upstream from "./upstream.ts"
+import { staticCredential } from "./static-credential.ts"
 
-export type Action = "reused" | "acquired" | "refreshed" | "served_stale"
+/** `static`: a static credential (kind api_key or basic) applied from the inputs; nothing was renewed. */
+export type Action = "reused" | "acquired" | "refreshed" | "served_stale" | "static"
 
 export interface TokenResult {
   readonly connection: string
@@ -75,9 +96,28 @@ export interface Deps {
   readonly http: HttpShape
   readonly settings: HttpSettings
   readonly emit: Emit
+  /** The connection store that keeps grants (grants.ts), when one is configured: refresh tokens then live there,
+   *  durably, and are rotated under a claim; without one they live in the token cache only. */
+  readonly grants?: ((c: Connection) => Effect.Effect<ConnectionStoreShape | undefined, StoreError>) | undefined
 }
 
-type Renewed = Effect.Effect<TokenResult, UpstreamError | InputInvalid | StoreError>
+type Renewed = Effect.Effect<
+  TokenResult,
+  UpstreamError | InputInvalid | StoreError | AuthorizationRequired | StaticCredential
+>
+
+/** A token to fill `{{ token.* }}` of the refresh flow when only the durable grant is at hand. */
+const withRefreshToken = (cached: Token | undefined, refreshToken: Redacted.Redacted<string>): Token =>
+  cached
+    ? { ...cached, refreshToken }
+    : {
+        accessToken: Redacted.make("", { label: "access_token" }),
+        refreshToken,
+        tokenType: "Bearer",
+        expiresAt: 0,
+        obtainedAt: 0,
+        expirySource: "default"
+      }
 
 const why = (c: Connection, cached: Token | undefined, options: GetOptions, now: number) =>
   options.force
@@ -88,15 +128,30 @@ const why = (c: Connection, cached: Token | undefined, options: GetOptions, now:
         ? "cached token expired"
         : "cached token inside the early-refresh margin"
 
+const where = (c: Connection) => ({ connection: c.name, provider: c.manifest.id })
+
 export const make = (deps: Deps): RenewalShape => {
   const { cache, emit } = deps
   const exchange = (c: Connection, flow: NonNullable<Connection["manifest"]["flows"]["refresh"]>, current?: Token) =>
     Upstream.exchange(c, flow, deps.settings, current).pipe(Effect.provideService(Http, deps.http))
 
-  const acquire = (c: Connection, options: GetOptions, reason: string): Renewed =>
+  const acquire = (
+    c: Connection,
+    options: GetOptions,
+    reason: string,
+    store?: ConnectionStoreShape | undefined
+  ): Renewed =>
     Effect.gen(function* () {
+      // A user's grant cannot be started unattended: only `tessera login` or a connect link can.
+      if (isUserGranted(c)) return yield* new AuthorizationRequired({ ...where(c), reason: "no_grant" })
       const started = yield* Clock.currentTimeMillis
-      const x = yield* exchange(c, c.manifest.flows.acquire)
+      const flow = c.manifest.flows.acquire
+      // Only kind oauth2 has flows, and the engine never renews a static credential (static-credential.ts).
+      if (!flow) return yield* staticCredential(c)
+      const x = yield* exchange(c, flow)
+      // The refresh token goes to the durable grant before anything else has it (never only in a cache).
+      if (store && x.token.refreshToken && !options.noCache)
+        yield* Grants.save(store, c.name, x.token.refreshToken, x.token.scope)
       if (!options.noCache) yield* cache.save(c, x.token)
       yield* emit(c, "acquired", reason, { durationMs: x.durationMs })
       yield* Effect.logInfo("token acquired").pipe(
@@ -127,21 +182,124 @@ export const make = (deps: Deps): RenewalShape => {
       Effect.catchTag("UpstreamRejected", (e) => (rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)))
     )
 
+  const owner = randomBytes(9).toString("base64url")
+  const leaseMs = deps.settings.totalTimeoutMs + 5_000
+
+  /** The refresh flow for a connection whose refresh token lives in the connection store: read the grant, claim its
+   *  rotation (CAS), redeem it once, write the rotated one under the claim, then cache the access token. */
+  const durable = (
+    c: Connection,
+    store: ConnectionStoreShape,
+    cached: Token | undefined,
+    options: GetOptions,
+    reason: string
+  ): Renewed =>
+    Effect.gen(function* () {
+      const user = isUserGranted(c)
+      for (let round = 0; round < 20; round++) {
+        const g = yield* Grants.read(store, c.name)
+        if (g?.status === "needs_reauth") {
+          if (user) return yield* new AuthorizationRequired({ ...where(c), reason: "needs_reauth", detail: g.detail })
+          return yield* acquire(c, options, `${reason}, stored refresh token refused earlier`, store)
+        }
+        const refreshToken = g?.refreshToken ?? cached?.refreshToken
+        if (refreshToken === undefined || c.manifest.flows.refresh === undefined)
+          return yield* acquire(c, options, reason, store)
+        if (g === undefined) {
+          // A refresh token only the cache held (from before a connection store was configured): make it durable.
+          yield* Grants.save(store, c.name, refreshToken, cached?.scope)
+          continue
+        }
+        const now = yield* Clock.currentTimeMillis
+        const claimed = Grants.claimOf(g)
+        if (claimed && claimed.until > now && claimed.owner !== owner) {
+          // Another instance is redeeming this refresh token: wait for its rotation, then use what it left.
+          yield* Effect.sleep("100 millis")
+          const t = yield* cache.read(c)
+          const at = yield* Clock.currentTimeMillis
+          if (t && !options.force && Expiry.freshness(c.manifest, t, at) === "fresh") return yield* reuse(c, t, at)
+          round--
+          continue
+        }
+        if (!(yield* Grants.claim(store, c.name, g, owner, now + leaseMs))) continue
+        return yield* redeem(c, store, g, g.version + 1, cached, options, reason, user)
+      }
+      return yield* Effect.die(new Error(`${c.name}: the grant kept changing under concurrent rotations`))
+    })
+
+  const redeem = (
+    c: Connection,
+    store: ConnectionStoreShape,
+    g: Grant,
+    claimed: number,
+    cached: Token | undefined,
+    options: GetOptions,
+    reason: string,
+    user: boolean
+  ): Renewed => {
+    const release = Effect.ignore(Grants.complete(store, c.name, claimed, g.refreshToken, g.scope))
+    return exchange(c, c.manifest.flows.refresh!, withRefreshToken(cached, g.refreshToken)).pipe(
+      Effect.onInterrupt(() => release),
+      Effect.flatMap((x) =>
+        Effect.gen(function* () {
+          const rotated = x.token.refreshToken !== undefined
+          const refreshToken = x.token.refreshToken ?? g.refreshToken
+          const token: Token = { ...x.token, refreshToken }
+          // Durable first: the rotated refresh token is in the connection store before anyone is given a token.
+          const kept = yield* Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope)
+          if (!kept)
+            yield* Effect.logWarning(
+              "the grant's rotation claim expired before the rotated refresh token was written"
+            ).pipe(Effect.annotateLogs(where(c)))
+          if (!options.noCache) yield* cache.save(c, token)
+          if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
+          yield* emit(c, "refreshed", reason, { durationMs: x.durationMs })
+          return result(c, token, "refreshed", `${reason}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+        })
+      ),
+      Effect.catch((e): Renewed => {
+        if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))
+        if (!user) return fallBack(c, e, options, reason, store)
+        // Only a refused grant (invalid_grant and its kin) needs the user; another rejection (invalid_scope, say) is
+        // a configuration problem: the grant stays active and the error is reported as it is.
+        if (e.kind !== "reauthenticate") return Effect.andThen(release, Effect.fail(e))
+        const detail = `the provider refused the refresh token (${e.code ?? `HTTP ${e.status}`})`
+        return Effect.gen(function* () {
+          yield* Grants.needsReauth(store, c.name, claimed, g, detail)
+          yield* emit(c, "needs_reauth", detail, { error: e._tag })
+          return yield* new AuthorizationRequired({ ...where(c), reason: "needs_reauth", detail })
+        })
+      })
+    )
+  }
+
   const rejectsRefresh = (e: UpstreamRejected) => e.kind === "reauthenticate" || e.kind === "other"
 
-  const fallBack = (c: Connection, e: UpstreamRejected, options: GetOptions, reason: string): Renewed =>
+  const fallBack = (
+    c: Connection,
+    e: UpstreamRejected,
+    options: GetOptions,
+    reason: string,
+    store?: ConnectionStoreShape | undefined
+  ): Renewed =>
     Effect.andThen(
       emit(c, "refresh_rejected", `refresh token rejected (${e.code ?? `HTTP ${e.status}`}); acquiring a new token`, {
         error: e._tag
       }),
-      acquire(c, options, `${reason}, refresh token rejected`)
+      acquire(c, options, `${reason}, refresh token rejected`, store)
     )
 
   /** The provider failed: the cached token while it is still valid for real, else the failure. */
   const serveStale = (c: Connection, cached: Token | undefined, options: GetOptions, e: TokenError) =>
     Effect.gen(function* () {
       const at = yield* Clock.currentTimeMillis
-      if (!cached || at >= cached.expiresAt || e._tag === "InputInvalid" || options.noCache)
+      if (
+        !cached ||
+        at >= cached.expiresAt ||
+        e._tag === "InputInvalid" ||
+        e._tag === "AuthorizationRequired" ||
+        options.noCache
+      )
         return yield* Effect.fail(e)
       yield* Effect.logWarning(`renewal failed, serving the cached token until it expires: ${e.message}`).pipe(
         Effect.annotateLogs({ connection: c.name, provider: c.manifest.id })
@@ -177,8 +335,10 @@ export const make = (deps: Deps): RenewalShape => {
       if (cached && !options.force && Expiry.freshness(c.manifest, cached, now) === "fresh")
         return yield* reuse(c, cached, now)
       const reason = why(c, cached, options, now)
-      const renewal =
-        cached?.refreshToken !== undefined && c.manifest.flows.refresh !== undefined
+      const store = deps.grants && !options.noCache ? yield* deps.grants(c) : undefined
+      const renewal = store
+        ? durable(c, store, cached, options, reason)
+        : cached?.refreshToken !== undefined && c.manifest.flows.refresh !== undefined
           ? refresh(c, cached, options, reason)
           : acquire(c, options, reason)
       return yield* renewal.pipe(

@@ -79,6 +79,18 @@ export class ResponseInvalid extends Schema.TaggedError<ResponseInvalid>()("Resp
   }
 }
 
+/** The connection's credential is static (manifest kind api_key or basic): there is no token to get, renew or hand
+ *  out. tessera applies it to API calls itself (`tessera request`, the proxy, `fetch`); the credential is the
+ *  long-lived secret, so no route or command gives it away. */
+export class StaticCredential extends Schema.TaggedError<StaticCredential>()("StaticCredential", {
+  ...where,
+  kind: Schema.Literals(["api_key", "basic"])
+}) {
+  override get message() {
+    return `connection "${this.connection}" (${this.provider}) uses a static credential (kind: ${this.kind}): it has no token to get or hand out; call its API through tessera instead (tessera request, the proxy /v1/proxy/${this.connection}/..., or fetch), which applies the credential`
+  }
+}
+
 /** The token store failed (file permissions, Redis). */
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   store: Schema.String,
@@ -90,8 +102,26 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   }
 }
 
+/** The connection's tokens come from a user's grant (authorization code or device flow), and there is none to use:
+ *  never granted ("no_grant"), or its refresh token was refused ("needs_reauth"). Only the user can fix it, by
+ *  authorizing again (`tessera login <connection>`, or the server's connect link). */
+export class AuthorizationRequired extends Schema.TaggedError<AuthorizationRequired>()("AuthorizationRequired", {
+  ...where,
+  reason: Schema.Literals(["no_grant", "needs_reauth"]),
+  detail: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    const why =
+      this.reason === "no_grant"
+        ? "has no user grant yet"
+        : `needs the user to authorize again (${this.detail ?? "the provider refused its refresh token"})`
+    return `connection "${this.connection}" (${this.provider}) ${why}: run \`tessera login ${this.connection}\` or send the user a connect link`
+  }
+}
+
 export type UpstreamError = TransportError | UpstreamTimeout | UpstreamRejected | ResponseInvalid
-export type TokenError = UnknownConnection | InputInvalid | UpstreamError | StoreError
+export type TokenError =
+  UnknownConnection | InputInvalid | UpstreamError | StoreError | StaticCredential | AuthorizationRequired
 
 export const isUpstreamError = (e: { readonly _tag: string }): e is UpstreamError =>
   e._tag === "TransportError" ||

@@ -2,6 +2,7 @@
  *  the current token. Pure: the same request is sent by the engine, printed by `--dry-run` (secrets masked) and
  *  turned into a curl command by `--curl`. Secret values stay Redacted until `encode` produces the wire bytes. */
 import { Redacted } from "effect"
+import * as Assertion from "./assertion.ts"
 import type { Connection } from "./connection.ts"
 import { checkUrl } from "./connection.ts"
 import type { BodySpec, ClientAuthMethod, FlowSpec } from "./manifest.ts"
@@ -20,6 +21,26 @@ export interface TokenRequest {
   /** Form fields in order, or the JSON body. */
   readonly form?: ReadonlyArray<readonly [string, Template.Value]> | undefined
   readonly json?: { readonly [k: string]: Json } | undefined
+  /** JWTs to sign for each attempt (assertion.ts `complete`): they join the body or the headers then. */
+  readonly jwts?: ReadonlyArray<PendingJwt> | undefined
+}
+
+/** A JWT the request carries once signed: the `assertion` or `client_assertion` field, or `Authorization: Bearer`. */
+export interface PendingJwt {
+  readonly target: "assertion" | "client_assertion" | "authorization"
+  readonly spec: Assertion.JwtSpec
+  /** Where the spec sits in the manifest, for messages. */
+  readonly where: string
+  /** Claims used where the manifest gives none: `aud` = the token endpoint. */
+  readonly defaults: Readonly<Record<string, string>>
+}
+
+export interface BuildOptions {
+  /** The token endpoint from discovery (discovery.ts), used in place of the flow's url. */
+  readonly tokenUrl?: string | undefined
+  /** Fields after the flow's own body: the code, redirect_uri and code_verifier of an authorization code exchange,
+   *  or the device_code of a device flow poll (authorization.ts, device-flow.ts). */
+  readonly extra?: ReadonlyArray<readonly [string, Template.Value]> | undefined
 }
 
 export type BuildResult =
@@ -38,10 +59,10 @@ const request = (
   flow: FlowSpec,
   url: string,
   headers: TokenRequest["headers"],
-  body: Pick<TokenRequest, "encoding" | "form" | "json">
+  body: Pick<TokenRequest, "encoding" | "form" | "json" | "jwts">
 ): BuildResult => ({ _tag: "Request", request: { flow: flow.name, method: flow.method, url, headers, ...body } })
 
-export const build = (connection: Connection, flow: FlowSpec, token?: Token): BuildResult => {
+export const build = (connection: Connection, flow: FlowSpec, token?: Token, opts: BuildOptions = {}): BuildResult => {
   const details: string[] = []
   const ctx: Template.Context = {
     inputs: (n) => connection.inputs.get(n),
@@ -62,7 +83,7 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     }
     return r.value
   }
-  const urlValue = required(`flows.${flow.name}.url`, flow.url)
+  const urlValue = opts.tokenUrl ?? required(`flows.${flow.name}.url`, flow.url)
   const url = urlValue === undefined ? "" : Template.reveal(urlValue)
   if (urlValue !== undefined) {
     const bad = checkUrl(url, connection.allowInsecureHttp)
@@ -76,6 +97,7 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
 
   const headers: Array<readonly [string, Template.Value]> = [["Accept", "application/json"]]
   const fields: Array<readonly [string, Json]> = []
+  const jwts: PendingJwt[] = []
   if (grantType !== undefined && Template.reveal(grantType) !== "none") fields.push(["grant_type", grantType])
   if (method === "client_secret_basic" || method === "client_secret_post") {
     const id = required("client_auth.id", flow.clientAuth.id)
@@ -94,6 +116,33 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
         )
     }
   }
+  if (method === "none") {
+    // A public client identifies itself in the body (RFC 6749 §4.1.3, §3.2.1), when the manifest names its id.
+    const id = Template.render(flow.clientAuth.id, ctx)
+    if (id._tag === "Value" && Template.reveal(id.value) !== "") fields.push(["client_id", id.value])
+  }
+  // The client id is the assertion's iss and sub: say so when it is unset rather than send an assertion without.
+  if (method === "private_key_jwt" || method === "client_secret_jwt") required("client_auth.id", flow.clientAuth.id)
+  if ((method === "private_key_jwt" || method === "client_secret_jwt") && flow.clientAuth.jwt) {
+    // RFC 7523 §2.2; client_id may go too (RFC 7521 §4.2) but is left out: the assertion's sub names the client.
+    fields.push(["client_assertion_type", Assertion.clientAssertionType])
+    const symmetric = method === "client_secret_jwt"
+    jwts.push({
+      target: "client_assertion",
+      spec: symmetric
+        ? { ...flow.clientAuth.jwt, key: flow.clientAuth.secret, symmetric }
+        : { ...flow.clientAuth.jwt, symmetric },
+      where: `flows.${flow.name}.client_auth.jwt`,
+      defaults: { aud: url }
+    })
+  }
+  if (flow.assertion)
+    jwts.push({
+      target: flow.assertion.send === "authorization" ? "authorization" : "assertion",
+      spec: flow.assertion,
+      where: `flows.${flow.name}.assertion`,
+      defaults: flow.assertion.send === "authorization" ? {} : { aud: url }
+    })
   const renderBody = (spec: BodySpec): Json | undefined => {
     switch (spec.kind) {
       case "literal":
@@ -117,6 +166,7 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     const v = renderBody(spec)
     if (v !== undefined) fields.push([k, v])
   }
+  fields.push(...(opts.extra ?? []))
   if (flow.name === "refresh") {
     if (token?.refreshToken) fields.push(["refresh_token", token.refreshToken])
     else details.push("the refresh flow needs a refresh token and there is none")
@@ -131,14 +181,14 @@ export const build = (connection: Connection, flow: FlowSpec, token?: Token): Bu
     const json: Record<string, Json> = {}
     for (const [k, v] of fields)
       Object.defineProperty(json, k, { value: v, enumerable: true, writable: true, configurable: true })
-    return request(flow, url, [...headers, ["Content-Type", "application/json"]], { encoding: "json", json })
+    return request(flow, url, [...headers, ["Content-Type", "application/json"]], { encoding: "json", json, jwts })
   }
   const form = fields
     .map(([k, v]) => [k, typeof v === "number" || typeof v === "boolean" ? String(v) : v] as const)
     .filter((f): f is readonly [string, Template.Value] => typeof f[1] === "string" || Redacted.isRedacted(f[1]))
   const formHeaders =
     flow.method === "GET" ? headers : [...headers, ["Content-Type", "application/x-www-form-urlencoded"] as const]
-  return request(flow, url, formHeaders, { encoding: "form", form })
+  return request(flow, url, formHeaders, { encoding: "form", form, jwts })
 }
 
 const revealJson = (v: Json, mask: boolean): unknown => {

@@ -2,9 +2,11 @@
  *  transient failures (network errors, 5xx, 429) on `retryPolicy`, a Schedule keyed on the error's kind:
  *  exponential backoff with jitter, the provider's Retry-After, within an overall time limit. Credentials rejected
  *  (4xx, invalid_grant) are never retried. */
-import { Clock, Duration, Effect, Schedule } from "effect"
+import { Clock, Duration, Effect, Redacted, Schedule } from "effect"
 import type { HttpSettings } from "./config.ts"
+import * as Assertion from "./assertion.ts"
 import type { Connection } from "./connection.ts"
+import * as Discovery from "./discovery.ts"
 import * as Http from "./http.ts"
 import type { FlowSpec } from "./manifest.ts"
 import * as Observability from "./observability.ts"
@@ -61,9 +63,9 @@ const displayUrl = (url: string) => {
 
 /** One attempt's failure, with the provider's Retry-After when it sent one: what the retry Schedule reads. */
 class Failed {
-  readonly error: UpstreamError
+  readonly error: UpstreamError | InputInvalid
   readonly retryAfterMs: number | undefined
-  constructor(error: UpstreamError, retryAfterMs?: number) {
+  constructor(error: UpstreamError | InputInvalid, retryAfterMs?: number) {
     this.error = error
     this.retryAfterMs = retryAfterMs
   }
@@ -83,7 +85,7 @@ export const retryPolicy = (http: HttpSettings, deadline: number) =>
     Schedule.jittered,
     Schedule.setInputType<Failed>(),
     Schedule.modifyDelay(({ input, duration }) => Effect.succeed(input.retryAfterMs ?? duration)),
-    Schedule.while(({ input }) => isRetryable(input.error)),
+    Schedule.while(({ input }) => input.error._tag !== "InputInvalid" && isRetryable(input.error)),
     Schedule.upTo({ times: http.retries }),
     Schedule.while(({ now, duration }) => now + Duration.toMillis(duration) < deadline)
   )
@@ -102,8 +104,21 @@ const attempt = (
 ): Effect.Effect<TokenResponse.Decoded & { readonly _tag: "Token" }, Failed, Http.Http> =>
   Effect.gen(function* () {
     const where = { connection: connection.name, provider: connection.manifest.id }
-    const wire = TokenRequest.encode(built)
     const sentAt = yield* Clock.currentTimeMillis
+    // Signed per attempt: a server refuses a JWT whose jti it has seen (RFC 7523 §3, item 7).
+    const signed = yield* Assertion.complete(connection, built, sentAt).pipe(Effect.mapError((e) => new Failed(e)))
+    const wire = TokenRequest.encode(signed)
+    // The JWTs just signed (the entries `complete` added), so that a provider echoing them cannot show them.
+    const before = new Set<unknown>([...built.headers, ...(built.form ?? [])])
+    const jwts = [...signed.headers, ...(signed.form ?? []), ...Object.values(signed.json ?? {})]
+      .filter((e) => !before.has(e) && (Array.isArray(e) || Redacted.isRedacted(e)))
+      .flatMap((e) => {
+        const v = Array.isArray(e) ? (e as readonly [string, Template.Value])[1] : e
+        if (!Template.isSecret(v as Template.Value)) return []
+        const text = Redacted.value(v as Redacted.Redacted<string>)
+        return [text.startsWith("Bearer ") ? text.slice(7) : text]
+      })
+    const secrets = jwts.length > 0 ? [...context.secrets, ...jwts] : context.secrets
     const client = yield* Http.Http
     const result = yield* Effect.result(
       client.send(
@@ -131,10 +146,31 @@ const attempt = (
     }
     const decoded = TokenResponse.decode(
       { ...result.success, receivedAt },
-      { connection, sentAt, attempts: context.n, secrets: context.secrets }
+      { connection, sentAt, attempts: context.n, secrets }
     )
     if (decoded._tag === "Token") return decoded
     return yield* Effect.fail(new Failed(decoded.error, decoded._tag === "Rejected" ? decoded.retryAfterMs : undefined))
+  })
+
+/** The flow's request, its JWTs not yet signed: the token endpoint from discovery when the connection names an
+ *  issuer (discovery.ts), else the flow's url. */
+export const prepare = (
+  connection: Connection,
+  flow: FlowSpec,
+  http: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">,
+  current?: Token,
+  extra: ReadonlyArray<readonly [string, Template.Value]> = []
+): Effect.Effect<TokenRequest.TokenRequest, UpstreamError | InputInvalid, Http.Http> =>
+  Effect.gen(function* () {
+    const tokenUrl = yield* Discovery.endpoint(connection, "token_endpoint", http)
+    const built = TokenRequest.build(connection, flow, current, { tokenUrl, extra })
+    if (built._tag === "Invalid")
+      return yield* new InputInvalid({
+        connection: connection.name,
+        provider: connection.manifest.id,
+        details: built.details
+      })
+    return built.request
   })
 
 /** Bounded without an outer timeout (which would fork a fiber per acquisition): each attempt's timeout is cut to the
@@ -143,19 +179,22 @@ export const exchange = (
   connection: Connection,
   flow: FlowSpec,
   http: HttpSettings,
-  current?: Token
+  current?: Token,
+  extra: ReadonlyArray<readonly [string, Template.Value]> = []
 ): Effect.Effect<Exchange, UpstreamError | InputInvalid, Http.Http> => {
   const where = { connection: connection.name, provider: connection.manifest.id }
-  const built = TokenRequest.build(connection, flow, current)
-  if (built._tag === "Invalid") return Effect.fail(new InputInvalid({ ...where, details: built.details }))
-  const secrets = secretsOf(connection, current)
-  // The URL goes into timeout and transport errors: a secret input templated into its path must not.
-  const url = Redaction.scrub(displayUrl(built.request.url), secrets)
   return Effect.gen(function* () {
+    const request = yield* prepare(connection, flow, http, current, extra)
+    const secrets = [
+      ...secretsOf(connection, current),
+      ...extra.flatMap(([, v]) => (Template.isSecret(v) ? [Template.reveal(v)] : []))
+    ]
+    // The URL goes into timeout and transport errors: a secret input templated into its path must not.
+    const url = Redaction.scrub(displayUrl(request.url), secrets)
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
     let n = 0
-    const once = Effect.suspend(() => attempt(connection, built.request, http, { url, secrets, deadline, n: ++n }))
+    const once = Effect.suspend(() => attempt(connection, request, http, { url, secrets, deadline, n: ++n }))
     const logged = retryPolicy(http, deadline).pipe(
       Schedule.tap(({ input, duration }) =>
         Effect.logDebug(`retrying ${flow.name} after ${input.error._tag}`).pipe(

@@ -126,6 +126,89 @@ describe("recorded fixtures", () => {
   })
 })
 
+describe("JWT fixtures: the assertion verified with jose, its header and claims exact", () => {
+  it.effect("the JWT bearer and GitHub App fixtures each have a success and a failure, all clean", () =>
+    Effect.gen(function* () {
+      const all = yield* Fixture.replayAll(fixturesDir, yield* Catalog.load())
+      for (const c of [
+        "google-service-account/success",
+        "google-service-account/invalid-grant",
+        "salesforce-jwt/sandbox-success",
+        "salesforce-jwt/not-approved",
+        "github-app/installation-token",
+        "github-app/bad-jwt"
+      ]) {
+        const r = all.replays.find((x) => `${x.provider}/${x.name}` === c)
+        assert.isDefined(r, c)
+        assert.deepStrictEqual(r!.mismatches, [], c)
+      }
+      // What the providers' documents ask for, pinned in the recordings.
+      const g = recorded("google-service-account", "success")["request"].jwts["form.assertion"]
+      assert.strictEqual(g.claims.aud, "https://oauth2.googleapis.com/token")
+      assert.strictEqual(g.claims.exp - g.claims.iat, 3600)
+      assert.strictEqual(g.header.kid, "3f1e9c0b2a7d4e5f8a6b9c0d1e2f3a4b5c6d7e8f")
+      const sf = recorded("salesforce-jwt", "sandbox-success")
+      assert.strictEqual(sf["request"].jwts["form.assertion"].claims.sub, "integration@acme.example")
+      assert.strictEqual(sf["request"].jwts["form.assertion"].claims.aud, "https://test.salesforce.com")
+      assert.isUndefined(sf["response"].body.expires_in)
+      assert.isString(sf["response"].body.instance_url)
+      const gh = recorded("github-app", "installation-token")
+      const claims = gh["request"].jwts["headers.authorization"].claims
+      const at = Date.parse(gh["response"].headers.date) / 1000
+      assert.strictEqual(claims.iat, at - 60)
+      assert.isAtMost(claims.exp - at, 600)
+      assert.strictEqual(gh["response"].status, 201)
+    })
+  )
+
+  it.effect("a wrong expected claim is named by its path", () =>
+    Effect.gen(function* () {
+      const r = yield* replayAltered("google-service-account", "success", (f) => {
+        f["request"].jwts["form.assertion"].claims.scope = "https://www.googleapis.com/auth/cloud-platform"
+      })
+      assert.deepStrictEqual(
+        r.mismatches.map((m) => m.field),
+        ["request.jwts.form.assertion.claims.scope"]
+      )
+    })
+  )
+
+  it.effect("a JWT signed with another key fails the signature check", () =>
+    Effect.gen(function* () {
+      const other = recorded("salesforce-jwt", "sandbox-success")["request"].jwts["form.assertion"].key
+      const r = yield* replayAltered("github-app", "installation-token", (f) => {
+        f["request"].jwts["headers.authorization"].key = other
+      })
+      assert.deepStrictEqual(
+        r.mismatches.map((m) => m.field),
+        ["request.jwts.headers.authorization.signature"]
+      )
+    })
+  )
+
+  it.effect("a changed claim template in the manifest shows in the claims", () =>
+    Effect.gen(function* () {
+      const catalog = yield* catalogWith("salesforce-jwt", (y) =>
+        y.replace("lifetime_seconds: 180", "lifetime_seconds: 300")
+      )
+      const r = yield* replayAltered("salesforce-jwt", "sandbox-success", () => {}, catalog)
+      assert.deepStrictEqual(
+        r.mismatches.map((m) => m.field),
+        ["request.jwts.form.assertion.claims.exp"]
+      )
+    })
+  )
+
+  it.effect("a JWT field listed in an unknown place makes the fixture invalid", () =>
+    Effect.gen(function* () {
+      const f = recorded("github-app", "installation-token")
+      f["request"].jwts = { "headers.x-jwt": f["request"].jwts["headers.authorization"] }
+      const e = yield* Effect.flip(Fixture.replay(writeCopy(f, "github-app", "x"), yield* Catalog.load()))
+      assert.match(e.message, /"headers.x-jwt" is not a place a JWT goes/)
+    })
+  )
+})
+
 describe("Fixture.replay reports drift field by field", () => {
   it.effect("a wrong expected form field", () =>
     Effect.gen(function* () {

@@ -302,7 +302,7 @@ describe("Config.parse: connection mistakes break only their connection", () => 
         ...locate(text, "salesforce"),
         path: "connections.erp.provider",
         message: 'unknown provider "salesforce"',
-        hint: "known providers: brandbox, crm-com, cube, dvinci, oauth2, usage-engine"
+        hint: "known providers: api-key, basic, brandbox, crm-com, cube, dvinci, github-app, google-service-account, oauth2, salesforce-jwt, usage-engine"
       })
     })
   )

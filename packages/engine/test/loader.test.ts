@@ -142,7 +142,7 @@ describe("Manifest.parse: schema", () => {
         col: 1,
         path: "",
         message: 'missing required key "flows"',
-        hint: 'add "flows:" here'
+        hint: "kind oauth2 (the default) gets tokens from flows; a static credential says kind: api_key or basic and needs only apply"
       })
     })
   )
@@ -497,13 +497,13 @@ describe("Manifest.parse: cross-references and flow rules", () => {
 
   it.effect("client_auth.method that does not exist", () =>
     Effect.gen(function* () {
-      const text = demo({ acquire: "    client_auth: { method: private_key_jwt }\n" })
+      const text = demo({ acquire: "    client_auth: { method: tls_client_auth }\n" })
       const p = yield* error(text)
       assertProblem(p, {
-        ...locate(text, "private_key_jwt"),
+        ...locate(text, "tls_client_auth"),
         path: "flows.acquire.client_auth.method",
-        message: 'unknown client_auth.method "private_key_jwt"',
-        hint: "client_secret_basic, client_secret_post, none"
+        message: 'unknown client_auth.method "tls_client_auth"',
+        hint: "client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt, none"
       })
     })
   )
@@ -583,7 +583,7 @@ describe("Manifest.parse: cross-references and flow rules", () => {
         "demo.yaml",
         demo({ acquire: "    encoding: json\n    body:\n      claims: { tenant: acme }\n" })
       )
-      assert.strictEqual(m.flows.acquire.encoding, "json")
+      assert.strictEqual(m.flows.acquire!.encoding, "json")
     })
   )
 
@@ -823,8 +823,20 @@ describe("bundled manifests", () => {
     .map((f) => f.replace(/\.yaml$/, ""))
     .sort()
 
-  it("are the six providers", () => {
-    assert.deepStrictEqual(ids, ["brandbox", "crm-com", "cube", "dvinci", "oauth2", "usage-engine"])
+  it("are the eleven providers", () => {
+    assert.deepStrictEqual(ids, [
+      "api-key",
+      "basic",
+      "brandbox",
+      "crm-com",
+      "cube",
+      "dvinci",
+      "github-app",
+      "google-service-account",
+      "oauth2",
+      "salesforce-jwt",
+      "usage-engine"
+    ])
   })
 
   for (const id of ids) {
@@ -837,7 +849,7 @@ describe("bundled manifests", () => {
     )
   }
 
-  it.effect("the catalog holds all six", () =>
+  it.effect("the catalog holds all of them", () =>
     Effect.gen(function* () {
       const c = yield* Catalog.load()
       assert.deepStrictEqual([...c.manifests.keys()].sort(), ids)
@@ -877,7 +889,7 @@ describe("__proto__ in YAML is data, never a prototype", () => {
       })
       const m = yield* Manifest.parse("demo.yaml", text)
       clean()
-      const body = m.document.flows.acquire.body as Record<string, unknown>
+      const body = m.document.flows!.acquire.body as Record<string, unknown>
       assert.isTrue(Object.hasOwn(body, "__proto__"))
       assert.strictEqual(Object.getPrototypeOf(body), Object.prototype)
       const { inputs } = Connection.resolveInputs(m, new Map())
@@ -891,7 +903,7 @@ describe("__proto__ in YAML is data, never a prototype", () => {
           source: "config" as const,
           version: 0
         },
-        m.flows.acquire
+        m.flows.acquire!
       )
       assert.strictEqual(built._tag, "Request")
       if (built._tag !== "Request") return

@@ -28,7 +28,7 @@ export const identify = (
   auth: ApiKeyAuth.ApiKeyAuth,
   header: (name: string) => string | undefined
 ): Caller => {
-  if (spec.access === "public" || isOpen(spec, publicRoutes)) return open
+  if (spec.access === "public" || spec.access === "link" || isOpen(spec, publicRoutes)) return open
   if (!auth.enabled) return anonymous
   const access = spec.access
   const presented = ApiKeyAuth.presentedKey(header, access)

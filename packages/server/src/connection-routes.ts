@@ -26,23 +26,25 @@ const problem = (description: string): ResponseDoc => ({
 
 const nameParam = Effect.map(HttpRouter.params, (p) => p["name"] ?? "")
 
-const readJson = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const type = request.headers["content-type"] ?? ""
-  if (!/^application\/(?:[a-z0-9.+-]*\+)?json\b/i.test(type))
-    return yield* new Refusal({ code: "BadRequest", detail: "send the connection as application/json" })
-  const length = Number(request.headers["content-length"] ?? "0")
-  if (length > maxBodyBytes)
-    return yield* new Refusal({ code: "PayloadTooLarge", detail: `a connection is at most ${maxBodyBytes} bytes` })
-  return yield* request.json.pipe(
-    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
-    Effect.catch(() =>
-      Effect.fail(
-        new Refusal({ code: "BadRequest", detail: `the body is not JSON, or larger than ${maxBodyBytes} bytes` })
+/** The request's JSON body (`what`: how a refusal names it), at most `maxBodyBytes`. */
+export const readJson = (what = "the connection") =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const type = request.headers["content-type"] ?? ""
+    if (!/^application\/(?:[a-z0-9.+-]*\+)?json\b/i.test(type))
+      return yield* new Refusal({ code: "BadRequest", detail: `send ${what} as application/json` })
+    const length = Number(request.headers["content-length"] ?? "0")
+    if (length > maxBodyBytes)
+      return yield* new Refusal({ code: "PayloadTooLarge", detail: `${what} is at most ${maxBodyBytes} bytes` })
+    return yield* request.json.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+      Effect.catch(() =>
+        Effect.fail(
+          new Refusal({ code: "BadRequest", detail: `the body is not JSON, or larger than ${maxBodyBytes} bytes` })
+        )
       )
     )
-  )
-})
+  })
 
 /** The request's connection registry and its `:name`: what every handler of one connection starts from. */
 const target = Effect.gen(function* () {
@@ -53,7 +55,7 @@ const target = Effect.gen(function* () {
 const put: Handler = () =>
   Effect.gen(function* () {
     const { ctx, name, registry } = yield* target
-    const r = yield* registry.put(name, yield* readJson, { requiredTags: ctx.principal?.tags })
+    const r = yield* registry.put(name, yield* readJson(), { requiredTags: ctx.principal?.tags })
     return HttpServerResponse.jsonUnsafe(r.view, { status: r.created ? 201 : 200, headers: noStore })
   })
 

@@ -95,7 +95,19 @@ const schemas = {
         description: "Effective inputs (defaults included); a secret input shows as ***."
       },
       source: { enum: ["api", "config"], description: "api: stored at runtime; config: the config file." },
-      status: { enum: ["ok", "misconfigured"] },
+      status: {
+        enum: ["ok", "misconfigured", "needs_reauth"],
+        description: "needs_reauth: the user's grant was refused by the provider; the user must authorize again."
+      },
+      grant: {
+        type: "object",
+        description: "The durable grant (GET of one connection, when one is stored): never the refresh token.",
+        properties: {
+          status: { enum: ["active", "needs_reauth"] },
+          updated_at: { type: "string", format: "date-time" },
+          detail: { type: "string" }
+        }
+      },
       created_at: { type: ["string", "null"], format: "date-time", description: "null for config connections." },
       updated_at: { type: ["string", "null"], format: "date-time" }
     }
@@ -126,6 +138,29 @@ const schemas = {
         description: "Labels such as tenant: acme; a tag-scoped key must give its own tags."
       },
       allow_insecure_http: { type: "boolean", description: "WARNING: allow plain http:// to non-loopback hosts." }
+    }
+  },
+  ConnectLinkRequest: {
+    type: "object",
+    required: ["connection"],
+    additionalProperties: false,
+    properties: {
+      connection: { type: "string", description: "The connection to connect a user's account to." },
+      redirect_after: {
+        type: "string",
+        format: "uri",
+        description:
+          "Where the browser goes once done (https://, or http:// to loopback), with tessera_connection, tessera_status (connected, denied, failed) and tessera_code added to its query. Absent: a result page."
+      },
+      ttl_seconds: { type: "integer", minimum: 1, maximum: 3600, default: 900, description: "How long the link lives." }
+    }
+  },
+  ConnectLink: {
+    type: "object",
+    required: ["url", "expires_at"],
+    properties: {
+      url: { type: "string", format: "uri", description: "Send the user's browser here." },
+      expires_at: { type: "string", format: "date-time" }
     }
   },
   ProviderList: {
@@ -231,7 +266,17 @@ export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}
         ...(r.description ? { description: r.description } : {}),
         tags: [r.tag],
         security: security(r.access, open),
-        parameters: [...parameters, { $ref: "#/components/parameters/RequestId" }],
+        parameters: [
+          ...parameters,
+          ...(r.query ?? []).map((q) => ({
+            name: q.name,
+            in: "query",
+            required: q.required ?? false,
+            description: q.description,
+            schema: { type: "string" }
+          })),
+          { $ref: "#/components/parameters/RequestId" }
+        ],
         ...(r.requestSchema
           ? {
               requestBody: {
@@ -256,6 +301,11 @@ export const document = (routes: ReadonlyArray<RouteSpec>, options: Options = {}
     tags: [
       { name: "tokens", description: "Tokens of connections." },
       { name: "connections", description: "Connections created at runtime, beside the config file's." },
+      {
+        name: "connect",
+        description:
+          "Connecting a user's account (authorization code + PKCE): a link from POST /v1/connect-links, then the browser's two routes, which take no API key."
+      },
       { name: "catalog", description: "What is configured." },
       { name: "proxy", description: "API calls with the connection's token applied." },
       {

@@ -27,6 +27,8 @@ export const refusalCodes = [
   "MethodNotAllowed",
   "NoApiBaseUrl",
   "PayloadTooLarge",
+  "NotAuthorizationCode",
+  "ConnectNotConfigured",
   "Internal"
 ] as const
 
@@ -45,9 +47,12 @@ export const status: { readonly [C in Code]: number } = {
   ResponseInvalid: 502,
   UpstreamTimeout: 504,
   StoreError: 503,
+  // A static credential (api_key, basic) has no token; the key itself is never handed out: use the proxy.
+  StaticCredential: 409,
   ConnectionInvalid: 422,
   ConnectionConflict: 409,
   ConnectionStoreError: 503,
+  AuthorizationRequired: 409, // a user must authorize (again): a connect link, or `tessera login`
   // the server's own refusals
   BadRequest: 400,
   Unauthorized: 401,
@@ -58,17 +63,21 @@ export const status: { readonly [C in Code]: number } = {
   MethodNotAllowed: 405,
   NoApiBaseUrl: 404,
   PayloadTooLarge: 413,
+  NotAuthorizationCode: 409, // connect-routes.ts: the provider has no authorization-code flow
+  ConnectNotConfigured: 501, // connect-routes.ts: server.public_url or server.connect_keys is missing
   Internal: 500
 }
 
 const titles: { readonly [C in Code]: string } = {
   UnknownConnection: "Unknown connection",
+  AuthorizationRequired: "User authorization required",
   InputInvalid: "Connection misconfigured",
   TransportError: "Provider unreachable",
   UpstreamRejected: "Provider rejected the request",
   ResponseInvalid: "Unusable provider response",
   UpstreamTimeout: "Provider timed out",
   StoreError: "Token store unavailable",
+  StaticCredential: "Static credential: no token to hand out",
   ConnectionInvalid: "Invalid connection",
   ConnectionConflict: "Connection defined in the config file",
   ConnectionStoreError: "Connection store unavailable",
@@ -81,6 +90,8 @@ const titles: { readonly [C in Code]: string } = {
   MethodNotAllowed: "Method not allowed",
   NoApiBaseUrl: "No API base URL",
   PayloadTooLarge: "Payload too large",
+  NotAuthorizationCode: "No authorization-code flow",
+  ConnectNotConfigured: "Connect flow not configured",
   Internal: "Internal server error"
 }
 
@@ -144,6 +155,8 @@ const detailOf = (
       }
     case "StoreError":
       return { detail: `the token store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
+    case "StaticCredential":
+      return { detail: e.message, extensions: { kind: e.kind } }
     case "ConnectionStoreError":
       return { detail: `the connection store (${e.store}) failed on ${e.operation}`, logDetail: e.message }
     case "ConnectionInvalid":
@@ -152,6 +165,7 @@ const detailOf = (
         extensions: { errors: e.errors }
       }
     case "ConnectionConflict":
+    case "AuthorizationRequired":
       return { detail: e.message }
     case "UpstreamRejected":
       return {

@@ -7,6 +7,13 @@
  *  - **Origin** (cross-site requests): a page of another origin can still send simple requests (a form, a
  *    `text/plain` POST) anywhere. A request whose `Origin` is not the server's own origin, or whose
  *    `Sec-Fetch-Site` is not `same-origin` or `none`, is refused, with keys or without.
+ *  One exception to the Origin rule: the connect flow's two browser routes (`GET /v1/connect/<name>` and
+ *  `GET /v1/connect/callback`) are reached by a user's top-level navigation from another site (the app that made
+ *  the link, then the provider's consent page). Such a GET (`Sec-Fetch-Mode: navigate`, or no Fetch Metadata at
+ *  all) is admitted there: it carries no API key and no ambient authority, since the sealed link or state in its
+ *  query is the credential (connect-routes.ts). A `fetch()` or an embedded request from another page is still
+ *  refused, and every other route is as strict as before. `server.public_url`'s host is answered like an entry of
+ *  `server.allowed_hosts`, since browsers come by that name.
  *  `make` builds the check for one config (it checks the allowed hosts then); server.ts runs it first for every
  *  request, before the token fast path and the router. */
 import type { IncomingHttpHeaders } from "node:http"
@@ -40,10 +47,27 @@ export interface Settings {
   readonly keyed: boolean
   /** `server.allowed_hosts`; undefined when the config has none. */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** `server.public_url`: its host is answered too. */
+  readonly publicUrl?: string | undefined
 }
 
-/** The refusal for a request, or undefined when it may go on to the routes. */
-export type Check = (headers: IncomingHttpHeaders) => Refusal | undefined
+/** The refusal for a request, or undefined when it may go on to the routes. `method` and `url` (the request
+ *  target) let the connect flow's navigations through; without them every request gets the strict rules. */
+export type Check = (headers: IncomingHttpHeaders, method?: string, url?: string) => Refusal | undefined
+
+/** The connect flow's browser routes: `/v1/connect/<one segment>`, any query. */
+const connectPath = /^\/v1\/connect\/[^/?#]+(?:\?|$)/
+
+/** A user's own top-level GET navigation to a connect route (see the module header). */
+export const isConnectNavigation = (headers: IncomingHttpHeaders, method?: string, url?: string): boolean => {
+  if ((method !== "GET" && method !== "HEAD") || url === undefined || !connectPath.test(url)) return false
+  const mode = headers["sec-fetch-mode"]
+  const site = headers["sec-fetch-site"]
+  // A browser sends Fetch Metadata on every request; one without any is not a page's script (browsers that
+  // predate it are not why this rule exists, and a program may follow the link too).
+  if (mode === undefined && site === undefined) return true
+  return mode === "navigate" && headers["sec-fetch-dest"] !== "iframe" && headers["sec-fetch-dest"] !== "frame"
+}
 
 const quoted = (v: string) => JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v)
 
@@ -101,21 +125,27 @@ export const parseAllowed = (allowedHosts: ReadonlyArray<string> | undefined): R
     return p
   })
 
+/** The Host value of `server.public_url`, answered like an allowed host (without a port: on any port). */
+const publicHost = (publicUrl: string | undefined): ReadonlyArray<HostValue> => {
+  const h = publicUrl === undefined ? undefined : parseHost(new URL(publicUrl).host)
+  return h ? [h] : []
+}
+
 export const make = (s: Settings): Check => {
-  const listed = parseAllowed(s.allowedHosts)
+  const listed = [...parseAllowed(s.allowedHosts), ...publicHost(s.publicUrl)]
   const anyHost = s.keyed && s.allowedHosts === undefined
   const allowed = (h: HostValue) =>
     (isLoopback(h.name) && (h.port ?? 80) === s.port) ||
     listed.some((e) => e.name === h.name && (e.port === undefined || e.port === h.port))
   // Callers send the same Host over and over: remember the last one allowed, so the hot path parses nothing.
   let lastAllowed: string | undefined
-  return (headers) => {
+  return (headers, method, url) => {
     const host = headers.host
     if (!anyHost && (host === undefined || host !== lastAllowed)) {
       const h = host === undefined ? undefined : parseHost(host)
       if (!h || !allowed(h)) return hostRefusal(host, s)
       lastAllowed = host
     }
-    return crossSite(headers, host)
+    return isConnectNavigation(headers, method, url) ? undefined : crossSite(headers, host)
   }
 }

@@ -11,6 +11,7 @@ import type * as Http from "node:http"
 import { Engine, type Config } from "@tessera/engine"
 import type * as Activity from "./activity.ts"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
+import { connectRoutes } from "./connect-routes.ts"
 import { connectionRoutes } from "./connection-routes.ts"
 import * as Metrics from "./metrics.ts"
 import type { Failure } from "./problem.ts"
@@ -23,11 +24,13 @@ import { statusPageRoutes } from "./status-page.ts"
  *  - `key`: an API key as `Authorization: Bearer <key>` or `X-Tessera-Key: <key>`;
  *  - `proxyKey`: an API key as `X-Tessera-Key` only, because Authorization belongs to the proxied call;
  *  - `pageKey`: as `key`, or as the password of HTTP Basic, the one way a browser can send it (the status page);
- *    its 401 challenges with Basic so that a browser asks for it.
+ *    its 401 challenges with Basic so that a browser asks for it;
+ *  - `link`: no API key; a sealed link or state in the query is the credential, checked by the handler (the
+ *    connect flow's browser routes, connect-routes.ts).
  *  A route with a `:name` parameter also needs the key to allow that connection. A route with a `publicAs` name
  *  is open when `server.public_routes` lists that name. Without configured keys every route is open (the server
  *  then binds loopback only and answers loopback Host values only, request-guard.ts). */
-export type Access = "public" | "key" | "proxyKey" | "pageKey"
+export type Access = "public" | "key" | "proxyKey" | "pageKey" | "link"
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE" | "*"
 
@@ -60,10 +63,12 @@ export interface RouteSpec {
   readonly operationId: string
   readonly summary: string
   readonly description?: string | undefined
-  readonly tag: "tokens" | "connections" | "catalog" | "proxy" | "operations"
+  readonly tag: "tokens" | "connections" | "connect" | "catalog" | "proxy" | "operations"
   readonly access: Access
   /** What the key must be allowed to do (server.api_keys[].scopes); none: any valid key. */
   readonly scope?: ApiKeyAuth.Scope | undefined
+  /** Query parameters, for the OpenAPI document. */
+  readonly query?: ReadonlyArray<{ readonly name: string; readonly description: string; readonly required?: boolean }>
   /** A component schema name for the JSON request body. */
   readonly requestSchema?: string | undefined
   /** The name `server.public_routes` opens this route by (operations routes only). */
@@ -75,7 +80,9 @@ export interface RouteSpec {
 /** Whether a route answers callers without a key, under a config's `server.public_routes`. The router (app.ts)
  *  and the OpenAPI document both ask this. */
 export const isOpen = (spec: RouteSpec, publicRoutes: ReadonlyArray<Config.PublicRoute>): boolean =>
-  spec.access === "public" || (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
+  spec.access === "public" ||
+  spec.access === "link" ||
+  (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
 
 /** The route table as a matcher, with the router's matching rules (Effect's FindMyWay): the route a method and URL
  *  go to with its parameters, and the methods a path answers (for 405 + Allow). The router dispatches on the same
@@ -115,6 +122,13 @@ const connectionFailures: Readonly<Record<number, ResponseDoc>> = {
   504: problem("The provider did not answer in time (code UpstreamTimeout).")
 }
 
+/** A static credential (manifest kind api_key or basic) is the long-lived secret itself: never handed out. */
+const staticFailure: Readonly<Record<number, ResponseDoc>> = {
+  409: problem(
+    "The connection's credential is static (kind api_key or basic): there is no token, and the key itself is never handed out; call the API through the proxy (code StaticCredential)."
+  )
+}
+
 const token =
   (force: boolean): Handler =>
   () =>
@@ -135,7 +149,7 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     scope: "token",
     summary: "Get a connection's access token",
     description: "Answers from the cache while the token is fresh, else renews it (refresh flow when possible).",
-    responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures },
+    responses: { 200: { description: "The token.", schema: "Token" }, ...connectionFailures, ...staticFailure },
     handler: token(false)
   },
   {
@@ -147,7 +161,7 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     scope: "token",
     summary: "Renew a connection's token now",
     description: "Forces a renewal even if the cached token is fresh, and answers with the new token.",
-    responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures },
+    responses: { 200: { description: "The renewed token.", schema: "Token" }, ...connectionFailures, ...staticFailure },
     handler: token(true)
   },
   {
@@ -311,4 +325,9 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
   }
 ]
 
-export const routes: ReadonlyArray<RouteSpec> = [...ownRoutes, ...connectionRoutes, ...statusPageRoutes]
+export const routes: ReadonlyArray<RouteSpec> = [
+  ...ownRoutes,
+  ...connectionRoutes,
+  ...connectRoutes,
+  ...statusPageRoutes
+]

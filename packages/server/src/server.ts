@@ -249,7 +249,12 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`
 
   const guardFor = (c: Config.Config) =>
-    RequestGuard.make({ port: address.port, keyed: c.server.apiKeys.length > 0, allowedHosts: c.server.allowedHosts })
+    RequestGuard.make({
+      port: address.port,
+      keyed: c.server.apiKeys.length > 0,
+      allowedHosts: c.server.allowedHosts,
+      publicUrl: c.server.publicUrl
+    })
   const guards = new WeakMap<Generations.Generation, RequestGuard.Check>()
   guards.set(generations.current(), guardFor(config))
   const guardOf = (g: Generations.Generation): RequestGuard.Check => {
@@ -303,7 +308,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   }
   /** The request guard first, then the token and proxy fast paths, then the router. */
   const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta) => {
-    const refusal = guardOf(meta.generation)(req.headers)
+    const refusal = guardOf(meta.generation)(req.headers, req.method, req.url)
     if (refusal) sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
     else {
       const found = TokenFastPath.match(req)

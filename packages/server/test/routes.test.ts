@@ -225,7 +225,19 @@ describe("catalog routes", () => {
       proxy: boolean
       inputs: Array<Record<string, unknown>>
     }>
-    expect(providers.map((p) => p.id)).toEqual(["brandbox", "crm-com", "cube", "dvinci", "oauth2", "usage-engine"])
+    expect(providers.map((p) => p.id)).toEqual([
+      "api-key",
+      "basic",
+      "brandbox",
+      "crm-com",
+      "cube",
+      "dvinci",
+      "github-app",
+      "google-service-account",
+      "oauth2",
+      "salesforce-jwt",
+      "usage-engine"
+    ])
     const cube = providers.find((p) => p.id === "cube")!
     expect(cube).toMatchObject({ name: expect.any(String), docs: expect.stringMatching(/^https:/), proxy: false })
     expect(cube.inputs.find((i) => i["name"] === "client_secret")).toMatchObject({ required: true, secret: true })

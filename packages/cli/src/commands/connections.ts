@@ -86,6 +86,11 @@ const shown = (v: ConnectionRegistry.ConnectionView): string =>
       .map(([k, x]) => `${k}=${x}`)
       .join(" ")}`,
     ...(v.created_at ? [`created:   ${v.created_at}`, `updated:   ${v.updated_at}`] : []),
+    ...(v.grant
+      ? [
+          `grant:     ${v.grant.status} (updated ${v.grant.updated_at})${v.grant.detail ? `: ${Terminal.sanitize(v.grant.detail)}` : ""}`
+        ]
+      : []),
     "inputs:",
     ...Object.entries(v.inputs).map(([k, x]) => `  ${k}: ${Terminal.sanitize(x)}`)
   ].join("\n")

@@ -9,6 +9,7 @@ import {
   Http,
   Redaction,
   Runtime,
+  StaticCredential,
   Template,
   TokenRequest,
   TokenStore,
@@ -70,15 +71,18 @@ export interface Inspection {
     readonly source: string
   }
   readonly inputs: ReadonlyArray<{ readonly name: string; readonly value: string; readonly secret: boolean }>
-  readonly flows: { readonly acquire: FlowInfo; readonly refresh: FlowInfo | null }
-  /** The token request the engine would send next (refresh when a refresh token is cached), secrets masked. */
+  /** The manifest's auth kind: `oauth2`, or a static credential (`api_key`, `basic`) with no flows and no token. */
+  readonly kind: Manifest.AuthKind
+  readonly flows: { readonly acquire: FlowInfo; readonly refresh: FlowInfo | null } | null
+  /** The token request the engine would send next (refresh when a refresh token is cached), secrets masked; null
+   *  for a static credential. */
   readonly request: {
     readonly flow: string
     readonly method: string
     readonly url: string
     readonly headers: Record<string, string>
     readonly body: string | null
-  }
+  } | null
   readonly api: { readonly base_url: string | null; readonly header: string; readonly value: string }
   readonly cache: CacheInfo
   /** The cached access token's JWT header and claims: decoded, NOT verified. Null when nothing is cached or it is no JWT. */
@@ -103,8 +107,10 @@ export const inspect = (
     const state = yield* engine.cacheState(name)
     const entry = state.cached ? yield* store.get(state.key) : undefined
     const flow = m.flows.refresh && state.hasRefreshToken ? "refresh" : "acquire"
-    const req = yield* engine.describeRequest(name, flow)
-    const wire = TokenRequest.encode(req, { mask: true })
+    const req = m.flows.acquire ? yield* engine.describeRequest(name, flow) : undefined
+    const wire = req ? TokenRequest.encode(req, { mask: true }) : undefined
+    // A static credential's header or query parameter may be named by an input: show where it goes for this one.
+    const place = StaticCredential.isStatic(m) ? yield* StaticCredential.render(c) : undefined
     const now = yield* Clock.currentTimeMillis
     const access = entry?.token.access_token
     const header = access ? Expiry.jwtHeader(access) : undefined
@@ -125,9 +131,27 @@ export const inspect = (
               }
             ]
       }),
-      flows: { acquire: flowInfo(c, m.flows.acquire), refresh: m.flows.refresh ? flowInfo(c, m.flows.refresh) : null },
-      request: { flow: req.flow, method: req.method, url: wire.url, headers: wire.headers, body: wire.body ?? null },
-      api: { base_url: m.api ? shown(c, m.api.baseUrl) : null, header: m.apply.header, value: m.apply.value.source },
+      kind: m.kind,
+      flows: m.flows.acquire
+        ? { acquire: flowInfo(c, m.flows.acquire), refresh: m.flows.refresh ? flowInfo(c, m.flows.refresh) : null }
+        : null,
+      request:
+        req && wire
+          ? { flow: req.flow, method: req.method, url: wire.url, headers: wire.headers, body: wire.body ?? null }
+          : null,
+      api: {
+        base_url: m.api ? shown(c, m.api.baseUrl) : null,
+        header: place
+          ? place.place === "query"
+            ? `?${place.name}=`
+            : place.name
+          : m.apply.query !== undefined
+            ? `?${m.apply.query}=`
+            : m.apply.header,
+        value: m.apply.basic
+          ? `Basic base64(${m.apply.basic.username.source}:${m.apply.basic.password.source})`
+          : m.apply.value.source
+      },
       cache: {
         store: store.name,
         cached: state.cached,
@@ -184,23 +208,29 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
     ...pairs(i.inputs.map((x) => [x.name, x.secret ? `${x.value} ${p.dim("(secret)")}` : x.value] as const)),
     "",
     heading("Flows"),
-    ...pairs([
-      ["acquire", flow(i.flows.acquire)[0]!],
-      ["", flow(i.flows.acquire)[1]!],
-      ...(i.flows.refresh
-        ? [["refresh", flow(i.flows.refresh)[0]!] as const, ["", flow(i.flows.refresh)[1]!] as const]
-        : [["refresh", "none"] as const])
-    ]),
+    ...(i.flows
+      ? pairs([
+          ["acquire", flow(i.flows.acquire)[0]!],
+          ["", flow(i.flows.acquire)[1]!],
+          ...(i.flows.refresh
+            ? [["refresh", flow(i.flows.refresh)[0]!] as const, ["", flow(i.flows.refresh)[1]!] as const]
+            : [["refresh", "none"] as const])
+        ])
+      : [`  none: a static credential (kind: ${i.kind}), applied to API calls from the inputs; no token endpoint`]),
     "",
-    heading(`Next token request (${i.request.flow}, secrets masked, not sent)`),
-    `  ${i.request.method} ${i.request.url}`,
-    ...Object.entries(i.request.headers).map(([k, v]) => `  ${k}: ${v}`),
-    ...(i.request.body === null ? [] : ["", `  ${i.request.body}`]),
-    "",
+    ...(i.request
+      ? [
+          heading(`Next token request (${i.request.flow}, secrets masked, not sent)`),
+          `  ${i.request.method} ${i.request.url}`,
+          ...Object.entries(i.request.headers).map(([k, v]) => `  ${k}: ${v}`),
+          ...(i.request.body === null ? [] : ["", `  ${i.request.body}`]),
+          ""
+        ]
+      : []),
     heading("API"),
     ...pairs([
       ["base URL", i.api.base_url ?? "none (tessera request needs absolute URLs)"],
-      ["applies", `${i.api.header}: ${i.api.value}`]
+      ["applies", i.api.header.startsWith("?") ? `${i.api.header}${i.api.value}` : `${i.api.header}: ${i.api.value}`]
     ]),
     "",
     heading(`Cache (${c.store} store)`),
@@ -213,7 +243,9 @@ export const render = (i: Inspection, p: Terminal.Paint, now: number): string =>
           ["refresh token", c.has_refresh_token ? "yes" : "no"],
           ["expiry source", c.expiry_source ?? "-"]
         ])
-      : ["  no cached token (tessera token " + i.connection + " gets one)"])
+      : i.flows
+        ? ["  no cached token (tessera token " + i.connection + " gets one)"]
+        : ["  nothing cached: a static credential is never stored"])
   ]
   if (c.cached) {
     lines.push("", heading("Access token (JWT): header and claims, decoded, not verified"))

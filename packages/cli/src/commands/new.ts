@@ -137,7 +137,7 @@ export const fixture = (a: Answers, manifest: Manifest.Manifest, now: Date): Fix
       source: "config",
       version: 0
     },
-    manifest.flows.acquire
+    manifest.flows.acquire!
   )
   if (built._tag === "Invalid") throw new Error(`scaffolded manifest builds no request: ${built.details.join("; ")}`)
   const wire = TokenRequest.encode(built.request)

@@ -186,3 +186,55 @@ export const positionOf = (text: string, needle: string): { line: number; col: n
   const before = text.slice(0, at).split("\n")
   return { line: before.length, col: (before.at(-1)?.length ?? 0) + 1 }
 }
+
+export interface Live {
+  /** Resolves with the first match of `pattern` in stderr (what the command printed so far and later). */
+  readonly waitFor: (pattern: RegExp, ms?: number) => Promise<RegExpMatchArray>
+  readonly done: Promise<Result>
+  readonly stderr: () => string
+}
+
+/** `tessera ...args` running in the background, for commands that wait on something the test does (`login`). */
+export const tesseraLive = (args: ReadonlyArray<string>, opts: RunOptions): Live => {
+  const env = { ...baseEnv(), ...ownDirs(opts.cwd), ...opts.env }
+  const child = spawn(process.execPath, [opts.bin ?? bin, ...args], {
+    cwd: opts.cwd,
+    env,
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+  child.stdin.end(opts.input)
+  let stdout = "",
+    stderr = ""
+  const watchers: Array<() => void> = []
+  child.stdout.on("data", (c: Buffer) => void (stdout += c.toString("utf8")))
+  child.stderr.on("data", (c: Buffer) => {
+    stderr += c.toString("utf8")
+    for (const w of watchers.slice()) w()
+  })
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+  const done = new Promise<Result>((resolve) =>
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      for (const w of watchers.slice()) w()
+      resolve({ code: code ?? -1, stdout, stderr })
+    })
+  )
+  let exited = false
+  void done.then(() => (exited = true))
+  const waitFor = (pattern: RegExp, ms = 20_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const timeout = setTimeout(() => reject(new Error(`no ${pattern} in stderr:\n${stderr}`)), ms)
+      const check = () => {
+        const m = stderr.match(pattern)
+        if (m || exited) {
+          watchers.splice(watchers.indexOf(check), 1)
+          clearTimeout(timeout)
+          if (m) resolve(m)
+          else reject(new Error(`exited before ${pattern}:\n${stderr}`))
+        }
+      }
+      watchers.push(check)
+      check()
+    })
+  return { waitFor, done, stderr: () => stderr }
+}

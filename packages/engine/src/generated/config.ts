@@ -135,6 +135,16 @@ scopes?: ("token" | "proxy" | "connections:read" | "connections:write")[]
 tags?: Tags1
 }[]
 /**
+ * The server's address as a user's browser reaches it (https://, or http:// to a loopback host), without a query or fragment; a path prefix is kept. The connect flow builds its links (`<public_url>/v1/connect/<name>?link=...`) and its redirect_uri (`<public_url>/v1/connect/callback`, the one URL to register at each provider) from it, and its host is answered even when allowed_hosts lists others. Needed by the connect flow only.
+ */
+public_url?: string
+/**
+ * Keys that seal the connect flow's links and its OAuth state (AES-256-GCM, so that the PKCE verifier inside the state stays secret): 32 random bytes in base64 (`openssl rand -base64 32`), from ${env:VAR} or ${file:PATH}. The first seals, every one opens: put a new key first and drop the old one once the links it sealed have expired (at most one hour). Every instance serving the connect flow needs the same keys; nothing else is shared, so a callback may land on any instance. Needed by the connect flow only.
+ * 
+ * @minItems 1
+ */
+connect_keys?: [Value, ...(Value)[]]
+/**
  * Host header values the server answers besides the loopback ones (127.0.0.1, [::1] and localhost on the server's own port), which are always answered. Absent: without api_keys only loopback Hosts are answered, so a web page cannot reach the server through DNS rebinding; with api_keys any Host is answered (for a reverse proxy). Present: only loopback Hosts and these, with or without keys. `name` matches that name on any port; `name:port` matches exactly. Other Hosts get 403 HostNotAllowed.
  */
 allowed_hosts?: string[]

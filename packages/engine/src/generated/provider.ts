@@ -1,6 +1,31 @@
 /* Generated from schemas/*.schema.json by packages/engine/scripts/gen-types.ts. Do not edit: run `pnpm gen:types`. */
 
 /**
+ * How tessera gets, keeps and applies API credentials for one provider. One file per provider: providers/<id>.yaml. Templates are `{{ inputs.name }}` (connection inputs) and `{{ token.field }}` (the current token); nothing is evaluated as code.
+ */
+export type ManifestDocument = {
+/**
+ * Editor hint; ignored by tessera.
+ */
+$schema?: string
+id: ProviderId
+name: DisplayName
+docs?: ProviderDocumentationURL
+note?: Notes
+kind?: AuthKind
+inputs: ConnectionInputs
+input_rules?: RulesBetweenInputs
+flows?: TokenFlows
+discovery?: AuthorizationServerDiscovery
+response?: TokenResponse
+refresh?: WhenToRenew
+apply?: HowAPICallsCarryTheToken
+api?: ProviderAPI
+errors?: ErrorClassification
+authorization?: AuthorizationCodeFlowUserGrant
+device?: DeviceAuthorizationGrantRFC8628
+}
+/**
  * Kebab-case id; must equal the file name without .yaml. Connections name a provider by this id.
  */
 export type ProviderId = string
@@ -10,6 +35,10 @@ export type ProviderDocumentationURL = string
  * One paragraph: the provider's quirks and the choices this manifest makes where its documents are silent.
  */
 export type Notes = string
+/**
+ * `oauth2` (the default when absent): tokens come from `flows` at a token endpoint and `apply` puts the access token on API calls. `api_key`: a static key from the inputs, put in a header or a query parameter by `apply` (`header` or `query`, and `value`); no token endpoint, so no `flows`, `response`, `refresh`, `errors` or `discovery`. `basic`: HTTP Basic (RFC 7617) from `apply.username` and `apply.password` (default `{{ inputs.username }}` / `{{ inputs.password }}`), sent as `Authorization: Basic base64(user:password)`; likewise no token endpoint. A static credential is applied by `tessera request`, the proxy and `fetch`; it has no token to hand out, so `tessera token` and the token route refuse it with StaticCredential.
+ */
+export type AuthKind = ("oauth2" | "api_key" | "basic")
 export type InputRule = ({
 /**
  * Exactly one of these groups must be complete (every input in it set); inputs of other groups must be unset.
@@ -74,27 +103,6 @@ seconds: (number | Template)
 })
 
 /**
- * How tessera gets, keeps and applies API credentials for one provider. One file per provider: providers/<id>.yaml. Templates are `{{ inputs.name }}` (connection inputs) and `{{ token.field }}` (the current token); nothing is evaluated as code.
- */
-export interface ManifestDocument {
-/**
- * Editor hint; ignored by tessera.
- */
-$schema?: string
-id: ProviderId
-name: DisplayName
-docs?: ProviderDocumentationURL
-note?: Notes
-inputs: ConnectionInputs
-input_rules?: RulesBetweenInputs
-flows: TokenFlows
-response?: TokenResponse
-refresh?: WhenToRenew
-apply?: HowAPICallsCarryTheToken
-api?: ProviderAPI
-errors?: ErrorClassification
-}
-/**
  * Every value a connection supplies. Keys are snake_case; templates may only reference inputs declared here.
  */
 export interface ConnectionInputs {
@@ -157,13 +165,14 @@ headers?: {
 body?: {
 [k: string]: BodyValue | undefined
 }
+assertion?: SignedJWT1
 }
 /**
  * How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
  */
 export interface ClientAuth {
 /**
- * `client_secret_basic` (HTTP Basic), `client_secret_post` (in the body) or `none`. May be a template over an input whose enum lists only these.
+ * `client_secret_basic` (HTTP Basic), `client_secret_post` (in the body), `private_key_jwt` or `client_secret_jwt` (RFC 7523 §2.2: a signed JWT as `client_assertion`, with `client_assertion_type` `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`; see `jwt`) or `none`. May be a template over an input whose enum lists only these.
  */
 method: string
 /**
@@ -174,6 +183,94 @@ id?: string
  * Client secret / Basic password; may be empty (""). Default `{{ inputs.client_secret }}`.
  */
 secret?: string
+jwt?: SignedJWT
+}
+/**
+ * The client assertion for `private_key_jwt` / `client_secret_jwt`. Defaults: `iss` and `sub` = `client_auth.id` (the client id), `aud` = the token endpoint URL the request goes to, `jti` on, 60 s lifetime; `key` = `{{ inputs.private_key }}` (private_key_jwt) or the client secret (client_secret_jwt); `alg` from the key (RS256 for RSA, ES256/ES384/ES512 for EC, EdDSA for Ed25519) or HS256 for client_secret_jwt.
+ */
+export interface SignedJWT {
+/**
+ * Flow assertions only: `body` = the `assertion` form field (RFC 7523 §2.1); `authorization` = `Authorization: Bearer <jwt>`.
+ */
+send?: ("body" | "authorization")
+/**
+ * JWS algorithm. Default from the key: RS256 (RSA), ES256 / ES384 / ES512 (EC P-256 / P-384 / P-521), EdDSA (Ed25519), HS256 for client_secret_jwt. May be a template over an input with an enum.
+ */
+alg?: string
+/**
+ * The signing key: PEM (PKCS#1 `BEGIN RSA PRIVATE KEY`, PKCS#8 `BEGIN PRIVATE KEY`, SEC1 `BEGIN EC PRIVATE KEY`), a private JWK as JSON, or a JSON file with a `private_key` PEM field (a Google service account key file); for HS* algorithms the secret itself. Usually a secret input given as `${file:...}`.
+ */
+key?: string
+/**
+ * The `kid` header (RFC 7515 §4.1.4); left out when its inputs are unset.
+ */
+kid?: string
+/**
+ * Claims as templates: `iss`, `sub`, `aud`, `scope` and any other string claim. A claim whose inputs are unset is left out. `iat`, `exp` and `jti` are set by tessera (see the keys beside).
+ */
+claims?: {
+[k: string]: Template | undefined
+}
+/**
+ * `exp` = now + this many seconds.
+ */
+lifetime_seconds?: number
+/**
+ * `iat` = now minus this many seconds, for servers whose clock runs behind (GitHub asks for 60).
+ */
+iat_backdate_seconds?: number
+/**
+ * Send a random `jti` (a UUID), so that a server can refuse a replayed assertion.
+ */
+jti?: boolean
+}
+/**
+ * A JWT signed by tessera for each attempt (jose). With `send: body` (the default) it is the `assertion` form field of the JWT bearer grant (RFC 7523 §2.1: grant_type `urn:ietf:params:oauth:grant-type:jwt-bearer`); with `send: authorization` it goes as `Authorization: Bearer <jwt>` (GitHub App installation tokens).
+ */
+export interface SignedJWT1 {
+/**
+ * Flow assertions only: `body` = the `assertion` form field (RFC 7523 §2.1); `authorization` = `Authorization: Bearer <jwt>`.
+ */
+send?: ("body" | "authorization")
+/**
+ * JWS algorithm. Default from the key: RS256 (RSA), ES256 / ES384 / ES512 (EC P-256 / P-384 / P-521), EdDSA (Ed25519), HS256 for client_secret_jwt. May be a template over an input with an enum.
+ */
+alg?: string
+/**
+ * The signing key: PEM (PKCS#1 `BEGIN RSA PRIVATE KEY`, PKCS#8 `BEGIN PRIVATE KEY`, SEC1 `BEGIN EC PRIVATE KEY`), a private JWK as JSON, or a JSON file with a `private_key` PEM field (a Google service account key file); for HS* algorithms the secret itself. Usually a secret input given as `${file:...}`.
+ */
+key?: string
+/**
+ * The `kid` header (RFC 7515 §4.1.4); left out when its inputs are unset.
+ */
+kid?: string
+/**
+ * Claims as templates: `iss`, `sub`, `aud`, `scope` and any other string claim. A claim whose inputs are unset is left out. `iat`, `exp` and `jti` are set by tessera (see the keys beside).
+ */
+claims?: {
+[k: string]: Template | undefined
+}
+/**
+ * `exp` = now + this many seconds.
+ */
+lifetime_seconds?: number
+/**
+ * `iat` = now minus this many seconds, for servers whose clock runs behind (GitHub asks for 60).
+ */
+iat_backdate_seconds?: number
+/**
+ * Send a random `jti` (a UUID), so that a server can refuse a replayed assertion.
+ */
+jti?: boolean
+}
+/**
+ * RFC 8414 / OpenID Connect Discovery. When `issuer` renders (its inputs are set), the token endpoint comes from the issuer's metadata instead of the flows' `url`: tessera reads `<origin>/.well-known/oauth-authorization-server<issuer path>` (RFC 8414 §3), then `<issuer>/.well-known/openid-configuration`, requires the answer's `issuer` to equal the configured one exactly (RFC 8414 §3.3), and keeps the metadata in memory for an hour per process. Pair it with an input rule `one_of: [[token_url], [issuer]]`.
+ */
+export interface AuthorizationServerDiscovery {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+issuer: string
 }
 /**
  * Where the token is in the response, how success is told, and where expiry comes from.
@@ -252,11 +349,26 @@ default_ttl_seconds?: number
 keep_alive_seconds?: number
 }
 export interface HowAPICallsCarryTheToken {
+/**
+ * The header the credential goes in. Default Authorization. kind api_key may name it by one input, `{{ inputs.header }}`: then the key goes in that header when the input is set, else in the query parameter `query` names. Otherwise give `header` or `query`, not both.
+ */
 header?: string
 /**
  * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
  */
 value?: string
+/**
+ * Put the credential in this query parameter of every API call instead of a header (api_key: `?api_key=...`); kind api_key may name it by one input, `{{ inputs.query }}`. A query string ends up in access logs, so prefer a header when the API takes one.
+ */
+query?: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+username?: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+password?: string
 }
 /**
  * Where authenticated API calls go (`tessera request`, the proxy, `fetch` with a relative path).
@@ -281,4 +393,52 @@ status?: number[]
  * Values of the response's error code (see response.error.code).
  */
 codes?: (string | number)[]
+}
+/**
+ * A user grants access in a browser: tessera sends them to `url` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, a random `state` and a PKCE S256 `code_challenge` (RFC 6749 §4.1, RFC 7636; PKCE is always used), checks `state` on the way back, and exchanges the code at `flows.acquire`'s token endpoint (its url, encoding, client_auth and headers) with grant_type=authorization_code, code, redirect_uri and code_verifier. The refresh token it returns is the connection's durable grant (kept in the connection store); the acquire flow of such a connection (grant_type `authorization_code`) is never run unattended.
+ */
+export interface AuthorizationCodeFlowUserGrant {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+url: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+scope?: string
+/**
+ * Extra query parameters of the authorization request (templates; one whose inputs are unset is left out). `response_type`, `client_id`, `redirect_uri`, `state`, `code_challenge` and `code_challenge_method` are tessera's.
+ */
+params?: {
+[k: string]: Template | undefined
+}
+/**
+ * Extra body fields of the code exchange (templates), beside grant_type, code, redirect_uri and code_verifier.
+ */
+body?: {
+[k: string]: Template | undefined
+}
+/**
+ * A fixed port for `tessera login`'s loopback redirect `http://127.0.0.1:<port>/callback` (RFC 8252 §7.3), for providers that register exact redirect URIs; without it a random free port is used.
+ */
+redirect_port?: number
+}
+/**
+ * For machines without a browser (`tessera login <connection> --device`): tessera posts to `url` (the device authorization endpoint) with the client's authentication and `scope`, shows the user `verification_uri` and `user_code`, then polls `flows.acquire`'s token endpoint with grant_type=urn:ietf:params:oauth:grant-type:device_code every `interval` seconds (default 5; `slow_down` adds 5 s) until the user approves (`authorization_pending` keeps polling; `access_denied` and `expired_token` end it). The refresh token it returns is the connection's durable grant.
+ */
+export interface DeviceAuthorizationGrantRFC8628 {
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+url: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+scope?: string
+/**
+ * Extra form fields of the device authorization request (templates; one whose inputs are unset is left out).
+ */
+params?: {
+[k: string]: Template | undefined
+}
 }

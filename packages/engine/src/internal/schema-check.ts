@@ -86,6 +86,9 @@ const pruneBranches = (errors: ReadonlyArray<ErrorObject>): ReadonlyArray<ErrorO
   return result
 }
 
+const kindOf = (src: YamlSource): unknown =>
+  src.value !== null && typeof src.value === "object" ? (src.value as Record<string, unknown>)["kind"] : undefined
+
 const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
   const path = pointerToPath(e.instancePath)
   const value = valueAt(src.value, path)
@@ -101,10 +104,25 @@ const toProblem = (src: YamlSource, e: ErrorObject): Problem => {
         hint: guess ? `did you mean "${guess}"?` : allowed.length ? `allowed keys: ${allowed.join(", ")}` : "remove it"
       })
     }
-    case "required":
-      return problemAt(src, path, `missing required key "${String(e.params["missingProperty"])}"`, {
-        hint: `add "${String(e.params["missingProperty"])}:" here`
+    case "required": {
+      const missing = String(e.params["missingProperty"])
+      // The provider schema's one kind-dependent requirement: say what the kinds are.
+      const kindHint =
+        path.length === 0 && missing === "flows"
+          ? "kind oauth2 (the default) gets tokens from flows; a static credential says kind: api_key or basic and needs only apply"
+          : path.length === 0 && missing === "apply" && typeof kindOf(src) === "string"
+            ? `kind ${String(kindOf(src))} needs apply: where the credential goes`
+            : undefined
+      return problemAt(src, path, `missing required key "${missing}"`, { hint: kindHint ?? `add "${missing}:" here` })
+    }
+    case "false schema": {
+      // Only `kind: api_key | basic` forbids keys this way (schemas/provider.schema.json allOf).
+      const key = path[path.length - 1]
+      return problemAt(src, path, `key "${String(key)}" does not apply to kind: ${String(kindOf(src))}`, {
+        key: true,
+        hint: "a static credential has no token endpoint: remove it (apply says where the credential goes)"
       })
+    }
     case "enum": {
       const allowed = (e.params["allowedValues"] as ReadonlyArray<unknown>).map((v) => JSON.stringify(v))
       return problemAt(src, path, `${typeName(value)} is not allowed`, { hint: `use one of: ${allowed.join(", ")}` })

@@ -1,0 +1,236 @@
+/** Durable grants on real stores: a refresh token a user granted (and, with `connection_store:` configured, any
+ *  connection's, such as a password grant's) lives in the connection store (SQLite file, PostgreSQL), so it survives
+ *  an engine restart and a Redis FLUSHDB of the token cache; and two engines sharing PostgreSQL, refreshing at the
+ *  same time, redeem each one-time refresh token exactly once (the loopback server refuses and counts reuse). */
+import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { startSandbox } from "@tessera/testkit"
+import { startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
+import { ConnectionStore, type ConnectionStoreShape, type ConnectionStoreError } from "../src/connection-store.ts"
+import * as Postgres from "../src/connection-store-postgres.ts"
+import * as Sqlite from "../src/connection-store-sqlite.ts"
+import * as RedisStore from "../src/redis-store.ts"
+import { makeMemory, TokenStore, type TokenStoreShape } from "../src/token-store.ts"
+import type { StoreError } from "../src/token-error.ts"
+import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
+import { leaks, newKey, redactAll } from "./services/connection-stores.ts"
+import {
+  databaseUrl,
+  dropSchemas,
+  postgresUp,
+  rawClient as pgClient,
+  uniqueSchema
+} from "./services/postgres-available.ts"
+import { newEncryptionKey, rawClient, redisUp, redisUrl } from "./services/redis-available.ts"
+
+// A Redis database of its own on the shared server, so that FLUSHDB empties only what this file wrote.
+const redisDb = `${redisUrl.replace(/\/\d*$/, "")}/13`
+const cacheKey = newEncryptionKey()
+
+const runtimes: Array<ManagedRuntime.ManagedRuntime<unknown, unknown>> = []
+const open = async <S, E>(layer: Layer.Layer<S, E>, get: Effect.Effect<unknown, never, S>) => {
+  const rt = ManagedRuntime.make(layer)
+  runtimes.push(rt as ManagedRuntime.ManagedRuntime<unknown, unknown>)
+  return rt.runPromise(get)
+}
+const tokenStore = () =>
+  open<TokenStore, StoreError>(
+    RedisStore.layer({ url: Redacted.make(redisDb), encryptionKey: Redacted.make(cacheKey), keyPrefix: "grants:" }),
+    Effect.map(TokenStore, (s) => s)
+  ) as Promise<TokenStoreShape>
+const connectionStore = (layer: Layer.Layer<ConnectionStore, ConnectionStoreError>) =>
+  open(
+    layer,
+    Effect.map(ConnectionStore, (s) => s)
+  ) as Promise<ConnectionStoreShape>
+
+const rawRows = async (sql: string) => {
+  const c = await pgClient()
+  try {
+    return (await c.query(sql)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+const flushRedis = async () => {
+  const c = await rawClient(redisDb)
+  try {
+    await c.flushDb()
+    expect(await c.dbSize()).toBe(0)
+  } finally {
+    c.destroy()
+  }
+}
+
+let gs: GrantServer | undefined
+const dirs: string[] = []
+const schemas: string[] = []
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+  await gs?.close()
+  gs = undefined
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  await dropSchemas(schemas.splice(0))
+})
+
+const keys = [newKey()]
+const stores: Record<string, { up: boolean; make: () => Layer.Layer<ConnectionStore, ConnectionStoreError> }> = {
+  sqlite: {
+    up: true,
+    make: () => {
+      if (dirs.length === 0) dirs.push(mkdtempSync(join(tmpdir(), "tessera-grants-")))
+      return Sqlite.layer({ path: join(dirs[0]!, "connections.db"), encryptionKeys: redactAll(keys) })
+    }
+  },
+  postgres: {
+    up: postgresUp,
+    make: () => {
+      if (schemas.length === 0) schemas.push(uniqueSchema())
+      return Postgres.layer({ url: Redacted.make(databaseUrl), encryptionKeys: redactAll(keys), schema: schemas[0]! })
+    }
+  }
+}
+
+const need = (up: boolean, what: string) => {
+  if (up) return true
+  if (process.env["CI"] === "true") throw new Error(`${what} is needed on CI`)
+  console.log(`SKIP durable grant test: no ${what}`)
+  return false
+}
+
+for (const [kind, s] of Object.entries(stores)) {
+  describe(`durable grants on ${kind} with the token cache in Redis`, () => {
+    it("a refresh token from a user's grant survives an engine restart and a Redis FLUSHDB", async () => {
+      if (!need(redisUp, "Redis") || !need(s.up, kind)) return
+      gs = await startGrantServer()
+      const connections = { app: { provider: "oauth2", inputs: grantInputs(gs) } }
+      const a = await makeGrantEngine({
+        connections,
+        connectionStore: await connectionStore(s.make()),
+        tokenStore: await tokenStore()
+      })
+      const p = await a.run(a.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+      await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
+      const granted = gs.live()
+      expect(granted).toHaveLength(1)
+      // At rest the refresh token is sealed: not in the database in any encoding.
+      await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+      const atRest =
+        kind === "sqlite"
+          ? readFileSync(join(dirs[0]!, "connections.db"))
+          : JSON.stringify(await rawRows(`SELECT * FROM "${schemas[0]}".grants`))
+      expect(leaks(atRest, granted)).toEqual([])
+      // Restart: every store closed, Redis emptied, then a new engine over the same database.
+      await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+      await flushRedis()
+      const b = await makeGrantEngine({
+        connections,
+        connectionStore: await connectionStore(s.make()),
+        tokenStore: await tokenStore()
+      })
+      const r = await b.run(b.engine.getToken("app"))
+      expect(r.decision.action).toBe("refreshed")
+      expect(gs.redeemed).toEqual(granted)
+      expect(gs.reused).toEqual([])
+      expect(gs.requests.filter((x) => x.form["grant_type"] === "authorization_code")).toHaveLength(1)
+    })
+
+    it("with connection_store configured, a password grant's refresh token survives a FLUSHDB: no second password grant", async () => {
+      if (!need(redisUp, "Redis") || !need(s.up, kind)) return
+      gs = await startGrantServer()
+      const connections = {
+        svc: {
+          provider: "oauth2",
+          inputs: grantInputs(gs, { grant_type: "password", username: "u", password: "p-4f1c0e9a" })
+        }
+      }
+      const a = await makeGrantEngine({
+        connections,
+        explicitStore: true,
+        connectionStore: await connectionStore(s.make()),
+        tokenStore: await tokenStore()
+      })
+      await a.run(a.engine.getToken("svc"))
+      await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+      await flushRedis()
+      const b = await makeGrantEngine({
+        connections,
+        explicitStore: true,
+        connectionStore: await connectionStore(s.make()),
+        tokenStore: await tokenStore()
+      })
+      expect((await b.run(b.engine.getToken("svc"))).decision.action).toBe("refreshed")
+      expect(gs.requests.filter((x) => x.form["grant_type"] === "password")).toHaveLength(1)
+      expect(gs.reused).toEqual([])
+    })
+
+    it("brandbox (password grant): its refresh token is kept in the grant, so a FLUSHDB sends no second password", async () => {
+      if (!need(redisUp, "Redis") || !need(s.up, kind)) return
+      const sb = await startSandbox()
+      try {
+        const connections = { bb: { provider: "brandbox", inputs: sb.credentials.brandbox } }
+        const a = await makeGrantEngine({
+          connections,
+          explicitStore: true,
+          connectionStore: await connectionStore(s.make()),
+          tokenStore: await tokenStore()
+        })
+        expect((await a.run(a.engine.getToken("bb"))).hasRefreshToken).toBe(true)
+        await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
+        await flushRedis()
+        const b = await makeGrantEngine({
+          connections,
+          explicitStore: true,
+          connectionStore: await connectionStore(s.make()),
+          tokenStore: await tokenStore()
+        })
+        expect((await b.run(b.engine.getToken("bb"))).decision.action).toBe("refreshed")
+        const grants = sb.tokenRequests("brandbox").map((r) => r.form?.["grant_type"])
+        expect(grants).toEqual(["password", "refresh_token"])
+      } finally {
+        await sb.close()
+      }
+    })
+  })
+}
+
+describe("rotation across two engines sharing PostgreSQL", () => {
+  it("concurrent refreshes from both use each one-time refresh token exactly once", async () => {
+    if (!need(postgresUp, "PostgreSQL")) return
+    gs = await startGrantServer({ tokenDelayMs: 100 })
+    const connections = { app: { provider: "oauth2", inputs: grantInputs(gs) } }
+    // Each engine has a token cache of its own (no shared lock): only the durable grant's claim keeps them apart.
+    const one = await makeGrantEngine({
+      connections,
+      connectionStore: await connectionStore(stores["postgres"]!.make()),
+      tokenStore: makeMemory()
+    })
+    const two = await makeGrantEngine({
+      connections,
+      connectionStore: await connectionStore(stores["postgres"]!.make()),
+      tokenStore: makeMemory()
+    })
+    const p = await one.run(one.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    await one.run(one.engine.grants.complete("app", p, await consent(p.url)))
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all([
+        one.run(one.engine.getToken("app", { force: true })),
+        two.run(two.engine.getToken("app", { force: true })),
+        one.run(one.engine.getToken("app", { force: true })),
+        two.run(two.engine.getToken("app", { force: true }))
+      ])
+      for (const r of results) expect(["refreshed", "reused"]).toContain(r.decision.action)
+    }
+    expect(gs.reused).toEqual([])
+    expect(new Set(gs.redeemed).size).toBe(gs.redeemed.length)
+    expect(gs.redeemed.length).toBeGreaterThanOrEqual(5)
+    // The grant holds the one refresh token still valid.
+    const store = await connectionStore(stores["postgres"]!.make())
+    const g = await Effect.runPromise(store.getGrant("app"))
+    expect(gs.live()).toEqual([Redacted.value(g!.refreshToken)])
+  })
+})
