@@ -68,7 +68,15 @@ beforeAll(async () => {
   // Metadata that names another issuer (RFC 8414 §3.3: must not be used).
   wrongIssuer = http.createServer((req, res) => {
     res.setHeader("content-type", "application/json")
-    res.end(JSON.stringify({ issuer: "https://evil.example", token_endpoint: `${wrongIssuerUrl}/token` }))
+    // Under /insecure: the right issuer, but a token endpoint over plain http to another host.
+    const insecure = req.url?.includes("/insecure") ?? false
+    res.end(
+      JSON.stringify(
+        insecure
+          ? { issuer: `${wrongIssuerUrl}/insecure`, token_endpoint: "http://evil.example/token" }
+          : { issuer: "https://evil.example", token_endpoint: `${wrongIssuerUrl}/token` }
+      )
+    )
   })
   await new Promise<void>((r) => wrongIssuer.listen(0, "127.0.0.1", () => r()))
   wrongIssuerUrl = `http://127.0.0.1:${(wrongIssuer.address() as AddressInfo).port}`
@@ -113,7 +121,8 @@ beforeAll(async () => {
         client_auth: "private_key_jwt",
         private_key: "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----"
       }),
-      "wrong-issuer": oauth2({ issuer: wrongIssuerUrl, client_id: "x", client_secret: "y" })
+      "wrong-issuer": oauth2({ issuer: wrongIssuerUrl, client_id: "x", client_secret: "y" }),
+      "insecure-endpoint": oauth2({ issuer: `${wrongIssuerUrl}/insecure`, client_id: "x", client_secret: "y" })
     })
   })
 })
@@ -164,6 +173,16 @@ describe("discovery (RFC 8414, then OpenID Connect Discovery) from an issuer wit
       assert.strictEqual(e._tag, "ResponseInvalid")
       assert.match(e.message, /issuer: says "https:\/\/evil\.example", expected exactly "http:\/\/127\.0\.0\.1:\d+"/)
       assert.match(e.message, /RFC 8414 §3\.3/)
+    })
+  )
+})
+
+describe("discovered endpoints are checked like inputs", () => {
+  it.live("a token endpoint over plain http to another host is refused, naming the field", () =>
+    Effect.gen(function* () {
+      const e = yield* Effect.flip(h.engine.getToken("insecure-endpoint"))
+      assert.strictEqual(e._tag, "ResponseInvalid")
+      assert.match(e.message, /token_endpoint: http:\/\/evil\.example\/token uses plain http:\/\/ to evil\.example/)
     })
   )
 })

@@ -13,6 +13,7 @@ import { Config } from "@tessera/engine"
 import type { RunningServer } from "../src/index.ts"
 import * as Page from "../src/connect-page.ts"
 import {
+  altered,
   ACME,
   ADMIN,
   CONNECT_KEY,
@@ -238,8 +239,7 @@ describe("GET /v1/connect/:name: a bad link is a page", () => {
     expectPage(await browse("/v1/connect/cube"), 400, "LinkInvalid")
     expectPage(await browse("/v1/connect/cube?link=garbage"), 400, "LinkInvalid")
     const good = sealLink({ c: "cube", cv: 0, exp: nowSeconds() + 60 })
-    const altered = good.slice(0, -2) + (good.endsWith("AA") ? "BB" : "AA")
-    expectPage(await browse(`/v1/connect/cube?link=${altered}`), 400, "LinkInvalid")
+    expectPage(await browse(`/v1/connect/cube?link=${altered(good)}`), 400, "LinkInvalid")
   })
 
   it("a link for another connection: 400 LinkInvalid", async () => {
@@ -331,7 +331,7 @@ describe("GET /v1/connect/callback: every failure is a clear page", () => {
     expectPage(await cb("code=abc"), 400, "StateInvalid")
     expectPage(await cb("state=nonsense&code=abc"), 400, "StateInvalid")
     const { text, cookie } = sealState({ c: "cube" })
-    expectPage(await cb(`state=${text.slice(0, -3)}xyz&code=abc`, cookie), 400, "StateInvalid")
+    expectPage(await cb(`state=${altered(text)}&code=abc`, cookie), 400, "StateInvalid")
     // A link is not a state.
     expectPage(
       await cb(`state=${sealLink({ c: "cube", cv: 0, exp: nowSeconds() + 60 })}&code=abc`),
@@ -406,7 +406,7 @@ describe("GET /v1/connect/callback: every failure is a clear page", () => {
     })
     expect(r.headers["referrer-policy"]).toBe("no-referrer")
     // An altered state never redirects anywhere: its redirect_after cannot be trusted.
-    const bad = await cb(`state=${text.slice(0, -2)}zz&error=access_denied`, cookie)
+    const bad = await cb(`state=${altered(text)}&error=access_denied`, cookie)
     expectPage(bad, 400, "StateInvalid")
   })
 })

@@ -73,3 +73,13 @@ export const sealState = (over: Partial<Seal.State> & { c: string }) => {
 
 /** The stable outcome code a result page shows (`data-code`). */
 export const pageCode = (html: string): string | undefined => /data-code="([^"]*)"/.exec(html)?.[1]
+
+/** A sealed value with one character of its ciphertext changed: a middle one, whose bits all count (the last
+ *  character of unpadded base64url may carry unused bits, so changing it can decode to the same bytes). */
+export const altered = (sealed: string): string => {
+  const parts = sealed.split(".")
+  const ct = parts[3]!
+  const i = Math.floor(ct.length / 2)
+  parts[3] = ct.slice(0, i) + (ct[i] === "A" ? "B" : "A") + ct.slice(i + 1)
+  return parts.join(".")
+}
