@@ -274,11 +274,7 @@ const withRetry = <A extends { readonly status: number; readonly token: Redacted
   engine: EngineShape,
   c: Connection,
   attempt: Effect.Effect<A, E>,
-  options: {
-    readonly replayable: boolean
-    readonly discard?: ((a: A) => Effect.Effect<void>) | undefined
-    readonly onRetry?: (() => void) | undefined
-  }
+  options: Unauthorized.RetryOptions<A>
 ): Effect.Effect<A, E | TokenError> =>
   isStatic(c.manifest) ? attempt : Unauthorized.retryOnce(engine, c, attempt, options)
 

@@ -7,9 +7,8 @@
  *  that does not resolve) returns false before anything was read or written, and the router answers it on its one
  *  code path (routes.ts `proxy`, proxy.ts). The request guard and the net that turns a throw into a 500 run
  *  before this, in server.ts; the access log line and the metrics are written there when the response closes. */
-import { Api, Http, Upstream, type Connection } from "@tessera/engine"
+import { Api, Upstream, type Connection } from "@tessera/engine"
 import type * as http from "node:http"
-import * as Access from "./access.ts"
 import * as AccessLog from "./access-log.ts"
 import type { Generation } from "./generations.ts"
 import * as Problem from "./problem.ts"
@@ -83,15 +82,8 @@ export const tryForward = (
   if (name === undefined) return false
   const target = Proxy.targetOf(url)
   if (target instanceof Problem.Refusal) return false
-  const { auth, config, engine } = generation
-  const admission = Access.admit(
-    proxyRoute,
-    config.server.publicRoutes,
-    auth,
-    (n) => Http.header(req.headers, n),
-    name,
-    (n) => engine.registry.peek(n)?.tags
-  )
+  const { engine } = generation
+  const admission = TokenFastPath.admit(proxyRoute, req, generation, name)
   if (!admission) return false
   const c = engine.registry.peek(name)
   if (!c) return false

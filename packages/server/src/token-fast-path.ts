@@ -45,6 +45,17 @@ const bodyOf = (hit: Engine.TokenResult) => {
   return b
 }
 
+/** The access check (access.ts `admit`) of a fast path's request, with the generation's keys and connection tags. */
+export const admit = (spec: RouteSpec, req: http.IncomingMessage, generation: Generation, name: string) =>
+  Access.admit(
+    spec,
+    generation.config.server.publicRoutes,
+    generation.auth,
+    (n) => Http.header(req.headers, n),
+    name,
+    (n) => generation.engine.registry.peek(n)?.tags
+  )
+
 export const tryAnswer = (
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -55,17 +66,9 @@ export const tryAnswer = (
   if (req.method !== "GET") return false
   const name = found?.handler === tokenRoute ? found.params["name"] : undefined
   if (name === undefined) return false
-  const { auth, config, engine } = generation
-  const admission = Access.admit(
-    tokenRoute,
-    config.server.publicRoutes,
-    auth,
-    (n) => Http.header(req.headers, n),
-    name,
-    (n) => engine.registry.peek(n)?.tags
-  )
+  const admission = admit(tokenRoute, req, generation, name)
   if (!admission) return false
-  const hit = engine.peek(name)
+  const hit = generation.engine.peek(name)
   if (!hit) return false
   RequestCtx.label(meta, tokenRoute.path, name)
   meta.principal = admission.principal

@@ -117,17 +117,21 @@ interface Attempted {
   readonly token: Redacted.Redacted<string>
 }
 
+/** How `retryOnce` may run the attempt again: only a replayable body is sent twice; `discard` drops the first
+ *  answer; `onRetry` counts the retry. */
+export interface RetryOptions<A> {
+  readonly replayable: boolean
+  readonly discard?: ((a: A) => Effect.Effect<void>) | undefined
+  readonly onRetry?: (() => void) | undefined
+}
+
 /** Runs `attempt`; after a 401, applies the rule and runs it once more when the rule says retry and the body
  *  can be sent again (`discard` drops the first answer). Never more than two attempts. */
 export const retryOnce = <A extends Attempted, E>(
   engine: EngineShape,
   c: Connection,
   attempt: Effect.Effect<A, E>,
-  options: {
-    readonly replayable: boolean
-    readonly discard?: ((a: A) => Effect.Effect<void>) | undefined
-    readonly onRetry?: (() => void) | undefined
-  }
+  options: RetryOptions<A>
 ): Effect.Effect<A, E | TokenError> =>
   Effect.gen(function* () {
     const first = yield* attempt
