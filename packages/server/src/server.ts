@@ -306,17 +306,35 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
         )
       )
   }
-  /** The request guard first, then the token and proxy fast paths, then the router. */
-  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta) => {
+  /** The request guard first, then the token fast path (true: answered, synchronously), else the proxy fast path
+   *  or the router (false: the answer comes later). */
+  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta): boolean => {
     const refusal = guardOf(meta.generation)(req.headers, req.method, req.url)
-    if (refusal) sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
-    else {
-      const found = TokenFastPath.match(req)
-      if (
-        !TokenFastPath.tryAnswer(req, res, meta.generation, meta, found) &&
-        !ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)
-      )
-        handler(req, res)
+    if (refusal) {
+      sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
+      return false
+    }
+    const found = TokenFastPath.match(req)
+    if (TokenFastPath.tryAnswer(req, res, meta.generation, meta, found)) return true
+    RequestCtx.attach(req, meta)
+    if (!ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)) handler(req, res)
+    return false
+  }
+
+  /** Logs and meters a request, then gives back its lease (once its response has gone, or the caller has). */
+  const settle = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    meta: RequestCtx.RequestMeta,
+    started: number,
+    lease: Generations.Lease
+  ) => {
+    try {
+      finish(req, res, meta, started)
+    } catch (e) {
+      logDefect(log, meta.id, e)
+    } finally {
+      lease.release()
     }
   }
 
@@ -328,26 +346,24 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       generation: lease.generation,
       span: telemetry.startRequest(req)
     }
-    RequestCtx.attach(req, meta)
     res.setHeader("x-request-id", meta.id)
     if (draining) res.setHeader("connection", "close")
-    metrics.inFlight.set(++inFlight)
-    res.once("close", () => {
-      try {
-        finish(req, res, meta, started)
-      } catch (e) {
-        logDefect(log, meta.id, e)
-      } finally {
-        lease.release()
-        metrics.inFlight.set(--inFlight)
-        if (draining && inFlight === 0) drained?.()
-      }
-    })
+    let answered: boolean
     try {
-      dispatch(req, res, meta)
+      answered = dispatch(req, res, meta)
     } catch (e) {
       answerDefect(log, req, res, meta.id, e)
+      answered = false
     }
+    // A cached token was answered in full, synchronously (the hottest route): settled now, with no listener and no
+    // in-flight change a scrape could ever see.
+    if (answered) return settle(req, res, meta, started, lease)
+    metrics.inFlight.set(++inFlight)
+    res.once("close", () => {
+      settle(req, res, meta, started, lease)
+      metrics.inFlight.set(--inFlight)
+      if (draining && inFlight === 0) drained?.()
+    })
   })
 
   let closing: Promise<void> | undefined
