@@ -317,6 +317,8 @@ const sql = (s: string) => {
           secrets = excluded.secrets, tags = excluded.tags, allow_insecure_http = excluded.allow_insecure_http,
           updated_at = excluded.updated_at, version = c.version + 1
         RETURNING name, version, created_at),
+      g AS (DELETE FROM ${s}.grants WHERE name = $2 AND ($9::boolean
+        OR NOT EXISTS (SELECT 1 FROM ${s}.connections WHERE name = $2 AND version = $10::int))),
       ch AS (INSERT INTO ${s}.connection_changes (name, kind, version) SELECT name, 'put', version FROM up ${logged})
       SELECT up.version, up.created_at, ch.seq, ch.at_ms AS at, ${notify} FROM up, ch`,
     delete: `WITH d AS (DELETE FROM ${s}.connections WHERE name = $2 RETURNING name, version),
@@ -546,8 +548,14 @@ const put = (ctx: Ctx, feed: Feed, input: PutInput) =>
       "put",
       async () => {
         const cols = Rows.encodeInputs(ctx.st.keys, input)
+        // The binding is judged on the version read here; the write drops the grant too when another version was
+        // written in between (the CTE sees the table as it was before this statement).
+        const found = (await rows(ctx, ctx.q.get, [input.name]))[0]
+        const prev = found ? connectionRow(found) : undefined
+        const drop = prev === undefined || !Rows.keepsBinding(ctx.codec, prev, input)
         const values = [ctx.channel, input.name, input.provider, cols.inputs, cols.secrets, cols.tags]
-        const r = (await rows(ctx, ctx.q.put, [...values, input.allowInsecureHttp ?? false, now]))[0]
+        const extra = [input.allowInsecureHttp ?? false, now, drop, prev?.version ?? 0]
+        const r = (await rows(ctx, ctx.q.put, [...values, ...extra]))[0]
         if (!r) throw new TypeError("the write returned no row")
         const version = num(r, "version")
         feed.afterWrite({ seq: num(r, "seq"), at: num(r, "at"), change: { name: input.name, kind: "put", version } })

@@ -485,13 +485,14 @@ const makePoller = (st: Statements, pollMs: number) => {
 type Poller = ReturnType<typeof makePoller>
 type Attempt = <A>(operation: string, f: () => A, connection?: string) => Effect.Effect<A, ConnectionStoreError>
 
-const put = (db: DatabaseSync, st: Statements, keys: KeyRing, poller: Poller, input: PutInput, now: number) => {
-  const cols = Rows.encodeInputs(keys, input)
+const put = (db: DatabaseSync, st: Statements, codec: Rows.Codec, poller: Poller, input: PutInput, now: number) => {
+  const cols = Rows.encodeInputs(codec.keys, input)
   const { createdAt, version, seq } = inTransaction(db, () => {
-    const prev = st.versionOf.get(input.name)
+    const prev = st.get.get(input.name)
     const createdAt = prev ? int(prev, "created_at") : now
     const version = prev ? int(prev, "version") + 1 : 1
     const insecure = input.allowInsecureHttp ? 1 : 0
+    if (!prev || !Rows.keepsBinding(codec, connectionRow(prev), input)) st.deleteGrant.run(input.name)
     st.upsert.run(input.name, input.provider, cols.inputs, cols.secrets, cols.tags, insecure, createdAt, now, version)
     st.deleteTags.run(input.name)
     for (const [k, v] of Object.entries(input.tags)) st.insertTag.run(input.name, k, v)
@@ -653,7 +654,7 @@ const build = (db: DatabaseSync, keys: KeyRing, path: string, opts: SqliteOption
         },
         name
       ),
-    put: (input) => timed("put", input.name, (now) => put(db, st, keys, poller, input, now)),
+    put: (input) => timed("put", input.name, (now) => put(db, st, codec, poller, input, now)),
     delete: (name) => timed("delete", name, (now) => del(db, st, poller, name, now)),
     list: (q) => attempt("list", () => list(db, st, tagQueries, codec, q)),
     count: () => attempt("count", () => int(st.count.get() ?? {}, "n")),

@@ -163,7 +163,11 @@ export interface ConnectionStoreShape {
   /** Where it is, without credentials: "sqlite /var/lib/tessera/connections.db", "postgres db.internal:5432/app". */
   readonly describe: string
   readonly get: (name: string) => Effect.Effect<ConnectionRecord | undefined, ConnectionStoreError>
-  /** Creates or replaces; a replacement keeps `createdAt` and bumps `version`. */
+  /** Creates or replaces; a replacement keeps `createdAt` and bumps `version`. The grant stays only when the
+   *  replacement keeps the connection's binding (`sameBinding`: provider, every input, allow_insecure_http), in the
+   *  same write; a creation never inherits one (a grant left under the name, say by a connection once in the config
+   *  file, is dropped). A refresh token belongs to the client and the endpoints it was issued for: a PUT that points
+   *  the connection elsewhere must not send it there. */
   readonly put: (
     input: PutInput
   ) => Effect.Effect<{ readonly created: boolean; readonly record: ConnectionRecord }, ConnectionStoreError>
@@ -284,6 +288,20 @@ export const recordOf = (input: PutInput, createdAt: number, updatedAt: number, 
   version
 })
 
+/** Whether `next` keeps the binding of the stored connection `prev` (its grant may stay): the same provider, the
+ *  same inputs with the same values (secret ones compared in the clear, never logged) and the same
+ *  allow_insecure_http. Tags may change. */
+export const sameBinding = (prev: ConnectionRecord, next: PutInput): boolean => {
+  if (prev.provider !== next.provider || prev.allowInsecureHttp !== (next.allowInsecureHttp ?? false)) return false
+  const values = new Map(next.inputs.map((i) => [i.name, i.value]))
+  if (values.size !== prev.inputs.size) return false
+  for (const [name, v] of prev.inputs) {
+    const value = values.get(name)
+    if (value === undefined || value !== (Redacted.isRedacted(v) ? Redacted.value(v) : v)) return false
+  }
+  return true
+}
+
 export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape => {
   const rows = new Map<string, ConnectionRecord>()
   const grants = new Map<string, Grant>()
@@ -306,6 +324,7 @@ export const makeMemory = (clock: () => number = Date.now): ConnectionStoreShape
     put: (input) =>
       Effect.sync(() => {
         const previous = rows.get(input.name)
+        if (previous === undefined || !sameBinding(previous, input)) grants.delete(input.name)
         const record = toRecord(input, previous, clock())
         rows.set(input.name, record)
         notify({ name: input.name, kind: "put", version: record.version })

@@ -137,6 +137,40 @@ export const runConnectionStoreSuite = (backend: Backend) =>
       expect((await run(store.put(putInput("crm")))).record.version).toBe(1)
     })
 
+    it("keeps a grant across a replacement that changes only tags, drops it when one points the connection elsewhere", async () => {
+      const store = await one()
+      const keep = async (over: Partial<PutInput>, secret?: string) => {
+        await run(store.put(putInput("crm", over, secret)))
+        return (await run(store.getGrant("crm"))) !== undefined
+      }
+      await run(store.put(putInput("crm")))
+      expect(await run(store.putGrant("crm", grant("rt-1"), undefined))).toBe(true)
+      expect(await keep({ tags: { tenant: "acme", tier: "gold" } })).toBe(true) // tags only
+      expect(await keep({})).toBe(true) // the same PUT again
+      const inputs = putInput("crm").inputs
+      const retarget = inputs.map((i) => (i.name === "token_url" ? { ...i, value: "https://evil.example/token" } : i))
+      expect(await keep({ inputs: retarget })).toBe(false) // another token endpoint: the refresh token stays home
+      // Each change on its own drops a grant: a secret input, a new input, the provider, plain HTTP.
+      const changes: ReadonlyArray<[Partial<PutInput>, string | undefined]> = [
+        [{}, "another-secret"],
+        [{ inputs: [...inputs, { name: "scope", value: "read", secret: false }] }, undefined],
+        [{ provider: "cube" }, undefined],
+        [{ allowInsecureHttp: true }, undefined]
+      ]
+      for (const [over, secret] of changes) {
+        await run(store.put(putInput("crm")))
+        expect(await run(store.putGrant("crm", grant("rt-2"), undefined))).toBe(true)
+        expect(await keep(over, secret)).toBe(false)
+      }
+    })
+
+    it("never lets a new connection inherit a grant left under its name", async () => {
+      const store = await one()
+      expect(await run(store.putGrant("was-in-config", grant("rt-old"), undefined))).toBe(true)
+      await run(store.put(putInput("was-in-config")))
+      expect(await run(store.getGrant("was-in-config"))).toBeUndefined()
+    })
+
     it("lists in byte order, page by page, with `more` false on the last page", async () => {
       const store = await one()
       for (const n of ["b.c", "a", "Z", "0", "A1", "a-b", "a_b", "a.b"]) await run(store.put(putInput(n)))

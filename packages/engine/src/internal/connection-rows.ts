@@ -11,7 +11,8 @@ import {
   type ConnectionRecord,
   type Grant,
   type GrantInput,
-  type PutInput
+  type PutInput,
+  sameBinding
 } from "../connection-store.ts"
 import { isSealed, open, parseKey, ring, seal, type KeyRing, type Sealed } from "../secret-box.ts"
 
@@ -142,6 +143,16 @@ export const decodeConnection = (c: Codec, operation: string, row: ConnectionRow
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
     version: row.version
+  }
+}
+
+/** Whether `next` keeps the binding of the stored row (connection-store.ts `sameBinding`); a row that does not
+ *  decode (a key no longer configured, damage) does not: its grant is dropped rather than trusted. */
+export const keepsBinding = (c: Codec, prev: ConnectionRow, next: PutInput): boolean => {
+  try {
+    return sameBinding(decodeConnection(c, "put", prev), next)
+  } catch {
+    return false
   }
 }
 
