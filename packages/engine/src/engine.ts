@@ -304,6 +304,7 @@ export const make = (
       readonly value: string
     }
     const hot = new Map<string, Hot>()
+    const hotMax = 10_000
 
     const lookup = (name: string, now: number): Hot | undefined => {
       const h = hot.get(name)
@@ -320,7 +321,9 @@ export const make = (
         result,
         value: Redacted.value(result.accessToken)
       }
-      if (hot.size >= 10_000 && !hot.has(name)) hot.clear()
+      // Bounded: past 10 000 names the oldest entry goes (Map order), not all of them, so that a fleet of tenants
+      // larger than the bound never empties it at once.
+      if (hot.size >= hotMax && !hot.has(name)) hot.delete(hot.keys().next().value!)
       hot.set(name, next)
       return next
     }
