@@ -11,8 +11,9 @@
  *  Durable grants (grants.ts): with a connection store for the connection (every connection when `connection_store:`
  *  is configured; stored and user-granted ones whenever there is a store), the refresh token is read from the
  *  store's grant, its rotation claimed by CAS before it is redeemed (an instance that loses waits for the winner's
- *  result, never redeeming a spent token), and the rotated one written under the claim before the access token is
- *  cached. A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
+ *  result, never redeeming a spent token; so does a second flight of the same process), and the rotated one written
+ *  under the claim before the access token is cached, that write retried while the claim lasts (the provider has
+ *  spent the old one, and this process holds the only copy of the new one). A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
  *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
  *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
@@ -199,6 +200,11 @@ export const make = (deps: Deps): RenewalShape => {
 
   const owner = randomBytes(9).toString("base64url")
   const leaseMs = deps.settings.totalTimeoutMs + 5_000
+  // The connections this process is redeeming now. A claim under this process's owner is busy while its name is
+  // here: two flights of one process (a caller's and a forced one, whose Redis lock gave no exclusion when Redis
+  // went down mid-flight) must not both redeem. A claim of ours that is not here is left over from a flight that
+  // ended without releasing it (its store write failed): taken over at once.
+  const rotating = new Set<string>()
 
   /** The refresh flow for a connection whose refresh token lives in the connection store: read the grant, claim its
    *  rotation (CAS), redeem it once, write the rotated one under the claim, then cache the access token. */
@@ -227,8 +233,9 @@ export const make = (deps: Deps): RenewalShape => {
         }
         const now = yield* Clock.currentTimeMillis
         const claimed = Grants.claimOf(g)
-        if (claimed && claimed.until > now && claimed.owner !== owner) {
-          // Another instance is redeeming this refresh token: wait for its rotation, then use what it left.
+        if (rotating.has(c.name) || (claimed && claimed.until > now && claimed.owner !== owner)) {
+          // Another instance (or another flight of this one) is redeeming this refresh token: wait for its rotation,
+          // then use what it left.
           yield* Effect.sleep("100 millis")
           const t = yield* cache.read(c)
           const at = yield* Clock.currentTimeMillis
@@ -237,7 +244,10 @@ export const make = (deps: Deps): RenewalShape => {
           continue
         }
         if (!(yield* Grants.claim(store, c.name, g, owner, now + leaseMs))) continue
-        return yield* redeem(c, store, g, g.version + 1, cached, options, reason, user)
+        rotating.add(c.name)
+        return yield* redeem(c, store, g, g.version + 1, now + leaseMs, cached, options, reason, user).pipe(
+          Effect.ensuring(Effect.sync(() => rotating.delete(c.name)))
+        )
       }
       return yield* Effect.die(new Error(`${c.name}: the grant kept changing under concurrent rotations`))
     })
@@ -247,6 +257,7 @@ export const make = (deps: Deps): RenewalShape => {
     store: ConnectionStoreShape,
     g: Grant,
     claimed: number,
+    until: number,
     cached: Token | undefined,
     options: GetOptions,
     reason: string,
@@ -261,7 +272,12 @@ export const make = (deps: Deps): RenewalShape => {
           const refreshToken = x.token.refreshToken ?? g.refreshToken
           const token: Token = { ...x.token, refreshToken }
           // Durable first: the rotated refresh token is in the connection store before anyone is given a token.
-          const kept = yield* Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope)
+          // The provider has spent the old one, so a failed write (the connection store restarting) is retried
+          // while the claim is still ours: the process holds the only copy of the new one.
+          const kept = yield* durably(
+            Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope),
+            until
+          )
           if (!kept)
             yield* Effect.logWarning(
               "the grant's rotation claim expired before the rotated refresh token was written"
@@ -293,6 +309,14 @@ export const make = (deps: Deps): RenewalShape => {
       })
     )
   }
+
+  /** `write`, retried every 200 ms on a StoreError until `until` (the end of the claim). */
+  const durably = <A>(write: Effect.Effect<A, StoreError>, until: number): Effect.Effect<A, StoreError> =>
+    Effect.catchTag(write, "StoreError", (e) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now + 200 >= until ? Effect.fail(e) : Effect.andThen(Effect.sleep("200 millis"), durably(write, until))
+      )
+    )
 
   const rejectsRefresh = (e: UpstreamRejected) => e.kind === "reauthenticate" || e.kind === "other"
 
