@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { Agent, request } from "node:http"
-import { tmpdir } from "node:os"
+import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -180,6 +180,14 @@ describeChaos(
 
     it("serves no expired token and no other connection's token through kills and restarts", async () => {
       const stats = { ok: 0, expired: 0, foreign: 0, errors: 0, errorSpans: [] as Array<[number, number]> }
+      // What the errors were: refused or reset (an instance going down), a caller timeout (5 s), an HTTP status.
+      const errorKinds = new Map<string, number>()
+      // The least life a served token had left when it arrived, and the answers that took 3 s or more.
+      let leastLeftMs = Number.POSITIVE_INFINITY
+      let slow = 0
+      // Where the provider's token calls stood at each fault, to tell which fault a fallback followed.
+      const marks: Array<{ fault: string; at: number }> = []
+      const mark = (fault: string) => marks.push({ fault, at: sb.tokenRequests("oauth2").length })
       const started = Date.now()
       const end = started + durationMs
       const timeline: Array<{ ok: number; errors: number; maxMs: number }> = []
@@ -198,10 +206,13 @@ describeChaos(
           const now = Date.now()
           const tick = (timeline[Math.floor((now - started) / 1000)] ??= { ok: 0, errors: 0, maxMs: 0 })
           tick.maxMs = Math.max(tick.maxMs, now - sent)
+          if (now - sent >= 3000) slow++
           if (r.status === 200) tick.ok++
           else tick.errors++
           if (r.status !== 200) {
             stats.errors++
+            const kind = r.status !== 0 ? `HTTP ${r.status}` : now - sent >= 4900 ? "timeout" : "refused or reset"
+            errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1)
             const span = stats.errorSpans.at(-1)
             if (span && now - lastError < 1000) span[1] = now
             else stats.errorSpans.push([now, now])
@@ -213,6 +224,7 @@ describeChaos(
           stats.ok++
           if (c?.scope !== `c-${i}`) stats.foreign++
           if ((c?.exp ?? 0) * 1000 <= now) stats.expired++
+          leastLeftMs = Math.min(leastLeftMs, (c?.exp ?? 0) * 1000 - now)
         }
       }
       // The faults run side by side: a SIGKILL every 3 s (and a restart half a second later), Redis down for a second
@@ -221,6 +233,7 @@ describeChaos(
         let n = 0
         for (await sleep(3000); Date.now() < end - 2000; await sleep(3000)) {
           const slot = n++ % 3
+          mark("SIGKILL")
           instances[slot]!.child.kill("SIGKILL")
           await sleep(500)
           await startInstance(slot)
@@ -229,6 +242,7 @@ describeChaos(
       }
       const restartRedis = async () => {
         await sleep(durationMs / 3)
+        mark("Redis restart")
         await redis.stop()
         await sleep(1000)
         await redis.start()
@@ -236,6 +250,7 @@ describeChaos(
       }
       const restartPostgres = async () => {
         await sleep((2 * durationMs) / 3)
+        mark("PostgreSQL restart")
         pg.restart()
         return true
       }
@@ -254,6 +269,18 @@ describeChaos(
         if (r.form?.["grant_type"] === "password")
           passwordGrants.set(r.form["scope"] ?? "", (passwordGrants.get(r.form["scope"] ?? "") ?? 0) + 1)
       const fellBack = [...passwordGrants.values()].filter((n) => n > 1).length
+      // Each refused refresh token and each second password grant, by the fault it followed.
+      const after = new Map<string, number>()
+      const seen = new Set<string>()
+      tokenCalls.forEach((r, i) => {
+        const grant = r.form?.["grant_type"]
+        const again = grant === "password" && seen.has(r.form?.["scope"] ?? "")
+        if (grant === "password") seen.add(r.form?.["scope"] ?? "")
+        if (!again && !(grant === "refresh_token" && r.status === 400)) return
+        const fault = marks.filter((m) => m.at <= i).at(-1)?.fault ?? "no fault"
+        const what = `${again ? "password grant again" : "refresh token refused"} after ${fault}`
+        after.set(what, (after.get(what) ?? 0) + 1)
+      })
       const perCredential = tokenCalls.length / connections
       const longestErrorSpanMs = Math.max(0, ...stats.errorSpans.map(([a, b]) => b - a))
       console.log(
@@ -262,6 +289,13 @@ describeChaos(
           `${stats.errors} caller errors in ${stats.errorSpans.length} spans (longest ${longestErrorSpanMs} ms); ` +
           `${tokenCalls.length} token calls (${perCredential.toFixed(1)} per credential, duration/lifetime ${(seconds / lifetimeS).toFixed(1)}); ` +
           `${refreshRejected} refresh tokens the provider did not take; ${fellBack} connections fell back to a new password grant`
+      )
+      console.log(
+        `chaos detail: errors ${[...errorKinds].map(([k, n]) => `${n} ${k}`).join(", ") || "none"}; ` +
+          `${slow} answers took 3 s or more; least life left on arrival ${leastLeftMs} ms; ` +
+          `${[...after].map(([k, n]) => `${n} ${k}`).join(", ") || "no refresh token lost"}; load ${loadavg()
+            .map((x) => x.toFixed(2))
+            .join(" ")}`
       )
       console.log(
         `chaos timeline (ok/errors/max ms per second): ${timeline.map((t) => `${t.ok}/${t.errors}/${t.maxMs}`).join(" ")}`
