@@ -186,8 +186,10 @@ describeChaos(
       let leastLeftMs = Number.POSITIVE_INFINITY
       let slow = 0
       // Where the provider's token calls stood at each fault, to tell which fault a fallback followed.
-      const marks: Array<{ fault: string; at: number }> = []
-      const mark = (fault: string) => marks.push({ fault, at: sb.tokenRequests("oauth2").length })
+      const marks: Array<{ fault: string; at: number; time: number }> = []
+      const mark = (fault: string) => marks.push({ fault, at: sb.tokenRequests("oauth2").length, time: Date.now() })
+      // Caller timeouts by the fault before the request was sent, and how long after it.
+      const timeouts = new Map<string, { n: number; latestMs: number }>()
       const started = Date.now()
       const end = started + durationMs
       const timeline: Array<{ ok: number; errors: number; maxMs: number }> = []
@@ -213,6 +215,14 @@ describeChaos(
             stats.errors++
             const kind = r.status !== 0 ? `HTTP ${r.status}` : now - sent >= 4900 ? "timeout" : "refused or reset"
             errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1)
+            if (kind === "timeout") {
+              const m = marks.filter((x) => x.time <= sent).at(-1)
+              const t = timeouts.get(m?.fault ?? "no fault") ?? { n: 0, latestMs: 0 }
+              timeouts.set(m?.fault ?? "no fault", {
+                n: t.n + 1,
+                latestMs: Math.max(t.latestMs, sent - (m?.time ?? started))
+              })
+            }
             const span = stats.errorSpans.at(-1)
             if (span && now - lastError < 1000) span[1] = now
             else stats.errorSpans.push([now, now])
@@ -292,6 +302,7 @@ describeChaos(
       )
       console.log(
         `chaos detail: errors ${[...errorKinds].map(([k, n]) => `${n} ${k}`).join(", ") || "none"}; ` +
+          `timeouts ${[...timeouts].map(([k, t]) => `${t.n} sent after ${k} (up to ${t.latestMs} ms after)`).join(", ") || "none"}; ` +
           `${slow} answers took 3 s or more; least life left on arrival ${leastLeftMs} ms; ` +
           `${[...after].map(([k, n]) => `${n} ${k}`).join(", ") || "no refresh token lost"}; load ${loadavg()
             .map((x) => x.toFixed(2))
