@@ -60,8 +60,10 @@ const startInstance = (slot: number): Promise<void> =>
       stderr += c.toString()
     })
     const timer = setTimeout(() => reject(new Error(`instance ${slot} did not start: ${stderr}`)), 30_000)
-    child.on("exit", () => {
+    child.on("exit", (code) => {
       instance.url = undefined
+      clearTimeout(timer)
+      reject(new Error(`instance ${slot} exited (${code}) before listening: ${stderr}`))
     })
     createInterface({ input: child.stdout }).on("line", (l) => {
       const m = /"url":"(http:\/\/[^"]+)"/.exec(l)
@@ -239,6 +241,7 @@ describeChaos(
       }
       // The faults run side by side: a SIGKILL every 3 s (and a restart half a second later), Redis down for a second
       // at a third of the run, PostgreSQL restarted at two thirds.
+      let restarts = 0
       const kills = async () => {
         let n = 0
         for (await sleep(3000); Date.now() < end - 2000; await sleep(3000)) {
@@ -246,7 +249,20 @@ describeChaos(
           mark("SIGKILL")
           instances[slot]!.child.kill("SIGKILL")
           await sleep(500)
-          await startInstance(slot)
+          // As a supervisor would: an instance started while PostgreSQL restarts cannot open the connection store
+          // and exits; it is started again (at most 10 times, a second apart).
+          for (let tries = 1; ; tries++) {
+            const ok = await startInstance(slot).then(
+              () => true,
+              (e: Error) => {
+                if (tries >= 10) throw e
+                return false
+              }
+            )
+            if (ok) break
+            restarts++
+            await sleep(1000)
+          }
         }
         return n
       }
@@ -280,16 +296,27 @@ describeChaos(
           passwordGrants.set(r.form["scope"] ?? "", (passwordGrants.get(r.form["scope"] ?? "") ?? 0) + 1)
       const fellBack = [...passwordGrants.values()].filter((n) => n > 1).length
       // Each refused refresh token and each second password grant, by the fault it followed.
+      // A second password grant either follows a refused refresh token (a fallback: the refresh token was lost), or
+      // repeats a first acquisition that never redeemed a refresh token (its answer was lost with a killed instance,
+      // or its attempt retried), or follows refreshes none of which was refused (neither: it should not happen).
       const after = new Map<string, number>()
-      const seen = new Set<string>()
+      const since = new Map<string, "none" | "refreshed" | "refused">()
       tokenCalls.forEach((r, i) => {
         const grant = r.form?.["grant_type"]
-        const again = grant === "password" && seen.has(r.form?.["scope"] ?? "")
-        if (grant === "password") seen.add(r.form?.["scope"] ?? "")
-        if (!again && !(grant === "refresh_token" && r.status === 400)) return
+        const scope = r.form?.["scope"] ?? ""
+        const refused = grant === "refresh_token" && r.status === 400
         const fault = marks.filter((m) => m.at <= i).at(-1)?.fault ?? "no fault"
-        const what = `${again ? "password grant again" : "refresh token refused"} after ${fault}`
-        after.set(what, (after.get(what) ?? 0) + 1)
+        const count = (what: string) =>
+          after.set(`${what} after ${fault}`, (after.get(`${what} after ${fault}`) ?? 0) + 1)
+        if (refused) count("refresh token refused")
+        if (grant === "password") {
+          const before = since.get(scope)
+          if (before === "refused") count("password grant again (fallback)")
+          else if (before === "none") count("password grant again (first acquisition repeated)")
+          else if (before === "refreshed") count("password grant again (no refusal before it)")
+          since.set(scope, "none")
+        } else if (grant === "refresh_token" && since.get(scope) !== "refused")
+          since.set(scope, refused ? "refused" : "refreshed")
       })
       const perCredential = tokenCalls.length / connections
       const longestErrorSpanMs = Math.max(0, ...stats.errorSpans.map(([a, b]) => b - a))
@@ -301,7 +328,7 @@ describeChaos(
           `${refreshRejected} refresh tokens the provider did not take; ${fellBack} connections fell back to a new password grant`
       )
       console.log(
-        `chaos detail: errors ${[...errorKinds].map(([k, n]) => `${n} ${k}`).join(", ") || "none"}; ` +
+        `chaos detail: ${restarts} instance starts failed and were retried; errors ${[...errorKinds].map(([k, n]) => `${n} ${k}`).join(", ") || "none"}; ` +
           `timeouts ${[...timeouts].map(([k, t]) => `${t.n} sent after ${k} (up to ${t.latestMs} ms after)`).join(", ") || "none"}; ` +
           `${slow} answers took 3 s or more; least life left on arrival ${leastLeftMs} ms; ` +
           `${[...after].map(([k, n]) => `${n} ${k}`).join(", ") || "no refresh token lost"}; load ${loadavg()
