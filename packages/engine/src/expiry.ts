@@ -158,9 +158,22 @@ const fromSources = (manifest: Manifest, input: ExpiryInput): ExpiryResult => {
   return { _tag: "Expiry", expiresAt: input.sentAt + manifest.refresh.defaultTtlSeconds * 1000, source: "default" }
 }
 
-/** The early-refresh margin: min(margin_seconds, margin_fraction x lifetime), so a 60 s token is not renewed at once. */
+/** The serve floor: the least life a token may have left when tessera hands it to anyone (`getToken`, `peek`, the
+ *  CLI, the token route, the proxy, a token served stale, a token just obtained): a quarter of its lifetime, and at
+ *  most one second. A token answered on a loaded machine, or checked by an API whose clock runs a little ahead, still
+ *  has that long to be used; a token with less left counts as expired (renewed, waited for, never served stale). It
+ *  scales with the lifetime so that a short-lived token is not renewed at once: a 2 s token is served for 1.5 s. */
+export const serveFloorMs = 1000
+
+export const floorMs = (lifetimeMs: number): number => Math.max(0, Math.min(serveFloorMs, lifetimeMs / 4))
+
+/** The early-refresh margin: min(margin_seconds, margin_fraction x lifetime), so a 60 s token is not renewed at once,
+ *  and never less than the serve floor: renewal starts before a token stops being servable. */
 export const marginMs = (manifest: Manifest, lifetimeMs: number): number =>
-  Math.max(0, Math.min(manifest.refresh.marginSeconds * 1000, manifest.refresh.marginFraction * lifetimeMs))
+  Math.max(
+    floorMs(lifetimeMs),
+    Math.min(manifest.refresh.marginSeconds * 1000, manifest.refresh.marginFraction * lifetimeMs)
+  )
 
 /** Skew from the Date header: server clock minus local clock. Below 2 s it is Date's own rounding, so 0. */
 export const skewFromDate = (dateHeader: string | undefined, receivedAt: number): number => {
@@ -171,6 +184,8 @@ export const skewFromDate = (dateHeader: string | undefined, receivedAt: number)
   return Math.abs(skew) < 2000 ? 0 : skew
 }
 
+/** `fresh`: served as it is; `expiring`: inside the early-refresh margin, renewed first and served only while the
+ *  provider fails; `expired`: below the serve floor (or past its expiry), never served. */
 export type Freshness = "fresh" | "expiring" | "expired"
 
 export const freshness = (
@@ -178,6 +193,11 @@ export const freshness = (
   t: { readonly expiresAt: number; readonly obtainedAt: number },
   now: number
 ): Freshness => {
-  if (now >= t.expiresAt) return "expired"
-  return now >= t.expiresAt - marginMs(manifest, t.expiresAt - t.obtainedAt) ? "expiring" : "fresh"
+  const lifetime = t.expiresAt - t.obtainedAt
+  if (now >= t.expiresAt - floorMs(lifetime)) return "expired"
+  return now >= t.expiresAt - marginMs(manifest, lifetime) ? "expiring" : "fresh"
 }
+
+/** Whether a token may be handed out at `now`: not below its serve floor. */
+export const servable = (t: { readonly expiresAt: number; readonly obtainedAt: number }, now: number): boolean =>
+  now < t.expiresAt - floorMs(t.expiresAt - t.obtainedAt)

@@ -15,8 +15,14 @@
  *    `refreshTokenTtlMs` (default 30 days): providers rarely say how long a refresh token lasts and it outlives the
  *    access token, so dropping it with the access token would force a full login; the cap bounds how long an
  *    abandoned credential stays in Redis.
- *  - Lock (`withLock`): `SET <prefix>lock:<hash> <random> NX PX lease`. The holder renews the lease every third of
+ *  - Lock (`withLock`): `SET <prefix>lock:<hash> <holder> NX PX lease`. The holder renews the lease every third of
  *    it while it works, so a slow provider does not lose it and a dead holder frees it after one lease at most.
+ *    Sooner, when its death is certain: the value names the Redis server's run id and the holder's connection id
+ *    (`<run id>.<client id>.<random>`), and a waiter that finds that connection gone (`CLIENT LIST ID` answers
+ *    nothing; a SIGKILLed process's socket is closed by its kernel) on the same server run frees the lock at once
+ *    (compare-and-delete). A holder that reconnected (a new connection id) stamps its new id into the value at its
+ *    next renewal; until then a waiter may take over, as after a lost lease. The engine's durable grants (grants.ts)
+ *    never depend on this lock: a refresh token is redeemed under the connection store's claim.
  *    Release is a compare-and-delete script that also publishes the key on `<prefix>lock-released`; waiters wake on
  *    that message, or poll with backoff (capped by the lock's remaining lease) when pub/sub is unavailable, then take
  *    the lock themselves and run their effect, which re-reads the store and finds the new token.
@@ -45,7 +51,8 @@ export interface RedisStoreOptions {
   readonly keyPrefix?: string | undefined
   /** 32 bytes, base64 or 64 hex digits (required). */
   readonly encryptionKey?: Redacted.Redacted<string> | undefined
-  /** Lock lease: how long a dead holder can block the others at most (default 10 s; renewed while held). */
+  /** Lock lease: how long a dead holder can block the others at most (default 10 s; renewed while held); one whose
+   *  connection is seen gone is freed at once. */
   readonly leaseMs?: number | undefined
   /** How long a caller waits for another instance's lock before failing (default 60 s). */
   readonly lockWaitMs?: number | undefined
@@ -80,14 +87,22 @@ export interface RedisStoreShape extends TokenStoreShape {
 
 type Client = ReturnType<typeof createClient>
 
+/** A lock this process holds: its random part, and the value stored now (restamped with a new connection id). */
+interface Held {
+  readonly token: string
+  value: string
+}
+
 // KEYS[1] lock; ARGV token, lease ms. {1} when taken, else {0, remaining lease ms}.
+// KEYS[1] lock; ARGV value, lease ms. {1} when taken, else {0, remaining lease ms, the holder's value}.
 const ACQUIRE = `if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
-return {0, redis.call('PTTL', KEYS[1])}`
+return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1])}`
 // Compare-and-delete: a holder whose lease ran out must not free the lock another instance holds now.
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1]); redis.call('PUBLISH', ARGV[2], ARGV[3]); return 1 end
 return 0`
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+// KEYS[1] lock; ARGV held value, lease ms, new value (the holder's current connection id stamped in).
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2]); return 1 end
 return 0`
 
 const configError = (reason: string) => new StoreError({ store: "redis", operation: "configure", reason })
@@ -170,6 +185,16 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
       for (const wake of waiting.get(k) ?? []) wake()
     }
 
+    // `<run id>.<client id>` of the command connection, once learned after each (re)connect; "-.-" while unknown.
+    let identity = "-.-"
+    const identify = (c: Client): Promise<void> =>
+      Promise.all([c.sendCommand(["CLIENT", "ID"]), c.sendCommand(["INFO", "server"])]).then(
+        ([id, info]) => {
+          const run = /run_id:([0-9a-f]+)/.exec(String(info))?.[1]
+          identity = run !== undefined && /^\d+$/.test(String(id)) ? `${run}.${String(id)}` : "-.-"
+        },
+        () => undefined
+      )
     let lastError: string | undefined
     const offline = () => (client.isReady || !lastError ? "" : ` (last connection error: ${lastError})`)
     const { client } = yield* Effect.acquireRelease(
@@ -194,6 +219,8 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
           })
           client.on("ready", () => {
             lastError = undefined
+            identity = "-.-"
+            void identify(client)
           })
           sub.on("error", () => undefined)
           const ready = client.connect().then(
@@ -296,25 +323,50 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
           keys: [lockKey(k)],
           arguments: [token, String(leaseMs)]
         })) as unknown as ReadonlyArray<number>
-        return r[0] === 1 ? { held: true as const } : { held: false as const, leftMs: Number(r[1] ?? -1) }
+        return r[0] === 1
+          ? { held: true as const }
+          : { held: false as const, leftMs: Number(r[1] ?? -1), holder: r[2] === undefined ? undefined : String(r[2]) }
       })
 
-    const release = (k: string, token: string) =>
-      call("unlock", () => client.eval(RELEASE, { keys: [lockKey(k)], arguments: [token, channel, k] })).pipe(
+    // Whether a lock's holder is certainly dead: stamped on this server run with a connection id that is neither
+    // ours nor open any more. Unknown (no stamp, another run, CLIENT LIST refused) counts as alive.
+    const holderGone = (holder: string | undefined): Effect.Effect<boolean> =>
+      Effect.gen(function* () {
+        const [run, id] = (holder ?? "").split(".")
+        if (!run || !id || run === "-" || !/^\d+$/.test(id)) return false
+        if (identity === "-.-") yield* Effect.promise(() => identify(client))
+        const [ourRun, ourId] = identity.split(".")
+        if (run !== ourRun || id === ourId) return false
+        return yield* call("client list", () => client.sendCommand(["CLIENT", "LIST", "ID", id])).pipe(
+          Effect.map((reply) => String(reply ?? "").trim() === ""),
+          Effect.orElseSucceed(() => false)
+        )
+      })
+
+    const release = (k: string, value: string) =>
+      call("unlock", () => client.eval(RELEASE, { keys: [lockKey(k)], arguments: [value, channel, k] })).pipe(
         Effect.ignore
       )
 
     // While held, the lease is renewed every third of it; a renewal that finds the lock gone ends it. Redis down:
     // keep trying, the work goes on under the local fallback anyway.
     const every = Math.max(50, Math.floor(leaseMs / 3))
-    const renewLease = (k: string, token: string): Effect.Effect<boolean> =>
-      call("renew lock", () => client.eval(RENEW, { keys: [lockKey(k)], arguments: [token, String(leaseMs)] })).pipe(
-        Effect.result,
-        Effect.map((r) => !(r._tag === "Success" && Number(r.success) === 0))
-      )
-    const keepLease = (k: string, token: string): Effect.Effect<void> =>
+    const renewLease = (k: string, held: Held): Effect.Effect<boolean> =>
+      Effect.suspend(() => {
+        const next = `${identity}.${held.token}`
+        return call("renew lock", () =>
+          client.eval(RENEW, { keys: [lockKey(k)], arguments: [held.value, String(leaseMs), next] })
+        ).pipe(
+          Effect.result,
+          Effect.map((r) => {
+            if (r._tag === "Success" && Number(r.success) === 1) held.value = next
+            return !(r._tag === "Success" && Number(r.success) === 0)
+          })
+        )
+      })
+    const keepLease = (k: string, held: Held): Effect.Effect<void> =>
       Effect.sleep(every).pipe(
-        Effect.andThen(renewLease(k, token)),
+        Effect.andThen(renewLease(k, held)),
         Effect.repeat(
           Schedule.spaced(every).pipe(
             Schedule.setInputType<boolean>(),
@@ -332,12 +384,23 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           const token = randomBytes(16).toString("hex")
+          const held: Held = { token, value: `${identity}.${token}` }
           const start = yield* Clock.currentTimeMillis
           for (let attempt = 0; ; attempt++) {
             const seen = released.get(k) ?? 0
+            held.value = `${identity}.${token}`
+            const value = held.value
             // On a timeout the SET may still have landed: free it beside, without making the caller wait again.
-            const r = yield* tryAcquire(k, token).pipe(Effect.tapError(() => Effect.forkDetach(release(k, token))))
+            const r = yield* tryAcquire(k, value).pipe(Effect.tapError(() => Effect.forkDetach(release(k, value))))
             if (r.held) break
+            if (yield* holderGone(r.holder)) {
+              // Its process died holding it: free it (only that value) and try again at once.
+              yield* release(k, r.holder!)
+              yield* Effect.logDebug("freed a Redis lock whose holder's connection is gone").pipe(
+                Effect.annotateLogs({ store: "redis" })
+              )
+              continue
+            }
             const now = yield* Clock.currentTimeMillis
             if (now - start >= lockWaitMs) {
               return yield* new StoreError({
@@ -351,10 +414,10 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
             const backoff = Math.min(25 * 2 ** attempt, 500)
             yield* restore(awaitRelease(k, seen, r.leftMs > 0 ? Math.min(backoff, r.leftMs + 5) : backoff))
           }
-          const renewing = yield* Effect.forkChild(keepLease(k, token), { uninterruptible: false })
+          const renewing = yield* Effect.forkChild(keepLease(k, held), { uninterruptible: false })
           const exit = yield* Effect.exit(restore(effect))
           yield* Fiber.interrupt(renewing)
-          yield* release(k, token)
+          yield* release(k, held.value)
           return yield* exit
         })
       )

@@ -5,12 +5,15 @@
  *    the new access token is returned, and without a new one the old one is kept (RFC 6749 §6); a refresh token
  *    the provider rejects (reauthenticate, other) falls back to the acquire flow;
  *  - else the acquire flow;
- *  - while the provider fails, a token still valid for real (inside its early-refresh margin) is served stale.
+ *  - while the provider fails, a token inside its early-refresh margin but above its serve floor is served stale;
+ *  - no token is handed out below its serve floor (expiry.ts): one obtained below it (a slow exchange) is renewed
+ *    once more, its refresh token durable by then, and a second one fails `below_serve_floor`.
  *  Durable grants (grants.ts): with a connection store for the connection (every connection when `connection_store:`
  *  is configured; stored and user-granted ones whenever there is a store), the refresh token is read from the
  *  store's grant, its rotation claimed by CAS before it is redeemed (an instance that loses waits for the winner's
- *  result, never redeeming a spent token), and the rotated one written under the claim before the access token is
- *  cached. A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
+ *  result, never redeeming a spent token; so does a second flight of the same process), and the rotated one written
+ *  under the claim before the access token is cached, that write retried while the claim lasts (the provider has
+ *  spent the old one, and this process holds the only copy of the new one). A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
  *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
  *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
@@ -33,7 +36,7 @@ import {
   type StoreError,
   type TokenError,
   type UpstreamError,
-  type UpstreamRejected
+  UpstreamRejected
 } from "./token-error.ts"
 import * as Upstream from "./upstream.ts"
 import { staticCredential } from "./static-credential.ts"
@@ -62,6 +65,9 @@ export interface GetOptions {
   /** Neither read nor write any cache: always a new token. */
   readonly noCache?: boolean | undefined
 }
+
+/** The code of the UpstreamRejected a renewal fails with when its new token arrived below the serve floor. */
+export const shortOnArrival = "below_serve_floor"
 
 export const secondsLeft = (t: Token, now: number): number => Math.max(0, Math.round((t.expiresAt - now) / 1000))
 
@@ -163,7 +169,11 @@ export const make = (deps: Deps): RenewalShape => {
           expirySource: x.token.expirySource
         })
       )
-      return result(c, x.token, "acquired", `${reason}: acquired a new token (expiry from ${x.token.expirySource})`)
+      return yield* admit(
+        c,
+        x.token,
+        result(c, x.token, "acquired", `${reason}: acquired a new token (expiry from ${x.token.expirySource})`)
+      )
     })
 
   const refresh = (c: Connection, cached: Token, options: GetOptions, reason: string): Renewed =>
@@ -176,14 +186,25 @@ export const make = (deps: Deps): RenewalShape => {
           if (!options.noCache) yield* cache.save(c, token) // stored before it is returned: a rotated refresh token must never be lost
           if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
           yield* emit(c, "refreshed", reason, { durationMs: x.durationMs })
-          return result(c, token, "refreshed", `${reason}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+          return yield* admit(
+            c,
+            token,
+            result(c, token, "refreshed", `${reason}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+          )
         })
       ),
-      Effect.catchTag("UpstreamRejected", (e) => (rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)))
+      Effect.catchTag("UpstreamRejected", (e) =>
+        e.code !== shortOnArrival && rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)
+      )
     )
 
   const owner = randomBytes(9).toString("base64url")
   const leaseMs = deps.settings.totalTimeoutMs + 5_000
+  // The connections this process is redeeming now. A claim under this process's owner is busy while its name is
+  // here: two flights of one process (a caller's and a forced one, whose Redis lock gave no exclusion when Redis
+  // went down mid-flight) must not both redeem. A claim of ours that is not here is left over from a flight that
+  // ended without releasing it (its store write failed): taken over at once.
+  const rotating = new Set<string>()
 
   /** The refresh flow for a connection whose refresh token lives in the connection store: read the grant, claim its
    *  rotation (CAS), redeem it once, write the rotated one under the claim, then cache the access token. */
@@ -212,8 +233,9 @@ export const make = (deps: Deps): RenewalShape => {
         }
         const now = yield* Clock.currentTimeMillis
         const claimed = Grants.claimOf(g)
-        if (claimed && claimed.until > now && claimed.owner !== owner) {
-          // Another instance is redeeming this refresh token: wait for its rotation, then use what it left.
+        if (rotating.has(c.name) || (claimed && claimed.until > now && claimed.owner !== owner)) {
+          // Another instance (or another flight of this one) is redeeming this refresh token: wait for its rotation,
+          // then use what it left.
           yield* Effect.sleep("100 millis")
           const t = yield* cache.read(c)
           const at = yield* Clock.currentTimeMillis
@@ -222,7 +244,10 @@ export const make = (deps: Deps): RenewalShape => {
           continue
         }
         if (!(yield* Grants.claim(store, c.name, g, owner, now + leaseMs))) continue
-        return yield* redeem(c, store, g, g.version + 1, cached, options, reason, user)
+        rotating.add(c.name)
+        return yield* redeem(c, store, g, g.version + 1, now + leaseMs, cached, options, reason, user).pipe(
+          Effect.ensuring(Effect.sync(() => rotating.delete(c.name)))
+        )
       }
       return yield* Effect.die(new Error(`${c.name}: the grant kept changing under concurrent rotations`))
     })
@@ -232,6 +257,7 @@ export const make = (deps: Deps): RenewalShape => {
     store: ConnectionStoreShape,
     g: Grant,
     claimed: number,
+    until: number,
     cached: Token | undefined,
     options: GetOptions,
     reason: string,
@@ -246,7 +272,12 @@ export const make = (deps: Deps): RenewalShape => {
           const refreshToken = x.token.refreshToken ?? g.refreshToken
           const token: Token = { ...x.token, refreshToken }
           // Durable first: the rotated refresh token is in the connection store before anyone is given a token.
-          const kept = yield* Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope)
+          // The provider has spent the old one, so a failed write (the connection store restarting) is retried
+          // while the claim is still ours: the process holds the only copy of the new one.
+          const kept = yield* durably(
+            Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope),
+            until
+          )
           if (!kept)
             yield* Effect.logWarning(
               "the grant's rotation claim expired before the rotated refresh token was written"
@@ -254,10 +285,16 @@ export const make = (deps: Deps): RenewalShape => {
           if (!options.noCache) yield* cache.save(c, token)
           if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
           yield* emit(c, "refreshed", reason, { durationMs: x.durationMs })
-          return result(c, token, "refreshed", `${reason}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+          return yield* admit(
+            c,
+            token,
+            result(c, token, "refreshed", `${reason}: redeemed the refresh token${rotated ? " (rotated)" : ""}`)
+          )
         })
       ),
       Effect.catch((e): Renewed => {
+        // Too short on arrival: the rotation is complete (the claim is released), so only the caller's retry remains.
+        if (e._tag === "UpstreamRejected" && e.code === shortOnArrival) return Effect.fail(e)
         if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))
         if (!user) return fallBack(c, e, options, reason, store)
         // Only a refused grant (invalid_grant and its kin) needs the user; another rejection (invalid_scope, say) is
@@ -272,6 +309,14 @@ export const make = (deps: Deps): RenewalShape => {
       })
     )
   }
+
+  /** `write`, retried every 200 ms on a StoreError until `until` (the end of the claim). */
+  const durably = <A>(write: Effect.Effect<A, StoreError>, until: number): Effect.Effect<A, StoreError> =>
+    Effect.catchTag(write, "StoreError", (e) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        now + 200 >= until ? Effect.fail(e) : Effect.andThen(Effect.sleep("200 millis"), durably(write, until))
+      )
+    )
 
   const rejectsRefresh = (e: UpstreamRejected) => e.kind === "reauthenticate" || e.kind === "other"
 
@@ -295,13 +340,13 @@ export const make = (deps: Deps): RenewalShape => {
       const at = yield* Clock.currentTimeMillis
       if (
         !cached ||
-        at >= cached.expiresAt ||
+        !Expiry.servable(cached, at) ||
         e._tag === "InputInvalid" ||
         e._tag === "AuthorizationRequired" ||
         options.noCache
       )
         return yield* Effect.fail(e)
-      yield* Effect.logWarning(`renewal failed, serving the cached token until it expires: ${e.message}`).pipe(
+      yield* Effect.logWarning(`renewal failed, serving the cached token until its serve floor: ${e.message}`).pipe(
         Effect.annotateLogs({ connection: c.name, provider: c.manifest.id })
       )
       const r = result(
@@ -328,7 +373,26 @@ export const make = (deps: Deps): RenewalShape => {
       return r
     })
 
-  const decide = (c: Connection, options: GetOptions): Effect.Effect<TokenResult, TokenError> =>
+  /** A token just obtained must clear the serve floor too (expiry.ts `servable`): a slow exchange (a loaded machine,
+   *  a provider slow to answer) can leave a short-lived token with less. By then its refresh token is durable and
+   *  cached, so the caller's renewal is run once more; a second short token fails, and is never served. */
+  const admit = (c: Connection, t: Token, r: TokenResult): Effect.Effect<TokenResult, UpstreamRejected> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Expiry.servable(t, now)
+        ? Effect.succeed(r)
+        : Effect.fail(
+            new UpstreamRejected({
+              ...where(c),
+              status: 200,
+              kind: "transient",
+              code: shortOnArrival,
+              providerMessage: `the token had ${Math.max(0, t.expiresAt - now)} ms left when it arrived, less than its serve floor of ${Math.round(Expiry.floorMs(t.expiresAt - t.obtainedAt))} ms`,
+              attempts: 1
+            })
+          )
+    )
+
+  const decide = (c: Connection, options: GetOptions, again = false): Effect.Effect<TokenResult, TokenError> =>
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const cached = options.noCache ? undefined : yield* cache.read(c)
@@ -342,6 +406,10 @@ export const make = (deps: Deps): RenewalShape => {
           ? refresh(c, cached, options, reason)
           : acquire(c, options, reason)
       return yield* renewal.pipe(
+        Effect.catchIf(
+          (e) => !again && e._tag === "UpstreamRejected" && e.code === shortOnArrival,
+          () => decide(c, { ...options, force: true }, true)
+        ),
         Effect.tapError((e) => emit(c, "failed", e.message, { error: e._tag })),
         Effect.catch((e) => serveStale(c, cached, options, e))
       )

@@ -180,8 +180,12 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
     inputs: (n) => ctx.connection.inputs.get(n)
   })
   if (expiry._tag === "Invalid") return invalid(expiry.field, expiry.problem)
-  // Issued late in a second, a very short-lived token can arrive past its whole-second JWT exp: ask again.
-  if (expiry.expiresAt <= res.receivedAt && expiry.cappedByJwt)
+  // Issued late in a second, a very short-lived token can arrive past its whole-second JWT exp: ask again. Not when
+  // the answer carries a refresh token: a one-time refresh token the provider just rotated would be lost by asking
+  // again with the old one, so the token is kept and the renewal policy (renewal.ts, the serve floor) renews again
+  // with the new refresh token.
+  const rotated = typeof refresh === "string" && refresh !== ""
+  if (expiry.expiresAt <= res.receivedAt && expiry.cappedByJwt && !rotated)
     return {
       _tag: "Rejected",
       error: new UpstreamRejected({
@@ -193,7 +197,7 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
         providerMessage: "the token's JWT exp had passed when it arrived"
       })
     }
-  if (expiry.expiresAt <= res.receivedAt)
+  if (expiry.expiresAt <= res.receivedAt && !expiry.cappedByJwt)
     return invalid(
       expiry.source,
       "the token is already expired on arrival (check the provider's clock or the expiry source)"

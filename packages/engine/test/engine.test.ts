@@ -77,19 +77,19 @@ describe("single-flight", () => {
 })
 
 describe("expiry and the early-refresh margin", () => {
-  it.effect("a short-lived token is renewed inside min(60 s, 10 % of its life), not before", () =>
+  it.effect("a token is renewed inside min(60 s, 10 % of its life), not before", () =>
     Effect.gen(function* () {
       yield* start
       const h = yield* Replayed.make({
         answers: [
-          tokenAnswer("dvinci", { access_token: "first", expires_in: 3 }),
-          tokenAnswer("dvinci", { access_token: "second", expires_in: 3 })
+          tokenAnswer("dvinci", { access_token: "first", expires_in: 30 }),
+          tokenAnswer("dvinci", { access_token: "second", expires_in: 30 })
         ]
       })
       const first = yield* h.engine.getToken("dvinci")
       assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "reused")
-      // margin = 10 % of 3 s = 0.3 s: at 2.69 s the token is still fresh, at 2.7 s inside the margin.
-      yield* TestClock.adjust(2690)
+      // margin = 10 % of 30 s = 3 s (above the 1 s serve floor): at 26.99 s still fresh, at 27 s inside the margin.
+      yield* TestClock.adjust(26_990)
       assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "reused")
       yield* TestClock.adjust(10)
       const renewed = yield* h.engine.getToken("dvinci")
@@ -309,21 +309,165 @@ describe("refresh tokens", () => {
   )
 })
 
-describe("serve stale while the provider fails", () => {
-  it.effect("serves a token inside its margin when renewal fails, and never one past its real expiry", () =>
+describe("the serve floor: no token is handed out with less than min(1 s, a quarter of its life) left", () => {
+  it.effect(
+    "a 3 s token is renewed 0.75 s before its expiry (its 0.3 s margin is below the floor), on every path",
+    () =>
+      Effect.gen(function* () {
+        yield* start
+        const h = yield* Replayed.make({
+          answers: [
+            tokenAnswer("dvinci", { access_token: "first", expires_in: 3 }),
+            tokenAnswer("dvinci", { access_token: "second", expires_in: 3 })
+          ]
+        })
+        yield* h.engine.getToken("dvinci")
+        yield* TestClock.adjust(2249)
+        assert.strictEqual(h.engine.peekValue("dvinci"), "first")
+        assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "reused")
+        yield* TestClock.adjust(1)
+        assert.isUndefined(h.engine.peek("dvinci"))
+        assert.isUndefined(h.engine.peekAuthorization("dvinci"))
+        const renewed = yield* h.engine.getToken("dvinci")
+        assert.strictEqual(renewed.decision.action, "acquired")
+        assert.strictEqual(value(renewed), "second")
+        assert.strictEqual((yield* h.engine.cacheState("dvinci")).freshness, "fresh")
+      })
+  )
+
+  it.effect("a 1 s token is served for its first three quarters only", () =>
     Effect.gen(function* () {
       yield* start
       const h = yield* Replayed.make({
-        answers: [tokenAnswer("dvinci", { expires_in: 3 }), statusAnswer("dvinci", 503)],
+        answers: [tokenAnswer("dvinci", { access_token: "first", expires_in: 1 }), tokenAnswer("dvinci")]
+      })
+      yield* h.engine.getToken("dvinci")
+      yield* TestClock.adjust(749)
+      assert.strictEqual(h.engine.peekValue("dvinci"), "first")
+      yield* TestClock.adjust(1)
+      assert.isUndefined(h.engine.peek("dvinci"))
+      assert.strictEqual((yield* h.engine.cacheState("dvinci")).freshness, "expired")
+      assert.strictEqual((yield* h.engine.getToken("dvinci")).decision.action, "acquired")
+    })
+  )
+
+  it.effect("a token that arrives below the floor (a slow exchange) is renewed once more, not served", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("dvinci", { access_token: "late", expires_in: 2 }, 1600),
+          tokenAnswer("dvinci", { access_token: "timely", expires_in: 2 }, 100)
+        ]
+      })
+      const f = yield* Effect.forkChild(h.engine.getToken("dvinci"))
+      yield* TestClock.adjust(1700)
+      const r = yield* Fiber.join(f)
+      assert.strictEqual(value(r), "timely")
+      assert.isAtLeast(r.expiresAt.getTime() - (yield* Clock.currentTimeMillis), 500)
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
+
+  it.effect("two tokens in a row below the floor: a typed failure, and neither is served", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("dvinci", { access_token: "late-1", expires_in: 2 }, 1700),
+          tokenAnswer("dvinci", { access_token: "late-2", expires_in: 2 }, 1700)
+        ]
+      })
+      const f = yield* Effect.forkChild(Effect.flip(h.engine.getToken("dvinci")))
+      yield* TestClock.adjust(3400)
+      const e = yield* Fiber.join(f)
+      assert.strictEqual(e._tag, "UpstreamRejected")
+      assert.strictEqual(e._tag === "UpstreamRejected" && e.code, "below_serve_floor")
+      assert.match(e.message, /300 ms left when it arrived, less than its serve floor of 500 ms/)
+      assert.isUndefined(h.engine.peek("dvinci"))
+      assert.strictEqual(h.replay.sent.length, 2)
+    })
+  )
+
+  it.effect("a refresh answered below the floor keeps its rotated refresh token: the retry redeems the new one", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [
+          tokenAnswer("brandbox", { access_token: "first", refresh_token: "refresh-1", expires_in: 3 }),
+          tokenAnswer("brandbox", { access_token: "late", refresh_token: "refresh-2", expires_in: 2 }, 1700),
+          tokenAnswer("brandbox", { access_token: "timely", refresh_token: "refresh-3", expires_in: 2 })
+        ]
+      })
+      yield* h.engine.getToken("brandbox")
+      yield* TestClock.adjust(2250)
+      const f = yield* Effect.forkChild(h.engine.getToken("brandbox"))
+      yield* TestClock.adjust(1700)
+      const r = yield* Fiber.join(f)
+      assert.strictEqual(value(r), "timely")
+      assert.deepStrictEqual(
+        h.replay.sent.map((q) => [form(q)["grant_type"], form(q)["refresh_token"]]),
+        [
+          ["password", undefined],
+          ["refresh_token", "refresh-1"],
+          ["refresh_token", "refresh-2"]
+        ]
+      )
+      assert.strictEqual((yield* h.store.list())[0]![1].token.refresh_token, "refresh-3")
+    })
+  )
+
+  it.effect(
+    "a refresh whose JWT exp passed on arrival keeps its rotated refresh token (never redeems a spent one)",
+    () =>
+      Effect.gen(function* () {
+        yield* start
+        const jwt = (exp: number) =>
+          [{ alg: "none" }, { exp }].map((o) => Buffer.from(JSON.stringify(o)).toString("base64url")).join(".") + "."
+        const h = yield* Replayed.make({
+          answers: [
+            tokenAnswer("brandbox", { access_token: "first", refresh_token: "refresh-1", expires_in: 3 }),
+            // Sent at 2.25 s, answered at 3.25 s; the recorded Date header reads 0 s, so the measured skew is -3.25 s
+            // and the whole-second exp of 0 s is 3.25 s on this clock: expired as it arrives.
+            tokenAnswer(
+              "brandbox",
+              { access_token: jwt(recordedAt / 1000), refresh_token: "refresh-2", expires_in: 2 },
+              1000
+            ),
+            tokenAnswer("brandbox", { access_token: "timely", refresh_token: "refresh-3", expires_in: 2 })
+          ]
+        })
+        yield* h.engine.getToken("brandbox")
+        yield* TestClock.adjust(2250)
+        const f = yield* Effect.forkChild(h.engine.getToken("brandbox"))
+        yield* TestClock.adjust(1000)
+        const r = yield* Fiber.join(f)
+        assert.strictEqual(value(r), "timely")
+        assert.deepStrictEqual(
+          h.replay.sent.map((q) => form(q)["refresh_token"]),
+          [undefined, "refresh-1", "refresh-2"]
+        )
+      })
+  )
+})
+
+describe("serve stale while the provider fails", () => {
+  it.effect("serves a token inside its margin when renewal fails, and never one below its serve floor", () =>
+    Effect.gen(function* () {
+      yield* start
+      const h = yield* Replayed.make({
+        answers: [tokenAnswer("dvinci", { expires_in: 30 }), statusAnswer("dvinci", 503), statusAnswer("dvinci", 503)],
         http: { retries: 0 }
       })
       const first = yield* h.engine.getToken("dvinci")
-      yield* TestClock.adjust(2750)
+      // Inside the 3 s margin, 2.5 s before expiry: served stale.
+      yield* TestClock.adjust(27_500)
       const stale = yield* h.logged(h.engine.getToken("dvinci"))
       assert.strictEqual(stale.decision.action, "served_stale")
       assert.strictEqual(value(stale), value(first))
-      assert.isAbove(stale.expiresAt.getTime(), yield* Clock.currentTimeMillis)
-      yield* TestClock.adjust(250)
+      assert.isAbove(stale.expiresAt.getTime(), (yield* Clock.currentTimeMillis) + 1000)
+      // 1 s before expiry: still valid for real, but below the serve floor, so never handed out.
+      yield* TestClock.adjust(1500)
       const e = yield* Effect.flip(h.engine.getToken("dvinci"))
       assert.strictEqual(e._tag, "UpstreamRejected")
       assert.isTrue(h.logs.some((l) => l.includes("serving the cached token")))

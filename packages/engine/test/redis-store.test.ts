@@ -329,10 +329,64 @@ describeRedis("Redis token store", () => {
     )
     // a has released: b's lock must still be there.
     const held = await raw.get(lock)
-    expect(held).toMatch(/^[0-9a-f]{32}$/)
+    expect(held).toMatch(/^([0-9a-f]{40}|-)\.(\d+|-)\.[0-9a-f]{32}$/)
     releaseB()
     await second
     expect(await raw.exists(lock)).toBe(0)
+  })
+
+  // A holder's process killed (SIGKILL): its kernel closes its Redis connection at once. Played by a raw client that
+  // takes the lock stamped with its own connection id, then drops the connection without releasing.
+  const holdAs = async (c: RawClient, lock: string, leaseMs: number, run?: string) => {
+    const id = String(await c.sendCommand(["CLIENT", "ID"]))
+    const runId = run ?? /run_id:([0-9a-f]+)/.exec(String(await c.sendCommand(["INFO", "server"])))![1]!
+    expect(await c.set(lock, `${runId}.${id}.${"d".repeat(32)}`, { NX: true, PX: leaseMs })).toBe("OK")
+    return id
+  }
+  const timeToLock = async (store: RedisStore.RedisStoreShape, k: string) => {
+    const t = Date.now()
+    await Effect.runPromise(store.withLock(k, Effect.void))
+    return Date.now() - t
+  }
+
+  it("a waiter frees at once a lock whose holder's connection is gone (a killed process), not after its lease", async () => {
+    const p = prefix("dead")
+    const b = await bareStore({
+      url: Redacted.make(redisUrl),
+      keyPrefix: p,
+      encryptionKey: Redacted.make(newEncryptionKey())
+    })
+    raw = await rawClient()
+    const holder = await rawClient()
+    const id = await holdAs(holder, b.lockKey("k"), 10_000)
+    holder.destroy()
+    expect(
+      await eventually(async () => String(await raw!.sendCommand(["CLIENT", "LIST", "ID", id])).trim() === "", 2000, 10)
+    ).toBe(true)
+    expect(await timeToLock(b, "k")).toBeLessThan(1000)
+    expect(await raw.exists(b.lockKey("k"))).toBe(0)
+  })
+
+  it("a live holder's lock, or one stamped on another Redis run, is waited for until its lease ends", async () => {
+    const p = prefix("alive")
+    const b = await bareStore({
+      url: Redacted.make(redisUrl),
+      keyPrefix: p,
+      encryptionKey: Redacted.make(newEncryptionKey())
+    })
+    raw = await rawClient()
+    const holder = await rawClient()
+    try {
+      await holdAs(holder, b.lockKey("live"), 1500)
+      expect(await timeToLock(b, "live")).toBeGreaterThanOrEqual(1300)
+    } finally {
+      holder.destroy()
+    }
+    // Another server run (a restart that kept its keys): connection ids start again, so a missing one proves nothing.
+    const gone = await rawClient()
+    await holdAs(gone, b.lockKey("old-run"), 1500, "0".repeat(40))
+    gone.destroy()
+    expect(await timeToLock(b, "old-run")).toBeGreaterThanOrEqual(1300)
   })
 
   if (!hasRedisServer && process.env["CI"] !== "true")

@@ -115,8 +115,9 @@ describe("GET /ui over sockets", () => {
     expect(jobsOnly.json().items.map((r: { name: string }) => r.name)).toEqual(["jobs"])
   })
 
-  it("shows a token as fresh, then expiring inside its margin, then expired", async () => {
-    sb.setTtl("dvinci", 4)
+  it("shows a token as fresh, then expiring inside its margin, then expired below its serve floor", async () => {
+    // 14 s: the margin (10 %, 1.4 s) is wider than the serve floor (1 s), so "expiring" lasts 0.4 s.
+    sb.setTtl("dvinci", 14)
     const text = configText(sb, {
       connections: ["jobs"],
       keys: false,
@@ -130,14 +131,14 @@ describe("GET /ui over sockets", () => {
       const expiresAt = Date.parse(got.json().expires_at)
       const until = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())))
       expect(await statusOf()).toBe("fresh")
-      await until(expiresAt - 200) // the margin: the last 0.4 s of 4
+      await until(expiresAt - 1200)
       expect(await statusOf()).toBe("expiring")
-      await until(expiresAt + 50)
+      await until(expiresAt - 800) // below the floor: still valid for real, never served
       expect(await statusOf()).toBe("expired")
     } finally {
       await quiet.close()
     }
-  })
+  }, 30_000)
 
   it("shows freshness, expiry, the last renewal and the last error, and no secret", async () => {
     const got = await raw(s.url, "/v1/connections/jobs/token", { headers: { authorization: `Bearer ${OPS_KEY}` } })
