@@ -4,7 +4,8 @@
  *  Ops: `memory` -> process.memoryUsage(); `gc` -> runs a full GC when started with --expose-gc. */
 import { Config } from "@tessera/engine"
 import { startServer } from "@tessera/server"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import { getHeapSpaceStatistics } from "node:v8"
 import { serve } from "./child.ts"
 
 const text = process.env["BENCH_CONFIG"]
@@ -20,6 +21,7 @@ serve(
   { url: server.url },
   {
     memory: () => process.memoryUsage(),
+    spaces: () => getHeapSpaceStatistics(),
     gc: () => {
       ;(globalThis as { gc?: () => void }).gc?.()
       return process.memoryUsage()

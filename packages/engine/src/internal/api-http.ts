@@ -3,7 +3,7 @@
  *  of API calls (buffered when small enough to send twice, else streamed and counted against the limit).
  *
  *  @internal */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { IncomingMessage } from "node:http"
 import { Readable } from "node:stream"
 import type { Agent, Dispatcher } from "undici"
