@@ -1,5 +1,6 @@
 /** The baseline server: bare node:http answering every request with one fixed JSON body ($BENCH_BODY), with the
- *  same Content-Type and Cache-Control as tessera's token route. Nothing else: no routing, no logging. */
+ *  same Content-Type and Cache-Control as tessera's token route. Nothing else: no routing, no logging. Ops as
+ *  server-child.ts: `memory`, `spaces`, `gc`. */
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { getHeapSpaceStatistics } from "node:v8"
