@@ -3,6 +3,7 @@
  *  RSS and heap after a full GC, and the modules loaded per package (a `module.registerHooks` load hook).
  *  Not part of `pnpm bench`; the figures are in bench/README.md (step 4). */
 import { registerHooks } from "node:module"
+import { getHeapSpaceStatistics } from "node:v8"
 
 const loaded = new Map<string, number>()
 registerHooks({
@@ -24,13 +25,14 @@ const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`
 const report = (label: string) => {
   gc?.()
   const m = process.memoryUsage()
+  const space = (name: string) => getHeapSpaceStatistics().find((s) => s.space_name === name)!.physical_space_size
   console.log(
-    `${label}: rss ${mb(m.rss)}, heap used ${mb(m.heapUsed)}, heap total ${mb(m.heapTotal)}, external ${mb(m.external)}`
+    `${label}: rss ${mb(m.rss)}, heap used ${mb(m.heapUsed)}, heap total ${mb(m.heapTotal)} (new space ${mb(space("new_space"))}, old ${mb(space("old_space"))}), external ${mb(m.external)}`
   )
 }
 report("node itself")
 const { Config } = await import("@tessera/engine")
-const { Effect } = await import("effect")
+const Effect = await import("effect/Effect")
 report("after @tessera/engine + effect")
 const { startServer } = await import("@tessera/server")
 report("after @tessera/server")

@@ -1,10 +1,11 @@
 /** The tessera HTTP server (@tessera/server `startServer`) in its own process, for the config in $BENCH_CONFIG (YAML
  *  text). Access-log lines go to stdout, which the parent points at /dev/null: the server formats and writes
  *  every line as in production, and nobody reads them. BENCH_SERVER_LOG=off passes `log: false` instead.
- *  Ops: `memory` -> process.memoryUsage(); `gc` -> runs a full GC when started with --expose-gc. */
+ *  Ops: `memory` -> process.memoryUsage(); `spaces` -> V8 heap spaces; `gc` -> a full GC when started with --expose-gc. */
 import { Config } from "@tessera/engine"
 import { startServer } from "@tessera/server"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
+import { getHeapSpaceStatistics } from "node:v8"
 import { serve } from "./child.ts"
 
 const text = process.env["BENCH_CONFIG"]
@@ -20,6 +21,7 @@ serve(
   { url: server.url },
   {
     memory: () => process.memoryUsage(),
+    spaces: () => getHeapSpaceStatistics(),
     gc: () => {
       ;(globalThis as { gc?: () => void }).gc?.()
       return process.memoryUsage()

@@ -1,7 +1,7 @@
 /** Failures only the command line has: an argument the parser accepted but the command cannot use, a file in the
  *  way of one the command would write, and the answer of an API call made by `tessera request`. Like the engine's
  *  errors, each `_tag` is a stable code (printed by `--json`) with its exit code in exit-code.ts. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** A value the command line gave that the command cannot use: a bad header, an unreadable `-d @file`, a relative
  *  path for a provider without `api.base_url`, a provider id that is not kebab-case. */

@@ -2,8 +2,15 @@
  *  exit code (see exit-code.ts). Nothing here writes to the terminal directly: commands use Console, so `run` can
  *  be driven in-process as well as by bin/tessera.mjs. */
 import { Runtime } from "@tessera/engine"
-import { Cause, Console, Effect, Logger, References } from "effect"
-import { CliConfig, CliOutput, Command, GlobalFlag } from "effect/cli"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as References from "effect/References"
+import * as CliConfig from "effect/cli/CliConfig"
+import * as CliOutput from "effect/cli/CliOutput"
+import * as Command from "effect/cli/Command"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Cache from "./commands/cache.ts"
 import * as Connections from "./commands/connections.ts"
 import * as Init from "./commands/init.ts"

@@ -2,8 +2,10 @@
  *  Holds the shared `--config` flag, `discover` (the file and where it came from), `load` (discover, then
  *  `Config.load`) and `ConfigNotFound`, the one failure of discovery. */
 import { Config, type ManifestError } from "@tessera/engine"
-import { Effect, Option, Schema } from "effect"
-import { Flag } from "effect/cli"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Flag from "effect/cli/Flag"
 import { statSync } from "node:fs"
 import { resolve } from "node:path"
 

@@ -3,7 +3,7 @@
  *  more; retrying later may help.
  *  2: the invocation or the configuration is wrong; fix it before retrying. */
 import type { Api, AuthorizationError, ConnectionRegistry, ManifestError, TokenError } from "@tessera/engine"
-import { CliError } from "effect/cli"
+import * as CliError from "effect/cli/CliError"
 import type { CliError as CliFailure } from "./cli-error.ts"
 import type { ConfigNotFound } from "./config-discovery.ts"
 

@@ -1,6 +1,6 @@
 /** Command-line flags that commands declare alike: an on/off switch, an optional text value and an optional choice,
  *  each with its description. */
-import { Flag } from "effect/cli"
+import * as Flag from "effect/cli/Flag"
 
 /** `--name` (and `-alias`): off unless given. */
 export const toggle = (name: string, description: string, alias?: string): Flag.Flag<boolean> => {

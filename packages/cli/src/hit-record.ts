@@ -3,7 +3,8 @@
  *  written, or that would bind a file changed while this process ran, is skipped, and the next call takes the full
  *  path again. Configs with a store of their own (Redis, memory, another path or an encryption key) get no record. */
 import { Catalog, Engine, Expiry, FileStore, type Config } from "@tessera/engine"
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { parse } from "yaml"

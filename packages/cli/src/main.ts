@@ -2,9 +2,11 @@
  *  `tessera` on the argv with the Node services and exits with the code the command produced. */
 export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
   // Dynamic imports, so that a bundler makes them chunks loaded only on this path. Deep imports: the
-  // @effect/platform-node index also loads Redis, cluster and WebSocket support.
-  const [{ Effect, Exit, Runtime }, NodeRuntime, NodeServices, { run }] = await Promise.all([
-    import("effect"),
+  // @effect/platform-node index also loads Redis, cluster and WebSocket support, and the effect index all of Effect.
+  const [Effect, Exit, Runtime, NodeRuntime, NodeServices, { run }] = await Promise.all([
+    import("effect/Effect"),
+    import("effect/Exit"),
+    import("effect/Runtime"),
     import("@effect/platform-node/NodeRuntime"),
     import("@effect/platform-node/NodeServices"),
     import("./cli.ts")

@@ -4,7 +4,10 @@
  *  anything written), and the small formatters the commands share (`table`, `plural`, `duration`). Failures are
  *  scrubbed, then made safe for a terminal (`Terminal.sanitize`; JSON through `Terminal.sanitizeJson`). */
 import { Redaction, Upstream, type Config } from "@tessera/engine"
-import { Console, Data, Effect, Redacted } from "effect"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as ExitCode from "./exit-code.ts"
 import * as Terminal from "./terminal.ts"
 

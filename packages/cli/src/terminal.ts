@@ -5,7 +5,11 @@
  *  waited `spinnerDelayMs`, and it erases itself, so pipes, files and `$(...)` never see it. `sanitize` (for text)
  *  and `sanitizeJson` (for JSON output) keep control characters and escape sequences in provider text from
  *  reaching the terminal; `logger` applies `sanitize` to log messages. */
-import { Effect, Fiber, Logger, Stdio, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as Stdio from "effect/Stdio"
+import * as Stream from "effect/Stream"
 
 export type Output = "stdout" | "stderr"
 

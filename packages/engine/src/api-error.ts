@@ -2,7 +2,7 @@
  *  would carry, is not allowed. Each names the connection and provider, never a token. The `_tag` is a stable
  *  public code, like those in token-error.ts; failures of the exchange itself reuse those (TransportError,
  *  UpstreamTimeout). */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 const where = { connection: Schema.String, provider: Schema.String }
 

@@ -16,7 +16,11 @@
  *
  *  Two forms: `call` buffers both bodies (the library and the CLI), `forward` streams both with backpressure (the
  *  server's proxy: the request body from a Node IncomingMessage, the answer as a Readable for the ServerResponse). */
-import { Cause, Effect, Exit, Redacted, Result } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import type { IncomingMessage } from "node:http"
 import type { Readable } from "node:stream"
 import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"

@@ -7,8 +7,9 @@
  *  PKCS#8 and SEC1, a private JWK, a JSON key file with a `private_key` field, or an HMAC secret) and `sign`. Keys
  *  are secrets: they stay Redacted, and a key that cannot be read gives an InputInvalid naming the connection and
  *  the input, never the key or the parser's text about it. */
-import { Effect, Redacted } from "effect"
-import { SignJWT } from "jose"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { SignJWT } from "jose/jwt/sign"
 import { createPrivateKey, createSecretKey, randomUUID, type KeyObject } from "node:crypto"
 import type { Connection } from "./connection.ts"
 import type { SignedJWT } from "./generated/provider.ts"

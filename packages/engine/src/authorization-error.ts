@@ -1,7 +1,7 @@
 /** Failures of the interactive user-grant flows (authorization code with PKCE, device authorization), each naming
  *  the connection and provider and never holding a secret (no code, state, verifier, device code or token). The
  *  `_tag` and `reason` are stable: the CLI maps them to exit codes, the server to result pages. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Why a user's authorization did not complete. */
 export type Reason =

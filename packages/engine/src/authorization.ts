@@ -10,7 +10,8 @@
  *    with grant_type=authorization_code, code, redirect_uri and code_verifier, through upstream.ts (retries, the
  *    `Http` service, the Clock), so its answer is read like any token response.
  *  Where the grant goes afterwards (the connection store) is grants.ts. */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { AuthorizationFailed } from "./authorization-error.ts"
 import type { HttpSettings } from "./config.ts"

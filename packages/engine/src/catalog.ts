@@ -1,7 +1,7 @@
 /** The set of provider manifests a process knows: the bundled ones (providers/ in this repository) plus any
  *  directories a config names. A user manifest with a bundled id replaces the bundled one; two user manifests
  *  with one id are an error. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { readdir } from "node:fs/promises"
 import { providersDir } from "./assets.ts"
 import { join } from "node:path"

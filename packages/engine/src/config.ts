@@ -2,7 +2,8 @@
  *  Loading reports file-level problems at once (YAML, schema, unknown providers). A connection whose inputs are
  *  wrong (say, an unset ${env:VAR}) fails only when used, so one broken connection does not block the others;
  *  `problems` still lists everything for `tessera validate`. */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { dirname, resolve } from "node:path"
 import { stringify } from "yaml"
 import type { ConfigDocument, Server as ServerDocument } from "./generated/config.ts"

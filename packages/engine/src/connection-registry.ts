@@ -9,7 +9,11 @@
  *    and are never resolved for an API caller (that would let a caller read the server's environment or files).
  *  - The store is opened only when a name is not in the config file, so a CLI call for a config connection never
  *    touches it. */
-import { Effect, Redacted, Result, Schema, SchemaIssue } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import type { Config } from "./config.ts"
 import * as Connection from "./connection.ts"
 import {

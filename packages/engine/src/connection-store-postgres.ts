@@ -17,7 +17,11 @@
  *  - The webhook outbox (`outbox` table, migration 3) is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so each
  *    message goes to one instance at a time and a dead instance's messages are taken over when its lease ends.
  *  - The URL's password is in no `describe`, error or log. */
-import { Clock, Effect, Layer, Redacted, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import { Client, Pool, type ClientBase } from "pg"
 import {
   ConnectionStore,

@@ -19,7 +19,11 @@
  *  - Tag filters use the `connection_tags` side table (indexed by key, value, name) in name order.
  *  - The webhook outbox (`outbox` table, migration 3) is claimed with one UPDATE ... RETURNING, so processes sharing
  *    the file each get their own messages. */
-import { Clock, Effect, Layer, type Redacted, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs"
 import { homedir, platform } from "node:os"

@@ -15,7 +15,12 @@
  *    lease so that with several instances one delivers each.
  *  - Implementations: `layerMemory` here (tests, libraries); SQLite (connection-store-sqlite.ts, Node's built-in
  *    node:sqlite, the embedded default); PostgreSQL (`@tessera/engine/postgres`, for several instances). */
-import { Clock, Context, Effect, Layer, Redacted, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 
 /** A connection as stored; secret inputs come back decrypted and wrapped in Redacted. */
 export interface ConnectionRecord {

@@ -1,7 +1,7 @@
 /** A connection: one provider manifest plus the inputs that identify one account at it. Resolving checks every
  *  input against the manifest (unknown, missing, enum, pattern, type, rules between inputs), fills defaults in
  *  dependency order and wraps secret inputs in Redacted before anything else sees them. */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 import { isIPv4, isIPv6 } from "node:net"
 import type { Manifest, InputSpec } from "./manifest.ts"
 import * as Template from "./template.ts"

@@ -9,7 +9,12 @@
  *    waits and polls again, `slow_down` adds 5 s to the interval for good (§3.5), a network failure or timeout
  *    backs off the same way, `access_denied` and `expired_token` end it, as does the device code's expiry. Each
  *    poll is one attempt (no retries of its own: the schedule is the interval). */
-import { Clock, Duration, Effect, Option, Redacted, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { AuthorizationFailed } from "./authorization-error.ts"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"

@@ -15,7 +15,10 @@
  *  not read), and an hour bounds how long a moved endpoint goes unseen. `clearCache` empties it (tests).
  *
  *  For other flows: `endpoint(connection, "authorization_endpoint" | "device_authorization_endpoint" | ...)`. */
-import { Clock, Effect, Option, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { HttpSettings } from "./config.ts"
 import { checkUrl, type Connection } from "./connection.ts"
 import * as Http from "./http.ts"

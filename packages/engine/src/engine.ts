@@ -8,7 +8,11 @@
  *  it in-process on recorded exchanges under TestClock. Also here: invalidation on the caller's word, the header
  *  that applies a token (`authorization`), the request a flow would send (`describeRequest`, for --dry-run) and
  *  the connections (connection-registry.ts, whose changes evict cached tokens). */
-import { Clock, Context, Effect, Layer, Redacted } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import type { Config, HttpSettings } from "./config.ts"
 import { defaultHttp } from "./config.ts"
 import * as Authorization from "./authorization.ts"

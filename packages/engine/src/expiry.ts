@@ -2,7 +2,9 @@
  *  and when it should be renewed (the early-refresh margin). Server-clock values (absolute timestamps, a JWT's
  *  exp) are corrected by the skew measured from the response's Date header. Every source is bounded: an expiry
  *  that is no time, or more than 10 years ahead (`maxLifetimeMs`), is Invalid and names its field. */
-import { decodeJwt, decodeProtectedHeader } from "jose"
+// jose by subpath: its index loads all of jose (JWE, JWKS, key generation), ~9 MB a server never uses.
+import { decodeJwt } from "jose/jwt/decode"
+import { decodeProtectedHeader } from "jose/decode/protected_header"
 import type { Manifest } from "./manifest.ts"
 import * as JsonPath from "./json-path.ts"
 import * as Template from "./template.ts"

@@ -12,7 +12,9 @@
  *  - `delete`, `list` and `clear` fail with a StoreError naming the path: whoever asked for them must know.
  *  A file that does not open under this store's key for its own entry (tampered with, or copied from another
  *  entry's file) is a miss, with a warning once. */
-import { Effect, Layer, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { lstatSync } from "node:fs"
 import { readdir, rename, stat, unlink, writeFile } from "node:fs/promises"

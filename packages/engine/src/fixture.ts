@@ -52,8 +52,15 @@
  *  or an absolute `expires_at` give the same `lifetime_seconds` on every run; without a Date header it is
  *  `recorded.at`, or the epoch. Inputs count as given through `${env:…}`, so a secret in a fixture draws no
  *  "written literally" warning: fixtures hold sandbox credentials only. */
-import { Clock, Effect, Redacted, Schema, SchemaIssue } from "effect"
-import { decodeProtectedHeader, importJWK, importSPKI, jwtVerify, type JWK } from "jose"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import { decodeProtectedHeader } from "jose/decode/protected_header"
+import type { JWK } from "jose"
+import { importJWK, importSPKI } from "jose/key/import"
+import { jwtVerify } from "jose/jwt/verify"
 import { readdir, readFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import type { Catalog } from "./catalog.ts"

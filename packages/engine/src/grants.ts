@@ -10,7 +10,8 @@
  *    that dies frees the claim when its lease ends. `complete` writes the rotated token under the claim.
  *  - `needsReauth` marks a grant whose refresh token the provider refused: only a new authorization restores it.
  *  The policy that uses these is renewal.ts. */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type { ConnectionStoreError, ConnectionStoreShape, Grant } from "./connection-store.ts"
 import { StoreError } from "./token-error.ts"
 

@@ -10,7 +10,10 @@
  *  - `makeReplay`/`layerReplay`: answers from recorded exchanges (a fixture's request and response, fixture.ts
  *    `recorded`) with no socket, and keeps what was sent, so tests and `tessera validate --fixtures` run the real
  *    engine in-process. A recording's `delayMs` passes on the Clock, so tests drive it with TestClock. */
-import { Context, Data, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { Readable } from "node:stream"
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib"
 import * as Undici from "./internal/api-http.ts"

@@ -1,5 +1,5 @@
 /** Failures of loading manifests and configs. Each carries every problem found, already located. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as Problem from "./problem.ts"
 
 const ProblemSchema = Schema.Struct({

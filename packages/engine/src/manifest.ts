@@ -1,7 +1,7 @@
 /** The provider manifest: parse a YAML file, validate it against schemas/provider.schema.json, then check what
  *  the schema cannot (template references, cycles, flow rules) and compile it into the form the engine
  *  interprets. Every problem is reported at once, each with file:line:col. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { basename, extname } from "node:path"
 import * as Assertion from "./assertion.ts"
 import type { ManifestDocument, BodyValue, ExpirySource, Input } from "./generated/provider.ts"

@@ -10,7 +10,9 @@
  *    tags, codes and the engine's reason only: the caller scrubs the reason of the connection's secrets first.
  *  - Retries: `retryPolicy`, a Schedule: 10 s doubling up to 4 h, jittered, 16 attempts in all (about 22 hours);
  *    retry-delay.ts reads its delays, since the outbox, not a fiber, counts the attempts. */
-import { Duration, Effect, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { createHash, randomUUID } from "node:crypto"
 import type { TokenEvent } from "./events.ts"
 

@@ -7,7 +7,8 @@
  *  `tessera.provider`, `tessera.outcome` (reused, acquired, refreshed, served_stale or failed for a renewal; ok or
  *  the error's code for an exchange), `tessera.duration_ms`, `tessera.error` (the error's stable `_tag`), and for
  *  an exchange `tessera.flow` and `tessera.attempts`. */
-import { Clock, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
 
 export const spanNames = { renewal: "tessera.renew", exchange: "tessera.upstream" } as const
 

@@ -5,7 +5,10 @@
  *    const res = await tessera.fetch("dvinci", "/dvinciUsers/")   // below the manifest's api.base_url
  *    await tessera.close()
  */
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
 import * as Api from "./api.ts"
 import * as Config from "./config.ts"
 import type { ConfigDocument } from "./generated/config.ts"

@@ -29,7 +29,13 @@
  *  - Bounded when Redis is down: a connect timeout, no offline queue (commands fail at once while disconnected), a
  *    timeout on every command and a capped reconnect backoff that never gives up. `make`/`layer` wrap the store in
  *    `ResilientStore` (memory fallback, logged once, `degraded` health, recovery); `makeRedis` is the bare store. */
-import { Clock, Effect, Fiber, Layer, Redacted, Schedule, type Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
 import { isSealed, keyId, open, parseKey, seal } from "./secret-box.ts"

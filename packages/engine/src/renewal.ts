@@ -17,7 +17,12 @@
  *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
  *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
-import { Clock, Context, Effect, Exit, Layer, Redacted } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { isUserGranted } from "./authorization.ts"
 import type { HttpSettings } from "./config.ts"

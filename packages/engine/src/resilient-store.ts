@@ -11,7 +11,8 @@
  *  - `withLock` falls back to the local lock only when taking the primary lock failed and the primary does not answer
  *    a health check, never after the locked effect started: a failure of the effect itself is the caller's.
  *  - While degraded, `list` and `clear` see only what this process kept. */
-import { Clock, Effect } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
 import { StoreError } from "./token-error.ts"
 import { makeMemory, type Entry, type StoreHealth, type TokenStoreShape } from "./token-store.ts"
 

@@ -1,7 +1,11 @@
 /** The delays of a retry Schedule for retries counted outside Effect's `retry`: a webhook's attempts live in the
  *  outbox (they survive a restart), a background renewal's failures in the refresher's loop. The policy stays an
  *  ordinary Schedule, composed with Effect's combinators; `after` reads the delay it gives after n attempts. */
-import { type Duration, Effect, Option, Pull, Schedule } from "effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Pull from "effect/Pull"
+import * as Schedule from "effect/Schedule"
 
 /** The delay before the next attempt once `attempts` have failed, or none when `policy` gives up. */
 export const after = (

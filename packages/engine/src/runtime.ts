@@ -1,6 +1,9 @@
 /** Builds a ready Engine layer from a loaded config: the store it names (memory by default for libraries, the
  *  encrypted file store for the CLI), over the engine. Shared by the Promise API, the CLI and the server. */
-import { Effect, Layer, References, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as References from "effect/References"
+import * as Scope from "effect/Scope"
 import type { LogLevel } from "effect/LogLevel"
 import type { Config, ConnectionStoreSettings } from "./config.ts"
 import * as ConnectionStore from "./connection-store.ts"

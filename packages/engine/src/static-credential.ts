@@ -3,7 +3,8 @@
  *  credential is rendered from the connection's inputs whenever an API call needs it (engine.authorization), and
  *  every token operation (getToken, --dry-run) fails with StaticCredential, because the only "token" would be the
  *  long-lived secret itself, which tessera never hands out. */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type { Connection } from "./connection.ts"
 import type { Manifest } from "./manifest.ts"
 import * as Template from "./template.ts"

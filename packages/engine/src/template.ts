@@ -1,7 +1,7 @@
 /** The manifest template language: text with `{{ inputs.name }}` / `{{ token.field }}` placeholders and an optional
  *  `| default: "text"` fallback. Parsed once at load time; rendering is lookup and concatenation, never evaluation.
  *  A rendered value is secret when any value it used was secret, so secrets stay redacted through templates. */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 
 export type Scope = "inputs" | "token"
 

@@ -9,7 +9,12 @@
  *    lock, detached from the caller that started it;
  *  - eviction (`evict`) of a connection that changed or went away.
  *  When to renew and how is renewal.ts; engine.ts puts the two together. */
-import { Clock, Context, Deferred, Effect, Layer, Redacted } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { createHmac } from "node:crypto"
 import type { Connection } from "./connection.ts"
 import * as Template from "./template.ts"

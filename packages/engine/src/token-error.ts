@@ -1,6 +1,6 @@
 /** Failures of getting a token, each carrying the connection and provider, never a secret. The `_tag` is the
  *  stable public code the CLI maps to an exit code and the server to an HTTP status: never rename one. */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 const where = { connection: Schema.String, provider: Schema.String }
 

@@ -1,7 +1,7 @@
 /** Builds the HTTP request a flow sends, from the manifest's templates, the connection's inputs and (for refresh)
  *  the current token. Pure: the same request is sent by the engine, printed by `--dry-run` (secrets masked) and
  *  turned into a curl command by `--curl`. Secret values stay Redacted until `encode` produces the wire bytes. */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 import * as Assertion from "./assertion.ts"
 import type { Connection } from "./connection.ts"
 import { checkUrl } from "./connection.ts"

@@ -2,7 +2,9 @@
  *  predicate (brandbox `code == 0`, CRM.COM `status.code == "OK"`, even on HTTP 200), the envelope path, the
  *  token fields (refusing any a header could not carry) and the expiry. Also classifies rejections
  *  (re-authenticate / transient / rate limit). Provider text in its errors goes through `Redaction.scrub`. */
-import { Option, Redacted, Schema } from "effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import type { Connection } from "./connection.ts"
 import * as Expiry from "./expiry.ts"
 import * as JsonPath from "./json-path.ts"

@@ -7,7 +7,11 @@
  *  (token-cache.ts `cacheKey`), so a key listed in a directory, in `cache list --json` or in Redis cannot be used to test
  *  guesses of a secret input offline. Stores that persist derive it from their encryption key (`keySecretFrom`), so
  *  every process holding that key finds the same entries; the memory store draws a random one. */
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import { Stored } from "./token.ts"
 import type { StoreError } from "./token-error.ts"

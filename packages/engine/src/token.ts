@@ -1,6 +1,7 @@
 /** A token as tessera keeps it: the access token (and refresh token) redacted, when it expires on this machine's
  *  clock, and where that expiry came from. Also its storable form, which stores encrypt. */
-import { Redacted, Schema } from "effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 
 export type ExpirySource = "expires_in" | "expires_at" | "jwt_exp" | "ttl" | "default"
 

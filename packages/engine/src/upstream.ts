@@ -2,7 +2,11 @@
  *  transient failures (network errors, 5xx, 429) on `retryPolicy`, a Schedule keyed on the error's kind:
  *  exponential backoff with jitter, the provider's Retry-After, within an overall time limit. Credentials rejected
  *  (4xx, invalid_grant) are never retried. */
-import { Clock, Duration, Effect, Redacted, Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import type { HttpSettings } from "./config.ts"
 import * as Assertion from "./assertion.ts"
 import type { Connection } from "./connection.ts"

@@ -7,7 +7,7 @@
  *  `timingSafeEqual` (no early exit), so neither the keys nor how much of one matched leak through memory or
  *  timing. Comparing digests also makes the comparison length-independent. The factory checks its keys at
  *  construction (empty key, duplicate key, empty allowlist) so a bad config fails at boot, not per request. */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { ConnectionStore, type Config } from "@tessera/engine"
 

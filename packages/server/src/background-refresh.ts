@@ -14,7 +14,15 @@
  *    otherwise the renewal is forced through the engine (refresh flow when possible), at most `concurrency` at
  *    once and `per_provider_per_second` per provider.
  *  - Time is read only through Effect's Clock, and waits are Effect sleeps. */
-import { Clock, Context, Duration, Effect, Fiber, Option, Random, Schedule, Semaphore } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
 import {
   Expiry,
   RetryDelay,

@@ -4,7 +4,8 @@
  *  connection store and the lifecycle event, all the engine's), and the grant's version, which makes a state good
  *  for one use. The protocol is the engine's; this module only adapts it to what connect-routes.ts asks and says
  *  in words what went wrong. */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import {
   Authorization,
   Redaction,

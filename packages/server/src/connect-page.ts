@@ -5,7 +5,7 @@
  *  Every value is HTML-escaped; a strict Content-Security-Policy lets the page load nothing but its one style (by
  *  hash), run no script and be framed by no one; `Referrer-Policy: no-referrer` keeps the callback's URL (with
  *  its code) out of any Referer, and `no-store` out of any cache. */
-import { HttpServerResponse } from "effect/http"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { createHash } from "node:crypto"
 
 /** The outcome a page reports; `code` is stable (tests and the `redirect_after` query read it). */

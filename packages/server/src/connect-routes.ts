@@ -20,8 +20,12 @@
  *  top-level navigation from another site (request-guard.ts); every failure is an HTML page (connect-page.ts)
  *  with a status and a stable code, or, once the state has been opened and names a `redirect_after`, a 303 back
  *  to the app with `tessera_status` and `tessera_code`. */
-import { Clock, Effect, Redacted } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { Connection, Upstream } from "@tessera/engine"
 import * as Access from "./access.ts"

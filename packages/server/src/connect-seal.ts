@@ -7,7 +7,8 @@
  *    provider, the browser and anyone who reads a URL see only ciphertext.
  *  Each kind is sealed with its own associated data, so a link can never be presented as a state or the reverse.
  *  The wire form is `kid.iv.tag.ciphertext`, each part base64url, safe in a query string without escaping. */
-import { Redacted, Schema } from "effect"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { SecretBox } from "@tessera/engine"
 
 /** The longest a link may live, and its default: short, since it is a credential for one connection. */

@@ -5,8 +5,12 @@
  *  Keys are scoped: `connections:read` to show and list, `connections:write` to put and delete. A key with a tag
  *  selector sees only connections carrying its tags (app.ts answers 404 for the others before a handler runs),
  *  lists only those, and may only write connections that carry them. */
-import { ByteSize, Effect } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as ByteSize from "effect/ByteSize"
+import * as Effect from "effect/Effect"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { TokenError, type ConnectionRegistry } from "@tessera/engine"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { Refusal } from "./problem.ts"

@@ -10,7 +10,11 @@
  *  inputs, so a connection whose inputs changed gets a fresh one) and never reconnects to Redis or PostgreSQL.
  *  Changing `store:` or `connection_store:` takes a restart; a reload that changes them says so in the log. The
  *  webhook outbox is the connection store's (a process-local one without a store). */
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { ConnectionStore, Engine, Http, Runtime, TokenStore, type Config, type Events } from "@tessera/engine"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 

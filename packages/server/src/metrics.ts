@@ -8,8 +8,9 @@
  *  templates, provider ids and codes, never raw paths, connection inputs or tokens, so no secret can reach a label
  *  and cardinality stays bounded. Each server has a registry of its own (`Metric.MetricRegistry`), so two servers
  *  in one process never count into each other. */
-import { Context, Metric } from "effect"
-import { PrometheusMetrics } from "effect/observability"
+import * as Context from "effect/Context"
+import * as Metric from "effect/Metric"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type { Events } from "@tessera/engine"
 
 type Labels = Readonly<Record<string, string>>

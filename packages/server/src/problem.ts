@@ -10,8 +10,8 @@
  *  problem whatever their value. The two that could say more than a caller should see (misconfigured inputs,
  *  store failures) are summarized here and logged in full by the server. */
 import type * as NodeHttp from "node:http"
-import { Schema } from "effect"
-import { HttpServerResponse } from "effect/http"
+import * as Schema from "effect/Schema"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { Redaction, type ConnectionRegistry, type TokenError } from "@tessera/engine"
 
 /** The engine's failure codes: `TokenError["_tag"]` and the connection registry's. */

@@ -15,8 +15,8 @@
  *    `timeoutMs` gives 504 (UpstreamTimeout), and a body that then stalls that long is cut.
  *  - The request id goes upstream as X-Request-Id; the answer carries the server's own X-Request-Id.
  *  - Api's failures become the server's problems: 404 NoApiBaseUrl, 400 for a refused path, 413 for a body. */
-import { Effect } from "effect"
-import { HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as http from "node:http"
 import { Api, TokenError, type Connection, type Engine } from "@tessera/engine"
 import { Refusal } from "./problem.ts"

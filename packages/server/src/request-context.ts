@@ -4,7 +4,8 @@
  *  The Node request listener creates it before the Effect app runs (so the lease and the log line cover the whole
  *  exchange, body streaming included) and attaches it to the Node request; the app's outermost middleware
  *  provides it as the `RequestContext` service. */
-import { Context, type Tracer } from "effect"
+import * as Context from "effect/Context"
+import type * as Tracer from "effect/Tracer"
 import { randomUUID } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import type { Principal } from "./api-key-auth.ts"

@@ -5,8 +5,11 @@
  *  Handlers find the request's engine generation in `RequestContext` and fail with engine errors or `Refusal`s;
  *  app.ts turns those into problem+json. Authentication happens before a handler runs (see `Access`). */
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
-import { Effect } from "effect"
-import { FindMyWay, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as FindMyWay from "effect/http/FindMyWay"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as Http from "node:http"
 import { Engine, type Config } from "@tessera/engine"
 import type * as Activity from "./activity.ts"

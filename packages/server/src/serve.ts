@@ -2,7 +2,7 @@
  *  SIGHUP (a broken file is reported with its located problems and the running config kept; the next SIGHUP
  *  tries again from scratch), drain and stop on SIGTERM or SIGINT.
  *  `tessera serve` and main.ts both call `serve`. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Config, Problem } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import { startServer, type RunningServer, type ServerOptions } from "./server.ts"

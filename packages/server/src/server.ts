@@ -18,8 +18,13 @@
  *  - A host that is not loopback is refused unless the config has API keys: without keys every route is open. A
  *    config whose server settings have errors (say, an API key from an unset variable) is refused too, rather
  *    than run with fewer keys than it lists. */
-import { Context, Effect, Exit, Layer, References, Scope } from "effect"
-import { HttpServerError } from "effect/http"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as References from "effect/References"
+import * as Scope from "effect/Scope"
+import * as HttpServerError from "effect/http/HttpServerError"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Writable } from "node:stream"

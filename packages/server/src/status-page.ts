@@ -12,8 +12,9 @@
  *    their SHA-256 hashes, `connect-src 'self'` for the refresh, no frames, no forms elsewhere.
  *  - "Failing" and the last renewal and error are what this instance saw (activity.ts); freshness and expiry are the
  *    token store's, so every instance agrees on them. */
-import { Effect } from "effect"
-import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { createHash } from "node:crypto"
 import type { ConnectionRegistry, Engine } from "@tessera/engine"
 import type * as Activity from "./activity.ts"

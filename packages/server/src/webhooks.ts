@@ -11,7 +11,15 @@
  *    logs name it by its origin only and the outbox by a digest.
  *  - A webhook carries names, tags, codes and the engine's reason, scrubbed of the connection's secrets: never a
  *    token or a secret. */
-import { Clock, Context, Duration, Effect, Fiber, Latch, Option, Redacted, type Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Schedule from "effect/Schedule"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import {

@@ -3,8 +3,13 @@
  *  connection. The config is optional: without one, the default file store is used. Neither creates a cache
  *  directory or key, and `clear` only ever removes files in a directory tessera created (file-store.ts). */
 import { Catalog, Config, Expiry, FileStore, Runtime, TokenError, TokenStore, type Manifest } from "@tessera/engine"
-import { Clock, Console, Effect, Layer, type Option } from "effect"
-import { Argument, Command } from "effect/cli"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"

@@ -2,8 +2,12 @@
  *  `connection_store:`, else SQLite in the user data dir), beside the config file's own. The same validation as
  *  the server's connections API; secrets given with --input-env or --input-file stay out of the shell history. */
 import { Config, ConfigValue, Engine, Runtime, TokenError, type ConnectionRegistry } from "@tessera/engine"
-import { Console, Effect, Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { join } from "node:path"
 import { InvalidArgument } from "../cli-error.ts"
 import * as ConfigDiscovery from "../config-discovery.ts"

@@ -2,8 +2,11 @@
  *  editors, then one commented-out example connection per bundled provider, with its required inputs and every
  *  secret as `${env:...}`. It never overwrites a file without --force. */
 import { Catalog, type Manifest } from "@tessera/engine"
-import { Console, Effect, Option } from "effect"
-import { Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path"

@@ -17,8 +17,12 @@ import {
   type Manifest,
   type TokenError
 } from "@tessera/engine"
-import { Clock, Console, Effect, type Option } from "effect"
-import { Argument, Command } from "effect/cli"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as Report from "../report.ts"

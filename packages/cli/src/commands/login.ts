@@ -10,8 +10,15 @@
  *  Messages go to stderr; the one-line result goes to stdout (or --json). The code, state, verifier, device code
  *  and tokens are never printed. */
 import { AuthorizationError, Engine, FileStore, Runtime, type Config, type TokenError } from "@tessera/engine"
-import { Console, Deferred, Duration, Effect, Option, References } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as References from "effect/References"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { spawn } from "node:child_process"
 import { createServer, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"

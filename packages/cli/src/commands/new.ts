@@ -4,8 +4,13 @@
  *  the two always agree. On a terminal it asks for what the flags did not say; with --yes, or without a terminal,
  *  it takes the defaults and never waits for input. */
 import { Catalog, Connection, Fixture, Manifest, TokenRequest } from "@tessera/engine"
-import { Console, Effect, Option, Stdio } from "effect"
-import { Argument, Command, Prompt } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stdio from "effect/Stdio"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Prompt from "effect/cli/Prompt"
 import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path"

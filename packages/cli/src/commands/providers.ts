@@ -1,8 +1,10 @@
 /** `tessera providers`: the providers this installation knows, bundled and from the config's provider
  *  directories, with the inputs a connection to each must (and may) give. The config is optional here. */
 import { Catalog, Config, type Manifest } from "@tessera/engine"
-import { Console, Effect, type Option } from "effect"
-import { Command } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
 import { relative, resolve, sep } from "node:path"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"

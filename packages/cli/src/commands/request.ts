@@ -7,8 +7,15 @@
  *  the status line and headers, `--json` gives {status, headers, body}). The Authorization value (and the token) is
  *  never printed. */
 import { Api, Engine, Redaction, Runtime, Upstream, type Connection, type TokenError } from "@tessera/engine"
-import { Effect, Option, Redacted, References, Stdio, Stream } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as References from "effect/References"
+import * as Stdio from "effect/Stdio"
+import * as Stream from "effect/Stream"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import { readFile } from "node:fs/promises"
 import { STATUS_CODES } from "node:http"
 import { ApiStatus, InvalidArgument } from "../cli-error.ts"

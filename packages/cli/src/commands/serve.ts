@@ -1,8 +1,10 @@
 /** `tessera serve`: runs the HTTP token service and auth-injecting proxy (@tessera/server) from the discovered
  *  config until SIGTERM/SIGINT (drain, exit 0); SIGHUP reloads the config. The server package is loaded only
  *  here, on demand, so the CLI does not depend on it for anything else (cli and server both sit on the engine). */
-import { Effect, Option } from "effect"
-import { Command, Flag } from "effect/cli"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import { InvalidArgument } from "../cli-error.ts"
 import * as Report from "../report.ts"

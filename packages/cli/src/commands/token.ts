@@ -6,8 +6,13 @@
  *  --curl only read one (and create nothing), a cache that cannot be opened is replaced by none, and a token that
  *  cannot be cached (a full disk) is printed anyway; each with a warning on stderr naming the path. */
 import { Engine, FileStore, Runtime, TokenRequest, TokenStore, type Config, type TokenError } from "@tessera/engine"
-import { Console, Effect, Option, Redacted, References } from "effect"
-import { Argument, Command } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as References from "effect/References"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
 import * as ConfigDiscovery from "../config-discovery.ts"
 import * as Flags from "../flags.ts"
 import * as HitRecord from "../hit-record.ts"

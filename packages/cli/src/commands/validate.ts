@@ -2,8 +2,11 @@
  *  file:line:col, then a one-line summary. With --fixtures it also replays the recorded provider exchanges
  *  offline. Exit 0 when there is no error (warnings allowed), 2 otherwise. */
 import { Catalog, Config, Fixture, Manifest, Problem } from "@tessera/engine"
-import { Console, Effect, Option } from "effect"
-import { Argument, Command } from "effect/cli"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, isAbsolute, join, relative, resolve } from "node:path"
 import * as ConfigDiscovery from "../config-discovery.ts"

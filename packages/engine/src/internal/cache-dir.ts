@@ -10,7 +10,7 @@
  *    regular file, unreadable) is moved aside and replaced with a warning: the cache is disposable, so tokens
  *    sealed under the old key become misses instead of blocking every call.
  *  @internal */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
 import { chmod, link, lstat, mkdir, rename, stat, unlink, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"

@@ -4,7 +4,7 @@
  *  error that names the connection and the key id (never a secret), re-sealing for key rotation, and handing
  *  changes to subscribers.
  *  @internal */
-import { Redacted } from "effect"
+import * as Redacted from "effect/Redacted"
 import {
   ConnectionStoreError,
   type Change,

@@ -9,7 +9,9 @@
  *    does not remove a lock someone else took meanwhile (a window of one read remains; the worst case is two
  *    renewals of one credential, which the engine tolerates).
  *  @internal */
-import { Clock, Effect, Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { randomBytes } from "node:crypto"
 import { link, stat, unlink, writeFile } from "node:fs/promises"
 import { hostname } from "node:os"

@@ -14,7 +14,9 @@
  *  first burst of calls (the token they had and its replacement), then one more when each cool-down has run out.
  *
  *  State is per engine (one per config generation) and per connection, in this process. */
-import { Clock, Effect, Redacted } from "effect"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import type { Connection } from "../connection.ts"
 import type { EngineShape } from "../engine.ts"
 import type { TokenError } from "../token-error.ts"
