@@ -353,6 +353,13 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     }
     res.setHeader("x-request-id", meta.id)
     if (draining) res.setHeader("connection", "close")
+    // Counted before dispatch: a route that answers synchronously (/metrics can) counts itself.
+    metrics.inFlight.set(++inFlight)
+    const done = () => {
+      settle(req, res, meta, started, lease)
+      metrics.inFlight.set(--inFlight)
+      if (draining && inFlight === 0) drained?.()
+    }
     let answered: boolean
     try {
       answered = dispatch(req, res, meta)
@@ -360,15 +367,9 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       answerDefect(log, req, res, meta.id, e)
       answered = false
     }
-    // A cached token was answered in full, synchronously (the hottest route): settled now, with no listener and no
-    // in-flight change a scrape could ever see.
-    if (answered) return settle(req, res, meta, started, lease)
-    metrics.inFlight.set(++inFlight)
-    res.once("close", () => {
-      settle(req, res, meta, started, lease)
-      metrics.inFlight.set(--inFlight)
-      if (draining && inFlight === 0) drained?.()
-    })
+    // A cached token was answered in full, synchronously (the hottest route): settled now, with no listener.
+    if (answered) done()
+    else res.once("close", done)
   })
 
   let closing: Promise<void> | undefined
