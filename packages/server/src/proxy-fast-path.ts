@@ -116,8 +116,13 @@ export const tryForward = (
         code: "Internal",
         message: e instanceof Error ? (e.stack ?? e.message) : String(e)
       })
-      if (res.headersSent || res.destroyed) res.destroy()
-      else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+      // Nothing may throw out of here: it would be an unhandled rejection, which ends the process.
+      try {
+        if (res.headersSent || res.destroyed) res.destroy()
+        else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+      } catch {
+        res.destroy()
+      }
     })
   return true
 }
