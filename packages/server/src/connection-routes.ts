@@ -83,7 +83,7 @@ export const listQuery = (url: string): { tags: Record<string, string>; limit?: 
     if (i <= 0) return new Refusal({ code: "BadRequest", detail: `tag=${t}: write tag=name:value` })
     const k = t.slice(0, i)
     const v = t.slice(i + 1)
-    if (tags[k] !== undefined && tags[k] !== v) tags[k] = "\u0000no match"
+    if (Object.hasOwn(tags, k) && tags[k] !== v) tags[k] = "\u0000no match"
     else tags[k] = v
   }
   const limit = params.get("limit")
@@ -97,14 +97,15 @@ export const listQuery = (url: string): { tags: Record<string, string>; limit?: 
   }
 }
 
-/** The key's selector narrows every list: a conflicting query tag matches nothing. */
+/** The key's selector narrows every list: a conflicting query tag matches nothing (a value with U+0000, which no
+ *  stored tag holds: the registry then asks no store). */
 export const narrowed = (
   query: Readonly<Record<string, string>>,
   principal: ApiKeyAuth.Principal | undefined
 ): Record<string, string> => {
   const tags = { ...query }
   for (const [k, v] of Object.entries(principal?.tags ?? {}))
-    tags[k] = tags[k] === undefined || tags[k] === v ? v : "\u0000no match"
+    tags[k] = !Object.hasOwn(tags, k) || tags[k] === v ? v : "\u0000no match"
   return tags
 }
 
