@@ -38,7 +38,7 @@ const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.Stre
     body.destroy()
     return
   }
-  for (const [name, value] of Object.entries(Api.endToEnd(a.headers, ["x-request-id"]))) res.setHeader(name, value)
+  for (const [name, value] of Object.entries(Proxy.answerHeaders(a.headers))) res.setHeader(name, value)
   res.writeHead(a.status, a.statusText)
   if (req.method === "HEAD" || noBody.has(a.status)) {
     res.end()
