@@ -80,6 +80,9 @@ export interface ListQuery {
   readonly tags?: Readonly<Record<string, string>> | undefined
   readonly limit?: number | undefined
   readonly cursor?: string | undefined
+  /** Only these names, among the config file's connections (an API key's allowlist, which names no other): no stored
+   *  connection is listed. Paging runs over these alone, so a cursor never names a connection outside them. */
+  readonly only?: ReadonlySet<string> | undefined
 }
 
 export interface ListPage {
@@ -478,13 +481,14 @@ export const make = (
           errors: [{ path: "cursor", message: "not a cursor this server gave out; start again without one" }]
         })
       const tags = query.tags ?? {}
+      const only = query.only
       const fromFile = configNames()
-        .filter((n) => after === undefined || n > after)
+        .filter((n) => (after === undefined || n > after) && (only === undefined || only.has(n)))
         .map((n) => viewOfConfig(n)!)
         .filter((v) => matchesTags(v.tags, tags))
         .slice(0, limit + 1)
       const stored =
-        openStore && !Object.values(tags).some((v) => v.includes("\u0000"))
+        openStore && only === undefined && !Object.values(tags).some((v) => v.includes("\u0000"))
           ? yield* Effect.flatMap(store, (s) => s.list({ tags, after, limit: limit + 1 }))
           : { items: [], more: false }
       const merged = [...fromFile, ...stored.items.map(viewOfRecord)].sort((a, b) =>

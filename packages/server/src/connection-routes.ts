@@ -118,7 +118,7 @@ const list: Handler = () =>
     const principal = ctx.principal
     const tags = narrowed(q.tags, principal)
     const page: ConnectionRegistry.ListPage = yield* ctx.generation.engine.registry
-      .list({ ...q, tags })
+      .list({ ...q, tags, only: principal?.allowlist })
       .pipe(
         Effect.catchTag("ConnectionInvalid", (e) =>
           Effect.fail(
