@@ -8,6 +8,7 @@
 import { ByteSize, Effect } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { TokenError, type ConnectionRegistry } from "@tessera/engine"
+import * as Access from "./access.ts"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { Refusal } from "./problem.ts"
 import { RequestContext } from "./request-context.ts"
@@ -52,10 +53,28 @@ const target = Effect.gen(function* () {
   return { ctx, name: yield* nameParam, registry: ctx.generation.engine.registry }
 })
 
+/** The router found the name free, or the key's own, before the body was read; a body takes as long as its sender
+ *  likes, so that is decided again once it has arrived. Else a tenant holding a PUT open would replace, with its
+ *  own inputs and tags, the connection another tenant created meanwhile. (What is left is the store's round trip
+ *  between this look-up and the write.) */
+const stillTheKeys = (
+  principal: ApiKeyAuth.Principal | undefined,
+  registry: ConnectionRegistry.Registry,
+  name: string
+) =>
+  Effect.gen(function* () {
+    if (!principal || !Access.needsTags(principal)) return
+    const found = yield* registry.find(name)
+    const tags = found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
+    if (tags !== undefined && !principal.sees(tags)) return yield* unknown(name)
+  })
+
 const put: Handler = () =>
   Effect.gen(function* () {
     const { ctx, name, registry } = yield* target
-    const r = yield* registry.put(name, yield* readJson(), { requiredTags: ctx.principal?.tags })
+    const body = yield* readJson()
+    yield* stillTheKeys(ctx.principal, registry, name)
+    const r = yield* registry.put(name, body, { requiredTags: ctx.principal?.tags })
     return HttpServerResponse.jsonUnsafe(r.view, { status: r.created ? 201 : 200, headers: noStore })
   })
 
