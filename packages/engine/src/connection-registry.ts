@@ -84,6 +84,9 @@ export interface ListQuery {
   readonly tags?: Readonly<Record<string, string>> | undefined
   readonly limit?: number | undefined
   readonly cursor?: string | undefined
+  /** Only these names, among the config file's connections (an API key's allowlist, which names no other): no stored
+   *  connection is listed. Paging runs over these alone, so a cursor never names a connection outside them. */
+  readonly only?: ReadonlySet<string> | undefined
 }
 
 export interface ListPage {
@@ -165,6 +168,10 @@ const decodeBody = (name: string, body: unknown): Result.Result<Body, Connection
   return Result.fail(new ConnectionInvalid({ connection: name, errors }))
 }
 
+/** U+0000 is refused in every stored value: PostgreSQL's text and jsonb cannot hold it, so the same connection
+ *  would be stored by SQLite and fail (503) on PostgreSQL. A tag filter holding one matches no stored connection. */
+const nulMessage = "cannot hold the character U+0000"
+
 const checkTags = (
   tags: Readonly<Record<string, string>>,
   required: Readonly<Record<string, string>>
@@ -175,6 +182,7 @@ const checkTags = (
   for (const k of keys) {
     if (!tagKey.test(k)) errors.push({ path: pointer(["tags", k]), message: `tag names are 1-64 of [A-Za-z0-9_.:/-]` })
     if ((tags[k] ?? "").length > 256) errors.push({ path: pointer(["tags", k]), message: "at most 256 characters" })
+    if ((tags[k] ?? "").includes("\u0000")) errors.push({ path: pointer(["tags", k]), message: nulMessage })
   }
   for (const [k, v] of Object.entries(required)) {
     if (tags[k] !== v)
@@ -392,6 +400,8 @@ export const make = (
         message: "a connection name is 1-128 of [A-Za-z0-9_.-], starting with a letter or digit"
       })
     errors.push(...checkTags(body.tags ?? {}, options.requiredTags ?? {}))
+    for (const [k, v] of Object.entries(body.inputs ?? {}))
+      if (String(v).includes("\u0000")) errors.push({ path: pointer(["inputs", k]), message: nulMessage })
     const manifest = config.catalog.manifests.get(body.provider)
     if (!manifest) {
       const ids = [...config.catalog.manifests.keys()].sort()
@@ -475,14 +485,16 @@ export const make = (
           errors: [{ path: "cursor", message: "not a cursor this server gave out; start again without one" }]
         })
       const tags = query.tags ?? {}
+      const only = query.only
       const fromFile = configNames()
-        .filter((n) => after === undefined || n > after)
+        .filter((n) => (after === undefined || n > after) && (only === undefined || only.has(n)))
         .map((n) => viewOfConfig(n)!)
         .filter((v) => matchesTags(v.tags, tags))
         .slice(0, limit + 1)
-      const stored = openStore
-        ? yield* Effect.flatMap(store, (s) => s.list({ tags, after, limit: limit + 1 }))
-        : { items: [], more: false }
+      const stored =
+        openStore && only === undefined && !Object.values(tags).some((v) => v.includes("\u0000"))
+          ? yield* Effect.flatMap(store, (s) => s.list({ tags, after, limit: limit + 1 }))
+          : { items: [], more: false }
       const merged = [...fromFile, ...stored.items.map(viewOfRecord)].sort((a, b) =>
         a.name < b.name ? -1 : a.name > b.name ? 1 : 0
       )

@@ -3,9 +3,10 @@
  *  1. `identify`: a route that is public or opened by `server.public_routes` needs no key; without configured keys
  *     every caller is `anonymous`; else the presented key must be valid (401);
  *  2. `allowed`: the key's allowlist must name the connection (403);
- *  3. `permitted`: a connection outside the key's tags does not exist for it (404, the same as an unknown name, on
- *     every route and before any scope check, so a key cannot learn that another tenant's connection is there),
- *     then the key needs the route's scope (403).
+ *  3. `permitted`: the key needs the route's scope (403, whatever the connection: the scope does not depend on
+ *     it, so the answer says nothing about which connections exist), then a connection outside the key's tags
+ *     does not exist for it (404, the same as an unknown name, on every route, so a key cannot learn that another
+ *     tenant's connection is there). Tags first would answer 404 there and 403 for an unknown name.
  *  Step 3 needs the connection's tags: the router looks them up, the fast path takes those of a connection it
  *  already holds (and leaves any other to the router). */
 import { TokenError, type Config } from "@tessera/engine"
@@ -63,22 +64,23 @@ export const allowed = (principal: ApiKeyAuth.Principal, name: string | undefine
 /** Whether `permitted` needs the connection's tags: only for a key with tags. */
 export const needsTags = (principal: ApiKeyAuth.Principal): boolean => Object.keys(principal.tags).length > 0
 
-/** The connection exists for the key (`tags`: the connection's, undefined when there is none), and the key has the
- *  route's scope. */
+/** The key has the route's scope, and the connection exists for the key (`tags`: the connection's, undefined when
+ *  there is none). */
 export const permitted = (
   spec: RouteSpec,
   principal: ApiKeyAuth.Principal,
   name: string | undefined,
   tags: Readonly<Record<string, string>> | undefined
 ): Problem.Refusal | TokenError.UnknownConnection | undefined => {
+  if (spec.scope !== undefined && !principal.can(spec.scope))
+    return new Problem.Refusal({
+      code: "Forbidden",
+      ...(name !== undefined ? { connection: name } : {}),
+      detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
+    })
   if (name !== undefined && tags !== undefined && needsTags(principal) && !principal.sees(tags))
     return new TokenError.UnknownConnection({ connection: name, known: [] })
-  if (spec.scope === undefined || principal.can(spec.scope)) return undefined
-  return new Problem.Refusal({
-    code: "Forbidden",
-    ...(name !== undefined ? { connection: name } : {}),
-    detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
-  })
+  return undefined
 }
 
 /** The whole check, synchronously, for the fast paths (token-fast-path.ts, proxy-fast-path.ts): the caller to

@@ -18,6 +18,8 @@ export interface Principal {
   readonly name: string
   /** The key's allowlist of connection names (403 outside it). */
   readonly allows: (connection: string) => boolean
+  /** The allowlist's names (config connections only); undefined for `*`. Lists run over these alone. */
+  readonly allowlist: ReadonlySet<string> | undefined
   /** Whether a connection with these tags exists for this key at all (404 otherwise). */
   readonly sees: (tags: Readonly<Record<string, string>>) => boolean
   readonly can: (scope: Scope) => boolean
@@ -36,6 +38,7 @@ export interface ApiKeyAuth {
 export const anonymous: Principal = {
   name: "anonymous",
   allows: () => true,
+  allowlist: undefined,
   sees: () => true,
   can: () => true,
   tags: {}
@@ -65,6 +68,7 @@ export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
       principal: {
         name: k.name,
         allows: (c) => all || allowed.has(c),
+        allowlist: all ? undefined : allowed,
         sees: (t) => ConnectionStore.matchesTags(t, tags),
         can: (scope) => scopes.has(scope),
         tags

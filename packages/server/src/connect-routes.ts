@@ -6,7 +6,7 @@
  *    on every connections route) answers `{url, expires_at}`: `<public_url>/v1/connect/<name>?link=<sealed>`.
  *  - `GET /v1/connect/:name?link=` opens the link and redirects (302) to the provider's authorization endpoint with
  *    a fresh `state` and `code_challenge`; the state is sealed (connect-seal.ts) and carries the PKCE verifier,
- *    the connection's version, the grant's version and an expiry, so the callback can land on ANY instance.
+ *    the connection's version and identity, the grant's version and an expiry, so the callback can land on ANY instance.
  *  - `GET /v1/connect/callback?state=&code=` opens the state, exchanges the code and stores the grant.
  *
  *  No server keeps state for a flow. One use across instances comes from the connection store itself: the state
@@ -134,6 +134,7 @@ const createLink: Handler = () =>
     const link = Seal.sealLink(ring, {
       c: name,
       cv: c.version,
+      ci: Seal.identityOf(c),
       exp,
       ...(req.redirectAfter !== undefined ? { ra: req.redirectAfter } : {})
     })
@@ -356,7 +357,7 @@ const begin = (name: string, linkText: string | null) =>
       if (found === undefined) return yield* show(outcomes.unknownConnection(name))
       if (found._tag === "Broken") return yield* show(outcomes.misconfigured(name))
       const c = found.connection
-      if (c.version !== link.cv) return yield* show(outcomes.replaced(name))
+      if (!Seal.names(link, c)) return yield* show(outcomes.replaced(name))
       const unsupported = yield* Effect.flip(ConnectGrant.check(c)).pipe(Effect.option)
       if (unsupported._tag === "Some") return yield* show(outcomes.unsupported(name, unsupported.value.detail))
       const engine = ctx.generation.engine
@@ -368,6 +369,7 @@ const begin = (name: string, linkText: string | null) =>
         id,
         c: name,
         cv: c.version,
+        ci: Seal.identityOf(c),
         gv: grantVersion ?? null,
         exp: (yield* nowSeconds) + Seal.stateTtlSeconds,
         pv: Redacted.value(authorization.verifier),
@@ -443,7 +445,7 @@ const complete = (q: URLSearchParams, cookie: string | undefined) =>
     if (found === undefined) return yield* done(outcomes.unknownConnection(name))
     if (found._tag === "Broken") return yield* done(outcomes.misconfigured(name))
     const c = found.connection
-    if (c.version !== state.cv) return yield* done(outcomes.replaced(name))
+    if (!Seal.names(state, c)) return yield* done(outcomes.replaced(name))
     // One use: the grant must still be the one the flow began from (see the module header).
     const before = yield* ConnectGrant.grantVersion(ctx.generation.engine, name)
     if ((before ?? null) !== state.gv) return yield* done(outcomes.replayed(name))

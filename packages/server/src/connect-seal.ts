@@ -6,10 +6,14 @@
  *    (RFC 7636), which is a secret. So the state is sealed (AES-256-GCM, secret-box.ts), not merely signed: the
  *    provider, the browser and anyone who reads a URL see only ciphertext.
  *  Each kind is sealed with its own associated data, so a link can never be presented as a state or the reverse.
- *  The wire form is `kid.iv.tag.ciphertext`, each part base64url, safe in a query string without escaping. */
+ *  Both name their connection by its name, version and identity (`identityOf`): a stored connection's version
+ *  starts again at 1 when its name is deleted and created anew, possibly by another tenant, and the identity
+ *  tells the two apart. The wire form is `kid.iv.tag.ciphertext`, each part base64url, safe in a query string
+ *  without escaping. */
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { SecretBox } from "@tessera/engine"
+import { createHash } from "node:crypto"
+import { SecretBox, Template, type Connection } from "@tessera/engine"
 
 /** The longest a link may live, and its default: short, since it is a credential for one connection. */
 export const maxLinkTtlSeconds = 3600
@@ -23,7 +27,9 @@ const Link = Schema.Struct({
   cv: Schema.Number,
   /** Epoch seconds. */
   exp: Schema.Number,
-  ra: Schema.optional(Schema.String)
+  ra: Schema.optional(Schema.String),
+  /** The connection's identity (`identityOf`). Absent only in what a server before it sealed. */
+  ci: Schema.optional(Schema.String)
 })
 export type Link = typeof Link.Type
 
@@ -40,9 +46,35 @@ const State = Schema.Struct({
   pv: Schema.String,
   /** SHA-256 of the browser-binding cookie's value, base64url. */
   bh: Schema.String,
-  ra: Schema.optional(Schema.String)
+  ra: Schema.optional(Schema.String),
+  /** The connection's identity (`identityOf`). Absent only in what a server before it sealed. */
+  ci: Schema.optional(Schema.String)
 })
 export type State = typeof State.Type
+
+/** A digest of everything that makes a connection what a link or state was made for: its name, provider, version,
+ *  tags, inputs (values included: the digest only ever travels sealed) and plain-http setting. A connection
+ *  deleted and created again under the same name starts at version 1 again, so the version alone would let a
+ *  link made for the old one (with its `redirect_after`) open the new one, or a state land its grant there; the
+ *  identity differs unless the new connection is the same in every respect. */
+export const identityOf = (c: Connection.Connection): string => {
+  const sorted = <V>(entries: Iterable<readonly [string, V]>) =>
+    [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const text = JSON.stringify([
+    c.name,
+    c.manifest.id,
+    c.source,
+    c.version,
+    c.allowInsecureHttp,
+    sorted(Object.entries(c.tags)),
+    sorted([...c.inputs].map(([k, v]) => [k, Template.reveal(v)] as const))
+  ])
+  return createHash("sha256").update(text, "utf8").digest("base64url")
+}
+
+/** Whether `c` is the connection a link or state names (`cv`, and `ci` when it carries one). */
+export const names = (sealed: { readonly cv: number; readonly ci?: string | undefined }, c: Connection.Connection) =>
+  sealed.cv === c.version && (sealed.ci === undefined || sealed.ci === identityOf(c))
 
 const aad = { link: "tessera/connect/link/v1", state: "tessera/connect/state/v1" } as const
 

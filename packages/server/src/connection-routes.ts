@@ -12,6 +12,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { TokenError, type ConnectionRegistry } from "@tessera/engine"
+import * as Access from "./access.ts"
 import type * as ApiKeyAuth from "./api-key-auth.ts"
 import { Refusal } from "./problem.ts"
 import { RequestContext } from "./request-context.ts"
@@ -56,10 +57,28 @@ const target = Effect.gen(function* () {
   return { ctx, name: yield* nameParam, registry: ctx.generation.engine.registry }
 })
 
+/** The router found the name free, or the key's own, before the body was read; a body takes as long as its sender
+ *  likes, so that is decided again once it has arrived. Else a tenant holding a PUT open would replace, with its
+ *  own inputs and tags, the connection another tenant created meanwhile. (What is left is the store's round trip
+ *  between this look-up and the write.) */
+const stillTheKeys = (
+  principal: ApiKeyAuth.Principal | undefined,
+  registry: ConnectionRegistry.Registry,
+  name: string
+) =>
+  Effect.gen(function* () {
+    if (!principal || !Access.needsTags(principal)) return
+    const found = yield* registry.find(name)
+    const tags = found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
+    if (tags !== undefined && !principal.sees(tags)) return yield* unknown(name)
+  })
+
 const put: Handler = () =>
   Effect.gen(function* () {
     const { ctx, name, registry } = yield* target
-    const r = yield* registry.put(name, yield* readJson(), { requiredTags: ctx.principal?.tags })
+    const body = yield* readJson()
+    yield* stillTheKeys(ctx.principal, registry, name)
+    const r = yield* registry.put(name, body, { requiredTags: ctx.principal?.tags })
     return HttpServerResponse.jsonUnsafe(r.view, { status: r.created ? 201 : 200, headers: noStore })
   })
 
@@ -87,7 +106,7 @@ export const listQuery = (url: string): { tags: Record<string, string>; limit?: 
     if (i <= 0) return new Refusal({ code: "BadRequest", detail: `tag=${t}: write tag=name:value` })
     const k = t.slice(0, i)
     const v = t.slice(i + 1)
-    if (tags[k] !== undefined && tags[k] !== v) tags[k] = "\u0000no match"
+    if (Object.hasOwn(tags, k) && tags[k] !== v) tags[k] = "\u0000no match"
     else tags[k] = v
   }
   const limit = params.get("limit")
@@ -101,14 +120,15 @@ export const listQuery = (url: string): { tags: Record<string, string>; limit?: 
   }
 }
 
-/** The key's selector narrows every list: a conflicting query tag matches nothing. */
+/** The key's selector narrows every list: a conflicting query tag matches nothing (a value with U+0000, which no
+ *  stored tag holds: the registry then asks no store). */
 export const narrowed = (
   query: Readonly<Record<string, string>>,
   principal: ApiKeyAuth.Principal | undefined
 ): Record<string, string> => {
   const tags = { ...query }
   for (const [k, v] of Object.entries(principal?.tags ?? {}))
-    tags[k] = tags[k] === undefined || tags[k] === v ? v : "\u0000no match"
+    tags[k] = !Object.hasOwn(tags, k) || tags[k] === v ? v : "\u0000no match"
   return tags
 }
 
@@ -121,7 +141,7 @@ const list: Handler = () =>
     const principal = ctx.principal
     const tags = narrowed(q.tags, principal)
     const page: ConnectionRegistry.ListPage = yield* ctx.generation.engine.registry
-      .list({ ...q, tags })
+      .list({ ...q, tags, only: principal?.allowlist })
       .pipe(
         Effect.catchTag("ConnectionInvalid", (e) =>
           Effect.fail(

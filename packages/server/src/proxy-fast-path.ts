@@ -38,7 +38,7 @@ const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.Stre
     body.destroy()
     return
   }
-  for (const [name, value] of Object.entries(Api.endToEnd(a.headers, ["x-request-id"]))) res.setHeader(name, value)
+  for (const [name, value] of Object.entries(Proxy.answerHeaders(a.headers))) res.setHeader(name, value)
   res.writeHead(a.status, a.statusText)
   if (req.method === "HEAD" || noBody.has(a.status)) {
     res.end()
@@ -116,8 +116,13 @@ export const tryForward = (
         code: "Internal",
         message: e instanceof Error ? (e.stack ?? e.message) : String(e)
       })
-      if (res.headersSent || res.destroyed) res.destroy()
-      else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+      // Nothing may throw out of here: it would be an unhandled rejection, which ends the process.
+      try {
+        if (res.headersSent || res.destroyed) res.destroy()
+        else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+      } catch {
+        res.destroy()
+      }
     })
   return true
 }

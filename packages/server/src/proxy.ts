@@ -13,7 +13,8 @@
  *  - Limits: bodies over `maxBodyBytes` get 413; a body with a Content-Length up to `replayBytes` is buffered so
  *    that an upstream 401 can be retried once (a streamed one's 401 goes back as is); no response headers within
  *    `timeoutMs` gives 504 (UpstreamTimeout), and a body that then stalls that long is cut.
- *  - The request id goes upstream as X-Request-Id; the answer carries the server's own X-Request-Id.
+ *  - The request id goes upstream as X-Request-Id; the answer carries the server's own X-Request-Id, and
+ *    `Content-Security-Policy: sandbox` (`answerHeaders`): an API's HTML never runs as a page of this origin.
  *  - Api's failures become the server's problems: 404 NoApiBaseUrl, 400 for a refused path, 413 for a body. */
 import * as Effect from "effect/Effect"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -107,6 +108,21 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
   }
 }
 
+/** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
+ *  own), and with `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL
+ *  (a server without keys answers a user's own navigation), and an HTML answer must not become a page of this
+ *  server's origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script
+ *  and has an opaque origin. Programs ignore the header. */
+export const answerHeaders = (
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+): Api.HeaderMap => {
+  const out = Api.endToEnd(headers, ["x-request-id"])
+  const theirs = out["content-security-policy"]
+  out["content-security-policy"] =
+    theirs === undefined ? "sandbox" : ["sandbox", ...(typeof theirs === "string" ? [theirs] : theirs)]
+  return out
+}
+
 // Never forwarded: the caller's credentials for tessera, and what the client sets itself.
 export const dropped = ["host", "authorization", "x-tessera-key", "content-length", "expect", "x-request-id"]
 
@@ -135,6 +151,6 @@ export const forward = (
         onRetry: () => deps.metrics.proxyRetries.inc(labels)
       }
     ).pipe(Effect.mapError((e) => (Api.isApiError(e) ? refusal(c, e) : e)))
-    for (const [name, value] of Object.entries(Api.endToEnd(res.headers, ["x-request-id"]))) sink.setHeader(name, value)
+    for (const [name, value] of Object.entries(answerHeaders(res.headers))) sink.setHeader(name, value)
     return HttpServerResponse.raw(res.body, { status: res.status, statusText: res.statusText })
   })

@@ -122,7 +122,7 @@ const page = (activity: Activity.Activity) =>
     const principal: ApiKeyAuth.Principal | undefined = ctx.principal
     const engine = ctx.generation.engine
     const listed = yield* engine.registry
-      .list({ ...q, limit: q.limit ?? 100, tags: narrowed(q.tags, principal) })
+      .list({ ...q, limit: q.limit ?? 100, tags: narrowed(q.tags, principal), only: principal?.allowlist })
       .pipe(
         Effect.catchTag("ConnectionInvalid", (e) => Effect.fail(new Refusal({ code: "BadRequest", detail: e.message })))
       )

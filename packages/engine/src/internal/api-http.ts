@@ -72,6 +72,12 @@ export interface Answer {
 
 class ResponseTooLarge extends Error {}
 
+/** The API's reason phrase when a status line may carry it on (RFC 9112 §4: HTAB, SP, visible ASCII), else "".
+ *  Whatever else undici decoded (obs-text, which it reads as UTF-8) makes Node's writeHead throw, so a hostile API
+ *  could fail every answer a server's proxy writes for it. */
+export const reasonOf = (text: string | undefined): string =>
+  text !== undefined && /^[\t\x20-\x7e]*$/.test(text) ? text : ""
+
 const reasons: Record<string, string> = {
   ECONNREFUSED: "connection refused",
   ECONNRESET: "connection reset by the server",
@@ -157,7 +163,7 @@ export const send = (
     .then((r) => {
       // Until someone reads it, an error on the body (a reset mid-body) must not become an uncaught exception.
       r.body.on("error", () => undefined)
-      return { status: r.statusCode, statusText: r.statusText, headers: r.headers, body: r.body }
+      return { status: r.statusCode, statusText: reasonOf(r.statusText), headers: r.headers, body: r.body }
     })
 
 /** `send` to an origin and a request path already resolved (the proxy's hot path, which parses no URL). */
@@ -187,7 +193,7 @@ export const sendTo = (
     )
     .then((r) => {
       r.body.on("error", () => undefined)
-      return { status: r.statusCode, statusText: r.statusText, headers: r.headers, body: r.body }
+      return { status: r.statusCode, statusText: reasonOf(r.statusText), headers: r.headers, body: r.body }
     })
 
 /** The whole body, or ResponseTooLarge past `max` bytes (the rest is not read). */
