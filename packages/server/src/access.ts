@@ -12,7 +12,15 @@
 import { TokenError, type Config } from "@tessera/engine"
 import * as ApiKeyAuth from "./api-key-auth.ts"
 import * as Problem from "./problem.ts"
-import { isOpen, type RouteSpec } from "./routes.ts"
+import type { RouteSpec } from "./routes.ts"
+
+/** Whether a route answers callers without a key, under a config's `server.public_routes`. The router (app.ts),
+ *  the fast paths and the OpenAPI document all ask this. Here, not in routes.ts, so that the route modules can use
+ *  the access rules without an import cycle. */
+export const isOpen = (spec: RouteSpec, publicRoutes: ReadonlyArray<Config.PublicRoute>): boolean =>
+  spec.access === "public" ||
+  spec.access === "link" ||
+  (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
 
 /** The caller of a route: no one to check (an open route), or a principal, or a refusal. */
 export type Caller =

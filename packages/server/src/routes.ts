@@ -80,12 +80,8 @@ export interface RouteSpec {
   readonly handler: Handler
 }
 
-/** Whether a route answers callers without a key, under a config's `server.public_routes`. The router (app.ts)
- *  and the OpenAPI document both ask this. */
-export const isOpen = (spec: RouteSpec, publicRoutes: ReadonlyArray<Config.PublicRoute>): boolean =>
-  spec.access === "public" ||
-  spec.access === "link" ||
-  (spec.publicAs !== undefined && publicRoutes.includes(spec.publicAs))
+/** Whether a route answers callers without a key (access.ts, where the access rules live). */
+export { isOpen } from "./access.ts"
 
 /** The route table as a matcher, with the router's matching rules (Effect's FindMyWay): the route a method and URL
  *  go to with its parameters, and the methods a path answers (for 405 + Allow). The router dispatches on the same
