@@ -24,7 +24,7 @@ import {
 import type { RunningServer } from "../src/index.ts"
 import * as Seal from "../src/connect-seal.ts"
 import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, ring, serverLines } from "./services/connect-harness.ts"
-import { capture, raw, sample, start, type Reply } from "./services/harness.ts"
+import { capture, keyed, raw, sample, start, type Reply } from "./services/harness.ts"
 import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
 const STORE_KEY = randomBytes(32).toString("base64")
@@ -59,19 +59,7 @@ afterAll(async () => {
 })
 
 const api = (base: string, key: string, method: string, path: string, body?: unknown): Promise<Reply> =>
-  raw(
-    base,
-    path,
-    {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {})
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-    },
-    captured
-  )
+  keyed(base, key, method, path, body, captured)
 
 const navigate = (url: string, cookie?: string) => {
   const u = new URL(url)

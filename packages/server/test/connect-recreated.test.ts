@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
 import { ACME, GLOBEX, pageCode, parse, serverLines } from "./services/connect-harness.ts"
-import { capture, raw, start, type Reply } from "./services/harness.ts"
+import { capture, keyed, raw, start, type Reply } from "./services/harness.ts"
 import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "tessera-connect-recreated-"))
@@ -43,19 +43,7 @@ afterAll(async () => {
 })
 
 const api = (key: string, method: string, path: string, body?: unknown): Promise<Reply> =>
-  raw(
-    s.url,
-    path,
-    {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {})
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-    },
-    captured
-  )
+  keyed(s.url, key, method, path, body, captured)
 
 const navigate = (url: string, cookie?: string) => {
   const u = new URL(url)

@@ -12,7 +12,7 @@ import {
   uniqueSchema
 } from "../../engine/test/services/postgres-available.ts"
 import type { RunningServer } from "../src/index.ts"
-import { capture, parseConfig, raw, sandbox, start, type Reply } from "./services/harness.ts"
+import { capture, keyed, parseConfig, sandbox, start, type Reply } from "./services/harness.ts"
 
 const ADMIN = "pg-admin-key-4c1d9e7b2a6f"
 const ACME = "pg-acme-key-8e2b5d1c7f3a"
@@ -22,19 +22,7 @@ let s: RunningServer
 const captured = capture()
 
 const call = (key: string, method: string, path: string, body?: unknown): Promise<Reply> =>
-  raw(
-    s.url,
-    path,
-    {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {})
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-    },
-    captured
-  )
+  keyed(s.url, key, method, path, body, captured)
 
 const names = (r: Reply) => {
   expect(r.status, r.text).toBe(200)

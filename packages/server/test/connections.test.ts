@@ -4,7 +4,7 @@
 import type { Sandbox } from "@tessera/testkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
-import { capture, leaks, metricsText, parseConfig, raw, sandbox, start, type Reply } from "./services/harness.ts"
+import { capture, keyed, leaks, metricsText, parseConfig, raw, sandbox, start, type Reply } from "./services/harness.ts"
 
 const ADMIN = "admin-key-4c1d9e7b2a6f"
 const ACME = "acme-key-8e2b5d1c7f3a"
@@ -40,19 +40,7 @@ afterAll(async () => {
 })
 
 const call = (key: string, method: string, path: string, body?: unknown): Promise<Reply> =>
-  raw(
-    s.url,
-    path,
-    {
-      method,
-      headers: {
-        authorization: `Bearer ${key}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {})
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-    },
-    captured
-  )
+  keyed(s.url, key, method, path, body, captured)
 
 const dvinci = (tenant: string) => ({
   provider: "dvinci",

@@ -135,6 +135,29 @@ export const raw = (
     } else req.end(init.body as string | Buffer | undefined)
   })
 
+/** A call with an API key (`Authorization: Bearer`), the body sent as JSON when there is one. */
+export const keyed = (
+  base: string,
+  key: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  captured?: Captured
+): Promise<Reply> =>
+  raw(
+    base,
+    path,
+    {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {})
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+    },
+    captured
+  )
+
 /** The /metrics text of a server with the harness's keys (the route needs a key when keys are configured). */
 export const metricsText = async (base: string): Promise<string> =>
   (await raw(base, "/metrics", { headers: { "x-tessera-key": OPS_KEY } })).text
