@@ -46,6 +46,23 @@ describe("static credentials in the CLI", () => {
     for (const x of [r, b]) expect(x.stdout + x.stderr).not.toContain(KEY)
   })
 
+  it("tessera request refuses a -H that names the header the key goes in, whatever input names it", async () => {
+    const before = seen.length
+    for (const [name, header] of [
+      ["keyed", "x-api-key: mine"],
+      ["basic", "Authorization: Basic bWluZQ=="]
+    ] as const) {
+      const r = await run(["request", name, "GET", "/items", "-H", header])
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(/is set by tessera, from the connection's credential/)
+      expect(r.stderr).toContain(name === "keyed" ? "in X-API-Key" : "in Authorization")
+      expect(r.stdout + r.stderr).not.toContain(KEY)
+    }
+    expect(seen.length).toBe(before)
+    // Another header passes.
+    expect((await run(["request", "keyed", "GET", "/items", "-H", "X-Other: 1"])).code).toBe(0)
+  })
+
   it("tessera token and --dry-run: exit 2, StaticCredential, pointing at tessera request", async () => {
     for (const args of [
       ["token", "keyed"],

@@ -6,7 +6,16 @@
  *  body and header defaults (like curl -d), and the output: the response body goes to stdout as received (`-i` adds
  *  the status line and headers, `--json` gives {status, headers, body}). The Authorization value (and the token) is
  *  never printed. */
-import { Api, Engine, Redaction, Runtime, Upstream, type Connection, type TokenError } from "@tessera/engine"
+import {
+  Api,
+  Engine,
+  Redaction,
+  Runtime,
+  StaticCredential,
+  Upstream,
+  type Connection,
+  type TokenError
+} from "@tessera/engine"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -234,12 +243,19 @@ export const handler = (o: Options) =>
       const engine = yield* Engine.Engine
       const c = yield* engine.connection(o.connection)
       const headers = yield* parseHeaders(o.header)
-      const clash = headers.find(([k]) => k.toLowerCase() === c.manifest.apply.header.toLowerCase())
+      // The header tessera sets: an API key's may be named by an input (apply.header "{{ inputs.header }}").
+      const applied = StaticCredential.isStatic(c.manifest)
+        ? yield* StaticCredential.render(c)
+        : { place: "header" as const, name: c.manifest.apply.header }
+      const clash =
+        applied.place === "header" ? headers.find(([k]) => k.toLowerCase() === applied.name.toLowerCase()) : undefined
       if (clash)
         return yield* new InvalidArgument({
           argument: `-H ${clash[0]}`,
-          reason: "is set by tessera, from the token",
-          hint: `${c.manifest.id}'s apply rule puts the token in ${c.manifest.apply.header}`
+          reason: StaticCredential.isStatic(c.manifest)
+            ? "is set by tessera, from the connection's credential"
+            : "is set by tessera, from the token",
+          hint: `${c.manifest.id}'s apply rule puts the ${StaticCredential.isStatic(c.manifest) ? "credential" : "token"} in ${applied.name}`
         })
       const body = Option.isSome(o.data) ? yield* readBody(o.data.value) : undefined
       if (body !== undefined && (method === "GET" || method === "HEAD"))
