@@ -331,7 +331,7 @@ const flags = {
     Flag.withMetavar("'Name: value'"),
     Flag.atLeast(0),
     Flag.withDescription(
-      "an extra request header; repeat for more. The token's header (Authorization) is set by tessera"
+      "an extra request header; repeat for more. The header the token or credential goes in (Authorization, or the manifest's apply.header) is set by tessera and refused here"
     )
   ),
   include: Flags.toggle("include", "print the status line and the response headers before the body", "i"),
