@@ -8,7 +8,7 @@
  *  timing. Comparing digests also makes the comparison length-independent. The factory checks its keys at
  *  construction (empty key, duplicate key, empty allowlist) so a bad config fails at boot, not per request. */
 import * as Redacted from "effect/Redacted"
-import { createHash, timingSafeEqual } from "node:crypto"
+import { hash, timingSafeEqual } from "node:crypto"
 import { ConnectionStore, type Config } from "@tessera/engine"
 
 export type Scope = Config.Scope
@@ -44,7 +44,7 @@ export const anonymous: Principal = {
   tags: {}
 }
 
-const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest()
+const digest = (s: string): Buffer => hash("sha256", s, "buffer")
 
 export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
   const entries: Array<{ readonly hash: Buffer; readonly principal: Principal }> = []
