@@ -146,25 +146,7 @@ export const send = (
     readonly signal?: AbortSignal | undefined
   }
 ): Promise<Answer> =>
-  client
-    .dispatcher()
-    .then((d) =>
-      d.request({
-        origin: request.url.origin,
-        path: `${request.url.pathname}${request.url.search}`,
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        headersTimeout: request.timeoutMs,
-        bodyTimeout: request.timeoutMs,
-        signal: request.signal ?? null
-      })
-    )
-    .then((r) => {
-      // Until someone reads it, an error on the body (a reset mid-body) must not become an uncaught exception.
-      r.body.on("error", () => undefined)
-      return { status: r.statusCode, statusText: reasonOf(r.statusText), headers: r.headers, body: r.body }
-    })
+  sendTo(client, { ...request, origin: request.url.origin, path: `${request.url.pathname}${request.url.search}` })
 
 /** `send` to an origin and a request path already resolved (the proxy's hot path, which parses no URL). */
 export const sendTo = (
@@ -176,6 +158,7 @@ export const sendTo = (
     readonly headers: HeaderMap
     readonly body: SendBody
     readonly timeoutMs: number
+    readonly signal?: AbortSignal | undefined
   }
 ): Promise<Answer> =>
   client
@@ -188,10 +171,12 @@ export const sendTo = (
         headers: request.headers,
         body: request.body,
         headersTimeout: request.timeoutMs,
-        bodyTimeout: request.timeoutMs
+        bodyTimeout: request.timeoutMs,
+        signal: request.signal ?? null
       })
     )
     .then((r) => {
+      // Until someone reads it, an error on the body (a reset mid-body) must not become an uncaught exception.
       r.body.on("error", () => undefined)
       return { status: r.statusCode, statusText: reasonOf(r.statusText), headers: r.headers, body: r.body }
     })
