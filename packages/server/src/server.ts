@@ -4,7 +4,8 @@
  *  HttpRouter. The Node server is created here rather than by `NodeHttpServer.layer` because shutdown and reload
  *  need control the layer does not give:
  *  - Each request leases the engine generation current when it arrives (generations.ts) and is counted in flight
- *    until its response has been fully sent (body streaming included); its access-log line is written then.
+ *    until its response has been fully sent (body streaming included); its access-log line is written then. A
+ *    cached token the fast path answers is written in one synchronous step, and settled right after it.
  *  - Every request passes the request guard (request-guard.ts: Host and Origin) before the token fast path or the
  *    router sees it. Whatever throws while one request is answered becomes a 500 problem for that request, logged
  *    with its stack; it never ends the process.
@@ -326,23 +327,6 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     return false
   }
 
-  /** Logs and meters a request, then gives back its lease (once its response has gone, or the caller has). */
-  const settle = (
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    meta: RequestCtx.RequestMeta,
-    started: number,
-    lease: Generations.Lease
-  ) => {
-    try {
-      finish(req, res, meta, started)
-    } catch (e) {
-      logDefect(log, meta.id, e)
-    } finally {
-      lease.release()
-    }
-  }
-
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = performance.now()
     const lease = generations.acquire()
@@ -355,10 +339,17 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     if (draining) res.setHeader("connection", "close")
     // Counted before dispatch: a route that answers synchronously (/metrics can) counts itself.
     metrics.inFlight.set(++inFlight)
+    // Logs and meters the request, then gives back its lease (once its response has gone, or the caller has).
     const done = () => {
-      settle(req, res, meta, started, lease)
-      metrics.inFlight.set(--inFlight)
-      if (draining && inFlight === 0) drained?.()
+      try {
+        finish(req, res, meta, started)
+      } catch (e) {
+        logDefect(log, meta.id, e)
+      } finally {
+        lease.release()
+        metrics.inFlight.set(--inFlight)
+        if (draining && inFlight === 0) drained?.()
+      }
     }
     let answered: boolean
     try {
