@@ -244,18 +244,18 @@ export const handler = (o: Options) =>
       const c = yield* engine.connection(o.connection)
       const headers = yield* parseHeaders(o.header)
       // The header tessera sets: an API key's may be named by an input (apply.header "{{ inputs.header }}").
-      const applied = StaticCredential.isStatic(c.manifest)
-        ? yield* StaticCredential.render(c)
-        : { place: "header" as const, name: c.manifest.apply.header }
+      const credential = StaticCredential.isStatic(c.manifest) ? "credential" : "token"
+      const applied =
+        credential === "credential"
+          ? yield* StaticCredential.render(c)
+          : { place: "header" as const, name: c.manifest.apply.header }
       const clash =
         applied.place === "header" ? headers.find(([k]) => k.toLowerCase() === applied.name.toLowerCase()) : undefined
       if (clash)
         return yield* new InvalidArgument({
           argument: `-H ${clash[0]}`,
-          reason: StaticCredential.isStatic(c.manifest)
-            ? "is set by tessera, from the connection's credential"
-            : "is set by tessera, from the token",
-          hint: `${c.manifest.id}'s apply rule puts the ${StaticCredential.isStatic(c.manifest) ? "credential" : "token"} in ${applied.name}`
+          reason: `is set by tessera, from the ${credential === "credential" ? "connection's credential" : "token"}`,
+          hint: `${c.manifest.id}'s apply rule puts the ${credential} in ${applied.name}`
         })
       const body = Option.isSome(o.data) ? yield* readBody(o.data.value) : undefined
       if (body !== undefined && (method === "GET" || method === "HEAD"))
