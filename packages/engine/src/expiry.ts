@@ -195,9 +195,8 @@ export const freshness = (
   t: { readonly expiresAt: number; readonly obtainedAt: number },
   now: number
 ): Freshness => {
-  const lifetime = t.expiresAt - t.obtainedAt
-  if (now >= t.expiresAt - floorMs(lifetime)) return "expired"
-  return now >= t.expiresAt - marginMs(manifest, lifetime) ? "expiring" : "fresh"
+  if (!servable(t, now)) return "expired"
+  return now >= t.expiresAt - marginMs(manifest, t.expiresAt - t.obtainedAt) ? "expiring" : "fresh"
 }
 
 /** Whether a token may be handed out at `now`: not below its serve floor. */

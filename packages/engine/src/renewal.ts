@@ -74,6 +74,9 @@ export interface GetOptions {
 /** The code of the UpstreamRejected a renewal fails with when its new token arrived below the serve floor. */
 export const shortOnArrival = "below_serve_floor"
 
+/** A renewal's failure because its new token arrived below the serve floor (`admit`). */
+const isShortOnArrival = (e: unknown): boolean => e instanceof UpstreamRejected && e.code === shortOnArrival
+
 export const secondsLeft = (t: Token, now: number): number => Math.max(0, Math.round((t.expiresAt - now) / 1000))
 
 export const result = (c: Connection, t: Token, action: Action, reason: string): TokenResult => ({
@@ -199,7 +202,7 @@ export const make = (deps: Deps): RenewalShape => {
         })
       ),
       Effect.catchTag("UpstreamRejected", (e) =>
-        e.code !== shortOnArrival && rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)
+        !isShortOnArrival(e) && rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)
       )
     )
 
@@ -299,7 +302,7 @@ export const make = (deps: Deps): RenewalShape => {
       ),
       Effect.catch((e): Renewed => {
         // Too short on arrival: the rotation is complete (the claim is released), so only the caller's retry remains.
-        if (e._tag === "UpstreamRejected" && e.code === shortOnArrival) return Effect.fail(e)
+        if (isShortOnArrival(e)) return Effect.fail(e)
         if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))
         if (!user) return fallBack(c, e, options, reason, store)
         // Only a refused grant (invalid_grant and its kin) needs the user; another rejection (invalid_scope, say) is
@@ -412,7 +415,7 @@ export const make = (deps: Deps): RenewalShape => {
           : acquire(c, options, reason)
       return yield* renewal.pipe(
         Effect.catchIf(
-          (e) => !again && e._tag === "UpstreamRejected" && e.code === shortOnArrival,
+          (e) => !again && isShortOnArrival(e),
           () => decide(c, { ...options, force: true }, true)
         ),
         Effect.tapError((e) => emit(c, "failed", e.message, { error: e._tag })),
