@@ -99,7 +99,6 @@ interface Held {
   value: string
 }
 
-// KEYS[1] lock; ARGV token, lease ms. {1} when taken, else {0, remaining lease ms}.
 // KEYS[1] lock; ARGV value, lease ms. {1} when taken, else {0, remaining lease ms, the holder's value}.
 const ACQUIRE = `if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
 return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1])}`
