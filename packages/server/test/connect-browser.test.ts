@@ -16,7 +16,7 @@ import { afterAll, beforeAll, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
 import { ACME, ADMIN, parse, serverLines } from "./services/connect-harness.ts"
 import { describeBrowser, launch } from "./services/chromium-available.ts"
-import { capture, raw, start, type Reply } from "./services/harness.ts"
+import { capture, keyed, start, type Reply } from "./services/harness.ts"
 
 const results = fileURLToPath(new URL("../../../test-results/", import.meta.url))
 const STORE_KEY = randomBytes(32).toString("base64")
@@ -65,19 +65,7 @@ describeBrowser("the connect flow in Chromium against oidc-provider", () => {
   })
 
   const api = (base: string, key: string, method: string, path: string, body?: unknown): Promise<Reply> =>
-    raw(
-      base,
-      path,
-      {
-        method,
-        headers: {
-          authorization: `Bearer ${key}`,
-          ...(body !== undefined ? { "content-type": "application/json" } : {})
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {})
-      },
-      captured
-    )
+    keyed(base, key, method, path, body, captured)
 
   const connect = async (name: string): Promise<string> => {
     const put = await api(s.url, ADMIN, "PUT", `/v1/connections/${name}`, {

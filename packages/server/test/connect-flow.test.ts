@@ -8,9 +8,7 @@
  *  server had in Redis is deleted. */
 import { Effect } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ConnectionStore } from "@tessera/engine"
 import {
@@ -25,13 +23,10 @@ import type { RunningServer } from "../src/index.ts"
 import * as Seal from "../src/connect-seal.ts"
 import { ACME, ADMIN, CONNECT_KEY, GLOBEX, pageCode, parse, ring, serverLines } from "./services/connect-harness.ts"
 import { capture, keyed, raw, sample, start, type Reply } from "./services/harness.ts"
-import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
+import { configDir, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
 const STORE_KEY = randomBytes(32).toString("base64")
-const dir = mkdtempSync(join(tmpdir(), "tessera-connect-flow-"))
-const file = join(dir, "tessera.yaml")
-mkdirSync(join(dir, "providers"))
-writeFileSync(join(dir, "providers", "user-oauth.yaml"), manifestYaml)
+const { dir, file } = configDir("connect-flow")
 
 let idp: LoopbackOAuth
 let a: RunningServer

@@ -2,19 +2,14 @@
  *  under the same name (here by another tenant) starts at version 1 again, and neither the link made for the old
  *  one (with its tenant's `redirect_after`) may send a user to the new one's authorization endpoint, nor a state
  *  begun for the old one hand its code and verifier to the new one's token endpoint or store its grant there. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
 import { ACME, GLOBEX, pageCode, parse, serverLines } from "./services/connect-harness.ts"
 import { capture, keyed, raw, start, type Reply } from "./services/harness.ts"
-import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
+import { configDir, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
-const dir = mkdtempSync(join(tmpdir(), "tessera-connect-recreated-"))
-const file = join(dir, "tessera.yaml")
-mkdirSync(join(dir, "providers"))
-writeFileSync(join(dir, "providers", "user-oauth.yaml"), manifestYaml)
+const { dir, file } = configDir("connect-recreated")
 
 /** The provider Globex's users consent at, and the one Acme's re-created connection points at instead. */
 let idp: LoopbackOAuth

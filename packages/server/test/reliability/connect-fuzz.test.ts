@@ -7,9 +7,7 @@
  *  markup a caller sent, the process never crashes, and no grant is stored for anything but a real exchange.
  *  10,000 cases per target (TESSERA_LONG=1: 10x). */
 import * as fc from "fast-check"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../../src/index.ts"
 import {
@@ -25,14 +23,11 @@ import {
   serverLines
 } from "../services/connect-harness.ts"
 import { capture, raw, start, type Reply } from "../services/harness.ts"
-import { manifestYaml, startLoopbackOAuth, type LoopbackOAuth } from "../services/loopback-oauth.ts"
+import { configDir, startLoopbackOAuth, type LoopbackOAuth } from "../services/loopback-oauth.ts"
 
 const runs = (n: number) => (process.env["TESSERA_LONG"] ? n * 10 : n)
 const counts: Record<string, number> = {}
-const dir = mkdtempSync(join(tmpdir(), "tessera-connect-fuzz-"))
-const file = join(dir, "tessera.yaml")
-mkdirSync(join(dir, "providers"))
-writeFileSync(join(dir, "providers", "user-oauth.yaml"), manifestYaml)
+const { dir, file } = configDir("connect-fuzz")
 
 let idp: LoopbackOAuth
 let s: RunningServer

@@ -4,8 +4,11 @@
  *  matches the challenge, and then refreshes (rotating the refresh token). It records every request as received,
  *  so a test can assert the exchange byte for byte, and can be told to fail. */
 import { createHash, randomBytes } from "node:crypto"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 export interface Recorded {
   readonly method: string
@@ -168,3 +171,12 @@ authorization:
   url: "{{ inputs.authorize_url }}"
   scope: "{{ inputs.scope }}"
 `
+
+/** A new temporary directory for a test's config: `file` (tessera.yaml, not written) beside `providers/` holding
+ *  this provider's manifest as `user-oauth`. The test removes `dir`. */
+export const configDir = (label: string): { readonly dir: string; readonly file: string } => {
+  const dir = mkdtempSync(join(tmpdir(), `tessera-${label}-`))
+  mkdirSync(join(dir, "providers"))
+  writeFileSync(join(dir, "providers", "user-oauth.yaml"), manifestYaml)
+  return { dir, file: join(dir, "tessera.yaml") }
+}
