@@ -5,7 +5,7 @@
 import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
-import { ACME, GLOBEX, pageCode, parse, serverLines } from "./services/connect-harness.ts"
+import { ACME, ADMIN, GLOBEX, pageCode, parse, serverLines } from "./services/connect-harness.ts"
 import { capture, keyed, raw, start, type Reply } from "./services/harness.ts"
 import { configDir, startLoopbackOAuth, type LoopbackOAuth } from "./services/loopback-oauth.ts"
 
@@ -110,6 +110,32 @@ describe("a connection deleted and created again under its name", () => {
     expect(idp.tokenRequests()).toEqual([])
     const shown = await api(ACME, "GET", "/v1/connections/recreated-state")
     expect(shown.json().grant).toBeUndefined()
+  })
+
+  it("a user's grant stays through a tags-only PUT and is dropped by one that re-points the token endpoint", async () => {
+    const name = "repointed"
+    expect((await api(ACME, "PUT", `/v1/connections/${name}`, connection("acme", idp))).status).toBe(201)
+    const link = await api(ACME, "POST", "/v1/connect-links", { connection: name })
+    const toProvider = await navigate(link.json().url)
+    const cookie = String(toProvider.headers["set-cookie"]).split(";")[0]!
+    const back = await fetch(String(toProvider.headers.location), { redirect: "manual" })
+    expect((await navigate(back.headers.get("location")!, cookie)).status).toBe(200)
+    const grantOf = async () => (await api(ADMIN, "GET", `/v1/connections/${name}`)).json().grant
+    expect((await grantOf())?.status).toBe("active")
+    // Tags only: the grant stays.
+    const retagged = { ...connection("acme", idp), tags: { tenant: "acme", tier: "gold" } }
+    expect((await api(ACME, "PUT", `/v1/connections/${name}`, retagged)).status).toBe(200)
+    expect((await grantOf())?.status).toBe("active")
+    // Another token endpoint: the grant is gone, and the refresh token never reaches that host.
+    const repointed = { ...retagged, inputs: { ...retagged.inputs, token_url: hostile.tokenUrl } }
+    expect((await api(ACME, "PUT", `/v1/connections/${name}`, repointed)).status).toBe(200)
+    expect(await grantOf()).toBeUndefined()
+    const token = await api(ADMIN, "GET", `/v1/connections/${name}/token`)
+    expect(token.status).toBe(409)
+    expect(token.json().code).toBe("AuthorizationRequired")
+    expect(token.json().detail).toMatch(/connect link/)
+    expect(hostile.tokenRequests()).toEqual([])
+    for (const rt of idp.refreshTokens()) expect(JSON.stringify(hostile.requests)).not.toContain(rt)
   })
 
   it("a link still opens its own connection, and the same connection re-created identically", async () => {
