@@ -1,7 +1,9 @@
 /** A connect link or state names one connection, not just a name: a stored connection deleted and created again
  *  under the same name (here by another tenant) starts at version 1 again, and neither the link made for the old
  *  one (with its tenant's `redirect_after`) may send a user to the new one's authorization endpoint, nor a state
- *  begun for the old one hand its code and verifier to the new one's token endpoint or store its grant there. */
+ *  begun for the old one hand its code and verifier to the new one's token endpoint or store its grant there. And
+ *  a grant is bound the same way: a PUT that re-points a connection drops it, so its refresh token never goes to
+ *  the new endpoint. */
 import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
