@@ -333,13 +333,19 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
           : { held: false as const, leftMs: Number(r[1] ?? -1), holder: r[2] === undefined ? undefined : String(r[2]) }
       })
 
+    // The identity once known: asked again while unknown (just after a (re)connect, before `identify` answered), so
+    // that a lock taken then is stamped too, and a waiter can tell when its holder dies.
+    const identified: Effect.Effect<void> = Effect.suspend(() =>
+      identity === "-.-" ? Effect.promise(() => identify(client)) : Effect.void
+    )
+
     // Whether a lock's holder is certainly dead: stamped on this server run with a connection id that is neither
     // ours nor open any more. Unknown (no stamp, another run, CLIENT LIST refused) counts as alive.
     const holderGone = (holder: string | undefined): Effect.Effect<boolean> =>
       Effect.gen(function* () {
         const [run, id] = (holder ?? "").split(".")
         if (!run || !id || run === "-" || !/^\d+$/.test(id)) return false
-        if (identity === "-.-") yield* Effect.promise(() => identify(client))
+        yield* identified
         const [ourRun, ourId] = identity.split(".")
         if (run !== ourRun || id === ourId) return false
         return yield* call("client list", () => client.sendCommand(["CLIENT", "LIST", "ID", id])).pipe(
@@ -389,6 +395,7 @@ export const makeRedis = (opts: RedisStoreOptions): Effect.Effect<RedisStoreShap
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           const token = randomBytes(16).toString("hex")
+          yield* identified
           const held: Held = { token, value: `${identity}.${token}` }
           const start = yield* Clock.currentTimeMillis
           for (let attempt = 0; ; attempt++) {
