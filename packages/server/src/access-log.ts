@@ -71,20 +71,31 @@ export const pathOf = (target: string): string => {
 // JSON.stringify leaves out the fields whose value is undefined.
 const line = (fields: Record<string, unknown>) => JSON.stringify(fields) + "\n"
 
-export const access = (sink: LogSink, e: AccessEntry, now: Date = new Date()): void => {
+// The time of the lines written within one millisecond, formatted once (the access log's hot path).
+let stampMs = Number.NaN
+let stamp = ""
+const timeOf = (now: Date | undefined): string => {
+  if (now !== undefined) return now.toISOString()
+  const ms = Date.now()
+  if (ms !== stampMs) {
+    stampMs = ms
+    stamp = new Date(ms).toISOString()
+  }
+  return stamp
+}
+
+const text = JSON.stringify
+const optional = (name: string, value: string | undefined) => (value === undefined ? "" : `,"${name}":${text(value)}`)
+
+/** One access line, written field by field (the same JSON as `line` would give, in the same order: this runs once per
+ *  request, and an object handed to JSON.stringify costs several times more). */
+export const access = (sink: LogSink, e: AccessEntry, now?: Date): void => {
+  const ms = Math.round(e.durationMs * 10) / 10
   sink.write(
-    line({
-      time: now.toISOString(),
-      type: "access",
-      method: e.method,
-      path: pathOf(e.path),
-      status: e.status,
-      duration_ms: Math.round(e.durationMs * 10) / 10,
-      request_id: e.requestId,
-      route: e.route,
-      connection: e.connection,
-      key: e.key
-    })
+    `{"time":"${timeOf(now)}","type":"access","method":${text(e.method)},"path":${text(pathOf(e.path))}` +
+      `,"status":${Number.isFinite(e.status) ? e.status : null},"duration_ms":${Number.isFinite(ms) ? ms : null}` +
+      `,"request_id":${text(e.requestId)}${optional("route", e.route)}${optional("connection", e.connection)}` +
+      `${optional("key", e.key)}}\n`
   )
 }
 

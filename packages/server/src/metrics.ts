@@ -17,6 +17,8 @@ type Labels = Readonly<Record<string, string>>
 
 export interface Counter {
   readonly inc: (labels?: Labels, by?: number) => void
+  /** `inc` for one label set, looked up once: for a hot path that counts the same series on every call. */
+  readonly bind: (labels?: Labels) => (by?: number) => void
   readonly get: (labels?: Labels) => number
 }
 export interface Gauge {
@@ -24,6 +26,8 @@ export interface Gauge {
 }
 export interface Histogram {
   readonly observe: (value: number, labels?: Labels) => void
+  /** `observe` for one label set, looked up once. */
+  readonly bind: (labels?: Labels) => (value: number) => void
 }
 
 export interface Registry {
@@ -80,10 +84,15 @@ export const makeRegistry = (): Registry => {
       const series = seriesOf(labelNames, (attributes) =>
         Metric.counter(name, { description: help, attributes, incremental: true })
       )
+      const inc = (m: Metric.Counter<number>, by: number) => {
+        if (by < 0) throw new RangeError("a counter only goes up")
+        m.updateUnsafe(by, context)
+      }
       return {
-        inc: (labels = {}, by = 1) => {
-          if (by < 0) throw new RangeError("a counter only goes up")
-          series(labels).updateUnsafe(by, context)
+        inc: (labels = {}, by = 1) => inc(series(labels), by),
+        bind: (labels = {}) => {
+          const m = series(labels)
+          return (by = 1) => inc(m, by)
         },
         get: (labels = {}) => series(labels).valueUnsafe(context).count
       }
@@ -99,7 +108,13 @@ export const makeRegistry = (): Registry => {
       const series = seriesOf(labelNames, (attributes) =>
         Metric.histogram(name, { description: help, attributes, boundaries })
       )
-      return { observe: (value, labels = {}) => series(labels).updateUnsafe(value, context) }
+      return {
+        observe: (value, labels = {}) => series(labels).updateUnsafe(value, context),
+        bind: (labels = {}) => {
+          const m = series(labels)
+          return (value) => m.updateUnsafe(value, context)
+        }
+      }
     },
     render: () => PrometheusMetrics.formatUnsafe(context)
   }
@@ -186,7 +201,24 @@ export const make = (): Metrics => {
     ["outcome"]
   )
 
+  // A cache hit is an event on every hot-path request: its two series per provider are looked up once.
+  const hits = new Map<string, { readonly event: () => void; readonly hit: () => void }>()
+  const hitOf = (provider: string) => {
+    let h = hits.get(provider)
+    if (h === undefined) {
+      h = { event: events.bind({ provider, event: "reused" }), hit: cacheHits.bind({ provider }) }
+      hits.set(provider, h)
+    }
+    return h
+  }
+
   const onEngineEvent: Events.Listener = (e) => {
+    if (e.type === "reused") {
+      const h = hitOf(e.provider)
+      h.event()
+      h.hit()
+      return
+    }
     const provider = { provider: e.provider }
     events.inc({ provider: e.provider, event: e.type })
     switch (e.type) {
@@ -198,9 +230,6 @@ export const make = (): Metrics => {
         break
       case "failed":
         failures.inc({ provider: e.provider, code: e.error ?? "unknown" })
-        break
-      case "reused":
-        cacheHits.inc(provider)
         break
       default:
         break

@@ -312,6 +312,46 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
         )
       )
   }
+  // The token fast path's series, bound once: its every answer is a GET of one route with status 200.
+  let hotSeries: { readonly count: () => void; readonly duration: (seconds: number) => void } | undefined
+  /** Meters and logs a cached token the fast path answered: the same series and line `finish` writes. */
+  const finishHot = (req: http.IncomingMessage, id: string, answered: TokenFastPath.Answered, started: number) => {
+    const durationMs = performance.now() - started
+    hotSeries ??= {
+      count: metrics.httpRequests.bind({ method: "GET", route: TokenFastPath.route, status: "200" }),
+      duration: metrics.httpDuration.bind({ method: "GET", route: TokenFastPath.route })
+    }
+    hotSeries.count()
+    hotSeries.duration(durationMs / 1000)
+    AccessLog.access(log, {
+      method: "GET",
+      path: req.url ?? "/",
+      status: 200,
+      durationMs,
+      requestId: id,
+      route: TokenFastPath.route,
+      connection: answered.connection,
+      key: answered.principal?.name
+    })
+  }
+
+  /** A cached token, answered and settled in one synchronous step, before any lease, gauge or listener: nothing can
+   *  observe them within it, and the generation cannot be disposed. True: answered. The request guard runs first;
+   *  while tracing (a span per request) or draining (`connection: close`), `handle` covers the token route too. */
+  const answerHot = (req: http.IncomingMessage, res: http.ServerResponse, id: string, started: number): boolean => {
+    if (draining || telemetry.tracing) return false
+    const generation = generations.current()
+    if (guardOf(generation)(req.headers, req.method, req.url)) return false
+    const answered = TokenFastPath.tryAnswer(req, res, generation, id)
+    if (!answered) return false
+    try {
+      finishHot(req, id, answered, started)
+    } catch (e) {
+      logDefect(log, id, e)
+    }
+    return true
+  }
+
   /** The request guard first, then the token fast path (true: answered, synchronously), else the proxy fast path
    *  or the router (false: the answer comes later). */
   const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta): boolean => {
@@ -321,22 +361,31 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       return false
     }
     const found = TokenFastPath.match(req)
-    if (TokenFastPath.tryAnswer(req, res, meta.generation, meta, found)) return true
+    const answered = TokenFastPath.tryAnswer(req, res, meta.generation, meta.id, found)
+    if (answered) {
+      RequestCtx.label(meta, TokenFastPath.route, answered.connection)
+      meta.principal = answered.principal
+      return true
+    }
     RequestCtx.attach(req, meta)
     if (!ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)) handler(req, res)
     return false
   }
 
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const started = performance.now()
+  /** Every request but a hot cached token: leased, counted in flight, logged once its response has gone. */
+  const handle = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    id: string,
+    started: number,
+    thrown?: { readonly defect: unknown }
+  ) => {
     const lease = generations.acquire()
-    const meta: RequestCtx.RequestMeta = {
-      id: RequestCtx.requestId(req.headers["x-request-id"]),
-      generation: lease.generation,
-      span: telemetry.startRequest(req)
+    const meta: RequestCtx.RequestMeta = { id, generation: lease.generation, span: telemetry.startRequest(req) }
+    if (!res.headersSent) {
+      res.setHeader("x-request-id", id)
+      if (draining) res.setHeader("connection", "close")
     }
-    res.setHeader("x-request-id", meta.id)
-    if (draining) res.setHeader("connection", "close")
     // Counted before dispatch: a route that answers synchronously (/metrics can) counts itself.
     metrics.inFlight.set(++inFlight)
     // Logs and meters the request, then gives back its lease (once its response has gone, or the caller has).
@@ -351,16 +400,30 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
         if (draining && inFlight === 0) drained?.()
       }
     }
-    let answered: boolean
-    try {
-      answered = dispatch(req, res, meta)
-    } catch (e) {
-      answerDefect(log, req, res, meta.id, e)
-      answered = false
-    }
-    // A cached token was answered in full, synchronously (the hottest route): settled now, with no listener.
+    let answered = false
+    if (thrown) answerDefect(log, req, res, meta.id, thrown.defect)
+    else
+      try {
+        answered = dispatch(req, res, meta)
+      } catch (e) {
+        answerDefect(log, req, res, meta.id, e)
+      }
+    // A cached token was answered in full, synchronously: settled now, with no listener.
     if (answered) done()
     else res.once("close", done)
+  }
+
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const started = performance.now()
+    const id = RequestCtx.requestId(req.headers["x-request-id"])
+    try {
+      if (answerHot(req, res, id, started)) return
+    } catch (defect) {
+      // Answered as any other request whose handling threw: a 500 problem (or a cut), logged and metered.
+      handle(req, res, id, started, { defect })
+      return
+    }
+    handle(req, res, id, started)
   })
 
   let closing: Promise<void> | undefined

@@ -9,7 +9,7 @@ import { Engine, Http } from "@tessera/engine"
 import type * as http from "node:http"
 import * as Access from "./access.ts"
 import type { Generation } from "./generations.ts"
-import * as RequestCtx from "./request-context.ts"
+import type { Principal } from "./api-key-auth.ts"
 import { matcher, routes, type RouteSpec } from "./routes.ts"
 
 /** The route table's matcher, shared by the fast paths: server.ts matches each request once, without its query. */
@@ -27,19 +27,12 @@ const tokenRoute: RouteSpec = routes.find((r) => r.operationId === "getToken")!
 export const route = tokenRoute.path
 
 // One body per hit result (the engine reuses one per cached token): a hit encodes nothing.
-const bodies = new WeakMap<Engine.TokenResult, { readonly body: Buffer; readonly headers: Record<string, string> }>()
+const bodies = new WeakMap<Engine.TokenResult, { readonly body: Buffer; readonly length: string }>()
 const bodyOf = (hit: Engine.TokenResult) => {
   let b = bodies.get(hit)
   if (!b) {
     const body = Buffer.from(JSON.stringify(Engine.toJson(hit)))
-    b = {
-      body,
-      headers: {
-        "content-type": "application/json",
-        "cache-control": "no-store",
-        "content-length": String(body.length)
-      }
-    }
+    b = { body, length: String(body.length) }
     bodies.set(hit, b)
   }
   return b
@@ -56,23 +49,35 @@ export const admit = (spec: RouteSpec, req: http.IncomingMessage, generation: Ge
     (n) => generation.engine.registry.peek(n)?.tags
   )
 
+/** What the access log and metrics learn from a request the fast path answered. */
+export interface Answered {
+  readonly connection: string
+  readonly principal: Principal | undefined
+}
+
+/** Answers the request in full when it asks for a cached token it may have (its headers, `x-request-id` among
+ *  them, in one `writeHead`), else returns undefined having written nothing. */
 export const tryAnswer = (
   req: http.IncomingMessage,
   res: http.ServerResponse,
   generation: Generation,
-  meta: RequestCtx.RequestMeta,
+  requestId: string,
   found: Match = match(req)
-): boolean => {
-  if (req.method !== "GET") return false
+): Answered | undefined => {
+  if (req.method !== "GET") return undefined
   const name = found?.handler === tokenRoute ? found.params["name"] : undefined
-  if (name === undefined) return false
+  if (name === undefined) return undefined
   const admission = admit(tokenRoute, req, generation, name)
-  if (!admission) return false
+  if (!admission) return undefined
   const hit = generation.engine.peek(name)
-  if (!hit) return false
-  RequestCtx.label(meta, tokenRoute.path, name)
-  meta.principal = admission.principal
-  res.writeHead(200, bodyOf(hit).headers)
-  res.end(bodyOf(hit).body)
-  return true
+  if (!hit) return undefined
+  const b = bodyOf(hit)
+  res.writeHead(200, {
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    "content-length": b.length,
+    "x-request-id": requestId
+  })
+  res.end(b.body)
+  return { connection: name, principal: admission.principal }
 }
