@@ -336,16 +336,14 @@ export const make = (
       const now = clock.currentTimeMillisUnsafe()
       const h = lookup(name, now)
       if (h !== undefined && emitter.active()) {
-        const decision = h.result.decision
+        // A plain object: one with a getter (to render the reason only when read) costs ~300 ns to build, the
+        // reason ~50 ns.
         emitter.emit({
           type: "reused",
           connection: h.result.connection,
           provider: h.result.provider,
           at: now,
-          // Rendered only if a listener reads it (most count hits and never do).
-          get reason() {
-            return decision.reason
-          }
+          reason: h.result.decision.reason
         })
       }
       return h

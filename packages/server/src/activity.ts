@@ -39,6 +39,8 @@ export const make = (scrub: (connection: string, text: string) => string, max = 
   }
   return {
     onEngineEvent: (e) => {
+      // A cache hit (every hot-path request) changes nothing here.
+      if (e.type === "reused") return
       const before = seen.get(e.connection) ?? { failing: false }
       switch (e.type) {
         case "acquired":

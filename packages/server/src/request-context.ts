@@ -6,7 +6,7 @@
  *  provides it as the `RequestContext` service. */
 import * as Context from "effect/Context"
 import type * as Tracer from "effect/Tracer"
-import { randomUUID } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import type { IncomingMessage } from "node:http"
 import type { Principal } from "./api-key-auth.ts"
 import type { Generation } from "./generations.ts"
@@ -34,10 +34,15 @@ export class RequestContext extends Context.Service<RequestContext, RequestMeta>
 
 const sane = /^[A-Za-z0-9._-]{1,128}$/
 
+// A new id is this process's random prefix (96 bits, so ids do not repeat across instances and restarts) and a
+// sequence number: unique without a random draw and a UUID's formatting on every request.
+const prefix = randomBytes(12).toString("base64url")
+let sequence = 0
+
 /** The caller's `X-Request-Id` when it is sane (1-128 of [A-Za-z0-9._-], so it is safe in logs and headers), else
- *  a new UUID. */
+ *  a new one (`<16 chars of this process's random prefix>.<sequence in base 36>`). Either way only [A-Za-z0-9._-]. */
 export const requestId = (incoming: string | ReadonlyArray<string> | undefined): string =>
-  typeof incoming === "string" && sane.test(incoming) ? incoming : randomUUID()
+  typeof incoming === "string" && sane.test(incoming) ? incoming : `${prefix}.${(sequence++).toString(36)}`
 
 const attached = new WeakMap<IncomingMessage, RequestMeta>()
 

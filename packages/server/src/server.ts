@@ -30,6 +30,7 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Writable } from "node:stream"
 import {
+  type Engine,
   ManifestError,
   Problem as Located,
   Redaction,
@@ -314,6 +315,20 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   }
   // The token fast path's series, bound once: its every answer is a GET of one route with status 200.
   let hotSeries: { readonly count: () => void; readonly duration: (seconds: number) => void } | undefined
+  // Its access lines' fixed parts, rendered once per cached token (and path and key): a hit renders three fields.
+  const hotLines = new WeakMap<
+    Engine.TokenResult,
+    { readonly path: string; readonly key: string | undefined; readonly parts: AccessLog.LineParts }
+  >()
+  const hotParts = (path: string, answered: TokenFastPath.Answered): AccessLog.LineParts => {
+    const key = answered.principal?.name
+    const cached = hotLines.get(answered.hit)
+    if (cached !== undefined && cached.path === path && cached.key === key) return cached.parts
+    const route = TokenFastPath.route
+    const parts = AccessLog.partsOf({ method: "GET", path, status: 200, route, connection: answered.connection, key })
+    hotLines.set(answered.hit, { path, key, parts })
+    return parts
+  }
   /** Meters and logs a cached token the fast path answered: the same series and line `finish` writes. */
   const finishHot = (req: http.IncomingMessage, id: string, answered: TokenFastPath.Answered, started: number) => {
     const durationMs = performance.now() - started
@@ -323,16 +338,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     }
     hotSeries.count()
     hotSeries.duration(durationMs / 1000)
-    AccessLog.access(log, {
-      method: "GET",
-      path: req.url ?? "/",
-      status: 200,
-      durationMs,
-      requestId: id,
-      route: TokenFastPath.route,
-      connection: answered.connection,
-      key: answered.principal?.name
-    })
+    AccessLog.accessWith(log, hotParts(AccessLog.pathOf(req.url ?? "/"), answered), durationMs, id)
   }
 
   /** A cached token, answered and settled in one synchronous step, before any lease, gauge or listener: nothing can

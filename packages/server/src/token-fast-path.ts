@@ -15,11 +15,26 @@ import { matcher, routes, type RouteSpec } from "./routes.ts"
 /** The route table's matcher, shared by the fast paths: server.ts matches each request once, without its query. */
 export const table = matcher(routes)
 
+// The last GET paths matched, with their routes: callers ask for the same few URLs over and over, and a repeat then
+// skips the router's walk and its allocations. Bounded: paths up to 256 characters, and past 1024 of them the
+// oldest goes (Map order).
+const matchedGets = new Map<string, ReturnType<typeof table.match>>()
+const matchedMax = 1024
+
 /** The route a request goes to, matched on its path alone (the query is not parsed). */
 export const match = (req: http.IncomingMessage) => {
   const url = req.url ?? ""
   const q = url.indexOf("?")
-  return table.match((req.method ?? "GET").toUpperCase(), q === -1 ? url : url.slice(0, q))
+  const path = q === -1 ? url : url.slice(0, q)
+  const method = (req.method ?? "GET").toUpperCase()
+  if (method !== "GET" || path.length > 256) return table.match(method, path)
+  const known = matchedGets.get(path)
+  if (known !== undefined) return known
+  const found = table.match(method, path)
+  if (found === undefined) return undefined
+  if (matchedGets.size >= matchedMax) matchedGets.delete(matchedGets.keys().next().value!)
+  matchedGets.set(path, found)
+  return found
 }
 export type Match = ReturnType<typeof match>
 
@@ -53,6 +68,8 @@ export const admit = (spec: RouteSpec, req: http.IncomingMessage, generation: Ge
 export interface Answered {
   readonly connection: string
   readonly principal: Principal | undefined
+  /** The cached token's result (one per token, reused by every hit). */
+  readonly hit: Engine.TokenResult
 }
 
 /** Answers the request in full when it asks for a cached token it may have (its headers, `x-request-id` among
@@ -79,5 +96,5 @@ export const tryAnswer = (
     "x-request-id": requestId
   })
   res.end(b.body)
-  return { connection: name, principal: admission.principal }
+  return { connection: name, principal: admission.principal, hit }
 }

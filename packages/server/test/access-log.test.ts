@@ -39,3 +39,63 @@ describe("AccessLog.batched", () => {
     expect(t.writes.join("").split("\n").filter(Boolean)).toHaveLength(1001)
   })
 })
+
+describe("AccessLog.access and accessWith", () => {
+  // What a line must be: the fields as JSON.stringify gives them, in this order, undefined ones left out.
+  const reference = (e: AccessLog.AccessEntry, now: Date) =>
+    JSON.stringify({
+      time: now.toISOString(),
+      type: "access",
+      method: e.method,
+      path: AccessLog.pathOf(e.path),
+      status: e.status,
+      duration_ms: Math.round(e.durationMs * 10) / 10,
+      request_id: e.requestId,
+      route: e.route,
+      connection: e.connection,
+      key: e.key
+    }) + "\n"
+  const entries: ReadonlyArray<AccessLog.AccessEntry> = [
+    {
+      method: "GET",
+      path: "/v1/connections/api/token?k=secret",
+      status: 200,
+      durationMs: 0.1234,
+      requestId: "a.1",
+      route: "/v1/connections/:name/token",
+      connection: "api"
+    },
+    {
+      method: "OTHER",
+      path: '/a"b\\c\u0000\u2028é\n',
+      status: 499,
+      durationMs: 12345.678,
+      requestId: "r-2",
+      connection: 'x"y\u001f',
+      key: 'k\n"'
+    },
+    { method: "GET", path: "x".repeat(3000), status: 500, durationMs: Number.NaN, requestId: "r", key: "ops" }
+  ]
+
+  it("writes field by field exactly the JSON an object would give, escapes included, the query cut", () => {
+    const now = new Date("2026-12-02T18:00:00.123Z")
+    for (const e of entries) {
+      const t = target()
+      AccessLog.access(t.sink, e, now)
+      AccessLog.accessWith(t.sink, AccessLog.partsOf(e), e.durationMs, e.requestId, now)
+      expect(t.writes).toEqual([reference(e, now), reference(e, now)])
+      expect(JSON.parse(t.writes[0]!).path).not.toContain("secret")
+    }
+  })
+
+  it("stamps each line with the time it was written (the stamp is formatted once per millisecond)", async () => {
+    const t = target()
+    const before = Date.now()
+    AccessLog.access(t.sink, entries[0]!)
+    await new Promise((r) => setTimeout(r, 5))
+    AccessLog.accessWith(t.sink, AccessLog.partsOf(entries[0]!), 1, "b.2")
+    const [a, b] = t.writes.map((l) => Date.parse(JSON.parse(l).time))
+    expect(a).toBeGreaterThanOrEqual(before)
+    expect(b! - a!).toBeGreaterThanOrEqual(4)
+  })
+})

@@ -343,10 +343,14 @@ describe("errors as problem+json", () => {
 describe("request ids and the access log", () => {
   it("echoes a sane X-Request-Id and replaces an unsafe one", async () => {
     expect((await get("/healthz", { "x-request-id": "abc-123.X_y" })).headers["x-request-id"]).toBe("abc-123.X_y")
+    const fresh = new Set<unknown>()
     for (const bad of ["has space", "x".repeat(129), 'a"b', "<script>"]) {
       const id = (await get("/healthz", { "x-request-id": bad })).headers["x-request-id"]
-      expect(id).toMatch(/^[0-9a-f-]{36}$/)
+      // A new id: this process's random prefix and a sequence number, never the caller's text.
+      expect(id).toMatch(/^[A-Za-z0-9_-]{16}\.[0-9a-z]+$/)
+      fresh.add(id)
     }
+    expect(fresh.size).toBe(4)
     const p = (await get("/v1/connections/nope/token", { ...ops, "x-request-id": "trace-42" })).json()
     expect(p.request_id).toBe("trace-42")
   })
