@@ -29,6 +29,7 @@ import type { EngineShape } from "./engine.ts"
 import { isStatic } from "./static-credential.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, UpstreamTimeout, type TokenError } from "./token-error.ts"
+import * as Held from "./internal/api-held.ts"
 import * as Http from "./internal/api-http.ts"
 import * as Unauthorized from "./internal/unauthorized.ts"
 
@@ -471,8 +472,11 @@ export const forward = (
 /** Runs an effect for `forwardFast` (with the caller's logger, tracer and log level) to its Exit. */
 export type Runner = <A, E>(effect: Effect.Effect<A, E>) => Promise<Exit.Exit<A, E>>
 
+/** An API's answer held at its head (internal/api-held.ts): `into` writes its body straight into a Writable. */
+export type HeldAnswer = Held.Held
+
 export type FastOutcome =
-  | { readonly _tag: "Answered"; readonly answer: Streamed }
+  | { readonly _tag: "Answered"; readonly answer: HeldAnswer }
   | { readonly _tag: "Failed"; readonly error: ApiError | TokenError }
 
 // The characters of a path and query that URL parsing leaves as they are (RFC 3986 unreserved, sub-delims, ":",
@@ -524,28 +528,30 @@ export const forwardFast = (
   if (!auth) return undefined
   const client = options.client ?? Http.sharedClient()
   const origin = b.success.origin
-  const where = {
-    ...whereOf(c),
-    get url() {
-      const q = path.indexOf("?")
-      return `${origin}${q === -1 ? path : path.slice(0, q)}`
-    }
-  }
   const send = (a: { readonly header: string; readonly value: Redacted.Redacted<string> }) => {
     const started = performance.now()
-    return Http.sendTo(client, {
-      origin,
-      path,
-      method: request.method,
-      headers: { ...request.headers, [a.header.toLowerCase()]: Redacted.value(a.value) },
-      body: null,
-      timeoutMs: options.timeoutMs
-    }).then((answer) => {
-      options.onExchange?.((performance.now() - started) / 1000)
-      return answer
-    })
+    return client
+      .dispatcher()
+      .then((d) =>
+        Held.hold(d, {
+          origin,
+          path,
+          method: request.method,
+          headers: { ...request.headers, [a.header.toLowerCase()]: Redacted.value(a.value) },
+          timeoutMs: options.timeoutMs
+        })
+      )
+      .then((answer) => {
+        options.onExchange?.((performance.now() - started) / 1000)
+        return answer
+      })
   }
-  const failed = (e: unknown): FastOutcome => ({ _tag: "Failed", error: Http.failureOf(e, where, options) })
+  // Where a failure happened, for its message: built only when one does.
+  const where = () => {
+    const q = path.indexOf("?")
+    return { ...whereOf(c), url: `${origin}${q === -1 ? path : path.slice(0, q)}` }
+  }
+  const failed = (e: unknown): FastOutcome => ({ _tag: "Failed", error: Http.failureOf(e, where(), options) })
   return send(auth).then((first): FastOutcome | Promise<FastOutcome> => {
     if (first.status !== 401) {
       Unauthorized.onAccepted(engine, c)
@@ -555,12 +561,12 @@ export const forwardFast = (
     const retry = Effect.gen(function* () {
       const decision = yield* Unauthorized.onUnauthorized(engine, c, auth.result.accessToken)
       if (decision === "return") return first
-      yield* Effect.promise(() => first.body.dump().catch(() => undefined))
+      first.discard()
       options.onRetry?.()
       const next = yield* engine.authorization(c.name)
       const second = yield* Effect.tryPromise({
         try: () => send(next),
-        catch: (e) => Http.failureOf(e, where, options)
+        catch: (e) => Http.failureOf(e, where(), options)
       })
       if (second.status === 401) yield* Unauthorized.onUnauthorized(engine, c, next.result.accessToken)
       else Unauthorized.onAccepted(engine, c)
@@ -568,6 +574,8 @@ export const forwardFast = (
     })
     return options.run(retry).then((exit): FastOutcome => {
       if (Exit.isSuccess(exit)) return { _tag: "Answered", answer: exit.value }
+      // The first answer is held until someone takes it: a failed retry drops it.
+      first.discard()
       const error = Cause.findErrorOption(exit.cause)
       if (error._tag === "Some") return { _tag: "Failed", error: error.value }
       throw Cause.squash(exit.cause)

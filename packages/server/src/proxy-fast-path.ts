@@ -2,8 +2,8 @@
  *  but the exchange itself is left to do: the caller's key is admitted (access.ts, the router's own check), the
  *  connection is held in this process, the request has no body, and the engine holds a fresh token
  *  (Api.forwardFast: the same headers, limits, client and 401 rule as Api.forward). The upstream answer is
- *  streamed to the caller with backpressure (`pipe`); a body that fails or stalls cuts the caller's response, and
- *  a caller that goes away destroys the upstream body. Anything else (a refusal, a body, a token to fetch, a path
+ *  written to the caller straight from the API's socket, with backpressure; a body that fails or stalls cuts the
+ *  caller's response, and a caller that goes away aborts the upstream exchange. Anything else (a refusal, a body, a token to fetch, a path
  *  that does not resolve) returns false before anything was read or written, and the router answers it on its one
  *  code path (routes.ts `proxy`, proxy.ts). The request guard and the net that turns a throw into a 500 run
  *  before this, in server.ts; the access log line and the metrics are written there when the response closes. */
@@ -31,25 +31,20 @@ export const stats = { forwarded: 0 }
 // Statuses whose answers have no body (RFC 9110 §15.3.5, §15.4.5).
 const noBody = new Set([204, 304])
 
-/** Writes the API's answer and pipes its body; both ends are torn down together when either fails. */
-const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.Streamed) => {
-  const body = a.body
+/** Writes the API's answer: its head, then its body straight from the API's socket (Api.HeldAnswer `into`, with
+ *  backpressure); a caller that goes away aborts the exchange, and a body that fails or stalls cuts the response. */
+const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.HeldAnswer) => {
   if (res.destroyed) {
-    body.destroy()
+    a.discard()
     return
   }
-  for (const [name, value] of Object.entries(Proxy.answerHeaders(a.headers))) res.setHeader(name, value)
-  res.writeHead(a.status, a.statusText)
+  res.writeHead(a.status, a.statusText, Proxy.answerHeaders(a.headers))
   if (req.method === "HEAD" || noBody.has(a.status)) {
     res.end()
-    body.destroy()
+    a.discard()
     return
   }
-  body.once("error", () => res.destroy())
-  res.once("close", () => {
-    if (!body.readableEnded) body.destroy()
-  })
-  body.pipe(res)
+  a.into(res)
 }
 
 const fail = (
