@@ -26,7 +26,7 @@ import * as Layer from "effect/Layer"
 import * as References from "effect/References"
 import * as Scope from "effect/Scope"
 import * as HttpServerError from "effect/http/HttpServerError"
-import * as http from "node:http"
+import type * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { Writable } from "node:stream"
 import {
@@ -55,6 +55,7 @@ import * as Telemetry from "./telemetry.ts"
 import * as ProxyFastPath from "./proxy-fast-path.ts"
 import * as TokenFastPath from "./token-fast-path.ts"
 import * as Webhooks from "./webhooks.ts"
+import { createServer } from "./node-http.ts"
 import { routes, type Deps } from "./routes.ts"
 
 export { isLoopback } from "./request-guard.ts"
@@ -236,7 +237,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void
-  const server = http.createServer()
+  const server = createServer()
   try {
     handler = await Effect.runPromise(
       App.make(routes, deps, log).pipe(Scope.provide(scope), Effect.provide(telemetry.context))

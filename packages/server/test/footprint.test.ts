@@ -1,0 +1,42 @@
+/** What a server loads that it does not use: each a few MB of RSS that a lazy import spares (bench/README.md, "Issue
+ *  14, fourth round: memory"). The server runs in its own process (footprint-server.ts) so that nothing this test
+ *  runner loaded counts. */
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { describe, expect, it } from "vitest"
+
+const script = fileURLToPath(new URL("./services/footprint-server.ts", import.meta.url))
+
+interface Loaded {
+  readonly status: number
+  readonly builtins: ReadonlyArray<string>
+  readonly urls: ReadonlyArray<string>
+}
+
+const run = (env: Record<string, string>): Promise<Loaded> =>
+  new Promise((resolve, reject) => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_")))
+    execFile(process.execPath, [script], { env: { ...clean, ...env }, timeout: 30_000 }, (e, stdout, stderr) => {
+      if (e) reject(new Error(`${e.message}\n${stderr}`))
+      else resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as Loaded)
+    })
+  })
+
+const otlp = (l: Loaded) => l.urls.filter((u) => /effect\/dist\/observability\/Otlp|telemetry-otlp\.ts$/.test(u))
+
+describe("a server's start-up footprint", () => {
+  it("without OpenTelemetry: neither Node's bundled undici (an ESM import of node:http) nor the OTLP exporters", async () => {
+    const l = await run({})
+    expect(l.status).toBe(200)
+    expect(l.builtins).toContain("NativeModule http")
+    expect(l.builtins).not.toContain("NativeModule internal/deps/undici/undici")
+    expect(otlp(l)).toEqual([])
+  })
+
+  it("with an OTLP endpoint set, the exporters are loaded", async () => {
+    const l = await run({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_METRICS_EXPORTER: "none" })
+    expect(l.status).toBe(200)
+    expect(otlp(l).some((u) => u.endsWith("OtlpTracer.js"))).toBe(true)
+    expect(otlp(l).some((u) => u.endsWith("telemetry-otlp.ts"))).toBe(true)
+  })
+})

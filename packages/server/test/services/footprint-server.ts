@@ -1,0 +1,35 @@
+/** A server in its own process for footprint.test.ts: starts on a one-connection config with the environment it is
+ *  given (OTEL_* included), answers one request through the router (/healthz), closes, and prints one JSON line:
+ *  the Node built-ins it loaded (`process.moduleLoadList`) and the URLs of the modules it imported. */
+import { createRequire, registerHooks } from "node:module"
+
+const urls: string[] = []
+registerHooks({
+  load(url, context, next) {
+    urls.push(url)
+    return next(url, context)
+  }
+})
+const { Config } = await import("@tessera/engine")
+const Effect = await import("effect/Effect")
+const { startServer } = await import("../../src/index.ts")
+const text = [
+  "connections:",
+  "  api:",
+  "    provider: oauth2",
+  "    inputs: { token_url: http://127.0.0.1:9/token, client_id: a, client_secret: not-used-1234 }"
+].join("\n")
+const config = await Effect.runPromise(Config.parse("/tmp/tessera-footprint-test/tessera.yaml", text, {}))
+const server = await startServer(config, { port: 0, host: "127.0.0.1", log: false })
+// As the server does (src/node-http.ts): an ESM import of node:http would itself load what the test looks for.
+const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http")
+const status = await new Promise<number>((resolve, reject) => {
+  request(`${server.url}/healthz`, (res) => {
+    res.resume()
+    res.on("end", () => resolve(res.statusCode ?? 0))
+  })
+    .on("error", reject)
+    .end()
+})
+await server.close()
+process.stdout.write(`${JSON.stringify({ status, builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList, urls })}\n`)
