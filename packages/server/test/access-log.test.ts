@@ -1,42 +1,64 @@
-/** The access log's batching sink (access-log.ts `batched`): what the server puts in front of a stream. */
+/** The access log: its batching sink (access-log.ts `batched`, what the server puts in front of a stream) and its
+ *  lines, written field by field. */
 import { describe, expect, it } from "vitest"
 import * as AccessLog from "../src/access-log.ts"
 
 const target = () => {
   const writes: string[] = []
-  return { writes, sink: { write: (s: string) => writes.push(s) } }
+  return {
+    writes,
+    sink: {
+      write: (s: string | Uint8Array) => writes.push(typeof s === "string" ? s : Buffer.from(s).toString("utf8"))
+    }
+  }
 }
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 describe("AccessLog.batched", () => {
-  it("hands the lines of one event-loop turn to the target in one write, in order", async () => {
+  it("hands the lines of each 20 ms to the target in one write, in order, UTF-8 intact", async () => {
     const t = target()
     const log = AccessLog.batched(t.sink)
     AccessLog.info(log, "one")
-    AccessLog.info(log, "two")
+    AccessLog.info(log, "two é \u2028 😀")
     AccessLog.access(log, { method: "GET", path: "/x?secret=1", status: 200, durationMs: 1, requestId: "r" })
+    await after(5)
     expect(t.writes).toEqual([])
-    await turn()
+    await after(40)
     expect(t.writes).toHaveLength(1)
     const lines = t.writes[0]!.trimEnd()
       .split("\n")
       .map((l) => JSON.parse(l))
-    expect(lines.map((l) => l.message ?? l.path)).toEqual(["one", "two", "/x"])
+    expect(lines.map((l) => l.message ?? l.path)).toEqual(["one", "two é \u2028 😀", "/x"])
     AccessLog.info(log, "three")
-    await turn()
+    await after(40)
     expect(t.writes).toHaveLength(2)
   })
 
-  it("flush writes what is pending at once; past 64 KiB a batch is written without waiting", async () => {
+  it("flush writes what is pending at once; a batch that would pass 64 KiB is written without waiting", async () => {
     const t = target()
     const log = AccessLog.batched(t.sink)
     AccessLog.info(log, "pending")
     log.flush()
     expect(t.writes).toHaveLength(1)
+    log.flush()
+    expect(t.writes).toHaveLength(1)
     for (let i = 0; i < 1000; i++) AccessLog.info(log, "x".repeat(100))
     expect(t.writes.length).toBeGreaterThan(1)
-    await turn()
+    for (const w of t.writes) expect(Buffer.byteLength(w)).toBeLessThanOrEqual(64 * 1024)
+    await after(40)
     expect(t.writes.join("").split("\n").filter(Boolean)).toHaveLength(1001)
+  })
+
+  it("a line longer than a batch is written on its own, after what was pending", () => {
+    const t = target()
+    const log = AccessLog.batched(t.sink)
+    AccessLog.info(log, "before")
+    AccessLog.info(log, "y".repeat(40_000))
+    expect(t.writes).toHaveLength(2)
+    expect(JSON.parse(t.writes[0]!).message).toBe("before")
+    expect(JSON.parse(t.writes[1]!).message).toHaveLength(40_000)
+    log.flush()
+    expect(t.writes).toHaveLength(2)
   })
 })
 
