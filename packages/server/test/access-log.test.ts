@@ -121,3 +121,15 @@ describe("AccessLog.access and accessWith", () => {
     expect(b! - a!).toBeGreaterThanOrEqual(4)
   })
 })
+
+describe("AccessLog.batched at exit", () => {
+  it("a process that exits with lines pending writes them first (process.exit, within the 20 ms)", async () => {
+    const { execFileSync } = await import("node:child_process")
+    const module = new URL("../src/access-log.ts", import.meta.url).href
+    const script =
+      `import * as L from ${JSON.stringify(module)}; const log = L.batched(process.stdout); ` +
+      `L.info(log, "last words"); process.exit(0)`
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })
+    expect(JSON.parse(out.trim()).message).toBe("last words")
+  })
+})
