@@ -251,12 +251,20 @@ const hitResults = (clock: Clock.Clock) => {
     let r = hits.get(t)
     if (!r) {
       const base = Renewal.result(c, t, "reused", "")
+      // Rendered when read (every hit's event reads it), once per second left.
+      let shown = Number.NaN
+      let text = ""
       r = {
         ...base,
         decision: {
           action: "reused",
           get reason() {
-            return `cached token valid for ${Renewal.secondsLeft(t, clock.currentTimeMillisUnsafe())} s more`
+            const left = Renewal.secondsLeft(t, clock.currentTimeMillisUnsafe())
+            if (left !== shown) {
+              shown = left
+              text = `cached token valid for ${left} s more`
+            }
+            return text
           }
         }
       }

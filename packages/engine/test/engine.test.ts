@@ -110,7 +110,10 @@ describe("expiry and the early-refresh margin", () => {
       assert.strictEqual(hit?.decision.action, "reused")
       assert.strictEqual(hit?.decision.reason, "cached token valid for 2 s more")
       assert.strictEqual(value(hit!), value(r))
-      yield* TestClock.adjust(1800) // margin: 10 % of 2 s
+      yield* TestClock.adjust(1000)
+      // The reason is rendered again once the seconds left change.
+      assert.strictEqual(h.engine.peek("dvinci")?.decision.reason, "cached token valid for 1 s more")
+      yield* TestClock.adjust(800) // margin: 10 % of 2 s
       assert.isUndefined(h.engine.peek("dvinci"))
     })
   )

@@ -26,7 +26,8 @@ export const match = (req: http.IncomingMessage) => {
   const url = req.url ?? ""
   const q = url.indexOf("?")
   const path = q === -1 ? url : url.slice(0, q)
-  const method = (req.method ?? "GET").toUpperCase()
+  const m = req.method ?? "GET"
+  const method = m === "GET" ? m : m.toUpperCase()
   if (method !== "GET" || path.length > 256) return table.match(method, path)
   const known = matchedGets.get(path)
   if (known !== undefined) return known
@@ -41,13 +42,14 @@ export type Match = ReturnType<typeof match>
 const tokenRoute: RouteSpec = routes.find((r) => r.operationId === "getToken")!
 export const route = tokenRoute.path
 
-// One body per hit result (the engine reuses one per cached token): a hit encodes nothing.
-const bodies = new WeakMap<Engine.TokenResult, { readonly body: Buffer; readonly length: string }>()
+// One body per hit result (the engine reuses one per cached token): a hit encodes nothing. Kept as a string:
+// node:http then sends the head and the body in one write (a Buffer body is a second chunk, and a writev).
+const bodies = new WeakMap<Engine.TokenResult, { readonly text: string; readonly length: string }>()
 const bodyOf = (hit: Engine.TokenResult) => {
   let b = bodies.get(hit)
   if (!b) {
-    const body = Buffer.from(JSON.stringify(Engine.toJson(hit)))
-    b = { body, length: String(body.length) }
+    const text = JSON.stringify(Engine.toJson(hit))
+    b = { text, length: String(Buffer.byteLength(text)) }
     bodies.set(hit, b)
   }
   return b
@@ -95,6 +97,6 @@ export const tryAnswer = (
     "content-length": b.length,
     "x-request-id": requestId
   })
-  res.end(b.body)
+  res.end(b.text)
   return { connection: name, principal: admission.principal, hit }
 }
