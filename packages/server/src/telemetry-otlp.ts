@@ -137,4 +137,3 @@ export const start = async (options: Options, tracing: boolean, exporting: boole
     close: () => (closing ??= Effect.runPromise(Scope.close(scope, Exit.void)))
   }
 }
-

@@ -3,5 +3,6 @@
 import { writeFileSync } from "node:fs"
 
 process.on("exit", () => {
-  if (process.env["TESSERA_TEST_BUILTINS"]) writeFileSync(process.env["TESSERA_TEST_BUILTINS"], process.moduleLoadList.join("\n"))
+  if (process.env["TESSERA_TEST_BUILTINS"])
+    writeFileSync(process.env["TESSERA_TEST_BUILTINS"], process.moduleLoadList.join("\n"))
 })

@@ -32,4 +32,6 @@ const status = await new Promise<number>((resolve, reject) => {
     .end()
 })
 await server.close()
-process.stdout.write(`${JSON.stringify({ status, builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList, urls })}\n`)
+process.stdout.write(
+  `${JSON.stringify({ status, builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList, urls })}\n`
+)
