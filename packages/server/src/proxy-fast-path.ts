@@ -33,12 +33,14 @@ const noBody = new Set([204, 304])
 
 /** Writes the API's answer: its head, then its body straight from the API's socket (Api.HeldAnswer `into`, with
  *  backpressure); a caller that goes away aborts the exchange, and a body that fails or stalls cuts the response. */
-const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.HeldAnswer) => {
+const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.HeldAnswer, requestId: string) => {
   if (res.destroyed) {
     a.discard()
     return
   }
-  res.writeHead(a.status, a.statusText, Proxy.answerHeaders(a.headers))
+  const headers = Proxy.answerHeaders(a.headers)
+  headers["x-request-id"] = requestId
+  res.writeHead(a.status, a.statusText, headers)
   if (req.method === "HEAD" || noBody.has(a.status)) {
     res.end()
     a.discard()
@@ -59,7 +61,10 @@ const fail = (
   const p = Problem.fromFailure(failure, AccessLog.pathOf(req.url ?? "/"), meta.id, Upstream.secretsOf(c))
   if (p.logDetail) AccessLog.error(deps.log, { requestId: meta.id, code: p.body.code, message: p.logDetail })
   if (res.headersSent || res.destroyed) res.destroy()
-  else Problem.send(res, p)
+  else {
+    RequestCtx.stamp(res, meta.id)
+    Problem.send(res, p)
+  }
 }
 
 /** Takes the request when the fast path can answer it all (see the header); false leaves it untouched. */
@@ -103,7 +108,9 @@ export const tryForward = (
   stats.forwarded++
   pending
     .then((outcome) =>
-      outcome._tag === "Answered" ? stream(req, res, outcome.answer) : fail(deps, req, res, meta, c, outcome.error)
+      outcome._tag === "Answered"
+        ? stream(req, res, outcome.answer, meta.id)
+        : fail(deps, req, res, meta, c, outcome.error)
     )
     .catch((e: unknown) => {
       AccessLog.error(deps.log, {
@@ -114,7 +121,10 @@ export const tryForward = (
       // Nothing may throw out of here: it would be an unhandled rejection, which ends the process.
       try {
         if (res.headersSent || res.destroyed) res.destroy()
-        else Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+        else {
+          RequestCtx.stamp(res, meta.id)
+          Problem.send(res, Problem.internal(AccessLog.pathOf(url), meta.id))
+        }
       } catch {
         res.destroy()
       }

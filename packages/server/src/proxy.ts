@@ -113,10 +113,13 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
  *  (a server without keys answers a user's own navigation), and an HTML answer must not become a page of this
  *  server's origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script
  *  and has an opaque origin. Programs ignore the header. */
+// The answer's headers tessera sets itself (one constant: endToEnd keeps one Set per drop list).
+const ownHeaders = ["x-request-id"]
+
 export const answerHeaders = (
   headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 ): Api.HeaderMap => {
-  const out = Api.endToEnd(headers, ["x-request-id"])
+  const out = Api.endToEnd(headers, ownHeaders)
   const theirs = out["content-security-policy"]
   out["content-security-policy"] =
     theirs === undefined ? "sandbox" : ["sandbox", ...(typeof theirs === "string" ? [theirs] : theirs)]

@@ -7,7 +7,7 @@
 import * as Context from "effect/Context"
 import type * as Tracer from "effect/Tracer"
 import { randomBytes } from "node:crypto"
-import type { IncomingMessage } from "node:http"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Principal } from "./api-key-auth.ts"
 import type { Generation } from "./generations.ts"
 
@@ -43,6 +43,12 @@ let sequence = 0
  *  a new one (`<16 chars of this process's random prefix>.<sequence in base 36>`). Either way only [A-Za-z0-9._-]. */
 export const requestId = (incoming: string | ReadonlyArray<string> | undefined): string =>
   typeof incoming === "string" && sane.test(incoming) ? incoming : `${prefix}.${(sequence++).toString(36)}`
+
+/** Sets the answer's `X-Request-Id` before a problem or the router writes it (the fast paths write it in their one
+ *  `writeHead`, which is cheaper than a header set before). */
+export const stamp = (res: ServerResponse, id: string): void => {
+  if (!res.headersSent && !res.hasHeader("x-request-id")) res.setHeader("x-request-id", id)
+}
 
 const attached = new WeakMap<IncomingMessage, RequestMeta>()
 

@@ -150,7 +150,10 @@ const answerDefect = (
   logDefect(log, id, e)
   try {
     if (res.headersSent) res.destroy()
-    else sendProblem(res, Problem.internal(AccessLog.pathOf(req.url ?? "/"), id))
+    else {
+      RequestCtx.stamp(res, id)
+      sendProblem(res, Problem.internal(AccessLog.pathOf(req.url ?? "/"), id))
+    }
   } catch {
     res.destroy()
   }
@@ -364,6 +367,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta): boolean => {
     const refusal = guardOf(meta.generation)(req.headers, req.method, req.url)
     if (refusal) {
+      RequestCtx.stamp(res, meta.id)
       sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
       return false
     }
@@ -375,7 +379,9 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       return true
     }
     RequestCtx.attach(req, meta)
-    if (!ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)) handler(req, res)
+    if (ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)) return false
+    RequestCtx.stamp(res, meta.id)
+    handler(req, res)
     return false
   }
 
@@ -389,10 +395,8 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   ) => {
     const lease = generations.acquire()
     const meta: RequestCtx.RequestMeta = { id, generation: lease.generation, span: telemetry.startRequest(req) }
-    if (!res.headersSent) {
-      res.setHeader("x-request-id", id)
-      if (draining) res.setHeader("connection", "close")
-    }
+    // X-Request-Id is set by whatever writes the answer (RequestCtx.stamp, or a fast path's writeHead).
+    if (draining && !res.headersSent) res.setHeader("connection", "close")
     // Counted before dispatch: a route that answers synchronously (/metrics can) counts itself.
     metrics.inFlight.set(++inFlight)
     // Logs and meters the request, then gives back its lease (once its response has gone, or the caller has).

@@ -59,6 +59,8 @@ describe("a throw while answering a request", () => {
       expect((await raw(url, "/healthz")).status).toBe(200)
       expect((await raw(url, "/v1/connections")).json().items[0].name).toBe("jobs")
       expect(child.exitCode).toBeNull()
+      // Log lines reach stdout in batches (up to 20 ms later).
+      await until(() => lines.filter((l) => l.includes(`"type":"access"`) && l.includes(`"status":500`)).length >= 2)
       const errors = lines.filter((l) => l.includes(`"type":"error"`)).map((l) => JSON.parse(l))
       const fastPath = errors.find((e) => e.request_id === "far-2")
       expect(fastPath).toMatchObject({ code: "Internal" })
