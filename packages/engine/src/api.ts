@@ -22,6 +22,7 @@ import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type { IncomingMessage } from "node:http"
+import type { Dispatcher } from "undici"
 import type { Readable } from "node:stream"
 import { BodyRefused, ForeignOrigin, NoApiBaseUrl, TargetRefused, type ApiError } from "./api-error.ts"
 import { checkUrl, type Connection } from "./connection.ts"
@@ -530,21 +531,17 @@ export const forwardFast = (
   const origin = b.success.origin
   const send = (a: { readonly header: string; readonly value: Redacted.Redacted<string> }) => {
     const started = performance.now()
-    return client
-      .dispatcher()
-      .then((d) =>
-        Held.hold(d, {
-          origin,
-          path,
-          method: request.method,
-          headers: { ...request.headers, [a.header.toLowerCase()]: Redacted.value(a.value) },
-          timeoutMs: options.timeoutMs
-        })
-      )
-      .then((answer) => {
-        options.onExchange?.((performance.now() - started) / 1000)
-        return answer
+    const sent = (d: Dispatcher) =>
+      Held.hold(d, {
+        origin,
+        path,
+        method: request.method,
+        headers: { ...request.headers, [a.header.toLowerCase()]: Redacted.value(a.value) },
+        timeoutMs: options.timeoutMs,
+        onHead: options.onExchange && (() => options.onExchange?.((performance.now() - started) / 1000))
       })
+    const ready = client.ready()
+    return ready ? sent(ready) : client.dispatcher().then(sent)
   }
   // Where a failure happened, for its message: built only when one does.
   const where = () => {

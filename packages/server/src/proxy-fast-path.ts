@@ -67,6 +67,22 @@ const fail = (
   }
 }
 
+// A connection's two proxy series (by provider), bound once per connection object (and server: its metrics).
+const meters = new WeakMap<
+  Connection.Connection,
+  { readonly deps: FastDeps; readonly exchange: (seconds: number) => void; readonly retry: () => void }
+>()
+const metersOf = (deps: FastDeps, c: Connection.Connection) => {
+  let m = meters.get(c)
+  if (m === undefined || m.deps !== deps) {
+    const labels = { provider: c.manifest.id }
+    const { proxyUpstreamDuration: duration, proxyRetries: retries } = deps.metrics
+    m = { deps, exchange: duration.bind(labels), retry: retries.bind(labels) }
+    meters.set(c, m)
+  }
+  return m
+}
+
 /** Takes the request when the fast path can answer it all (see the header); false leaves it untouched. */
 export const tryForward = (
   req: http.IncomingMessage,
@@ -89,16 +105,18 @@ export const tryForward = (
   if (!c) return false
   const headers = Api.endToEnd(req.headers, Proxy.dropped)
   headers["x-request-id"] = meta.id
-  const labels = { provider: c.manifest.id }
+  const meters = metersOf(deps, c)
   const pending = Api.forwardFast(
     engine,
     c,
     { method, path: `${target.rest}${target.search}`, headers, source: req },
     {
-      ...deps.limits,
+      timeoutMs: deps.limits.timeoutMs,
+      maxBodyBytes: deps.limits.maxBodyBytes,
+      replayBytes: deps.limits.replayBytes,
       client: deps.agents,
-      onExchange: (seconds) => deps.metrics.proxyUpstreamDuration.observe(seconds, labels),
-      onRetry: () => deps.metrics.proxyRetries.inc(labels),
+      onExchange: meters.exchange,
+      onRetry: meters.retry,
       run: deps.run(meta)
     }
   )

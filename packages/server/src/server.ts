@@ -317,6 +317,12 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
         )
       )
   }
+  /** What `answerHot` learnt of a request it passed on: the guard let it through, and the route it matched. */
+  interface Passed {
+    readonly generation: Generations.Generation
+    readonly found: TokenFastPath.Match
+  }
+
   // The token fast path's series, bound once: its every answer is a GET of one route with status 200.
   let hotSeries: { readonly count: () => void; readonly duration: (seconds: number) => void } | undefined
   // Its access lines' fixed parts, rendered once per cached token (and path and key): a hit renders three fields.
@@ -348,12 +354,18 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   /** A cached token, answered and settled in one synchronous step, before any lease, gauge or listener: nothing can
    *  observe them within it, and the generation cannot be disposed. True: answered. The request guard runs first;
    *  while tracing (a span per request) or draining (`connection: close`), `handle` covers the token route too. */
-  const answerHot = (req: http.IncomingMessage, res: http.ServerResponse, id: string, started: number): boolean => {
-    if (draining || telemetry.tracing) return false
+  const answerHot = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    id: string,
+    started: number
+  ): true | Passed | undefined => {
+    if (draining || telemetry.tracing) return undefined
     const generation = generations.current()
-    if (guardOf(generation)(req.headers, req.method, req.url)) return false
-    const answered = TokenFastPath.tryAnswer(req, res, generation, id)
-    if (!answered) return false
+    if (guardOf(generation)(req.headers, req.method, req.url)) return undefined
+    const found = TokenFastPath.match(req)
+    const answered = TokenFastPath.tryAnswer(req, res, generation, id, found)
+    if (!answered) return { generation, found }
     try {
       finishHot(req, id, answered, started)
     } catch (e) {
@@ -364,15 +376,22 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
 
   /** The request guard first, then the token fast path (true: answered, synchronously), else the proxy fast path
    *  or the router (false: the answer comes later). */
-  const dispatch = (req: http.IncomingMessage, res: http.ServerResponse, meta: RequestCtx.RequestMeta): boolean => {
-    const refusal = guardOf(meta.generation)(req.headers, req.method, req.url)
+  const dispatch = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    meta: RequestCtx.RequestMeta,
+    passed: Passed | undefined
+  ): boolean => {
+    // Guarded and matched by `answerHot` already (on the same generation), or not yet.
+    const seen = passed?.generation === meta.generation ? passed : undefined
+    const refusal = seen ? undefined : guardOf(meta.generation)(req.headers, req.method, req.url)
     if (refusal) {
       RequestCtx.stamp(res, meta.id)
       sendProblem(res, Problem.fromFailure(refusal, AccessLog.pathOf(req.url ?? "/"), meta.id))
       return false
     }
-    const found = TokenFastPath.match(req)
-    const answered = TokenFastPath.tryAnswer(req, res, meta.generation, meta.id, found)
+    const found = seen ? seen.found : TokenFastPath.match(req)
+    const answered = seen ? undefined : TokenFastPath.tryAnswer(req, res, meta.generation, meta.id, found)
     if (answered) {
       RequestCtx.label(meta, TokenFastPath.route, answered.connection)
       meta.principal = answered.principal
@@ -391,6 +410,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     res: http.ServerResponse,
     id: string,
     started: number,
+    passed?: Passed,
     thrown?: { readonly defect: unknown }
   ) => {
     const lease = generations.acquire()
@@ -415,7 +435,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     if (thrown) answerDefect(log, req, res, meta.id, thrown.defect)
     else
       try {
-        answered = dispatch(req, res, meta)
+        answered = dispatch(req, res, meta, passed)
       } catch (e) {
         answerDefect(log, req, res, meta.id, e)
       }
@@ -427,14 +447,15 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const started = performance.now()
     const id = RequestCtx.requestId(req.headers["x-request-id"])
+    let hot: ReturnType<typeof answerHot>
     try {
-      if (answerHot(req, res, id, started)) return
+      hot = answerHot(req, res, id, started)
     } catch (defect) {
       // Answered as any other request whose handling threw: a 500 problem (or a cut), logged and metered.
-      handle(req, res, id, started, { defect })
+      handle(req, res, id, started, undefined, { defect })
       return
     }
-    handle(req, res, id, started)
+    if (hot !== true) handle(req, res, id, started, hot)
   })
 
   let closing: Promise<void> | undefined

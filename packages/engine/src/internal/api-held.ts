@@ -134,10 +134,21 @@ export const hold = (
     readonly method: string
     readonly headers: HeaderMap
     readonly timeoutMs: number
+    /** Called when the head has arrived (before the promise settles): the exchange's latency. */
+    readonly onHead?: (() => void) | undefined
   }
 ): Promise<Held> =>
   new Promise<Held>((resolve, reject) => {
-    const handler = new Handler(resolve, reject)
+    const onHead = request.onHead
+    const handler = new Handler(
+      onHead
+        ? (held) => {
+            onHead()
+            resolve(held)
+          }
+        : resolve,
+      reject
+    )
     try {
       dispatcher.dispatch(
         {

@@ -20,6 +20,8 @@ import { TransportError, UpstreamTimeout } from "../token-error.ts"
  *  closing it frees every socket. */
 export interface Client {
   readonly dispatcher: () => Promise<Dispatcher>
+  /** The dispatcher once `dispatcher()` has loaded it, else undefined: a hot path's request then waits for nothing. */
+  readonly ready: () => Dispatcher | undefined
   readonly destroy: () => void
 }
 
@@ -42,8 +44,14 @@ export const makeClient = (): Client => {
   // origin are its default, and idle sockets do not hold the process open. No redirect interceptor: a 3xx goes
   // back to the caller as it is, so the token never follows a Location elsewhere.
   let agent: Promise<Agent> | undefined
+  let loaded: Agent | undefined
   return {
-    dispatcher: () => (agent ??= loadAgent().then((A) => new A({ keepAliveTimeout: 4_000 }))),
+    dispatcher: () =>
+      (agent ??= loadAgent().then((A) => {
+        loaded = new A({ keepAliveTimeout: 4_000 })
+        return loaded
+      })),
+    ready: () => loaded,
     destroy: () => void agent?.then((a) => a.destroy()).catch(() => undefined)
   }
 }
