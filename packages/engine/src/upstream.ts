@@ -100,7 +100,8 @@ const attempt = (
   built: TokenRequest.TokenRequest,
   http: HttpSettings,
   context: {
-    readonly url: string
+    /** The URL for an error's message, secrets masked: rendered only when an error needs it. */
+    readonly url: () => string
     readonly secrets: ReadonlyArray<string>
     readonly deadline: number
     readonly n: number
@@ -143,8 +144,8 @@ const attempt = (
       return yield* Effect.fail(
         new Failed(
           f.reason === "timeout"
-            ? new UpstreamTimeout({ ...where, url: context.url, timeoutMs: http.timeoutMs, attempts: context.n })
-            : new TransportError({ ...where, url: context.url, reason: f.detail, attempts: context.n })
+            ? new UpstreamTimeout({ ...where, url: context.url(), timeoutMs: http.timeoutMs, attempts: context.n })
+            : new TransportError({ ...where, url: context.url(), reason: f.detail, attempts: context.n })
         )
       )
     }
@@ -194,7 +195,8 @@ export const exchange = (
       ...extra.flatMap(([, v]) => (Template.isSecret(v) ? [Template.reveal(v)] : []))
     ]
     // The URL goes into timeout and transport errors: a secret input templated into its path must not.
-    const url = Redaction.scrub(displayUrl(request.url), secrets)
+    let shown: string | undefined
+    const url = () => (shown ??= Redaction.scrub(displayUrl(request.url), secrets))
     const started = yield* Clock.currentTimeMillis
     const deadline = started + http.totalTimeoutMs
     let n = 0
