@@ -43,6 +43,7 @@ import {
   type UpstreamError,
   UpstreamRejected
 } from "./token-error.ts"
+import * as TokenResponse from "./token-response.ts"
 import * as Upstream from "./upstream.ts"
 import { staticCredential } from "./static-credential.ts"
 
@@ -203,8 +204,23 @@ export const make = (deps: Deps): RenewalShape => {
       ),
       Effect.catchTag("UpstreamRejected", (e) =>
         !isShortOnArrival(e) && rejectsRefresh(e) ? fallBack(c, e, options, reason) : Effect.fail(e)
-      )
+      ),
+      // An answer that could not be used but carried a new refresh token: the provider may have spent the old one,
+      // so the new one is kept for the next renewal (the access token stays what it was).
+      Effect.catchTag("ResponseInvalid", (e) => {
+        const kept = TokenResponse.rotatedIn(e)
+        if (kept === undefined || options.noCache) return Effect.fail(e)
+        return Effect.andThen(
+          Effect.andThen(cache.save(c, { ...cached, refreshToken: kept }), keptNote(c)),
+          Effect.fail(e)
+        )
+      })
     )
+
+  const keptNote = (c: Connection) =>
+    Effect.logWarning(
+      "the provider's answer could not be used, but it carried a new refresh token: kept for the next renewal"
+    ).pipe(Effect.annotateLogs(where(c)))
 
   const owner = randomBytes(9).toString("base64url")
   const leaseMs = deps.settings.totalTimeoutMs + 5_000
@@ -303,6 +319,14 @@ export const make = (deps: Deps): RenewalShape => {
       Effect.catch((e): Renewed => {
         // Too short on arrival: the rotation is complete (the claim is released), so only the caller's retry remains.
         if (isShortOnArrival(e)) return Effect.fail(e)
+        // An unusable answer that carried a new refresh token: that one is written under the claim, not the old
+        // one the provider may have spent (as a usable answer's would be, durably).
+        const kept = TokenResponse.rotatedIn(e)
+        if (kept !== undefined)
+          return durably(Grants.complete(store, c.name, claimed, kept, g.scope), until).pipe(
+            Effect.andThen(keptNote(c)),
+            Effect.andThen(Effect.fail(e))
+          )
         if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))
         if (!user) return fallBack(c, e, options, reason, store)
         // Only a refused grant (invalid_grant and its kin) needs the user; another rejection (invalid_scope, say) is

@@ -73,6 +73,15 @@ const names: Readonly<Record<number, string>> = { 0: "NUL", 9: "TAB", 10: "LF", 
 /** The body as JSON (a JSON text, any value), or none when it is not JSON. */
 const parseJson = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Unknown))
 
+// The refresh token an answer carried when the rest of it could not be used (an access token or an expiry that
+// cannot be read, or a token already expired): the provider may have spent the old one to issue it, so the renewal
+// policy keeps it (`rotatedIn`). Beside the error rather than in it: no error holds a secret, in any form.
+const carried = new WeakMap<object, Redacted.Redacted<string>>()
+
+/** The refresh token an unusable answer carried (see `decode`'s ResponseInvalid), if it had one. */
+export const rotatedIn = (e: unknown): Redacted.Redacted<string> | undefined =>
+  typeof e === "object" && e !== null ? carried.get(e) : undefined
+
 /** RFC 6749 §5.2: an error response is an object whose `error` is a string. */
 const isOAuthError = Schema.is(Schema.Struct({ error: Schema.String }))
 
@@ -156,11 +165,22 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
   }
   const f = m.response.fields
   const path = (field: string) => `${m.response.envelope ? `${m.response.envelope}.` : ""}${field}`
+  // From here on, an answer that cannot be used still hands over a refresh token it carries (see `rotatedIn`).
+  const carriedRefresh = JsonPath.get(envelope, f.refresh_token)
+  const keep =
+    typeof carriedRefresh === "string" && carriedRefresh !== "" && tokenProblem(carriedRefresh) === undefined
+      ? carriedRefresh
+      : undefined
+  const unusable = (field: string, problem: string): Decoded => {
+    const d = invalid(field, problem)
+    if (keep !== undefined && d._tag === "Invalid") carried.set(d.error, Redacted.make(keep, { label: "refresh_token" }))
+    return d
+  }
   const access = JsonPath.get(envelope, f.access_token)
   if (typeof access !== "string" || access === "")
-    return invalid(path(f.access_token), access === undefined ? "missing" : "expected a non-empty string")
+    return unusable(path(f.access_token), access === undefined ? "missing" : "expected a non-empty string")
   const tokenType = JsonPath.get(envelope, f.token_type)
-  if (tokenType !== undefined && typeof tokenType !== "string") return invalid(f.token_type, "expected a string")
+  if (tokenType !== undefined && typeof tokenType !== "string") return unusable(f.token_type, "expected a string")
   const refresh = JsonPath.get(envelope, f.refresh_token)
   if (refresh !== undefined && refresh !== null && typeof refresh !== "string")
     return invalid(f.refresh_token, "expected a string")
@@ -170,7 +190,7 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
     [f.token_type, tokenType === "" ? undefined : tokenType]
   ] as const) {
     const problem = typeof value === "string" ? tokenProblem(value) : undefined
-    if (problem) return invalid(path(field), problem)
+    if (problem) return unusable(path(field), problem)
   }
   const scope = JsonPath.get(envelope, "scope")
   const skewMs = Expiry.skewFromDate(header(res.headers, "date"), res.receivedAt)
@@ -181,7 +201,7 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
     skewMs,
     inputs: (n) => ctx.connection.inputs.get(n)
   })
-  if (expiry._tag === "Invalid") return invalid(expiry.field, expiry.problem)
+  if (expiry._tag === "Invalid") return unusable(expiry.field, expiry.problem)
   // Issued late in a second, a very short-lived token can arrive past its whole-second JWT exp: ask again. Not when
   // the answer carries a refresh token: a one-time refresh token the provider just rotated would be lost by asking
   // again with the old one, so the token is kept and the renewal policy (renewal.ts, the serve floor) renews again
@@ -200,7 +220,7 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
       })
     }
   if (expiry.expiresAt <= res.receivedAt && !expiry.cappedByJwt)
-    return invalid(
+    return unusable(
       expiry.source,
       "the token is already expired on arrival (check the provider's clock or the expiry source)"
     )

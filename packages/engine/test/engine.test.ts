@@ -454,6 +454,37 @@ describe("the serve floor: no token is handed out with less than min(1 s, a quar
   )
 })
 
+describe("an unusable answer that carries a new refresh token", () => {
+  for (const [what, answer] of [
+    ["an expiry already past (expires_in: 0)", { access_token: "dead", refresh_token: "refresh-2", expires_in: 0 }],
+    ["an expiry that cannot be read", { access_token: "odd", refresh_token: "refresh-2", expires_in: "soon" }],
+    ["an empty access token", { access_token: "", refresh_token: "refresh-2", expires_in: 2 }]
+  ] as const)
+    it.effect(`${what}: ResponseInvalid, and the next renewal redeems the new refresh token, not the spent one`, () =>
+      Effect.gen(function* () {
+        yield* start
+        const h = yield* Replayed.make({
+          answers: [
+            tokenAnswer("brandbox", { access_token: "first", refresh_token: "refresh-1", expires_in: 3 }),
+            tokenAnswer("brandbox", answer),
+            tokenAnswer("brandbox", { access_token: "timely", refresh_token: "refresh-3", expires_in: 3 })
+          ]
+        })
+        yield* h.engine.getToken("brandbox")
+        yield* TestClock.adjust(2900)
+        const failed = yield* Effect.flip(h.engine.getToken("brandbox"))
+        assert.strictEqual(failed._tag, "ResponseInvalid")
+        assert.notInclude(JSON.stringify(failed) + failed.message, "refresh-2")
+        const r = yield* h.engine.getToken("brandbox")
+        assert.strictEqual(value(r), "timely")
+        assert.deepStrictEqual(
+          h.replay.sent.map((q) => form(q)["refresh_token"]),
+          [undefined, "refresh-1", "refresh-2"]
+        )
+      })
+    )
+})
+
 describe("serve stale while the provider fails", () => {
   it.effect("serves a token inside its margin when renewal fails, and never one below its serve floor", () =>
     Effect.gen(function* () {

@@ -145,6 +145,30 @@ for (const [kind, s] of Object.entries(stores)) {
       expect(gs.requests.filter((x) => x.form["grant_type"] === "authorization_code")).toHaveLength(1)
     })
 
+    it("an unusable refresh answer (expires_in: 0) that rotated the refresh token: the next renewal redeems the new one", async () => {
+      if (!need(redisUp, "Redis") || !need(s.up, kind)) return
+      gs = await startGrantServer()
+      const connections = { app: { provider: "oauth2", inputs: grantInputs(gs) } }
+      const a = await makeGrantEngine({
+        connections,
+        connectionStore: await connectionStore(s.make()),
+        tokenStore: await tokenStore()
+      })
+      const p = await a.run(a.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+      await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
+      gs.unusableRefreshes = 1
+      // The renewal fails (the cached token, still valid, is served meanwhile); the new refresh token is kept.
+      const stale = await a.run(a.engine.getToken("app", { force: true }))
+      expect(stale.decision).toMatchObject({ action: "served_stale" })
+      expect(stale.decision.reason).toContain("ResponseInvalid")
+      const r = await a.run(a.engine.getToken("app", { force: true }))
+      expect(r.decision.action).toBe("refreshed")
+      // Each refresh token redeemed once; the one the unusable answer carried was not lost.
+      expect(gs.reused).toEqual([])
+      expect(gs.redeemed).toHaveLength(2)
+      expect(gs.requests.filter((x) => x.form["grant_type"] === "authorization_code")).toHaveLength(1)
+    })
+
     it("with connection_store configured, a password grant's refresh token survives a FLUSHDB: no second password grant", async () => {
       if (!need(redisUp, "Redis") || !need(s.up, kind)) return
       gs = await startGrantServer()

@@ -43,6 +43,8 @@ export interface GrantServer {
   /** Every refresh token redeemed successfully, in order. */
   readonly redeemed: string[]
   deny: boolean
+  /** The next this many refresh answers rotate the refresh token but carry `expires_in: 0` (unusable). */
+  unusableRefreshes: number
   readonly approve: (userCode: string) => void
   readonly denyDevice: (userCode: string) => void
   readonly revoke: (refreshToken: string) => void
@@ -63,6 +65,7 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
   const refresh = new Map<string, "live" | "spent">()
   const devices = new Map<string, { userCode: string; state: "pending" | "approved" | "denied"; polls: number }>()
   let deny = false
+  let unusable = 0
 
   const issue = (scope: string) => {
     const rt = token("rt")
@@ -116,7 +119,12 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
         if (state !== "live") return oauthError(res, "invalid_grant")
         refresh.set(rt, "spent")
         redeemed.push(rt)
-        return json(res, 200, issue(form["scope"] ?? ""))
+        const answer = issue(form["scope"] ?? "")
+        if (unusable > 0) {
+          unusable--
+          return json(res, 200, { ...answer, expires_in: 0 })
+        }
+        return json(res, 200, answer)
       }
       case "password":
         return json(res, 200, issue(""))
@@ -201,6 +209,12 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
     },
     set deny(v: boolean) {
       deny = v
+    },
+    get unusableRefreshes() {
+      return unusable
+    },
+    set unusableRefreshes(n: number) {
+      unusable = n
     },
     approve: (u) => {
       const d = byUserCode(u)
