@@ -173,7 +173,8 @@ export const decode = (res: Answer, ctx: DecodeContext): Decoded => {
       : undefined
   const unusable = (field: string, problem: string): Decoded => {
     const d = invalid(field, problem)
-    if (keep !== undefined && d._tag === "Invalid") carried.set(d.error, Redacted.make(keep, { label: "refresh_token" }))
+    if (keep !== undefined && d._tag === "Invalid")
+      carried.set(d.error, Redacted.make(keep, { label: "refresh_token" }))
     return d
   }
   const access = JsonPath.get(envelope, f.access_token)
