@@ -35,7 +35,8 @@ export const recordedAt = Date.parse("Mon, 23 Nov 2026 11:36:18 GMT")
 export interface TokenChange {
   readonly access_token?: string
   readonly refresh_token?: string
-  readonly expires_in?: number
+  /** A string too: a provider that sends one (numeric or not). */
+  readonly expires_in?: number | string
 }
 
 /** The object of a recorded body that holds the token (brandbox's is `body`). */
