@@ -565,7 +565,11 @@ export const forwardFast = (
         try: () => send(next),
         catch: (e) => Http.failureOf(e, where(), options)
       })
-      if (second.status === 401) yield* Unauthorized.onUnauthorized(engine, c, next.result.accessToken)
+      // Held until someone takes it: a failure here (the token store, say) must not leave it pinning its socket.
+      if (second.status === 401)
+        yield* Unauthorized.onUnauthorized(engine, c, next.result.accessToken).pipe(
+          Effect.onError(() => Effect.sync(() => second.discard()))
+        )
       else Unauthorized.onAccepted(engine, c)
       return second
     })

@@ -217,6 +217,11 @@ export const make = (deps: Deps): RenewalShape => {
       })
     )
 
+  const claimExpired = (c: Connection) =>
+    Effect.logWarning("the grant's rotation claim expired before the rotated refresh token was written").pipe(
+      Effect.annotateLogs(where(c))
+    )
+
   const keptNote = (c: Connection) =>
     Effect.logWarning(
       "the provider's answer could not be used, but it carried a new refresh token: kept for the next renewal"
@@ -302,10 +307,7 @@ export const make = (deps: Deps): RenewalShape => {
             Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope),
             until
           )
-          if (!kept)
-            yield* Effect.logWarning(
-              "the grant's rotation claim expired before the rotated refresh token was written"
-            ).pipe(Effect.annotateLogs(where(c)))
+          if (!kept) yield* claimExpired(c)
           if (!options.noCache) yield* cache.save(c, token)
           if (rotated) yield* emit(c, "rotated", "the provider issued a new refresh token")
           yield* emit(c, "refreshed", reason, { durationMs: x.durationMs })
@@ -324,7 +326,7 @@ export const make = (deps: Deps): RenewalShape => {
         const kept = TokenResponse.rotatedIn(e)
         if (kept !== undefined)
           return durably(Grants.complete(store, c.name, claimed, kept, g.scope), until).pipe(
-            Effect.andThen(keptNote(c)),
+            Effect.flatMap((written) => (written ? keptNote(c) : claimExpired(c))),
             Effect.andThen(Effect.fail(e))
           )
         if (e._tag !== "UpstreamRejected" || !rejectsRefresh(e)) return Effect.andThen(release, Effect.fail(e))

@@ -38,9 +38,15 @@ const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.Held
     a.discard()
     return
   }
-  const headers = Proxy.answerHeaders(a.headers)
-  headers["x-request-id"] = requestId
-  res.writeHead(a.status, a.statusText, headers)
+  try {
+    const headers = Proxy.answerHeaders(a.headers)
+    headers["x-request-id"] = requestId
+    res.writeHead(a.status, a.statusText, headers)
+  } catch (e) {
+    // Answered as a 500 by the caller's catch; the held answer must not keep its socket paused meanwhile.
+    a.discard()
+    throw e
+  }
   if (req.method === "HEAD" || noBody.has(a.status)) {
     res.end()
     a.discard()

@@ -134,7 +134,7 @@ export const hold = (
     readonly method: string
     readonly headers: HeaderMap
     readonly timeoutMs: number
-    /** Called when the head has arrived (before the promise settles): the exchange's latency. */
+    /** Called when the head has arrived (as the promise settles): the exchange's latency. Must not throw. */
     readonly onHead?: (() => void) | undefined
   }
 ): Promise<Held> =>
@@ -143,8 +143,14 @@ export const hold = (
     const handler = new Handler(
       onHead
         ? (held) => {
-            onHead()
             resolve(held)
+            // Inside undici's callback: a throw would cut the socket after the head, and the promise (settled
+            // now) would hide it. A metrics callback's failure must not end the exchange.
+            try {
+              onHead()
+            } catch {
+              /* ignored */
+            }
           }
         : resolve,
       reject
