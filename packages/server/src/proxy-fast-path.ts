@@ -117,9 +117,7 @@ export const tryForward = (
     c,
     { method, path: `${target.rest}${target.search}`, headers, source: req },
     {
-      timeoutMs: deps.limits.timeoutMs,
-      maxBodyBytes: deps.limits.maxBodyBytes,
-      replayBytes: deps.limits.replayBytes,
+      ...deps.limits,
       client: deps.agents,
       onExchange: meters.exchange,
       onRetry: meters.retry,
