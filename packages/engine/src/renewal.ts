@@ -210,10 +210,9 @@ export const make = (deps: Deps): RenewalShape => {
       Effect.catchTag("ResponseInvalid", (e) => {
         const kept = TokenResponse.rotatedIn(e)
         if (kept === undefined || options.noCache) return Effect.fail(e)
-        return Effect.andThen(
-          Effect.andThen(cache.save(c, { ...cached, refreshToken: kept }), keptNote(c)),
-          Effect.fail(e)
-        )
+        return cache
+          .save(c, { ...cached, refreshToken: kept })
+          .pipe(Effect.andThen(keptNote(c)), Effect.andThen(Effect.fail(e)))
       })
     )
 

@@ -108,19 +108,26 @@ const need = (up: boolean, what: string) => {
   return false
 }
 
+/** A new grant server and an engine over `make`'s connection store, with the user's grant of `app` completed. */
+const withGrant = async (make: () => Layer.Layer<ConnectionStore, ConnectionStoreError>) => {
+  const server = await startGrantServer()
+  gs = server
+  const connections = { app: { provider: "oauth2", inputs: grantInputs(server) } }
+  const a = await makeGrantEngine({
+    connections,
+    connectionStore: await connectionStore(make()),
+    tokenStore: await tokenStore()
+  })
+  const p = await a.run(a.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+  await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
+  return { a, connections, gs: server }
+}
+
 for (const [kind, s] of Object.entries(stores)) {
   describe(`durable grants on ${kind} with the token cache in Redis`, () => {
     it("a refresh token from a user's grant survives an engine restart and a Redis FLUSHDB", async () => {
       if (!need(redisUp, "Redis") || !need(s.up, kind)) return
-      gs = await startGrantServer()
-      const connections = { app: { provider: "oauth2", inputs: grantInputs(gs) } }
-      const a = await makeGrantEngine({
-        connections,
-        connectionStore: await connectionStore(s.make()),
-        tokenStore: await tokenStore()
-      })
-      const p = await a.run(a.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
-      await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
+      const { connections, gs } = await withGrant(s.make)
       const granted = gs.live()
       expect(granted).toHaveLength(1)
       // At rest the refresh token is sealed: not in the database in any encoding.
@@ -147,15 +154,7 @@ for (const [kind, s] of Object.entries(stores)) {
 
     it("an unusable refresh answer (expires_in: 0) that rotated the refresh token: the next renewal redeems the new one", async () => {
       if (!need(redisUp, "Redis") || !need(s.up, kind)) return
-      gs = await startGrantServer()
-      const connections = { app: { provider: "oauth2", inputs: grantInputs(gs) } }
-      const a = await makeGrantEngine({
-        connections,
-        connectionStore: await connectionStore(s.make()),
-        tokenStore: await tokenStore()
-      })
-      const p = await a.run(a.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
-      await a.run(a.engine.grants.complete("app", p, await consent(p.url)))
+      const { a, gs } = await withGrant(s.make)
       gs.unusableRefreshes = 1
       // The renewal fails (the cached token, still valid, is served meanwhile); the new refresh token is kept.
       const stale = await a.run(a.engine.getToken("app", { force: true }))
