@@ -1,6 +1,7 @@
 /** The tessera HTTP server (@tessera/server `startServer`) in its own process, for the config in $BENCH_CONFIG (YAML
  *  text). Access-log lines go to stdout, which the parent points at /dev/null: the server formats and writes
- *  every line as in production, and nobody reads them. BENCH_SERVER_LOG=off passes `log: false` instead.
+ *  every line as in production, and nobody reads them. BENCH_SERVER_LOG=off passes `log: false` instead;
+ *  BENCH_TRIM=false passes `trimHeap: false` (for experiments: the server as it ships trims).
  *  Ops: `memory` -> process.memoryUsage(); `spaces` -> V8 heap spaces; `gc` -> a full GC when started with --expose-gc. */
 import { Config } from "@tessera/engine"
 import { startServer } from "@tessera/server"
@@ -14,7 +15,8 @@ const config = await Effect.runPromise(Config.parse("/tmp/tessera-bench/tessera.
 const server = await startServer(config, {
   port: 0,
   host: "127.0.0.1",
-  log: process.env["BENCH_SERVER_LOG"] === "off" ? false : process.stdout
+  log: process.env["BENCH_SERVER_LOG"] === "off" ? false : process.stdout,
+  trimHeap: process.env["BENCH_TRIM"] !== "false"
 })
 
 serve(

@@ -11,6 +11,8 @@ interface Loaded {
   readonly status: number
   readonly builtins: ReadonlyArray<string>
   readonly urls: ReadonlyArray<string>
+  readonly newSpace: number
+  readonly gcGlobal: string
 }
 
 const run = (env: Record<string, string>): Promise<Loaded> =>
@@ -38,5 +40,17 @@ describe("a server's start-up footprint", () => {
     expect(l.status).toBe(200)
     expect(otlp(l).some((u) => u.endsWith("OtlpTracer.js"))).toBe(true)
     expect(otlp(l).some((u) => u.endsWith("telemetry-otlp.ts"))).toBe(true)
+  })
+
+  // Start-up grows V8's semi-spaces to 16-32 MB each; the trim brings them back to V8's minimum (heap-trim.ts).
+  it("listens with V8's young generation trimmed back to its minimum, and no gc global left behind", async () => {
+    const MB = 1024 * 1024
+    const trimmed = await run({})
+    const untrimmed = await run({ TRIM_HEAP: "false" })
+    expect(trimmed.status).toBe(200)
+    expect(trimmed.newSpace).toBeGreaterThan(0)
+    expect(trimmed.newSpace).toBeLessThanOrEqual(4 * MB)
+    expect(untrimmed.newSpace).toBeGreaterThanOrEqual(16 * MB)
+    expect(trimmed.gcGlobal).toBe("undefined")
   })
 })

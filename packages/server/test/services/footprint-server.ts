@@ -1,7 +1,10 @@
 /** A server in its own process for footprint.test.ts: starts on a one-connection config with the environment it is
- *  given (OTEL_* included), answers one request through the router (/healthz), closes, and prints one JSON line:
- *  the Node built-ins it loaded (`process.moduleLoadList`) and the URLs of the modules it imported. */
+ *  given (OTEL_* included; TRIM_HEAP=false passes `trimHeap: false`), answers one request through the router
+ *  (/healthz), closes, and prints one JSON line: the Node built-ins it loaded (`process.moduleLoadList`), the URLs
+ *  of the modules it imported, V8's young generation (new space, committed bytes) once the server listened, and
+ *  whether a `gc` global is visible. */
 import { createRequire, registerHooks } from "node:module"
+import { getHeapSpaceStatistics } from "node:v8"
 
 const urls: string[] = []
 registerHooks({
@@ -20,7 +23,13 @@ const text = [
   "    inputs: { token_url: http://127.0.0.1:9/token, client_id: a, client_secret: not-used-1234 }"
 ].join("\n")
 const config = await Effect.runPromise(Config.parse("/tmp/tessera-footprint-test/tessera.yaml", text, {}))
-const server = await startServer(config, { port: 0, host: "127.0.0.1", log: false })
+const server = await startServer(config, {
+  port: 0,
+  host: "127.0.0.1",
+  log: false,
+  trimHeap: process.env["TRIM_HEAP"] !== "false"
+})
+const newSpace = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? -1
 // As the server does (src/node-http.ts): an ESM import of node:http would itself load what the test looks for.
 const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http")
 const status = await new Promise<number>((resolve, reject) => {
@@ -33,5 +42,11 @@ const status = await new Promise<number>((resolve, reject) => {
 })
 await server.close()
 process.stdout.write(
-  `${JSON.stringify({ status, builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList, urls })}\n`
+  `${JSON.stringify({
+    status,
+    builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList,
+    urls,
+    newSpace,
+    gcGlobal: typeof (globalThis as { gc?: unknown }).gc
+  })}\n`
 )

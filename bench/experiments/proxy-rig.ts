@@ -1,0 +1,39 @@
+/** Experiment rig (not a bench): starts the proxy bench's processes (sandbox IdP, nginx static API, tessera server,
+ *  the bare undici proxy) and writes their URLs and pids to $RIG_OUT, then waits for SIGINT. For strace/perf. */
+import { writeFileSync } from "node:fs"
+import { start } from "../lib/child.ts"
+import { nginxBinary, startNginx } from "../lib/nginx.ts"
+import { CONNECTION, configYaml, script, startSandbox } from "../lib/setup.ts"
+
+const apiBody = JSON.stringify({
+  items: Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `item ${i + 1}`, done: i % 2 === 0 })),
+  page: 1,
+  next: 2
+})
+const sb = await startSandbox()
+const n = await startNginx(nginxBinary()!, { body: apiBody })
+const apiBase = `${n.staticUrl!}/api`
+const server = await start<{ url: string }>(script("server-child.ts"), {
+  env: {
+    BENCH_CONFIG: configYaml({ ...sb.info, credentials: { ...sb.info.credentials, api_base_url: apiBase } }),
+    BENCH_SERVER_LOG: process.env["RIG_LOG"] ?? "off"
+  }
+})
+const token = await sb.call<string>("issueToken")
+const undici = await start<{ url: string }>(script("undici-proxy-child.ts"), {
+  env: { BENCH_UPSTREAM: apiBase, BENCH_TOKEN: token }
+})
+writeFileSync(
+  process.env["RIG_OUT"] ?? "/tmp/rig.json",
+  JSON.stringify({
+    tessera: { url: `${server.info.url}/v1/proxy/${CONNECTION}/items?page=1`, pid: server.pid },
+    undici: { url: `${undici.info.url}/items?page=1`, pid: undici.pid },
+    api: { pid: n.pid }
+  })
+)
+console.log("ready")
+process.on("SIGINT", async () => {
+  await Promise.all([server.stop(), undici.stop(), n.stop(), sb.stop()])
+  process.exit(0)
+})
+setInterval(() => {}, 1 << 30)
