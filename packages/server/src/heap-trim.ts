@@ -16,6 +16,9 @@ import { runInNewContext } from "node:vm"
 type Collect = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void
 
 const collector = (): Collect | undefined => {
+  // Started with --expose-gc: use that one and leave the flag as it was.
+  const own: unknown = (globalThis as { gc?: unknown }).gc
+  if (typeof own === "function") return own as Collect
   setFlagsFromString("--expose-gc")
   try {
     const gc: unknown = runInNewContext("typeof gc === 'function' ? gc : undefined")

@@ -13,15 +13,21 @@ interface Loaded {
   readonly urls: ReadonlyArray<string>
   readonly newSpace: number
   readonly gcGlobal: string
+  readonly gcInNewContext: string
 }
 
-const run = (env: Record<string, string>): Promise<Loaded> =>
+const run = (env: Record<string, string>, nodeArgs: ReadonlyArray<string> = []): Promise<Loaded> =>
   new Promise((resolve, reject) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OTEL_")))
-    execFile(process.execPath, [script], { env: { ...clean, ...env }, timeout: 30_000 }, (e, stdout, stderr) => {
-      if (e) reject(new Error(`${e.message}\n${stderr}`))
-      else resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as Loaded)
-    })
+    execFile(
+      process.execPath,
+      [...nodeArgs, script],
+      { env: { ...clean, ...env }, timeout: 30_000 },
+      (e, stdout, stderr) => {
+        if (e) reject(new Error(`${e.message}\n${stderr}`))
+        else resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as Loaded)
+      }
+    )
   })
 
 const otlp = (l: Loaded) => l.urls.filter((u) => /effect\/dist\/observability\/Otlp|telemetry-otlp\.ts$/.test(u))
@@ -52,5 +58,13 @@ describe("a server's start-up footprint", () => {
     expect(trimmed.newSpace).toBeLessThanOrEqual(4 * MB)
     expect(untrimmed.newSpace).toBeGreaterThanOrEqual(16 * MB)
     expect(trimmed.gcGlobal).toBe("undefined")
+    expect(trimmed.gcInNewContext).toBe("undefined")
+  })
+
+  it("started with --expose-gc, trims with that collector and leaves the flag as it was", async () => {
+    const l = await run({}, ["--expose-gc"])
+    expect(l.newSpace).toBeLessThanOrEqual(4 * 1024 * 1024)
+    expect(l.gcGlobal).toBe("function")
+    expect(l.gcInNewContext).toBe("function")
   })
 })

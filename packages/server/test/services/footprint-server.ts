@@ -2,9 +2,10 @@
  *  given (OTEL_* included; TRIM_HEAP=false passes `trimHeap: false`), answers one request through the router
  *  (/healthz), closes, and prints one JSON line: the Node built-ins it loaded (`process.moduleLoadList`), the URLs
  *  of the modules it imported, V8's young generation (new space, committed bytes) once the server listened, and
- *  whether a `gc` global is visible. */
+ *  whether a `gc` global is visible (here and in a new V8 context). */
 import { createRequire, registerHooks } from "node:module"
 import { getHeapSpaceStatistics } from "node:v8"
+import { runInNewContext } from "node:vm"
 
 const urls: string[] = []
 registerHooks({
@@ -47,6 +48,7 @@ process.stdout.write(
     builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList,
     urls,
     newSpace,
-    gcGlobal: typeof (globalThis as { gc?: unknown }).gc
+    gcGlobal: typeof (globalThis as { gc?: unknown }).gc,
+    gcInNewContext: runInNewContext("typeof gc") as unknown
   })}\n`
 )
