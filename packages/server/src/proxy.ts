@@ -6,8 +6,9 @@
  *  with undici, streams the request body from the Node request and hands back the answer as a stream, which goes
  *  out as `HttpServerResponse.raw(stream)`, piped by Effect with backpressure. This module holds what is the
  *  proxy's own:
- *  - A `..` path segment, plain or percent-encoded (also behind an encoded slash), is refused with 400, before the
- *    connection is even looked up (Api.pathProblem, the rule Api.resolve applies too).
+ *  - A `..` path segment, plain or percent-encoded (also behind an encoded slash), and a `.`, `/` or `\` encoded
+ *    twice (`%252e`), are refused with 400, before the connection is even looked up (Api.pathProblem, the rule
+ *    Api.resolve applies too).
  *  - Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways (Api.endToEnd). The caller's Authorization and
  *    X-Tessera-Key never go upstream; the manifest's header carries the connection's token instead.
  *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one never
@@ -69,6 +70,12 @@ export const targetOf = (rawUrl: string): Target | Refusal => {
       return new Refusal({
         code: "BadRequest",
         detail: 'the path has a ".." segment; the proxy only reaches paths below the connection\'s API base URL'
+      })
+    case "double_encoded":
+      return new Refusal({
+        code: "BadRequest",
+        detail:
+          'the path has a ".", "/" or "\\" percent-encoded twice (%252e, %252f, %255c), which an API that decodes it once more reads as a ".." segment or a separator; the proxy only reaches paths below the connection\'s API base URL'
       })
   }
   return { name: m[1]!, rest: m[2]!, search }

@@ -226,10 +226,11 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
       "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
       "Send the tessera key in X-Tessera-Key; the caller's Authorization is not forwarded. An upstream 401 is retried " +
       "once with a new token when the body was small enough to buffer; a token is invalidated at most once, and not " +
-      "at all for a cool-down (5 s, doubling to 60 s) once a new token was refused too. A `..` segment is refused.",
+      "at all for a cool-down (5 s, doubling to 60 s) once a new token was refused too. A `..` segment is refused, " +
+      "and so is a `.`, `/` or `\\` percent-encoded twice (`%252e`, `%252f`, `%255c`).",
     responses: {
       200: { description: "Whatever the API answered (any status), streamed through.", mediaType: "*/*" },
-      400: problem("A `..` segment or malformed path (code BadRequest)."),
+      400: problem("A `..` segment, a `.`, `/` or `\\` encoded twice, or a malformed path (code BadRequest)."),
       ...connectionFailures,
       404: problem("Unknown connection, or its provider has no api.base_url (codes UnknownConnection, NoApiBaseUrl)."),
       413: problem("The request body is larger than the server's limit (code PayloadTooLarge)."),
