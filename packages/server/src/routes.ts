@@ -70,6 +70,8 @@ export interface RouteSpec {
   readonly access: Access
   /** What the key must be allowed to do (server.api_keys[].scopes); none: any valid key. */
   readonly scope?: ApiKeyAuth.Scope | undefined
+  /** The route shows every connection at once: a key limited to some (its allowlist or its tags) gets 403. */
+  readonly everyConnection?: true | undefined
   /** Query parameters, for the OpenAPI document. */
   readonly query?: ReadonlyArray<{ readonly name: string; readonly description: string; readonly required?: boolean }>
   /** A component schema name for the JSON request body. */
@@ -312,11 +314,15 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     tag: "operations",
     access: "key",
     publicAs: "metrics",
+    everyConnection: true,
     summary: "Prometheus metrics",
-    description: "Needs a key (any valid one) unless server.public_routes lists `metrics`.",
+    description:
+      "Needs a key that sees every connection (connections `*`, no tags; any scopes) unless server.public_routes " +
+      "lists `metrics`: the series cover every connection's provider, traffic and failures.",
     responses: {
       200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType },
-      401: problem("No API key, or a wrong one (code Unauthorized).")
+      401: problem("No API key, or a wrong one (code Unauthorized)."),
+      403: problem("The key sees only some connections: its allowlist or its tags (code Forbidden).")
     },
     handler: (deps) =>
       Effect.sync(() =>
