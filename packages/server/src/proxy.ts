@@ -119,12 +119,14 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
 }
 
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
- *  own) or a Set-Cookie of one of tessera's own cookies, and with `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL
+ *  own), Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, and with `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL
  *  (a server without keys answers a user's own navigation), and an HTML answer must not become a page of this
  *  server's origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script
  *  and has an opaque origin. Programs ignore the header. */
-// The answer's headers tessera sets itself (one constant: endToEnd keeps one Set per drop list).
-const ownHeaders = ["x-request-id"]
+// Never passed back (one constant: endToEnd keeps one Set per drop list): what tessera sets itself, and
+// Clear-Site-Data, with which an API could wipe a browser's cookies and storage for tessera's whole origin (the
+// connect flow's binding cookie among them).
+const ownHeaders = ["x-request-id", "clear-site-data"]
 
 export const answerHeaders = (
   headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>

@@ -1,7 +1,7 @@
 /** tessera's own cookies (own-cookies.ts) on a real server against an own upstream, through both proxy paths (the
  *  fast path for a bodiless call on a fresh token, the router for one with a body): the caller's Cookie reaches
- *  the API without them (and without the header when nothing else is left), and an API's Set-Cookie naming one
- *  never comes back, however its name is spelled. */
+ *  the API without them (and without the header when nothing else is left), an API's Set-Cookie naming one
+ *  never comes back, however its name is spelled, and neither does a Clear-Site-Data that would wipe them. */
 import type { Sandbox } from "@tessera/testkit"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -37,6 +37,7 @@ beforeAll(async () => {
     seen.set(path, req.headersDistinct["cookie"] ?? [])
     const set = /^\/base\/set\/(\w+)/.exec(path)?.[1]
     if (set !== undefined) res.setHeader("set-cookie", [...setCookies[set]!])
+    if (path.startsWith("/base/clear")) res.setHeader("clear-site-data", '"cookies", "storage"')
     res.end("ok")
   })
   await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()))
@@ -112,5 +113,11 @@ describe.each<Path>(["fast", "router"])("on the %s path", (via) => {
     const own = await call(`/v1/proxy/own/set/ownOnly?via=${via}`, via)
     expect(own.status).toBe(200)
     expect(own.headers["set-cookie"]).toBeUndefined()
+  })
+
+  it("an API's Clear-Site-Data, which would wipe the browser's cookies for tessera's origin, is dropped", async () => {
+    const r = await call(`/v1/proxy/own/clear?via=${via}`, via)
+    expect(r.status).toBe(200)
+    expect(r.headers["clear-site-data"]).toBeUndefined()
   })
 })
