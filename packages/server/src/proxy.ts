@@ -11,8 +11,9 @@
  *    Api.resolve applies too).
  *  - Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways (Api.endToEnd). The caller's Authorization and
  *    X-Tessera-Key never go upstream; the manifest's header carries the connection's token instead.
- *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one never
- *    comes back: the fast path and the router build both sets of headers here (`requestHeaders`, `answerHeaders`).
+ *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one (or its
+ *    Clear-Site-Data) never comes back: the fast path and the router build both sets of headers here
+ *    (`requestHeaders`, `answerHeaders`).
  *  - Limits: bodies over `maxBodyBytes` get 413; a body with a Content-Length up to `replayBytes` is buffered so
  *    that an upstream 401 can be retried once (a streamed one's 401 goes back as is); no response headers within
  *    `timeoutMs` gives 504 (UpstreamTimeout), and a body that then stalls that long is cut.
@@ -119,10 +120,11 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
 }
 
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
- *  own), Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, and with `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL
- *  (a server without keys answers a user's own navigation), and an HTML answer must not become a page of this
- *  server's origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script
- *  and has an opaque origin. Programs ignore the header. */
+ *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, and with
+ *  `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL (a server
+ *  without keys answers a user's own navigation), and an HTML answer must not become a page of this server's
+ *  origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script and has an
+ *  opaque origin. Programs ignore the header. */
 // Never passed back (one constant: endToEnd keeps one Set per drop list): what tessera sets itself, and
 // Clear-Site-Data, with which an API could wipe a browser's cookies and storage for tessera's whole origin (the
 // connect flow's binding cookie among them).
