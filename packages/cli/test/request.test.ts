@@ -177,13 +177,14 @@ describe.concurrent("tessera request", () => {
   })
 
   it("command-line and config mistakes exit 2 and send nothing to the API", async () => {
-    const [unknown, relative, header, auth] = await Promise.all([
+    const [unknown, relative, header, auth, twice] = await Promise.all([
       run(["nope", "GET", "/x", "--json"]),
       run(["idp", "GET", "/me"]),
       run(["jobs", "GET", "/x", "-H", "no colon"]),
-      run(["jobs", "GET", "/x", "-H", "Authorization: Bearer mine"])
+      run(["jobs", "GET", "/x", "-H", "Authorization: Bearer mine"]),
+      run(["jobs", "GET", "/a/%252e%252e/x"])
     ])
-    for (const r of [unknown, relative, header, auth]) {
+    for (const r of [unknown, relative, header, auth, twice]) {
       expect(r.code, r.stderr).toBe(2)
       expect(r.stdout).toBe("")
     }
@@ -197,6 +198,7 @@ describe.concurrent("tessera request", () => {
     expect(auth.stderr).toBe(
       "tessera: -H Authorization is set by tessera, from the token (dvinci's apply rule puts the token in Authorization)\n"
     )
+    expect(twice.stderr).toMatch(/^tessera: \/a\/%252e%252e\/x has a "\.", "\/" or "\\" percent-encoded twice/)
     expect(sb.requests.filter((r) => r.kind === "api" && /\/(x|me)$/.test(r.path))).toEqual([])
   })
 

@@ -118,9 +118,10 @@ export class Target {
 }
 
 /** What is wrong with a raw path's segments: a `..` (plain, percent-encoded, or behind an encoded slash or
- *  backslash), or malformed percent-encoding. URL parsers resolve `%2e%2e` like `..`, and an API server may decode
- *  `%2f`, so either could climb out of the API base path. */
-export const pathProblem = (path: string): "dot_segment" | "malformed" | undefined => {
+ *  backslash), a `.`, `/` or `\` encoded twice (`%252e`, `%252f`, `%255c`, at any depth), or malformed
+ *  percent-encoding. URL parsers resolve `%2e%2e` like `..`, and an API server may decode `%2f`, so either could
+ *  climb out of the API base path; an API behind a gateway that decodes once more sees `%252e%252e` as `..`. */
+export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "malformed" | undefined => {
   for (const segment of path.split(/[/\\]/)) {
     let decoded: string
     try {
@@ -129,12 +130,32 @@ export const pathProblem = (path: string): "dot_segment" | "malformed" | undefin
       return "malformed"
     }
     if (decoded.split(/[/\\]/).some((p) => p === "..")) return "dot_segment"
+    if (decoded.includes("%") && reencoded(decoded)) return "double_encoded"
   }
   return undefined
 }
 
+// An escape of ".", "/" or "\\", behind any number of encoded "%": what a further decoding turns into one.
+const escapedDot = /%(?:25)*(?:2e|2f|5c)/i
+
+/** Whether a decoded segment still holds a `.`, `/` or `\` that one more decoding, or a few, would produce. A
+ *  decoder that leaves invalid escapes alone is assumed (the lenient kind), so `%25%32%65` counts too; any other
+ *  `%25` (`%2541`, a literal percent sign) is an ordinary character. */
+const reencoded = (decoded: string): boolean => {
+  let s = decoded
+  for (let round = 0; round < 4 && s.includes("%"); round++) {
+    if (escapedDot.test(s)) return true
+    const next = s.replace(/%[0-9a-f]{2}/gi, (e) => String.fromCharCode(parseInt(e.slice(1), 16)))
+    if (next === s) return false
+    s = next
+  }
+  return false
+}
+
 const pathReasons = {
   dot_segment: 'has a ".." segment; a path reaches only what is below the connection\'s API base URL',
+  double_encoded:
+    'has a ".", "/" or "\\" percent-encoded twice (%252e, %252f, %255c), which an API that decodes the path once more reads as a "." or ".." segment or a separator, outside what a path below the connection\'s API base URL may reach',
   malformed: "has malformed percent-encoding"
 } as const
 

@@ -232,6 +232,34 @@ describe("Api.call", () => {
     })
   )
 
+  it.effect('refuses a ".", "/" or "\\" encoded twice before any request; other %25 escapes go as given', () =>
+    Effect.gen(function* () {
+      const before = seen.length
+      for (const path of [
+        "/%252e%252e/x",
+        "/a/%252E%252E/b",
+        "/a%252f..%252fb",
+        "/a/%255c..%255cb",
+        "/%25252e%25252e/x",
+        "/%25%32%65%25%32%65/x",
+        "/%252%2565%252%2565/x",
+        "/a/%252e",
+        "/a%252Fb",
+        "/a%255Cb"
+      ]) {
+        const e = yield* Effect.flip(call(path))
+        assert.strictEqual(e._tag, "TargetRefused", path)
+        assert.match(e.message, /percent-encoded twice/, path)
+      }
+      assert.strictEqual(seen.length, before)
+      // A literal percent sign, %2541 (%41 once decoded) and the same escapes in the query are ordinary.
+      for (const path of ["/100%25", "/a%2541b", "/x?after=%252e%252e"]) {
+        assert.strictEqual((yield* call(path)).status, 200, path)
+        assert.strictEqual(seen.at(-1)?.path, `/plain${path}`)
+      }
+    })
+  )
+
   it.live("an answer slower than the time limit is an UpstreamTimeout", () =>
     Effect.gen(function* () {
       const e = yield* Effect.flip(call("/slow", { timeoutMs: 300 }))

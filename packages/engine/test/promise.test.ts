@@ -104,7 +104,7 @@ describe("Promise API", () => {
   it("a relative path needs an api.base_url, and stays below it", async () => {
     await expect(t.fetch("cube", "/me")).rejects.toMatchObject({ _tag: "NoApiBaseUrl", connection: "cube" })
     await expect(t.fetch("cube", `${otherUrl}/x`)).rejects.toMatchObject({ _tag: "ForeignOrigin" })
-    for (const path of ["/../../cube/token", "/a/%2e%2e/%2E%2E/x", "/..%2fx"])
+    for (const path of ["/../../cube/token", "/a/%2e%2e/%2E%2E/x", "/..%2fx", "/a/%252e%252e/x", "/a%252Fb"])
       await expect(t.fetch("jobs", path), path).rejects.toMatchObject({ _tag: "TargetRefused", connection: "jobs" })
   })
 

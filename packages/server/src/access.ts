@@ -4,7 +4,9 @@
  *     every caller is `anonymous`; else the presented key must be valid (401);
  *  2. `allowed`: the key's allowlist must name the connection (403);
  *  3. `permitted`: the key needs the route's scope (403, whatever the connection: the scope does not depend on
- *     it, so the answer says nothing about which connections exist), then a connection outside the key's tags
+ *     it, so the answer says nothing about which connections exist), and a route that shows every connection at
+ *     once (`/metrics`) needs a key that sees them all (403 for one limited by its allowlist or its tags, whose
+ *     tenant would learn about the others' providers, traffic and failures); then a connection outside the key's tags
  *     does not exist for it (404, the same as an unknown name, on every route, so a key cannot learn that another
  *     tenant's connection is there). Tags first would answer 404 there and 403 for an unknown name.
  *  Step 3 needs the connection's tags: the router looks them up, the fast path takes those of a connection it
@@ -72,8 +74,12 @@ export const allowed = (principal: ApiKeyAuth.Principal, name: string | undefine
 /** Whether `permitted` needs the connection's tags: only for a key with tags. */
 export const needsTags = (principal: ApiKeyAuth.Principal): boolean => Object.keys(principal.tags).length > 0
 
-/** The key has the route's scope, and the connection exists for the key (`tags`: the connection's, undefined when
- *  there is none). */
+/** Whether a key sees only some connections: an allowlist other than `*`, or tags (a tenant's key). */
+export const isLimited = (principal: ApiKeyAuth.Principal): boolean =>
+  principal.allowlist !== undefined || needsTags(principal)
+
+/** The key has the route's scope, may see what the route shows, and the connection exists for the key (`tags`:
+ *  the connection's, undefined when there is none). */
 export const permitted = (
   spec: RouteSpec,
   principal: ApiKeyAuth.Principal,
@@ -85,6 +91,11 @@ export const permitted = (
       code: "Forbidden",
       ...(name !== undefined ? { connection: name } : {}),
       detail: `API key "${principal.name}" lacks the scope "${spec.scope}" (server.api_keys[].scopes)`
+    })
+  if (spec.everyConnection && isLimited(principal))
+    return new Problem.Refusal({
+      code: "Forbidden",
+      detail: `API key "${principal.name}" sees only some connections (server.api_keys[].connections or tags), and ${spec.path} shows every connection's; use a key with connections: ["*"] and no tags`
     })
   if (name !== undefined && tags !== undefined && needsTags(principal) && !principal.sees(tags))
     return new TokenError.UnknownConnection({ connection: name, known: [] })

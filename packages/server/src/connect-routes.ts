@@ -32,6 +32,7 @@ import * as Access from "./access.ts"
 import * as ConnectGrant from "./connect-grant.ts"
 import * as Page from "./connect-page.ts"
 import * as Seal from "./connect-seal.ts"
+import * as OwnCookies from "./own-cookies.ts"
 import { readJson } from "./connection-routes.ts"
 import { Refusal } from "./problem.ts"
 import * as RequestCtx from "./request-context.ts"
@@ -44,7 +45,7 @@ export const callbackPath = "/v1/connect/callback"
 /** The redirect_uri every provider is registered with: one per server, whatever the connection. */
 export const redirectUriOf = (publicUrl: string): string => `${publicUrl}${callbackPath}`
 
-const cookiePrefix = "tessera_connect_"
+const cookiePrefix = OwnCookies.prefix
 
 const sha256url = (s: string) => createHash("sha256").update(s, "utf8").digest("base64url")
 

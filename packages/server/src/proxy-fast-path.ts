@@ -109,8 +109,7 @@ export const tryForward = (
   if (!admission) return false
   const c = engine.registry.peek(name)
   if (!c) return false
-  const headers = Api.endToEnd(req.headers, Proxy.dropped)
-  headers["x-request-id"] = meta.id
+  const headers = Proxy.requestHeaders(req.headers, meta.id)
   const meters = metersOf(deps, c)
   const pending = Api.forwardFast(
     engine,

@@ -6,10 +6,14 @@
  *  with undici, streams the request body from the Node request and hands back the answer as a stream, which goes
  *  out as `HttpServerResponse.raw(stream)`, piped by Effect with backpressure. This module holds what is the
  *  proxy's own:
- *  - A `..` path segment, plain or percent-encoded (also behind an encoded slash), is refused with 400, before the
- *    connection is even looked up (Api.pathProblem, the rule Api.resolve applies too).
+ *  - A `..` path segment, plain or percent-encoded (also behind an encoded slash), and a `.`, `/` or `\` encoded
+ *    twice (`%252e`), are refused with 400, before the connection is even looked up (Api.pathProblem, the rule
+ *    Api.resolve applies too).
  *  - Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways (Api.endToEnd). The caller's Authorization and
  *    X-Tessera-Key never go upstream; the manifest's header carries the connection's token instead.
+ *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one (or its
+ *    Clear-Site-Data) never comes back: the fast path and the router build both sets of headers here
+ *    (`requestHeaders`, `answerHeaders`).
  *  - Limits: bodies over `maxBodyBytes` get 413; a body with a Content-Length up to `replayBytes` is buffered so
  *    that an upstream 401 can be retried once (a streamed one's 401 goes back as is); no response headers within
  *    `timeoutMs` gives 504 (UpstreamTimeout), and a body that then stalls that long is cut.
@@ -20,8 +24,9 @@ import * as Effect from "effect/Effect"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as http from "node:http"
 import { Api, TokenError, type Connection, type Engine } from "@tessera/engine"
-import { Refusal } from "./problem.ts"
 import type { Metrics } from "./metrics.ts"
+import * as OwnCookies from "./own-cookies.ts"
+import { Refusal } from "./problem.ts"
 
 /** Body size, replay buffer and upstream time limit (see Api.ForwardLimits). */
 export type Limits = Api.ForwardLimits
@@ -67,6 +72,12 @@ export const targetOf = (rawUrl: string): Target | Refusal => {
         code: "BadRequest",
         detail: 'the path has a ".." segment; the proxy only reaches paths below the connection\'s API base URL'
       })
+    case "double_encoded":
+      return new Refusal({
+        code: "BadRequest",
+        detail:
+          'the path has a ".", "/" or "\\" percent-encoded twice (%252e, %252f, %255c), which an API that decodes it once more reads as a ".." segment or a separator; the proxy only reaches paths below the connection\'s API base URL'
+      })
   }
   return { name: m[1]!, rest: m[2]!, search }
 }
@@ -109,17 +120,25 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
 }
 
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
- *  own), and with `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL
- *  (a server without keys answers a user's own navigation), and an HTML answer must not become a page of this
- *  server's origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script
- *  and has an opaque origin. Programs ignore the header. */
-// The answer's headers tessera sets itself (one constant: endToEnd keeps one Set per drop list).
-const ownHeaders = ["x-request-id"]
+ *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, and with
+ *  `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL (a server
+ *  without keys answers a user's own navigation), and an HTML answer must not become a page of this server's
+ *  origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script and has an
+ *  opaque origin. Programs ignore the header. */
+// Never passed back (one constant: endToEnd keeps one Set per drop list): what tessera sets itself, and
+// Clear-Site-Data, with which an API could wipe a browser's cookies and storage for tessera's whole origin (the
+// connect flow's binding cookie among them).
+const ownHeaders = ["x-request-id", "clear-site-data"]
 
 export const answerHeaders = (
   headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 ): Api.HeaderMap => {
   const out = Api.endToEnd(headers, ownHeaders)
+  if (out["set-cookie"] !== undefined) {
+    const kept = OwnCookies.withoutOwnSetCookie(out["set-cookie"])
+    if (kept === undefined) delete out["set-cookie"]
+    else out["set-cookie"] = kept
+  }
   const theirs = out["content-security-policy"]
   out["content-security-policy"] =
     theirs === undefined ? "sandbox" : ["sandbox", ...(typeof theirs === "string" ? [theirs] : theirs)]
@@ -127,7 +146,23 @@ export const answerHeaders = (
 }
 
 // Never forwarded: the caller's credentials for tessera, and what the client sets itself.
-export const dropped = ["host", "authorization", "x-tessera-key", "content-length", "expect", "x-request-id"]
+const dropped = ["host", "authorization", "x-tessera-key", "content-length", "expect", "x-request-id"]
+
+/** The headers the API gets: the caller's end-to-end ones without its credentials for tessera and without
+ *  tessera's own cookies, and the request id. */
+export const requestHeaders = (
+  source: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>,
+  requestId: string
+): Api.HeaderMap => {
+  const headers = Api.endToEnd(source, dropped)
+  if (headers["cookie"] !== undefined) {
+    const kept = OwnCookies.withoutOwn(headers["cookie"])
+    if (kept === undefined) delete headers["cookie"]
+    else headers["cookie"] = kept
+  }
+  headers["x-request-id"] = requestId
+  return headers
+}
 
 /** Forwards the current request for connection `c` and returns the upstream answer as a streamed response. */
 export const forward = (
@@ -140,8 +175,7 @@ export const forward = (
   requestId: string
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, TokenError.TokenError | Refusal> =>
   Effect.gen(function* () {
-    const headers = Api.endToEnd(source.headers, dropped)
-    headers["x-request-id"] = requestId
+    const headers = requestHeaders(source.headers, requestId)
     const labels = { provider: c.manifest.id }
     const res = yield* Api.forward(
       engine,

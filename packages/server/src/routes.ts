@@ -70,6 +70,8 @@ export interface RouteSpec {
   readonly access: Access
   /** What the key must be allowed to do (server.api_keys[].scopes); none: any valid key. */
   readonly scope?: ApiKeyAuth.Scope | undefined
+  /** The route shows every connection at once: a key limited to some (its allowlist or its tags) gets 403. */
+  readonly everyConnection?: true | undefined
   /** Query parameters, for the OpenAPI document. */
   readonly query?: ReadonlyArray<{ readonly name: string; readonly description: string; readonly required?: boolean }>
   /** A component schema name for the JSON request body. */
@@ -226,10 +228,11 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
       "Forwards to the provider's api.base_url + the rest of the path + the query, streaming both bodies. " +
       "Send the tessera key in X-Tessera-Key; the caller's Authorization is not forwarded. An upstream 401 is retried " +
       "once with a new token when the body was small enough to buffer; a token is invalidated at most once, and not " +
-      "at all for a cool-down (5 s, doubling to 60 s) once a new token was refused too. A `..` segment is refused.",
+      "at all for a cool-down (5 s, doubling to 60 s) once a new token was refused too. A `..` segment is refused, " +
+      "and so is a `.`, `/` or `\\` percent-encoded twice (`%252e`, `%252f`, `%255c`).",
     responses: {
       200: { description: "Whatever the API answered (any status), streamed through.", mediaType: "*/*" },
-      400: problem("A `..` segment or malformed path (code BadRequest)."),
+      400: problem("A `..` segment, a `.`, `/` or `\\` encoded twice, or a malformed path (code BadRequest)."),
       ...connectionFailures,
       404: problem("Unknown connection, or its provider has no api.base_url (codes UnknownConnection, NoApiBaseUrl)."),
       413: problem("The request body is larger than the server's limit (code PayloadTooLarge)."),
@@ -311,11 +314,15 @@ const ownRoutes: ReadonlyArray<RouteSpec> = [
     tag: "operations",
     access: "key",
     publicAs: "metrics",
+    everyConnection: true,
     summary: "Prometheus metrics",
-    description: "Needs a key (any valid one) unless server.public_routes lists `metrics`.",
+    description:
+      "Needs a key that sees every connection (connections `*`, no tags; any scopes) unless server.public_routes " +
+      "lists `metrics`: the series cover every connection's provider, traffic and failures.",
     responses: {
       200: { description: "Text exposition format 0.0.4.", mediaType: Metrics.contentType },
-      401: problem("No API key, or a wrong one (code Unauthorized).")
+      401: problem("No API key, or a wrong one (code Unauthorized)."),
+      403: problem("The key sees only some connections: its allowlist or its tags (code Forbidden).")
     },
     handler: (deps) =>
       Effect.sync(() =>

@@ -56,7 +56,7 @@ describe("which path answers", () => {
     expect(next.value.map((r) => r.json().query)).toEqual([{ q: "1" }, { q: "2" }, { q: "3" }])
   })
 
-  it("a request with a body, a refused key or a traversal goes to the router", async () => {
+  it("a request with a body, a refused key or a traversal (also double-encoded) goes to the router", async () => {
     await proxy("/v1/proxy/jobs/warm")
     const r = await counted(async () => [
       await proxy("/v1/proxy/jobs/post", {
@@ -67,10 +67,12 @@ describe("which path answers", () => {
       await raw(s.url, "/v1/proxy/jobs/no-key"),
       await raw(s.url, "/v1/proxy/cube/other", { headers: { "x-tessera-key": JOBS_KEY } }),
       await proxy("/v1/proxy/nope/x"),
-      await proxy("/v1/proxy/jobs/a/%2e%2e/b")
+      await proxy("/v1/proxy/jobs/a/%2e%2e/b"),
+      await proxy("/v1/proxy/jobs/a/%252e%252e/b")
     ])
     expect(r.fast).toBe(0)
-    expect(r.value.map((x) => x.status)).toEqual([200, 401, 403, 404, 400])
+    expect(r.value.map((x) => x.status)).toEqual([200, 401, 403, 404, 400, 400])
+    expect(r.value[5]!.json().detail).toMatch(/percent-encoded twice/)
   })
 
   it("its answer agrees with the router's for the same call (status, body, headers both ways)", async () => {

@@ -331,6 +331,31 @@ describe("refusals", () => {
     expect((await proxy("/v1/proxy/jobs/a..b/...")).status).toBe(200) // dots inside a name are fine
   })
 
+  it('a ".", "/" or "\\" percent-encoded twice is 400 on both paths and never reaches the API', async () => {
+    await currentToken("jobs") // a fresh token: a bodiless call could take the fast path
+    const before = sb.requests.length
+    for (const path of [
+      "/v1/proxy/jobs/%252e%252e/cube/x",
+      "/v1/proxy/jobs/a/%252E%252E/b",
+      "/v1/proxy/jobs/..%252f..%252fx",
+      "/v1/proxy/jobs/a%255c..%255cb",
+      "/v1/proxy/jobs/a%252Fb",
+      "/v1/proxy/jobs/%25252e%25252e/x",
+      "/v1/proxy/jobs/%25%32%65%25%32%65/x",
+      "/v1/proxy/%252e%252e/jobs/x"
+    ]) {
+      for (const body of [{}, { method: "POST", body: "{}", headers: { "content-type": "application/json" } }]) {
+        const p = expectProblem(await proxy(path, body), 400, "BadRequest")
+        expect(p.detail, path).toMatch(/percent-encoded twice/)
+      }
+    }
+    expect(sb.requests.length).toBe(before)
+    // Any other %25 is a percent sign: sent as given.
+    const r = await proxy("/v1/proxy/jobs/a%2541b/100%25?q=%252e%252e")
+    expect(r.status).toBe(200)
+    expect(apiRequests("/dvinci/restApi/a%2541b").at(-1)!.path).toBe("/dvinci/restApi/a%2541b/100%25?q=%252e%252e")
+  })
+
   it("a body over the limit is 413: at once by Content-Length, or when a chunked body passes it", async () => {
     const before = apiRequests("/dvinci/restApi/upload").length
     const big = Buffer.alloc(MAX_BODY + 1, 120)

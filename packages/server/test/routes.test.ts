@@ -168,15 +168,16 @@ describe("API keys", () => {
     expect((await token("/v1/connections/cube/token", { "x-tessera-key": OPS_KEY })).status).toBe(200)
   })
 
-  it("listing routes need a key; so do readiness, metrics and the OpenAPI document (any valid key); liveness does not", async () => {
+  it("listing routes need a key; so do readiness and the OpenAPI document (any valid key) and metrics (a key that sees every connection); liveness does not", async () => {
     expectProblem(await get("/v1/connections", {}), 401, "Unauthorized")
     expectProblem(await get("/v1/providers", { authorization: "Bearer nope" }), 401, "Unauthorized")
     for (const p of ["/readyz", "/metrics", "/openapi.json"]) {
       const p401 = expectProblem(await get(p, {}), 401, "Unauthorized")
       expect(p401.detail).toMatch(/Authorization: Bearer/)
       expectProblem(await get(p, { authorization: "Bearer nope" }), 401, "Unauthorized")
-      // A key limited to other connections still may: these routes name no connection.
-      expect((await get(p, { authorization: `Bearer ${JOBS_KEY}` })).status).toBe(200)
+      // A key limited to other connections still may read the two that name no connection; metrics show them all.
+      if (p === "/metrics") expectProblem(await get(p, { authorization: `Bearer ${JOBS_KEY}` }), 403, "Forbidden")
+      else expect((await get(p, { authorization: `Bearer ${JOBS_KEY}` })).status).toBe(200)
       expect((await get(p, { "x-tessera-key": OPS_KEY })).status).toBe(200)
     }
     expect((await get("/healthz", {})).status).toBe(200)
@@ -511,6 +512,9 @@ describe("server.public_routes", () => {
         }
         expect((await anonymous("/healthz")).status).toBe(200)
         expectProblem(await anonymous("/v1/connections"), 401, "Unauthorized")
+        // An open route is open to every caller: a key limited to some connections reads open metrics too.
+        const limited = await raw(open.url, "/metrics", { headers: { authorization: `Bearer ${JOBS_KEY}` } }, captured)
+        expect(limited.status).toBe((listed as ReadonlyArray<string>).includes("metrics") ? 200 : 403)
       } finally {
         await open.close()
       }

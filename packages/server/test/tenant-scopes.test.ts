@@ -13,6 +13,8 @@ const ADMIN = "scopes-admin-key-4c1d9e7b2a6f"
 const BACKEND = "scopes-backend-key-8e2b5d1c7f3a"
 /** Tenant acme, connections:read only: no token or proxy. */
 const READER = "scopes-reader-key-3f9a6c2e1b7d"
+/** Every connection, no scope: a Prometheus scraper's key. */
+const SCRAPER = "scopes-scraper-key-6d2a8f4c1e9b"
 
 let sb: Sandbox
 let s: RunningServer
@@ -26,6 +28,7 @@ beforeAll(async () => {
     `    - { name: admin, key: "${ADMIN}", scopes: [token, proxy, "connections:read", "connections:write"] }`,
     `    - { name: backend, key: "${BACKEND}", tags: { tenant: acme } }`,
     `    - { name: reader, key: "${READER}", tags: { tenant: acme }, scopes: ["connections:read"] }`,
+    `    - { name: scraper, key: "${SCRAPER}", scopes: [] }`,
     "http: { timeout_ms: 800, total_timeout_ms: 1000, retries: 0 }"
   ].join("\n")
   s = await start(await parseConfig(text), captured, { connections: "memory" })
@@ -107,6 +110,26 @@ describe("a tenant key without the route's scope", () => {
     const token = await call(BACKEND, "GET", "/v1/connections/globex-other/token")
     expect(shape(token)).toEqual(shape(await call(BACKEND, "GET", "/v1/connections/no-such-connection/token")))
     expect(token.status).toBe(404)
+  })
+
+  it("GET /metrics, whose series cover every tenant: 403 for a tenant's key, however it is sent; a key that sees every connection reads it", async () => {
+    for (const key of [BACKEND, READER]) {
+      for (const headers of [{ authorization: `Bearer ${key}` }, { "x-tessera-key": key }]) {
+        const r = await raw(s.url, "/metrics", { headers }, captured)
+        expect(shape(r)).toMatchObject({ status: 403, code: "Forbidden" })
+        expect(r.text).not.toContain("tessera_")
+      }
+      // Readiness and the OpenAPI document show nothing of any connection: any valid key still reads them.
+      expect((await call(key, "GET", "/readyz")).status).toBe(200)
+      expect((await call(key, "GET", "/openapi.json")).status).toBe(200)
+    }
+    for (const key of [ADMIN, SCRAPER]) {
+      const r = await call(key, "GET", "/metrics")
+      expect(r.status).toBe(200)
+      expect(r.text).toContain("tessera_http_requests_total")
+    }
+    // The scraper's key reads the metrics and nothing else.
+    expect((await call(SCRAPER, "GET", "/v1/connections/acme-own/token")).status).toBe(403)
   })
 
   it("nothing was changed by the refused calls", async () => {
