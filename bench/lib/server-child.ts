@@ -1,7 +1,7 @@
 /** The tessera HTTP server (@tessera/server `startServer`) in its own process, for the config in $BENCH_CONFIG (YAML
  *  text). Access-log lines go to stdout, which the parent points at /dev/null: the server formats and writes
  *  every line as in production, and nobody reads them. BENCH_SERVER_LOG=off passes `log: false` instead;
- *  BENCH_TRIM=false passes `trimHeap: false` (for experiments: the server as it ships trims).
+ *  `trimHeap: true`, as `serve` (main.ts, `tessera serve`) passes it; BENCH_TRIM=false leaves it off (experiments).
  *  Ops: `memory` -> process.memoryUsage(); `spaces` -> V8 heap spaces; `gc` -> a full GC when started with --expose-gc. */
 import { Config } from "@tessera/engine"
 import { startServer } from "@tessera/server"

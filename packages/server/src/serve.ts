@@ -40,7 +40,13 @@ export const serve = async (options: ServeOptions): Promise<Serving> => {
   const config = await load()
   logProblems(log, config)
   // A process serving a file keeps runtime connections in SQLite unless the config says otherwise.
-  const server = await startServer(config, { ...options, connections: options.connections ?? "sqlite", log })
+  // A process serving a file owns its heap: start-up's growth of the young generation is trimmed (heap-trim.ts).
+  const server = await startServer(config, {
+    ...options,
+    connections: options.connections ?? "sqlite",
+    log,
+    trimHeap: options.trimHeap ?? true
+  })
   AccessLog.info(log, "listening", { url: server.url, config: config.file, connections: config.connections.size })
 
   const reloadFromFile = () =>

@@ -82,9 +82,10 @@ export interface ServerOptions {
   readonly env?: NodeJS.ProcessEnv | undefined
   /** Webhook delivery: retry Schedule, request time limit, outbox poll interval (webhooks.ts). */
   readonly webhooks?: Webhooks.Tuning | undefined
-  /** Default true: once loaded, before listening, one memory-reducing garbage collection shrinks V8's young
-   *  generation back from what start-up grew it to (heap-trim.ts; about 35 MB less RSS under traffic). False for
-   *  a process that embeds the server and tunes its own heap. */
+  /** Once loaded, before listening, run one memory-reducing garbage collection that shrinks V8's young generation
+   *  back from what start-up grew it to (heap-trim.ts; about 35 MB less RSS under traffic). Default false here: a
+   *  program embedding the server owns its heap, and a full collection of a large one is a long pause. `serve`
+   *  (main.ts, `tessera serve`), which owns its process, defaults it to true. */
   readonly trimHeap?: boolean | undefined
 }
 
@@ -250,7 +251,7 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     handler = await Effect.runPromise(
       App.make(routes, deps, log).pipe(Scope.provide(scope), Effect.provide(telemetry.context))
     )
-    if (options.trimHeap !== false) HeapTrim.trim()
+    if (options.trimHeap === true) HeapTrim.trim()
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject)
       server.listen({ port, host }, () => {

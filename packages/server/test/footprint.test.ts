@@ -49,20 +49,28 @@ describe("a server's start-up footprint", () => {
   })
 
   // Start-up grows V8's semi-spaces to 16-32 MB each; the trim brings them back to V8's minimum (heap-trim.ts).
-  it("listens with V8's young generation trimmed back to its minimum, and no gc global left behind", async () => {
+  it("serve (main.ts, tessera serve) listens with V8's young generation trimmed, and no gc global left behind", async () => {
     const MB = 1024 * 1024
-    const trimmed = await run({})
+    const served = await run({ START: "serve" })
     const untrimmed = await run({ TRIM_HEAP: "false" })
-    expect(trimmed.status).toBe(200)
-    expect(trimmed.newSpace).toBeGreaterThan(0)
-    expect(trimmed.newSpace).toBeLessThanOrEqual(4 * MB)
+    expect(served.status).toBe(200)
+    expect(served.newSpace).toBeGreaterThan(0)
+    expect(served.newSpace).toBeLessThanOrEqual(4 * MB)
     expect(untrimmed.newSpace).toBeGreaterThanOrEqual(16 * MB)
-    expect(trimmed.gcGlobal).toBe("undefined")
-    expect(trimmed.gcInNewContext).toBe("undefined")
+    expect(served.gcGlobal).toBe("undefined")
+    expect(served.gcInNewContext).toBe("undefined")
+  })
+
+  it("startServer leaves an embedding program's heap alone unless asked (trimHeap: true)", async () => {
+    const MB = 1024 * 1024
+    const embedded = await run({})
+    const asked = await run({ TRIM_HEAP: "true" })
+    expect(embedded.newSpace).toBeGreaterThanOrEqual(16 * MB)
+    expect(asked.newSpace).toBeLessThanOrEqual(4 * MB)
   })
 
   it("started with --expose-gc, trims with that collector and leaves the flag as it was", async () => {
-    const l = await run({}, ["--expose-gc"])
+    const l = await run({ TRIM_HEAP: "true" }, ["--expose-gc"])
     expect(l.newSpace).toBeLessThanOrEqual(4 * 1024 * 1024)
     expect(l.gcGlobal).toBe("function")
     expect(l.gcInNewContext).toBe("function")
