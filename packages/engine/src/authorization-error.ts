@@ -19,6 +19,9 @@ export type Reason =
   | "invalid_response"
   /** The manifest has no `authorization` (or `device`) section for this connection's provider. */
   | "unsupported"
+  /** The redirect's `iss` is not the connection's issuer, or is missing where the issuer's metadata says it is
+   *  always sent (RFC 9207 §2.4): the response may come from another authorization server (a mix-up attack). */
+  | "issuer_mismatch"
 
 export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>()("AuthorizationFailed", {
   connection: Schema.String,
@@ -30,7 +33,8 @@ export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>
     "provider_error",
     "expired",
     "invalid_response",
-    "unsupported"
+    "unsupported",
+    "issuer_mismatch"
   ]),
   /** The provider's `error` code and description, scrubbed of secrets. */
   detail: Schema.optional(Schema.String)
@@ -44,7 +48,9 @@ export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>
       provider_error: "the provider reported an error",
       expired: "the authorization expired before the user approved it; start again",
       invalid_response: "the provider's device authorization answer is unusable",
-      unsupported: "the provider's manifest does not describe this flow"
+      unsupported: "the provider's manifest does not describe this flow",
+      issuer_mismatch:
+        "the authorization response does not come from the connection's issuer (RFC 9207: it may be a mix-up with another authorization server); its code was not redeemed; start again"
     }
     return `${this.connection} (${this.provider}): ${what[this.reason]}${this.detail ? `: ${this.detail}` : ""}`
   }

@@ -4,8 +4,11 @@
  *  - `start` draws a fresh `state` and PKCE verifier (32 random bytes each, base64url) and builds the authorization
  *    URL from the manifest's `authorization` section: response_type=code, client_id, redirect_uri, scope, state,
  *    code_challenge (S256, always: RFC 9700 §2.1.1) and the manifest's extra params.
- *  - `callback` reads the redirect's query: the state must be the one sent (compared in constant time), then an
- *    `error` is the user's refusal or the provider's error, else the code.
+ *  - `callback` reads the redirect's query: the state must be the one sent (compared in constant time); then, for a
+ *    connection that discovers its issuer (discovery.ts), the `iss` parameter must name that issuer exactly, and
+ *    must be there when the issuer's metadata says `authorization_response_iss_parameter_supported` (RFC 9207,
+ *    the mix-up defence of RFC 9700 §4.4); then an `error` is the user's refusal or the provider's error, else
+ *    the code. Without discovery tessera knows no issuer identifier, and an `iss` is not compared.
  *  - `exchange` redeems the code at the acquire flow's token endpoint (its url, encoding, client_auth, headers),
  *    with grant_type=authorization_code, code, redirect_uri and code_verifier, through upstream.ts (retries, the
  *    `Http` service, the Clock), so its answer is read like any token response.
@@ -117,12 +120,45 @@ const sameSecret = (a: string, b: string) => {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
+/** The issuer an authorization response must name (RFC 9207), for a connection that discovers its issuer. */
+export interface ExpectedIssuer {
+  readonly issuer: string
+  /** The metadata says `authorization_response_iss_parameter_supported: true`: a response without `iss` is refused. */
+  readonly required: boolean
+}
+
+/** What `callback` checks `iss` against: undefined for a connection without discovery (no issuer is known). The
+ *  metadata is the one `start` read (cached per process), read again on an instance that did not start the flow. */
+export const expectedIssuer = (
+  c: Connection,
+  settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
+): Effect.Effect<ExpectedIssuer | undefined, UpstreamError | InputInvalid, Http> =>
+  Effect.map(Discovery.metadataOf(c, settings), (m) =>
+    m === undefined
+      ? undefined
+      : { issuer: m.issuer, required: m.document["authorization_response_iss_parameter_supported"] === true }
+  )
+
+// An `iss` as it may be quoted in a message: bounded, and JSON-escaped (control characters included).
+const quoted = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
+
+const issuerProblem = (query: URLSearchParams, expected: ExpectedIssuer): string | undefined => {
+  const iss = query.get("iss")
+  if (iss === null)
+    return expected.required
+      ? `the response has no iss, which ${expected.issuer} says it always sends (authorization_response_iss_parameter_supported)`
+      : undefined
+  return iss === expected.issuer ? undefined : `the response names the issuer ${quoted(iss)}, not ${expected.issuer}`
+}
+
 /** The redirect's verdict: the code, or why there is none. The state is checked first, so that a forged callback
- *  (an attacker's `error=access_denied`, say) is reported as the mismatch it is. */
+ *  (an attacker's `error=access_denied`, say) is reported as the mismatch it is; then the issuer (RFC 9207 §2.4:
+ *  error responses too), before an error or a code is believed. */
 export const callback = (
   c: Connection,
   query: URLSearchParams,
-  state: Redacted.Redacted<string>
+  state: Redacted.Redacted<string>,
+  issuer?: ExpectedIssuer | undefined
 ): Effect.Effect<Redacted.Redacted<string>, AuthorizationFailed> =>
   Effect.suspend((): Effect.Effect<Redacted.Redacted<string>, AuthorizationFailed> => {
     const fail = (reason: AuthorizationFailed["reason"], detail?: string) =>
@@ -130,6 +166,8 @@ export const callback = (
     const got = query.get("state")
     if (got === null || !sameSecret(got, Redacted.value(state)))
       return fail("state_mismatch", got === null ? "the callback has no state" : undefined)
+    const mixUp = issuer === undefined ? undefined : issuerProblem(query, issuer)
+    if (mixUp !== undefined) return fail("issuer_mismatch", Redaction.scrub(mixUp, [Redacted.value(state)]))
     const error = query.get("error")
     if (error !== null) {
       const description = query.get("error_description")

@@ -166,13 +166,11 @@ export const issuerOf = (c: Connection): string | undefined => {
   return v === "" ? undefined : v
 }
 
-/** One endpoint of a connection's authorization server, by discovery: undefined when the connection does not
- *  discover (no issuer); a failure when it does but the metadata has no such endpoint. */
-export const endpoint = (
+/** A connection's issuer metadata: undefined when the connection does not discover (no issuer). */
+export const metadataOf = (
   c: Connection,
-  name: EndpointName,
   settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
-): Effect.Effect<string | undefined, UpstreamError | InputInvalid, Http.Http> =>
+): Effect.Effect<Metadata | undefined, UpstreamError | InputInvalid, Http.Http> =>
   Effect.gen(function* () {
     const issuer = issuerOf(c)
     if (issuer === undefined) return undefined
@@ -185,13 +183,25 @@ export const endpoint = (
           `discovery.issuer ${bad ? `${bad.message} (hint: ${bad.hint})` : "has a query or fragment, which an issuer never has (RFC 8414 §2)"}`
         ]
       })
-    const m = yield* discover(issuer, {
+    return yield* discover(issuer, {
       connection: c.name,
       provider: c.manifest.id,
       allowInsecureHttp: c.allowInsecureHttp,
       timeoutMs: settings?.timeoutMs,
       maxResponseBytes: settings?.maxResponseBytes
     })
+  })
+
+/** One endpoint of a connection's authorization server, by discovery: undefined when the connection does not
+ *  discover (no issuer); a failure when it does but the metadata has no such endpoint. */
+export const endpoint = (
+  c: Connection,
+  name: EndpointName,
+  settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
+): Effect.Effect<string | undefined, UpstreamError | InputInvalid, Http.Http> =>
+  Effect.gen(function* () {
+    const m = yield* metadataOf(c, settings)
+    if (m === undefined) return undefined
     const url = m.endpoints[name]
     if (url === undefined)
       return yield* new ResponseInvalid({

@@ -439,7 +439,8 @@ export const make = (
       complete: (name, pending, query) =>
         Effect.gen(function* () {
           const c = yield* connection(name)
-          const code = yield* Authorization.callback(c, query, pending.state)
+          const issuer = yield* Authorization.expectedIssuer(c, settings).pipe(Effect.provideService(Http, http))
+          const code = yield* Authorization.callback(c, query, pending.state, issuer)
           const x = yield* Authorization.exchange(
             c,
             { code, verifier: pending.verifier, redirectUri: pending.redirectUri },

@@ -6,13 +6,14 @@ import { createHash } from "node:crypto"
 import { afterEach, describe, expect, it } from "vitest"
 import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { makeMemory } from "../src/connection-store.ts"
+import * as Discovery from "../src/discovery.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
 
 let gs: GrantServer
 afterEach(async () => gs?.close())
 
-const setup = async (inputs: Record<string, string> = {}) => {
-  gs = await startGrantServer()
+const setup = async (inputs: Record<string, string> = {}, options: Parameters<typeof startGrantServer>[0] = {}) => {
+  gs = await startGrantServer(options)
   const store = makeMemory()
   const g = await makeGrantEngine({
     connections: { app: { provider: "oauth2", inputs: grantInputs(gs, inputs) } },
@@ -258,5 +259,79 @@ describe("authorization code + PKCE", () => {
     const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
     expect(e).toMatchObject({ _tag: "StoreError" })
     expect(e.message).toContain("connection_store")
+  })
+})
+
+describe("the authorization response's issuer (RFC 9207, the mix-up defence)", () => {
+  afterEach(() => Discovery.clearCache())
+  // A connection that discovers its issuer (the grant server's RFC 8414 metadata), with a flow started.
+  const withIssuer = async (issParameter?: boolean) => {
+    gs = await startGrantServer({ issParameter })
+    const store = makeMemory()
+    const g = await makeGrantEngine({
+      connections: {
+        app: {
+          provider: "oauth2",
+          inputs: {
+            ...Object.fromEntries(Object.entries(grantInputs(gs)).filter(([k]) => !k.endsWith("_url"))),
+            issuer: gs.origin
+          }
+        }
+      },
+      connectionStore: store
+    })
+    const p = await g.run(g.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    return { ...g, p }
+  }
+
+  it("redeems a response that names the connection's issuer, and one without iss when the metadata does not promise it", async () => {
+    const a = await withIssuer(true)
+    gs.iss = gs.origin
+    await a.run(a.engine.grants.complete("app", a.p, await consent(a.p.url)))
+    expect(tokenRequests()).toHaveLength(1)
+    await gs.close()
+    Discovery.clearCache()
+    const b = await withIssuer(undefined)
+    await b.run(b.engine.grants.complete("app", b.p, await consent(b.p.url)))
+    expect(tokenRequests()).toHaveLength(1)
+  })
+
+  it("refuses another issuer's response, also an error response, and sends the code nowhere", async () => {
+    const { engine, p, fail } = await withIssuer(true)
+    gs.iss = "https://as.attacker.example"
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ _tag: "AuthorizationFailed", reason: "issuer_mismatch" })
+    expect(e.message).toContain('the response names the issuer "https://as.attacker.example", not ' + gs.origin)
+    expect(e.message).toContain("mix-up")
+    gs.deny = true
+    const refused = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(refused).toMatchObject({ reason: "issuer_mismatch" }) // not believed as the user's refusal
+    expect(tokenRequests()).toHaveLength(0)
+    expect(JSON.stringify([e, refused])).not.toContain(Redacted.value(p.state))
+  })
+
+  it("refuses a response without iss when the issuer's metadata says it always sends one", async () => {
+    const { engine, p, fail } = await withIssuer(true)
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect(e.message).toContain("has no iss")
+    expect(tokenRequests()).toHaveLength(0)
+  })
+
+  it("quotes a hostile iss escaped and bounded", async () => {
+    const { engine, p, fail } = await withIssuer(false)
+    gs.iss = `https://x.example/\u001b[31m\r\n${"a".repeat(5000)}`
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect([...e.message].some((ch) => ch.charCodeAt(0) < 0x20)).toBe(false)
+    expect(e.message.length).toBeLessThan(800)
+  })
+
+  it("without discovery no issuer is known, and an iss is not compared", async () => {
+    const { engine, run } = await setup()
+    const p = await run(engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    gs.iss = "https://anything.example"
+    await run(engine.grants.complete("app", p, await consent(p.url)))
+    expect(tokenRequests()).toHaveLength(1)
   })
 })

@@ -9,7 +9,10 @@
  *    in `reused`), `password`, and the device code grant (`authorization_pending` until `approve(userCode)`, then
  *    the token; `slow_down` answered for the first `slowDowns` polls; `access_denied` after `deny(userCode)`).
  *  - `POST /device`: RFC 8628 §3.2 answer with `interval`.
- *  - `revoke(refreshToken)` makes a refresh token unknown (invalid_grant on use): a user who revoked consent. */
+ *  - `revoke(refreshToken)` makes a refresh token unknown (invalid_grant on use): a user who revoked consent.
+ *  - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata with its origin as the issuer, its endpoints
+ *    and `authorization_response_iss_parameter_supported` as `issParameter` says (RFC 9207); the redirect from
+ *    `/authorize` carries `iss` when `iss` is set (the issuer, or any other value a test wants to send). */
 import { createHash, randomBytes } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -33,6 +36,8 @@ export interface GrantServerOptions {
   readonly tokenDelayMs?: number | undefined
   /** A refresh asking for this scope is answered `invalid_scope` (RFC 6749 §5.2). */
   readonly refuseScope?: string | undefined
+  /** The metadata's `authorization_response_iss_parameter_supported` (RFC 9207 §3); left out when undefined. */
+  readonly issParameter?: boolean | undefined
 }
 
 export interface GrantServer {
@@ -43,6 +48,8 @@ export interface GrantServer {
   /** Every refresh token redeemed successfully, in order. */
   readonly redeemed: string[]
   deny: boolean
+  /** The `iss` the authorization redirect carries (RFC 9207), when set: `origin` for the true one. */
+  iss: string | undefined
   /** The next this many refresh answers rotate the refresh token but carry `expires_in: 0` (unusable). */
   unusableRefreshes: number
   readonly approve: (userCode: string) => void
@@ -65,6 +72,7 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
   const refresh = new Map<string, "live" | "spent">()
   const devices = new Map<string, { userCode: string; state: "pending" | "approved" | "denied"; polls: number }>()
   let deny = false
+  let iss: string | undefined
   let unusable = 0
 
   const issue = (scope: string) => {
@@ -162,6 +170,7 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
           const q = url.searchParams
           const redirect = new URL(q.get("redirect_uri") ?? "http://127.0.0.1/")
           if (q.get("state")) redirect.searchParams.set("state", q.get("state")!)
+          if (iss !== undefined) redirect.searchParams.set("iss", iss)
           if (deny) redirect.searchParams.set("error", "access_denied")
           else {
             const code = token("code")
@@ -176,6 +185,16 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
           return res.end()
         }
         if (req.method === "POST" && url.pathname === "/token") return token$(req, res, form)
+        if (req.method === "GET" && url.pathname === "/.well-known/oauth-authorization-server")
+          return json(res, 200, {
+            issuer: origin,
+            authorization_endpoint: `${origin}/authorize`,
+            token_endpoint: `${origin}/token`,
+            device_authorization_endpoint: `${origin}/device`,
+            ...(opts.issParameter === undefined
+              ? {}
+              : { authorization_response_iss_parameter_supported: opts.issParameter })
+          })
         if (req.method === "POST" && url.pathname === "/device") {
           if (!authenticated(req, form)) return oauthError(res, "invalid_client", 401)
           const deviceCode = token("dc")
@@ -209,6 +228,12 @@ export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<G
     },
     set deny(v: boolean) {
       deny = v
+    },
+    get iss() {
+      return iss
+    },
+    set iss(v: string | undefined) {
+      iss = v
     },
     get unusableRefreshes() {
       return unusable
