@@ -143,6 +143,8 @@ export const expectedIssuer = (
 const quoted = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
 
 const issuerProblem = (query: URLSearchParams, expected: ExpectedIssuer): string | undefined => {
+  // RFC 6749 §3.1: a parameter sent more than once is an invalid response; a second iss must not hide behind a first.
+  if (query.getAll("iss").length > 1) return "the response names its issuer more than once"
   const iss = query.get("iss")
   if (iss === null)
     return expected.required

@@ -310,6 +310,17 @@ describe("the authorization response's issuer (RFC 9207, the mix-up defence)", (
     expect(JSON.stringify([e, refused])).not.toContain(Redacted.value(p.state))
   })
 
+  it("refuses a response that names its issuer twice, the right one first", async () => {
+    const { engine, p, fail } = await withIssuer(false)
+    gs.iss = gs.origin
+    const query = await consent(p.url)
+    query.append("iss", "https://as.attacker.example")
+    const e = await fail(engine.grants.complete("app", p, query))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect(e.message).toContain("more than once")
+    expect(tokenRequests()).toHaveLength(0)
+  })
+
   it("refuses a response without iss when the issuer's metadata says it always sends one", async () => {
     const { engine, p, fail } = await withIssuer(true)
     const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
