@@ -14,6 +14,8 @@
  *    every reconnect (internal/postgres-change-feed.ts), so an instance that lost its connection misses nothing
  *    the log still holds; it keeps `changeRetentionMs` (an instance cut off for longer should be restarted).
  *  - Names sort in byte order (`COLLATE "C"`); tag filters are `tags @> $1` on a GIN index.
+ *  - A grant's binding (grant-binding.ts) is the `binding` column of `grants` (migration 4), in clear; re-encryption
+ *    rewrites only `refresh_token`, so the binding survives a key rotation.
  *  - The webhook outbox (`outbox` table, migration 3) is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so each
  *    message goes to one instance at a time and a dead instance's messages are taken over when its lease ends.
  *  - The URL's password is in no `describe`, error or log. */
@@ -131,6 +133,12 @@ CREATE INDEX connections_tags ON ${s}.connections USING gin (tags jsonb_path_ops
 );
 CREATE INDEX outbox_due ON ${s}.outbox (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX outbox_created ON ${s}.outbox (created_at)`
+  },
+  {
+    version: 4,
+    name: "grant binding",
+    // Null for the grants already there: accepted once, then bound by their next write (grant-binding.ts).
+    sql: (s) => `ALTER TABLE ${s}.grants ADD COLUMN binding text`
   }
 ]
 
@@ -338,11 +346,12 @@ const sql = (s: string) => {
     tokensPage: `SELECT name, refresh_token::text AS value FROM ${s}.grants WHERE name > $1 ORDER BY name LIMIT $2`,
     tokenOf: `SELECT refresh_token::text AS value FROM ${s}.grants WHERE name = $1`,
     swapToken: `UPDATE ${s}.grants SET refresh_token = $2::jsonb WHERE name = $1 AND refresh_token = $3::jsonb`,
-    getGrant: `SELECT refresh_token::text AS refresh_token, scope, status, detail, updated_at, version FROM ${s}.grants WHERE name = $1`,
-    insertGrant: `INSERT INTO ${s}.grants (name, refresh_token, scope, status, detail, updated_at, version)
-      VALUES ($1, $2::jsonb, $3, $4, $5, $6, 1) ON CONFLICT (name) DO NOTHING`,
-    updateGrant: `UPDATE ${s}.grants SET refresh_token = $2::jsonb, scope = $3, status = $4, detail = $5, updated_at = $6,
-      version = version + 1 WHERE name = $1 AND version = $7`,
+    getGrant: `SELECT refresh_token::text AS refresh_token, scope, status, detail, binding, updated_at, version
+      FROM ${s}.grants WHERE name = $1`,
+    insertGrant: `INSERT INTO ${s}.grants (name, refresh_token, scope, status, detail, binding, updated_at, version)
+      VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, 1) ON CONFLICT (name) DO NOTHING`,
+    updateGrant: `UPDATE ${s}.grants SET refresh_token = $2::jsonb, scope = $3, status = $4, detail = $5, binding = $6,
+      updated_at = $7, version = version + 1 WHERE name = $1 AND version = $8`,
     cursor: `SELECT coalesce(max(seq), 0) AS seq, coalesce((extract(epoch FROM max(at)) * 1000)::float8, 0) AS at FROM ${s}.connection_changes`,
     // Also what was logged shortly before the latest change seen: it may have committed since.
     catchUp: `SELECT seq, name, kind, version, (extract(epoch FROM at) * 1000)::float8 AS at FROM ${s}.connection_changes
@@ -590,7 +599,15 @@ const putGrant = (ctx: Ctx, name: string, grant: GrantInput, expectedVersion: nu
       "put grant",
       async () => {
         const token = Rows.encodeRefreshToken(ctx.st.keys, name, grant)
-        const values = [name, token, grant.scope ?? null, grant.status, grant.detail ?? null, now]
+        const values = [
+          name,
+          token,
+          grant.scope ?? null,
+          grant.status,
+          grant.detail ?? null,
+          grant.binding ?? null,
+          now
+        ]
         const r =
           expectedVersion === undefined
             ? await ctx.pool.query(ctx.q.insertGrant, values)

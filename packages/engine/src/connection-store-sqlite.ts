@@ -17,6 +17,8 @@
  *    writes at once and other processes' by polling (`PRAGMA data_version` first: an idle poll reads no table), so
  *    a CLI writing the file is seen by a server within a poll interval. The log keeps `changeRetentionMs`.
  *  - Tag filters use the `connection_tags` side table (indexed by key, value, name) in name order.
+ *  - A grant's binding (grant-binding.ts) is the `binding` column of `grants` (migration 4), in clear; re-encryption
+ *    rewrites only `refresh_token`, so the binding survives a key rotation.
  *  - The webhook outbox (`outbox` table, migration 3) is claimed with one UPDATE ... RETURNING, so processes sharing
  *    the file each get their own messages. */
 import * as Clock from "effect/Clock"
@@ -138,6 +140,12 @@ INSERT INTO connection_tags (name, key, value) SELECT c.name, t.key, t.value FRO
 ) STRICT;
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_created ON outbox (created_at)`
+  },
+  {
+    version: 4,
+    name: "grant binding",
+    // Null for the grants already there: accepted once, then bound by their next write (grant-binding.ts).
+    sql: "ALTER TABLE grants ADD COLUMN binding TEXT"
   }
 ]
 
@@ -306,14 +314,16 @@ const statements = (db: DatabaseSync) => ({
   secretsPage: db.prepare("SELECT name, secrets FROM connections WHERE name > ? ORDER BY name LIMIT ?"),
   secretsOf: db.prepare("SELECT secrets FROM connections WHERE name = ?"),
   swapSecrets: db.prepare("UPDATE connections SET secrets = ? WHERE name = ? AND secrets = ?"),
-  getGrant: db.prepare("SELECT refresh_token, scope, status, detail, updated_at, version FROM grants WHERE name = ?"),
+  getGrant: db.prepare(
+    "SELECT refresh_token, scope, status, detail, binding, updated_at, version FROM grants WHERE name = ?"
+  ),
   insertGrant: db.prepare(
-    `INSERT INTO grants (name, refresh_token, scope, status, detail, updated_at, version)
-     VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (name) DO NOTHING`
+    `INSERT INTO grants (name, refresh_token, scope, status, detail, binding, updated_at, version)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (name) DO NOTHING`
   ),
   updateGrant: db.prepare(
-    `UPDATE grants SET refresh_token = ?, scope = ?, status = ?, detail = ?, updated_at = ?, version = version + 1
-     WHERE name = ? AND version = ?`
+    `UPDATE grants SET refresh_token = ?, scope = ?, status = ?, detail = ?, binding = ?, updated_at = ?,
+       version = version + 1 WHERE name = ? AND version = ?`
   ),
   tokensPage: db.prepare("SELECT name, refresh_token FROM grants WHERE name > ? ORDER BY name LIMIT ?"),
   tokenOf: db.prepare("SELECT refresh_token FROM grants WHERE name = ?"),
@@ -620,7 +630,14 @@ const putGrant = (
   now: number
 ) => {
   const token = Rows.encodeRefreshToken(keys, name, grant)
-  const common: SQLInputValue[] = [token, grant.scope ?? null, grant.status, grant.detail ?? null, now]
+  const common: SQLInputValue[] = [
+    token,
+    grant.scope ?? null,
+    grant.status,
+    grant.detail ?? null,
+    grant.binding ?? null,
+    now
+  ]
   const r = expected === undefined ? st.insertGrant.run(name, ...common) : st.updateGrant.run(...common, name, expected)
   return changesOf(r) === 1
 }

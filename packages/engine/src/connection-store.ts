@@ -82,6 +82,9 @@ export interface Grant {
   readonly status: "active" | "needs_reauth"
   /** Why the status is what it is (never a secret). */
   readonly detail?: string | undefined
+  /** What the refresh token was issued for (grant-binding.ts: a digest of the provider and non-secret inputs);
+   *  undefined for a grant stored before bindings existed. */
+  readonly binding?: string | undefined
   readonly updatedAt: number
   /** 1 when first stored, +1 on every rotation. */
   readonly version: number
@@ -92,6 +95,7 @@ export interface GrantInput {
   readonly scope?: string | undefined
   readonly status: "active" | "needs_reauth"
   readonly detail?: string | undefined
+  readonly binding?: string | undefined
 }
 
 /** A webhook message waiting for delivery to one endpoint (the server's notify dispatcher): the outbox makes a

@@ -421,7 +421,7 @@ export const make = (
       Effect.gen(function* () {
         const c = yield* connection(name)
         const s = yield* grantStore
-        if (token.refreshToken) yield* Grants.save(s, c.name, token.refreshToken, token.scope)
+        if (token.refreshToken) yield* Grants.save(s, Grants.bound(c), token.refreshToken, token.scope)
         else
           yield* Effect.logWarning(
             "the provider issued no refresh token: the user must authorize again when this token expires"

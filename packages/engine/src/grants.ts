@@ -8,11 +8,15 @@
  *    `detail` says `rotating until <epoch ms> by <owner>`), so of several instances sharing the store only the one
  *    whose CAS won redeems it; the others wait for its result (`claimOf`) and then use the rotated token. A claimer
  *    that dies frees the claim when its lease ends. `complete` writes the rotated token under the claim.
- *  - `needsReauth` marks a grant whose refresh token the provider refused: only a new authorization restores it.
- *  The policy that uses these is renewal.ts. */
+ *  - `needsReauth` marks a grant whose refresh token the provider refused (or that was issued for another provider
+ *    or inputs): only a new authorization restores it.
+ *  Every write records the binding of the connection as it is now (`Bound`, grant-binding.ts): a grant bound
+ *  elsewhere is never redeemed. The policy that uses these is renewal.ts. */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import type { Connection } from "./connection.ts"
 import type { ConnectionStoreError, ConnectionStoreShape, Grant } from "./connection-store.ts"
+import { bindingOf, issuedFor } from "./grant-binding.ts"
 import { StoreError } from "./token-error.ts"
 
 export const storeError = (e: ConnectionStoreError) =>
@@ -26,6 +30,14 @@ export const claimOf = (g: Grant): { readonly until: number; readonly owner: str
   return m ? { until: Number(m[1]), owner: m[2]! } : undefined
 }
 
+/** Whose grant a write is: the connection's name, and its binding as it is now. */
+export interface Bound {
+  readonly name: string
+  readonly binding: string
+}
+
+export const bound = (c: Connection): Bound => ({ name: c.name, binding: bindingOf(c) })
+
 const lift = <A>(e: Effect.Effect<A, ConnectionStoreError>) => Effect.mapError(e, storeError)
 
 export const read = (store: ConnectionStoreShape, name: string) => lift(store.getGrant(name))
@@ -33,15 +45,21 @@ export const read = (store: ConnectionStoreShape, name: string) => lift(store.ge
 /** Stores `refreshToken` as the connection's active grant, replacing any (retries lost races a few times). */
 export const save = (
   store: ConnectionStoreShape,
-  name: string,
+  at: Bound,
   refreshToken: Redacted.Redacted<string>,
   scope?: string | undefined
 ): Effect.Effect<void, StoreError> =>
   Effect.gen(function* () {
     for (let i = 0; i < 8; i++) {
-      const current = yield* read(store, name)
+      const current = yield* read(store, at.name)
+      // A grant issued for other endpoints lends nothing to its replacement, its scope neither.
+      const kept = current && issuedFor(current, at.binding) ? current.scope : undefined
       const ok = yield* lift(
-        store.putGrant(name, { refreshToken, scope: scope ?? current?.scope, status: "active" }, current?.version)
+        store.putGrant(
+          at.name,
+          { refreshToken, scope: scope ?? kept, status: "active", binding: at.binding },
+          current?.version
+        )
       )
       if (ok) return
     }
@@ -54,15 +72,16 @@ export const save = (
 
 /** Claims the rotation of `grant` for `leaseMs`: true when this writer won, and the grant's version is then
  *  `grant.version + 1`. */
-export const claim = (store: ConnectionStoreShape, name: string, grant: Grant, owner: string, until: number) =>
+export const claim = (store: ConnectionStoreShape, at: Bound, grant: Grant, claimer: string, until: number) =>
   lift(
     store.putGrant(
-      name,
+      at.name,
       {
         refreshToken: grant.refreshToken,
         scope: grant.scope,
         status: "active",
-        detail: `rotating until ${until} by ${owner}`
+        detail: `rotating until ${until} by ${claimer}`,
+        binding: at.binding
       },
       grant.version
     )
@@ -71,18 +90,25 @@ export const claim = (store: ConnectionStoreShape, name: string, grant: Grant, o
 /** Ends a claim (version `claimed`): the rotated refresh token (or the same one, when the provider kept it). */
 export const complete = (
   store: ConnectionStoreShape,
-  name: string,
+  at: Bound,
   claimed: number,
   refreshToken: Redacted.Redacted<string>,
   scope: string | undefined
-) => lift(store.putGrant(name, { refreshToken, scope, status: "active" }, claimed))
+) => lift(store.putGrant(at.name, { refreshToken, scope, status: "active", binding: at.binding }, claimed))
 
-/** Marks the grant refused: the refresh token is kept for the record, never used again. */
-export const needsReauth = (store: ConnectionStoreShape, name: string, claimed: number, grant: Grant, detail: string) =>
+/** Marks the grant refused: the refresh token is kept for the record, never used again. `expected`: the version the
+ *  write is compared with (the claim's, or the grant's as read). */
+export const needsReauth = (store: ConnectionStoreShape, at: Bound, expected: number, grant: Grant, detail: string) =>
   lift(
     store.putGrant(
-      name,
-      { refreshToken: grant.refreshToken, scope: grant.scope, status: "needs_reauth", detail },
-      claimed
+      at.name,
+      {
+        refreshToken: grant.refreshToken,
+        scope: grant.scope,
+        status: "needs_reauth",
+        detail,
+        binding: at.binding
+      },
+      expected
     )
   )

@@ -16,6 +16,9 @@
  *  spent the old one, and this process holds the only copy of the new one). A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
  *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
  *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
+ *  A grant issued for another provider or other inputs (grant-binding.ts: a config file edited since) is never
+ *  redeemed: a user's grant becomes needs_reauth the same way, any other connection runs its acquire flow, whose
+ *  grant replaces it.
  *  It runs under the token cache's single-flight (token-cache.ts); engine.ts puts the two together. */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -28,6 +31,7 @@ import { isUserGranted } from "./authorization.ts"
 import type { HttpSettings } from "./config.ts"
 import type { Connection } from "./connection.ts"
 import type { ConnectionStoreShape, Grant } from "./connection-store.ts"
+import * as GrantBinding from "./grant-binding.ts"
 import * as Grants from "./grants.ts"
 import type * as Events from "./events.ts"
 import * as Expiry from "./expiry.ts"
@@ -166,7 +170,7 @@ export const make = (deps: Deps): RenewalShape => {
       const x = yield* exchange(c, flow)
       // The refresh token goes to the durable grant before anything else has it (never only in a cache).
       if (store && x.token.refreshToken && !options.noCache)
-        yield* Grants.save(store, c.name, x.token.refreshToken, x.token.scope)
+        yield* Grants.save(store, Grants.bound(c), x.token.refreshToken, x.token.scope)
       if (!options.noCache) yield* cache.save(c, x.token)
       yield* emit(c, "acquired", reason, { durationMs: x.durationMs })
       yield* Effect.logInfo("token acquired").pipe(
@@ -245,6 +249,7 @@ export const make = (deps: Deps): RenewalShape => {
   ): Renewed =>
     Effect.gen(function* () {
       const user = isUserGranted(c)
+      const bound = Grants.bound(c)
       for (let round = 0; round < 20; round++) {
         const g = yield* Grants.read(store, c.name)
         if (g?.status === "needs_reauth") {
@@ -256,7 +261,7 @@ export const make = (deps: Deps): RenewalShape => {
           return yield* acquire(c, options, reason, store)
         if (g === undefined) {
           // A refresh token only the cache held (from before a connection store was configured): make it durable.
-          yield* Grants.save(store, c.name, refreshToken, cached?.scope)
+          yield* Grants.save(store, bound, refreshToken, cached?.scope)
           continue
         }
         const now = yield* Clock.currentTimeMillis
@@ -271,9 +276,20 @@ export const make = (deps: Deps): RenewalShape => {
           round--
           continue
         }
-        if (!(yield* Grants.claim(store, c.name, g, owner, now + leaseMs))) continue
+        // Issued for another provider or other endpoints (a config file edited since): never sent anywhere.
+        if (!GrantBinding.issuedFor(g, bound.binding)) {
+          if (!user) return yield* acquire(c, options, `${reason}, stored grant issued for other inputs`, store)
+          if (!(yield* Grants.needsReauth(store, bound, g.version, g, GrantBinding.movedDetail))) continue
+          yield* emit(c, "needs_reauth", GrantBinding.movedDetail)
+          return yield* new AuthorizationRequired({
+            ...where(c),
+            reason: "needs_reauth",
+            detail: GrantBinding.movedDetail
+          })
+        }
+        if (!(yield* Grants.claim(store, bound, g, owner, now + leaseMs))) continue
         rotating.add(c.name)
-        return yield* redeem(c, store, g, g.version + 1, now + leaseMs, cached, options, reason, user).pipe(
+        return yield* redeem(c, store, bound, g, g.version + 1, now + leaseMs, cached, options, reason, user).pipe(
           Effect.ensuring(Effect.sync(() => rotating.delete(c.name)))
         )
       }
@@ -283,6 +299,7 @@ export const make = (deps: Deps): RenewalShape => {
   const redeem = (
     c: Connection,
     store: ConnectionStoreShape,
+    bound: Grants.Bound,
     g: Grant,
     claimed: number,
     until: number,
@@ -291,7 +308,7 @@ export const make = (deps: Deps): RenewalShape => {
     reason: string,
     user: boolean
   ): Renewed => {
-    const release = Effect.ignore(Grants.complete(store, c.name, claimed, g.refreshToken, g.scope))
+    const release = Effect.ignore(Grants.complete(store, bound, claimed, g.refreshToken, g.scope))
     return exchange(c, c.manifest.flows.refresh!, withRefreshToken(cached, g.refreshToken)).pipe(
       Effect.onInterrupt(() => release),
       Effect.flatMap((x) =>
@@ -303,7 +320,7 @@ export const make = (deps: Deps): RenewalShape => {
           // The provider has spent the old one, so a failed write (the connection store restarting) is retried
           // while the claim is still ours: the process holds the only copy of the new one.
           const kept = yield* durably(
-            Grants.complete(store, c.name, claimed, refreshToken, x.token.scope ?? g.scope),
+            Grants.complete(store, bound, claimed, refreshToken, x.token.scope ?? g.scope),
             until
           )
           if (!kept) yield* claimExpired(c)
@@ -324,7 +341,7 @@ export const make = (deps: Deps): RenewalShape => {
         // one the provider may have spent (as a usable answer's would be, durably).
         const kept = TokenResponse.rotatedIn(e)
         if (kept !== undefined)
-          return durably(Grants.complete(store, c.name, claimed, kept, g.scope), until).pipe(
+          return durably(Grants.complete(store, bound, claimed, kept, g.scope), until).pipe(
             Effect.flatMap((written) => (written ? keptNote(c) : claimExpired(c))),
             Effect.andThen(Effect.fail(e))
           )
@@ -335,7 +352,7 @@ export const make = (deps: Deps): RenewalShape => {
         if (e.kind !== "reauthenticate") return Effect.andThen(release, Effect.fail(e))
         const detail = `the provider refused the refresh token (${e.code ?? `HTTP ${e.status}`})`
         return Effect.gen(function* () {
-          yield* Grants.needsReauth(store, c.name, claimed, g, detail)
+          yield* Grants.needsReauth(store, bound, claimed, g, detail)
           yield* emit(c, "needs_reauth", detail, { error: e._tag })
           return yield* new AuthorizationRequired({ ...where(c), reason: "needs_reauth", detail })
         })

@@ -164,9 +164,9 @@ describePostgres("postgres connection store", () => {
 
   it("migrates an empty schema (creating it) to the latest version once", async () => {
     const schema = freshSchema()
-    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 0, to: 3 })
-    expect(Postgres.latestVersion).toBe(3)
-    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 0, to: 4 })
+    expect(Postgres.latestVersion).toBe(4)
+    expect(await migrated(schema)).toEqual([1, 2, 3, 4])
     expect(await tablesIn(schema)).toEqual([
       "connection_changes",
       "connections",
@@ -176,15 +176,15 @@ describePostgres("postgres connection store", () => {
     ])
     await openIn(schema, [newKey()])
     await opener.closeAll()
-    expect(await migrated(schema)).toEqual([1, 2, 3])
-    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 3, to: 3 })
+    expect(await migrated(schema)).toEqual([1, 2, 3, 4])
+    expect(await run(Postgres.migrate({ url: databaseUrl, schema }))).toEqual({ from: 4, to: 4 })
   })
 
   it("lets three instances migrate the same empty schema at once", async () => {
     const schema = freshSchema()
     const key = newKey()
     const stores = await Promise.all([openIn(schema, [key]), openIn(schema, [key]), openIn(schema, [key])])
-    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await migrated(schema)).toEqual([1, 2, 3, 4])
     await Promise.all(
       stores.map((s, i) => run(s.put({ name: `i${i}`, provider: "p", inputs: [], tags: { by: String(i) } })))
     )
@@ -226,7 +226,7 @@ describePostgres("postgres connection store", () => {
     ])
 
     const store = await openIn(schema, [key])
-    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await migrated(schema)).toEqual([1, 2, 3, 4])
     const got = await run(store.get("old-1"))
     expect(got?.version).toBe(3)
     expect(got?.createdAt).toBe(1000)
@@ -254,7 +254,7 @@ describePostgres("postgres connection store", () => {
        VALUES ('kept', 'oauth2', '{}'::jsonb, '{}'::jsonb, '{"tenant":"acme"}'::jsonb, false, 1000, 1000, 1)`
     )
     const store = await openIn(schema, [key])
-    expect(await migrated(schema)).toEqual([1, 2, 3])
+    expect(await migrated(schema)).toEqual([1, 2, 3, 4])
     expect((await run(store.get("kept")))?.tags).toEqual({ tenant: "acme" })
     await run(store.outbox.add([{ id: "msg_1", endpoint: "ep", body: "{}" }]))
     expect(await run(store.outbox.stats())).toEqual({ pending: 1, dead: 0 })
@@ -271,7 +271,7 @@ describePostgres("postgres connection store", () => {
     expect(e).toBeInstanceOf(ConnectionStoreError)
     const msg = e instanceof Error ? e.message : ""
     expect(msg).toContain("schema version 7")
-    expect(msg).toContain("knows (3)")
+    expect(msg).toContain("knows (4)")
     expect(await tablesIn(schema)).toEqual(["tessera_migrations"])
     expect((await failure(Postgres.migrate({ url: databaseUrl, schema }))).reason).toContain("schema version 7")
   })

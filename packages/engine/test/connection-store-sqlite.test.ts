@@ -141,7 +141,7 @@ describe("sqlite connection store", () => {
     const secrets = [newSecret("p1"), newSecret("p2"), newSecret("p3")]
     const outs = await Promise.all(secrets.map((s, i) => runWorker(path, `proc-${i}`, s)))
     expect(outs.map((o) => o.stdout.trim())).toEqual(["ok", "ok", "ok"])
-    expect(versions(path)).toEqual([1, 2, 3])
+    expect(versions(path)).toEqual([1, 2, 3, 4])
     const store = await openAt(path)
     for (const [i, s] of secrets.entries()) {
       const got = await run(store.get(`proc-${i}`))
@@ -153,8 +153,8 @@ describe("sqlite connection store", () => {
   it("migrates an empty file to the latest version once", async () => {
     const path = join(tempDir(), "connections.db")
     expect(await run(Sqlite.migrate({ path }))).toEqual({ from: 0, to: Sqlite.latestVersion })
-    expect(Sqlite.latestVersion).toBe(3)
-    expect(versions(path)).toEqual([1, 2, 3])
+    expect(Sqlite.latestVersion).toBe(4)
+    expect(versions(path)).toEqual([1, 2, 3, 4])
     expect(tables(path)).toEqual([
       "connection_changes",
       "connection_tags",
@@ -165,8 +165,8 @@ describe("sqlite connection store", () => {
     ])
     await openAt(path, [newKey()])
     await opener.closeAll()
-    expect(versions(path)).toEqual([1, 2, 3])
-    expect(await run(Sqlite.migrate({ path }))).toEqual({ from: 3, to: 3 })
+    expect(versions(path)).toEqual([1, 2, 3, 4])
+    expect(await run(Sqlite.migrate({ path }))).toEqual({ from: 4, to: 4 })
   })
 
   it("migrates a file from version 1, keeping its connections readable, filterable by tag and subscribable", async () => {
@@ -197,7 +197,7 @@ describe("sqlite connection store", () => {
     db.close()
 
     const store = await openAt(path, [key])
-    expect(versions(path)).toEqual([1, 2, 3])
+    expect(versions(path)).toEqual([1, 2, 3, 4])
     const got = await run(store.get("old-1"))
     expect(got?.version).toBe(3)
     expect(got?.createdAt).toBe(1000)
@@ -228,13 +228,16 @@ describe("sqlite connection store", () => {
     // The open above migrated to the latest already; a file left at version 2 by older code:
     const db = raw(path)
     db.exec("DROP TABLE outbox")
-    db.exec("DELETE FROM tessera_migrations WHERE version = 3")
+    db.exec("ALTER TABLE grants DROP COLUMN binding")
+    db.exec("DELETE FROM tessera_migrations WHERE version >= 3")
     db.close()
-    expect(await run(Sqlite.migrate({ path }))).toEqual({ from: 2, to: 3 })
+    expect(await run(Sqlite.migrate({ path }))).toEqual({ from: 2, to: 4 })
     const store = await openAt(path, [key])
     expect((await run(store.get("kept")))?.tags).toEqual({ tenant: "acme" })
     const g = await run(store.getGrant("kept"))
     expect(g && Redacted.value(g.refreshToken)).toBe("rt-2")
+    // Written before migration 4: no binding (accepted once, bound by its next write).
+    expect(g?.binding).toBeUndefined()
     await run(store.outbox.add([{ id: "msg_1", endpoint: "ep", body: "{}" }]))
     expect(await run(store.outbox.stats())).toEqual({ pending: 1, dead: 0 })
   })
@@ -254,7 +257,7 @@ describe("sqlite connection store", () => {
     expect(e).toBeInstanceOf(ConnectionStoreError)
     const msg = e instanceof Error ? e.message : ""
     expect(msg).toContain("schema version 7")
-    expect(msg).toContain("knows (3)")
+    expect(msg).toContain("knows (4)")
     expect(msg).toContain("upgrade tessera")
     expect(tables(path)).toEqual(["tessera_migrations"])
     expect((await failure(Sqlite.migrate({ path }))).reason).toContain("schema version 7")

@@ -418,6 +418,29 @@ export const runConnectionStoreSuite = (backend: Backend) =>
       expect(g && Redacted.value(g.refreshToken)).toBe("rt-keep")
     })
 
+    it("keeps a grant's binding across a reopen and a key rotation; a grant written without one has none", async () => {
+      const db = await backend.fresh()
+      const [k1, k2] = [newKey(), newKey()]
+      const a = await db.open([k1])
+      await run(a.putGrant("crm", { ...grant("rt-bound"), binding: "b-1" }, undefined))
+      await run(a.putGrant("legacy", grant("rt-legacy"), undefined))
+      expect((await run(a.getGrant("crm")))?.binding).toBe("b-1")
+      expect((await run(a.getGrant("legacy")))?.binding).toBeUndefined()
+      if (!backend.durable) return
+      await db.closeInstances()
+      const both = await db.open([k2, k1])
+      expect((await run(both.getGrant("crm")))?.binding).toBe("b-1")
+      expect((await run(both.reencrypt())).rewritten).toBe(2)
+      await db.closeInstances()
+      const b = await db.open([k2])
+      const g = await run(b.getGrant("crm"))
+      expect(g && Redacted.value(g.refreshToken)).toBe("rt-bound")
+      expect(g?.binding).toBe("b-1")
+      expect((await run(b.getGrant("legacy")))?.binding).toBeUndefined()
+      expect(await run(b.putGrant("legacy", { ...grant("rt-legacy"), binding: "b-2" }, 1))).toBe(true)
+      expect((await run(b.getGrant("legacy")))?.binding).toBe("b-2")
+    })
+
     it("tells a second instance's subscriber of a change through the first within 1 s, once", async () => {
       const db = await backend.fresh()
       const writer = await db.open()

@@ -336,15 +336,16 @@ describe("the window in which a kill loses a rotated refresh token", () => {
   it("is one CAS write of the grant on PostgreSQL after the provider's answer (measured, printed)", async () => {
     if (!need(postgresUp, "PostgreSQL")) return
     const store = await connectionStore(stores["postgres"]!.make())
-    await Effect.runPromise(Grants.save(store, "w", Redacted.make("rt-0")))
+    const w = { name: "w", binding: "b" }
+    await Effect.runPromise(Grants.save(store, w, Redacted.make("rt-0")))
     const took: number[] = []
     for (let i = 1; i <= 100; i++) {
       const g = (await Effect.runPromise(Grants.read(store, "w")))!
-      expect(await Effect.runPromise(Grants.claim(store, "w", g, "me", Date.now() + 10_000))).toBe(true)
+      expect(await Effect.runPromise(Grants.claim(store, w, g, "me", Date.now() + 10_000))).toBe(true)
       // What renewal.ts does between the provider's answer and anyone seeing the new token: this write.
       const t = performance.now()
       expect(
-        await Effect.runPromise(Grants.complete(store, "w", g.version + 1, Redacted.make(`rt-${i}`), undefined))
+        await Effect.runPromise(Grants.complete(store, w, g.version + 1, Redacted.make(`rt-${i}`), undefined))
       ).toBe(true)
       took.push(performance.now() - t)
     }

@@ -1,8 +1,8 @@
 /** What the SQLite and PostgreSQL connection stores share: the key ring from `connection_store.encryption_keys`,
  *  the stored form of a connection's inputs (non-secret ones in clear, each secret sealed on its own, bound to the
- *  connection and input name) and of a grant's refresh token, turning a stored row back into a record or into an
- *  error that names the connection and the key id (never a secret), re-sealing for key rotation, and handing
- *  changes to subscribers.
+ *  connection and input name) and of a grant (its refresh token sealed, its binding in clear), turning a stored
+ *  row back into a record or into an error that names the connection and the key id (never a secret), re-sealing
+ *  for key rotation (a grant's binding is another column, untouched), and handing changes to subscribers.
  *  @internal */
 import * as Redacted from "effect/Redacted"
 import {
@@ -52,6 +52,9 @@ export interface GrantRow {
   readonly scope: string | null
   readonly status: string
   readonly detail: string | null
+  /** The grant's binding (grant-binding.ts), in clear: a digest of nothing secret. Null for a grant written before
+   *  the column existed. */
+  readonly binding: string | null
   readonly updatedAt: number
   readonly version: number
 }
@@ -183,6 +186,7 @@ export const decodeGrant = (c: Codec, operation: string, name: string, row: Gran
     status: row.status,
     ...(row.scope === null ? {} : { scope: row.scope }),
     ...(row.detail === null ? {} : { detail: row.detail }),
+    ...(row.binding === null ? {} : { binding: row.binding }),
     updatedAt: row.updatedAt,
     version: row.version
   }
@@ -285,6 +289,7 @@ export const readers = <R extends Row>(columns: {
     scope: textOrNull(r, "scope"),
     status: text(r, "status"),
     detail: textOrNull(r, "detail"),
+    binding: textOrNull(r, "binding"),
     updatedAt: columns.num(r, "updated_at"),
     version: columns.num(r, "version")
   })
