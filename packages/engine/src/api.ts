@@ -118,7 +118,8 @@ export class Target {
 }
 
 /** What is wrong with a raw path's segments: a `..` (plain, percent-encoded, or behind an encoded slash or
- *  backslash), a `.`, `/` or `\` encoded twice (`%252e`, `%252f`, `%255c`, at any depth), or malformed
+ *  backslash, in any spelling that some server reads as `..`: see `dotLike`), a `.`, `/` or `\` encoded twice
+ *  (`%252e`, `%252f`, `%255c`, at any depth; an overlong UTF-8 or `%u` escape encoded twice), or malformed
  *  percent-encoding. URL parsers resolve `%2e%2e` like `..`, and an API server may decode `%2f`, so either could
  *  climb out of the API base path; an API behind a gateway that decodes once more sees `%252e%252e` as `..`. */
 export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "malformed" | undefined => {
@@ -129,22 +130,41 @@ export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "m
     } catch {
       return "malformed"
     }
-    if (decoded.split(/[/\\]/).some((p) => p === "..")) return "dot_segment"
+    if (decoded.split(/[/\\]/).some(dotLike)) return "dot_segment"
     if (decoded.includes("%") && reencoded(decoded)) return "double_encoded"
   }
   return undefined
 }
 
-// An escape of ".", "/" or "\\", behind any number of encoded "%": what a further decoding turns into one.
-const escapedDot = /%(?:25)*(?:2e|2f|5c)/i
+/** Whether a decoded segment is `..` to some server: its path parameters cut off (`..;x`, which Tomcat, Jetty and
+ *  Spring read as `..`), cut at a NUL (C servers), compatibility characters folded (NFKC: the fullwidth dot U+FF0E,
+ *  the leaders U+2024 and U+2025) and trailing spaces dropped (Windows); then two or more dots and nothing else
+ *  (`...` is `..` to a server that trims trailing dots). A single `.` stays below the base and is allowed. */
+const dotLike = (segment: string): boolean => {
+  // Most segments hold no dot and nothing beyond ASCII: nothing to fold.
+  if (!/[.\u0080-\uffff]/.test(segment)) return false
+  const cut = segment.split(/[;\0]/, 1)[0]!.normalize("NFKC").replace(/\s+$/, "")
+  return /^\.{2,}$/.test(cut)
+}
 
-/** Whether a decoded segment still holds a `.`, `/` or `\` that one more decoding, or a few, would produce. A
- *  decoder that leaves invalid escapes alone is assumed (the lenient kind), so `%25%32%65` counts too; any other
- *  `%25` (`%2541`, a literal percent sign) is an ordinary character. */
+// An escape of ".", "/" or "\\", behind any number of encoded "%", or an overlong UTF-8 lead byte or `%u` escape
+// (`%c0%ae`, `%u002e`): what a further decoding, by a lenient or a legacy decoder, may turn into one.
+const escapedDot = /%(?:25)*(?:2e|2f|5c|c0|c1|u[0-9a-f]{4})/i
+
+/** Whether a decoded segment still holds a `.`, `/` or `\` that one more decoding, or a few, would produce (also a
+ *  `..` in another spelling, see `dotLike`). A decoder that leaves invalid escapes alone is assumed (the lenient
+ *  kind), so `%25%32%65` counts too; any other `%25` (`%2541`, a literal percent sign) is an ordinary character. */
 const reencoded = (decoded: string): boolean => {
   let s = decoded
   for (let round = 0; round < 4 && s.includes("%"); round++) {
     if (escapedDot.test(s)) return true
+    let utf8: string | undefined
+    try {
+      utf8 = decodeURIComponent(s)
+    } catch {
+      utf8 = undefined
+    }
+    if (utf8 !== undefined && utf8.split(/[/\\]/).some(dotLike)) return true
     const next = s.replace(/%[0-9a-f]{2}/gi, (e) => String.fromCharCode(parseInt(e.slice(1), 16)))
     if (next === s) return false
     s = next

@@ -260,6 +260,37 @@ describe("Api.call", () => {
     })
   )
 
+  it.effect(
+    'refuses a ".." in the spellings some servers read as one, before any request; ".", "a..b" and "x.y" go',
+    () =>
+      Effect.gen(function* () {
+        const before = seen.length
+        const dots: ReadonlyArray<readonly [string, RegExp]> = [
+          ["/..;/admin", /".." segment/], // Tomcat, Jetty, Spring: path parameters cut
+          ["/%2e%2e;/admin", /".." segment/],
+          ["/..%3bx/admin", /".." segment/],
+          ["/..%00/admin", /".." segment/], // NUL truncation
+          ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
+          ["/.../admin", /".." segment/], // trailing dot trimmed
+          ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)
+          ["/%E2%80%A5/admin", /".." segment/], // two dot leader (NFKC: "..")
+          ["/%25c0%25ae%25c0%25ae/admin", /percent-encoded twice/], // overlong UTF-8, encoded twice
+          ["/%25u002e%25u002e/admin", /percent-encoded twice/], // IIS %u, encoded twice
+          ["/%25EF%25BC%258E%25EF%25BC%258E/admin", /percent-encoded twice/], // fullwidth dots, encoded twice
+          ["/%252e%252e;/admin", /percent-encoded twice/]
+        ]
+        for (const [path, why] of dots) {
+          const e = yield* Effect.flip(call(path))
+          assert.strictEqual(e._tag, "TargetRefused", path)
+          assert.match(e.message, why, path)
+        }
+        assert.strictEqual(seen.length, before)
+        for (const path of ["/./x", "/a..b", "/x.y;v=1", "/v1.2/items", "/caf%C3%A9"]) {
+          assert.strictEqual((yield* call(path)).status, 200, path)
+        }
+      })
+  )
+
   it.live("an answer slower than the time limit is an UpstreamTimeout", () =>
     Effect.gen(function* () {
       const e = yield* Effect.flip(call("/slow", { timeoutMs: 300 }))

@@ -322,13 +322,20 @@ describe("refusals", () => {
       "/v1/proxy/jobs/a/..",
       "/v1/proxy/jobs/a\\..\\b",
       "/v1/proxy/%2e%2e/jobs/x",
-      "/v1/proxy/jobs/%2e./x"
+      "/v1/proxy/jobs/%2e./x",
+      // Spellings some API servers read as "..": path parameters, NUL, trailing space or dot, fullwidth dots.
+      "/v1/proxy/jobs/..;/cube/x",
+      "/v1/proxy/jobs/%2e%2e;/x",
+      "/v1/proxy/jobs/..%00/x",
+      "/v1/proxy/jobs/..%20/x",
+      "/v1/proxy/jobs/.../x",
+      "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
     }
     expect(sb.requests.length).toBe(before)
-    expect((await proxy("/v1/proxy/jobs/a..b/...")).status).toBe(200) // dots inside a name are fine
+    expect((await proxy("/v1/proxy/jobs/a..b/x.y;v=1")).status).toBe(200) // dots inside a name are fine
   })
 
   it('a ".", "/" or "\\" percent-encoded twice is 400 on both paths and never reaches the API', async () => {
