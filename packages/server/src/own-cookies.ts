@@ -6,6 +6,10 @@
  *    API, and stay), and without the header when nothing is left;
  *  - an API's Set-Cookie naming one is dropped, so that an API answer cannot plant or overwrite the binding
  *    cookie of a browser on tessera's origin (the other Set-Cookie lines go back as they came).
+ *  - every other Set-Cookie is scoped to the connection's own proxy prefix (`Path=/v1/proxy/<name>/`, its own
+ *    `Path` and `Domain` dropped), so an API's cookies go back only to that API, never to another connection's
+ *    proxy path or to tessera's own pages (the connect callback among them, which a flood of large cookies for its
+ *    path could otherwise push past the header limit).
  *  Names are matched without regard to case, and a nameless cookie (`Set-Cookie: tessera_connect_x`, or
  *  `=tessera_connect_x=v`, which a browser sends back as that text) counts by the text it is sent back as: a
  *  near-miss of the name is refused rather than trusted. */
@@ -40,4 +44,27 @@ export const withoutOwnSetCookie = (
   // Only the name=value pair before the first ";" names the cookie; the attributes may say anything.
   const kept = (typeof lines === "string" ? [lines] : lines).filter((l) => !isOwn(l.split(";", 1)[0]!))
   return kept.length === 0 ? undefined : typeof lines === "string" ? kept[0] : kept
+}
+
+/** The path an API's cookies are scoped to: its connection's proxy prefix. */
+export const proxyPathOf = (connection: string): string => `/v1/proxy/${encodeURIComponent(connection)}/`
+
+// The attributes that would widen a cookie beyond the proxy prefix; everything else (Secure, HttpOnly, SameSite,
+// Max-Age, Expires, Partitioned) is the API's own business and stays.
+const widening = /^\s*(?:path|domain)\s*(?:=|$)/i
+
+/** One Set-Cookie line with its Path and Domain replaced by `Path=<path>`. */
+const scopedLine = (line: string, path: string): string => {
+  const [pair, ...attributes] = line.split(";")
+  return [pair, ...attributes.filter((a) => !widening.test(a)).map((a) => a.trim()), `Path=${path}`].join("; ")
+}
+
+/** An answer's Set-Cookie lines as they go back: tessera's own dropped, the others scoped to `path`. */
+export const scopedSetCookie = (
+  lines: string | ReadonlyArray<string> | undefined,
+  path: string
+): string | Array<string> | undefined => {
+  const kept = withoutOwnSetCookie(lines)
+  if (kept === undefined) return undefined
+  return typeof kept === "string" ? scopedLine(kept, path) : kept.map((l) => scopedLine(l, path))
 }

@@ -33,13 +33,19 @@ const noBody = new Set([204, 304])
 
 /** Writes the API's answer: its head, then its body straight from the API's socket (Api.HeldAnswer `into`, with
  *  backpressure); a caller that goes away aborts the exchange, and a body that fails or stalls cuts the response. */
-const stream = (req: http.IncomingMessage, res: http.ServerResponse, a: Api.HeldAnswer, requestId: string) => {
+const stream = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  a: Api.HeldAnswer,
+  requestId: string,
+  connection: string
+) => {
   if (res.destroyed) {
     a.discard()
     return
   }
   try {
-    const headers = Proxy.answerHeaders(a.headers)
+    const headers = Proxy.answerHeaders(a.headers, connection)
     headers["x-request-id"] = requestId
     res.writeHead(a.status, a.statusText, headers)
   } catch (e) {
@@ -130,7 +136,7 @@ export const tryForward = (
   pending
     .then((outcome) =>
       outcome._tag === "Answered"
-        ? stream(req, res, outcome.answer, meta.id)
+        ? stream(req, res, outcome.answer, meta.id, c.name)
         : fail(deps, req, res, meta, c, outcome.error)
     )
     .catch((e: unknown) => {

@@ -120,7 +120,8 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
 }
 
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
- *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, and with
+ *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, its other cookies scoped to the
+ *  connection's proxy prefix (own-cookies.ts), and with
  *  `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL (a server
  *  without keys answers a user's own navigation), and an HTML answer must not become a page of this server's
  *  origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script and has an
@@ -131,11 +132,12 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
 const ownHeaders = ["x-request-id", "clear-site-data"]
 
 export const answerHeaders = (
-  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>,
+  connection: string
 ): Api.HeaderMap => {
   const out = Api.endToEnd(headers, ownHeaders)
   if (out["set-cookie"] !== undefined) {
-    const kept = OwnCookies.withoutOwnSetCookie(out["set-cookie"])
+    const kept = OwnCookies.scopedSetCookie(out["set-cookie"], OwnCookies.proxyPathOf(connection))
     if (kept === undefined) delete out["set-cookie"]
     else out["set-cookie"] = kept
   }
@@ -188,6 +190,6 @@ export const forward = (
         onRetry: () => deps.metrics.proxyRetries.inc(labels)
       }
     ).pipe(Effect.mapError((e) => (Api.isApiError(e) ? refusal(c, e) : e)))
-    for (const [name, value] of Object.entries(answerHeaders(res.headers))) sink.setHeader(name, value)
+    for (const [name, value] of Object.entries(answerHeaders(res.headers, c.name))) sink.setHeader(name, value)
     return HttpServerResponse.raw(res.body, { status: res.status, statusText: res.statusText })
   })

@@ -1,6 +1,7 @@
 /** tessera's own cookies (own-cookies.ts) on a real server against an own upstream, through both proxy paths (the
  *  fast path for a bodiless call on a fresh token, the router for one with a body): the caller's Cookie reaches
- *  the API without them (and without the header when nothing else is left), an API's Set-Cookie naming one
+ *  the API without them (and without the header when nothing else is left), an API's other cookies scoped to its
+ *  proxy prefix, an API's Set-Cookie naming one
  *  never comes back, however its name is spelled, and neither does a Clear-Site-Data that would wipe them. */
 import type { Sandbox } from "@tessera/testkit"
 import * as http from "node:http"
@@ -27,7 +28,13 @@ const setCookies: Record<string, ReadonlyArray<string>> = {
     "tessera_connect_bare",
     "other=tessera_connect_in_value; Path=/"
   ],
-  ownOnly: ["tessera_connect_abc=planted; Path=/v1/connect/callback"]
+  ownOnly: ["tessera_connect_abc=planted; Path=/v1/connect/callback"],
+  widening: [
+    "junk=xxxx; Path=/v1/connect/callback; Max-Age=31536000",
+    "wide=1; Domain=127.0.0.1; path=/; Secure; HttpOnly; SameSite=Lax",
+    "bare=2",
+    "odd=3;PATH ;  Domain"
+  ]
 }
 
 beforeAll(async () => {
@@ -109,10 +116,24 @@ describe.each<Path>(["fast", "router"])("on the %s path", (via) => {
   it("an API's Set-Cookie naming one of tessera's cookies is dropped; the others come back", async () => {
     const mixed = await call(`/v1/proxy/own/set/mixed?via=${via}`, via)
     expect(mixed.status).toBe(200)
-    expect(mixed.headers["set-cookie"]).toEqual(["session=keep; Path=/", "other=tessera_connect_in_value; Path=/"])
+    expect(mixed.headers["set-cookie"]).toEqual([
+      "session=keep; Path=/v1/proxy/own/",
+      "other=tessera_connect_in_value; Path=/v1/proxy/own/"
+    ])
     const own = await call(`/v1/proxy/own/set/ownOnly?via=${via}`, via)
     expect(own.status).toBe(200)
     expect(own.headers["set-cookie"]).toBeUndefined()
+  })
+
+  it("an API's other cookies are scoped to its own proxy prefix: its Path and Domain never widen them", async () => {
+    const r = await call(`/v1/proxy/own/set/widening?via=${via}`, via)
+    expect(r.status).toBe(200)
+    expect(r.headers["set-cookie"]).toEqual([
+      "junk=xxxx; Max-Age=31536000; Path=/v1/proxy/own/",
+      "wide=1; Secure; HttpOnly; SameSite=Lax; Path=/v1/proxy/own/",
+      "bare=2; Path=/v1/proxy/own/",
+      "odd=3; Path=/v1/proxy/own/"
+    ])
   })
 
   it("an API's Clear-Site-Data, which would wipe the browser's cookies for tessera's origin, is dropped", async () => {

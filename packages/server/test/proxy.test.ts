@@ -245,7 +245,8 @@ describe("forwarding to the d.vinci-style /restApi", () => {
   it("keeps repeated Set-Cookie headers apart and answers with its own X-Request-Id", async () => {
     const r = await proxy("/v1/proxy/own/cookies", { headers: { "x-request-id": "mine-1" } })
     expect(r.status).toBe(200)
-    expect(r.headers["set-cookie"]).toEqual(["a=1; Path=/", "b=2; Path=/"])
+    // Apart, and scoped to the connection's proxy prefix (own-cookies.ts).
+    expect(r.headers["set-cookie"]).toEqual(["a=1; Path=/v1/proxy/own/", "b=2; Path=/v1/proxy/own/"])
     expect(r.headers["x-request-id"]).toBe("mine-1")
   })
 })
