@@ -122,6 +122,10 @@ describe("a tenant key without the route's scope", () => {
       // Readiness and the OpenAPI document show nothing of any connection: any valid key still reads them.
       expect((await call(key, "GET", "/readyz")).status).toBe(200)
       expect((await call(key, "GET", "/openapi.json")).status).toBe(200)
+      // The provider catalogue is shared (README): a tenant's key lists the same manifests as the admin's.
+      const providers = await call(key, "GET", "/v1/providers")
+      expect(providers.status).toBe(200)
+      expect(providers.text).toBe((await call(ADMIN, "GET", "/v1/providers")).text)
     }
     for (const key of [ADMIN, SCRAPER]) {
       const r = await call(key, "GET", "/metrics")
