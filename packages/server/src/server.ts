@@ -8,7 +8,7 @@
  *    cached token the fast path answers is written in one synchronous step, and settled right after it.
  *  - Every request passes the request guard (request-guard.ts: Host and Origin) before the token fast path or the
  *    router sees it. Whatever throws while one request is answered becomes a 500 problem for that request, logged
- *    with its stack; it never ends the process.
+ *    with its stack and counted under the route it matched; it never ends the process.
  *  - `close()` stops accepting at once (the listening socket closes, so new connections are refused), lets the
  *    requests in flight finish (up to `drainTimeoutMs`, then cuts them), closes the idle keep-alive connections,
  *    and only then disposes the engines.
@@ -135,6 +135,18 @@ const logDefect = (log: AccessLog.LogSink, requestId: string, e: unknown) => {
     AccessLog.error(log, entry)
   } catch {
     AccessLog.error(process.stderr, entry)
+  }
+}
+
+/** Labels a request whose handling threw before a route labelled it (the token fast path's `answerHot`, say) with
+ *  the route it matches, so that its 500 is counted and logged there and not as "unmatched". */
+const labelMatched = (req: http.IncomingMessage, meta: RequestCtx.RequestMeta) => {
+  if (meta.route !== undefined) return
+  try {
+    const found = TokenFastPath.match(req)
+    if (found) RequestCtx.label(meta, found.handler.path, found.params["name"])
+  } catch {
+    /* unmatched, then */
   }
 }
 
@@ -432,11 +444,14 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       }
     }
     let answered = false
-    if (thrown) answerDefect(log, req, res, meta.id, thrown.defect)
-    else
+    if (thrown) {
+      labelMatched(req, meta)
+      answerDefect(log, req, res, meta.id, thrown.defect)
+    } else
       try {
         answered = dispatch(req, res, meta, passed)
       } catch (e) {
+        labelMatched(req, meta)
         answerDefect(log, req, res, meta.id, e)
       }
     // A cached token was answered in full, synchronously: settled now, with no listener.
