@@ -70,7 +70,8 @@ export interface ServerOptions {
   /** Connection store when the config has no connection_store: "memory" (default), "sqlite" (the default file in
    *  the user data dir; `serve` and `tessera serve` use it), "none", or an implementation. */
   readonly connections?: Runtime.ConnectionStoreChoice | undefined
-  /** Access and error log lines (JSON, one per line). Default process.stdout; false for none. */
+  /** Access and error log lines (JSON, one per line). Default process.stdout; false for none. A stream gets them in
+   *  batches, and `close()` resolves once it has written the last one. */
   readonly log?: AccessLog.LogSink | false | undefined
   /** Proxy limits: body size, replay buffer, upstream time limit (proxy.ts). */
   readonly limits?: Partial<Proxy.Limits> | undefined
@@ -107,6 +108,9 @@ const checkConfig = (host: string, config: Config.Config) => {
     )
   }
 }
+
+/** How long `close()` waits at most for the access log's stream to write its last lines. */
+const logSettleMs = 5_000
 
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
@@ -179,10 +183,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000
   if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)
     throw new TypeError("drainTimeoutMs must be a non-negative number")
-  // A stream (process.stdout, a file) gets each event-loop turn's lines in one write; any other sink (a test's,
-  // a logger's) gets one call per line, as written.
+  // A stream (process.stdout, a file) gets its lines in batches (access-log.ts `batched`; one made already, as
+  // `serve` does, is used as it is); any other sink (a test's, a logger's) gets one call per line, as written.
   const sink = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
-  const batch = sink instanceof Writable ? AccessLog.batched(sink) : undefined
+  const batch = sink instanceof Writable ? AccessLog.batched(sink) : AccessLog.isBatched(sink) ? sink : undefined
   const log: AccessLog.LogSink = batch ?? sink
 
   const metrics = Metrics.make()
@@ -246,9 +250,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     await refresher.close()
     await webhooks.close()
     await generations.dispose()
-    // Last: the spans of the final requests and renewals are flushed, and the last log lines written.
+    // Last: the spans of the final requests and renewals are flushed, and the last log lines written: a stream
+    // (a file) has them when close() resolves, so a process may exit then (a stuck one is waited for 5 s at most).
     await telemetry.close()
-    batch?.flush()
+    if (batch) await Promise.race([batch.settled(), sleep(logSettleMs)])
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void
