@@ -107,6 +107,16 @@ it.skipIf(!redisUp || !postgresUp)(
     const second = await run(writer.getToken("acme"))
     expect(second.decision.action).toBe("reused")
     expect(sb.tokenRequests("oauth2")).toHaveLength(1)
+
+    // A new version still evicts it on the other instance.
+    const replaced = new Promise<void>((resolve) =>
+      reader.registry.onChange((n, version) => n === "acme" && version === 2 && resolve())
+    )
+    await run(writer.registry.put("acme", { provider: "oauth2", inputs: { ...sb.credentials.oauth2 } }))
+    await replaced
+    expect(reader.peek("acme")).toBeUndefined()
+    expect((await run(reader.getToken("acme"))).decision.action).toBe("acquired")
+    expect(sb.tokenRequests("oauth2")).toHaveLength(2)
   },
   20_000
 )
