@@ -122,8 +122,11 @@ export interface Registry {
   readonly remove: (name: string) => Effect.Effect<boolean, ConnectionConflict | ConnectionStoreError>
   /** Config and stored connections together, in name order (byte order), `limit` per page (default 100, max 1000). */
   readonly list: (query?: ListQuery) => Effect.Effect<ListPage, ConnectionStoreError | ConnectionInvalid>
-  /** Called with a connection's name when it changed or went away (on any instance). */
-  readonly onChange: (listener: (name: string) => void) => () => void
+  /** Called with a connection's name when it changed or went away (on any instance). `version`: the version a put
+   *  wrote, when the change is one the store reported; a listener that already holds that version (or a newer one)
+   *  has nothing to forget. The store may report a change more than once (its catch-up after a reconnect replays
+   *  recent ones), so listeners must treat it that way. */
+  readonly onChange: (listener: (name: string, version?: number) => void) => () => void
   /** Opens the store now (a server checks it at start instead of at the first request). */
   readonly warm: () => Effect.Effect<void, ConnectionStoreError>
   readonly store: () => Effect.Effect<ConnectionStoreShape, ConnectionStoreError>
@@ -216,15 +219,23 @@ export const make = (
 
   const resolved = new Map<string, Found>()
   const changes = new Map<string, number>()
-  const listeners = new Set<(name: string) => void>()
+  const listeners = new Set<(name: string, version?: number) => void>()
   const maxResolved = 100_000
 
-  const forget = (name: string) => {
-    resolved.delete(name)
-    changes.set(name, (changes.get(name) ?? 0) + 1)
+  /** Whether the connection resolved here is at `version` or newer (a put told again, or told after a read). */
+  const holds = (name: string, version: number | undefined) => {
+    const r = resolved.get(name)
+    return version !== undefined && r?._tag === "Found" && r.connection.version >= version
+  }
+
+  const forget = (name: string, version?: number) => {
+    if (!holds(name, version)) {
+      resolved.delete(name)
+      changes.set(name, (changes.get(name) ?? 0) + 1)
+    }
     for (const l of listeners) {
       try {
-        l(name)
+        l(name, version)
       } catch {
         /* a listener's bug must not break the store's notifications */
       }
@@ -234,7 +245,8 @@ export const make = (
   let unsubscribe: (() => void) | undefined
   let disposed = false
   const store = Effect.map(openStore ?? noStore, (s) => {
-    if (!unsubscribe && !disposed) unsubscribe = s.subscribe((change) => forget(change.name))
+    if (!unsubscribe && !disposed)
+      unsubscribe = s.subscribe((change) => forget(change.name, change.kind === "put" ? change.version : undefined))
     return s
   })
 

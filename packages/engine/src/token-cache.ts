@@ -66,8 +66,10 @@ export interface TokenCacheShape {
     flight: (key: string) => string,
     work: Effect.Effect<A, E>
   ) => Effect.Effect<A, E | StoreError>
-  /** Forgets what is kept for a connection name that changed or went away, here and in the store. */
-  readonly evict: (name: string) => void
+  /** Forgets what is kept for a connection name that changed or went away, here and in the store. With `version`
+   *  (a put of that version was reported), a key computed for that version or a newer one stays: its token is the
+   *  current one, and dropping it from a shared store would send every instance back to the provider. */
+  readonly evict: (name: string, version?: number) => void
 }
 
 export class TokenCache extends Context.Service<TokenCache, TokenCacheShape>()("tessera/TokenCache") {}
@@ -175,9 +177,9 @@ export const make = (store: TokenStoreShape): TokenCacheShape => {
     forget,
     forgetIfCurrent,
     singleFlight,
-    evict: (name) => {
+    evict: (name, version) => {
       const known = keys.get(name)
-      if (known === undefined) return
+      if (known === undefined || (version !== undefined && known.version >= version)) return
       keys.delete(name)
       tokens.delete(known.key)
       Effect.runFork(Effect.ignore(store.delete(known.key)))

@@ -1,6 +1,9 @@
 /** The server's log lines: one JSON line per request (the access log) and one per failure the caller only saw
  *  summarized. A line holds the method, the path WITHOUT its query string (queries often carry keys), status,
  *  duration, request id, route template, connection and API key NAME: never a header, body, key or token. */
+import { WriteStream } from "node:fs"
+import { Socket } from "node:net"
+import { Writable } from "node:stream"
 
 /** Where lines go: process.stdout, a file stream, or anything with `write` (tests capture lines). */
 export interface LogSink {
@@ -20,36 +23,81 @@ export interface ByteSink {
   readonly write: (chunk: Uint8Array | string) => unknown
 }
 
+/** A batched sink: `flush` writes what is pending now; `settled` also waits until the target has written every
+ *  batch handed to it (a stream's write callbacks; at once for a target that is not a stream). */
+export interface Batched extends LogSink {
+  readonly flush: () => void
+  readonly settled: () => Promise<void>
+}
+
 const batchBytes = 64 * 1024
+
+const made = new WeakSet<LogSink>()
+
+/** Whether `sink` is one `batched` made (a server given one writes through it and settles it when it closes). */
+export const isBatched = (sink: LogSink): sink is Batched => made.has(sink)
+
+/** Whether a stream holds nothing of a chunk once it has called back for it, so that the chunk's memory can take
+ *  the next batch: a file stream, a socket (a pipe, a TTY), the process's stdout and stderr (a synchronous file
+ *  write when redirected to one). Any other stream (a PassThrough, say, keeps the chunk for its reader after
+ *  calling back) gets a new buffer per batch. */
+const releasesChunks = (t: ByteSink): boolean =>
+  t === process.stdout || t === process.stderr || t instanceof WriteStream || t instanceof Socket
 
 /** A sink that collects lines as UTF-8 in a buffer and hands `target` the batch in one write: `everyMs` (20 ms)
  *  after the first line of a batch, or at once when the next line would not fit in 64 KiB. A server writing a
  *  line per request thus makes a few system calls a second instead of one per request (or per event-loop turn),
- *  at the price of lines reaching the file up to `everyMs` later. `flush` writes what is pending now; the server
- *  calls it when it closes, and at exit it runs by itself (a process killed with SIGKILL loses at most the last
- *  `everyMs` of lines). */
-export const batched = (target: ByteSink, everyMs = 20): LogSink & { readonly flush: () => void } => {
-  let buffer = Buffer.allocUnsafeSlow(batchBytes)
+ *  at the price of lines reaching the file up to `everyMs` later. A batch's buffer takes a later batch once the
+ *  target has written it (see `releasesChunks`), never while the target may still read it. `flush` writes what is
+ *  pending now, and `settled` waits for the target too; the server awaits it when it closes. At exit `flush` runs
+ *  by itself, which saves the last lines of a synchronous target only (process.stdout on a file or, on Linux, a
+ *  pipe); a process killed with SIGKILL loses at most the last `everyMs` of lines. */
+export const batched = (target: ByteSink, everyMs = 20): Batched => {
+  const stream = target instanceof Writable ? target : undefined
+  const reuse = stream !== undefined && releasesChunks(target)
+  let buffer: Buffer = Buffer.allocUnsafeSlow(batchBytes)
+  // A written batch's buffer, free for the next one.
+  let spare: Buffer | undefined
   let used = 0
   let timer: NodeJS.Timeout | undefined
+  // Writes handed to the stream that it has not called back for yet, and who waits for none to be left.
+  let pending = 0
+  const waiting: Array<() => void> = []
+  const written = (full: Buffer | undefined) => () => {
+    pending--
+    if (full !== undefined) spare ??= full
+    if (pending === 0) for (const resolve of waiting.splice(0)) resolve()
+  }
+  const send = (chunk: Uint8Array | string, full?: Buffer) => {
+    if (stream === undefined) return void target.write(chunk)
+    pending++
+    try {
+      stream.write(chunk, written(reuse ? full : undefined))
+    } catch (e) {
+      pending--
+      throw e
+    }
+  }
   const flush = () => {
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
     atExit.delete(flush)
     if (used === 0) return
-    // The target may hold the chunk until it is written (a pipe): the next batch goes into a new buffer.
-    const chunk = buffer.subarray(0, used)
-    buffer = Buffer.allocUnsafeSlow(batchBytes)
+    // The target holds the chunk until it has written it (a file, a pipe): the next batch goes into another buffer.
+    const full = buffer
+    const chunk = full.subarray(0, used)
+    buffer = spare ?? Buffer.allocUnsafeSlow(batchBytes)
+    spare = undefined
     used = 0
-    target.write(chunk)
+    send(chunk, full)
   }
-  return {
+  const sink: Batched = {
     write: (line: string) => {
       // At most 3 bytes per UTF-16 unit: a line that might not fit ends the batch first.
       if (line.length * 3 > batchBytes - used) {
         flush()
         if (line.length * 3 > batchBytes) {
-          target.write(line)
+          send(line)
           return true
         }
       }
@@ -60,8 +108,14 @@ export const batched = (target: ByteSink, everyMs = 20): LogSink & { readonly fl
       }
       return true
     },
-    flush
+    flush,
+    settled: () => {
+      flush()
+      return pending === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiting.push(resolve))
+    }
   }
+  made.add(sink)
+  return sink
 }
 
 export interface AccessEntry {

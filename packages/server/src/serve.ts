@@ -3,6 +3,7 @@
  *  tries again from scratch), drain and stop on SIGTERM or SIGINT.
  *  `tessera serve` and main.ts both call `serve`. */
 import * as Effect from "effect/Effect"
+import { Writable } from "node:stream"
 import { Config, Problem } from "@tessera/engine"
 import * as AccessLog from "./access-log.ts"
 import { startServer, type RunningServer, type ServerOptions } from "./server.ts"
@@ -35,7 +36,10 @@ const logProblems = (log: AccessLog.LogSink, config: Config.Config) => {
 
 /** Loads `options.config` and starts the server. Rejects with the engine's ConfigInvalid when the file is broken. */
 export const serve = async (options: ServeOptions): Promise<Serving> => {
-  const log = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
+  const given = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
+  // One batch for the server's lines and these (problems, listening, stopping), in order: the server's close()
+  // waits until a stream has written them all, so the process can exit then.
+  const log = given instanceof Writable ? AccessLog.batched(given) : given
   const load = () => Effect.runPromise(Config.load(options.config, options.env))
   const config = await load()
   logProblems(log, config)

@@ -8,7 +8,7 @@
  *    cached token the fast path answers is written in one synchronous step, and settled right after it.
  *  - Every request passes the request guard (request-guard.ts: Host and Origin) before the token fast path or the
  *    router sees it. Whatever throws while one request is answered becomes a 500 problem for that request, logged
- *    with its stack; it never ends the process.
+ *    with its stack and counted under the route it matched; it never ends the process.
  *  - `close()` stops accepting at once (the listening socket closes, so new connections are refused), lets the
  *    requests in flight finish (up to `drainTimeoutMs`, then cuts them), closes the idle keep-alive connections,
  *    and only then disposes the engines.
@@ -71,7 +71,8 @@ export interface ServerOptions {
   /** Connection store when the config has no connection_store: "memory" (default), "sqlite" (the default file in
    *  the user data dir; `serve` and `tessera serve` use it), "none", or an implementation. */
   readonly connections?: Runtime.ConnectionStoreChoice | undefined
-  /** Access and error log lines (JSON, one per line). Default process.stdout; false for none. */
+  /** Access and error log lines (JSON, one per line). Default process.stdout; false for none. A stream gets them in
+   *  batches, and `close()` resolves once it has written the last one. */
   readonly log?: AccessLog.LogSink | false | undefined
   /** Proxy limits: body size, replay buffer, upstream time limit (proxy.ts). */
   readonly limits?: Partial<Proxy.Limits> | undefined
@@ -114,6 +115,9 @@ const checkConfig = (host: string, config: Config.Config) => {
   }
 }
 
+/** How long `close()` waits at most for the access log's stream to write its last lines. */
+const logSettleMs = 5_000
+
 const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 
 const sleep = (ms: number) =>
@@ -141,6 +145,18 @@ const logDefect = (log: AccessLog.LogSink, requestId: string, e: unknown) => {
     AccessLog.error(log, entry)
   } catch {
     AccessLog.error(process.stderr, entry)
+  }
+}
+
+/** Labels a request whose handling threw before a route labelled it (the token fast path's `answerHot`, say) with
+ *  the route it matches, so that its 500 is counted and logged there and not as "unmatched". */
+const labelMatched = (req: http.IncomingMessage, meta: RequestCtx.RequestMeta) => {
+  if (meta.route !== undefined) return
+  try {
+    const found = TokenFastPath.match(req)
+    if (found) RequestCtx.label(meta, found.handler.path, found.params["name"])
+  } catch {
+    /* unmatched, then */
   }
 }
 
@@ -173,10 +189,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000
   if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)
     throw new TypeError("drainTimeoutMs must be a non-negative number")
-  // A stream (process.stdout, a file) gets each event-loop turn's lines in one write; any other sink (a test's,
-  // a logger's) gets one call per line, as written.
+  // A stream (process.stdout, a file) gets its lines in batches (access-log.ts `batched`; one made already, as
+  // `serve` does, is used as it is); any other sink (a test's, a logger's) gets one call per line, as written.
   const sink = options.log === false ? AccessLog.silent : (options.log ?? process.stdout)
-  const batch = sink instanceof Writable ? AccessLog.batched(sink) : undefined
+  const batch = sink instanceof Writable ? AccessLog.batched(sink) : AccessLog.isBatched(sink) ? sink : undefined
   const log: AccessLog.LogSink = batch ?? sink
 
   const metrics = Metrics.make()
@@ -240,9 +256,10 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     await refresher.close()
     await webhooks.close()
     await generations.dispose()
-    // Last: the spans of the final requests and renewals are flushed, and the last log lines written.
+    // Last: the spans of the final requests and renewals are flushed, and the last log lines written: a stream
+    // (a file) has them when close() resolves, so a process may exit then (a stuck one is waited for 5 s at most).
     await telemetry.close()
-    batch?.flush()
+    if (batch) await Promise.race([batch.settled(), sleep(logSettleMs)])
   }
 
   let handler: (req: http.IncomingMessage, res: http.ServerResponse) => void
@@ -439,11 +456,14 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       }
     }
     let answered = false
-    if (thrown) answerDefect(log, req, res, meta.id, thrown.defect)
-    else
+    if (thrown) {
+      labelMatched(req, meta)
+      answerDefect(log, req, res, meta.id, thrown.defect)
+    } else
       try {
         answered = dispatch(req, res, meta, passed)
       } catch (e) {
+        labelMatched(req, meta)
         answerDefect(log, req, res, meta.id, e)
       }
     // A cached token was answered in full, synchronously: settled now, with no listener.

@@ -16,8 +16,9 @@ import { matcher, routes, type RouteSpec } from "./routes.ts"
 export const table = matcher(routes)
 
 // The last GET paths matched, with their routes: callers ask for the same few URLs over and over, and a repeat then
-// skips the router's walk and its allocations. Bounded: paths up to 256 characters, and past 1024 of them the
-// oldest goes (Map order).
+// skips the router's walk and its allocations. Bounded: paths up to 256 characters, and past 1024 of them the least
+// recently used goes. Map order is the use order only once the bound is reached: a hit then moves its path to the
+// end (a delete and a set, ~0.1 µs); below it nothing is evicted, so a hit stays one lookup.
 const matchedGets = new Map<string, ReturnType<typeof table.match>>()
 const matchedMax = 1024
 
@@ -30,7 +31,13 @@ export const match = (req: http.IncomingMessage) => {
   const method = m === "GET" ? m : m.toUpperCase()
   if (method !== "GET" || path.length > 256) return table.match(method, path)
   const known = matchedGets.get(path)
-  if (known !== undefined) return known
+  if (known !== undefined) {
+    if (matchedGets.size >= matchedMax) {
+      matchedGets.delete(path)
+      matchedGets.set(path, known)
+    }
+    return known
+  }
   const found = table.match(method, path)
   if (found === undefined) return undefined
   if (matchedGets.size >= matchedMax) matchedGets.delete(matchedGets.keys().next().value!)

@@ -1,5 +1,8 @@
 /** The access log: its batching sink (access-log.ts `batched`, what the server puts in front of a stream) and its
  *  lines, written field by field. */
+import { once } from "node:events"
+import { createServer, Socket, type AddressInfo } from "node:net"
+import { PassThrough } from "node:stream"
 import { describe, expect, it } from "vitest"
 import * as AccessLog from "../src/access-log.ts"
 
@@ -59,6 +62,121 @@ describe("AccessLog.batched", () => {
     expect(JSON.parse(t.writes[1]!).message).toHaveLength(40_000)
     log.flush()
     expect(t.writes).toHaveLength(2)
+  })
+})
+
+/** A socket that notes the memory of each chunk it is handed (it is a real socket to a loopback peer). */
+class Noting extends Socket {
+  readonly memory: ArrayBufferLike[] = []
+  override _write(chunk: Buffer, encoding: BufferEncoding, cb: (error?: Error | null) => void) {
+    this.memory.push(chunk.buffer)
+    super._write(chunk, encoding, cb)
+  }
+}
+
+/** A loopback peer that reads nothing until `read()`, then everything; `received` is what it got. */
+const peer = async () => {
+  const chunks: Buffer[] = []
+  let accepted: Socket | undefined
+  const server = createServer((s) => {
+    accepted = s
+    s.pause()
+    s.on("data", (c: Buffer) => chunks.push(c))
+  })
+  server.listen(0, "127.0.0.1")
+  await once(server, "listening")
+  const { port } = server.address() as AddressInfo
+  const socket = new Noting()
+  socket.connect(port, "127.0.0.1")
+  await once(socket, "connect")
+  while (accepted === undefined) await after(1)
+  return {
+    socket,
+    read: () => accepted!.resume(),
+    received: () => Buffer.concat(chunks).toString("utf8"),
+    close: async () => {
+      socket.destroy()
+      accepted?.destroy()
+      server.close()
+      await once(server, "close")
+    }
+  }
+}
+
+/** Lines `from` to `to` (exclusive), each naming its number and padded to ~200 bytes. */
+const numbered = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, i) => `{"n":${from + i},"pad":"${"p".repeat(180)}"}\n`)
+
+const inOrder = (text: string, count: number) => {
+  const lines = text.split("\n").filter(Boolean)
+  expect(lines).toHaveLength(count)
+  lines.forEach((l, i) => expect(JSON.parse(l).n).toBe(i))
+}
+
+describe("AccessLog.batched buffers", () => {
+  it("a batch's buffer takes the next batch once the socket has written it", async () => {
+    const p = await peer()
+    try {
+      const log = AccessLog.batched(p.socket)
+      AccessLog.info(log, "one")
+      await log.settled()
+      AccessLog.info(log, "two")
+      await log.settled()
+      AccessLog.info(log, "three")
+      await log.settled()
+      expect(p.socket.memory).toHaveLength(3)
+      expect(new Set(p.socket.memory).size).toBeLessThanOrEqual(2)
+      p.read()
+      while (p.received().split("\n").length < 4) await after(5)
+      expect(
+        p
+          .received()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).message)
+      ).toEqual(["one", "two", "three"])
+    } finally {
+      await p.close()
+    }
+  })
+
+  it("never while a slow socket still holds it: every line arrives intact and in order", async () => {
+    const p = await peer()
+    try {
+      const log = AccessLog.batched(p.socket)
+      // ~16 MB in bursts of ~200 KB, one event-loop turn apart: the peer reads nothing at first, so the kernel's
+      // buffers fill and the socket holds batches unwritten while the next ones are collected.
+      let n = 0
+      let bytes = 0
+      for (let burst = 0; burst < 80; burst++) {
+        for (const l of numbered(n, n + 1000)) {
+          log.write(l)
+          bytes += l.length
+        }
+        n += 1000
+        if (burst === 40) p.read()
+        await new Promise((r) => setImmediate(r))
+      }
+      await log.settled()
+      while (p.received().length < bytes) await after(10)
+      inOrder(p.received(), n)
+      expect(new Set(p.socket.memory).size).toBeLessThan(p.socket.memory.length) // buffers were taken again
+    } finally {
+      await p.close()
+    }
+  }, 30_000)
+
+  it("a stream that keeps a chunk after calling back (a PassThrough) gets a new buffer per batch", async () => {
+    const through = new PassThrough()
+    // The reader keeps every chunk as it was handed over (the PassThrough passes the batch's own memory on).
+    const chunks: Buffer[] = []
+    through.on("data", (c: Buffer) => chunks.push(c))
+    const log = AccessLog.batched(through)
+    for (let round = 0; round < 4; round++) {
+      for (const l of numbered(round * 500, round * 500 + 500)) log.write(l)
+      await log.settled()
+    }
+    inOrder(Buffer.concat(chunks).toString("utf8"), 2000)
   })
 })
 

@@ -66,7 +66,14 @@ describe("a throw while answering a request", () => {
       expect(fastPath).toMatchObject({ code: "Internal" })
       expect(fastPath.message).toMatch(/RangeError: Invalid time value[\s\S]*token-fast-path/)
       expect(errors.find((e) => e.request_id === "far-1")?.message).toContain("RangeError")
-      expect(lines.filter((l) => l.includes(`"type":"access"`) && l.includes(`"status":500`))).toHaveLength(2)
+      const failed = lines.filter((l) => l.includes(`"type":"access"`) && l.includes(`"status":500`))
+      expect(failed).toHaveLength(2)
+      // Both are the token route's 500s, the fast path's too: in the access log and in the metrics.
+      for (const l of failed)
+        expect(JSON.parse(l)).toMatchObject({ route: "/v1/connections/:name/token", connection: "jobs" })
+      expect((await raw(url, "/metrics")).text).toMatch(
+        /^tessera_http_requests_total\{method="GET",route="\/v1\/connections\/:name\/token",status="500"\} 2$/m
+      )
       expect(lines.join("\n") + stderr).not.toContain("far-future-token-8d2f")
     } finally {
       child.kill("SIGKILL")
