@@ -598,16 +598,7 @@ const putGrant = (ctx: Ctx, name: string, grant: GrantInput, expectedVersion: nu
       ctx,
       "put grant",
       async () => {
-        const token = Rows.encodeRefreshToken(ctx.st.keys, name, grant)
-        const values = [
-          name,
-          token,
-          grant.scope ?? null,
-          grant.status,
-          grant.detail ?? null,
-          grant.binding ?? null,
-          now
-        ]
+        const values = [name, ...Rows.grantValues(ctx.st.keys, name, grant, now)]
         const r =
           expectedVersion === undefined
             ? await ctx.pool.query(ctx.q.insertGrant, values)

@@ -629,15 +629,7 @@ const putGrant = (
   expected: number | undefined,
   now: number
 ) => {
-  const token = Rows.encodeRefreshToken(keys, name, grant)
-  const common: SQLInputValue[] = [
-    token,
-    grant.scope ?? null,
-    grant.status,
-    grant.detail ?? null,
-    grant.binding ?? null,
-    now
-  ]
+  const common: SQLInputValue[] = [...Rows.grantValues(keys, name, grant, now)]
   const r = expected === undefined ? st.insertGrant.run(name, ...common) : st.updateGrant.run(...common, name, expected)
   return changesOf(r) === 1
 }

@@ -77,6 +77,18 @@ export { recordOf } from "../connection-store.ts"
 export const encodeRefreshToken = (keys: KeyRing, name: string, grant: GrantInput) =>
   JSON.stringify(seal(keys, Redacted.value(grant.refreshToken), grantAad(name)))
 
+/** A grant row's columns after its name, in the stores' order: refresh token (sealed), scope, status, detail,
+ *  binding, updated at. */
+export const grantValues = (keys: KeyRing, name: string, grant: GrantInput, now: number) =>
+  [
+    encodeRefreshToken(keys, name, grant),
+    grant.scope ?? null,
+    grant.status,
+    grant.detail ?? null,
+    grant.binding ?? null,
+    now
+  ] as const
+
 /** Throws ConnectionStoreErrors; each store runs these inside its own try. */
 export interface Codec {
   readonly store: string
