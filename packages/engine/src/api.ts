@@ -172,7 +172,8 @@ const reencoded = (decoded: string): boolean => {
   return false
 }
 
-const pathReasons = {
+/** What `pathProblem`'s answers mean, after "the path": one wording for every caller (Api.resolve, the proxy). */
+export const pathReasons = {
   dot_segment: 'has a ".." segment; a path reaches only what is below the connection\'s API base URL',
   double_encoded:
     'has a ".", "/" or "\\" percent-encoded twice (%252e, %252f, %255c), which an API that decodes the path once more reads as a "." or ".." segment or a separator, outside what a path below the connection\'s API base URL may reach',

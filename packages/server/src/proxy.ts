@@ -12,7 +12,7 @@
  *  - Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways (Api.endToEnd). The caller's Authorization and
  *    X-Tessera-Key never go upstream; the manifest's header carries the connection's token instead.
  *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one (or its
- *    Clear-Site-Data) never comes back: the fast path and the router build both sets of headers here
+ *    Clear-Site-Data) never comes back; its other cookies come back scoped to the connection's proxy prefix: the fast path and the router build both sets of headers here
  *    (`requestHeaders`, `answerHeaders`).
  *  - Limits: bodies over `maxBodyBytes` get 413; a body with a Content-Length up to `replayBytes` is buffered so
  *    that an upstream 401 can be retried once (a streamed one's 401 goes back as is); no response headers within
@@ -64,21 +64,8 @@ export const targetOf = (rawUrl: string): Target | Refusal => {
   const search = q === -1 ? "" : rawUrl.slice(q)
   const m = /^\/+v1\/+proxy\/+([^/]*)(.*)$/.exec(path)
   if (!m) return new Refusal({ code: "BadRequest", detail: "expected /v1/proxy/<connection>/<path>" })
-  switch (Api.pathProblem(path)) {
-    case "malformed":
-      return new Refusal({ code: "BadRequest", detail: "the path has malformed percent-encoding" })
-    case "dot_segment":
-      return new Refusal({
-        code: "BadRequest",
-        detail: 'the path has a ".." segment; the proxy only reaches paths below the connection\'s API base URL'
-      })
-    case "double_encoded":
-      return new Refusal({
-        code: "BadRequest",
-        detail:
-          'the path has a ".", "/" or "\\" percent-encoded twice (%252e, %252f, %255c), which an API that decodes it once more reads as a ".." segment or a separator; the proxy only reaches paths below the connection\'s API base URL'
-      })
-  }
+  const problem = Api.pathProblem(path)
+  if (problem) return new Refusal({ code: "BadRequest", detail: `the path ${Api.pathReasons[problem]}` })
   return { name: m[1]!, rest: m[2]!, search }
 }
 
@@ -119,6 +106,19 @@ export const refusal = (c: Connection.Connection, e: Api.ApiError): Refusal | To
   }
 }
 
+/** Replaces a header present in `headers` with what `f` makes of it, or drops it when `f` leaves nothing. */
+const rewrite = (
+  headers: Api.HeaderMap,
+  name: string,
+  f: (value: string | ReadonlyArray<string>) => string | Array<string> | undefined
+) => {
+  const value = headers[name]
+  if (value === undefined) return
+  const next = f(value)
+  if (next === undefined) delete headers[name]
+  else headers[name] = next
+}
+
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
  *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, its other cookies scoped to the
  *  connection's proxy prefix (own-cookies.ts), and with
@@ -136,11 +136,7 @@ export const answerHeaders = (
   connection: string
 ): Api.HeaderMap => {
   const out = Api.endToEnd(headers, ownHeaders)
-  if (out["set-cookie"] !== undefined) {
-    const kept = OwnCookies.scopedSetCookie(out["set-cookie"], OwnCookies.proxyPathOf(connection))
-    if (kept === undefined) delete out["set-cookie"]
-    else out["set-cookie"] = kept
-  }
+  rewrite(out, "set-cookie", (v) => OwnCookies.scopedSetCookie(v, OwnCookies.proxyPathOf(connection)))
   const theirs = out["content-security-policy"]
   out["content-security-policy"] =
     theirs === undefined ? "sandbox" : ["sandbox", ...(typeof theirs === "string" ? [theirs] : theirs)]
@@ -157,11 +153,7 @@ export const requestHeaders = (
   requestId: string
 ): Api.HeaderMap => {
   const headers = Api.endToEnd(source, dropped)
-  if (headers["cookie"] !== undefined) {
-    const kept = OwnCookies.withoutOwn(headers["cookie"])
-    if (kept === undefined) delete headers["cookie"]
-    else headers["cookie"] = kept
-  }
+  rewrite(headers, "cookie", OwnCookies.withoutOwn)
   headers["x-request-id"] = requestId
   return headers
 }

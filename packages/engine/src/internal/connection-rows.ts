@@ -74,7 +74,7 @@ export const encodeInputs = (keys: KeyRing, input: PutInput) => {
 
 export { recordOf } from "../connection-store.ts"
 
-export const encodeRefreshToken = (keys: KeyRing, name: string, grant: GrantInput) =>
+const encodeRefreshToken = (keys: KeyRing, name: string, grant: GrantInput) =>
   JSON.stringify(seal(keys, Redacted.value(grant.refreshToken), grantAad(name)))
 
 /** A grant row's columns after its name, in the stores' order: refresh token (sealed), scope, status, detail,
