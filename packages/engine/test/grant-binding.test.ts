@@ -3,54 +3,23 @@
  *  stored refresh token to the new endpoint. A user's grant becomes needs_reauth; a password grant acquires anew; a
  *  change of a secret input only keeps the grant; a grant stored before bindings is used, then bound. */
 import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { ConnectionStore, type ConnectionStoreError, type ConnectionStoreShape } from "../src/connection-store.ts"
-import * as Postgres from "../src/connection-store-postgres.ts"
-import * as Sqlite from "../src/connection-store-sqlite.ts"
 import { makeMemory, type TokenStoreShape } from "../src/token-store.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
-import { newKey, redactAll } from "./services/connection-stores.ts"
-import { databaseUrl, dropSchemas, postgresUp, uniqueSchema } from "./services/postgres-available.ts"
+import { durableStores, need as needFor } from "./services/durable-stores.ts"
 
 const runtimes: Array<ManagedRuntime.ManagedRuntime<ConnectionStore, ConnectionStoreError>> = []
 const servers: GrantServer[] = []
-const dirs: string[] = []
-const schemas: string[] = []
+const durable = durableStores("tessera-binding-")
+const { stores } = durable
+const need = needFor("grant binding test")
 afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
   await Promise.all(servers.splice(0).map((s) => s.close()))
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-  await dropSchemas(schemas.splice(0))
+  await durable.cleanup()
 })
-
-const keys = [newKey()]
-const stores: Record<string, { up: boolean; make: () => Layer.Layer<ConnectionStore, ConnectionStoreError> }> = {
-  sqlite: {
-    up: true,
-    make: () => {
-      if (dirs.length === 0) dirs.push(mkdtempSync(join(tmpdir(), "tessera-binding-")))
-      return Sqlite.layer({ path: join(dirs[0]!, "connections.db"), encryptionKeys: redactAll(keys) })
-    }
-  },
-  postgres: {
-    up: postgresUp,
-    make: () => {
-      if (schemas.length === 0) schemas.push(uniqueSchema())
-      return Postgres.layer({ url: Redacted.make(databaseUrl), encryptionKeys: redactAll(keys), schema: schemas[0]! })
-    }
-  }
-}
-
-const need = (up: boolean, what: string) => {
-  if (up) return true
-  if (process.env["CI"] === "true") throw new Error(`${what} is needed on CI`)
-  console.log(`SKIP grant binding test: no ${what}`)
-  return false
-}
 
 const server = async () => {
   const s = await startGrantServer()

@@ -3,9 +3,7 @@
  *  an engine restart and a Redis FLUSHDB of the token cache; and two engines sharing PostgreSQL, refreshing at the
  *  same time, redeem each one-time refresh token exactly once (the loopback server refuses and counts reuse). */
 import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { readFileSync } from "node:fs"
 import { afterEach, describe, expect, it } from "vitest"
 import { startSandbox } from "@tessera/testkit"
 import { startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
@@ -15,21 +13,14 @@ import {
   type ConnectionStoreShape,
   type ConnectionStoreError
 } from "../src/connection-store.ts"
-import * as Postgres from "../src/connection-store-postgres.ts"
-import * as Sqlite from "../src/connection-store-sqlite.ts"
 import * as RedisStore from "../src/redis-store.ts"
 import * as Grants from "../src/grants.ts"
 import { makeMemory, TokenStore, type TokenStoreShape } from "../src/token-store.ts"
 import type { StoreError } from "../src/token-error.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
-import { leaks, newKey, redactAll } from "./services/connection-stores.ts"
-import {
-  databaseUrl,
-  dropSchemas,
-  postgresUp,
-  rawClient as pgClient,
-  uniqueSchema
-} from "./services/postgres-available.ts"
+import { leaks } from "./services/connection-stores.ts"
+import { durableStores, need as needFor } from "./services/durable-stores.ts"
+import { postgresUp, rawClient as pgClient } from "./services/postgres-available.ts"
 import { newEncryptionKey, rawClient, redisUp, redisUrl } from "./services/redis-available.ts"
 
 // A Redis database of its own on the shared server, so that FLUSHDB empties only what this file wrote.
@@ -73,40 +64,15 @@ const flushRedis = async () => {
 }
 
 let gs: GrantServer | undefined
-const dirs: string[] = []
-const schemas: string[] = []
+const durable = durableStores("tessera-grants-")
+const { stores } = durable
+const need = needFor("durable grant test")
 afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
   await gs?.close()
   gs = undefined
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-  await dropSchemas(schemas.splice(0))
+  await durable.cleanup()
 })
-
-const keys = [newKey()]
-const stores: Record<string, { up: boolean; make: () => Layer.Layer<ConnectionStore, ConnectionStoreError> }> = {
-  sqlite: {
-    up: true,
-    make: () => {
-      if (dirs.length === 0) dirs.push(mkdtempSync(join(tmpdir(), "tessera-grants-")))
-      return Sqlite.layer({ path: join(dirs[0]!, "connections.db"), encryptionKeys: redactAll(keys) })
-    }
-  },
-  postgres: {
-    up: postgresUp,
-    make: () => {
-      if (schemas.length === 0) schemas.push(uniqueSchema())
-      return Postgres.layer({ url: Redacted.make(databaseUrl), encryptionKeys: redactAll(keys), schema: schemas[0]! })
-    }
-  }
-}
-
-const need = (up: boolean, what: string) => {
-  if (up) return true
-  if (process.env["CI"] === "true") throw new Error(`${what} is needed on CI`)
-  console.log(`SKIP durable grant test: no ${what}`)
-  return false
-}
 
 /** A new grant server and an engine over `make`'s connection store, with the user's grant of `app` completed. */
 const withGrant = async (make: () => Layer.Layer<ConnectionStore, ConnectionStoreError>) => {
@@ -134,8 +100,8 @@ for (const [kind, s] of Object.entries(stores)) {
       await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
       const atRest =
         kind === "sqlite"
-          ? readFileSync(join(dirs[0]!, "connections.db"))
-          : JSON.stringify(await rawRows(`SELECT * FROM "${schemas[0]}".grants`))
+          ? readFileSync(durable.file())
+          : JSON.stringify(await rawRows(`SELECT * FROM "${durable.schema()}".grants`))
       expect(leaks(atRest, granted)).toEqual([])
       // Restart: every store closed, Redis emptied, then a new engine over the same database.
       await Promise.all(runtimes.splice(0).map((rt) => rt.dispose()))
