@@ -149,7 +149,7 @@ connect_keys?: [Value, ...(Value)[]]
  */
 allowed_hosts?: string[]
 /**
- * With api_keys, /metrics, /readyz and /openapi.json need a key (any valid one) unless listed here: `metrics`, `readyz`, `openapi`. /healthz (liveness) is always public. Without api_keys every route is open to loopback callers anyway.
+ * With api_keys, /readyz and /openapi.json need a key (any valid one), and /metrics a key that sees every connection (connections `*`, no tags), unless listed here: `metrics`, `readyz`, `openapi`. /healthz (liveness) is always public. Without api_keys every route is open to loopback callers anyway.
  */
 public_routes?: ("metrics" | "readyz" | "openapi")[]
 /**
