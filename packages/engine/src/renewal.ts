@@ -287,8 +287,16 @@ export const make = (deps: Deps): RenewalShape => {
             detail: GrantBinding.movedDetail
           })
         }
-        if (!(yield* Grants.claim(store, bound, g, owner, now + leaseMs))) continue
+        // Marked before the claim, not after: a second flight of this process whose read of the grant lands while
+        // this claim is in flight (committed, its answer not yet here) sees its own owner on the claim, and only
+        // the mark makes it wait instead of claiming the same version and redeeming the same refresh token.
         rotating.add(c.name)
+        const won = yield* Grants.claim(store, bound, g, owner, now + leaseMs).pipe(
+          Effect.onExit((exit) =>
+            Exit.isSuccess(exit) && exit.value ? Effect.void : Effect.sync(() => rotating.delete(c.name))
+          )
+        )
+        if (!won) continue
         return yield* redeem(c, store, bound, g, g.version + 1, now + leaseMs, cached, options, reason, user).pipe(
           Effect.ensuring(Effect.sync(() => rotating.delete(c.name)))
         )
