@@ -123,6 +123,9 @@ export class Target {
  *  percent-encoding. URL parsers resolve `%2e%2e` like `..`, and an API server may decode `%2f`, so either could
  *  climb out of the API base path; an API behind a gateway that decodes once more sees `%252e%252e` as `..`. */
 export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "malformed" | undefined => {
+  // Every problem needs a dot, a "%" or a character beyond ASCII (what NFKC may fold into a dot): most paths have
+  // none of them, and then there is nothing to decode or fold.
+  if (!suspect.test(path)) return undefined
   for (const segment of path.split(/[/\\]/)) {
     let decoded: string
     try {
@@ -135,6 +138,8 @@ export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "m
   }
   return undefined
 }
+
+const suspect = /[.%\u0080-\uffff]/
 
 /** Whether a decoded segment is `..` to some server: its path parameters cut off (`..;x`, which Tomcat, Jetty and
  *  Spring read as `..`), cut at a NUL (C servers), compatibility characters folded (NFKC: the fullwidth dot U+FF0E,
@@ -264,8 +269,9 @@ export const endToEnd = (
   drop: ReadonlyArray<string> = []
 ): HeaderMap => {
   const connection = headers["connection"]
+  // `keep-alive`, the usual value, names a header dropped anyway.
   const listed =
-    connection === undefined
+    connection === undefined || connection === "keep-alive" || connection === "Keep-Alive"
       ? undefined
       : new Set(
           (typeof connection === "string" ? connection : connection.join(","))

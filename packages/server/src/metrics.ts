@@ -99,8 +99,25 @@ export const makeRegistry = (): Registry => {
     },
     gauge: (name, help, labelNames = []) => {
       register(name, labelNames)
-      const series = seriesOf(labelNames, (attributes) => Metric.gauge(name, { description: help, attributes }))
-      return { set: (value, labels = {}) => series(labels).updateUnsafe(value, context) }
+      // A set is a plain assignment: the registry reads the value when it is scraped (Metric.registerUnsafe).
+      const series = seriesOf(labelNames, (attributes) => {
+        const holder = { value: 0 }
+        Metric.registerUnsafe(Metric.gauge(name, { description: help, attributes }), context, {
+          get: () => ({ value: holder.value }),
+          update: (value) => {
+            holder.value = value
+          },
+          modify: (by) => {
+            holder.value += by
+          }
+        })
+        return holder
+      })
+      return {
+        set: (value, labels = {}) => {
+          series(labels).value = value
+        }
+      }
     },
     histogram: (name, help, labelNames, buckets) => {
       register(name, labelNames)
@@ -122,11 +139,20 @@ export const makeRegistry = (): Registry => {
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
+/** The HTTP series of one method and route, bound once (server.ts `finish` counts every request into them). */
+export interface RequestSeries {
+  readonly count: (status: number) => void
+  readonly observe: (seconds: number) => void
+}
+
 /** The server's metric set. */
 export interface Metrics {
   readonly registry: Registry
   readonly httpRequests: Counter
   readonly httpDuration: Histogram
+  /** `httpRequests` and `httpDuration` for one method and route, looked up once per status: a request's labels are
+   *  a known method (or OTHER), a route template and a status, so the series stay few. */
+  readonly requestSeries: (method: string, route: string) => RequestSeries
   readonly inFlight: Gauge
   readonly proxyUpstreamDuration: Histogram
   readonly proxyRetries: Counter
@@ -152,6 +178,22 @@ export const make = (): Metrics => {
     ["method", "route"],
     latencyBuckets
   )
+  const bound = new Map<string, Map<string, RequestSeries>>()
+  const requestSeries = (method: string, route: string): RequestSeries => {
+    let byRoute = bound.get(method)
+    if (byRoute === undefined) bound.set(method, (byRoute = new Map()))
+    let series = byRoute.get(route)
+    if (series === undefined) {
+      const counts = new Map<number, () => void>()
+      const count = (status: number) => {
+        let inc = counts.get(status)
+        if (inc === undefined) counts.set(status, (inc = httpRequests.bind({ method, route, status: String(status) })))
+        inc()
+      }
+      byRoute.set(route, (series = { count, observe: httpDuration.bind({ method, route }) }))
+    }
+    return series
+  }
   const inFlight = registry.gauge("tessera_http_requests_in_flight", "Requests being handled now.")
   const acquisitions = registry.counter(
     "tessera_token_acquisitions_total",
@@ -246,6 +288,7 @@ export const make = (): Metrics => {
     registry,
     httpRequests,
     httpDuration,
+    requestSeries,
     inFlight,
     proxyUpstreamDuration,
     proxyRetries,

@@ -313,8 +313,9 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
     // 499: the caller went away before an answer was sent (nginx's convention).
     const status = res.headersSent ? res.statusCode : 499
     const durationMs = performance.now() - started
-    metrics.httpRequests.inc({ method, route, status: String(status) })
-    metrics.httpDuration.observe(durationMs / 1000, { method, route })
+    const series = metrics.requestSeries(method, route)
+    series.count(status)
+    series.observe(durationMs / 1000)
     if (meta.span) telemetry.endRequest(meta.span, res.headersSent ? status : undefined, spanExtra(meta))
     AccessLog.access(log, {
       method,
@@ -421,8 +422,8 @@ export const startServer = async (config: Config.Config, options: ServerOptions 
       meta.principal = answered.principal
       return true
     }
-    RequestCtx.attach(req, meta)
     if (ProxyFastPath.tryForward(req, res, meta.generation, meta, fastDeps, found)) return false
+    RequestCtx.attach(req, meta)
     RequestCtx.stamp(res, meta.id)
     handler(req, res)
     return false
