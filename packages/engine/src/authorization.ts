@@ -5,10 +5,11 @@
  *    URL from the manifest's `authorization` section: response_type=code, client_id, redirect_uri, scope, state,
  *    code_challenge (S256, always: RFC 9700 §2.1.1) and the manifest's extra params.
  *  - `callback` reads the redirect's query: the state must be the one sent (compared in constant time); then, for a
- *    connection that discovers its issuer (discovery.ts), the `iss` parameter must name that issuer exactly, and
- *    must be there when the issuer's metadata says `authorization_response_iss_parameter_supported` (RFC 9207,
- *    the mix-up defence of RFC 9700 §4.4); then an `error` is the user's refusal or the provider's error, else
- *    the code. Without discovery tessera knows no issuer identifier, and an `iss` is not compared.
+ *    connection that discovers its issuer (discovery.ts) or whose manifest declares `authorization.issuer`, the
+ *    `iss` parameter must name that issuer exactly, once, and must be there when the issuer's metadata says
+ *    `authorization_response_iss_parameter_supported` or the manifest declares it (RFC 9207, the mix-up defence of
+ *    RFC 9700 §4.4); then an `error` is the user's refusal or the provider's error, else the code. With neither,
+ *    tessera knows no issuer identifier, and an `iss` is not compared.
  *  - `exchange` redeems the code at the acquire flow's token endpoint (its url, encoding, client_auth, headers),
  *    with grant_type=authorization_code, code, redirect_uri and code_verifier, through upstream.ts (retries, the
  *    `Http` service, the Clock), so its answer is read like any token response.
@@ -87,6 +88,13 @@ export const start = (
     const base = url._tag === "Value" ? Template.reveal(url.value) : ""
     const bad = url._tag === "Value" ? checkUrl(base, c.allowInsecureHttp) : undefined
     if (bad) details.push(`authorization URL ${base} ${bad.message} (hint: ${bad.hint})`)
+    const declared = declaredIssuer(c)
+    if (declared.problem !== undefined) details.push(declared.problem)
+    else if (declared.issuer !== undefined) {
+      // Checked before the user is sent anywhere: a callback could never pass (see `expectedIssuer`).
+      const m = yield* Discovery.metadataOf(c, settings)
+      if (m !== undefined && m.issuer !== declared.issuer) details.push(conflict(declared.issuer, m.issuer))
+    }
     const clientId = clientIdOf(c)
     if (clientId === undefined) details.push("the authorization request needs a client id (input client_id)")
     if (details.length > 0 || clientId === undefined) return yield* new InputInvalid({ ...where(c), details })
@@ -127,20 +135,48 @@ export interface ExpectedIssuer {
   readonly required: boolean
 }
 
-/** What `callback` checks `iss` against: undefined for a connection without discovery (no issuer is known). The
- *  metadata is the one `start` read (cached per process), read again on an instance that did not start the flow. */
+// An `iss` as it may be quoted in a message: bounded, and JSON-escaped (control characters included).
+const quoted = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
+
+/** The manifest's `authorization.issuer` as the connection renders it: none when it is not declared or its inputs
+ *  are unset (or it renders empty); a problem when it is no issuer identifier (RFC 8414 §2). */
+const declaredIssuer = (c: Connection): { readonly issuer?: string; readonly problem?: string } => {
+  const t = c.manifest.authorization?.issuer
+  const r = t === undefined ? undefined : render(c, t)
+  if (r?._tag !== "Value") return {}
+  const issuer = Template.reveal(r.value)
+  if (issuer === "") return {}
+  const bad = checkUrl(issuer, c.allowInsecureHttp)
+  if (bad) return { problem: `authorization.issuer ${bad.message} (hint: ${bad.hint})` }
+  if (/[?#]/.test(issuer))
+    return { problem: "authorization.issuer has a query or fragment, which an issuer never has (RFC 8414 §2)" }
+  return { issuer }
+}
+
+const conflict = (declared: string, discovered: string) =>
+  `authorization.issuer ${quoted(declared)} is not the issuer the connection discovers, ${quoted(discovered)}`
+
+/** What `callback` checks `iss` against: the manifest's `authorization.issuer` when it renders (then `iss` is
+ *  required: declaring it says the server sends it), else the discovered issuer (required when its metadata says
+ *  so), else undefined (no issuer is known). The metadata is the one `start` read (cached per process), read again
+ *  on an instance that did not start the flow. A declared issuer that is not the discovered one is InputInvalid. */
 export const expectedIssuer = (
   c: Connection,
   settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
 ): Effect.Effect<ExpectedIssuer | undefined, UpstreamError | InputInvalid, Http> =>
-  Effect.map(Discovery.metadataOf(c, settings), (m) =>
-    m === undefined
+  Effect.gen(function* () {
+    const declared = declaredIssuer(c)
+    if (declared.problem !== undefined) return yield* new InputInvalid({ ...where(c), details: [declared.problem] })
+    const m = yield* Discovery.metadataOf(c, settings)
+    if (declared.issuer !== undefined) {
+      if (m !== undefined && m.issuer !== declared.issuer)
+        return yield* new InputInvalid({ ...where(c), details: [conflict(declared.issuer, m.issuer)] })
+      return { issuer: declared.issuer, required: true }
+    }
+    return m === undefined
       ? undefined
       : { issuer: m.issuer, required: m.document["authorization_response_iss_parameter_supported"] === true }
-  )
-
-// An `iss` as it may be quoted in a message: bounded, and JSON-escaped (control characters included).
-const quoted = (text: string) => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
+  })
 
 const issuerProblem = (query: URLSearchParams, expected: ExpectedIssuer): string | undefined => {
   // RFC 6749 §3.1: a parameter sent more than once is an invalid response; a second iss must not hide behind a first.
@@ -148,7 +184,7 @@ const issuerProblem = (query: URLSearchParams, expected: ExpectedIssuer): string
   const iss = query.get("iss")
   if (iss === null)
     return expected.required
-      ? `the response has no iss, which ${expected.issuer} says it always sends (authorization_response_iss_parameter_supported)`
+      ? `the response has no iss, which ${expected.issuer} always sends (RFC 9207: its metadata says authorization_response_iss_parameter_supported, or the manifest declares authorization.issuer)`
       : undefined
   return iss === expected.issuer ? undefined : `the response names the issuer ${quoted(iss)}, not ${expected.issuer}`
 }

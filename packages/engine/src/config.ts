@@ -83,7 +83,8 @@ export interface ServerSettings {
   readonly publicRoutes: ReadonlyArray<PublicRoute>
   readonly backgroundRefresh: BackgroundRefreshSettings
   /** `server.public_url`, normalized (no trailing slash): where a user's browser reaches the server. The connect
-   *  flow's links and redirect_uri are built from it. */
+   *  flow's links and redirect_uri are built from it, and its path prefixes the Path of every cookie the server
+   *  sets (the connect binding, the proxy's scoping of an API's cookies). */
   readonly publicUrl?: string | undefined
   /** `server.connect_keys`: 32-byte keys sealing the connect flow's links and state; the first seals. */
   readonly connectKeys: ReadonlyArray<Redacted.Redacted<string>>
@@ -240,7 +241,8 @@ const notifySettings = (
   })
 
 /** `server.public_url`: an absolute https URL (http to loopback only, where the browser is on this machine), with
- *  no credentials, query or fragment. Returned without its trailing slash, so paths can be appended. */
+ *  no credentials, query or fragment, and no ";" in its path. Returned without its trailing slash, so paths can be
+ *  appended. */
 const publicUrlOf = (src: YamlSource, value: string | undefined, problems: Problem[]): string | undefined => {
   if (value === undefined) return undefined
   const at = ["server", "public_url"]
@@ -258,6 +260,16 @@ const publicUrlOf = (src: YamlSource, value: string | undefined, problems: Probl
     problems.push(
       problemAt(src, at, "server.public_url has a query or fragment", {
         hint: "give the base address only, e.g. https://tessera.example.com"
+      })
+    )
+    return undefined
+  }
+  // Its path prefixes the Path of every cookie tessera sets (the server's own-cookies.ts), where a ";" would end
+  // the Path and begin another attribute.
+  if (url.pathname.includes(";")) {
+    problems.push(
+      problemAt(src, at, "server.public_url's path has a ';', which a cookie Path cannot hold", {
+        hint: "give the path prefix your reverse proxy adds, e.g. https://example.com/tessera"
       })
     )
     return undefined

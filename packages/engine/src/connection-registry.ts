@@ -23,6 +23,8 @@ import {
   type ConnectionRecord,
   type ConnectionStoreShape
 } from "./connection-store.ts"
+import { isUserGranted } from "./authorization.ts"
+import * as GrantBinding from "./grant-binding.ts"
 import { closest } from "./internal/did-you-mean.ts"
 import * as Problem from "./problem.ts"
 import * as Template from "./template.ts"
@@ -65,7 +67,9 @@ export interface ConnectionView {
   readonly inputs: Readonly<Record<string, string>>
   readonly source: "config" | "api"
   /** "misconfigured" when it cannot be used as it is (say, an unset ${env:VAR}, or a manifest that changed);
-   *  "needs_reauth" when its user grant's refresh token was refused (only a new authorization restores it). */
+   *  "needs_reauth" when its user grant's refresh token was refused, or the user's grant was issued for another
+   *  provider or other non-secret inputs than the connection has now (grant-binding.ts): only a new authorization
+   *  restores it. */
   readonly status: "ok" | "misconfigured" | "needs_reauth"
   readonly created_at: string | null
   readonly updated_at: string | null
@@ -74,6 +78,9 @@ export interface ConnectionView {
 }
 
 export interface GrantSummary {
+  /** "needs_reauth" as stored, or for a grant bound elsewhere (its binding differs from the connection's now), even
+   *  before a renewal has marked it so: it is never redeemed (a user must authorize again; another connection's
+   *  acquire flow replaces it, and `detail` says which). A grant stored before bindings is shown as stored. */
   readonly status: "active" | "needs_reauth"
   readonly updated_at: string
   /** Why it needs a new authorization. */
@@ -326,8 +333,7 @@ export const make = (
     return "_tag" in f ? (f._tag === "Found" ? f.connection : undefined) : f
   }
 
-  const viewOfRecord = (r: ConnectionRecord): ConnectionView => {
-    const f = resolve(r)
+  const viewOfRecord = (r: ConnectionRecord, f: Found = resolve(r)): ConnectionView => {
     const inputs: Record<string, string> = {}
     if (f._tag === "Found") Object.assign(inputs, shownInputs(f.connection, f.connection.inputs.keys()))
     else
@@ -374,21 +380,39 @@ export const make = (
     }
   }
 
-  const withGrant = (v: ConnectionView | undefined): Effect.Effect<ConnectionView | undefined, ConnectionStoreError> =>
+  /** `v` with its stored grant. `c`: the connection as it is now (none when misconfigured), whose binding the grant's
+   *  is compared with: a grant bound elsewhere is shown as renewal will treat it, needs_reauth, before any renewal
+   *  has marked it so. */
+  const withGrant = (
+    v: ConnectionView | undefined,
+    c: Connection.Connection | undefined
+  ): Effect.Effect<ConnectionView | undefined, ConnectionStoreError> =>
     !v || !openStore
       ? Effect.succeed(v)
       : Effect.map(
           Effect.flatMap(store, (s) => s.getGrant(v.name)),
           (g): ConnectionView => {
             if (!g) return v
-            const refused = g.status === "needs_reauth"
+            const moved = c !== undefined && !GrantBinding.issuedFor(g, GrantBinding.bindingOf(c))
+            // Only a user's grant needs the user; any other connection acquires anew (renewal.ts), and stays ok.
+            const user = c !== undefined && isUserGranted(c)
+            const detail =
+              g.status === "needs_reauth"
+                ? g.detail
+                : moved
+                  ? user
+                    ? GrantBinding.movedDetail
+                    : GrantBinding.supersededDetail
+                  : undefined
+            const refused = g.status === "needs_reauth" || moved
+            const needsUser = g.status === "needs_reauth" || (moved && user)
             return {
               ...v,
-              status: refused && v.status === "ok" ? "needs_reauth" : v.status,
+              status: needsUser && v.status === "ok" ? "needs_reauth" : v.status,
               grant: {
-                status: g.status,
+                status: refused ? "needs_reauth" : "active",
                 updated_at: iso(g.updatedAt),
-                ...(refused && g.detail !== undefined ? { detail: g.detail } : {})
+                ...(detail !== undefined ? { detail } : {})
               }
             }
           }
@@ -397,10 +421,14 @@ export const make = (
   const view: Registry["view"] = (name) =>
     Effect.suspend(() => {
       const v = viewOfConfig(name)
-      if (v) return withGrant(v)
+      if (v) return withGrant(v, config.connections.get(name))
       if (!openStore || !namePattern.test(name)) return Effect.succeed(undefined)
       return Effect.flatMap(store, (s) => s.get(name)).pipe(
-        Effect.flatMap((r) => withGrant(r ? viewOfRecord(r) : undefined))
+        Effect.flatMap((r) => {
+          if (!r) return Effect.succeed(undefined)
+          const f = resolve(r)
+          return withGrant(viewOfRecord(r, f), f._tag === "Found" ? f.connection : undefined)
+        })
       )
     })
 
@@ -507,7 +535,7 @@ export const make = (
         openStore && only === undefined && !Object.values(tags).some((v) => v.includes("\u0000"))
           ? yield* Effect.flatMap(store, (s) => s.list({ tags, after, limit: limit + 1 }))
           : { items: [], more: false }
-      const merged = [...fromFile, ...stored.items.map(viewOfRecord)].sort((a, b) =>
+      const merged = [...fromFile, ...stored.items.map((r) => viewOfRecord(r))].sort((a, b) =>
         a.name < b.name ? -1 : a.name > b.name ? 1 : 0
       )
       const items = merged.slice(0, limit)

@@ -18,6 +18,7 @@ import { defaultHttp } from "./config.ts"
 import * as Authorization from "./authorization.ts"
 import type { AuthorizationFailed } from "./authorization-error.ts"
 import * as DeviceFlow from "./device-flow.ts"
+import * as GrantBinding from "./grant-binding.ts"
 import * as Grants from "./grants.ts"
 import type { Connection } from "./connection.ts"
 import type { ConnectionStoreError, ConnectionStoreShape } from "./connection-store.ts"
@@ -68,7 +69,8 @@ export interface CacheState {
 /** What a user-grant operation can fail with: a token failure, or the user's authorization not completing. */
 export type GrantError = TokenError | AuthorizationFailed
 
-/** A connection's durable grant as shown (GET, `tessera connections show`): never the refresh token. */
+/** A connection's durable grant as shown (GET, `tessera connections show`): never the refresh token. A grant bound
+ *  elsewhere (grant-binding.ts) is shown needs_reauth, as renewal will treat it, before a renewal has marked it. */
 export interface GrantView {
   readonly status: "active" | "needs_reauth"
   readonly scope?: string | undefined
@@ -462,10 +464,18 @@ export const make = (
           const c = yield* connection(name)
           const g = yield* Grants.read(yield* grantStore, c.name)
           if (!g) return undefined
+          // Bound elsewhere: shown as renewal will treat it, before a renewal has marked it so.
+          const moved = !GrantBinding.issuedFor(g, GrantBinding.bindingOf(c))
+          const detail =
+            g.status === "needs_reauth" || !moved
+              ? g.detail
+              : Authorization.isUserGranted(c)
+                ? GrantBinding.movedDetail
+                : GrantBinding.supersededDetail
           return {
-            status: g.status,
+            status: moved ? "needs_reauth" : g.status,
             ...(g.scope !== undefined ? { scope: g.scope } : {}),
-            ...(g.detail !== undefined ? { detail: g.detail } : {}),
+            ...(detail !== undefined ? { detail } : {}),
             updated_at: new Date(g.updatedAt).toISOString(),
             version: g.version
           }

@@ -27,5 +27,9 @@ export const bindingOf = (c: Connection): string => {
 /** Whether the stored grant may be redeemed under `binding`: bound to it, or to nothing yet (stored before bindings). */
 export const issuedFor = (g: Grant, binding: string): boolean => g.binding === undefined || g.binding === binding
 
-/** Why a grant bound elsewhere is refused (never a secret). */
+/** Why a user's grant bound elsewhere is refused (never a secret). */
 export const movedDetail = "the connection's provider or inputs changed since this grant was issued; authorize again"
+
+/** Why another connection's grant bound elsewhere is not redeemed: its acquire flow replaces it (never a secret). */
+export const supersededDetail =
+  "the connection's provider or inputs changed since this grant was issued; the next renewal acquires a new one"

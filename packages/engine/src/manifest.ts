@@ -69,6 +69,8 @@ export interface FlowSpec {
 
 export interface AuthorizationSpec {
   readonly url: Template.Template
+  /** The issuer every authorization response must name in `iss` (RFC 9207), for a manifest without discovery. */
+  readonly issuer?: Template.Template | undefined
   readonly scope?: Template.Template | undefined
   readonly params: ReadonlyArray<readonly [string, Template.Template]>
   readonly body: ReadonlyArray<readonly [string, Template.Template]>
@@ -648,6 +650,10 @@ const compile = (src: YamlSource, doc: ManifestDocument): { manifest?: Manifest;
     })
   const authorization: AuthorizationSpec | undefined = doc.authorization && {
     url: parseT(["authorization", "url"], doc.authorization.url, false),
+    issuer:
+      doc.authorization.issuer === undefined
+        ? undefined
+        : parseT(["authorization", "issuer"], doc.authorization.issuer, false),
     scope:
       doc.authorization.scope === undefined
         ? undefined

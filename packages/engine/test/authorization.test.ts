@@ -1,8 +1,12 @@
 /** The authorization code flow with PKCE against a loopback server that checks every rule (grant-server.ts): the
  *  authorization URL, the callback checks, the code exchange on the wire, the grant kept in the connection store,
- *  renewal from the durable grant with rotation, and `invalid_grant` turning into needs_reauth instead of a retry. */
+ *  renewal from the durable grant with rotation, and `invalid_grant` turning into needs_reauth instead of a retry;
+ *  the authorization response's `iss` (RFC 9207) against a discovered issuer or one the manifest declares. */
 import { Redacted } from "effect"
 import { createHash } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { makeMemory } from "../src/connection-store.ts"
@@ -344,5 +348,154 @@ describe("the authorization response's issuer (RFC 9207, the mix-up defence)", (
     gs.iss = "https://anything.example"
     await run(engine.grants.complete("app", p, await consent(p.url)))
     expect(tokenRequests()).toHaveLength(1)
+  })
+})
+
+describe("a manifest's declared authorization.issuer (RFC 9207 without discovery)", () => {
+  afterEach(() => Discovery.clearCache())
+  const dirs: string[] = []
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  })
+  /** The bundled oauth2 manifest as `oauth2-iss`, with `authorization.issuer` over an input (default `byDefault`). */
+  const manifestDir = (byDefault?: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-declared-iss-"))
+    dirs.push(dir)
+    const text = readFileSync(new URL("../../../providers/oauth2.yaml", import.meta.url), "utf8")
+    const input = `  as_issuer: { type: url, required: false${byDefault ? `, default: "${byDefault}"` : ""} }\n`
+    const manifest = text
+      .replace("id: oauth2", "id: oauth2-iss")
+      .replace("inputs:\n", `inputs:\n${input}`)
+      .replace(
+        'authorization:\n  url: "{{ inputs.authorize_url }}"',
+        'authorization:\n  issuer: "{{ inputs.as_issuer }}"\n  url: "{{ inputs.authorize_url }}"'
+      )
+    expect(manifest).toContain('issuer: "{{ inputs.as_issuer }}"')
+    writeFileSync(join(dir, "oauth2-iss.yaml"), manifest)
+    return dir
+  }
+  /** A connection of that manifest with these inputs (no discovery unless they give an issuer), a flow started. */
+  const declared = async (
+    inputs: (gs: GrantServer) => Record<string, string>,
+    opts: { byDefault?: (gs: GrantServer) => string; issParameter?: boolean } = {}
+  ) => {
+    gs = await startGrantServer({ issParameter: opts.issParameter })
+    const g = await makeGrantEngine({
+      connections: { app: { provider: "oauth2-iss", inputs: inputs(gs) } },
+      connectionStore: makeMemory(),
+      providers: [manifestDir(opts.byDefault?.(gs))]
+    })
+    const p = await g.run(g.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    return { ...g, p }
+  }
+
+  it("redeems a response whose iss is the declared issuer (a connection's input overriding the manifest's default)", async () => {
+    const { engine, p, run } = await declared((s) => grantInputs(s, { as_issuer: s.origin }), {
+      byDefault: () => "https://as.elsewhere.example"
+    })
+    gs.iss = gs.origin
+    await run(engine.grants.complete("app", p, await consent(p.url)))
+    expect(tokenRequests()).toHaveLength(1)
+  })
+
+  it("uses the manifest's default when the connection does not override it", async () => {
+    const { engine, p, fail } = await declared((s) => grantInputs(s), {
+      byDefault: () => "https://as.elsewhere.example"
+    })
+    gs.iss = gs.origin
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ _tag: "AuthorizationFailed", reason: "issuer_mismatch" })
+    expect(e.message).toContain(`the response names the issuer "${gs.origin}", not https://as.elsewhere.example`)
+    expect(tokenRequests()).toHaveLength(0)
+  })
+
+  it("refuses another issuer's response, also an error response, and sends the code nowhere", async () => {
+    const { engine, p, fail } = await declared((s) => grantInputs(s, { as_issuer: s.origin }))
+    gs.iss = "https://as.attacker.example"
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ _tag: "AuthorizationFailed", reason: "issuer_mismatch" })
+    expect(e.message).toContain('the response names the issuer "https://as.attacker.example", not ' + gs.origin)
+    gs.deny = true
+    const refused = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(refused).toMatchObject({ reason: "issuer_mismatch" })
+    // Exactly: a trailing slash is another issuer.
+    gs.deny = false
+    gs.iss = `${gs.origin}/`
+    expect(await fail(engine.grants.complete("app", p, await consent(p.url)))).toMatchObject({
+      reason: "issuer_mismatch"
+    })
+    expect(tokenRequests()).toHaveLength(0)
+    expect(JSON.stringify([e, refused])).not.toContain(Redacted.value(p.state))
+  })
+
+  it("requires iss: declaring the issuer says the server sends it (RFC 9207 §2.4)", async () => {
+    const { engine, p, fail } = await declared((s) => grantInputs(s, { as_issuer: s.origin }))
+    const e = await fail(engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect(e.message).toContain("has no iss")
+    expect(e.message).toContain("authorization.issuer")
+    expect(tokenRequests()).toHaveLength(0)
+  })
+
+  it("refuses a response that names its issuer twice, the right one first", async () => {
+    const { engine, p, fail } = await declared((s) => grantInputs(s, { as_issuer: s.origin }))
+    gs.iss = gs.origin
+    const query = await consent(p.url)
+    query.append("iss", "https://as.attacker.example")
+    const e = await fail(engine.grants.complete("app", p, query))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect(e.message).toContain("more than once")
+    expect(tokenRequests()).toHaveLength(0)
+  })
+
+  it("declared with its inputs unset: nothing changes, an iss is not compared", async () => {
+    const { engine, p, run } = await declared((s) => grantInputs(s))
+    gs.iss = "https://anything.example"
+    await run(engine.grants.complete("app", p, await consent(p.url)))
+    expect(tokenRequests()).toHaveLength(1)
+  })
+
+  it("is no issuer identifier (a query, a fragment): InputInvalid before the user is sent anywhere", async () => {
+    // (An input of type url refuses plain http to another host already; a manifest may declare no type.)
+    for (const bad of ["https://as.example.com/?tenant=1", "https://as.example.com/#frag"]) {
+      gs = await startGrantServer()
+      const g = await makeGrantEngine({
+        connections: { app: { provider: "oauth2-iss", inputs: { ...grantInputs(gs), as_issuer: bad } } },
+        connectionStore: makeMemory(),
+        providers: [manifestDir()]
+      })
+      const e = await g.fail(g.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+      expect(e).toMatchObject({ _tag: "InputInvalid" })
+      expect(e.message).toContain("authorization.issuer")
+      await gs.close()
+    }
+  })
+
+  it("with discovery too: the discovered issuer must be the declared one, and iss is then required", async () => {
+    const discovering = (s: GrantServer) => ({
+      ...Object.fromEntries(Object.entries(grantInputs(s)).filter(([k]) => !k.endsWith("_url"))),
+      issuer: s.origin
+    })
+    // The metadata does not promise iss; the declaration does.
+    const same = await declared((s) => ({ ...discovering(s), as_issuer: s.origin }), { issParameter: false })
+    const e = await same.fail(same.engine.grants.complete("app", same.p, await consent(same.p.url)))
+    expect(e).toMatchObject({ reason: "issuer_mismatch" })
+    expect(e.message).toContain("has no iss")
+    gs.iss = gs.origin
+    await same.run(same.engine.grants.complete("app", same.p, await consent(same.p.url)))
+    expect(tokenRequests()).toHaveLength(1)
+    await gs.close()
+    Discovery.clearCache()
+    gs = await startGrantServer()
+    const other = await makeGrantEngine({
+      connections: {
+        app: { provider: "oauth2-iss", inputs: { ...discovering(gs), as_issuer: "https://as.elsewhere.example" } }
+      },
+      connectionStore: makeMemory(),
+      providers: [manifestDir()]
+    })
+    const conflict = await other.fail(other.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    expect(conflict).toMatchObject({ _tag: "InputInvalid" })
+    expect(conflict.message).toContain("is not the issuer the connection discovers")
   })
 })

@@ -1,11 +1,14 @@
 /** A durable grant is bound to where it was issued (grant-binding.ts), also for a connection of the config file: an
  *  edit of its token_url (then a reload or a restart, over the same SQLite file or PostgreSQL schema) never sends the
  *  stored refresh token to the new endpoint. A user's grant becomes needs_reauth; a password grant acquires anew; a
- *  change of a secret input only keeps the grant; a grant stored before bindings is used, then bound. */
+ *  change of a secret input only keeps the grant; a grant stored before bindings is used, then bound. The connection's
+ *  view (GET, `tessera connections show`) and the grants API say needs_reauth for a grant bound elsewhere at once,
+ *  before any renewal has marked it. */
 import { Effect, type Layer, ManagedRuntime, Redacted } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { ConnectionStore, type ConnectionStoreError, type ConnectionStoreShape } from "../src/connection-store.ts"
+import { movedDetail, supersededDetail } from "../src/grant-binding.ts"
 import { makeMemory, type TokenStoreShape } from "../src/token-store.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
 import { durableStores, need as needFor } from "./services/durable-stores.ts"
@@ -104,6 +107,11 @@ for (const [kind, s] of Object.entries(stores)) {
       const issued = prod.live()
       expect(issued).toHaveLength(1)
       const after = await engineOf(s.make, { svc: { provider: "oauth2", inputs: inputs(mock) } }, tokens, true)
+      // Shown as it will be treated, before any renewal: not redeemed, and no user is needed.
+      expect(await after.run(after.engine.registry.view("svc"))).toMatchObject({
+        status: "ok",
+        grant: { status: "needs_reauth", detail: supersededDetail }
+      })
       expect((await after.run(after.engine.getToken("svc", { force: true }))).decision.action).toBe("acquired")
       expect(carrying(mock, issued)).toEqual([])
       expect(mock.requests.map((r) => r.form["grant_type"])).toEqual(["password"])
@@ -153,6 +161,72 @@ for (const [kind, s] of Object.entries(stores)) {
       expect(g?.status).toBe("active")
       expect(g?.binding).toBe(bound)
       expect(gs.reused).toEqual([])
+    })
+
+    it("the view of a config connection whose non-secret input was edited says needs_reauth before any renewal", async () => {
+      if (!need(s.up, kind)) return
+      const gs = await server()
+      const tokens = makeMemory()
+      const connections = { crm: { provider: "oauth2", inputs: grantInputs(gs) } }
+      const before = await engineOf(s.make, connections, tokens)
+      const p = await before.run(before.engine.grants.authorize("crm", "http://127.0.0.1:5555/callback"))
+      await before.run(before.engine.grants.complete("crm", p, await consent(p.url)))
+      const same = await engineOf(s.make, connections, tokens)
+      expect(await same.run(same.engine.registry.view("crm"))).toMatchObject({
+        status: "ok",
+        grant: { status: "active" }
+      })
+      const requests = gs.requests.length
+      // The file now asks for another scope (a non-secret input): nothing has been renewed since.
+      const edited = { crm: { provider: "oauth2", inputs: { ...grantInputs(gs), scope: "read" } } }
+      const after = await engineOf(s.make, edited, tokens)
+      const v = await after.run(after.engine.registry.view("crm"))
+      expect(v).toMatchObject({ status: "needs_reauth", grant: { status: "needs_reauth", detail: movedDetail } })
+      expect(await after.run(after.engine.grants.get("crm"))).toMatchObject({
+        status: "needs_reauth",
+        detail: movedDetail
+      })
+      expect(JSON.stringify(v)).not.toContain(gs.live()[0]!)
+      // Only shown so: the stored grant is untouched, and the provider was not asked.
+      expect((await grantOf(s.make, "crm"))?.status).toBe("active")
+      expect(gs.requests.length).toBe(requests)
+      // A grant stored before bindings (none recorded) is shown as stored.
+      const store = await reopen(s.make)
+      const g = (await Effect.runPromise(store.getGrant("crm")))!
+      const legacy = { refreshToken: g.refreshToken, status: "active" as const, scope: g.scope }
+      expect(await Effect.runPromise(store.putGrant("crm", legacy, g.version))).toBe(true)
+      const upgraded = await makeGrantEngine({ connections: edited, connectionStore: store, tokenStore: tokens })
+      expect(await upgraded.run(upgraded.engine.registry.view("crm"))).toMatchObject({
+        status: "ok",
+        grant: { status: "active" }
+      })
+    })
+
+    it("a stored connection PUT with another non-secret input: a grant written for the old inputs shows needs_reauth", async () => {
+      if (!need(s.up, kind)) return
+      const gs = await server()
+      const store = await reopen(s.make)
+      const e = await makeGrantEngine({ connections: {}, connectionStore: store, tokenStore: makeMemory() })
+      const put = (scope: string) =>
+        e.run(e.engine.registry.put("crm", { provider: "oauth2", inputs: { ...grantInputs(gs), scope } }))
+      await put("read write")
+      const p = await e.run(e.engine.grants.authorize("crm", "http://127.0.0.1:5555/callback"))
+      await e.run(e.engine.grants.complete("crm", p, await consent(p.url)))
+      expect(await e.run(e.engine.registry.view("crm"))).toMatchObject({ grant: { status: "active" } })
+      const old = (await Effect.runPromise(store.getGrant("crm")))!
+      await put("read")
+      // The replacement dropped the grant; one written for the old inputs after it (a callback that an instance which
+      // had not seen the PUT yet completed) is refused by renewal, and the view says so at once.
+      expect(await e.run(e.engine.registry.view("crm"))).not.toHaveProperty("grant")
+      const written = { refreshToken: old.refreshToken, status: "active" as const, binding: old.binding }
+      expect(await Effect.runPromise(store.putGrant("crm", written, undefined))).toBe(true)
+      const fresh = await makeGrantEngine({ connections: {}, connectionStore: store, tokenStore: makeMemory() })
+      expect(await fresh.run(fresh.engine.registry.view("crm"))).toMatchObject({
+        status: "needs_reauth",
+        grant: { status: "needs_reauth", detail: movedDetail }
+      })
+      const refused = await fresh.fail(fresh.engine.getToken("crm", { force: true }))
+      expect(refused).toMatchObject({ _tag: "AuthorizationRequired", reason: "needs_reauth" })
     })
   })
 }

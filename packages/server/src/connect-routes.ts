@@ -379,7 +379,7 @@ const begin = (name: string, linkText: string | null) =>
       })
       const location = authorization.url(state)
       const secure = publicUrl.startsWith("https:") ? "; Secure" : ""
-      const cookiePath = `${new URL(publicUrl).pathname.replace(/\/+$/, "")}${callbackPath}`
+      const cookiePath = `${OwnCookies.basePathOf(publicUrl)}${callbackPath}`
       return HttpServerResponse.empty({
         status: 302,
         headers: {
@@ -437,7 +437,7 @@ const complete = (q: URLSearchParams, cookie: string | undefined) =>
     const name = state.c
     RequestCtx.label(ctx, callbackPath, name)
     const clear = {
-      "set-cookie": `${cookiePrefix}${state.id}=; Path=${new URL(publicUrl).pathname.replace(/\/+$/, "")}${callbackPath}; Max-Age=0; HttpOnly; SameSite=Lax`
+      "set-cookie": `${cookiePrefix}${state.id}=; Path=${OwnCookies.basePathOf(publicUrl)}${callbackPath}; Max-Age=0; HttpOnly; SameSite=Lax`
     }
     const done = (o: Outcome) => finish(o, state.ra, clear)
     if (opened._tag === "Expired") return yield* done(outcomes.stateExpired(name))

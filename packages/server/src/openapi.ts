@@ -97,13 +97,18 @@ const schemas = {
       source: { enum: ["api", "config"], description: "api: stored at runtime; config: the config file." },
       status: {
         enum: ["ok", "misconfigured", "needs_reauth"],
-        description: "needs_reauth: the user's grant was refused by the provider; the user must authorize again."
+        description:
+          "needs_reauth: the user's grant was refused by the provider, or was issued for another provider or other non-secret inputs than the connection has now; the user must authorize again."
       },
       grant: {
         type: "object",
         description: "The durable grant (GET of one connection, when one is stored): never the refresh token.",
         properties: {
-          status: { enum: ["active", "needs_reauth"] },
+          status: {
+            enum: ["active", "needs_reauth"],
+            description:
+              "needs_reauth: refused by the provider, or bound elsewhere (issued for another provider or other non-secret inputs, shown so before any renewal): it is never redeemed; detail says why."
+          },
           updated_at: { type: "string", format: "date-time" },
           detail: { type: "string" }
         }

@@ -1,12 +1,14 @@
 /** tessera's own cookies, and how the proxy keeps them out of the traffic it forwards, both ways.
  *
  *  The one cookie tessera sets is the connect flow's browser binding (`tessera_connect_<state id>`, on the callback
- *  path, connect-routes.ts). Every name with the prefix is tessera's:
+ *  path, connect-routes.ts). Every Path tessera sets (that cookie's, the proxy's scoping below) carries
+ *  `server.public_url`'s path prefix when it has one (`basePathOf`): the paths a browser sees behind a reverse proxy
+ *  that adds one. Every name with the prefix is tessera's:
  *  - a caller's Cookie header goes upstream without them (the other cookies are the caller's business with the
  *    API, and stay), and without the header when nothing is left;
  *  - an API's Set-Cookie naming one is dropped, so that an API answer cannot plant or overwrite the binding
  *    cookie of a browser on tessera's origin (the other Set-Cookie lines go back as they came).
- *  - every other Set-Cookie is scoped to the connection's own proxy prefix (`Path=/v1/proxy/<name>/`, its own
+ *  - every other Set-Cookie is scoped to the connection's own proxy prefix (`Path=<base>/v1/proxy/<name>/`, its own
  *    `Path` and `Domain` dropped), so an API's cookies go back only to that API, never to another connection's
  *    proxy path or to tessera's own pages (the connect callback among them, which a flood of large cookies for its
  *    path could otherwise push past the header limit).
@@ -46,8 +48,15 @@ export const withoutOwnSetCookie = (
   return kept.length === 0 ? undefined : typeof lines === "string" ? kept[0] : kept
 }
 
-/** The path an API's cookies are scoped to: its connection's proxy prefix. */
-export const proxyPathOf = (connection: string): string => `/v1/proxy/${encodeURIComponent(connection)}/`
+/** The path prefix a browser sees before the server's own paths: `server.public_url`'s path without its trailing
+ *  slash ("/tessera" for `https://example.com/tessera`), "" when public_url is unset or has no path. Behind a
+ *  reverse proxy that adds a prefix, a cookie Path without it would never match what the browser asks for. */
+export const basePathOf = (publicUrl: string | undefined): string =>
+  publicUrl === undefined ? "" : new URL(publicUrl).pathname.replace(/\/+$/, "")
+
+/** The path an API's cookies are scoped to: its connection's proxy prefix, below `base` (`basePathOf`). */
+export const proxyPathOf = (connection: string, base = ""): string =>
+  `${base}/v1/proxy/${encodeURIComponent(connection)}/`
 
 // The attributes that would widen a cookie beyond the proxy prefix; everything else (Secure, HttpOnly, SameSite,
 // Max-Age, Expires, Partitioned) is the API's own business and stays.

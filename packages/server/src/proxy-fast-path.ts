@@ -38,14 +38,15 @@ const stream = (
   res: http.ServerResponse,
   a: Api.HeldAnswer,
   requestId: string,
-  connection: string
+  connection: string,
+  publicUrl: string | undefined
 ) => {
   if (res.destroyed) {
     a.discard()
     return
   }
   try {
-    const headers = Proxy.answerHeaders(a.headers, connection)
+    const headers = Proxy.answerHeaders(a.headers, connection, publicUrl)
     headers["x-request-id"] = requestId
     res.writeHead(a.status, a.statusText, headers)
   } catch (e) {
@@ -136,7 +137,7 @@ export const tryForward = (
   pending
     .then((outcome) =>
       outcome._tag === "Answered"
-        ? stream(req, res, outcome.answer, meta.id, c.name)
+        ? stream(req, res, outcome.answer, meta.id, c.name, engine.config.server.publicUrl)
         : fail(deps, req, res, meta, c, outcome.error)
     )
     .catch((e: unknown) => {

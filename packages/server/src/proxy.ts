@@ -12,7 +12,8 @@
  *  - Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways (Api.endToEnd). The caller's Authorization and
  *    X-Tessera-Key never go upstream; the manifest's header carries the connection's token instead.
  *  - tessera's own cookies (own-cookies.ts) never go upstream in Cookie, and an API's Set-Cookie naming one (or its
- *    Clear-Site-Data) never comes back; its other cookies come back scoped to the connection's proxy prefix: the fast path and the router build both sets of headers here
+ *    Clear-Site-Data) never comes back; its other cookies come back scoped to the connection's proxy prefix (below
+ *    `server.public_url`'s path, when it has one): the fast path and the router build both sets of headers here
  *    (`requestHeaders`, `answerHeaders`).
  *  - Limits: bodies over `maxBodyBytes` get 413; a body with a Content-Length up to `replayBytes` is buffered so
  *    that an upstream 401 can be retried once (a streamed one's 401 goes back as is); no response headers within
@@ -121,7 +122,7 @@ const rewrite = (
 
 /** The headers of the API's answer as they go back: end to end, without its X-Request-Id (the server sends its
  *  own), its Clear-Site-Data or a Set-Cookie of one of tessera's own cookies, its other cookies scoped to the
- *  connection's proxy prefix (own-cookies.ts), and with
+ *  connection's proxy prefix (own-cookies.ts; below `publicUrl`'s path, `server.public_url`), and with
  *  `Content-Security-Policy: sandbox` beside any policy of the API's. A browser may open a proxy URL (a server
  *  without keys answers a user's own navigation), and an HTML answer must not become a page of this server's
  *  origin, whose script could read every token with a same-origin fetch(): sandboxed, it runs no script and has an
@@ -133,10 +134,13 @@ const ownHeaders = ["x-request-id", "clear-site-data"]
 
 export const answerHeaders = (
   headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>,
-  connection: string
+  connection: string,
+  publicUrl?: string | undefined
 ): Api.HeaderMap => {
   const out = Api.endToEnd(headers, ownHeaders)
-  rewrite(out, "set-cookie", (v) => OwnCookies.scopedSetCookie(v, OwnCookies.proxyPathOf(connection)))
+  rewrite(out, "set-cookie", (v) =>
+    OwnCookies.scopedSetCookie(v, OwnCookies.proxyPathOf(connection, OwnCookies.basePathOf(publicUrl)))
+  )
   const theirs = out["content-security-policy"]
   out["content-security-policy"] =
     theirs === undefined ? "sandbox" : ["sandbox", ...(typeof theirs === "string" ? [theirs] : theirs)]
@@ -182,6 +186,7 @@ export const forward = (
         onRetry: () => deps.metrics.proxyRetries.inc(labels)
       }
     ).pipe(Effect.mapError((e) => (Api.isApiError(e) ? refusal(c, e) : e)))
-    for (const [name, value] of Object.entries(answerHeaders(res.headers, c.name))) sink.setHeader(name, value)
+    const answer = answerHeaders(res.headers, c.name, engine.config.server.publicUrl)
+    for (const [name, value] of Object.entries(answer)) sink.setHeader(name, value)
     return HttpServerResponse.raw(res.body, { status: res.status, statusText: res.statusText })
   })

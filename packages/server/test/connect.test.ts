@@ -114,7 +114,7 @@ describe("config", () => {
     (await Effect.runPromise(Config.parse("/tmp/c/tessera.yaml", ["server:", ...lines].join("\n"), { K: "short" })))
       .problems
 
-  it("server.public_url: https, or http to loopback; no query, fragment or credentials; trailing slash dropped", async () => {
+  it("server.public_url: https, or http to loopback; no query, fragment, credentials or ';'; trailing slash dropped", async () => {
     const ok = await parse("server:\n  public_url: https://tessera.example.com/base/\n")
     expect(ok.server.publicUrl).toBe("https://tessera.example.com/base")
     expect((await parse("server:\n  public_url: http://127.0.0.1:8787\n")).server.publicUrl).toBe(
@@ -125,7 +125,9 @@ describe("config", () => {
       ["https://tessera.example.com/?a=1", "query or fragment"],
       ["https://tessera.example.com/#x", "query or fragment"],
       ["https://user:pw@tessera.example.com", "credentials"],
-      ["ftp://tessera.example.com", "ftp:"]
+      ["ftp://tessera.example.com", "ftp:"],
+      // The path prefixes cookie Paths, where a ";" would start another attribute.
+      ["https://tessera.example.com/a;Domain=evil.example", "a cookie Path cannot hold"]
     ]
     for (const [url, says] of cases) {
       const problems = await problemsOf([`  public_url: "${url}"`])

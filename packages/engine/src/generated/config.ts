@@ -135,7 +135,7 @@ scopes?: ("token" | "proxy" | "connections:read" | "connections:write")[]
 tags?: Tags1
 }[]
 /**
- * The server's address as a user's browser reaches it (https://, or http:// to a loopback host), without a query or fragment; a path prefix is kept. The connect flow builds its links (`<public_url>/v1/connect/<name>?link=...`) and its redirect_uri (`<public_url>/v1/connect/callback`, the one URL to register at each provider) from it, and its host is answered even when allowed_hosts lists others. Needed by the connect flow only.
+ * The server's address as a user's browser reaches it (https://, or http:// to a loopback host), without a query or fragment; a path prefix is kept (no `;` in it). The connect flow builds its links (`<public_url>/v1/connect/<name>?link=...`) and its redirect_uri (`<public_url>/v1/connect/callback`, the one URL to register at each provider) from it, and its host is answered even when allowed_hosts lists others. Behind a reverse proxy that adds a path prefix (`https://example.com/tessera`, stripped before the request reaches tessera), give it here: every cookie Path the server sets carries it (the connect flow's `tessera_connect_*` binding cookie, `<prefix>/v1/connect/callback`; an API's cookies through the proxy, scoped to `<prefix>/v1/proxy/<name>/`); without a path (unset, or `/`) they are set for the server's own paths. Needed by the connect flow; without it, the proxy's cookies are scoped to `/v1/proxy/<name>/`.
  */
 public_url?: string
 /**

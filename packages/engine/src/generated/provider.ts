@@ -264,7 +264,7 @@ iat_backdate_seconds?: number
 jti?: boolean
 }
 /**
- * RFC 8414 / OpenID Connect Discovery. When `issuer` renders (its inputs are set), the token endpoint comes from the issuer's metadata instead of the flows' `url`: tessera reads `<origin>/.well-known/oauth-authorization-server<issuer path>` (RFC 8414 §3), then `<issuer>/.well-known/openid-configuration`, requires the answer's `issuer` to equal the configured one exactly (RFC 8414 §3.3), and keeps the metadata in memory for an hour per process. An authorization response (`tessera login`, the connect callback) must then name that issuer in `iss` when it carries one, and must carry one when the metadata says `authorization_response_iss_parameter_supported` (RFC 9207); otherwise its code is not redeemed. Pair it with an input rule `one_of: [[token_url], [issuer]]`.
+ * RFC 8414 / OpenID Connect Discovery. When `issuer` renders (its inputs are set), the token endpoint comes from the issuer's metadata instead of the flows' `url`: tessera reads `<origin>/.well-known/oauth-authorization-server<issuer path>` (RFC 8414 §3), then `<issuer>/.well-known/openid-configuration`, requires the answer's `issuer` to equal the configured one exactly (RFC 8414 §3.3), and keeps the metadata in memory for an hour per process. An authorization response (`tessera login`, the connect callback) must then name that issuer in `iss` when it carries one, and must carry one when the metadata says `authorization_response_iss_parameter_supported` or the manifest declares `authorization.issuer` (RFC 9207); otherwise its code is not redeemed. Pair it with an input rule `one_of: [[token_url], [issuer]]`.
  */
 export interface AuthorizationServerDiscovery {
 /**
@@ -402,6 +402,10 @@ export interface AuthorizationCodeFlowUserGrant {
  * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
  */
 url: string
+/**
+ * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
+ */
+issuer?: string
 /**
  * Text with `{{ inputs.name }}` or `{{ token.field }}` placeholders. A placeholder may carry a fallback: `{{ inputs.scope | default: "profile" }}`.
  */

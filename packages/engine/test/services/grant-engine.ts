@@ -34,11 +34,14 @@ export const makeGrantEngine = async (opts: {
   readonly tokenStore?: TokenStoreShape | undefined
   /** Declares `connection_store:` in the config (so every connection's refresh token is kept in grants). */
   readonly explicitStore?: boolean | undefined
+  /** Directories of extra provider manifests (absolute paths), as the config's `providers:`. */
+  readonly providers?: ReadonlyArray<string> | undefined
 }): Promise<GrantEngine> => {
   const config = await Effect.runPromise(
     Config.fromObject({
       connections: opts.connections,
-      ...(opts.explicitStore ? { connection_store: { type: "memory" } } : {})
+      ...(opts.explicitStore ? { connection_store: { type: "memory" } } : {}),
+      ...(opts.providers ? { providers: [...opts.providers] } : {})
     })
   )
   const engine = Effect.runSync(
