@@ -123,10 +123,8 @@ describe("tessera login", () => {
     const cwd = configFor(gs, {}, "fixed-port")
     const manifest = readFileSync(join(repoProviders, "oauth2.yaml"), "utf8")
       .replace("id: oauth2", "id: fixed-port")
-      .replace(
-        'authorization:\n  url: "{{ inputs.authorize_url }}"',
-        `authorization:\n  redirect_port: ${port}\n  url: "{{ inputs.authorize_url }}"`
-      )
+      .replace("\nauthorization:\n", `\nauthorization:\n  redirect_port: ${port}\n`)
+    expect(manifest).toContain(`redirect_port: ${port}`)
     write(join(cwd, "providers", "fixed-port.yaml"), manifest)
     write(join(cwd, "tessera.yaml"), `providers: [./providers]\n${readFileSync(join(cwd, "tessera.yaml"), "utf8")}`)
     const live = tesseraLive(["login", "app", "--no-browser"], { cwd, env })

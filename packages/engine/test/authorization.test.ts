@@ -366,10 +366,7 @@ describe("a manifest's declared authorization.issuer (RFC 9207 without discovery
     const manifest = text
       .replace("id: oauth2", "id: oauth2-iss")
       .replace("inputs:\n", `inputs:\n${input}`)
-      .replace(
-        'authorization:\n  url: "{{ inputs.authorize_url }}"',
-        'authorization:\n  issuer: "{{ inputs.as_issuer }}"\n  url: "{{ inputs.authorize_url }}"'
-      )
+      .replace('issuer: "{{ inputs.authorization_issuer }}"', 'issuer: "{{ inputs.as_issuer }}"')
     expect(manifest).toContain('issuer: "{{ inputs.as_issuer }}"')
     writeFileSync(join(dir, "oauth2-iss.yaml"), manifest)
     return dir
@@ -446,6 +443,22 @@ describe("a manifest's declared authorization.issuer (RFC 9207 without discovery
     expect(e).toMatchObject({ reason: "issuer_mismatch" })
     expect(e.message).toContain("more than once")
     expect(tokenRequests()).toHaveLength(0)
+  })
+
+  it("the bundled oauth2 manifest declares it over the input authorization_issuer", async () => {
+    gs = await startGrantServer()
+    const g = await makeGrantEngine({
+      connections: { app: { provider: "oauth2", inputs: grantInputs(gs, { authorization_issuer: gs.origin }) } },
+      connectionStore: makeMemory()
+    })
+    const p = await g.run(g.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
+    gs.iss = "https://as.attacker.example"
+    const e = await g.fail(g.engine.grants.complete("app", p, await consent(p.url)))
+    expect(e).toMatchObject({ _tag: "AuthorizationFailed", reason: "issuer_mismatch" })
+    expect(tokenRequests()).toHaveLength(0)
+    gs.iss = gs.origin
+    await g.run(g.engine.grants.complete("app", p, await consent(p.url)))
+    expect(tokenRequests()).toHaveLength(1)
   })
 
   it("declared with its inputs unset: nothing changes, an iss is not compared", async () => {
