@@ -9,16 +9,9 @@ import { start, type Child } from "../lib/child.ts"
 import { compareMany, type LoadOptions, type LoadResult } from "../lib/load.ts"
 import { nginxBinary, startNginx, type Nginx } from "../lib/nginx.ts"
 import type { Row } from "../lib/report.ts"
-import { CONNECTION, configYaml, script, startSandbox, type Bench } from "../lib/setup.ts"
+import { apiBody, CONNECTION, configYaml, script, startSandbox, type Bench } from "../lib/setup.ts"
 import { median } from "../lib/stats.ts"
 import { get } from "./server.ts"
-
-/** What the static API answers to every path: a small JSON list, the size of a typical page of items. */
-const apiBody = JSON.stringify({
-  items: Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `item ${i + 1}`, done: i % 2 === 0 })),
-  page: 1,
-  next: 2
-})
 
 export const bench: Bench = {
   name: "proxy",

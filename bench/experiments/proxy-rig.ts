@@ -3,13 +3,8 @@
 import { writeFileSync } from "node:fs"
 import { start } from "../lib/child.ts"
 import { nginxBinary, startNginx } from "../lib/nginx.ts"
-import { CONNECTION, configYaml, script, startSandbox } from "../lib/setup.ts"
+import { apiBody, CONNECTION, configYaml, script, startSandbox } from "../lib/setup.ts"
 
-const apiBody = JSON.stringify({
-  items: Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `item ${i + 1}`, done: i % 2 === 0 })),
-  page: 1,
-  next: 2
-})
 const sb = await startSandbox()
 const n = await startNginx(nginxBinary()!, { body: apiBody })
 const apiBase = `${n.staticUrl!}/api`

@@ -26,6 +26,13 @@ export const startSandbox = (ttl = 3600): Promise<Child<SandboxInfo>> =>
  *  authentication (the manifest's default), against the sandbox. */
 export const CONNECTION = "api"
 
+/** What the proxy bench's static API answers to every path: a small JSON list, the size of a typical page of items. */
+export const apiBody = JSON.stringify({
+  items: Array.from({ length: 5 }, (_, i) => ({ id: i + 1, name: `item ${i + 1}`, done: i % 2 === 0 })),
+  page: 1,
+  next: 2
+})
+
 /** No retries and short time limits: a bench must fail fast, never wait out a backoff. */
 const http = { timeout_ms: 5000, total_timeout_ms: 10_000, retries: 0 }
 
