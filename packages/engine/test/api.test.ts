@@ -270,6 +270,8 @@ describe("Api.call", () => {
           ["/%2e%2e;/admin", /".." segment/],
           ["/..%3bx/admin", /".." segment/],
           ["/..%00/admin", /".." segment/], // NUL truncation
+          ["/..%3F/admin", /".." segment/], // decoded once more, "?" ends the path (mod_rewrite backreferences)
+          ["/..%23x/admin", /".." segment/], // and "#" too
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)

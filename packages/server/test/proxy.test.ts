@@ -330,7 +330,12 @@ describe("refusals", () => {
       "/v1/proxy/jobs/..%00/x",
       "/v1/proxy/jobs/..%20/x",
       "/v1/proxy/jobs/.../x",
-      "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x"
+      "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x",
+      // An encoded "?" or "#" that a server decoding the path once more (mod_rewrite's backreferences) reads as the
+      // end of the path: "/..?/x" is "..".
+      "/v1/proxy/jobs/..%3F/x",
+      "/v1/proxy/jobs/.%2e%3fx/y",
+      "/v1/proxy/jobs/..%23/x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
