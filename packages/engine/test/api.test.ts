@@ -272,6 +272,7 @@ describe("Api.call", () => {
           ["/..%00/admin", /".." segment/], // NUL truncation
           ["/..%3F/admin", /".." segment/], // decoded once more, "?" ends the path (mod_rewrite backreferences)
           ["/..%23x/admin", /".." segment/], // and "#" too
+          ["/..::$INDEX_ALLOCATION/admin", /".." segment/], // NTFS: the directory's stream is the directory
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)

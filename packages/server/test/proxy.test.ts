@@ -335,7 +335,10 @@ describe("refusals", () => {
       // end of the path: "/..?/x" is "..".
       "/v1/proxy/jobs/..%3F/x",
       "/v1/proxy/jobs/.%2e%3fx/y",
-      "/v1/proxy/jobs/..%23/x"
+      "/v1/proxy/jobs/..%23/x",
+      // NTFS reads "..::$INDEX_ALLOCATION" (the directory's stream) as "..".
+      "/v1/proxy/jobs/..::$INDEX_ALLOCATION/x",
+      "/v1/proxy/jobs/..%3A%3A$I30/x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
