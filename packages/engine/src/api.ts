@@ -144,14 +144,16 @@ const suspect = /[.%\u0080-\uffff]/
 /** Whether a decoded segment is `..` to some server: its path parameters cut off (`..;x`, which Tomcat, Jetty and
  *  Spring read as `..`), cut at a NUL (C servers), cut at a "?" or "#" (`..%3F`: a server that decodes the path and
  *  parses it again, as mod_rewrite's backreferences do, reads the rest as the query or fragment), cut at a ":"
- *  (NTFS reads `..::$INDEX_ALLOCATION`, a directory's stream, as the directory), compatibility characters folded
- *  (NFKC: the fullwidth dot U+FF0E, the leaders U+2024 and U+2025) and trailing spaces dropped (Windows); then two
- *  or more dots and nothing else (`...` is `..` to a server that trims trailing dots). A single `.` stays below the
- *  base and is allowed. */
+ *  (NTFS reads `..::$INDEX_ALLOCATION`, a directory's stream, as the directory), without tabs and line breaks (which
+ *  a URL parser drops anywhere: `.%09.` is `..` to a server that parses the decoded path again), compatibility
+ *  characters folded (NFKC: the fullwidth dot U+FF0E, the leaders U+2024 and U+2025) and trailing spaces dropped
+ *  (Windows); then two or more dots and nothing else (`...` is `..` to a server that trims trailing dots). A single
+ *  `.` stays below the base and is allowed. */
 const dotLike = (segment: string): boolean => {
   // Most segments hold no dot and nothing beyond ASCII: nothing to fold.
   if (!/[.\u0080-\uffff]/.test(segment)) return false
   const cut = segment
+    .replace(/[\t\n\r]/g, "")
     .split(/[;\0?#:]/, 1)[0]!
     .normalize("NFKC")
     .replace(/\s+$/, "")

@@ -273,6 +273,8 @@ describe("Api.call", () => {
           ["/..%3F/admin", /".." segment/], // decoded once more, "?" ends the path (mod_rewrite backreferences)
           ["/..%23x/admin", /".." segment/], // and "#" too
           ["/..::$INDEX_ALLOCATION/admin", /".." segment/], // NTFS: the directory's stream is the directory
+          ["/.%09./admin", /".." segment/], // a URL parser, after a decoding, drops tabs and line breaks
+          ["/%0a%0d../admin", /".." segment/],
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)
