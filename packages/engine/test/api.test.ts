@@ -275,6 +275,8 @@ describe("Api.call", () => {
           ["/..::$INDEX_ALLOCATION/admin", /".." segment/], // NTFS: the directory's stream is the directory
           ["/.%09./admin", /".." segment/], // a URL parser, after a decoding, drops tabs and line breaks
           ["/%0a%0d../admin", /".." segment/],
+          ["/..%20.", /".." segment/], // Windows: a last segment's trailing dots and spaces dropped
+          ["/%20../admin", /".." segment/], // a segment trimmed
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)

@@ -343,7 +343,11 @@ describe("refusals", () => {
       // ".\t." as "..".
       "/v1/proxy/jobs/.%09./x",
       "/v1/proxy/jobs/%0A../x",
-      "/v1/proxy/jobs/.%0d%0a./x"
+      "/v1/proxy/jobs/.%0d%0a./x",
+      // Dots and spaces only: Windows drops a last segment's trailing dots and spaces (".. ." is ".."), and a server
+      // that trims a segment drops leading ones too.
+      "/v1/proxy/jobs/..%20.",
+      "/v1/proxy/jobs/%20../x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
