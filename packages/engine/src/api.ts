@@ -165,7 +165,8 @@ const escapedDot = /%(?:25)*(?:2e|2f|5c|c0|c1|u[0-9a-f]{4})/i
 
 /** Whether a decoded segment still holds a `.`, `/` or `\` that one more decoding, or a few, would produce (also a
  *  `..` in another spelling, see `dotLike`). A decoder that leaves invalid escapes alone is assumed (the lenient
- *  kind), so `%25%32%65` counts too; any other `%25` (`%2541`, a literal percent sign) is an ordinary character. */
+ *  kind), so `%25%32%65` counts too, and so does `..%253b%25` (`..;%` to it); any other `%25` (`%2541`, a literal
+ *  percent sign) is an ordinary character. */
 const reencoded = (decoded: string): boolean => {
   let s = decoded
   for (let round = 0; round < 4 && s.includes("%"); round++) {
@@ -179,6 +180,8 @@ const reencoded = (decoded: string): boolean => {
     if (utf8 !== undefined && utf8.split(/[/\\]/).some(dotLike)) return true
     const next = s.replace(/%[0-9a-f]{2}/gi, (e) => String.fromCharCode(parseInt(e.slice(1), 16)))
     if (next === s) return false
+    // The lenient decoding itself, where a malformed escape beside it makes the strict one fail ("..%3b%").
+    if (next.split(/[/\\]/).some(dotLike)) return true
     s = next
   }
   return false

@@ -284,7 +284,10 @@ describe("Api.call", () => {
           ["/%25c0%25ae%25c0%25ae/admin", /percent-encoded twice/], // overlong UTF-8, encoded twice
           ["/%25u002e%25u002e/admin", /percent-encoded twice/], // IIS %u, encoded twice
           ["/%25EF%25BC%258E%25EF%25BC%258E/admin", /percent-encoded twice/], // fullwidth dots, encoded twice
-          ["/%252e%252e;/admin", /percent-encoded twice/]
+          ["/%252e%252e;/admin", /percent-encoded twice/],
+          // Beside a malformed escape, which a lenient decoder leaves alone: decoded twice, "..?%" and "..\0%".
+          ["/..%253F%25/admin", /percent-encoded twice/],
+          ["/..%2500%25/admin", /percent-encoded twice/]
         ]
         for (const [path, why] of dots) {
           const e = yield* Effect.flip(call(path))
