@@ -142,14 +142,21 @@ export const pathProblem = (path: string): "dot_segment" | "double_encoded" | "m
 const suspect = /[.%\u0080-\uffff]/
 
 /** Whether a decoded segment is `..` to some server: its path parameters cut off (`..;x`, which Tomcat, Jetty and
- *  Spring read as `..`), cut at a NUL (C servers), compatibility characters folded (NFKC: the fullwidth dot U+FF0E,
- *  the leaders U+2024 and U+2025) and trailing spaces dropped (Windows); then two or more dots and nothing else
- *  (`...` is `..` to a server that trims trailing dots). A single `.` stays below the base and is allowed. */
+ *  Spring read as `..`), cut at a NUL (C servers), cut at a "?" or "#" (`..%3F`: a server that decodes the path and
+ *  parses it again, as mod_rewrite's backreferences do, reads the rest as the query or fragment), cut at a ":"
+ *  (NTFS reads `..::$INDEX_ALLOCATION`, a directory's stream, as the directory), without tabs and line breaks (which
+ *  a URL parser drops anywhere: `.%09.` is `..` to a server that parses the decoded path again), compatibility
+ *  characters folded (NFKC: the fullwidth dot U+FF0E, the leaders U+2024 and U+2025); then two or more dots and
+ *  nothing else but whitespace (`...` or `.. .` is `..` to Windows, which drops a last segment's trailing dots and
+ *  spaces; ` ..` to a server that trims a segment). A single `.` stays below the base and is allowed. */
 const dotLike = (segment: string): boolean => {
   // Most segments hold no dot and nothing beyond ASCII: nothing to fold.
   if (!/[.\u0080-\uffff]/.test(segment)) return false
-  const cut = segment.split(/[;\0]/, 1)[0]!.normalize("NFKC").replace(/\s+$/, "")
-  return /^\.{2,}$/.test(cut)
+  const cut = segment
+    .replace(/[\t\n\r]/g, "")
+    .split(/[;\0?#:]/, 1)[0]!
+    .normalize("NFKC")
+  return /^[.\s]*$/.test(cut) && cut.indexOf(".") !== cut.lastIndexOf(".")
 }
 
 // An escape of ".", "/" or "\\", behind any number of encoded "%", or an overlong UTF-8 lead byte or `%u` escape
@@ -158,7 +165,8 @@ const escapedDot = /%(?:25)*(?:2e|2f|5c|c0|c1|u[0-9a-f]{4})/i
 
 /** Whether a decoded segment still holds a `.`, `/` or `\` that one more decoding, or a few, would produce (also a
  *  `..` in another spelling, see `dotLike`). A decoder that leaves invalid escapes alone is assumed (the lenient
- *  kind), so `%25%32%65` counts too; any other `%25` (`%2541`, a literal percent sign) is an ordinary character. */
+ *  kind), so `%25%32%65` counts too, and so does `..%253b%25` (`..;%` to it); any other `%25` (`%2541`, a literal
+ *  percent sign) is an ordinary character. */
 const reencoded = (decoded: string): boolean => {
   let s = decoded
   for (let round = 0; round < 4 && s.includes("%"); round++) {
@@ -172,6 +180,8 @@ const reencoded = (decoded: string): boolean => {
     if (utf8 !== undefined && utf8.split(/[/\\]/).some(dotLike)) return true
     const next = s.replace(/%[0-9a-f]{2}/gi, (e) => String.fromCharCode(parseInt(e.slice(1), 16)))
     if (next === s) return false
+    // The lenient decoding itself, where a malformed escape beside it makes the strict one fail ("..%3b%").
+    if (next.split(/[/\\]/).some(dotLike)) return true
     s = next
   }
   return false

@@ -270,6 +270,13 @@ describe("Api.call", () => {
           ["/%2e%2e;/admin", /".." segment/],
           ["/..%3bx/admin", /".." segment/],
           ["/..%00/admin", /".." segment/], // NUL truncation
+          ["/..%3F/admin", /".." segment/], // decoded once more, "?" ends the path (mod_rewrite backreferences)
+          ["/..%23x/admin", /".." segment/], // and "#" too
+          ["/..::$INDEX_ALLOCATION/admin", /".." segment/], // NTFS: the directory's stream is the directory
+          ["/.%09./admin", /".." segment/], // a URL parser, after a decoding, drops tabs and line breaks
+          ["/%0a%0d../admin", /".." segment/],
+          ["/..%20.", /".." segment/], // Windows: a last segment's trailing dots and spaces dropped
+          ["/%20../admin", /".." segment/], // a segment trimmed
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)
@@ -277,7 +284,10 @@ describe("Api.call", () => {
           ["/%25c0%25ae%25c0%25ae/admin", /percent-encoded twice/], // overlong UTF-8, encoded twice
           ["/%25u002e%25u002e/admin", /percent-encoded twice/], // IIS %u, encoded twice
           ["/%25EF%25BC%258E%25EF%25BC%258E/admin", /percent-encoded twice/], // fullwidth dots, encoded twice
-          ["/%252e%252e;/admin", /percent-encoded twice/]
+          ["/%252e%252e;/admin", /percent-encoded twice/],
+          // Beside a malformed escape, which a lenient decoder leaves alone: decoded twice, "..?%" and "..\0%".
+          ["/..%253F%25/admin", /percent-encoded twice/],
+          ["/..%2500%25/admin", /percent-encoded twice/]
         ]
         for (const [path, why] of dots) {
           const e = yield* Effect.flip(call(path))

@@ -330,7 +330,24 @@ describe("refusals", () => {
       "/v1/proxy/jobs/..%00/x",
       "/v1/proxy/jobs/..%20/x",
       "/v1/proxy/jobs/.../x",
-      "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x"
+      "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x",
+      // An encoded "?" or "#" that a server decoding the path once more (mod_rewrite's backreferences) reads as the
+      // end of the path: "/..?/x" is "..".
+      "/v1/proxy/jobs/..%3F/x",
+      "/v1/proxy/jobs/.%2e%3fx/y",
+      "/v1/proxy/jobs/..%23/x",
+      // NTFS reads "..::$INDEX_ALLOCATION" (the directory's stream) as "..".
+      "/v1/proxy/jobs/..::$INDEX_ALLOCATION/x",
+      "/v1/proxy/jobs/..%3A%3A$I30/x",
+      // A URL parser drops tabs and line breaks anywhere: a server that decodes the path and parses it again reads
+      // ".\t." as "..".
+      "/v1/proxy/jobs/.%09./x",
+      "/v1/proxy/jobs/%0A../x",
+      "/v1/proxy/jobs/.%0d%0a./x",
+      // Dots and spaces only: Windows drops a last segment's trailing dots and spaces (".. ." is ".."), and a server
+      // that trims a segment drops leading ones too.
+      "/v1/proxy/jobs/..%20.",
+      "/v1/proxy/jobs/%20../x"
     ]) {
       const p = expectProblem(await proxy(path), 400, "BadRequest")
       expect(p.detail, path).toMatch(/\.\./)
@@ -350,7 +367,9 @@ describe("refusals", () => {
       "/v1/proxy/jobs/a%252Fb",
       "/v1/proxy/jobs/%25252e%25252e/x",
       "/v1/proxy/jobs/%25%32%65%25%32%65/x",
-      "/v1/proxy/%252e%252e/jobs/x"
+      "/v1/proxy/%252e%252e/jobs/x",
+      // Beside a malformed escape, which a lenient decoder leaves alone: decoded twice, "..;%" is "..".
+      "/v1/proxy/jobs/..%253b%25/x"
     ]) {
       for (const body of [{}, { method: "POST", body: "{}", headers: { "content-type": "application/json" } }]) {
         const p = expectProblem(await proxy(path, body), 400, "BadRequest")
