@@ -156,7 +156,8 @@ const dotLike = (segment: string): boolean => {
     .replace(/[\t\n\r]/g, "")
     .split(/[;\0?#:]/, 1)[0]!
     .normalize("NFKC")
-  return /^[.\s]*$/.test(cut) && cut.indexOf(".") !== cut.lastIndexOf(".")
+  // Whitespace: JavaScript's \s, and NEL (U+0085), which other languages' trimming drops too.
+  return /^[.\s\u0085]*$/.test(cut) && cut.indexOf(".") !== cut.lastIndexOf(".")
 }
 
 // An escape of ".", "/" or "\\", behind any number of encoded "%", or an overlong UTF-8 lead byte or `%u` escape

@@ -277,6 +277,7 @@ describe("Api.call", () => {
           ["/%0a%0d../admin", /".." segment/],
           ["/..%20.", /".." segment/], // Windows: a last segment's trailing dots and spaces dropped
           ["/%20../admin", /".." segment/], // a segment trimmed
+          ["/..%C2%85/admin", /".." segment/], // trimmed of a NEL (U+0085), which JavaScript's \s leaves
           ["/..%20/admin", /".." segment/], // trailing space trimmed (Windows)
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)
