@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { makeMemory } from "../src/connection-store.ts"
+import type * as Authorization from "../src/authorization.ts"
 import * as Discovery from "../src/discovery.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
 
@@ -27,6 +28,21 @@ const setup = async (inputs: Record<string, string> = {}, options: Parameters<ty
 }
 
 const tokenRequests = () => gs.requests.filter((r) => r.path === "/token")
+
+/** A callback naming the right issuer and then another one: refused as a mix-up, the code sent nowhere. */
+const refusedTwice = async ({
+  engine,
+  p,
+  fail
+}: Awaited<ReturnType<typeof makeGrantEngine>> & { readonly p: Authorization.Pending }) => {
+  gs.iss = gs.origin
+  const query = await consent(p.url)
+  query.append("iss", "https://as.attacker.example")
+  const e = await fail(engine.grants.complete("app", p, query))
+  expect(e).toMatchObject({ reason: "issuer_mismatch" })
+  expect(e.message).toContain("more than once")
+  expect(tokenRequests()).toHaveLength(0)
+}
 
 describe("authorization code + PKCE", () => {
   it("builds the authorization URL: response_type, client_id, redirect_uri, scope, state and an S256 challenge", async () => {
@@ -315,14 +331,7 @@ describe("the authorization response's issuer (RFC 9207, the mix-up defence)", (
   })
 
   it("refuses a response that names its issuer twice, the right one first", async () => {
-    const { engine, p, fail } = await withIssuer(false)
-    gs.iss = gs.origin
-    const query = await consent(p.url)
-    query.append("iss", "https://as.attacker.example")
-    const e = await fail(engine.grants.complete("app", p, query))
-    expect(e).toMatchObject({ reason: "issuer_mismatch" })
-    expect(e.message).toContain("more than once")
-    expect(tokenRequests()).toHaveLength(0)
+    await refusedTwice(await withIssuer(false))
   })
 
   it("refuses a response without iss when the issuer's metadata says it always sends one", async () => {
@@ -435,14 +444,7 @@ describe("a manifest's declared authorization.issuer (RFC 9207 without discovery
   })
 
   it("refuses a response that names its issuer twice, the right one first", async () => {
-    const { engine, p, fail } = await declared((s) => grantInputs(s, { as_issuer: s.origin }))
-    gs.iss = gs.origin
-    const query = await consent(p.url)
-    query.append("iss", "https://as.attacker.example")
-    const e = await fail(engine.grants.complete("app", p, query))
-    expect(e).toMatchObject({ reason: "issuer_mismatch" })
-    expect(e.message).toContain("more than once")
-    expect(tokenRequests()).toHaveLength(0)
+    await refusedTwice(await declared((s) => grantInputs(s, { as_issuer: s.origin })))
   })
 
   it("the bundled oauth2 manifest declares it over the input authorization_issuer", async () => {
