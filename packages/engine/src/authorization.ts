@@ -88,13 +88,9 @@ export const start = (
     const base = url._tag === "Value" ? Template.reveal(url.value) : ""
     const bad = url._tag === "Value" ? checkUrl(base, c.allowInsecureHttp) : undefined
     if (bad) details.push(`authorization URL ${base} ${bad.message} (hint: ${bad.hint})`)
-    const declared = declaredIssuer(c)
-    if (declared.problem !== undefined) details.push(declared.problem)
-    else if (declared.issuer !== undefined) {
-      // Checked before the user is sent anywhere: a callback could never pass (see `expectedIssuer`).
-      const m = yield* Discovery.metadataOf(c, settings)
-      if (m !== undefined && m.issuer !== declared.issuer) details.push(conflict(declared.issuer, m.issuer))
-    }
+    // Checked before the user is sent anywhere: a callback could never pass (see `expectedIssuer`).
+    const issuer = yield* issuerCheck(c, settings)
+    if (issuer.problem !== undefined) details.push(issuer.problem)
     const clientId = clientIdOf(c)
     if (clientId === undefined) details.push("the authorization request needs a client id (input client_id)")
     if (details.length > 0 || clientId === undefined) return yield* new InputInvalid({ ...where(c), details })
@@ -156,6 +152,33 @@ const declaredIssuer = (c: Connection): { readonly issuer?: string; readonly pro
 const conflict = (declared: string, discovered: string) =>
   `authorization.issuer ${quoted(declared)} is not the issuer the connection discovers, ${quoted(discovered)}`
 
+/** The issuer `callback` checks `iss` against (see `expectedIssuer`), or what is wrong with the declared one. */
+const issuerCheck = (
+  c: Connection,
+  settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
+): Effect.Effect<
+  { readonly expected?: ExpectedIssuer | undefined; readonly problem?: string },
+  UpstreamError | InputInvalid,
+  Http
+> =>
+  Effect.gen(function* () {
+    const declared = declaredIssuer(c)
+    if (declared.problem !== undefined) return { problem: declared.problem }
+    const m = yield* Discovery.metadataOf(c, settings)
+    if (declared.issuer !== undefined)
+      return m !== undefined && m.issuer !== declared.issuer
+        ? { problem: conflict(declared.issuer, m.issuer) }
+        : { expected: { issuer: declared.issuer, required: true } }
+    return m === undefined
+      ? {}
+      : {
+          expected: {
+            issuer: m.issuer,
+            required: m.document["authorization_response_iss_parameter_supported"] === true
+          }
+        }
+  })
+
 /** What `callback` checks `iss` against: the manifest's `authorization.issuer` when it renders (then `iss` is
  *  required: declaring it says the server sends it), else the discovered issuer (required when its metadata says
  *  so), else undefined (no issuer is known). The metadata is the one `start` read (cached per process), read again
@@ -164,19 +187,9 @@ export const expectedIssuer = (
   c: Connection,
   settings?: Pick<HttpSettings, "timeoutMs" | "maxResponseBytes">
 ): Effect.Effect<ExpectedIssuer | undefined, UpstreamError | InputInvalid, Http> =>
-  Effect.gen(function* () {
-    const declared = declaredIssuer(c)
-    if (declared.problem !== undefined) return yield* new InputInvalid({ ...where(c), details: [declared.problem] })
-    const m = yield* Discovery.metadataOf(c, settings)
-    if (declared.issuer !== undefined) {
-      if (m !== undefined && m.issuer !== declared.issuer)
-        return yield* new InputInvalid({ ...where(c), details: [conflict(declared.issuer, m.issuer)] })
-      return { issuer: declared.issuer, required: true }
-    }
-    return m === undefined
-      ? undefined
-      : { issuer: m.issuer, required: m.document["authorization_response_iss_parameter_supported"] === true }
-  })
+  Effect.flatMap(issuerCheck(c, settings), (r) =>
+    r.problem !== undefined ? new InputInvalid({ ...where(c), details: [r.problem] }) : Effect.succeed(r.expected)
+  )
 
 const issuerProblem = (query: URLSearchParams, expected: ExpectedIssuer): string | undefined => {
   // RFC 6749 §3.1: a parameter sent more than once is an invalid response; a second iss must not hide behind a first.
