@@ -393,19 +393,8 @@ export const make = (
           Effect.flatMap(store, (s) => s.getGrant(v.name)),
           (g): ConnectionView => {
             if (!g) return v
-            const moved = c !== undefined && !GrantBinding.issuedFor(g, GrantBinding.bindingOf(c))
             // Only a user's grant needs the user; any other connection acquires anew (renewal.ts), and stays ok.
-            const user = c !== undefined && isUserGranted(c)
-            const detail =
-              g.status === "needs_reauth"
-                ? g.detail
-                : moved
-                  ? user
-                    ? GrantBinding.movedDetail
-                    : GrantBinding.supersededDetail
-                  : undefined
-            const refused = g.status === "needs_reauth" || moved
-            const needsUser = g.status === "needs_reauth" || (moved && user)
+            const { refused, needsUser, detail } = GrantBinding.shownAs(g, c, c !== undefined && isUserGranted(c))
             return {
               ...v,
               status: needsUser && v.status === "ok" ? "needs_reauth" : v.status,

@@ -465,15 +465,10 @@ export const make = (
           const g = yield* Grants.read(yield* grantStore, c.name)
           if (!g) return undefined
           // Bound elsewhere: shown as renewal will treat it, before a renewal has marked it so.
-          const moved = !GrantBinding.issuedFor(g, GrantBinding.bindingOf(c))
-          const detail =
-            g.status === "needs_reauth" || !moved
-              ? g.detail
-              : Authorization.isUserGranted(c)
-                ? GrantBinding.movedDetail
-                : GrantBinding.supersededDetail
+          const shown = GrantBinding.shownAs(g, c, Authorization.isUserGranted(c))
+          const detail = shown.refused ? shown.detail : g.detail
           return {
-            status: moved ? "needs_reauth" : g.status,
+            status: shown.refused ? "needs_reauth" : "active",
             ...(g.scope !== undefined ? { scope: g.scope } : {}),
             ...(detail !== undefined ? { detail } : {}),
             updated_at: new Date(g.updatedAt).toISOString(),

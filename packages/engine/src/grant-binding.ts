@@ -33,3 +33,17 @@ export const movedDetail = "the connection's provider or inputs changed since th
 /** Why another connection's grant bound elsewhere is not redeemed: its acquire flow replaces it (never a secret). */
 export const supersededDetail =
   "the connection's provider or inputs changed since this grant was issued; the next renewal acquires a new one"
+
+/** How a stored grant is shown for `c`, the connection as it is now (undefined when it is misconfigured: nothing to
+ *  compare with), as renewal will treat it. Refused: needs_reauth as stored, or bound elsewhere before a renewal
+ *  has marked it so, with what renewal does about it: `user` (a user's grant) must authorize again, any other
+ *  connection acquires anew. `detail` says why when refused. */
+export const shownAs = (
+  g: Grant,
+  c: Connection | undefined,
+  user: boolean
+): { readonly refused: boolean; readonly needsUser: boolean; readonly detail?: string | undefined } => {
+  if (g.status === "needs_reauth") return { refused: true, needsUser: true, detail: g.detail }
+  if (c === undefined || issuedFor(g, bindingOf(c))) return { refused: false, needsUser: false }
+  return { refused: true, needsUser: user, detail: user ? movedDetail : supersededDetail }
+}
