@@ -2,7 +2,7 @@
  *  --no-browser, $BROWSER, denied consent, a state mismatch and the timeout, and --device; each against the
  *  loopback grant server (@tessera/testkit/grant-server), with the grant landing in the default SQLite store and
  *  later `tessera token` calls renewing from it. */
-import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
+import { client, oauth2Inputs, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
@@ -18,16 +18,7 @@ afterAll(() => cleanup())
 
 const configFor = (s: GrantServer, more: Record<string, string> = {}, provider = "oauth2") => {
   const cwd = tempDir()
-  const inputs = {
-    token_url: `${s.origin}/token`,
-    authorize_url: `${s.origin}/authorize`,
-    device_authorization_url: `${s.origin}/device`,
-    client_id: client.id,
-    client_secret: "${env:APP_SECRET}",
-    grant_type: "authorization_code",
-    scope: "read",
-    ...more
-  }
+  const inputs = oauth2Inputs(s, { client_secret: "${env:APP_SECRET}", scope: "read", ...more })
   write(
     join(cwd, "tessera.yaml"),
     `connections:\n  app:\n    provider: ${provider}\n    inputs:\n${Object.entries(inputs)

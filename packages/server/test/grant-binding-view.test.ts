@@ -3,7 +3,7 @@
  *  then a restart over the same file), shows `needs_reauth` at once, before any renewal has run, and the provider is
  *  not asked; the same config unchanged shows it `active`. */
 import { Config, Engine, Runtime } from "@tessera/engine"
-import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
+import { client, oauth2Inputs, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { Effect, ManagedRuntime } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -28,14 +28,7 @@ const configOf = (s: GrantServer, scope: string) =>
         connections: {
           app: {
             provider: "oauth2",
-            inputs: {
-              token_url: `${s.origin}/token`,
-              authorize_url: `${s.origin}/authorize`,
-              client_id: client.id,
-              client_secret: "${env:APP_SECRET}",
-              grant_type: "authorization_code",
-              scope
-            }
+            inputs: oauth2Inputs(s, { client_secret: "${env:APP_SECRET}", scope })
           }
         }
       },

@@ -4,7 +4,7 @@
  *  provider refuses the refresh token, the connection is `needs_reauth` in its GET view, the token route answers
  *  409 AuthorizationRequired without retrying, and /metrics counts the event. */
 import { Config, Engine, Runtime } from "@tessera/engine"
-import { client, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
+import { client, oauth2Inputs, startGrantServer, type GrantServer } from "@tessera/testkit/grant-server"
 import { Effect, ManagedRuntime } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -47,13 +47,7 @@ const configOf = (s: GrantServer) =>
         connections: {
           app: {
             provider: "oauth2",
-            inputs: {
-              token_url: `${s.origin}/token`,
-              authorize_url: `${s.origin}/authorize`,
-              client_id: client.id,
-              client_secret: "${env:APP_SECRET}",
-              grant_type: "authorization_code"
-            }
+            inputs: oauth2Inputs(s, { client_secret: "${env:APP_SECRET}" })
           }
         }
       },

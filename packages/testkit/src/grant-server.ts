@@ -62,6 +62,21 @@ export interface GrantServer {
 
 export const client = { id: "client-1", secret: "grant-secret-9b1f6e" }
 
+/** The bundled `oauth2` manifest's inputs for a user's connection to this server (authorization code, with the
+ *  device endpoint and this client); `more` adds or replaces inputs (a `${env:}` secret, a scope). */
+export const oauth2Inputs = (
+  server: { readonly origin: string },
+  more: Readonly<Record<string, string>> = {}
+): Record<string, string> => ({
+  token_url: `${server.origin}/token`,
+  authorize_url: `${server.origin}/authorize`,
+  device_authorization_url: `${server.origin}/device`,
+  client_id: client.id,
+  client_secret: client.secret,
+  grant_type: "authorization_code",
+  ...more
+})
+
 const token = (prefix: string) => `${prefix}-${randomBytes(12).toString("hex")}`
 
 export const startGrantServer = async (opts: GrantServerOptions = {}): Promise<GrantServer> => {

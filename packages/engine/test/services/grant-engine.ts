@@ -1,7 +1,7 @@
 /** An engine over one `oauth2` connection that takes a user's grant from the loopback grant server
  *  (@tessera/testkit/grant-server), with a given token store and connection store: what the grant tests share. */
 import { Effect } from "effect"
-import { client, type GrantServer } from "@tessera/testkit/grant-server"
+import { oauth2Inputs, type GrantServer } from "@tessera/testkit/grant-server"
 import * as Config from "../../src/config.ts"
 import type { ConnectionStoreShape } from "../../src/connection-store.ts"
 import * as Engine from "../../src/engine.ts"
@@ -10,16 +10,8 @@ import * as Http from "../../src/http.ts"
 import { makeMemory, type TokenStoreShape } from "../../src/token-store.ts"
 import { fastHttp } from "./harness.ts"
 
-export const grantInputs = (gs: GrantServer, more: Record<string, string> = {}): Record<string, string> => ({
-  token_url: `${gs.origin}/token`,
-  authorize_url: `${gs.origin}/authorize`,
-  device_authorization_url: `${gs.origin}/device`,
-  client_id: client.id,
-  client_secret: client.secret,
-  grant_type: "authorization_code",
-  scope: "read write",
-  ...more
-})
+export const grantInputs = (gs: GrantServer, more: Record<string, string> = {}): Record<string, string> =>
+  oauth2Inputs(gs, { scope: "read write", ...more })
 
 export interface GrantEngine {
   readonly engine: Engine.EngineShape
