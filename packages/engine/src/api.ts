@@ -546,12 +546,15 @@ export type FastOutcome =
 const plain = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/
 
 /** The request path below the base path, as `joinPath` would resolve it, when that needs no URL parsing: plain
- *  characters and no `.` or `..` segment (also percent-encoded). Else undefined (then `joinPath` decides). */
+ *  characters, no `.` segment and nothing `pathProblem` refuses (a `..` in any spelling, an escape encoded twice).
+ *  Else undefined (then `joinPath` decides, and refuses what it must). */
 const plainPath = (b: Base, target: string): string | undefined => {
   if (!plain.test(target)) return undefined
   const q = target.indexOf("?")
   const path = q === -1 ? target : target.slice(0, q)
   if (path !== "" && !path.startsWith("/")) return undefined
+  // The check `joinPath` makes, here too: this path must not send what that one refuses (`..;/admin`, say).
+  if (pathProblem(path) !== undefined) return undefined
   if (path.includes(".") || path.includes("%2") || path.includes("%5")) {
     // A dot, or an escape that may spell one or a slash: only when no segment decodes to "." or "..".
     for (const segment of path.split("/")) {

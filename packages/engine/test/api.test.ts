@@ -327,6 +327,45 @@ describe("Api.call", () => {
   )
 })
 
+describe("Api.forwardFast", () => {
+  const fast = (c: Connection, path: string) =>
+    Api.forwardFast(
+      h.engine,
+      c,
+      { method: "GET", path, headers: {}, source: { headers: {} } as http.IncomingMessage },
+      { maxBodyBytes: 1024, replayBytes: 1024, timeoutMs: 2000, run: (e) => Effect.runPromiseExit(e) }
+    )
+
+  it("leaves every path `forward` refuses to it (undefined, nothing sent), not only a plain `..`", async () => {
+    await h.run(Api.call(h.engine, "plain", { method: "GET", target: "/warm" })) // a fresh token: the fast case
+    const c = h.engine.registry.peek("plain")!
+    const answered = await fast(c, "/ok")!
+    assert.strictEqual(answered._tag, "Answered")
+    if (answered._tag === "Answered") answered.answer.discard()
+    const before = seen.length
+    for (const path of [
+      "/..",
+      "/..;/admin",
+      "/..%3bx/admin",
+      "/..%00/admin",
+      "/..%20/admin",
+      "/.../admin",
+      "/..::$INDEX_ALLOCATION/admin",
+      "/.%09./admin",
+      "/%EF%BC%8E%EF%BC%8E/admin",
+      "/..%EF%BC%8Fadmin",
+      "/%252e%252e/admin",
+      "/a%252fb",
+      "/%zz"
+    ]) {
+      assert.strictEqual(fast(c, path), undefined, path)
+      const e = await h.fail(Api.call(h.engine, "plain", { method: "GET", target: path }))
+      assert.strictEqual(e._tag, "TargetRefused", path)
+    }
+    assert.strictEqual(seen.length, before)
+  })
+})
+
 describe("the 401 rule", () => {
   const tokenRequests = () => h.sb.tokenRequests("oauth2").length
   const get = (name: string, path: string) => Api.call(h.engine, name, { method: "GET", target: path })
