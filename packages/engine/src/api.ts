@@ -146,18 +146,20 @@ const suspect = /[.%\u0080-\uffff]/
  *  parses it again, as mod_rewrite's backreferences do, reads the rest as the query or fragment), cut at a ":"
  *  (NTFS reads `..::$INDEX_ALLOCATION`, a directory's stream, as the directory), without tabs and line breaks (which
  *  a URL parser drops anywhere: `.%09.` is `..` to a server that parses the decoded path again), compatibility
- *  characters folded (NFKC: the fullwidth dot U+FF0E, the leaders U+2024 and U+2025); then two or more dots and
- *  nothing else but whitespace (`...` or `.. .` is `..` to Windows, which drops a last segment's trailing dots and
- *  spaces; ` ..` to a server that trims a segment). A single `.` stays below the base and is allowed. */
+ *  characters folded (NFKC: the fullwidth dot U+FF0E, the leaders U+2024 and U+2025) before it is cut or split, so
+ *  that a folded separator counts too (the fullwidth solidus U+FF0F and reverse solidus U+FF3C, `；`, `？`, `：`:
+ *  `..／x` is `../x` to a server that folds); then two or more dots and nothing else but whitespace (`...` or
+ *  `.. .` is `..` to Windows, which drops a last segment's trailing dots and spaces; ` ..` to a server that trims
+ *  a segment). A single `.` stays below the base and is allowed. */
 const dotLike = (segment: string): boolean => {
   // Most segments hold no dot and nothing beyond ASCII: nothing to fold.
   if (!/[.\u0080-\uffff]/.test(segment)) return false
-  const cut = segment
-    .replace(/[\t\n\r]/g, "")
-    .split(/[;\0?#:]/, 1)[0]!
-    .normalize("NFKC")
-  // Whitespace: JavaScript's \s, and NEL (U+0085), which other languages' trimming drops too.
-  return /^[.\s\u0085]*$/.test(cut) && cut.indexOf(".") !== cut.lastIndexOf(".")
+  const folded = segment.replace(/[\t\n\r]/g, "").normalize("NFKC")
+  return folded.split(/[/\\]/).some((piece) => {
+    const cut = piece.split(/[;\0?#:]/, 1)[0]!
+    // Whitespace: JavaScript's \s, and NEL (U+0085), which other languages' trimming drops too.
+    return /^[.\s\u0085]*$/.test(cut) && cut.indexOf(".") !== cut.lastIndexOf(".")
+  })
 }
 
 // An escape of ".", "/" or "\\", behind any number of encoded "%", or an overlong UTF-8 lead byte or `%u` escape
@@ -544,12 +546,15 @@ export type FastOutcome =
 const plain = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/
 
 /** The request path below the base path, as `joinPath` would resolve it, when that needs no URL parsing: plain
- *  characters and no `.` or `..` segment (also percent-encoded). Else undefined (then `joinPath` decides). */
+ *  characters, no `.` segment and nothing `pathProblem` refuses (a `..` in any spelling, an escape encoded twice).
+ *  Else undefined (then `joinPath` decides, and refuses what it must). */
 const plainPath = (b: Base, target: string): string | undefined => {
   if (!plain.test(target)) return undefined
   const q = target.indexOf("?")
   const path = q === -1 ? target : target.slice(0, q)
   if (path !== "" && !path.startsWith("/")) return undefined
+  // The check `joinPath` makes, here too: this path must not send what that one refuses (`..;/admin`, say).
+  if (pathProblem(path) !== undefined) return undefined
   if (path.includes(".") || path.includes("%2") || path.includes("%5")) {
     // A dot, or an escape that may spell one or a slash: only when no segment decodes to "." or "..".
     for (const segment of path.split("/")) {

@@ -37,13 +37,14 @@ export const supersededDetail =
 /** How a stored grant is shown for `c`, the connection as it is now (undefined when it is misconfigured: nothing to
  *  compare with), as renewal will treat it. Refused: needs_reauth as stored, or bound elsewhere before a renewal
  *  has marked it so, with what renewal does about it: `user` (a user's grant) must authorize again, any other
- *  connection acquires anew. `detail` says why when refused. */
+ *  connection acquires anew (also over a grant stored needs_reauth while it was a user's: a config edited since).
+ *  `detail` says why when refused. */
 export const shownAs = (
   g: Grant,
   c: Connection | undefined,
   user: boolean
 ): { readonly refused: boolean; readonly needsUser: boolean; readonly detail?: string | undefined } => {
-  if (g.status === "needs_reauth") return { refused: true, needsUser: true, detail: g.detail }
+  if (g.status === "needs_reauth") return { refused: true, needsUser: c === undefined || user, detail: g.detail }
   if (c === undefined || issuedFor(g, bindingOf(c))) return { refused: false, needsUser: false }
   return { refused: true, needsUser: user, detail: user ? movedDetail : supersededDetail }
 }

@@ -282,6 +282,15 @@ describe("Api.call", () => {
           ["/.../admin", /".." segment/], // trailing dot trimmed
           ["/%EF%BC%8E%EF%BC%8E/admin", /".." segment/], // fullwidth dots (NFKC)
           ["/%E2%80%A5/admin", /".." segment/], // two dot leader (NFKC: "..")
+          // A separator that NFKC folds, after dots: "..／admin" is "../admin" to a server that folds.
+          ["/..%EF%BC%8Fadmin", /".." segment/], // fullwidth solidus U+FF0F
+          ["/..%EF%BC%BCadmin", /".." segment/], // fullwidth reverse solidus U+FF3C
+          ["/..%EF%B9%A8admin", /".." segment/], // small reverse solidus U+FE68
+          ["/%E2%80%A5%EF%BC%8Fadmin", /".." segment/], // two dot leader, then a fullwidth solidus
+          ["/..%EF%BC%9Bx/admin", /".." segment/], // fullwidth ";" (U+FF1B): "..;x"
+          ["/..%EF%BC%9F/admin", /".." segment/], // fullwidth "?" (U+FF1F)
+          ["/..%EF%BC%9A%EF%BC%9A$I30/admin", /".." segment/], // fullwidth ":" (U+FF1A)
+          ["/..%25EF%25BC%258Fadmin", /percent-encoded twice/], // the fullwidth solidus, encoded twice
           ["/%25c0%25ae%25c0%25ae/admin", /percent-encoded twice/], // overlong UTF-8, encoded twice
           ["/%25u002e%25u002e/admin", /percent-encoded twice/], // IIS %u, encoded twice
           ["/%25EF%25BC%258E%25EF%25BC%258E/admin", /percent-encoded twice/], // fullwidth dots, encoded twice
@@ -296,7 +305,15 @@ describe("Api.call", () => {
           assert.match(e.message, why, path)
         }
         assert.strictEqual(seen.length, before)
-        for (const path of ["/./x", "/a..b", "/x.y;v=1", "/v1.2/items", "/caf%C3%A9"]) {
+        for (const path of [
+          "/./x",
+          "/a..b",
+          "/x.y;v=1",
+          "/v1.2/items",
+          "/caf%C3%A9",
+          "/a%EF%BC%8Fb",
+          "/v1.2%EF%BC%8Fx"
+        ]) {
           assert.strictEqual((yield* call(path)).status, 200, path)
         }
       })
@@ -308,6 +325,45 @@ describe("Api.call", () => {
       assert.strictEqual(e.message, `plain (oauth2): no answer from ${apiUrl}/plain/slow within 300 ms`)
     })
   )
+})
+
+describe("Api.forwardFast", () => {
+  const fast = (c: Connection, path: string) =>
+    Api.forwardFast(
+      h.engine,
+      c,
+      { method: "GET", path, headers: {}, source: { headers: {} } as http.IncomingMessage },
+      { maxBodyBytes: 1024, replayBytes: 1024, timeoutMs: 2000, run: (e) => Effect.runPromiseExit(e) }
+    )
+
+  it("leaves every path `forward` refuses to it (undefined, nothing sent), not only a plain `..`", async () => {
+    await h.run(Api.call(h.engine, "plain", { method: "GET", target: "/warm" })) // a fresh token: the fast case
+    const c = h.engine.registry.peek("plain")!
+    const answered = await fast(c, "/ok")!
+    assert.strictEqual(answered._tag, "Answered")
+    if (answered._tag === "Answered") answered.answer.discard()
+    const before = seen.length
+    for (const path of [
+      "/..",
+      "/..;/admin",
+      "/..%3bx/admin",
+      "/..%00/admin",
+      "/..%20/admin",
+      "/.../admin",
+      "/..::$INDEX_ALLOCATION/admin",
+      "/.%09./admin",
+      "/%EF%BC%8E%EF%BC%8E/admin",
+      "/..%EF%BC%8Fadmin",
+      "/%252e%252e/admin",
+      "/a%252fb",
+      "/%zz"
+    ]) {
+      assert.strictEqual(fast(c, path), undefined, path)
+      const e = await h.fail(Api.call(h.engine, "plain", { method: "GET", target: path }))
+      assert.strictEqual(e._tag, "TargetRefused", path)
+    }
+    assert.strictEqual(seen.length, before)
+  })
 })
 
 describe("the 401 rule", () => {

@@ -470,9 +470,17 @@ describe("a manifest's declared authorization.issuer (RFC 9207 without discovery
     expect(tokenRequests()).toHaveLength(1)
   })
 
-  it("is no issuer identifier (a query, a fragment): InputInvalid before the user is sent anywhere", async () => {
-    // (An input of type url refuses plain http to another host already; a manifest may declare no type.)
-    for (const bad of ["https://as.example.com/?tenant=1", "https://as.example.com/#frag"]) {
+  it("is no issuer identifier (a query, a fragment, whitespace): InputInvalid before the user is sent anywhere", async () => {
+    // (An input of type url refuses plain http to another host already; a manifest may declare no type.) A URL
+    // parser drops spaces at the ends and tabs or line breaks anywhere, which iss, compared exactly, never has.
+    for (const [bad, why] of [
+      ["https://as.example.com/?tenant=1", "query or fragment"],
+      ["https://as.example.com/#frag", "query or fragment"],
+      ["https://as.example.com ", 'issuer "https://as.example.com " has whitespace'],
+      [" https://as.example.com", "whitespace or a control character"],
+      ["https://as.exa\tmple.com", 'issuer "https://as.exa\\tmple.com" has whitespace'],
+      ["https://as.example.com/\n", "whitespace or a control character"]
+    ] as const) {
       gs = await startGrantServer()
       const g = await makeGrantEngine({
         connections: { app: { provider: "oauth2-iss", inputs: { ...grantInputs(gs), as_issuer: bad } } },
@@ -480,8 +488,9 @@ describe("a manifest's declared authorization.issuer (RFC 9207 without discovery
         providers: [manifestDir()]
       })
       const e = await g.fail(g.engine.grants.authorize("app", "http://127.0.0.1:5555/callback"))
-      expect(e).toMatchObject({ _tag: "InputInvalid" })
+      expect(e, JSON.stringify(bad)).toMatchObject({ _tag: "InputInvalid" })
       expect(e.message).toContain("authorization.issuer")
+      expect(e.message).toContain(why)
       await gs.close()
     }
   })

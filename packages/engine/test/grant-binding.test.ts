@@ -202,6 +202,38 @@ for (const [kind, s] of Object.entries(stores)) {
       })
     })
 
+    it("a user's refused grant, the config since changed to a password grant: the connection is ok, as renewal acquires anew", async () => {
+      if (!need(s.up, kind)) return
+      const gs = await server()
+      const tokens = makeMemory()
+      const before = await engineOf(s.make, { crm: { provider: "oauth2", inputs: grantInputs(gs) } }, tokens)
+      const p = await before.run(before.engine.grants.authorize("crm", "http://127.0.0.1:5555/callback"))
+      await before.run(before.engine.grants.complete("crm", p, await consent(p.url)))
+      // The provider refused the refresh token (renewal marked it so), and the file was edited to a password grant.
+      const store = await reopen(s.make)
+      const g = (await Effect.runPromise(store.getGrant("crm")))!
+      const refused = {
+        ...g,
+        status: "needs_reauth" as const,
+        detail: "the provider refused the refresh token (invalid_grant)"
+      }
+      expect(await Effect.runPromise(store.putGrant("crm", refused, g.version))).toBe(true)
+      const edited = {
+        crm: {
+          provider: "oauth2",
+          inputs: { ...grantInputs(gs), grant_type: "password", username: "u", password: "p-9c1e" }
+        }
+      }
+      const after = await engineOf(s.make, edited, tokens)
+      // No user is needed: the grant is not redeemed, and the next renewal acquires with the password.
+      expect(await after.run(after.engine.registry.view("crm"))).toMatchObject({
+        status: "ok",
+        grant: { status: "needs_reauth" }
+      })
+      expect((await after.run(after.engine.getToken("crm", { force: true }))).decision.action).toBe("acquired")
+      expect(gs.requests.at(-1)?.form["grant_type"]).toBe("password")
+    })
+
     it("a stored connection PUT with another non-secret input: a grant written for the old inputs shows needs_reauth", async () => {
       if (!need(s.up, kind)) return
       const gs = await server()

@@ -331,6 +331,11 @@ describe("refusals", () => {
       "/v1/proxy/jobs/..%20/x",
       "/v1/proxy/jobs/.../x",
       "/v1/proxy/jobs/%EF%BC%8E%EF%BC%8E/x",
+      // A separator NFKC folds after dots: "..／x" is "../x" to a server that folds (fullwidth solidus, reverse
+      // solidus, semicolon).
+      "/v1/proxy/jobs/..%EF%BC%8Fcube/x",
+      "/v1/proxy/jobs/..%EF%BC%BCcube/x",
+      "/v1/proxy/jobs/..%EF%BC%9B/x",
       // An encoded "?" or "#" that a server decoding the path once more (mod_rewrite's backreferences) reads as the
       // end of the path: "/..?/x" is "..".
       "/v1/proxy/jobs/..%3F/x",
