@@ -105,6 +105,8 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
       client.on("end", drop)
       try {
         await client.connect()
+        // Like the pool's idle connections, this one does not hold the process (a library that forgets to close).
+        ;(client as Client & { unref?: () => void }).unref?.()
         // An idle session must not be ended by the server (PostgreSQL 14+; older ones have no such setting).
         await client.query("SET idle_session_timeout = 0").catch(() => undefined)
         for (const owner of owners) await lock(s, owner)
