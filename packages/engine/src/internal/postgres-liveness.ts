@@ -16,6 +16,8 @@
  *    two int keys: a space of its own). A collision, with another owner's key or another application's lock, can
  *    only make a dead owner look alive (its claim is then waited on until its lease ends, as without liveness),
  *    never a live one dead: the owners' locks are shared, so colliding owners both hold theirs.
+ *  - A process whose machine vanishes (a power loss: no socket closed) keeps its session, so looks alive, until
+ *    PostgreSQL's TCP keepalive (`tcp_keepalives_*`) ends it; its claims are waited on until their leases end.
  *  - Behind a pooler in transaction mode (PgBouncer) a session lock stays on a server connection that outlives its
  *    owner: owners look alive, and claims are waited on until their leases end.
  *  @internal */
