@@ -1,6 +1,7 @@
 /** Liveness of the processes sharing a PostgreSQL connection store, and what renewal does with it: an owner is alive
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
- *  process, never dead while PostgreSQL cannot be asked or just after a restart (the owner takes its mark again);
+ *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
+ *  owner takes its mark again);
  *  and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
  *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
  *  test, and a private cluster for the restarts), real child processes. */
@@ -138,6 +139,41 @@ describePostgres("liveness on PostgreSQL", () => {
     expect(await watch(other.store, owner, 1_400)).toEqual({ seenDead: false, failed: 0 })
     await mine.close()
     expect(await timeToDead(other.store, owner, 5_000)).toBeLessThan(2_500)
+  }, 20_000)
+})
+
+describePostgres("liveness when the mark's session is ended while its process lives", () => {
+  it("a terminated backend: the owner takes its mark again at once, and is never seen dead", async () => {
+    schemas.push(uniqueSchema())
+    const mine = await openStore()
+    const other = await openStore()
+    const owner = newOwner()
+    expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+    const holder = async () => {
+      const c = await rawClient()
+      try {
+        const { hi, lo } = keyOf(owner)
+        const r = await c.query(
+          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2",
+          [hi, lo]
+        )
+        return r.rows.map((x: { pid: number }) => x.pid)
+      } finally {
+        await c.end()
+      }
+    }
+    const [before] = await holder()
+    expect(before).toBeDefined()
+    const c = await rawClient()
+    try {
+      expect((await c.query("SELECT pg_terminate_backend($1) AS done", [before])).rows[0].done).toBe(true)
+    } finally {
+      await c.end()
+    }
+    expect(await watch(other.store, owner, 2_000)).toEqual({ seenDead: false, failed: 0 })
+    const after = await holder()
+    expect(after).toHaveLength(1)
+    expect(after[0]).not.toBe(before)
   }, 20_000)
 })
 
