@@ -1,8 +1,7 @@
 /** Liveness of the processes sharing a PostgreSQL connection store, and what renewal does with it: an owner is alive
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
- *  owner takes its mark again);
- *  and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
+ *  owner takes its mark again); and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
  *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
  *  test, and a private cluster for the restarts), real child processes. */
 import { Effect, Exit, Redacted, Scope } from "effect"
