@@ -18,6 +18,9 @@
  *    rewrites only `refresh_token`, so the binding survives a key rotation.
  *  - The webhook outbox (`outbox` table, migration 3) is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so each
  *    message goes to one instance at a time and a dead instance's messages are taken over when its lease ends.
+ *  - Liveness (internal/postgres-liveness.ts): a process that claims a grant's rotation holds a session-level
+ *    advisory lock for its owner id on one dedicated connection while it runs; others find the lock gone once that
+ *    process is dead (its session ended with its socket), and take its claim over (renewal.ts).
  *  - The URL's password is in no `describe`, error or log. */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -37,6 +40,7 @@ import {
 } from "./connection-store.ts"
 import * as Rows from "./internal/connection-rows.ts"
 import { makeFeed, type Logged } from "./internal/postgres-change-feed.ts"
+import { defaults as livenessDefaults, makeLiveness } from "./internal/postgres-liveness.ts"
 import type { KeyRing } from "./secret-box.ts"
 
 export interface PostgresOptions {
@@ -46,7 +50,8 @@ export interface PostgresOptions {
   readonly encryptionKeys?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** Where the tables live (default `public`; created when missing). */
   readonly schema?: string | undefined
-  /** Connections in the pool (default 10), plus one for the change listener once something subscribes. */
+  /** Connections in the pool (default 10), plus one for the change listener once something subscribes, and one for
+   *  liveness once a grant rotation is claimed. */
   readonly poolSize?: number | undefined
   /** Per connection attempt (default 5 s). */
   readonly connectTimeoutMs?: number | undefined
@@ -149,6 +154,7 @@ const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`
 // The advisory lock's first key: "tess" in ASCII; the second is the schema's hash.
 const LOCK_CLASS = 0x74657373
 const LISTENER_NAME = "tessera connection listener"
+const LIVENESS_NAME = "tessera liveness"
 
 /** The channel a schema's changes are announced on (a fixed length, whatever the schema's name). */
 export const channelFor = (schema: string) =>
@@ -647,6 +653,15 @@ const build = (
   )
   housekeeping.unref()
 
+  const liveness = makeLiveness({
+    url: st.url,
+    pool,
+    applicationName: LIVENESS_NAME,
+    connectTimeoutMs: opts.connectTimeoutMs ?? defaults.connectTimeoutMs,
+    ...livenessDefaults,
+    fail: failWith("liveness", st.where, st.scrub)
+  })
+
   const store: ConnectionStoreShape = {
     kind: "postgres",
     describe: `postgres ${st.where}`,
@@ -685,13 +700,14 @@ const build = (
         }),
         Effect.catch((e) => Effect.succeed({ status: "down" as const, detail: `postgres ${e.reason}` }))
       ),
-    outbox: makeOutbox(ctx)
+    outbox: makeOutbox(ctx),
+    liveness: { register: liveness.register, dead: liveness.dead }
   }
   return {
     store,
     close: async () => {
       clearInterval(housekeeping)
-      await Promise.all([feed.close(), pool.end().catch(() => undefined)])
+      await Promise.all([feed.close(), liveness.close(), pool.end().catch(() => undefined)])
     }
   }
 }

@@ -13,6 +13,8 @@
  *    deleted connection's cached state within a second.
  *  - `outbox` holds webhook messages until they are delivered (the server's notify dispatcher), claimed with a
  *    lease so that with several instances one delivers each.
+ *  - `liveness` (PostgreSQL only) tells whether another process sharing the store is alive, so that a grant rotation
+ *    claimed by a killed process is taken over within about a second (grants.ts, renewal.ts).
  *  - Implementations: `layerMemory` here (tests, libraries); SQLite (connection-store-sqlite.ts, Node's built-in
  *    node:sqlite, the embedded default); PostgreSQL (`@tessera/engine/postgres`, for several instances). */
 import * as Clock from "effect/Clock"
@@ -202,6 +204,19 @@ export interface ConnectionStoreShape {
   /** Webhook messages awaiting delivery. */
   readonly outbox: OutboxShape
   readonly health: () => Effect.Effect<{ readonly status: "ok" | "down"; readonly detail: string }>
+  /** Whether the processes sharing the store are alive, when the store can tell (PostgreSQL); absent otherwise. */
+  readonly liveness?: LivenessShape | undefined
+}
+
+/** Liveness of the processes sharing a store, by owner id (random per process, grants.ts): what lets a rotation
+ *  claim whose claimer was killed be taken over at once instead of at the end of its lease. */
+export interface LivenessShape {
+  /** Marks `owner` alive for as long as this process keeps the store open. True when it is marked now (a claim may
+   *  then name it as watched); false while the store cannot mark it (unreachable, reconnecting). Idempotent. */
+  readonly register: (owner: string) => Effect.Effect<boolean>
+  /** True only when the store knows that `owner`, registered by some process sharing it, is no longer alive (its
+   *  mark gone twice, a second or more apart). Fails when the store cannot tell: an unknown owner is not dead. */
+  readonly dead: (owner: string) => Effect.Effect<boolean, ConnectionStoreError>
 }
 
 export class ConnectionStore extends Context.Service<ConnectionStore, ConnectionStoreShape>()(

@@ -7,7 +7,9 @@
  *  - Rotation is claimed before a refresh token is redeemed: `claim` bumps the grant's version with a lease (its
  *    `detail` says `rotating until <epoch ms> by <owner>`), so of several instances sharing the store only the one
  *    whose CAS won redeems it; the others wait for its result (`claimOf`) and then use the rotated token. A claimer
- *    that dies frees the claim when its lease ends. `complete` writes the rotated token under the claim.
+ *    that dies frees the claim when its lease ends, or at once when its name is watched (`watchedOwner`) and the
+ *    store's liveness knows its process dead (connection-store.ts `liveness`: PostgreSQL). `complete` writes the
+ *    rotated token under the claim.
  *  - `needsReauth` marks a grant whose refresh token the provider refused (or that was issued for another provider
  *    or inputs): only a new authorization restores it.
  *  Every write records the binding of the connection as it is now (`Bound`, grant-binding.ts): a grant bound
@@ -29,6 +31,14 @@ export const claimOf = (g: Grant): { readonly until: number; readonly owner: str
   const m = g.detail === undefined ? null : claimPattern.exec(g.detail)
   return m ? { until: Number(m[1]), owner: m[2]! } : undefined
 }
+
+/** A claimer's name while the store's liveness marks its process alive: `live_` and its owner id (12 characters).
+ *  A claim under any other name (a process whose mark was not held when it claimed, or an older version's owner,
+ *  12 characters) is waited on until its lease ends. The claim's text keeps its form, so older versions sharing the
+ *  store read such a claim as before. */
+export const watchedOwner = (owner: string) => `live_${owner}`
+
+export const isWatched = (owner: string) => /^live_[A-Za-z0-9_-]{12}$/.test(owner)
 
 /** Whose grant a write is: the connection's name, and its binding as it is now. */
 export interface Bound {

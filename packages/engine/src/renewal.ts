@@ -13,7 +13,9 @@
  *  store's grant, its rotation claimed by CAS before it is redeemed (an instance that loses waits for the winner's
  *  result, never redeeming a spent token; so does a second flight of the same process), and the rotated one written
  *  under the claim before the access token is cached, that write retried while the claim lasts (the provider has
- *  spent the old one, and this process holds the only copy of the new one). A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
+ *  spent the old one, and this process holds the only copy of the new one). A claim whose claimer the store knows
+ *  dead (connection-store.ts `liveness`, PostgreSQL: asked every half second while waiting) is taken over without
+ *  waiting for its lease; the refresh token it left may be spent, and is then refused like any other. A user-granted connection (authorization code, device flow) never runs its acquire flow: without a
  *  grant it fails AuthorizationRequired, and a refused refresh token (a reauthenticate error such as
  *  invalid_grant) marks the grant needs_reauth, emits `needs_reauth` and fails, with no retry and no fallback.
  *  A grant issued for another provider or other inputs (grant-binding.ts: a config file edited since) is never
@@ -75,6 +77,9 @@ export interface GetOptions {
   /** Neither read nor write any cache: always a new token. */
   readonly noCache?: boolean | undefined
 }
+
+/** How often a renewal waiting on another process's claim asks the store whether that process is alive. */
+const askEveryMs = 500
 
 /** The code of the UpstreamRejected a renewal fails with when its new token arrived below the serve floor. */
 export const shortOnArrival = "below_serve_floor"
@@ -231,12 +236,47 @@ export const make = (deps: Deps): RenewalShape => {
     ).pipe(Effect.annotateLogs(where(c)))
 
   const owner = randomBytes(9).toString("base64url")
+  // The name claims are made under while the store's liveness marks this process alive (grants.ts).
+  const watched = Grants.watchedOwner(owner)
+  const mine = (claimer: string) => claimer === owner || claimer === watched
   const leaseMs = deps.settings.totalTimeoutMs + 5_000
   // The connections this process is redeeming now. A claim under this process's owner is busy while its name is
   // here: two flights of one process (a caller's and a forced one, whose Redis lock gave no exclusion when Redis
   // went down mid-flight) must not both redeem. A claim of ours that is not here is left over from a flight that
   // ended without releasing it (its store write failed): taken over at once.
   const rotating = new Set<string>()
+
+  /** The name to claim under: the watched one when the store's liveness holds this process's mark now, so that a
+   *  kill of this process frees the claim within about a second; else the plain one (waited on for its lease). */
+  const claimer = (store: ConnectionStoreShape): Effect.Effect<string> =>
+    store.liveness
+      ? Effect.map(store.liveness.register(watched), (held) => (held ? watched : owner))
+      : Effect.succeed(owner)
+
+  /** Whether a live claim of another process may be taken over now: its claimer is watched, and the store knows
+   *  that process dead. Asked at most every `askEveryMs` per renewal; a store that cannot tell means wait on. */
+  const claimerDead = (
+    c: Connection,
+    store: ConnectionStoreShape,
+    claimed: { readonly owner: string } | undefined,
+    now: number,
+    asked: { at: number }
+  ): Effect.Effect<boolean> => {
+    const liveness = store.liveness
+    if (!liveness || !claimed || !Grants.isWatched(claimed.owner) || now - asked.at < askEveryMs)
+      return Effect.succeed(false)
+    asked.at = now
+    return liveness.dead(claimed.owner).pipe(
+      Effect.catch(() => Effect.succeed(false)),
+      Effect.tap((dead) =>
+        dead
+          ? Effect.logWarning("the process that claimed the grant's rotation is dead: taking its claim over").pipe(
+              Effect.annotateLogs({ ...where(c), claimer: claimed.owner })
+            )
+          : Effect.void
+      )
+    )
+  }
 
   /** The refresh flow for a connection whose refresh token lives in the connection store: read the grant, claim its
    *  rotation (CAS), redeem it once, write the rotated one under the claim, then cache the access token. */
@@ -250,6 +290,7 @@ export const make = (deps: Deps): RenewalShape => {
     Effect.gen(function* () {
       const user = isUserGranted(c)
       const bound = Grants.bound(c)
+      const asked = { at: -Infinity }
       for (let round = 0; round < 20; round++) {
         const g = yield* Grants.read(store, c.name)
         if (g?.status === "needs_reauth") {
@@ -266,9 +307,13 @@ export const make = (deps: Deps): RenewalShape => {
         }
         const now = yield* Clock.currentTimeMillis
         const claimed = Grants.claimOf(g)
-        if (rotating.has(c.name) || (claimed && claimed.until > now && claimed.owner !== owner)) {
-          // Another instance (or another flight of this one) is redeeming this refresh token: wait for its rotation,
-          // then use what it left.
+        const busy = rotating.has(c.name) || (claimed !== undefined && claimed.until > now && !mine(claimed.owner))
+        // Another instance (or another flight of this one) is redeeming this refresh token: wait for its rotation,
+        // then use what it left; unless that instance is known dead (its claim is then taken over by the CAS below,
+        // which of several waiters only one wins).
+        const takeOver = busy && !rotating.has(c.name) && (yield* claimerDead(c, store, claimed, now, asked))
+        // (Looked at again after the question: a flight of this process may have claimed meanwhile.)
+        if (busy && (!takeOver || rotating.has(c.name))) {
           yield* Effect.sleep("100 millis")
           const t = yield* cache.read(c)
           const at = yield* Clock.currentTimeMillis
@@ -291,7 +336,8 @@ export const make = (deps: Deps): RenewalShape => {
         // this claim is in flight (committed, its answer not yet here) sees its own owner on the claim, and only
         // the mark makes it wait instead of claiming the same version and redeeming the same refresh token.
         rotating.add(c.name)
-        const won = yield* Grants.claim(store, bound, g, owner, now + leaseMs).pipe(
+        const won = yield* claimer(store).pipe(
+          Effect.flatMap((name) => Grants.claim(store, bound, g, name, now + leaseMs)),
           Effect.onExit((exit) =>
             Exit.isSuccess(exit) && exit.value ? Effect.void : Effect.sync(() => rotating.delete(c.name))
           )

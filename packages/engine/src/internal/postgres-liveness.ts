@@ -1,0 +1,169 @@
+/** Liveness of the processes sharing a PostgreSQL connection store (connection-store.ts `LivenessShape`). A process
+ *  that registers an owner id takes a session-level advisory lock, shared, on a key derived from it, on a dedicated
+ *  connection kept for the store's life: when the process dies, even by SIGKILL, its socket closes, its session ends
+ *  and PostgreSQL releases the lock. Another process asks whether the owner is alive by looking for that lock in
+ *  `pg_locks`, through its pool: the probe takes no lock, so no pooled connection keeps one, and no session (behind
+ *  a pooler, say) can find a lock it holds itself free.
+ *
+ *  - The dedicated connection lost while the process lives (a PostgreSQL restart or failover, a terminated backend):
+ *    its locks went with it. It reconnects at once, then every `reconnectMs`, and takes every lock again; meanwhile
+ *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends).
+ *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
+ *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
+ *    PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
+ *    after a failover, within `confirmMs`) is not taken for dead.
+ *  - Keys are 64 bits of a SHA-256 of the owner id, in the one-bigint advisory-lock space (the migrations' lock has
+ *    two int keys: a space of its own). A collision, with another owner's key or another application's lock, can
+ *    only make a dead owner look alive (its claim is then waited on until its lease ends, as without liveness),
+ *    never a live one dead: the owners' locks are shared, so colliding owners both hold theirs.
+ *  - A process whose machine vanishes (a power loss: no socket closed) keeps its session, so looks alive, until
+ *    PostgreSQL's TCP keepalive (`tcp_keepalives_*`) ends it; its claims are waited on until their leases end.
+ *  - Behind a pooler in transaction mode (PgBouncer) a session lock stays on a server connection that outlives its
+ *    owner: owners look alive, and claims are waited on until their leases end.
+ *  @internal */
+import { createHash } from "node:crypto"
+import * as Effect from "effect/Effect"
+import { Client, type Pool } from "pg"
+import type { ConnectionStoreError, LivenessShape } from "../connection-store.ts"
+
+export interface LivenessOptions {
+  readonly url: string
+  readonly pool: Pool
+  readonly applicationName: string
+  readonly connectTimeoutMs: number
+  /** Between reconnect attempts of the dedicated connection. */
+  readonly reconnectMs: number
+  /** How long an owner's lock must stay missing before it is dead. */
+  readonly confirmMs: number
+  /** How long PostgreSQL must have been up for a missing lock to count. */
+  readonly graceMs: number
+  readonly fail: (e: unknown) => ConnectionStoreError
+}
+
+export const defaults = { reconnectMs: 500, confirmMs: 1_000, graceMs: 5_000 } as const
+
+/** The advisory-lock key of an owner: the bigint, and its two halves as `pg_locks` shows them. */
+export const keyOf = (owner: string) => {
+  const d = createHash("sha256").update(`tessera liveness ${owner}`).digest()
+  return { key: d.readBigInt64BE(0).toString(), hi: d.readUInt32BE(0), lo: d.readUInt32BE(4) }
+}
+
+const PROBE = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+    AND classid::bigint = $1 AND objid::bigint = $2
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held,
+  (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms`
+
+interface Session {
+  readonly client: Client
+  /** The owners whose locks this session holds. */
+  readonly held: Set<string>
+}
+
+export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly close: () => Promise<void> } => {
+  const owners = new Set<string>()
+  let live: Session | undefined
+  let connecting: Promise<void> | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let closed = false
+  // owner -> when a probe first found its lock missing (this process's clock).
+  const missing = new Map<string, number>()
+
+  const lock = async (s: Session, owner: string) => {
+    const r = await s.client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock_shared($1::bigint) AS ok", [
+      keyOf(owner).key
+    ])
+    if (r.rows[0]?.ok === true) s.held.add(owner)
+  }
+
+  const schedule = (ms: number) => {
+    if (closed || timer !== undefined) return
+    timer = setTimeout(() => {
+      timer = undefined
+      void connect()
+    }, ms)
+    timer.unref()
+  }
+
+  const connect = (): Promise<void> =>
+    (connecting ??= (async () => {
+      const client = new Client({
+        connectionString: o.url,
+        connectionTimeoutMillis: o.connectTimeoutMs,
+        application_name: o.applicationName,
+        keepAlive: true
+      })
+      const s: Session = { client, held: new Set() }
+      let up = false
+      let dropped = false
+      const drop = () => {
+        if (dropped) return
+        dropped = true
+        if (live === s) live = undefined
+        client.end().catch(() => undefined)
+        // A session that was up is taken again at once: its locks are gone while this process lives.
+        schedule(up ? 0 : o.reconnectMs)
+      }
+      client.on("error", drop)
+      client.on("end", drop)
+      try {
+        await client.connect()
+        // Like the pool's idle connections, this one does not hold the process (a library that forgets to close).
+        ;(client as Client & { unref?: () => void }).unref?.()
+        // An idle session must not be ended by the server (PostgreSQL 14+; older ones have no such setting).
+        await client.query("SET idle_session_timeout = 0").catch(() => undefined)
+        for (const owner of owners) await lock(s, owner)
+        if (closed || dropped) return void client.end().catch(() => undefined)
+        up = true
+        live = s
+      } catch {
+        drop()
+      }
+    })().finally(() => {
+      connecting = undefined
+    }))
+
+  return {
+    register: (owner) =>
+      Effect.promise(async () => {
+        if (closed) return false
+        owners.add(owner)
+        try {
+          // The first registration waits for the connection; later ones never wait for a reconnect.
+          if (live === undefined && timer === undefined) await connect()
+          const s = live
+          if (s === undefined) return false
+          if (!s.held.has(owner)) await lock(s, owner)
+          return live === s && s.held.has(owner)
+        } catch {
+          return false
+        }
+      }),
+    dead: (owner) =>
+      Effect.tryPromise({
+        try: async () => {
+          const { hi, lo } = keyOf(owner)
+          const r = (await o.pool.query<{ held: boolean; up_ms: number }>(PROBE, [hi, lo])).rows[0]
+          const now = Date.now()
+          for (const [k, at] of missing) if (now - at > 10 * o.confirmMs) missing.delete(k)
+          if (r === undefined || r.held || r.up_ms < o.graceMs) {
+            missing.delete(owner)
+            return false
+          }
+          const first = missing.get(owner)
+          if (first === undefined) missing.set(owner, now)
+          return first !== undefined && now - first >= o.confirmMs
+        },
+        catch: (e) => {
+          missing.delete(owner)
+          return o.fail(e)
+        }
+      }),
+    close: async () => {
+      closed = true
+      if (timer !== undefined) clearTimeout(timer)
+      await connecting?.catch(() => undefined)
+      await live?.client.end().catch(() => undefined)
+      live = undefined
+    }
+  }
+}
