@@ -149,6 +149,7 @@ const declaredIssuer = (c: Connection): { readonly issuer?: string; readonly pro
   // A URL parser drops a tab or line break anywhere and spaces at the ends, so checkUrl passes them; but `iss` is
   // compared character for character, and no server's identifier has them: every callback would fail, after the
   // user has consented.
+  // oxlint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\s\u0000-\u001f\u007f-\u009f]/.test(issuer))
     return {
       problem: `authorization.issuer ${quoted(issuer)} has whitespace or a control character, which an issuer never has (RFC 8414 §2: a URL)`
