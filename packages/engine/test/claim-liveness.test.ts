@@ -1,7 +1,8 @@
 /** Liveness of the processes sharing a PostgreSQL connection store, and what renewal does with it: an owner is alive
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
- *  owner takes its mark again); and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
+ *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
+ *  through a relay) and holding it again soon after; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
  *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
  *  test, and a private cluster for the restarts), real child processes. */
 import { Effect, Exit, Redacted, Scope } from "effect"
@@ -20,6 +21,7 @@ import { newKey, redactAll } from "./services/connection-stores.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
 import { databaseUrl, describePostgres, dropSchemas, rawClient, uniqueSchema } from "./services/postgres-available.ts"
 import { canRunPostgres, postgresServer, type PostgresServer } from "./services/postgres-server.ts"
+import { tcpRelay } from "./services/tcp-relay.ts"
 
 const worker = fileURLToPath(new URL("./services/liveness-worker.ts", import.meta.url))
 const keys = [newKey()]
@@ -174,6 +176,40 @@ describePostgres("liveness when the mark's session is ended while its process li
     expect(after).toHaveLength(1)
     expect(after[0]).not.toBe(before)
   }, 20_000)
+})
+
+describePostgres("liveness when the mark's session ends with no word to its process (a half-open connection)", () => {
+  it("the owner is not said held while its session is gone, and takes its mark again on a new one", async () => {
+    schemas.push(uniqueSchema())
+    const relay = await tcpRelay("127.0.0.1", Number(new URL(databaseUrl).port || 5432))
+    try {
+      const via = new URL(databaseUrl)
+      via.hostname = "127.0.0.1"
+      via.port = String(relay.port)
+      const mine = await openStore(via.toString())
+      const other = await openStore()
+      const owner = newOwner()
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await advisoryLocks(owner)).toEqual(["ShareLock"])
+      // The server's side of every relayed connection closed: PostgreSQL ends those sessions (the mark with them);
+      // the process's sockets stay open and hear nothing.
+      relay.sever()
+      const t = performance.now()
+      while ((await advisoryLocks(owner)).length > 0 && performance.now() - t < 2_000) await sleep(20)
+      expect(await advisoryLocks(owner)).toEqual([])
+      // Its mark is not held: a claim made now must not name it as watched.
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(false)
+      // And it takes its mark again on a new connection, soon (not never).
+      const back = performance.now()
+      while ((await advisoryLocks(owner)).length === 0 && performance.now() - back < 5_000) await sleep(100)
+      expect(await advisoryLocks(owner)).toEqual(["ShareLock"])
+      console.log(`half-open: mark taken again ${Math.round(performance.now() - t)} ms after the session ended`)
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await dead(other.store, owner)).toBe(false)
+    } finally {
+      await relay.close()
+    }
+  }, 30_000)
 })
 
 const describeCluster = canRunPostgres || process.env["CI"] === "true" ? describe : describe.skip

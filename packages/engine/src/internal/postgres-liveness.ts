@@ -7,7 +7,10 @@
  *
  *  - The dedicated connection lost while the process lives (a PostgreSQL restart or failover, a terminated backend):
  *    its locks went with it. It reconnects at once, then every `reconnectMs`, and takes every lock again; meanwhile
- *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends).
+ *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A session
+ *    ended with no word to this process (a NAT or load balancer dropping the idle flow, the server's keepalive
+ *    ending it: a half-open connection) is found by a heartbeat (`SELECT 1` every `heartbeatMs`, answered within
+ *    `pingTimeoutMs`) and by `register`, which asks the session each time instead of trusting what it took earlier.
  *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
  *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
  *    PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
@@ -37,10 +40,20 @@ export interface LivenessOptions {
   readonly confirmMs: number
   /** How long PostgreSQL must have been up for a missing lock to count. */
   readonly graceMs: number
+  /** Between heartbeats of the dedicated connection. */
+  readonly heartbeatMs: number
+  /** How long a heartbeat, or a lock taken, may go unanswered before the connection is taken for lost. */
+  readonly pingTimeoutMs: number
   readonly fail: (e: unknown) => ConnectionStoreError
 }
 
-export const defaults = { reconnectMs: 500, confirmMs: 1_000, graceMs: 5_000 } as const
+export const defaults = {
+  reconnectMs: 500,
+  confirmMs: 1_000,
+  graceMs: 5_000,
+  heartbeatMs: 1_000,
+  pingTimeoutMs: 1_000
+} as const
 
 /** The advisory-lock key of an owner: the bigint, and its two halves as `pg_locks` shows them. */
 export const keyOf = (owner: string) => {
@@ -57,6 +70,8 @@ interface Session {
   readonly client: Client
   /** The owners whose locks this session holds. */
   readonly held: Set<string>
+  /** Ends the session and schedules its replacement (idempotent). */
+  readonly drop: () => void
 }
 
 export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly close: () => Promise<void> } => {
@@ -68,10 +83,27 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
   // owner -> when a probe first found its lock missing (this process's clock).
   const missing = new Map<string, number>()
 
+  /** A query on the dedicated session, answered within `pingTimeoutMs`; else (or failed) the session is dropped. */
+  const ask = async <R extends object>(s: Session, sql: string, values: ReadonlyArray<string> = []) => {
+    let timeout: ReturnType<typeof setTimeout> | undefined
+    try {
+      return await Promise.race([
+        s.client.query<R>(sql, [...values]),
+        new Promise<never>((_, reject) => {
+          timeout = setTimeout(() => reject(new Error("liveness: no answer")), o.pingTimeoutMs)
+          timeout.unref()
+        })
+      ])
+    } catch (e) {
+      s.drop()
+      throw e
+    } finally {
+      clearTimeout(timeout)
+    }
+  }
+
   const lock = async (s: Session, owner: string) => {
-    const r = await s.client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock_shared($1::bigint) AS ok", [
-      keyOf(owner).key
-    ])
+    const r = await ask<{ ok: boolean }>(s, "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok", [keyOf(owner).key])
     if (r.rows[0]?.ok === true) s.held.add(owner)
   }
 
@@ -92,17 +124,19 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         application_name: o.applicationName,
         keepAlive: true
       })
-      const s: Session = { client, held: new Set() }
       let up = false
       let dropped = false
+      let heartbeat: ReturnType<typeof setInterval> | undefined
       const drop = () => {
         if (dropped) return
         dropped = true
+        clearInterval(heartbeat)
         if (live === s) live = undefined
         client.end().catch(() => undefined)
         // A session that was up is taken again at once: its locks are gone while this process lives.
         schedule(up ? 0 : o.reconnectMs)
       }
+      const s: Session = { client, held: new Set(), drop }
       client.on("error", drop)
       client.on("end", drop)
       try {
@@ -115,6 +149,17 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         if (closed || dropped) return void client.end().catch(() => undefined)
         up = true
         live = s
+        let beating = false
+        heartbeat = setInterval(() => {
+          if (beating) return
+          beating = true
+          ask(s, "SELECT 1")
+            .catch(() => undefined)
+            .finally(() => {
+              beating = false
+            })
+        }, o.heartbeatMs)
+        heartbeat.unref()
       } catch {
         drop()
       }
@@ -132,7 +177,9 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
           if (live === undefined && timer === undefined) await connect()
           const s = live
           if (s === undefined) return false
-          if (!s.held.has(owner)) await lock(s, owner)
+          // Asked each time: a session that ended with no word to this process still says it holds its locks.
+          if (s.held.has(owner)) await ask(s, "SELECT 1")
+          else await lock(s, owner)
           return live === s && s.held.has(owner)
         } catch {
           return false
