@@ -13,7 +13,8 @@
  *    `pingTimeoutMs`) and by `register`, which asks the session each time instead of trusting what it took earlier.
  *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
  *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
- *    PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
+ *    none more than twice `confirmMs` after the one before (a long silence between two looks says nothing of what
+ *    the owner held meanwhile: it starts over), and PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
  *    after a failover, within `confirmMs`) is not taken for dead.
  *  - Keys are 64 bits of a SHA-256 of the owner id, in the one-bigint advisory-lock space (the migrations' lock has
  *    two int keys: a space of its own). A collision, with another owner's key or another application's lock, can
@@ -80,8 +81,9 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
   let connecting: Promise<void> | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let closed = false
-  // owner -> when a probe first found its lock missing (this process's clock).
-  const missing = new Map<string, number>()
+  // owner -> when probes first and last found its lock missing (this process's clock), with no probe between them
+  // finding it, failing, or more than twice `confirmMs` after the one before.
+  const missing = new Map<string, { readonly first: number; readonly last: number }>()
 
   /** A query on the dedicated session, answered within `pingTimeoutMs`; else (or failed) the session is dropped. */
   const ask = async <R extends object>(s: Session, sql: string, values: ReadonlyArray<string> = []) => {
@@ -191,14 +193,14 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
           const { hi, lo } = keyOf(owner)
           const r = (await o.pool.query<{ held: boolean; up_ms: number }>(PROBE, [hi, lo])).rows[0]
           const now = Date.now()
-          for (const [k, at] of missing) if (now - at > 10 * o.confirmMs) missing.delete(k)
+          for (const [k, m] of missing) if (now - m.last > 2 * o.confirmMs) missing.delete(k)
           if (r === undefined || r.held || r.up_ms < o.graceMs) {
             missing.delete(owner)
             return false
           }
-          const first = missing.get(owner)
-          if (first === undefined) missing.set(owner, now)
-          return first !== undefined && now - first >= o.confirmMs
+          const first = missing.get(owner)?.first ?? now
+          missing.set(owner, { first, last: now })
+          return now - first >= o.confirmMs
         },
         catch: (e) => {
           missing.delete(owner)
