@@ -2,7 +2,8 @@
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
  *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
- *  through a relay) and holding it again soon after, nor dead on two looks with a long silence between them; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
+ *  through a relay) and holding it again soon after, nor dead on two looks with a long silence between them; a
+ *  process with nothing else to do completes marking an owner and then exits; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
  *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
  *  test, and a private cluster for the restarts), real child processes. */
 import { Effect, Exit, Redacted, Scope } from "effect"
@@ -24,6 +25,7 @@ import { canRunPostgres, postgresServer, type PostgresServer } from "./services/
 import { tcpRelay } from "./services/tcp-relay.ts"
 
 const worker = fileURLToPath(new URL("./services/liveness-worker.ts", import.meta.url))
+const onceWorker = fileURLToPath(new URL("./services/liveness-once-worker.ts", import.meta.url))
 const keys = [newKey()]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** An owner id as renewal makes them, watched. */
@@ -140,6 +142,25 @@ describePostgres("liveness on PostgreSQL", () => {
     expect(await watch(other.store, owner, 1_400)).toEqual({ seenDead: false, failed: 0 })
     await mine.close()
     expect(await timeToDead(other.store, owner, 5_000)).toBeLessThan(2_500)
+  }, 20_000)
+})
+
+describePostgres("liveness in a process with nothing else to do", () => {
+  it("marking an owner completes (the process does not exit in the middle of it), and the process then exits", async () => {
+    schemas.push(uniqueSchema())
+    const child = spawn(process.execPath, [onceWorker, databaseUrl, schemas[0]!, newOwner()], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TESSERA_TEST_KEYS: keys.join(",") }
+    })
+    children.push(child)
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()))
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()))
+    const t = performance.now()
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)))
+    expect({ out, code }, err).toEqual({ out: "held\n", code: 0 })
+    expect(performance.now() - t).toBeLessThan(8_000)
   }, 20_000)
 })
 

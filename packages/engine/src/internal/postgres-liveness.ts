@@ -67,12 +67,21 @@ const PROBE = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held,
   (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms`
 
+/** Whether a connection holds the process (pg's `ref`/`unref`, missing from its types). */
+const holding = (client: Client, on: boolean) => {
+  const c = client as Client & { ref?: () => void; unref?: () => void }
+  if (on) c.ref?.()
+  else c.unref?.()
+}
+
 interface Session {
   readonly client: Client
   /** The owners whose locks this session holds. */
   readonly held: Set<string>
   /** Ends the session and schedules its replacement (idempotent). */
   readonly drop: () => void
+  /** Queries in flight that a caller waits for: while there are any, the connection holds the process. */
+  holds: number
 }
 
 export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly close: () => Promise<void> } => {
@@ -85,9 +94,12 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
   // finding it, failing, or more than twice `confirmMs` after the one before.
   const missing = new Map<string, { readonly first: number; readonly last: number }>()
 
-  /** A query on the dedicated session, answered within `pingTimeoutMs`; else (or failed) the session is dropped. */
-  const ask = async <R extends object>(s: Session, sql: string, values: ReadonlyArray<string> = []) => {
+  /** A query on the dedicated session, answered within `pingTimeoutMs`; else (or failed) the session is dropped.
+   *  `hold`: a caller waits for it, so the process does not exit before it is answered (an idle connection does not
+   *  hold the process; one a caller waits on must, or a process with nothing else to do exits in the middle). */
+  const ask = async <R extends object>(s: Session, sql: string, values: ReadonlyArray<string>, hold: boolean) => {
     let timeout: ReturnType<typeof setTimeout> | undefined
+    if (hold && s.holds++ === 0) holding(s.client, true)
     try {
       return await Promise.race([
         s.client.query<R>(sql, [...values]),
@@ -101,11 +113,17 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
       throw e
     } finally {
       clearTimeout(timeout)
+      if (hold && --s.holds === 0) holding(s.client, false)
     }
   }
 
-  const lock = async (s: Session, owner: string) => {
-    const r = await ask<{ ok: boolean }>(s, "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok", [keyOf(owner).key])
+  const lock = async (s: Session, owner: string, hold: boolean) => {
+    const r = await ask<{ ok: boolean }>(
+      s,
+      "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok",
+      [keyOf(owner).key],
+      hold
+    )
     if (r.rows[0]?.ok === true) s.held.add(owner)
   }
 
@@ -138,16 +156,17 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         // A session that was up is taken again at once: its locks are gone while this process lives.
         schedule(up ? 0 : o.reconnectMs)
       }
-      const s: Session = { client, held: new Set(), drop }
+      const s: Session = { client, held: new Set(), drop, holds: 0 }
       client.on("error", drop)
       client.on("end", drop)
       try {
         await client.connect()
-        // Like the pool's idle connections, this one does not hold the process (a library that forgets to close).
-        ;(client as Client & { unref?: () => void }).unref?.()
         // An idle session must not be ended by the server (PostgreSQL 14+; older ones have no such setting).
         await client.query("SET idle_session_timeout = 0").catch(() => undefined)
-        for (const owner of owners) await lock(s, owner)
+        for (const owner of owners) await lock(s, owner, false)
+        // Like the pool's idle connections, this one does not hold the process once its locks are taken (a library
+        // that forgets to close); until then it does (a first registration waits for them).
+        holding(client, false)
         if (closed || dropped) return void client.end().catch(() => undefined)
         up = true
         live = s
@@ -155,7 +174,7 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         heartbeat = setInterval(() => {
           if (beating) return
           beating = true
-          ask(s, "SELECT 1")
+          ask(s, "SELECT 1", [], false)
             .catch(() => undefined)
             .finally(() => {
               beating = false
@@ -180,8 +199,8 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
           const s = live
           if (s === undefined) return false
           // Asked each time: a session that ended with no word to this process still says it holds its locks.
-          if (s.held.has(owner)) await ask(s, "SELECT 1")
-          else await lock(s, owner)
+          if (s.held.has(owner)) await ask(s, "SELECT 1", [], true)
+          else await lock(s, owner, true)
           return live === s && s.held.has(owner)
         } catch {
           return false
