@@ -3,7 +3,8 @@
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
  *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
  *  through a relay) and holding it again soon after, nor dead on two looks with a long silence between them; a
- *  process with nothing else to do completes marking an owner and then exits; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
+ *  process with nothing else to do completes marking an owner and then exits; a role refused the lock function is
+ *  not marked and does not reconnect over and over, one refused the probe is unknown; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
  *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
  *  test, and a private cluster for the restarts), real child processes. */
 import { Effect, Exit, Redacted, Scope } from "effect"
@@ -301,6 +302,48 @@ describeCluster("liveness across a PostgreSQL outage (a private cluster)", () =>
     // Killed now, it is found dead.
     await kill(child)
     expect(await timeToDead(prober.store, owner, 5_000)).toBeLessThan(2_500)
+  }, 60_000)
+})
+
+describeCluster("liveness for a role PostgreSQL refuses the lock function or the probe (a private cluster)", () => {
+  let pg: PostgresServer
+  beforeAll(async () => {
+    pg = await postgresServer()
+  }, 60_000)
+  afterAll(() => pg?.destroy())
+
+  it("its mark refused: not held, and its one session kept (no reconnecting); its probe refused: unknown, never dead", async () => {
+    const admin = await rawClient(pg.url)
+    try {
+      await admin.query("CREATE ROLE tessera_restricted LOGIN")
+      await admin.query("GRANT CREATE ON DATABASE postgres TO tessera_restricted")
+      await admin.query("REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock_shared(bigint) FROM PUBLIC")
+      const url = new URL(pg.url)
+      url.username = "tessera_restricted"
+      const { store } = await openStore(url.toString(), uniqueSchema())
+      const owner = newOwner()
+      expect(await Effect.runPromise(store.liveness!.register(owner))).toBe(false)
+      // The liveness sessions seen over 2 s: the one, kept (not one short-lived reconnect after another, each
+      // refused again, twice a second for as long as the process runs).
+      const pids = new Set<number>()
+      const t = performance.now()
+      while (performance.now() - t < 2_000) {
+        const r = await admin.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE application_name = 'tessera liveness'"
+        )
+        for (const { pid } of r.rows) pids.add(pid)
+        await sleep(20)
+      }
+      expect(pids.size).toBe(1)
+      expect(await Effect.runPromise(store.liveness!.register(owner))).toBe(false)
+      // The probe refused (no EXECUTE on pg_postmaster_start_time): every answer fails, none says dead.
+      await admin.query("REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC")
+      const refused = await watch(store, owner, 1_500)
+      expect(refused.seenDead).toBe(false)
+      expect(refused.failed).toBeGreaterThan(3)
+    } finally {
+      await admin.end()
+    }
   }, 60_000)
 })
 

@@ -7,7 +7,9 @@
  *
  *  - The dedicated connection lost while the process lives (a PostgreSQL restart or failover, a terminated backend):
  *    its locks went with it. It reconnects at once, then every `reconnectMs`, and takes every lock again; meanwhile
- *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A session
+ *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A lock
+ *    PostgreSQL refuses (a role without EXECUTE on `pg_try_advisory_lock_shared`) leaves the session as it is: the
+ *    owner is not marked, and `register` answers false. A session
  *    ended with no word to this process (a NAT or load balancer dropping the idle flow, the server's keepalive
  *    ending it: a half-open connection) is found by a heartbeat (`SELECT 1` every `heartbeatMs`, answered within
  *    `pingTimeoutMs`) and by `register`, which asks the session each time instead of trusting what it took earlier.
@@ -27,7 +29,7 @@
  *  @internal */
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
-import { Client, type Pool } from "pg"
+import { Client, DatabaseError, type Pool } from "pg"
 import type { ConnectionStoreError, LivenessShape } from "../connection-store.ts"
 
 export interface LivenessOptions {
@@ -66,6 +68,10 @@ const PROBE = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
     AND classid::bigint = $1 AND objid::bigint = $2
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held,
   (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms`
+
+/** An error PostgreSQL answered a statement with, its session still up (not a lost connection, a timeout or a
+ *  FATAL that ends the session). */
+const answered = (e: unknown) => e instanceof DatabaseError && e.severity === "ERROR"
 
 /** Whether a connection holds the process (pg's `ref`/`unref`, missing from its types). */
 const holding = (client: Client, on: boolean) => {
@@ -109,7 +115,7 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         })
       ])
     } catch (e) {
-      s.drop()
+      if (!answered(e)) s.drop()
       throw e
     } finally {
       clearTimeout(timeout)
@@ -118,13 +124,19 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
   }
 
   const lock = async (s: Session, owner: string, hold: boolean) => {
-    const r = await ask<{ ok: boolean }>(
-      s,
-      "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok",
-      [keyOf(owner).key],
-      hold
-    )
-    if (r.rows[0]?.ok === true) s.held.add(owner)
+    try {
+      const r = await ask<{ ok: boolean }>(
+        s,
+        "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok",
+        [keyOf(owner).key],
+        hold
+      )
+      if (r.rows[0]?.ok === true) s.held.add(owner)
+    } catch (e) {
+      // Refused by PostgreSQL (a role without EXECUTE on the lock function, say): the session is fine and the
+      // owner not marked (its claims are waited on until their leases end); reconnecting would change nothing.
+      if (!answered(e)) throw e
+    }
   }
 
   const schedule = (ms: number) => {
