@@ -16,8 +16,11 @@
  *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
  *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
  *    none more than twice `confirmMs` after the one before (a long silence between two looks says nothing of what
- *    the owner held meanwhile: it starts over), and PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
- *    after a failover, within `confirmMs`) is not taken for dead.
+ *    the owner held meanwhile: it starts over), and PostgreSQL had been up for `graceMs` at the second: an owner
+ *    still taking its lock again after a restart (or after a failover, within `confirmMs`) is not taken for dead. A
+ *    crash restart (a backend killed: every session ended, the server reinitialised) keeps
+ *    `pg_postmaster_start_time()`, so has no grace: the owner must take its lock again within `confirmMs` of the
+ *    recovery's end (it retries every `reconnectMs`).
  *  - Keys are 64 bits of a SHA-256 of the owner id, in the one-bigint advisory-lock space (the migrations' lock has
  *    two int keys: a space of its own). A collision, with another owner's key or another application's lock, can
  *    only make a dead owner look alive (its claim is then waited on until its lease ends, as without liveness),
