@@ -4,9 +4,10 @@
  *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
  *  through a relay) and holding it again soon after, nor dead on two looks with a long silence between them; a
  *  process with nothing else to do completes marking an owner and then exits; a role refused the lock function is
- *  not marked and does not reconnect over and over, one refused the probe is unknown; and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
- *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
- *  test, and a private cluster for the restarts), real child processes. */
+ *  not marked and does not reconnect over and over, one refused the probe is unknown; and a grant rotation claimed
+ *  by a killed process is taken over in about a second instead of at the end of its lease, while one claimed by a
+ *  live process is still waited on. Real PostgreSQL (the shared server, a schema per test, and private clusters for
+ *  the restarts and the restricted role), real child processes, and a TCP relay for the half-open connection. */
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
