@@ -2,9 +2,10 @@
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
  *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
- *  through a relay) and holding it again soon after, nor dead on two looks with a long silence between them; a
- *  process with nothing else to do completes marking an owner and then exits; a role refused the lock function is
- *  not marked and does not reconnect over and over, one refused the probe is unknown; and a grant rotation claimed
+ *  through a relay) and holding it again soon after, its session kept through a busy event loop, nor dead on two
+ *  looks with a long silence between them; a process with nothing else to do completes marking an owner and then
+ *  exits; a role refused the lock function is not marked and does not reconnect over and over, one refused the
+ *  probe is unknown; and a grant rotation claimed
  *  by a killed process is taken over in about a second instead of at the end of its lease, while one claimed by a
  *  live process is still waited on. Real PostgreSQL (the shared server, a schema per test, and private clusters for
  *  the restarts and the restricted role), real child processes, and a TCP relay for the half-open connection. */
@@ -113,6 +114,21 @@ const advisoryLocks = async (owner: string) => {
       [keyOf(owner).key]
     )
     return r.rows.map((x: { mode: string }) => x.mode)
+  } finally {
+    await c.end()
+  }
+}
+
+/** The pids of the sessions holding an advisory lock on `owner`'s key. */
+const advisoryPids = async (owner: string) => {
+  const c = await rawClient()
+  try {
+    const r = await c.query(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+        AND classid::bigint = ($1::bigint >> 32) & 4294967295 AND objid::bigint = $1::bigint & 4294967295`,
+      [keyOf(owner).key]
+    )
+    return r.rows.map((x: { pid: number }) => x.pid)
   } finally {
     await c.end()
   }
@@ -272,6 +288,20 @@ describePostgres("liveness when the mark's session ends with no word to its proc
       await relay.close()
     }
   }, 30_000)
+
+  it("a process whose event loop was busy past the answer's deadline keeps its session: the answer came meanwhile", async () => {
+    schemas.push(uniqueSchema())
+    const mine = await openStore()
+    const owner = newOwner()
+    expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+    const [before] = await advisoryPids(owner)
+    const asked = Effect.runPromise(mine.store.liveness!.register(owner))
+    // Busy (a long synchronous task, a GC pause) for longer than an answer may take, while the answer arrives.
+    const until = performance.now() + livenessDefaults.pingTimeoutMs + 500
+    while (performance.now() < until);
+    expect(await asked).toBe(true)
+    expect(await advisoryPids(owner)).toEqual([before])
+  }, 20_000)
 })
 
 const describeCluster = canRunPostgres || process.env["CI"] === "true" ? describe : describe.skip

@@ -58,7 +58,7 @@ export const defaults = {
   confirmMs: 1_000,
   graceMs: 5_000,
   heartbeatMs: 1_000,
-  pingTimeoutMs: 1_000
+  pingTimeoutMs: 2_000
 } as const
 
 /** The advisory-lock key of an owner: the bigint, and its two halves as `pg_locks` shows them. */
@@ -113,7 +113,9 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
       return await Promise.race([
         s.client.query<R>(sql, [...values]),
         new Promise<never>((_, reject) => {
-          timeout = setTimeout(() => reject(new Error("liveness: no answer")), o.pingTimeoutMs)
+          // After the poll phase (setImmediate): an answer that arrived while the event loop was busy past the
+          // deadline is read first, and wins; only a session that did not answer is taken for lost.
+          timeout = setTimeout(() => setImmediate(() => reject(new Error("liveness: no answer"))), o.pingTimeoutMs)
           timeout.unref()
         })
       ])
