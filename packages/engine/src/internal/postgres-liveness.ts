@@ -7,12 +7,14 @@
  *
  *  - The dedicated connection lost while the process lives (a PostgreSQL restart or failover, a terminated backend):
  *    its locks went with it. It reconnects at once, then every `reconnectMs`, and takes every lock again; meanwhile
- *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A lock
- *    PostgreSQL refuses (a role without EXECUTE on `pg_try_advisory_lock_shared`) leaves the session as it is: the
- *    owner is not marked, and `register` answers false. A session
+ *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A session
  *    ended with no word to this process (a NAT or load balancer dropping the idle flow, the server's keepalive
  *    ending it: a half-open connection) is found by a heartbeat (`SELECT 1` every `heartbeatMs`, answered within
  *    `pingTimeoutMs`) and by `register`, which asks the session each time instead of trusting what it took earlier.
+ *  - A lock PostgreSQL refuses (a role without EXECUTE on `pg_try_advisory_lock_shared`) leaves the session as it
+ *    is: the owner is not marked, and `register` answers false.
+ *  - The connection holds the process only while a caller waits on it (its first locks, a registration): idle, it
+ *    does not (like the pool's idle connections: a library that forgets to close).
  *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
  *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
  *    none more than twice `confirmMs` after the one before (a long silence between two looks says nothing of what
