@@ -1,9 +1,14 @@
 /** Liveness of the processes sharing a PostgreSQL connection store, and what renewal does with it: an owner is alive
  *  while its process holds its mark (a session advisory lock), dead within about a second of a SIGKILL of that
  *  process, never dead while PostgreSQL cannot be asked, after a restart or after its session was terminated (the
- *  owner takes its mark again); and a grant rotation claimed by a killed process is taken over in about a second instead of at the end of its
- *  lease, while one claimed by a live process is still waited on. Real PostgreSQL (the shared server, a schema per
- *  test, and a private cluster for the restarts), real child processes. */
+ *  owner takes its mark again), not said held while its session ended with no word to it (a half-open connection,
+ *  through a relay) and holding it again soon after, its session kept through a busy event loop, nor dead on two
+ *  looks with a long silence between them; a process with nothing else to do completes marking an owner and then
+ *  exits; a role refused the lock function is not marked and does not reconnect over and over, one refused the
+ *  probe is unknown; and a grant rotation claimed
+ *  by a killed process is taken over in about a second instead of at the end of its lease, while one claimed by a
+ *  live process is still waited on. Real PostgreSQL (the shared server, a schema per test, and private clusters for
+ *  the restarts and the restricted role), real child processes, and a TCP relay for the half-open connection. */
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -20,8 +25,10 @@ import { newKey, redactAll } from "./services/connection-stores.ts"
 import { consent, grantInputs, makeGrantEngine } from "./services/grant-engine.ts"
 import { databaseUrl, describePostgres, dropSchemas, rawClient, uniqueSchema } from "./services/postgres-available.ts"
 import { canRunPostgres, postgresServer, type PostgresServer } from "./services/postgres-server.ts"
+import { tcpRelay } from "./services/tcp-relay.ts"
 
 const worker = fileURLToPath(new URL("./services/liveness-worker.ts", import.meta.url))
+const onceWorker = fileURLToPath(new URL("./services/liveness-once-worker.ts", import.meta.url))
 const keys = [newKey()]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** An owner id as renewal makes them, watched. */
@@ -96,15 +103,32 @@ const watch = async (store: ConnectionStoreShape, owner: string, forMs: number) 
   return { seenDead, failed }
 }
 
+/** The modes of the advisory locks on `owner`'s key, found as PostgreSQL splits a one-bigint key (its high and low
+ *  32 bits, unsigned, in classid and objid; objsubid 1), computed here from the key by PostgreSQL itself. */
 const advisoryLocks = async (owner: string) => {
   const c = await rawClient()
   try {
-    const { hi, lo } = keyOf(owner)
     const r = await c.query(
-      "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2",
-      [hi, lo]
+      `SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+        AND classid::bigint = ($1::bigint >> 32) & 4294967295 AND objid::bigint = $1::bigint & 4294967295`,
+      [keyOf(owner).key]
     )
     return r.rows.map((x: { mode: string }) => x.mode)
+  } finally {
+    await c.end()
+  }
+}
+
+/** The pids of the sessions holding an advisory lock on `owner`'s key. */
+const advisoryPids = async (owner: string) => {
+  const c = await rawClient()
+  try {
+    const r = await c.query(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+        AND classid::bigint = ($1::bigint >> 32) & 4294967295 AND objid::bigint = $1::bigint & 4294967295`,
+      [keyOf(owner).key]
+    )
+    return r.rows.map((x: { pid: number }) => x.pid)
   } finally {
     await c.end()
   }
@@ -128,16 +152,45 @@ describePostgres("liveness on PostgreSQL", () => {
     expect(await advisoryLocks(owner)).toEqual([])
   }, 20_000)
 
-  it("an owner of this process is alive to another store; closing its store ends its mark", async () => {
+  it.each([
+    ["set", true],
+    ["clear", false]
+  ])(
+    "an owner of this process, its key's top bit %s: alive to another store; closing its store ends its mark",
+    async (_, top) => {
+      schemas.push(uniqueSchema())
+      const mine = await openStore()
+      const other = await openStore()
+      let owner = newOwner()
+      while (keyOf(owner).key.startsWith("-") !== top) owner = newOwner()
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await advisoryLocks(owner)).toEqual(["ShareLock"])
+      expect(await watch(other.store, owner, 1_400)).toEqual({ seenDead: false, failed: 0 })
+      await mine.close()
+      expect(await advisoryLocks(owner)).toEqual([])
+      expect(await timeToDead(other.store, owner, 5_000)).toBeLessThan(2_500)
+    },
+    20_000
+  )
+})
+
+describePostgres("liveness in a process with nothing else to do", () => {
+  it("marking an owner completes (the process does not exit in the middle of it), and the process then exits", async () => {
     schemas.push(uniqueSchema())
-    const mine = await openStore()
-    const other = await openStore()
-    const owner = newOwner()
-    expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
-    expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
-    expect(await watch(other.store, owner, 1_400)).toEqual({ seenDead: false, failed: 0 })
-    await mine.close()
-    expect(await timeToDead(other.store, owner, 5_000)).toBeLessThan(2_500)
+    const child = spawn(process.execPath, [onceWorker, databaseUrl, schemas[0]!, newOwner()], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TESSERA_TEST_KEYS: keys.join(",") }
+    })
+    children.push(child)
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()))
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()))
+    const t = performance.now()
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)))
+    expect({ out, code }, err).toEqual({ out: "held\n", code: 0 })
+    expect(performance.now() - t).toBeLessThan(8_000)
   }, 20_000)
 })
 
@@ -176,6 +229,81 @@ describePostgres("liveness when the mark's session is ended while its process li
   }, 20_000)
 })
 
+describePostgres("liveness asked seldom", () => {
+  it("a lock missing at two looks with a long silence between them is not dead: the owner may have held it meanwhile", async () => {
+    schemas.push(uniqueSchema())
+    const { store } = await openStore()
+    const owner = newOwner()
+    // The owner's mark, held by a session of its own, lost twice (two brief drops, held again between them).
+    const holder = await rawClient()
+    try {
+      const take = () => holder.query("SELECT pg_advisory_lock_shared($1::bigint)", [keyOf(owner).key])
+      const lose = () => holder.query("SELECT pg_advisory_unlock_shared($1::bigint)", [keyOf(owner).key])
+      await take()
+      expect(await dead(store, owner)).toBe(false)
+      await lose()
+      expect(await dead(store, owner)).toBe(false)
+      await take()
+      await sleep(3_000)
+      await lose()
+      // Missing at this look and at one 3 s before, but held between them, unseen: not proof of death.
+      expect(await dead(store, owner)).toBe(false)
+      // Missing at looks close together for a second: dead.
+      expect(await timeToDead(store, owner, 3_000)).toBeLessThan(1_700)
+    } finally {
+      await holder.end()
+    }
+  }, 20_000)
+})
+
+describePostgres("liveness when the mark's session ends with no word to its process (a half-open connection)", () => {
+  it("the owner is not said held while its session is gone, and takes its mark again on a new one", async () => {
+    schemas.push(uniqueSchema())
+    const relay = await tcpRelay("127.0.0.1", Number(new URL(databaseUrl).port || 5432))
+    try {
+      const via = new URL(databaseUrl)
+      via.hostname = "127.0.0.1"
+      via.port = String(relay.port)
+      const mine = await openStore(via.toString())
+      const other = await openStore()
+      const owner = newOwner()
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await advisoryLocks(owner)).toEqual(["ShareLock"])
+      // The server's side of every relayed connection closed: PostgreSQL ends those sessions (the mark with them);
+      // the process's sockets stay open and hear nothing.
+      relay.sever()
+      const t = performance.now()
+      while ((await advisoryLocks(owner)).length > 0 && performance.now() - t < 2_000) await sleep(20)
+      expect(await advisoryLocks(owner)).toEqual([])
+      // Its mark is not held: a claim made now must not name it as watched.
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(false)
+      // And it takes its mark again on a new connection, soon (not never).
+      const back = performance.now()
+      while ((await advisoryLocks(owner)).length === 0 && performance.now() - back < 5_000) await sleep(100)
+      expect(await advisoryLocks(owner)).toEqual(["ShareLock"])
+      console.log(`half-open: mark taken again ${Math.round(performance.now() - t)} ms after the session ended`)
+      expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+      expect(await dead(other.store, owner)).toBe(false)
+    } finally {
+      await relay.close()
+    }
+  }, 30_000)
+
+  it("a process whose event loop was busy past the answer's deadline keeps its session: the answer came meanwhile", async () => {
+    schemas.push(uniqueSchema())
+    const mine = await openStore()
+    const owner = newOwner()
+    expect(await Effect.runPromise(mine.store.liveness!.register(owner))).toBe(true)
+    const [before] = await advisoryPids(owner)
+    const asked = Effect.runPromise(mine.store.liveness!.register(owner))
+    // Busy (a long synchronous task, a GC pause) for longer than an answer may take, while the answer arrives.
+    const until = performance.now() + livenessDefaults.pingTimeoutMs + 500
+    while (performance.now() < until);
+    expect(await asked).toBe(true)
+    expect(await advisoryPids(owner)).toEqual([before])
+  }, 20_000)
+})
+
 const describeCluster = canRunPostgres || process.env["CI"] === "true" ? describe : describe.skip
 if (!canRunPostgres) console.log("SKIP liveness restart tests: needs PostgreSQL's binaries (initdb, pg_ctl)")
 
@@ -205,6 +333,48 @@ describeCluster("liveness across a PostgreSQL outage (a private cluster)", () =>
     // Killed now, it is found dead.
     await kill(child)
     expect(await timeToDead(prober.store, owner, 5_000)).toBeLessThan(2_500)
+  }, 60_000)
+})
+
+describeCluster("liveness for a role PostgreSQL refuses the lock function or the probe (a private cluster)", () => {
+  let pg: PostgresServer
+  beforeAll(async () => {
+    pg = await postgresServer()
+  }, 60_000)
+  afterAll(() => pg?.destroy())
+
+  it("its mark refused: not held, and its one session kept (no reconnecting); its probe refused: unknown, never dead", async () => {
+    const admin = await rawClient(pg.url)
+    try {
+      await admin.query("CREATE ROLE tessera_restricted LOGIN")
+      await admin.query("GRANT CREATE ON DATABASE postgres TO tessera_restricted")
+      await admin.query("REVOKE EXECUTE ON FUNCTION pg_try_advisory_lock_shared(bigint) FROM PUBLIC")
+      const url = new URL(pg.url)
+      url.username = "tessera_restricted"
+      const { store } = await openStore(url.toString(), uniqueSchema())
+      const owner = newOwner()
+      expect(await Effect.runPromise(store.liveness!.register(owner))).toBe(false)
+      // The liveness sessions seen over 2 s: the one, kept (not one short-lived reconnect after another, each
+      // refused again, twice a second for as long as the process runs).
+      const pids = new Set<number>()
+      const t = performance.now()
+      while (performance.now() - t < 2_000) {
+        const r = await admin.query<{ pid: number }>(
+          "SELECT pid FROM pg_stat_activity WHERE application_name = 'tessera liveness'"
+        )
+        for (const { pid } of r.rows) pids.add(pid)
+        await sleep(20)
+      }
+      expect(pids.size).toBe(1)
+      expect(await Effect.runPromise(store.liveness!.register(owner))).toBe(false)
+      // The probe refused (no EXECUTE on pg_postmaster_start_time): every answer fails, none says dead.
+      await admin.query("REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC")
+      const refused = await watch(store, owner, 1_500)
+      expect(refused.seenDead).toBe(false)
+      expect(refused.failed).toBeGreaterThan(3)
+    } finally {
+      await admin.end()
+    }
   }, 60_000)
 })
 

@@ -7,11 +7,22 @@
  *
  *  - The dedicated connection lost while the process lives (a PostgreSQL restart or failover, a terminated backend):
  *    its locks went with it. It reconnects at once, then every `reconnectMs`, and takes every lock again; meanwhile
- *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends).
+ *    `register` answers false (a claim made then is not watched, and is waited on until its lease ends). A session
+ *    ended with no word to this process (a NAT or load balancer dropping the idle flow, the server's keepalive
+ *    ending it: a half-open connection) is found by a heartbeat (`SELECT 1` every `heartbeatMs`, answered within
+ *    `pingTimeoutMs`) and by `register`, which asks the session each time instead of trusting what it took earlier.
+ *  - A lock PostgreSQL refuses (a role without EXECUTE on `pg_try_advisory_lock_shared`) leaves the session as it
+ *    is: the owner is not marked, and `register` answers false.
+ *  - The connection holds the process only while a caller waits on it (its first locks, a registration): idle, it
+ *    does not (like the pool's idle connections: a library that forgets to close).
  *  - A probe that cannot reach PostgreSQL fails: unknown is never dead. An owner is dead only when its lock was
  *    missing at two successful probes `confirmMs` or more apart with none in between finding it or failing, and
- *    PostgreSQL had been up for `graceMs` at the second: an owner still taking its lock again after a restart (or
- *    after a failover, within `confirmMs`) is not taken for dead.
+ *    none more than twice `confirmMs` after the one before (a long silence between two looks says nothing of what
+ *    the owner held meanwhile: it starts over), and PostgreSQL had been up for `graceMs` at the second: an owner
+ *    still taking its lock again after a restart (or after a failover, within `confirmMs`) is not taken for dead. A
+ *    crash restart (a backend killed: every session ended, the server reinitialised) keeps
+ *    `pg_postmaster_start_time()`, so has no grace: the owner must take its lock again within `confirmMs` of the
+ *    recovery's end (it retries every `reconnectMs`).
  *  - Keys are 64 bits of a SHA-256 of the owner id, in the one-bigint advisory-lock space (the migrations' lock has
  *    two int keys: a space of its own). A collision, with another owner's key or another application's lock, can
  *    only make a dead owner look alive (its claim is then waited on until its lease ends, as without liveness),
@@ -23,7 +34,7 @@
  *  @internal */
 import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
-import { Client, type Pool } from "pg"
+import { Client, DatabaseError, type Pool } from "pg"
 import type { ConnectionStoreError, LivenessShape } from "../connection-store.ts"
 
 export interface LivenessOptions {
@@ -37,10 +48,20 @@ export interface LivenessOptions {
   readonly confirmMs: number
   /** How long PostgreSQL must have been up for a missing lock to count. */
   readonly graceMs: number
+  /** Between heartbeats of the dedicated connection. */
+  readonly heartbeatMs: number
+  /** How long a heartbeat, or a lock taken, may go unanswered before the connection is taken for lost. */
+  readonly pingTimeoutMs: number
   readonly fail: (e: unknown) => ConnectionStoreError
 }
 
-export const defaults = { reconnectMs: 500, confirmMs: 1_000, graceMs: 5_000 } as const
+export const defaults = {
+  reconnectMs: 500,
+  confirmMs: 1_000,
+  graceMs: 5_000,
+  heartbeatMs: 1_000,
+  pingTimeoutMs: 2_000
+} as const
 
 /** The advisory-lock key of an owner: the bigint, and its two halves as `pg_locks` shows them. */
 export const keyOf = (owner: string) => {
@@ -53,10 +74,25 @@ const PROBE = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held,
   (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::float8 AS up_ms`
 
+/** An error PostgreSQL answered a statement with, its session still up (not a lost connection, a timeout or a
+ *  FATAL that ends the session). */
+const answered = (e: unknown) => e instanceof DatabaseError && e.severity === "ERROR"
+
+/** Whether a connection holds the process (pg's `ref`/`unref`, missing from its types). */
+const holding = (client: Client, on: boolean) => {
+  const c = client as Client & { ref?: () => void; unref?: () => void }
+  if (on) c.ref?.()
+  else c.unref?.()
+}
+
 interface Session {
   readonly client: Client
   /** The owners whose locks this session holds. */
   readonly held: Set<string>
+  /** Ends the session and schedules its replacement (idempotent). */
+  readonly drop: () => void
+  /** Queries in flight that a caller waits for: while there are any, the connection holds the process. */
+  holds: number
 }
 
 export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly close: () => Promise<void> } => {
@@ -65,14 +101,49 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
   let connecting: Promise<void> | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
   let closed = false
-  // owner -> when a probe first found its lock missing (this process's clock).
-  const missing = new Map<string, number>()
+  // owner -> when probes first and last found its lock missing (this process's clock), with no probe between them
+  // finding it, failing, or more than twice `confirmMs` after the one before.
+  const missing = new Map<string, { readonly first: number; readonly last: number }>()
 
-  const lock = async (s: Session, owner: string) => {
-    const r = await s.client.query<{ ok: boolean }>("SELECT pg_try_advisory_lock_shared($1::bigint) AS ok", [
-      keyOf(owner).key
-    ])
-    if (r.rows[0]?.ok === true) s.held.add(owner)
+  /** A query on the dedicated session, answered within `pingTimeoutMs`; else (or failed) the session is dropped.
+   *  `hold`: a caller waits for it, so the process does not exit before it is answered (an idle connection does not
+   *  hold the process; one a caller waits on must, or a process with nothing else to do exits in the middle). */
+  const ask = async <R extends object>(s: Session, sql: string, values: ReadonlyArray<string>, hold: boolean) => {
+    let timeout: ReturnType<typeof setTimeout> | undefined
+    if (hold && s.holds++ === 0) holding(s.client, true)
+    try {
+      return await Promise.race([
+        s.client.query<R>(sql, [...values]),
+        new Promise<never>((_, reject) => {
+          // After the poll phase (setImmediate): an answer that arrived while the event loop was busy past the
+          // deadline is read first, and wins; only a session that did not answer is taken for lost.
+          timeout = setTimeout(() => setImmediate(() => reject(new Error("liveness: no answer"))), o.pingTimeoutMs)
+          timeout.unref()
+        })
+      ])
+    } catch (e) {
+      if (!answered(e)) s.drop()
+      throw e
+    } finally {
+      clearTimeout(timeout)
+      if (hold && --s.holds === 0) holding(s.client, false)
+    }
+  }
+
+  const lock = async (s: Session, owner: string, hold: boolean) => {
+    try {
+      const r = await ask<{ ok: boolean }>(
+        s,
+        "SELECT pg_try_advisory_lock_shared($1::bigint) AS ok",
+        [keyOf(owner).key],
+        hold
+      )
+      if (r.rows[0]?.ok === true) s.held.add(owner)
+    } catch (e) {
+      // Refused by PostgreSQL (a role without EXECUTE on the lock function, say): the session is fine and the
+      // owner not marked (its claims are waited on until their leases end); reconnecting would change nothing.
+      if (!answered(e)) throw e
+    }
   }
 
   const schedule = (ms: number) => {
@@ -92,29 +163,43 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
         application_name: o.applicationName,
         keepAlive: true
       })
-      const s: Session = { client, held: new Set() }
       let up = false
       let dropped = false
+      let heartbeat: ReturnType<typeof setInterval> | undefined
       const drop = () => {
         if (dropped) return
         dropped = true
+        clearInterval(heartbeat)
         if (live === s) live = undefined
         client.end().catch(() => undefined)
         // A session that was up is taken again at once: its locks are gone while this process lives.
         schedule(up ? 0 : o.reconnectMs)
       }
+      const s: Session = { client, held: new Set(), drop, holds: 0 }
       client.on("error", drop)
       client.on("end", drop)
       try {
         await client.connect()
-        // Like the pool's idle connections, this one does not hold the process (a library that forgets to close).
-        ;(client as Client & { unref?: () => void }).unref?.()
         // An idle session must not be ended by the server (PostgreSQL 14+; older ones have no such setting).
         await client.query("SET idle_session_timeout = 0").catch(() => undefined)
-        for (const owner of owners) await lock(s, owner)
+        for (const owner of owners) await lock(s, owner, false)
+        // Like the pool's idle connections, this one does not hold the process once its locks are taken (a library
+        // that forgets to close); until then it does (a first registration waits for them).
+        holding(client, false)
         if (closed || dropped) return void client.end().catch(() => undefined)
         up = true
         live = s
+        let beating = false
+        heartbeat = setInterval(() => {
+          if (beating) return
+          beating = true
+          ask(s, "SELECT 1", [], false)
+            .catch(() => undefined)
+            .finally(() => {
+              beating = false
+            })
+        }, o.heartbeatMs)
+        heartbeat.unref()
       } catch {
         drop()
       }
@@ -132,7 +217,9 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
           if (live === undefined && timer === undefined) await connect()
           const s = live
           if (s === undefined) return false
-          if (!s.held.has(owner)) await lock(s, owner)
+          // Asked each time: a session that ended with no word to this process still says it holds its locks.
+          if (s.held.has(owner)) await ask(s, "SELECT 1", [], true)
+          else await lock(s, owner, true)
           return live === s && s.held.has(owner)
         } catch {
           return false
@@ -144,14 +231,14 @@ export const makeLiveness = (o: LivenessOptions): LivenessShape & { readonly clo
           const { hi, lo } = keyOf(owner)
           const r = (await o.pool.query<{ held: boolean; up_ms: number }>(PROBE, [hi, lo])).rows[0]
           const now = Date.now()
-          for (const [k, at] of missing) if (now - at > 10 * o.confirmMs) missing.delete(k)
+          for (const [k, m] of missing) if (now - m.last > 2 * o.confirmMs) missing.delete(k)
           if (r === undefined || r.held || r.up_ms < o.graceMs) {
             missing.delete(owner)
             return false
           }
-          const first = missing.get(owner)
-          if (first === undefined) missing.set(owner, now)
-          return first !== undefined && now - first >= o.confirmMs
+          const first = missing.get(owner)?.first ?? now
+          missing.set(owner, { first, last: now })
+          return now - first >= o.confirmMs
         },
         catch: (e) => {
           missing.delete(owner)
