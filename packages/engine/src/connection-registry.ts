@@ -280,7 +280,8 @@ export const make = (
         allowInsecureHttp: r.allowInsecureHttp,
         tags: r.tags,
         source: "api",
-        version: r.version
+        version: r.version,
+        createdAt: r.createdAt
       }
     }
   }
