@@ -297,6 +297,7 @@ export const make = (
             provider: c.manifest.id,
             at,
             reason,
+            tags: c.tags,
             ...(c.createdAt !== undefined ? { createdAt: c.createdAt } : {}),
             ...extra
           })

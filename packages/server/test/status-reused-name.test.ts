@@ -3,8 +3,12 @@
  *  of renewals was kept by name, so the new tenant's key read the old tenant's last error, its reason naming the
  *  old connection's token endpoint, and saw its connection "failing" before it had been used.) A replacement keeps
  *  them: it is the same connection. The same for webhooks: the new connection's first failure is a
- *  `refresh_failed` of its own, not one told already for the old connection (and so never sent). */
+ *  `refresh_failed` of its own, not one told already for the old connection (and so never sent); and a failure of
+ *  the old one told after the name went to the other tenant carries the old one's tags, not the new one's (a
+ *  receiver routing by tags sent Acme's failure, naming Acme's token endpoint, to Globex). */
 import type { Sandbox } from "@tessera/testkit"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, expect, it } from "vitest"
 import type { RunningServer } from "../src/index.ts"
 import { capture, keyed, parseConfig, sandbox, start } from "./services/harness.ts"
@@ -17,12 +21,18 @@ const GLOBEX = "status-reuse-globex-key-6f1b4e8a2c7d"
 let sb: Sandbox
 let s: RunningServer
 let hooks: Receiver
+/** A token endpoint that answers 503, slowly: a renewal still in flight when its connection is deleted. */
+let slow: http.Server
+let slowUrl: string
 const captured = capture()
 
 beforeAll(async () => {
   sb = await sandbox()
   const secret = newSecret()
   hooks = await startReceiver(secret)
+  slow = http.createServer((_req, res) => setTimeout(() => res.writeHead(503).end("busy"), 700))
+  await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve))
+  slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/acme-slow-sso/token`
   const text = [
     `notify: [{ url: "${hooks.url}", events: [refresh_failed], secret: "${secret}" }]`,
     "server:",
@@ -37,6 +47,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close()
   await hooks?.close()
+  slow?.closeAllConnections()
+  await new Promise((resolve) => slow?.close(resolve))
   await sb?.close()
 })
 
@@ -110,4 +122,39 @@ it("the new connection's first failure is its own refresh_failed webhook, with i
     { data: { tags: { tenant: "acme" } } },
     { type: "connection.refresh_failed", data: { connection: "erp-9b2e", tags: { tenant: "globex" } } }
   ])
+})
+
+it("a failure of the old connection, told after its name went to another tenant, carries the old one's tags", async () => {
+  const before = hooks.accepted().length
+  expect(
+    (
+      await keyed(s.url, ADMIN, "PUT", "/v1/connections/hr-5d8c", {
+        provider: "dvinci",
+        inputs: { ...sb.credentials.dvinci, token_url: slowUrl },
+        tags: { tenant: "acme" }
+      })
+    ).status
+  ).toBe(201)
+  const renewal = keyed(s.url, ACME, "GET", "/v1/connections/hr-5d8c/token")
+  await new Promise((r) => setTimeout(r, 150))
+  // While Acme's renewal waits on its token endpoint, the name goes to Globex, whose connection is used at once.
+  expect((await keyed(s.url, ADMIN, "DELETE", "/v1/connections/hr-5d8c")).status).toBe(204)
+  const created = await keyed(s.url, ADMIN, "PUT", "/v1/connections/hr-5d8c", {
+    provider: "dvinci",
+    inputs: sb.credentials.dvinci,
+    tags: { tenant: "globex" }
+  })
+  expect(created.status).toBe(201)
+  expect((await keyed(s.url, GLOBEX, "GET", "/v1/connections/hr-5d8c/token")).status).toBe(200)
+  expect((await renewal).status).toBeGreaterThanOrEqual(500)
+  for (let i = 0; i < 100 && hooks.accepted().length <= before; i++) await new Promise((r) => setTimeout(r, 20))
+  const told = hooks
+    .accepted()
+    .slice(before)
+    .map((d) => JSON.parse(d.body) as { type: string; data: Record<string, any> })
+  expect(told).toHaveLength(1)
+  expect(told[0]).toMatchObject({
+    type: "connection.refresh_failed",
+    data: { connection: "hr-5d8c", tags: { tenant: "acme" } }
+  })
 })
