@@ -30,7 +30,7 @@ beforeAll(async () => {
   sb = await sandbox()
   const secret = newSecret()
   hooks = await startReceiver(secret)
-  slow = http.createServer((_req, res) => setTimeout(() => res.writeHead(503).end("busy"), 700))
+  slow = http.createServer((_req, res) => setTimeout(() => res.writeHead(503).end("busy"), 1500))
   await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve))
   slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/acme-slow-sso/token`
   const text = [
