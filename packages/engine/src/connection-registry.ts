@@ -116,6 +116,8 @@ export interface Registry {
   readonly peek: (name: string) => Connection.Connection | undefined
   /** The connection, or undefined when no connection has this name. */
   readonly find: (name: string) => Effect.Effect<Found | undefined, ConnectionStoreError>
+  /** Whether `find` answers this name without reading the store (a config connection, or one resolved here). */
+  readonly held: (name: string) => boolean
   readonly get: (
     name: string
   ) => Effect.Effect<Connection.Connection, UnknownConnection | InputInvalid | ConnectionStoreError>
@@ -280,7 +282,8 @@ export const make = (
         allowInsecureHttp: r.allowInsecureHttp,
         tags: r.tags,
         source: "api",
-        version: r.version
+        version: r.version,
+        createdAt: r.createdAt
       }
     }
   }
@@ -535,6 +538,7 @@ export const make = (
   return {
     peek,
     find,
+    held: (name) => isConfig(name) || resolved.has(name),
     get,
     view,
     put,

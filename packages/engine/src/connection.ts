@@ -19,6 +19,10 @@ export interface Connection {
   /** The stored version (0 for config connections): part of the token cache key, so a replaced connection never
    *  reuses a token obtained with its old inputs. */
   readonly version: number
+  /** When a stored connection was created (epoch ms; a replacement keeps it). Versions start again at 1 when a name
+   *  is deleted and created anew, possibly for another tenant: this tells the new connection from the old one in
+   *  token cache keys, so it never finds a token the old one left in a shared store. Undefined for config ones. */
+  readonly createdAt?: number | undefined
 }
 
 /** One finding about an input; `input` is undefined for findings about the connection as a whole. */

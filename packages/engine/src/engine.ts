@@ -290,7 +290,18 @@ export const make = (
     const cache = TokenCache.make(store)
     const emit: Renewal.Emit = (c, type, reason, extra = {}) =>
       Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        Effect.sync(() => emitter.emit({ type, connection: c.name, provider: c.manifest.id, at, reason, ...extra }))
+        Effect.sync(() =>
+          emitter.emit({
+            type,
+            connection: c.name,
+            provider: c.manifest.id,
+            at,
+            reason,
+            tags: c.tags,
+            ...(c.createdAt !== undefined ? { createdAt: c.createdAt } : {}),
+            ...extra
+          })
+        )
       )
     const registry = opts.registry ?? Registry.make(config, opts.connectionStore)
     // Refresh tokens live in the connection store's grants (grants.ts) for every connection when `connection_store:`

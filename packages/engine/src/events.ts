@@ -25,6 +25,12 @@ export interface TokenEvent {
   readonly reason: string
   /** The error's stable code (`_tag`) for failures. */
   readonly error?: string | undefined
+  /** When the stored connection was created (epoch ms; undefined for a config one): tells it from an earlier
+   *  connection under the same name, deleted since (possibly another tenant's). Not on `reused`. */
+  readonly createdAt?: number | undefined
+  /** The connection's tags when this happened (its name may belong to another connection by the time a listener
+   *  reads it). Not on `reused`. */
+  readonly tags?: Readonly<Record<string, string>> | undefined
 }
 
 export type Listener = (event: TokenEvent) => void

@@ -34,21 +34,23 @@ export interface Notice {
 }
 
 /** Follows engine events and says which ones are notices. Failures are told once per connection until it recovers
- *  (or renews again), so an outage is one `refresh_failed`, however many callers hit it. */
+ *  (or renews again), so an outage is one `refresh_failed`, however many callers hit it. Per connection, not per
+ *  name: one deleted and created again under its name (`createdAt` tells them apart) has its own first failure. */
 export const makeTracker = () => {
   const failing = new Set<string>()
+  const idOf = (e: TokenEvent) => (e.createdAt === undefined ? e.connection : `${e.connection}\0${e.createdAt}`)
   return (e: TokenEvent): EventType | undefined => {
     switch (e.type) {
       case "failed":
-        if (failing.has(e.connection)) return undefined
-        failing.add(e.connection)
+        if (failing.has(idOf(e))) return undefined
+        failing.add(idOf(e))
         return "refresh_failed"
       case "recovered":
-        failing.delete(e.connection)
+        failing.delete(idOf(e))
         return "recovered"
       case "acquired":
       case "refreshed":
-        failing.delete(e.connection)
+        failing.delete(idOf(e))
         return undefined
       case "rotated":
         return "rotated"

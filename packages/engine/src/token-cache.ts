@@ -1,6 +1,6 @@
 /** The engine's token cache: where a connection's token is found and kept. Holds, each once:
  *  - the cache key (`cacheKey`): an HMAC of the provider, the connection and its inputs under the store's secret,
- *    recomputed when a stored connection changes version;
+ *    recomputed when a stored connection changes version (or is created anew under its name);
  *  - the in-process copy in front of the store (`local`, `keep`), which answers fresh tokens without a store read;
  *  - the store's reads and writes (`entry`, `read`, `save`), a new token stored before it is kept here;
  *  - invalidation (`forget`, `forgetIfCurrent`): the access token goes, a refresh token stays (expired) for the next
@@ -31,8 +31,10 @@ export const cacheKey = (c: Connection, secret: Buffer): string => {
   const h = createHmac("sha256", secret).update(c.manifest.id).update("\0").update(c.name)
   for (const [k, v] of [...c.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
     h.update("\0").update(k).update("=").update(Template.reveal(v))
-  // A replaced stored connection must not find the token of its previous version, even with equal inputs.
+  // A replaced stored connection must not find the token of its previous version, even with equal inputs; nor one
+  // created anew under a deleted one's name (its version starts again at 1) the token the deleted one left.
   if (c.source === "api") h.update("\0@version=").update(String(c.version))
+  if (c.source === "api" && c.createdAt !== undefined) h.update("\0@created=").update(String(c.createdAt))
   return h.digest("hex").slice(0, 40)
 }
 
@@ -98,8 +100,11 @@ class StampedMap<K, V> extends Map<K, V> {
 const localCopy = () => {
   const stamp = { value: 0 }
   const tokens = new StampedMap<string, Token>(stamp)
-  // name -> cache key of the connection as last resolved, with the version it was computed for.
-  const keys = new StampedMap<string, { readonly key: string; readonly version: number }>(stamp)
+  // name -> cache key of the connection as last resolved, with the version and creation it was computed for.
+  const keys = new StampedMap<
+    string,
+    { readonly key: string; readonly version: number; readonly createdAt: number | undefined }
+  >(stamp)
   return { tokens, keys, stamp }
 }
 
@@ -109,9 +114,9 @@ export const make = (store: TokenStoreShape): TokenCacheShape => {
 
   const key = (c: Connection) => {
     const known = keys.get(c.name)
-    if (known && known.version === c.version) return known.key
+    if (known && known.version === c.version && known.createdAt === c.createdAt) return known.key
     const k = cacheKey(c, store.keySecret)
-    keys.set(c.name, { key: k, version: c.version })
+    keys.set(c.name, { key: k, version: c.version, createdAt: c.createdAt })
     return k
   }
 

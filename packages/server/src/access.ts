@@ -8,7 +8,9 @@
  *     once (`/metrics`) needs a key that sees them all (403 for one limited by its allowlist or its tags, whose
  *     tenant would learn about the others' providers, traffic and failures); then a connection outside the key's tags
  *     does not exist for it (404, the same as an unknown name, on every route, so a key cannot learn that another
- *     tenant's connection is there). Tags first would answer 404 there and 403 for an unknown name.
+ *     tenant's connection is there). Tags first would answer 404 there and 403 for an unknown name. For such a key
+ *     a name that does not exist is answered there too (but for a PUT, which creates it), before any check of the
+ *     handler's own could answer it otherwise.
  *  Step 3 needs the connection's tags: the router looks them up, the fast path takes those of a connection it
  *  already holds (and leaves any other to the router). */
 import { TokenError, type Config } from "@tessera/engine"
@@ -79,7 +81,8 @@ export const isLimited = (principal: ApiKeyAuth.Principal): boolean =>
   principal.allowlist !== undefined || needsTags(principal)
 
 /** The key has the route's scope, may see what the route shows, and the connection exists for the key (`tags`:
- *  the connection's, undefined when there is none). */
+ *  the connection's, undefined when there is none; only the router, which has looked, passes undefined for a key
+ *  with tags). */
 export const permitted = (
   spec: RouteSpec,
   principal: ApiKeyAuth.Principal,
@@ -98,6 +101,11 @@ export const permitted = (
       detail: `API key "${principal.name}" sees only some connections (server.api_keys[].connections or tags), and ${spec.path} shows every connection's; use a key with connections: ["*"] and no tags`
     })
   if (name !== undefined && tags !== undefined && needsTags(principal) && !principal.sees(tags))
+    return new TokenError.UnknownConnection({ connection: name, known: [] })
+  // A name that does not exist is that same 404 here, before the handler checks anything of its own (the proxy's
+  // path, say): else such a check would answer a free name and not another tenant's, telling the two apart. A PUT
+  // on a free name creates the connection (README: a write key can tell a taken name from a free one).
+  if (name !== undefined && tags === undefined && needsTags(principal) && spec.method !== "PUT")
     return new TokenError.UnknownConnection({ connection: name, known: [] })
   return undefined
 }

@@ -1,7 +1,9 @@
 /** What this instance has seen of each connection's renewals, for the status page: the last renewal, the last
  *  error, and whether renewals are failing now (from the first failure until one works again). Fed by the engine's
  *  events; holds names, codes, times and the engine's reason scrubbed of the connection's secrets, never a token.
- *  Bounded: past `max` connections the one least recently changed is forgotten. */
+ *  Bounded: past `max` connections the one least recently changed is forgotten. Kept per connection, not per name:
+ *  a connection deleted and created again under its name (for another tenant, say) starts with nothing seen, its
+ *  creation time (the events' `createdAt`) telling the two apart; a replacement keeps it. */
 import type { Events } from "@tessera/engine"
 
 export interface Renewal {
@@ -22,11 +24,14 @@ export interface Seen {
   readonly lastRenewal?: Renewal | undefined
   readonly lastError?: Failure | undefined
   readonly failing: boolean
+  /** The creation time of the connection this was seen for (undefined: a config connection). */
+  readonly createdAt?: number | undefined
 }
 
 export interface Activity {
   readonly onEngineEvent: Events.Listener
-  readonly get: (connection: string) => Seen | undefined
+  /** What was seen of the connection `connection` names now, created at `createdAt` (undefined: a config one). */
+  readonly get: (connection: string, createdAt: number | undefined) => Seen | undefined
 }
 
 /** `scrub` masks a connection's secrets in a reason (the server's registry knows them). */
@@ -41,7 +46,9 @@ export const make = (scrub: (connection: string, text: string) => string, max = 
     onEngineEvent: (e) => {
       // A cache hit (every hot-path request) changes nothing here.
       if (e.type === "reused") return
-      const before = seen.get(e.connection) ?? { failing: false }
+      const kept = seen.get(e.connection)
+      const before: Seen =
+        kept !== undefined && kept.createdAt === e.createdAt ? kept : { failing: false, createdAt: e.createdAt }
       switch (e.type) {
         case "acquired":
         case "refreshed":
@@ -65,6 +72,9 @@ export const make = (scrub: (connection: string, text: string) => string, max = 
           break
       }
     },
-    get: (name) => seen.get(name)
+    get: (name, createdAt) => {
+      const s = seen.get(name)
+      return s?.createdAt === createdAt ? s : undefined
+    }
   }
 }

@@ -6,7 +6,8 @@
  *  Only SHA-256 digests of the keys are kept. A presented key is hashed and compared with EVERY digest using
  *  `timingSafeEqual` (no early exit), so neither the keys nor how much of one matched leak through memory or
  *  timing. Comparing digests also makes the comparison length-independent. The factory checks its keys at
- *  construction (empty key, duplicate key, empty allowlist) so a bad config fails at boot, not per request. */
+ *  construction (empty key, one no client can send, duplicate key, empty allowlist) so a bad config fails at boot,
+ *  not per request. */
 import * as Redacted from "effect/Redacted"
 import { hash, timingSafeEqual } from "node:crypto"
 import { ConnectionStore, type Config } from "@tessera/engine"
@@ -46,11 +47,21 @@ export const anonymous: Principal = {
 
 const digest = (s: string): Buffer => hash("sha256", s, "buffer")
 
+/** Whether a client can send the key in a header: no surrounding whitespace (trimmed from header values) and no
+ *  control character (CR of a CRLF line ending, say: refused in a header). */
+const presentable = (value: string): boolean =>
+  value === value.trim() && ![...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+
 export const make = (keys: ReadonlyArray<Config.ApiKeySetting>): ApiKeyAuth => {
   const entries: Array<{ readonly hash: Buffer; readonly principal: Principal }> = []
   for (const k of keys) {
     const value = Redacted.value(k.key)
     if (value.trim() === "") throw new TypeError(`api key "${k.name}" is empty`)
+    if (!presentable(value))
+      throw new TypeError(
+        `api key "${k.name}" begins or ends with whitespace or holds a control character (a line ending left by the ` +
+          "file or variable it came from?): no client can send it, since HTTP trims header values and forbids control characters"
+      )
     const hash = digest(value)
     const twin = entries.find((e) => timingSafeEqual(e.hash, hash))
     if (twin)

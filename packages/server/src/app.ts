@@ -14,7 +14,7 @@ import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as NodeHttp from "node:http"
-import { Http, Runtime, Upstream } from "@tessera/engine"
+import { ConnectionStore, Http, Runtime, Upstream } from "@tessera/engine"
 import * as Access from "./access.ts"
 import * as AccessLog from "./access-log.ts"
 import * as Problem from "./problem.ts"
@@ -38,8 +38,10 @@ const guarded = (spec: RouteSpec, deps: Deps) =>
       ctx.principal = principal
       const forbidden = Access.allowed(principal, name)
       if (forbidden) return yield* forbidden
+      const held = name !== undefined && ctx.generation.engine.registry.held(name)
       const tags = name !== undefined && Access.needsTags(principal) ? yield* tagsOf(name) : undefined
       const refused = Access.permitted(spec, principal, name, tags)
+      if (refused?._tag === "UnknownConnection" && held) yield* storeRead(refused.connection)
       if (refused) return yield* refused
     }
     return yield* spec.handler(deps)
@@ -51,6 +53,16 @@ const tagsOf = (name: string) =>
     const ctx = yield* RequestContext
     const found = yield* ctx.generation.engine.registry.find(name)
     return found === undefined ? undefined : found._tag === "Found" ? found.connection.tags : found.tags
+  })
+
+/** The store read that a name this instance does not hold costs (`registry.find`), for one it holds but the key must
+ *  not see: else another tenant's connection, answered from memory, would be a faster 404 than a name that does not
+ *  exist, and during a store outage a 404 where a free name is a 503. */
+const storeRead = (name: string) =>
+  Effect.gen(function* () {
+    const registry = (yield* RequestContext).generation.engine.registry
+    if (!registry.hasStore || !ConnectionStore.namePattern.test(name)) return
+    yield* Effect.flatMap(registry.store(), (s) => s.get(name))
   })
 
 const isFailure = (e: unknown): e is Problem.Failure =>

@@ -76,7 +76,7 @@ const rowOf = (
   now: number
 ): Effect.Effect<Row> =>
   Effect.gen(function* () {
-    const seen = activity.get(v.name)
+    const seen = activity.get(v.name, v.created_at === null ? undefined : Date.parse(v.created_at))
     const state = v.status === "misconfigured" ? undefined : yield* Effect.option(engine.cacheState(v.name))
     const token = state?._tag === "Some" && state.value.cached ? state.value : undefined
     const status: Status =

@@ -196,10 +196,13 @@ export const start = (options: Options): Webhooks => {
     if (type === undefined) return
     const targets = options.endpoints().filter((ep) => ep.events.includes(type))
     if (targets.length === 0) return
-    const c = options.connection(e.connection)
+    // The connection the name holds now, only if it is the one the event is about: a renewal still running when its
+    // connection was deleted and the name created anew (for another tenant, say) is told with its own tags.
+    const now = options.connection(e.connection)
+    const c = now !== undefined && now.createdAt === e.createdAt ? now : undefined
     const reason = Redaction.scrub(e.reason, c ? Upstream.secretsOf(c) : [])
     const messages = targets.map((ep) => {
-      const n = Notify.notice(type, e, c?.tags ?? {}, reason)
+      const n = Notify.notice(type, e, e.tags ?? c?.tags ?? {}, reason)
       return { id: n.id, endpoint: ep.endpoint, body: Notify.body(n) }
     })
     const write = run(

@@ -49,6 +49,22 @@ describe("ApiKeyAuth.make", () => {
     expect(() => ApiKeyAuth.make([key("a", "value-123456", [])])).toThrow(/allows no connection/)
   })
 
+  it("fails at construction on a key no client can send: a CR left by a CRLF file or variable, surrounding space", () => {
+    // `${file:}` trims one line ending; a key from a variable set from a CRLF .env file keeps its CR, and so does a
+    // file ending in CR CR LF. Such a key was accepted and then answered 401 to every caller.
+    for (const value of ["crlf-key-1234567\r", "tab-key\t-12345678", " space-key-12345678", "space-key-12345678 "])
+      expect(() => ApiKeyAuth.make([key("a", value)]), JSON.stringify(value)).toThrow(/no client can send it/)
+    const thrown = (() => {
+      try {
+        ApiKeyAuth.make([key("a", "secret-value-98765\r")])
+      } catch (e) {
+        return String(e)
+      }
+    })()
+    expect(thrown).not.toContain("secret-value-98765")
+    expect(ApiKeyAuth.make([key("a", "inner space-key-123")]).enabled).toBe(true)
+  })
+
   it("scopes and a tag selector: what a key may do, and which connections exist for it", () => {
     const tenant = ApiKeyAuth.make([
       { ...key("acme", "acme-secret-value"), scopes: ["connections:read"], tags: { tenant: "acme" } }

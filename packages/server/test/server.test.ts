@@ -11,6 +11,7 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Server, startServer } from "../src/index.ts"
+import { Config } from "@tessera/engine"
 import {
   JOBS_KEY,
   OPS_KEY,
@@ -103,6 +104,15 @@ describe("binding", () => {
       })
     )
     await expect(startServer(twins, { port: 0, log: false })).rejects.toThrow(/"a" and "b" have the same value/)
+    // A key read from a variable set by a CRLF file keeps its CR: no client can send it, so it is refused at start.
+    const crlf = await Effect.runPromise(
+      Config.parse(
+        "/tmp/tessera-server-test/tessera.yaml",
+        `server:\n  api_keys:\n    - { name: ops, key: "\${env:CRLF_KEY}" }\n`,
+        { CRLF_KEY: "crlf-key-5e9a1c3d7b\r" }
+      )
+    )
+    await expect(startServer(crlf, { port: 0, log: false })).rejects.toThrow(/"ops" .*no client can send it/)
   })
 })
 

@@ -112,6 +112,21 @@ describe("a tenant key without the route's scope", () => {
     expect(token.status).toBe(404)
   })
 
+  it("a path the proxy refuses tells nothing either: 404 for another tenant's connection and an unknown name alike, 400 only for its own", async () => {
+    // Before, the path was checked before the connection was looked up: a name that does not exist answered 400
+    // and another tenant's 404, so the default scopes (token, proxy) could tell a taken name from a free one.
+    for (const rest of ["%2e%2e/admin", "..;/admin", "a/%252e%252e/b", "..%00/x"]) {
+      const other = await call(BACKEND, "GET", `/v1/proxy/globex-other/${rest}`)
+      const unknown = await call(BACKEND, "GET", `/v1/proxy/no-such-connection/${rest}`)
+      expect(shape(unknown), rest).toEqual(shape(other))
+      expect(shape(other), rest).toMatchObject({ status: 404, code: "UnknownConnection" })
+      expect(shape(await call(BACKEND, "GET", `/v1/proxy/acme-own/${rest}`)), rest).toMatchObject({
+        status: 400,
+        code: "BadRequest"
+      })
+    }
+  })
+
   it("GET /metrics, whose series cover every tenant: 403 for a tenant's key, however it is sent; a key that sees every connection reads it", async () => {
     for (const key of [BACKEND, READER]) {
       for (const headers of [{ authorization: `Bearer ${key}` }, { "x-tessera-key": key }]) {
