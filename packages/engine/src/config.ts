@@ -88,6 +88,9 @@ export interface ServerSettings {
   readonly publicUrl?: string | undefined
   /** `server.connect_keys`: 32-byte keys sealing the connect flow's links and state; the first seals. */
   readonly connectKeys: ReadonlyArray<Redacted.Redacted<string>>
+  /** `server.tenant_private_targets`: a key with tags may create connections whose endpoints are on loopback or
+   *  private addresses (private-target.ts). Default false. */
+  readonly tenantPrivateTargets: boolean
 }
 
 /** `server.background_refresh` (the server's background-refresh.ts). */
@@ -465,7 +468,8 @@ export const parse = (
         publicRoutes: doc.server?.public_routes ?? [],
         backgroundRefresh: backgroundRefreshOf(doc),
         publicUrl,
-        connectKeys
+        connectKeys,
+        tenantPrivateTargets: doc.server?.tenant_private_targets ?? false
       }
     } satisfies Config
   })

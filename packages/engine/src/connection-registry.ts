@@ -26,6 +26,7 @@ import {
 import { isUserGranted } from "./authorization.ts"
 import * as GrantBinding from "./grant-binding.ts"
 import { closest } from "./internal/did-you-mean.ts"
+import * as PrivateTarget from "./private-target.ts"
 import * as Problem from "./problem.ts"
 import * as Template from "./template.ts"
 import { InputInvalid, UnknownConnection } from "./token-error.ts"
@@ -104,6 +105,9 @@ export interface ListPage {
 export interface PutOptions {
   /** Tags the written connection must carry (an API key's selector). */
   readonly requiredTags?: Readonly<Record<string, string>> | undefined
+  /** Refuse endpoints on loopback or private addresses (private-target.ts): a tenant's key, unless the operator set
+   *  `server.tenant_private_targets`. */
+  readonly refusePrivateTargets?: boolean | undefined
 }
 
 /** What a lookup found: a usable connection, or one that exists but is misconfigured. */
@@ -446,7 +450,7 @@ export const make = (
       const given = new Map(
         Object.entries(body.inputs ?? {}).map(([k, v]) => [k, { value: String(v), literal: false }] as const)
       )
-      const { issues } = Connection.resolveInputs(manifest, given, {
+      const { inputs, issues } = Connection.resolveInputs(manifest, given, {
         allowInsecureHttp: body.allow_insecure_http ?? false
       })
       for (const i of issues) {
@@ -454,6 +458,15 @@ export const make = (
         const path = i.input ? pointer(["inputs", i.input]) : "/inputs"
         errors.push({ path, message: i.hint ? `${i.message} (${i.hint})` : i.message })
       }
+      if (options.refusePrivateTargets)
+        for (const p of PrivateTarget.privateEndpoints(manifest, new Set(given.keys()), (n) => inputs.get(n))) {
+          // A secret input's value is never shown, not even its host.
+          const where = manifest.inputs.get(p.input)?.secret ? p.kind : `${p.host}: ${p.kind}`
+          errors.push({
+            path: pointer(["inputs", p.input]),
+            message: `points at a loopback/private address (${where}); a tenant's key may not; an operator can allow it with server.tenant_private_targets: true`
+          })
+        }
     }
     return errors.length > 0 ? Result.fail(new ConnectionInvalid({ connection: name, errors })) : Result.succeed(body)
   }

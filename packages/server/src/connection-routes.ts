@@ -4,7 +4,8 @@
  *
  *  Keys are scoped: `connections:read` to show and list, `connections:write` to put and delete. A key with a tag
  *  selector sees only connections carrying its tags (app.ts answers 404 for the others before a handler runs),
- *  lists only those, and may only write connections that carry them. */
+ *  lists only those, and may only write connections that carry them, whose endpoints are not on loopback or private
+ *  addresses (unless `server.tenant_private_targets`; private-target.ts in the engine). */
 import * as ByteSize from "effect/ByteSize"
 import * as Effect from "effect/Effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
@@ -78,7 +79,12 @@ const put: Handler = () =>
     const { ctx, name, registry } = yield* target
     const body = yield* readJson()
     yield* stillTheKeys(ctx.principal, registry, name)
-    const r = yield* registry.put(name, body, { requiredTags: ctx.principal?.tags })
+    // A tenant's key may not point a connection at this machine or its private network (SSRF), unless allowed.
+    const tenant = ctx.principal !== undefined && Access.needsTags(ctx.principal)
+    const r = yield* registry.put(name, body, {
+      requiredTags: ctx.principal?.tags,
+      refusePrivateTargets: tenant && !ctx.generation.config.server.tenantPrivateTargets
+    })
     return HttpServerResponse.jsonUnsafe(r.view, { status: r.created ? 201 : 200, headers: noStore })
   })
 

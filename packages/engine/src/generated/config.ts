@@ -149,6 +149,10 @@ connect_keys?: [Value, ...(Value)[]]
  */
 allowed_hosts?: string[]
 /**
+ * Whether an API key with tags (a tenant's) may create connections whose endpoints (token, discovery, authorization, device and API URLs, and every url input, after the manifest builds them from the inputs) point at a loopback, private, CGNAT, link-local or unspecified address or a loopback name (localhost, *.localhost, 127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10, in any spelling the URL parser accepts). Default false: such a PUT is a 422, so a tenant cannot make the token request or the proxy reach this machine or its private network. Keys without tags (the operator's) are never refused. Set true only where tenants' providers really are on a private network. A DNS name that resolves to a private address is not checked.
+ */
+tenant_private_targets?: boolean
+/**
  * With api_keys, /readyz and /openapi.json need a key (any valid one), and /metrics a key that sees every connection (connections `*`, no tags), unless listed here: `metrics`, `readyz`, `openapi`. /healthz (liveness) is always public. Without api_keys every route is open to loopback callers anyway.
  */
 public_routes?: ("metrics" | "readyz" | "openapi")[]
