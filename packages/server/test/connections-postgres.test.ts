@@ -83,7 +83,9 @@ describePostgres("the connections list on PostgreSQL", () => {
       tags: { tenant: "acme", team: "x\u0000" }
     })
     expect(r.status, r.text).toBe(422)
+    // With the default (no server.tenant_private_targets), the tenant's sandbox host on 127.0.0.1 is refused too.
     expect((r.json().errors as Array<{ path: string }>).map((e) => e.path).sort()).toEqual([
+      "/inputs/base_url",
       "/inputs/client_id",
       "/tags/team"
     ])

@@ -25,6 +25,7 @@ beforeAll(async () => {
     "    inputs:",
     ...Object.entries(sb.credentials.dvinci).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
     "server:",
+    "  tenant_private_targets: true # the sandbox is on 127.0.0.1",
     "  api_keys:",
     `    - { name: admin, key: "${ADMIN}", scopes: [token, proxy, "connections:read", "connections:write"] }`,
     `    - { name: acme, key: "${ACME}", tags: { tenant: acme }, scopes: [token, proxy, "connections:read", "connections:write"] }`,

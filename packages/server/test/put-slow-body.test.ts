@@ -20,6 +20,7 @@ beforeAll(async () => {
   sb = await sandbox()
   const text = [
     "server:",
+    "  tenant_private_targets: true # the sandbox is on 127.0.0.1",
     "  api_keys:",
     `    - { name: acme, key: "${ACME}", tags: { tenant: acme }, scopes: ["connections:read", "connections:write"] }`,
     `    - { name: globex, key: "${GLOBEX}", tags: { tenant: globex }, scopes: ["connections:read", "connections:write"] }`

@@ -19,12 +19,14 @@ export const env = { CONNECT_KEY }
 
 export const ring: SecretBox.KeyRing = Seal.ringOf([Redacted.make(CONNECT_KEY)])!
 
-/** The `server:` block's lines; `publicUrl` undefined leaves it out. */
+/** The `server:` block's lines; `publicUrl` undefined leaves it out. The tenants' keys write connections pointing at
+ *  the 127.0.0.1 sandboxes, so `tenant_private_targets` is on unless `privateTargets: false`. */
 export const serverLines = (
   publicUrl: string | undefined,
-  opts: { connectKeys?: boolean; allowlisted?: boolean } = {}
+  opts: { connectKeys?: boolean; allowlisted?: boolean; privateTargets?: boolean } = {}
 ): string[] => [
   "server:",
+  ...((opts.privateTargets ?? true) ? ["  tenant_private_targets: true"] : []),
   ...(publicUrl !== undefined ? [`  public_url: "${publicUrl}"`] : []),
   ...((opts.connectKeys ?? true) ? ['  connect_keys: ["${env:CONNECT_KEY}"]'] : []),
   "  api_keys:",
