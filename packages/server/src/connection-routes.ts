@@ -215,7 +215,10 @@ export const connectionRoutes: ReadonlyArray<RouteSpec> = [
       400: problem("Not JSON (code BadRequest)."),
       409: problem("The name belongs to a config-file connection (code ConnectionConflict)."),
       413: problem("Larger than 64 KiB (code PayloadTooLarge)."),
-      422: problem("Every problem with the connection, in `errors` (code ConnectionInvalid)."),
+      422: problem(
+        "Every problem with the connection, in `errors` (code ConnectionInvalid); for a key with tags, also an endpoint " +
+          "on a loopback or private address unless server.tenant_private_targets is set."
+      ),
       ...failures
     },
     handler: put

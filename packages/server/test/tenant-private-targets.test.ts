@@ -152,6 +152,26 @@ describe("a tenant's key, with the default settings", () => {
       tags: { tenant: "acme" }
     }
     expect(refused(await call(ACME, "PUT", "/v1/connections/ssrf-aud", audience))).toEqual(["/inputs/audience"])
+    // oauth2's discovery issuer and its authorization, device and API URLs.
+    const oauth = (inputs: Record<string, string>) => ({
+      provider: "oauth2",
+      inputs: { client_id: "c", client_secret: "s", ...inputs },
+      tags: { tenant: "acme" }
+    })
+    const issuer = await call(ACME, "PUT", "/v1/connections/ssrf-iss", oauth({ issuer: "https://169.254.169.254" }))
+    expect(refused(issuer)).toEqual(["/inputs/issuer"])
+    const others = oauth({
+      token_url: "https://idp.example.com/token",
+      grant_type: "authorization_code",
+      authorize_url: "https://10.0.0.1/authorize",
+      device_authorization_url: "https://[fd00::2]/device",
+      api_base_url: "https://localhost/api"
+    })
+    expect(refused(await call(ACME, "PUT", "/v1/connections/ssrf-oauth", others))).toEqual([
+      "/inputs/api_base_url",
+      "/inputs/authorize_url",
+      "/inputs/device_authorization_url"
+    ])
     expect((await call(ADMIN, "GET", "/v1/connections/ssrf-host")).status).toBe(404)
     expect((await call(ADMIN, "GET", "/v1/connections/ssrf-aud")).status).toBe(404)
   })
