@@ -407,6 +407,18 @@ export const parse = (
           scopes: k.scopes ?? defaultScopes,
           tags: tagsOf(k.tags)
         })
+      // `tags: {}` selects every connection: a tenant's key written without its tenant would see them all.
+      if (k.tags !== undefined && Object.keys(tagsOf(k.tags)).length === 0)
+        problems.push(
+          problemAt(
+            src,
+            ["server", "api_keys", i, "tags"],
+            "tags: {} selects every connection, so the key is no tenant's",
+            {
+              hint: "give the tenant's tags (tags: { tenant: acme }), or leave tags out for a key that sees every connection"
+            }
+          )
+        )
       for (const [j, cn] of (k.connections ?? []).entries()) {
         if (cn !== "*" && !Object.hasOwn(doc.connections ?? {}, cn))
           problems.push(

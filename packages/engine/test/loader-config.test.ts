@@ -622,6 +622,19 @@ describe("Config.parse: connection mistakes break only their connection", () => 
     })
   )
 
+  it.effect("api_keys with tags: {}, at the tags (it would select every connection)", () =>
+    Effect.gen(function* () {
+      const text = `${dvinci(dvinciOk)}server:\n  api_keys:\n    - key: \${env:API_KEY}\n      tags: {}\n`
+      const c = yield* load(text)
+      assertProblem(onlyError(c.problems), {
+        ...locate(text, "{}"),
+        path: "server.api_keys[0].tags",
+        message: "tags: {} selects every connection, so the key is no tenant's",
+        hint: "give the tenant's tags (tags: { tenant: acme }), or leave tags out for a key that sees every connection"
+      })
+    })
+  )
+
   it.effect("an api key written literally is a warning", () =>
     Effect.gen(function* () {
       const text = "server:\n  api_keys:\n    - key: s3cr3t-key\n"
