@@ -5,7 +5,8 @@
  *  - `privateKind(host)`: a URL's host (as `new URL` writes it, so `2130706433`, `0x7f.1`, `0177.0.0.1` and `127.1`
  *    arrive as 127.0.0.1) that is a loopback name (`localhost`, `*.localhost`) or a literal address that is
  *    loopback, unspecified, private (10/8, 172.16/12, 192.168/16, fc00::/7), CGNAT (100.64/10) or link-local
- *    (169.254/16, fe80::/10), also IPv4-mapped or IPv4-compatible IPv6 of those.
+ *    (169.254/16, fe80::/10) or reserved (192.0.0/24, 198.18/15, 240/4), also IPv4-mapped, IPv4-compatible, NAT64
+ *    (64:ff9b::/96; the local-use 64:ff9b:1::/48 is private) or 6to4 (2002::/16) IPv6 of those.
  *  - `privateEndpoints(manifest, given, inputs)`: every endpoint URL the connection would contact (its token flows,
  *    discovery issuer, authorization and device URLs, API base URL, and every url input), rendered from its
  *    resolved inputs, whose host is private; each named by the given input it comes from.
@@ -29,6 +30,9 @@ const v4Kind = (a: number): string | undefined => {
   if (inV4(a, "10.0.0.0", 8) || inV4(a, "172.16.0.0", 12) || inV4(a, "192.168.0.0", 16)) return "private"
   if (inV4(a, "100.64.0.0", 10)) return "CGNAT"
   if (inV4(a, "169.254.0.0", 16)) return "link-local"
+  // Special-purpose (RFC 6890): IETF protocol assignments, benchmarking (often routed inside a network), and the
+  // reserved block with the broadcast address; none is a provider's.
+  if (inV4(a, "192.0.0.0", 24) || inV4(a, "198.18.0.0", 15) || inV4(a, "240.0.0.0", 4)) return "reserved"
   return undefined
 }
 
@@ -50,9 +54,15 @@ const v6Kind = (h: string): string | undefined => {
   const first = g[0] ?? 0
   if ((first & 0xfe00) === 0xfc00) return "private"
   if ((first & 0xffc0) === 0xfe80) return "link-local"
+  const low = (g[6] ?? 0) * 65536 + (g[7] ?? 0)
   // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d): the IPv4 address decides.
-  if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0))
-    return v4Kind((g[6] ?? 0) * 65536 + (g[7] ?? 0))
+  if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0)) return v4Kind(low)
+  // NAT64 (64:ff9b::a.b.c.d, RFC 6052): a gateway reaches the embedded IPv4 address, so it decides; the local-use
+  // prefix 64:ff9b:1::/48 (RFC 8215) is a network's own.
+  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return v4Kind(low)
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return "private"
+  // 6to4 (2002:aabb:ccdd::/48, RFC 3056): the embedded IPv4 address decides.
+  if (g[0] === 0x2002) return v4Kind((g[1] ?? 0) * 65536 + (g[2] ?? 0))
   return undefined
 }
 

@@ -27,7 +27,14 @@ describe("privateHost", () => {
       ["https://100.127.255.255/", "100.127.255.255", "CGNAT"],
       ["https://169.254.169.254/", "169.254.169.254", "link-local"],
       ["https://[fe80::1]/", "[fe80::1]", "link-local"],
-      ["https://[febf::1]/", "[febf::1]", "link-local"]
+      ["https://[febf::1]/", "[febf::1]", "link-local"],
+      ["https://192.0.0.170/", "192.0.0.170", "reserved"],
+      ["https://198.19.255.255/", "198.19.255.255", "reserved"],
+      ["https://255.255.255.255/", "255.255.255.255", "reserved"],
+      ["https://[64:ff9b::7f00:1]/", "[64:ff9b::7f00:1]", "loopback"],
+      ["https://[64:ff9b::10.1.2.3]/", "[64:ff9b::a01:203]", "private"],
+      ["https://[64:ff9b:1::8.8.8.8]/", "[64:ff9b:1::808:808]", "private"],
+      ["https://[2002:a9fe:a9fe::]/", "[2002:a9fe:a9fe::]", "link-local"]
     ]
     for (const [url, host, kind] of cases) expect(privateHost(url), url).toEqual({ host, kind })
   })
@@ -44,6 +51,11 @@ describe("privateHost", () => {
       "https://11.0.0.1/",
       "https://[2001:db8::1]/",
       "https://[fec0::1]/",
+      "https://198.17.255.255/",
+      "https://198.20.0.1/",
+      "https://192.0.1.1/",
+      "https://[64:ff9b::808:808]/",
+      "https://[2002:808:808::1]/",
       "https://localhost.example.com/",
       "not a url"
     ])

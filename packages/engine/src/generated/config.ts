@@ -149,7 +149,7 @@ connect_keys?: [Value, ...(Value)[]]
  */
 allowed_hosts?: string[]
 /**
- * Whether an API key with tags (a tenant's) may create connections whose endpoints (token, discovery, authorization, device and API URLs, and every url input, after the manifest builds them from the inputs) point at a loopback, private, CGNAT, link-local or unspecified address or a loopback name (localhost, *.localhost, 127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10, in any spelling the URL parser accepts). Default false: such a PUT is a 422, so a tenant cannot make the token request or the proxy reach this machine or its private network. Keys without tags (the operator's) are never refused. Set true only where tenants' providers really are on a private network. A DNS name that resolves to a private address is not checked.
+ * Whether an API key with tags (a tenant's) may create connections whose endpoints (token, discovery, authorization, device and API URLs, and every url input, after the manifest builds them from the inputs) point at a loopback, private, CGNAT, link-local or unspecified address or a loopback name (localhost, *.localhost, 127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, the reserved 192.0.0/24, 198.18/15 and 240/4, fc00::/7, fe80::/10, and IPv4-mapped, NAT64 and 6to4 IPv6 of those, in any spelling the URL parser accepts). Default false: such a PUT is a 422, so a tenant cannot make the token request or the proxy reach this machine or its private network. Keys without tags (the operator's) are never refused. Set true only where tenants' providers really are on a private network. A DNS name that resolves to a private address is not checked.
  */
 tenant_private_targets?: boolean
 /**
