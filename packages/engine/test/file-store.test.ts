@@ -166,14 +166,21 @@ describe("file store", () => {
 })
 
 describe("the key file", () => {
-  it("eight first runs at once agree on one key: none reads it half written", async () => {
-    const once = (i: number) =>
-      promisify(execFile)(process.execPath, [worker, dir, "--seal", `k${i}`], { timeout: 20_000 })
-    const outs = await Promise.all(Array.from({ length: 8 }, (_, i) => once(i)))
-    expect(outs.map((o) => o.stdout.trim())).toEqual(Array.from({ length: 8 }, () => "sealed"))
-    const store = await open()
-    expect((await run(store.list())).map(([k]) => k)).toEqual(["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"])
-    expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([])
+  it("eight first runs at once agree on one directory and one key: none sees either half made", async () => {
+    // Three rounds, each on a directory not there yet: a run that saw the directory before its marker took it for a
+    // foreign one and used its tessera/ subdirectory, under a key of its own (its token then missing from the list).
+    for (const round of [1, 2, 3]) {
+      const at = join(root, `cache-${round}`)
+      const once = (i: number) =>
+        promisify(execFile)(process.execPath, [worker, at, "--seal", `k${i}`], { timeout: 20_000 })
+      const outs = await Promise.all(Array.from({ length: 8 }, (_, i) => once(i)))
+      expect(outs.map((o) => o.stdout.trim())).toEqual(Array.from({ length: 8 }, () => "sealed"))
+      expect(existsSync(join(at, "tessera")), `round ${round}: a run used the subdirectory`).toBe(false)
+      const store = await open({ dir: at })
+      expect((await run(store.list())).map(([k]) => k)).toEqual(["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"])
+      expect(readdirSync(at).filter((n) => n.endsWith(".tmp"))).toEqual([])
+      expect(readdirSync(root).filter((n) => n.endsWith(".tmp"))).toEqual([])
+    }
   })
 
   for (const [what, content] of [

@@ -2,7 +2,7 @@
  *  key kept there when the config gives none.
  *
  *  - Ownership: tessera owns only a directory it created, marked by a `.tessera-cache` file, owned by the current
- *    user. Only an owned directory is ever chmod-ed (0700) or cleared. A configured directory that exists without
+ *    user; it is created with its marker under a temporary name and renamed into place, so it never exists unmarked. Only an owned directory is ever chmod-ed (0700) or cleared. A configured directory that exists without
  *    the marker (say `TESSERA_CACHE_DIR=/tmp`) is left alone: the cache goes into a `tessera/` subdirectory of it
  *    instead, created and marked. If that subdirectory exists without the marker too, the directory is refused.
  *  - Key file: created atomically (a complete temp file hard-linked into place), so two first runs never read a
@@ -12,7 +12,7 @@
  *  @internal */
 import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
-import { chmod, link, lstat, mkdir, rename, stat, unlink, writeFile } from "node:fs/promises"
+import { chmod, link, lstat, mkdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { parseKey } from "../secret-box.ts"
 import { StoreError } from "../token-error.ts"
@@ -55,10 +55,10 @@ const stateOf = async (dir: string): Promise<{ readonly state: State; readonly m
   return { state: "owned", mode: s.mode & 0o777 }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Creates `dir` (its parents as needed) with the marker. When another process created it a moment earlier, waits
- *  briefly for that process's marker instead of mistaking the directory for a foreign one. */
+/** Creates `dir` (its parents as needed) with the marker, atomically: a complete directory (marker inside, 0700) is
+ *  made under a temporary name beside it and renamed into place, so no other process ever sees `dir` without its
+ *  marker (and takes it for a foreign one: it would then use the `tessera/` subdirectory, under another key). When
+ *  another process got there first, its directory is the one used. */
 const create = async (dir: string): Promise<State> => {
   await mkdir(dirname(dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
     const code = codeOf(e)
@@ -66,20 +66,21 @@ const create = async (dir: string): Promise<State> => {
       throw refuse("open cache dir", `cannot create ${dir}: a part of its path is a file, not a directory`)
     throw e
   })
+  const tmp = `${dir}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+  await mkdir(tmp, { mode: 0o700 })
   try {
-    await mkdir(dir, { mode: 0o700 })
+    await writeFile(join(tmp, markerName), markerText, { mode: 0o600, flag: "wx" })
+    await chmod(tmp, 0o700) // mkdir's mode is masked by the umask
+    await rename(tmp, dir)
+    return "owned"
   } catch (e) {
-    if (codeOf(e) !== "EEXIST") throw e
-    for (let waited = 0; waited < 1000; waited += 20) {
-      const s = (await stateOf(dir)).state
-      if (s !== "foreign") return s
-      await sleep(20)
-    }
-    return "foreign"
+    const code = codeOf(e)
+    // `dir` appeared meanwhile, with something in it: another process's complete directory, or a foreign one.
+    if (code !== "EEXIST" && code !== "ENOTEMPTY") throw e
+    return (await stateOf(dir)).state
+  } finally {
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined)
   }
-  await writeFile(join(dir, markerName), markerText, { mode: 0o600, flag: "wx" })
-  await chmod(dir, 0o700) // mkdir's mode is masked by the umask
-  return "owned"
 }
 
 /** The state of `dir`, after creating it when absent and allowed. An owned directory that lost its 0700 mode gets it
